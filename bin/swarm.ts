@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * The `swarm` command line. A thin layer over lib/index.ts: it parses options (commander),
+ * draws progress (cli-progress), prints results, and maps error codes to exit codes. This is the
+ * only place that calls process.exit.
+ */
+import { Command, CommanderError } from 'commander';
+import { SwarmError, exitCodeFor, EXIT_CODES, VERSION } from '../lib/index.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('swarm')
+    .description('Pull one big file from many peers at once; share and sync folders.')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return EXIT_CODES.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT_CODES.OK : EXIT_CODES.USAGE;
+    }
+    if (err instanceof SwarmError) {
+      process.stderr.write(`swarm: ${err.message} [${err.code}]\n`);
+      return exitCodeFor(err.code);
+    }
+    process.stderr.write(`swarm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return EXIT_CODES.INTERNAL;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,141 @@
+/**
+ * Errors with stable string codes.
+ *
+ * Every failure swarm reports carries a `code` from ERROR_CODES. Codes are the contract: they
+ * cross thread and process boundaries as plain `{code, message}` objects (see `toWire` /
+ * `fromWire`), appear in `--json` output, and map to CLI exit codes in exactly one place
+ * (`exitCodeFor`). Messages are for people and may change; codes do not.
+ */
+
+export const ERROR_CODES = {
+  // wire format
+  FRAME_TOO_LARGE: 'SWARM_ERR_FRAME_TOO_LARGE',
+  BAD_FRAME: 'SWARM_ERR_BAD_FRAME',
+  BAD_JSON: 'SWARM_ERR_BAD_JSON',
+  UNKNOWN_MESSAGE: 'SWARM_ERR_UNKNOWN_MESSAGE',
+  BAD_MESSAGE: 'SWARM_ERR_BAD_MESSAGE',
+  BAD_PACKET: 'SWARM_ERR_BAD_PACKET',
+  BAD_CHECKSUM: 'SWARM_ERR_BAD_CHECKSUM',
+  TRUNCATED: 'SWARM_ERR_TRUNCATED',
+  // share / serving
+  PATH_ESCAPE: 'SWARM_ERR_PATH_ESCAPE',
+  NOT_FOUND: 'SWARM_ERR_NOT_FOUND',
+  FILE_CHANGED: 'SWARM_ERR_FILE_CHANGED',
+  LIMIT: 'SWARM_ERR_LIMIT',
+  // download
+  NO_PEERS: 'SWARM_ERR_NO_PEERS',
+  HASH_MISMATCH: 'SWARM_ERR_HASH_MISMATCH',
+  MANIFEST_MISMATCH: 'SWARM_ERR_MANIFEST_MISMATCH',
+  PEER_TIMEOUT: 'SWARM_ERR_PEER_TIMEOUT',
+  PEER_CLOSED: 'SWARM_ERR_PEER_CLOSED',
+  TRACKER_UNREACHABLE: 'SWARM_ERR_TRACKER_UNREACHABLE',
+  INTERRUPTED: 'SWARM_ERR_INTERRUPTED',
+  IO: 'SWARM_ERR_IO',
+  DISK_FULL: 'SWARM_ERR_DISK_FULL',
+  // usage and everything else
+  USAGE: 'SWARM_ERR_USAGE',
+  INTERNAL: 'SWARM_ERR_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ERROR_CODES));
+
+export class SwarmError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SwarmError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Plain form of an error, safe for postMessage, JSON frames and NDJSON output. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export function toWire(err: unknown): WireError {
+  if (err instanceof SwarmError) {
+    return err.details ? { code: err.code, message: err.message, details: err.details } : { code: err.code, message: err.message };
+  }
+  return { code: codeOfSystemError(err), message: err instanceof Error ? err.message : String(err) };
+}
+
+export function fromWire(w: { code?: unknown; message?: unknown; details?: unknown }): SwarmError {
+  const code = typeof w.code === 'string' && KNOWN_CODES.has(w.code) ? (w.code as ErrorCode) : ERROR_CODES.INTERNAL;
+  const details = w.details && typeof w.details === 'object' ? (w.details as Record<string, unknown>) : undefined;
+  return new SwarmError(code, typeof w.message === 'string' ? w.message : 'unknown error', details);
+}
+
+/** Wrap anything thrown into a SwarmError, keeping a SwarmError as it is. */
+export function asSwarmError(err: unknown): SwarmError {
+  if (err instanceof SwarmError) return err;
+  const wrapped = new SwarmError(codeOfSystemError(err), err instanceof Error ? err.message : String(err), undefined, { cause: err });
+  return wrapped;
+}
+
+function codeOfSystemError(err: unknown): ErrorCode {
+  const sys = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (sys === 'ENOSPC' || sys === 'EDQUOT') return ERROR_CODES.DISK_FULL;
+  if (sys === 'ENOENT') return ERROR_CODES.NOT_FOUND;
+  if (typeof sys === 'string' && sys.startsWith('E')) return ERROR_CODES.IO;
+  return ERROR_CODES.INTERNAL;
+}
+
+/**
+ * Exit codes of the CLI. Documented in README.md ("Exit codes"); keep the two in step.
+ * 0 success, 1 internal, 2 usage (commander's own), then one per failure family.
+ */
+export const EXIT_CODES = {
+  OK: 0,
+  INTERNAL: 1,
+  USAGE: 2,
+  NOT_FOUND: 3,
+  NO_PEERS: 4,
+  INTEGRITY: 5,
+  IO: 6,
+  PROTOCOL: 7,
+  INTERRUPTED: 130,
+} as const;
+
+export function exitCodeFor(code: ErrorCode | string): number {
+  switch (code) {
+    case ERROR_CODES.USAGE:
+    case ERROR_CODES.PATH_ESCAPE:
+      return EXIT_CODES.USAGE;
+    case ERROR_CODES.NOT_FOUND:
+      return EXIT_CODES.NOT_FOUND;
+    case ERROR_CODES.NO_PEERS:
+    case ERROR_CODES.TRACKER_UNREACHABLE:
+    case ERROR_CODES.PEER_TIMEOUT:
+    case ERROR_CODES.PEER_CLOSED:
+      return EXIT_CODES.NO_PEERS;
+    case ERROR_CODES.HASH_MISMATCH:
+    case ERROR_CODES.MANIFEST_MISMATCH:
+    case ERROR_CODES.BAD_CHECKSUM:
+    case ERROR_CODES.FILE_CHANGED:
+      return EXIT_CODES.INTEGRITY;
+    case ERROR_CODES.IO:
+    case ERROR_CODES.DISK_FULL:
+      return EXIT_CODES.IO;
+    case ERROR_CODES.FRAME_TOO_LARGE:
+    case ERROR_CODES.BAD_FRAME:
+    case ERROR_CODES.BAD_JSON:
+    case ERROR_CODES.UNKNOWN_MESSAGE:
+    case ERROR_CODES.BAD_MESSAGE:
+    case ERROR_CODES.BAD_PACKET:
+    case ERROR_CODES.TRUNCATED:
+    case ERROR_CODES.LIMIT:
+      return EXIT_CODES.PROTOCOL;
+    case ERROR_CODES.INTERRUPTED:
+      return EXIT_CODES.INTERRUPTED;
+    default:
+      return EXIT_CODES.INTERNAL;
+  }
+}

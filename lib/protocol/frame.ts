@@ -1,0 +1,253 @@
+/**
+ * Frames: seed 000's wire format, and a streaming decoder that survives any TCP split.
+ *
+ *   u32 BE  JSON header length  (0 means: the body is a data packet, see packet.ts)
+ *   u32 BE  body length
+ *   JSON header (UTF-8 object with a string field `t`, the message type)
+ *   body (binary, may be empty)
+ *
+ * The decoder keeps a list of received buffers and works as "need N bytes, then the next step";
+ * it copies only when the piece it needs straddles two reads, and hands packet payloads over as
+ * slices of the received buffers (never joined). Declared lengths are checked against limits
+ * before anything is allocated. It is pure: bytes in, callbacks out; errors are thrown as
+ * SwarmError and the caller closes the connection.
+ */
+import { ERROR_CODES, SwarmError } from '../errors.js';
+import { FRAME_PREFIX_BYTES, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_PACKET_PAYLOAD_BYTES } from '../constants.js';
+import { decodePacketHeader, PACKET_HEADER_BYTES, type PacketHeader } from './packet.js';
+
+export { FRAME_PREFIX_BYTES };
+
+export type Header = { t: string; [k: string]: unknown };
+
+/** Encode a control frame. Returns [prefix+header] and the body separately, for writev. */
+export function encodeFrame(header: Header, body?: Uint8Array): Buffer[] {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  if (json.length === 0 || json.length > MAX_HEADER_BYTES) {
+    throw new SwarmError(ERROR_CODES.FRAME_TOO_LARGE, `frame header of ${json.length} bytes exceeds ${MAX_HEADER_BYTES}`);
+  }
+  const bodyLength = body ? body.length : 0;
+  if (bodyLength > MAX_BODY_BYTES) throw new SwarmError(ERROR_CODES.FRAME_TOO_LARGE, `frame body of ${bodyLength} bytes exceeds ${MAX_BODY_BYTES}`);
+  const head = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + json.length);
+  head.writeUInt32BE(json.length, 0);
+  head.writeUInt32BE(bodyLength, 4);
+  json.copy(head, FRAME_PREFIX_BYTES);
+  return body && bodyLength > 0 ? [head, Buffer.from(body.buffer, body.byteOffset, body.byteLength)] : [head];
+}
+
+/** One frame as a single buffer (tests, tools). */
+export function encodeFrameBuffer(header: Header, body?: Uint8Array): Buffer {
+  return Buffer.concat(encodeFrame(header, body));
+}
+
+export interface FrameHandler {
+  /** A control message: parsed JSON header and its body (empty buffer when none). */
+  onMessage(header: Header, body: Buffer): void;
+  /**
+   * A data packet: its parsed header, the raw 28 header bytes (for the checksum), and the
+   * payload as slices of received buffers, in order, summing to header.length bytes.
+   */
+  onPacket(header: PacketHeader, headerBytes: Buffer, payload: Buffer[]): void;
+}
+
+export interface DecoderLimits {
+  maxHeaderBytes?: number;
+  maxBodyBytes?: number;
+}
+
+const enum Step {
+  Prefix,
+  Header,
+  Body,
+  PacketHeader,
+  PacketPayload,
+}
+
+export class FrameDecoder {
+  private readonly queue: Buffer[] = [];
+  private queueHead = 0;
+  private headOffset = 0;
+  private available = 0;
+  private step: Step = Step.Prefix;
+  private headerLength = 0;
+  private bodyLength = 0;
+  private header: Header | null = null;
+  private packet: PacketHeader | null = null;
+  private packetHeaderBytes: Buffer | null = null;
+  private readonly maxHeader: number;
+  private readonly maxBody: number;
+  private broken: SwarmError | null = null;
+
+  constructor(private readonly handler: FrameHandler, limits: DecoderLimits = {}) {
+    this.maxHeader = limits.maxHeaderBytes ?? MAX_HEADER_BYTES;
+    this.maxBody = limits.maxBodyBytes ?? MAX_BODY_BYTES;
+  }
+
+  /** Bytes received but not yet consumed by a complete frame. */
+  get buffered(): number {
+    return this.available;
+  }
+
+  /** True between frames: a connection closing now loses nothing. */
+  get idle(): boolean {
+    return this.step === Step.Prefix && this.available === 0;
+  }
+
+  /** Feed bytes. Calls the handler for every complete frame; throws SwarmError on bad input. */
+  push(chunk: Buffer): void {
+    if (this.broken) throw this.broken;
+    if (chunk.length === 0) return;
+    this.queue.push(chunk);
+    this.available += chunk.length;
+    try {
+      this.drain();
+    } catch (err) {
+      this.broken = err instanceof SwarmError ? err : new SwarmError(ERROR_CODES.BAD_FRAME, String(err));
+      throw this.broken;
+    }
+  }
+
+  /** Call at end of stream: throws TRUNCATED if a frame was cut short. */
+  end(): void {
+    if (!this.broken && !this.idle) {
+      throw new SwarmError(ERROR_CODES.TRUNCATED, `stream ended inside a frame (${this.available} bytes pending)`);
+    }
+  }
+
+  private drain(): void {
+    for (;;) {
+      switch (this.step) {
+        case Step.Prefix: {
+          if (this.available < FRAME_PREFIX_BYTES) return;
+          const p = this.take(FRAME_PREFIX_BYTES);
+          this.headerLength = p.readUInt32BE(0);
+          this.bodyLength = p.readUInt32BE(4);
+          if (this.headerLength === 0) {
+            if (this.bodyLength < PACKET_HEADER_BYTES) throw new SwarmError(ERROR_CODES.BAD_PACKET, `data frame of ${this.bodyLength} bytes is shorter than a packet header`);
+            if (this.bodyLength > PACKET_HEADER_BYTES + MAX_PACKET_PAYLOAD_BYTES) {
+              throw new SwarmError(ERROR_CODES.FRAME_TOO_LARGE, `data frame declares ${this.bodyLength} bytes`, { declared: this.bodyLength });
+            }
+            this.step = Step.PacketHeader;
+          } else {
+            if (this.headerLength > this.maxHeader) {
+              throw new SwarmError(ERROR_CODES.FRAME_TOO_LARGE, `frame header declares ${this.headerLength} bytes (limit ${this.maxHeader})`, { declared: this.headerLength });
+            }
+            if (this.bodyLength > this.maxBody) {
+              throw new SwarmError(ERROR_CODES.FRAME_TOO_LARGE, `frame body declares ${this.bodyLength} bytes (limit ${this.maxBody})`, { declared: this.bodyLength });
+            }
+            this.step = Step.Header;
+          }
+          break;
+        }
+        case Step.Header: {
+          if (this.available < this.headerLength) return;
+          this.header = parseHeader(this.take(this.headerLength));
+          this.step = Step.Body;
+          break;
+        }
+        case Step.Body: {
+          if (this.available < this.bodyLength) return;
+          const body = this.bodyLength === 0 ? EMPTY : this.take(this.bodyLength);
+          const header = this.header!;
+          this.header = null;
+          this.step = Step.Prefix;
+          this.handler.onMessage(header, body);
+          break;
+        }
+        case Step.PacketHeader: {
+          if (this.available < PACKET_HEADER_BYTES) return;
+          const raw = this.take(PACKET_HEADER_BYTES);
+          const h = decodePacketHeader(raw);
+          if (h.length !== this.bodyLength - PACKET_HEADER_BYTES) {
+            throw new SwarmError(ERROR_CODES.BAD_PACKET, `packet declares ${h.length} payload bytes but its frame holds ${this.bodyLength - PACKET_HEADER_BYTES}`);
+          }
+          this.packet = h;
+          this.packetHeaderBytes = raw;
+          this.step = Step.PacketPayload;
+          break;
+        }
+        case Step.PacketPayload: {
+          const h = this.packet!;
+          if (this.available < h.length) return;
+          const pieces = this.takePieces(h.length);
+          const raw = this.packetHeaderBytes!;
+          this.packet = null;
+          this.packetHeaderBytes = null;
+          this.step = Step.Prefix;
+          this.handler.onPacket(h, raw, pieces);
+          break;
+        }
+      }
+    }
+  }
+
+  /** Remove n bytes (n <= available) as one buffer: a slice when possible, else a copy. */
+  private take(n: number): Buffer {
+    const first = this.queue[this.queueHead]!;
+    const left = first.length - this.headOffset;
+    if (left >= n) {
+      const out = first.subarray(this.headOffset, this.headOffset + n);
+      this.advance(n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    for (const piece of this.takePieces(n)) {
+      piece.copy(out, filled);
+      filled += piece.length;
+    }
+    return out;
+  }
+
+  /** Remove n bytes (n <= available) as slices of the received buffers. */
+  private takePieces(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let need = n;
+    while (need > 0) {
+      const buf = this.queue[this.queueHead]!;
+      const left = buf.length - this.headOffset;
+      const k = Math.min(left, need);
+      out.push(buf.subarray(this.headOffset, this.headOffset + k));
+      need -= k;
+      this.advance(k);
+    }
+    return out;
+  }
+
+  private advance(n: number): void {
+    this.available -= n;
+    this.headOffset += n;
+    const buf = this.queue[this.queueHead]!;
+    if (this.headOffset === buf.length) {
+      this.queue[this.queueHead] = EMPTY;
+      this.queueHead++;
+      this.headOffset = 0;
+      if (this.queueHead === this.queue.length) {
+        this.queue.length = 0;
+        this.queueHead = 0;
+      } else if (this.queueHead > 64) {
+        this.queue.splice(0, this.queueHead);
+        this.queueHead = 0;
+      }
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function parseHeader(bytes: Buffer): Header {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new SwarmError(ERROR_CODES.BAD_JSON, `frame header is not valid JSON: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'frame header is not a JSON object');
+  }
+  const t = (value as { t?: unknown }).t;
+  if (typeof t !== 'string' || t.length === 0 || t.length > 64) {
+    throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'frame header has no message type "t"');
+  }
+  return value as Header;
+}

@@ -1,0 +1,121 @@
+/**
+ * Data packets: the binary record that carries chunk bytes (seed 004's packet with a chunk
+ * number and a UDP-style checksum, grown to 64-bit offsets).
+ *
+ * A packet travels as the body of a frame whose JSON-header length is 0 (see frame.ts and
+ * README.md in this folder). Layout of the 28-byte packet header, big-endian:
+ *
+ *   0  u16 magic 0x5350 ('SP')   2 u8 version (1)   3 u8 flags (bit 0: last packet of its chunk)
+ *   4  u32 request id            8 u32 chunk index
+ *  12  u64 file offset of the first payload byte (as hi u32, lo u32)
+ *  20  u32 payload length       24 u16 checksum     26 u16 reserved, 0
+ *
+ * The checksum is RFC 1071's over the 28 header bytes (checksum field as 0) and the payload.
+ * Encoding returns the frame prefix and packet header as one small buffer; the payload is written
+ * after it unchanged (writev), never copied to prepend a header.
+ */
+import { ERROR_CODES, SwarmError } from '../errors.js';
+import { FRAME_PREFIX_BYTES, MAX_PACKET_PAYLOAD_BYTES } from '../constants.js';
+import { add16, complement16, sum16 } from './checksum.js';
+
+
+export const PACKET_MAGIC = 0x5350;
+export const PACKET_VERSION = 1;
+export const PACKET_HEADER_BYTES = 28;
+export const FLAG_LAST_IN_CHUNK = 1;
+
+export interface PacketHeader {
+  flags: number;
+  requestId: number;
+  chunk: number;
+  offset: number;
+  length: number;
+  checksum: number;
+}
+
+const TWO_32 = 0x1_0000_0000;
+
+function writeHeader(buf: Buffer, at: number, h: Omit<PacketHeader, 'checksum'>, checksum: number): void {
+  buf.writeUInt16BE(PACKET_MAGIC, at);
+  buf[at + 2] = PACKET_VERSION;
+  buf[at + 3] = h.flags;
+  buf.writeUInt32BE(h.requestId >>> 0, at + 4);
+  buf.writeUInt32BE(h.chunk >>> 0, at + 8);
+  buf.writeUInt32BE(Math.floor(h.offset / TWO_32), at + 12);
+  buf.writeUInt32BE(h.offset % TWO_32, at + 16);
+  buf.writeUInt32BE(h.length, at + 20);
+  buf.writeUInt16BE(checksum, at + 24);
+  buf.writeUInt16BE(0, at + 26);
+}
+
+/**
+ * Frame prefix + packet header for `payload`, checksum filled in. Send it, then the payload.
+ * `payloadSum` may be passed when the caller already summed the payload.
+ */
+export function encodePacketHead(
+  h: { flags: number; requestId: number; chunk: number; offset: number },
+  payload: Uint8Array,
+  payloadSum: number = sum16(payload),
+): Buffer {
+  if (payload.length > MAX_PACKET_PAYLOAD_BYTES) {
+    throw new SwarmError(ERROR_CODES.BAD_PACKET, `packet payload ${payload.length} bytes exceeds ${MAX_PACKET_PAYLOAD_BYTES}`);
+  }
+  if (!Number.isSafeInteger(h.offset) || h.offset < 0) throw new SwarmError(ERROR_CODES.BAD_PACKET, `bad packet offset ${h.offset}`);
+  const head = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + PACKET_HEADER_BYTES);
+  head.writeUInt32BE(0, 0);
+  head.writeUInt32BE(PACKET_HEADER_BYTES + payload.length, 4);
+  const fields = { ...h, length: payload.length };
+  writeHeader(head, FRAME_PREFIX_BYTES, fields, 0);
+  const headerSum = sum16(head.subarray(FRAME_PREFIX_BYTES));
+  head.writeUInt16BE(complement16(add16(headerSum, payloadSum)), FRAME_PREFIX_BYTES + 24);
+  return head;
+}
+
+/** Whole packet (header + payload) as one buffer: for tests and tools, not the hot path. */
+export function encodePacket(h: { flags: number; requestId: number; chunk: number; offset: number }, payload: Uint8Array): Buffer {
+  const head = encodePacketHead(h, payload);
+  return Buffer.concat([head, payload]);
+}
+
+/** Parse and sanity-check a packet header (28 bytes). Throws BAD_PACKET. */
+export function decodePacketHeader(b: Buffer): PacketHeader {
+  if (b.length < PACKET_HEADER_BYTES) throw new SwarmError(ERROR_CODES.BAD_PACKET, 'packet shorter than its header');
+  if (b.readUInt16BE(0) !== PACKET_MAGIC) throw new SwarmError(ERROR_CODES.BAD_PACKET, 'bad packet magic');
+  if (b[2] !== PACKET_VERSION) throw new SwarmError(ERROR_CODES.BAD_PACKET, `unsupported packet version ${b[2]}`);
+  const hi = b.readUInt32BE(12);
+  if (hi >= 1 << 21) throw new SwarmError(ERROR_CODES.BAD_PACKET, 'packet offset beyond 2^53');
+  const length = b.readUInt32BE(20);
+  if (length > MAX_PACKET_PAYLOAD_BYTES) throw new SwarmError(ERROR_CODES.FRAME_TOO_LARGE, `packet declares ${length} payload bytes`);
+  return {
+    flags: b[3]!,
+    requestId: b.readUInt32BE(4),
+    chunk: b.readUInt32BE(8),
+    offset: hi * TWO_32 + b.readUInt32BE(16),
+    length,
+    checksum: b.readUInt16BE(24),
+  };
+}
+
+/** Partial sum of the 28 header bytes with the checksum field taken as zero. */
+export function packetHeaderSum(headerBytes: Buffer): number {
+  return add16(sum16(headerBytes.subarray(0, 24)), sum16(headerBytes.subarray(26, PACKET_HEADER_BYTES)));
+}
+
+/** True when header sum + payload sum match the packet's checksum field. */
+export function packetChecksumOk(h: PacketHeader, headerSum: number, payloadSum: number): boolean {
+  return complement16(add16(headerSum, payloadSum)) === h.checksum;
+}
+
+/**
+ * Copy a packet's payload pieces into `dest` at `at` and verify the checksum over the copy.
+ * Summing the destination (not the pieces) keeps the fast aligned kernel in use whatever the
+ * socket's read boundaries were. Returns false on a checksum mismatch (dest bytes are then junk).
+ */
+export function copyAndVerify(h: PacketHeader, headerBytes: Buffer, pieces: Buffer[], dest: Uint8Array, at: number): boolean {
+  let pos = at;
+  for (const p of pieces) {
+    dest.set(p, pos);
+    pos += p.length;
+  }
+  return packetChecksumOk(h, packetHeaderSum(headerBytes), sum16(dest.subarray(at, pos)));
+}
