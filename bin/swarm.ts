@@ -6,6 +6,9 @@
  */
 import { Command, CommanderError } from 'commander';
 import { SwarmError, exitCodeFor, EXIT_CODES, VERSION } from '../lib/index.js';
+import { register as registerServe } from './commands/serve.js';
+import { register as registerTracker } from './commands/tracker.js';
+import { register as registerLs } from './commands/ls.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -15,6 +18,9 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerServe(program);
+  registerTracker(program);
+  registerLs(program);
   return program;
 }
 

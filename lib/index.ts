@@ -8,3 +8,13 @@ export { FrameDecoder, encodeFrame, encodeFrameBuffer, type Header, type FrameHa
 export { encodePacket, encodePacketHead, decodePacketHeader, copyAndVerify, type PacketHeader } from './protocol/packet.js';
 export { internetChecksum, sum16 } from './protocol/checksum.js';
 export { VERSION } from './version.js';
+export { serve, ServeHandle, type ServeOptions } from './serve.js';
+export { tracker, TrackerServer, type TrackerOptions } from './tracker/server.js';
+export { trackerDirectory, trackerWhoHas, queryTracker } from './tracker/client.js';
+export { listLocal, listPeer } from './listing.js';
+export { parseHostPort } from './net/framed-client.js';
+export { PeerClient } from './peer/client.js';
+export { openLogFile, type Log } from './log.js';
+export { Library, type HashProgress } from './share/library.js';
+export { createChunkPool, ThreadChunkPool, InlineChunkPool, type ChunkPool } from './pool.js';
+export { scanShare, diffScans } from './share/scanner.js';

@@ -1,0 +1,91 @@
+/** `swarm serve DIR`: share a folder (and embed or join a tracker). */
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { serve, openLogFile, constants, type ServeHandle } from '../../lib/index.js';
+import { humanBytes, ndjson } from '../format.js';
+import { intOption, onInterrupt } from './common.js';
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('share a folder: scan and hash it, answer peers, register with a tracker')
+    .argument('<dir>', 'folder to share (subfolders included)')
+    .option('-p, --port <port>', `peer port (0 picks a free one)`, intOption, constants.DEFAULT_PEER_PORT)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('-t, --tracker <host:port>', 'register with this tracker (default: embed one, or join the one already running here)')
+    .option('--tracker-port <port>', 'port of the embedded tracker', intOption, constants.DEFAULT_TRACKER_PORT)
+    .option('--no-tracker', 'do not use a tracker at all')
+    .option('--threads <n>', 'hashing threads (0: hash on the main thread)', intOption)
+    .option('--log <file>', 'append one line per event to this file')
+    .option('--json', 'print NDJSON events instead of text')
+    .addHelpText(
+      'after',
+      `
+Ctrl-C stops accepting peers and lets running transfers finish; a second Ctrl-C ends at once.
+Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
+    )
+    .action(async (dir: string, o: { port: number; host: string; tracker?: string | boolean; trackerPort: number; threads?: number; log?: string; json?: boolean }) => {
+      const fileLog = o.log ? openLogFile(o.log) : null;
+      const json = !!o.json;
+      const say = (text: string, event: Record<string, unknown>) => (json ? ndjson(event) : process.stderr.write(text + '\n'));
+      let bar: cliProgress.SingleBar | null = null;
+      const startedHashing = Date.now();
+      const handle: ServeHandle = await serve(dir, {
+        port: o.port,
+        host: o.host,
+        ...(typeof o.tracker === 'string' ? { tracker: o.tracker } : {}),
+        noTracker: o.tracker === false,
+        trackerPort: o.trackerPort,
+        ...(o.threads !== undefined ? { threads: o.threads } : {}),
+        ...(fileLog ? { log: fileLog.log } : {}),
+      }).catch(async (err) => {
+        await fileLog?.close();
+        throw err;
+      });
+      handle.on('warning', (m) => say(`warning: ${m}`, { event: 'warning', message: m }));
+      handle.on('change', (d) => say(`share changed: +${d.added.length} ~${d.changed.length} -${d.removed.length}`, { event: 'change', ...d }));
+      handle.on('tracker', (s) =>
+        say(s.connected ? `tracker ${s.address}: registered` : `tracker ${s.address}: ${s.message ?? 'disconnected'}`, { event: 'tracker', ...s }),
+      );
+      handle.library.on('hashing', (p) => {
+        if (json || !process.stderr.isTTY || p.bytesTotal < 64 << 20) return;
+        if (!bar) {
+          bar = new cliProgress.SingleBar({ format: 'hashing |{bar}| {percentage}% {value}/{total} MiB  {files}', stream: process.stderr }, cliProgress.Presets.shades_classic);
+          bar.start(Math.ceil(p.bytesTotal / 2 ** 20), 0, { files: '' });
+        }
+        bar.update(Math.floor(p.bytesDone / 2 ** 20), { files: `${p.filesDone}/${p.filesTotal} files` });
+        if (p.filesDone === p.filesTotal) {
+          bar.stop();
+          bar = null;
+        }
+      });
+      const files = handle.library.files();
+      const total = files.reduce((a, f) => a + f.size, 0);
+      const trackerText = handle.tracker
+        ? `${handle.tracker.embedded ? 'embedded tracker on' : 'tracker'} ${handle.tracker.address}${handle.tracker.client.connected ? '' : ' (not reachable yet, retrying)'}`
+        : 'no tracker';
+      say(`sharing ${files.length} files (${humanBytes(total)}) from ${handle.library.root} on ${handle.host}:${handle.port}; ${trackerText}; hashed ${handle.library.counters.filesHashed} files in ${((Date.now() - startedHashing) / 1000).toFixed(1)} s`, {
+        event: 'serving',
+        dir: handle.library.root,
+        host: handle.host,
+        port: handle.port,
+        files: files.length,
+        bytes: total,
+        tracker: handle.tracker?.address ?? null,
+        embeddedTracker: !!handle.tracker?.embedded,
+      });
+      if (!json) for (const f of files.slice(0, 20)) process.stderr.write(`  ${f.name}  ${humanBytes(f.size)}\n`);
+      if (!json && files.length > 20) process.stderr.write(`  ... and ${files.length - 20} more (swarm ls ${dir})\n`);
+      await onInterrupt(
+        async () => {
+          say('stopping: no new peers; waiting for running transfers (Ctrl-C again to quit now)', { event: 'stopping' });
+          await handle.close({ graceful: true });
+        },
+        async () => {
+          await handle.close({ graceful: false });
+        },
+      );
+      await fileLog?.close();
+      say('stopped', { event: 'stopped' });
+    });
+}

@@ -1,0 +1,27 @@
+/** `swarm tracker`: run the directory server on its own. */
+import type { Command } from 'commander';
+import { tracker, openLogFile, constants } from '../../lib/index.js';
+import { ndjson } from '../format.js';
+import { intOption, onInterrupt } from './common.js';
+
+export function register(program: Command): void {
+  program
+    .command('tracker')
+    .description('run a tracker: the directory of which peer has which file (seed 002/003 compatible)')
+    .option('-p, --port <port>', 'port to listen on (0 picks a free one)', intOption, constants.DEFAULT_TRACKER_PORT)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--keepalive <ms>', 'expected keepalive period; peers silent for 3 periods are dropped', intOption, constants.KEEPALIVE_MS)
+    .option('--log <file>', 'append one line per event to this file')
+    .option('--json', 'print NDJSON events instead of text')
+    .action(async (o: { port: number; host: string; keepalive: number; log?: string; json?: boolean }) => {
+      const fileLog = o.log ? openLogFile(o.log) : null;
+      const t = await tracker({ port: o.port, host: o.host, keepaliveMs: o.keepalive, ...(fileLog ? { log: fileLog.log } : {}) });
+      if (o.json) ndjson({ event: 'tracker-listening', host: t.host, port: t.port });
+      else process.stderr.write(`tracker listening on ${t.host}:${t.port} (Ctrl-C to stop)\n`);
+      const stop = async () => {
+        await t.close();
+        await fileLog?.close();
+      };
+      await onInterrupt(stop, stop);
+    });
+}

@@ -1,0 +1,36 @@
+/** Human output helpers for the CLI: sizes, rates, times, tables, NDJSON. */
+
+export function humanBytes(n: number): string {
+  if (n < 0) return '?';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+export function humanRate(bytesPerSec: number): string {
+  return `${humanBytes(bytesPerSec)}/s`;
+}
+
+export function humanTime(mtimeSec: number): string {
+  return new Date(mtimeSec * 1000).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+export function printTable(headers: string[], rows: string[][], rightAlign: number[] = []): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => (rightAlign.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  process.stdout.write(fmt(headers) + '\n');
+  for (const r of rows) process.stdout.write(fmt(r) + '\n');
+}
+
+export function ndjson(obj: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}

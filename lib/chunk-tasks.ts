@@ -1,0 +1,83 @@
+/**
+ * The work a chunk-pool thread does, as plain functions: hash the chunks of a file range, and
+ * verify-then-write one received chunk at its offset. workers/chunk-task.ts runs them in the
+ * piscina pool; InlineChunkPool (pool.ts) runs the same code on the calling thread, which is the
+ * baseline the benchmarks compare against.
+ *
+ * File reads and writes are synchronous positional calls: these run on pool threads (where
+ * blocking is the point) and use each thread's own reusable read buffer.
+ */
+import { readSync, writeSync, openSync, closeSync, fstatSync } from 'node:fs';
+import { ERROR_CODES, SwarmError } from './errors.js';
+import type { Hasher } from './hashing.js';
+
+export interface HashRangeTask {
+  op: 'hash';
+  path: string;
+  /** Expected file size and mtime (ms); a mismatch means the file changed under us. */
+  size: number;
+  mtimeMs: number;
+  firstChunk: number;
+  endChunk: number;
+  chunkBytes: number;
+}
+
+export interface WriteTask {
+  op: 'write';
+  fd: number;
+  position: number;
+  /** Chunk bytes; transferred in, transferred back in the result for reuse. */
+  bytes: Uint8Array;
+  length: number;
+  expected: string;
+}
+
+export interface WriteResult {
+  ok: boolean;
+  hash: string;
+  bytes: Uint8Array;
+}
+
+let readBuffer: Buffer | null = null;
+
+function bufferFor(n: number): Buffer {
+  if (!readBuffer || readBuffer.length < n) readBuffer = Buffer.allocUnsafeSlow(n);
+  return readBuffer;
+}
+
+export function hashRange(hasher: Hasher, task: HashRangeTask): string[] {
+  const fd = openSync(task.path, 'r');
+  try {
+    const st = fstatSync(fd);
+    if (st.size !== task.size || Math.floor(st.mtimeMs) !== Math.floor(task.mtimeMs)) {
+      throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${task.path} changed while being hashed`);
+    }
+    const buf = bufferFor(task.chunkBytes);
+    const out: string[] = [];
+    for (let i = task.firstChunk; i < task.endChunk; i++) {
+      const start = i * task.chunkBytes;
+      const len = Math.min(task.chunkBytes, task.size - start);
+      let got = 0;
+      while (got < len) {
+        const n = readSync(fd, buf, got, len - got, start + got);
+        if (n === 0) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${task.path} shrank while being hashed`);
+        got += n;
+      }
+      out.push(hasher.chunk(buf.subarray(0, len)));
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function verifyAndWrite(hasher: Hasher, task: WriteTask): WriteResult {
+  const view = task.bytes.subarray(0, task.length);
+  const hash = hasher.chunk(view);
+  if (hash !== task.expected) return { ok: false, hash, bytes: task.bytes };
+  let done = 0;
+  while (done < task.length) {
+    done += writeSync(task.fd, view, done, task.length - done, task.position + done);
+  }
+  return { ok: true, hash, bytes: task.bytes };
+}

@@ -1,0 +1,44 @@
+/**
+ * Event log (seed 003's log.log): one line per event, "ISO-time event key=value ...", appended to
+ * a file when one is given. Components take a `Log` function and never know where lines go.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+
+export type LogFields = Record<string, string | number | boolean | undefined | null>;
+export type Log = (event: string, fields?: LogFields) => void;
+
+export const noLog: Log = () => {};
+
+export function formatLogLine(event: string, fields: LogFields = {}, now = new Date()): string {
+  const parts = [now.toISOString(), event];
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) continue;
+    const s = String(v);
+    parts.push(`${k}=${/[\s"=]/.test(s) || s === '' ? JSON.stringify(s) : s}`);
+  }
+  return parts.join(' ');
+}
+
+export interface FileLog {
+  log: Log;
+  close(): Promise<void>;
+}
+
+export function openLogFile(file: string): FileLog {
+  const stream: WriteStream = createWriteStream(file, { flags: 'a' });
+  stream.on('error', () => {}); // a log that cannot be written must not take the server down
+  return {
+    log: (event, fields) => {
+      stream.write(formatLogLine(event, fields) + '\n');
+    },
+    close: () => new Promise((resolve) => stream.end(resolve)),
+  };
+}
+
+/** Fan one event out to several logs. */
+export function teeLog(...logs: (Log | undefined)[]): Log {
+  const live = logs.filter((l): l is Log => !!l);
+  return (event, fields) => {
+    for (const l of live) l(event, fields);
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * The chunk pool: where chunks are hashed and written. `ThreadChunkPool` is a fixed-size piscina
+ * pool (workers/chunk-task.js); `InlineChunkPool` runs the same tasks on the calling thread and
+ * is the baseline for benchmarks and the choice for `--threads 0`.
+ *
+ * Fixed size (min = max threads) with a long idle timeout: piscina's defaults retire idle threads
+ * and start new ones, which on a 2-core VM made the pool slower than inline. Write buffers are
+ * transferred to the pool and come back in the result for reuse.
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { ERROR_CODES, SwarmError, fromWire, type WireError } from './errors.js';
+import { loadHasher, type Hasher } from './hashing.js';
+import { hashRange, verifyAndWrite, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
+
+export interface ChunkPool {
+  readonly threads: number;
+  hashRange(task: Omit<HashRangeTask, 'op'>): Promise<string[]>;
+  /** Hash `bytes[0, length)`; if it matches `expected`, write it at `position`. `bytes` is transferred. */
+  verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult>;
+  /** Tasks queued or running. */
+  readonly pending: number;
+  destroy(): Promise<void>;
+}
+
+export const CHUNK_TASK_URL = new URL('../workers/chunk-task.js', import.meta.url);
+
+export function defaultPoolThreads(): number {
+  return Math.max(1, Math.min(availableParallelism(), 8));
+}
+
+type TaskResult = { hashes?: string[]; error?: WireError } & Partial<WriteResult>;
+
+export class ThreadChunkPool implements ChunkPool {
+  private readonly pool: Piscina;
+  readonly threads: number;
+  private inFlight = 0;
+
+  constructor(threads = defaultPoolThreads()) {
+    this.threads = threads;
+    this.pool = new Piscina({
+      filename: CHUNK_TASK_URL.href,
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: 60_000,
+      // a few queued tasks per thread keep every thread busy; the coordinator bounds the rest
+      concurrentTasksPerWorker: 1,
+    });
+  }
+
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  private async run(task: HashRangeTask | WriteTask, transferList?: ArrayBuffer[]): Promise<TaskResult> {
+    this.inFlight++;
+    try {
+      const r = (await this.pool.run(task, transferList ? { transferList } : {})) as TaskResult;
+      if (r.error) throw fromWire(r.error);
+      return r;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  async hashRange(task: Omit<HashRangeTask, 'op'>): Promise<string[]> {
+    const r = await this.run({ op: 'hash', ...task });
+    if (!r.hashes) throw new SwarmError(ERROR_CODES.INTERNAL, 'hash task returned no hashes');
+    return r.hashes;
+  }
+
+  async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {
+    const r = await this.run({ op: 'write', ...task }, [task.bytes.buffer as ArrayBuffer]);
+    return { ok: r.ok === true, hash: r.hash ?? '', bytes: r.bytes! };
+  }
+
+  async destroy(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+export class InlineChunkPool implements ChunkPool {
+  readonly threads = 0;
+  private hasher: Hasher | null = null;
+  private inFlight = 0;
+
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  private async load(): Promise<Hasher> {
+    this.hasher ??= await loadHasher();
+    return this.hasher;
+  }
+
+  async hashRange(task: Omit<HashRangeTask, 'op'>): Promise<string[]> {
+    return hashRange(await this.load(), { op: 'hash', ...task });
+  }
+
+  async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {
+    this.inFlight++;
+    try {
+      return verifyAndWrite(await this.load(), { op: 'write', ...task });
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  async destroy(): Promise<void> {}
+}
+
+export function createChunkPool(threads?: number): ChunkPool {
+  return threads === 0 ? new InlineChunkPool() : new ThreadChunkPool(threads);
+}

@@ -1,0 +1,96 @@
+/**
+ * `serve(dir, options)`: share a folder. Glue between the library (scan + manifests), the peer
+ * server, and the tracker (an external one it registers with, or one it embeds).
+ *
+ *   Library ──(change)──► TrackerClient.update/delete
+ *      │                       ▲ register / keepalive / reconnect with backoff
+ *      ▼                       │
+ *   PeerServer ◄── peers    Tracker (embedded when no --tracker is given and none runs locally)
+ */
+import { EventEmitter } from 'node:events';
+import { DEFAULT_PEER_PORT } from './constants.js';
+import { createChunkPool, type ChunkPool } from './pool.js';
+import { Library, type HashProgress } from './share/library.js';
+import type { ScanDiff } from './share/scanner.js';
+import { PeerServer } from './peer/server.js';
+import { noLog, teeLog, type Log } from './log.js';
+import { attachTracker, type TrackerLink, type TrackerLinkOptions } from './tracker/link.js';
+
+export interface ServeOptions extends TrackerLinkOptions {
+  port?: number;
+  host?: string;
+  /** Threads of the hashing pool; 0 hashes on the main thread. */
+  threads?: number;
+  stateDir?: string;
+  rescanMs?: number;
+  watch?: boolean;
+  log?: Log;
+  /** Share an existing chunk pool instead of creating one. */
+  pool?: ChunkPool;
+}
+
+export interface ServeEvents {
+  hashing: [p: HashProgress];
+  change: [diff: ScanDiff];
+  warning: [message: string];
+  tracker: [state: { connected: boolean; address: string; embedded: boolean; message?: string }];
+}
+
+export class ServeHandle extends EventEmitter<ServeEvents> {
+  host = '';
+  port = 0;
+  tracker: TrackerLink | null = null;
+  private closed = false;
+
+  constructor(
+    readonly library: Library,
+    readonly server: PeerServer,
+    private readonly pool: ChunkPool,
+    private readonly ownPool: boolean,
+  ) {
+    super();
+  }
+
+  async close(opts: { graceful: boolean; waitMs?: number } = { graceful: true }): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.library.stop();
+    await this.tracker?.close();
+    await this.server.close(opts);
+    if (this.ownPool) await this.pool.destroy();
+  }
+}
+
+export async function serve(dir: string, opts: ServeOptions = {}): Promise<ServeHandle> {
+  const log = opts.log ?? noLog;
+  const pool = opts.pool ?? createChunkPool(opts.threads);
+  let handle: ServeHandle | null = null;
+  const library = new Library(dir, {
+    pool,
+    ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
+    ...(opts.rescanMs !== undefined ? { rescanMs: opts.rescanMs } : {}),
+    ...(opts.watch !== undefined ? { watch: opts.watch } : {}),
+    onSkip: (name, reason) => {
+      log('skip', { name, reason });
+      handle?.emit('warning', `${name}: ${reason}`);
+    },
+  });
+  const server = new PeerServer(library, { log });
+  handle = new ServeHandle(library, server, pool, !opts.pool);
+  const h = handle;
+  library.on('hashing', (p) => h.emit('hashing', p));
+  library.on('error', (err) => h.emit('warning', err.message));
+  try {
+    await library.start();
+    const addr = await server.listen(opts.port ?? DEFAULT_PEER_PORT, opts.host ?? '127.0.0.1');
+    h.host = addr.host;
+    h.port = addr.port;
+    log('serving', { dir: library.root, host: addr.host, port: addr.port, files: library.files().length });
+    h.tracker = await attachTracker(library, addr, { ...opts, log: teeLog(log) }, (state) => h.emit('tracker', state));
+    library.on('change', (diff) => h.emit('change', diff));
+  } catch (err) {
+    await h.close({ graceful: false }).catch(() => {});
+    throw err;
+  }
+  return h;
+}

@@ -1,0 +1,54 @@
+import t from 'tap';
+import { writeFileSync, utimesSync } from 'node:fs';
+import path from 'node:path';
+import { Library } from '../lib/share/library.js';
+import { ThreadChunkPool, InlineChunkPool } from '../lib/pool.js';
+import { loadHasher } from '../lib/hashing.js';
+import { MIN_CHUNK_BYTES } from '../lib/constants.js';
+import { prng, randomBytes } from './helpers/prng.js';
+
+t.test('manifests: chunk hashes, content id, and a cache that makes restarts free', async (t) => {
+  const dir = t.testdir({ 'small.txt': 'hello world', 'sub': { 'empty': '' } });
+  const big = randomBytes(prng(3), 3 * MIN_CHUNK_BYTES + 17);
+  writeFileSync(path.join(dir, 'big.bin'), big);
+  const pool = new ThreadChunkPool(2);
+  t.teardown(() => pool.destroy());
+
+  const first = new Library(dir, { pool, watch: false });
+  await first.start();
+  first.stop();
+  t.equal(first.counters.filesHashed, 3, 'all three files hashed on the first start');
+  const m = first.manifest('big.bin')!;
+  t.equal(m.hashes.length, 4);
+  const hasher = await loadHasher();
+  t.equal(m.hashes[3], hasher.chunk(big.subarray(3 * MIN_CHUNK_BYTES)), 'last (short) chunk hash');
+  t.equal(m.hashes[0], hasher.chunk(big.subarray(0, MIN_CHUNK_BYTES)));
+  t.equal(first.manifest('sub/empty')!.hashes.length, 0, 'a 0-byte file has no chunks');
+
+  const second = new Library(dir, { pool, watch: false });
+  await second.start();
+  t.equal(second.counters.filesHashed, 0, 'nothing hashed when nothing changed');
+  t.same(second.manifest('big.bin'), m);
+
+  writeFileSync(path.join(dir, 'small.txt'), 'hello again');
+  utimesSync(path.join(dir, 'small.txt'), 1_900_000_000, 1_900_000_000);
+  await second.refresh();
+  second.stop();
+  t.equal(second.counters.filesHashed, 1, 'only the changed file is hashed again');
+  t.equal(second.manifest('small.txt')!.mtime, 1_900_000_000);
+  t.not(second.manifest('small.txt')!.cid, first.manifest('small.txt')!.cid);
+});
+
+t.test('inline pool gives the same manifests as the thread pool', async (t) => {
+  const dir = t.testdir({});
+  writeFileSync(path.join(dir, 'f.bin'), randomBytes(prng(5), 2 * MIN_CHUNK_BYTES + 1));
+  const pool = new ThreadChunkPool(2);
+  t.teardown(() => pool.destroy());
+  const a = new Library(dir, { pool, watch: false, stateDir: path.join(dir, 'state-a') });
+  const b = new Library(dir, { pool: new InlineChunkPool(), watch: false, stateDir: path.join(dir, 'state-b') });
+  await a.start();
+  await b.start();
+  a.stop();
+  b.stop();
+  t.same(a.manifest('f.bin'), b.manifest('f.bin'));
+});

@@ -1,0 +1,28 @@
+/**
+ * piscina task entry: hashes file ranges and verifies+writes received chunks (lib/chunk-tasks.ts).
+ * Chunk buffers arrive by transfer and go back by transfer inside the result (a piscina
+ * "transferable" wrapper), so the main thread can hand them to a peer worker again.
+ */
+import { Piscina } from 'piscina';
+import { loadHasher } from '../lib/hashing.js';
+import { hashRange, verifyAndWrite, type HashRangeTask, type WriteTask, type WriteResult } from '../lib/chunk-tasks.js';
+import { toWire } from '../lib/errors.js';
+
+const hasher = await loadHasher();
+
+/** A result whose chunk buffer is transferred, not cloned, back to the caller. */
+function movable(r: WriteResult): unknown {
+  return Piscina.move({
+    [Piscina.transferableSymbol]: r.bytes.buffer,
+    [Piscina.valueSymbol]: r,
+  } as unknown as ArrayBuffer);
+}
+
+export default function chunkTask(task: HashRangeTask | WriteTask): unknown {
+  try {
+    if (task.op === 'hash') return { hashes: hashRange(hasher, task) };
+    return movable(verifyAndWrite(hasher, task));
+  } catch (err) {
+    return { error: toWire(err) };
+  }
+}
