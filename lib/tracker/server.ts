@@ -74,6 +74,8 @@ export class TrackerServer {
     const ip = plainIp(socket.remoteAddress);
     this.sockets.set(key, socket);
     socket.setNoDelay(true);
+    // registered peers speak every keepalive period; anything quieter for 3 periods is gone
+    socket.setTimeout(this.keepaliveMs * KEEPALIVE_MISSES, () => socket.destroy());
     let mode: 'framed' | 'legacy' | null = null;
     const fail = (err: unknown) => {
       const e = asSwarmError(err);

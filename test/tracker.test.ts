@@ -1,0 +1,195 @@
+import t from 'tap';
+import net from 'node:net';
+import { writeFileSync, utimesSync } from 'node:fs';
+import path from 'node:path';
+import { TrackerServer } from '../lib/tracker/server.js';
+import { queryTracker, trackerWhoHas, trackerDirectory } from '../lib/tracker/client.js';
+import { FramedClient } from '../lib/net/framed-client.js';
+import { serve } from '../lib/serve.js';
+import { InlineChunkPool } from '../lib/pool.js';
+import { tempDir } from './helpers/tmp.js';
+
+async function startTracker(t: { teardown(fn: () => unknown): void }, opts = {}) {
+  const tr = new TrackerServer({ port: 0, ...opts });
+  await tr.listen();
+  t.teardown(() => tr.close());
+  return tr;
+}
+
+async function connect(port: number) {
+  const c = new FramedClient('127.0.0.1', port, {}, 5_000, 'trackerReply');
+  await c.connect();
+  return c;
+}
+
+const file = (name: string, mtime: number, cid: string) => ({ name, mtime, size: 5, cid });
+
+/** Wait until `check` holds (polling a cheap local condition), at most `ms`. */
+async function until(check: () => boolean | Promise<boolean>, ms = 5_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+t.test('framed protocol: register, keepalive, update, delete, who-has, unregister', async (t) => {
+  const tr = await startTracker(t);
+  const a = await connect(tr.port);
+  const reg = await a.request({ t: 'register', port: 9001, files: [file('a.txt', 100, 'ca'), file('dir/b.bin', 50, 'cb')] });
+  t.equal(reg.header.t, 'directory');
+  t.same(Object.keys(reg.header.files as object).sort(), ['a.txt', 'dir/b.bin']);
+  t.equal((await a.request({ t: 'keepalive', port: 9001 })).header.t, 'ok');
+  await a.request({ t: 'update', files: [file('c.txt', 7, 'cc')] });
+  await a.request({ t: 'delete', names: ['a.txt'] });
+  const d = await trackerDirectory('127.0.0.1', tr.port);
+  t.same(Object.keys(d).sort(), ['c.txt', 'dir/b.bin']);
+  const who = await trackerWhoHas('127.0.0.1', tr.port, 'dir/b.bin');
+  t.same(who!.holders, [{ ip: '127.0.0.1', port: 9001 }]);
+  t.equal(await trackerWhoHas('127.0.0.1', tr.port, 'nope'), null);
+  await a.request({ t: 'unregister' });
+  t.same(await trackerDirectory('127.0.0.1', tr.port), {});
+  a.destroy();
+});
+
+t.test('a closed connection leaves at once; silence leaves after 3 keepalive periods', async (t) => {
+  let now = 0;
+  const tr = await startTracker(t, { keepaliveMs: 1_000, now: () => now });
+  const a = await connect(tr.port);
+  const b = await connect(tr.port);
+  await a.request({ t: 'register', port: 1, files: [file('x', 1, 'c')] });
+  await b.request({ t: 'register', port: 2, files: [file('x', 1, 'c')] });
+  now = 2_000;
+  await a.request({ t: 'keepalive' });
+  now = 3_001;
+  tr.expire();
+  t.same(tr.registry.whoHas('x')!.holders.map((h) => h.port), [1], 'b expired after 3 missed keepalives');
+  a.destroy();
+  t.ok(await until(() => tr.registry.peerCount === 0), 'a dropped when its connection closed');
+  b.destroy();
+});
+
+t.test('two versions of one name: the newer wins', async (t) => {
+  const tr = await startTracker(t);
+  const a = await connect(tr.port);
+  const b = await connect(tr.port);
+  await a.request({ t: 'register', port: 1, files: [file('doc', 100, 'old')] });
+  await b.request({ t: 'register', port: 2, files: [file('doc', 200, 'new')] });
+  const who = await trackerWhoHas('127.0.0.1', tr.port, 'doc');
+  t.equal(who!.cid, 'new');
+  t.same(who!.holders.map((h) => h.port), [2]);
+  a.destroy();
+  b.destroy();
+});
+
+t.test('a seed-002 client from the tables: raw JSON in, directory out, plain file request', async (t) => {
+  const tr = await startTracker(t);
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'fileB.txt'), 'content of B\n');
+  utimesSync(path.join(dir, 'fileB.txt'), 1548878750, 1548878750);
+  const peer = await serve(dir, { port: 0, tracker: `127.0.0.1:${tr.port}`, pool: new InlineChunkPool(), watch: false });
+  t.teardown(() => peer.close({ graceful: false }));
+
+  const sock = net.connect(tr.port, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  let buf = '';
+  const nextObject = () =>
+    new Promise<Record<string, { ip: string; port: number; mtime: number }>>((resolve) => {
+      const onData = (d: Buffer) => {
+        buf += d.toString();
+        try {
+          const v = JSON.parse(buf);
+          buf = '';
+          sock.off('data', onData);
+          resolve(v);
+        } catch {
+          // not complete yet
+        }
+      };
+      sock.on('data', onData);
+    });
+  // Table 1, Initial Message
+  sock.write(JSON.stringify({ port: 8001, files: [{ mtime: 1548878750, name: 'fileA.txt' }] }));
+  const dir1 = await nextObject();
+  t.same(dir1['fileA.txt'], { ip: '127.0.0.1', port: 8001, mtime: 1548878750 });
+  t.same(dir1['fileB.txt'], { ip: '127.0.0.1', port: peer.port, mtime: 1548878750 });
+  t.same(Object.keys(dir1['fileB.txt']!).sort(), ['ip', 'mtime', 'port'], 'exactly the seed fields');
+  // Table 1, Keep-alive Message
+  sock.write(JSON.stringify({ port: 8001 }));
+  const dir2 = await nextObject();
+  t.same(Object.keys(dir2).sort(), ['fileA.txt', 'fileB.txt']);
+  // Table 2, File Request to the peer the directory named
+  const fr = net.connect(dir1['fileB.txt']!.port, dir1['fileB.txt']!.ip);
+  const got: Buffer[] = [];
+  fr.on('data', (d: Buffer) => got.push(d));
+  await new Promise((r) => fr.once('connect', r));
+  fr.write('fileB.txt');
+  await new Promise((r) => fr.once('close', r));
+  t.equal(Buffer.concat(got).toString(), 'content of B\n');
+  sock.destroy();
+});
+
+t.test('garbage and oversized input close that connection; others are still served', async (t) => {
+  const tr = await startTracker(t);
+  const good = await connect(tr.port);
+  await good.request({ t: 'register', port: 5, files: [file('x', 1, 'c')] });
+  for (const junk of [Buffer.from('{"port": 1, "files": [1, 2'), Buffer.from('{"port": "no"}'), Buffer.from([0, 0, 0, 0, 255, 255, 255, 255]), Buffer.from('hello, tracker!')]) {
+    const s = net.connect(tr.port, '127.0.0.1');
+    s.on('error', () => {}); // the tracker may reset us mid-write; that is the point
+    s.resume();
+    await new Promise((r) => s.once('connect', r));
+    const closed = new Promise((r) => s.once('close', r));
+    s.write(junk);
+    if (junk[0] === 0x7b && junk.toString().endsWith('2')) s.write(Buffer.alloc(2 << 20, 0x20)); // oversized: a never-ending object
+    const result = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 3_000))]);
+    t.equal(result, 'closed', `closed after ${JSON.stringify(junk.toString('latin1').slice(0, 20))}`);
+    s.destroy();
+  }
+  t.equal((await good.request({ t: 'who-has', name: 'x' })).header.t, 'holders', 'the good peer is still served');
+  good.destroy();
+});
+
+t.test('serving peers register, and come back after a tracker restart without being restarted', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'shared.txt'), 'abc');
+  let tr = new TrackerServer({ port: 0 });
+  await tr.listen();
+  const port = tr.port;
+  const peer = await serve(dir, { port: 0, tracker: `127.0.0.1:${port}`, pool: new InlineChunkPool(), watch: false, keepaliveMs: 200 });
+  t.teardown(() => peer.close({ graceful: false }));
+  t.ok(await until(async () => (await trackerWhoHas('127.0.0.1', port, 'shared.txt')) !== null));
+  await tr.close();
+  tr = new TrackerServer({ port });
+  await tr.listen();
+  t.teardown(() => tr.close());
+  t.ok(await until(async () => (await trackerWhoHas('127.0.0.1', port, 'shared.txt').catch(() => null)) !== null, 10_000), 'registered again');
+  // changes made while serving reach the tracker as update / delete
+  writeFileSync(path.join(dir, 'later.txt'), 'new file');
+  await peer.library.refresh();
+  t.ok(await until(async () => (await trackerWhoHas('127.0.0.1', port, 'later.txt')) !== null), 'update reached the tracker');
+});
+
+t.test('a second serve without --tracker joins the embedded tracker of the first', async (t) => {
+  const a = tempDir(t);
+  const b = tempDir(t);
+  writeFileSync(path.join(a, 'same.bin'), 'same bytes');
+  writeFileSync(path.join(b, 'same.bin'), 'same bytes');
+  utimesSync(path.join(a, 'same.bin'), 1_700_000_000, 1_700_000_000);
+  utimesSync(path.join(b, 'same.bin'), 1_700_000_000, 1_700_000_000);
+  // a free port for the embedded tracker
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const trackerPort = (probe.address() as net.AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const first = await serve(a, { port: 0, trackerPort, pool: new InlineChunkPool(), watch: false });
+  t.teardown(() => first.close({ graceful: false }));
+  const second = await serve(b, { port: 0, trackerPort, pool: new InlineChunkPool(), watch: false });
+  t.teardown(() => second.close({ graceful: false }));
+  t.ok(first.tracker!.embedded);
+  t.notOk(second.tracker!.embedded, 'the second joined instead of failing');
+  const who = await trackerWhoHas('127.0.0.1', trackerPort, 'same.bin');
+  t.same(who!.holders.map((h) => h.port).sort(), [first.port, second.port].sort());
+  const q = await queryTracker('127.0.0.1', trackerPort, { t: 'dir' });
+  t.equal(q.t, 'directory');
+});
