@@ -9,6 +9,7 @@ import { SwarmError, exitCodeFor, EXIT_CODES, VERSION } from '../lib/index.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerTracker } from './commands/tracker.js';
 import { register as registerLs } from './commands/ls.js';
+import { register as registerGet } from './commands/get.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerGet(program);
   registerServe(program);
   registerTracker(program);
   registerLs(program);
@@ -34,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? EXIT_CODES.OK : EXIT_CODES.USAGE;
     }
     if (err instanceof SwarmError) {
+      if (argv.includes('--json')) process.stdout.write(JSON.stringify({ event: 'error', code: err.code, message: err.message }) + '\n');
       process.stderr.write(`swarm: ${err.message} [${err.code}]\n`);
       return exitCodeFor(err.code);
     }

@@ -18,3 +18,6 @@ export { openLogFile, type Log } from './log.js';
 export { Library, type HashProgress } from './share/library.js';
 export { createChunkPool, ThreadChunkPool, InlineChunkPool, type ChunkPool } from './pool.js';
 export { scanShare, diffScans } from './share/scanner.js';
+export { get, Download, DEFAULT_BUDGET_BYTES, type GetOptions, type GetPromise } from './download/get.js';
+export type { DoneEvent, StartEvent, ProgressEvent, PeerView } from './download/events.js';
+export { resolveTarget, defaultTracker } from './download/resolve.js';

@@ -1,12 +1,12 @@
-/** Write a file atomically: write a temp file beside it, fsync, rename over the target. */
+/** Write a file atomically: write a temp file beside it (fsync unless told not to), rename over the target. */
 import { open, rename, unlink } from 'node:fs/promises';
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, durable = true): Promise<void> {
   const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`;
   const fh = await open(tmp, 'w');
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (durable) await fh.sync();
   } finally {
     await fh.close();
   }

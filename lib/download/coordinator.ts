@@ -1,0 +1,359 @@
+/**
+ * The coordinator of one download (main thread). Glue between the pure scheduling layer, the
+ * peer hosts (threads owning connections) and the chunk pool (hash + write).
+ *
+ *   resolve ─► ChunkTable (+ ticket) ─► pump(): pickRange per peer, within ByteBudget
+ *                   ▲                        │ get {from,to}
+ *                   │                        ▼
+ *   ticket.mark ◄─ pool.verifyAndWrite ◄── 'chunk' (buffer transferred) ◄── peer host threads
+ *                   │ bad hash: strike, chunk back to missing     'strike' / 'done' / 'closed'
+ *                   ▼
+ *   table.complete ─► PartFile.finish (fsync, rename, mtime) ─► ticket removed
+ *
+ * A timer (TICK_MS) updates rates, drops stalled peers, times out requests, emits progress.
+ */
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { ERROR_CODES, SwarmError, asSwarmError, fromWire, type WireError } from '../errors.js';
+import { chunkLength } from '../chunking.js';
+import { ChunkTable } from '../scheduling/chunk-table.js';
+import { PeerStats } from '../scheduling/peer-stats.js';
+import { ByteBudget } from '../scheduling/budget.js';
+import { pickRange } from '../scheduling/picker.js';
+import type { ChunkPool } from '../pool.js';
+import type { PartFile } from '../storage/part-file.js';
+import type { Ticket } from '../storage/ticket.js';
+import type { Manifest, PeerAddress } from '../types.js';
+import type { FromPeerHost } from './thread-messages.js';
+import { InlinePeerHost, WorkerPeerHost, type PeerHost } from './peer-host.js';
+import type { CoordinatorEvents, PeerView } from './events.js';
+
+const TICK_MS = 250;
+
+export interface CoordinatorOptions {
+  pool: ChunkPool;
+  part: PartFile;
+  ticket: Ticket;
+  budgetBytes: number;
+  /** Peer host threads; 0 runs connections on the main thread. */
+  peerThreads?: number;
+  /** A peer with requests out and no byte for this long is dropped. */
+  stallMs: number;
+  /** A request with no chunk delivered for this long is cancelled and its chunks requeued. */
+  requestTimeoutMs: number;
+}
+
+interface Req {
+  id: number;
+  peer: Peer;
+  pending: Set<number>;
+  lastChunkAt: number;
+}
+
+interface Peer {
+  id: number;
+  address: string;
+  host: PeerHost;
+  stats: PeerStats;
+  state: 'connecting' | 'active' | 'dropped';
+  inflight: number;
+  requests: Map<number, Req>;
+  everConnected: boolean;
+}
+
+export function defaultPeerThreads(peers: number): number {
+  return Math.max(1, Math.min(peers, availableParallelism()));
+}
+
+export class Coordinator extends EventEmitter<CoordinatorEvents> {
+  private readonly table: ChunkTable;
+  private readonly budget: ByteBudget;
+  private readonly peers: Peer[] = [];
+  private readonly hosts: PeerHost[] = [];
+  private readonly owner: Int32Array;
+  private readonly requests = new Map<number, Req>();
+  private readonly writes = new Set<Promise<void>>();
+  private nextReq = 1;
+  private timer: NodeJS.Timeout | null = null;
+  private settle: { resolve: () => void; reject: (e: SwarmError) => void } | null = null;
+  private finished = false;
+  readonly counters = { badPackets: 0, badChunks: 0, fetchedChunks: 0, bytesFetched: 0, duplicateChunks: 0 };
+  readonly resumedChunks: number;
+
+  constructor(private readonly m: Manifest, private readonly holders: PeerAddress[], private readonly o: CoordinatorOptions) {
+    super();
+    const chunks = m.hashes.length;
+    this.table = new ChunkTable(chunks, (i) => o.ticket.has(i));
+    this.resumedChunks = this.table.verified;
+    this.budget = new ByteBudget(o.budgetBytes);
+    this.owner = new Int32Array(chunks).fill(-1);
+  }
+
+  get verifiedBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.table.count; i++) if (this.table.isVerified(i)) n += chunkLength(this.m.size, this.m.chunkBytes, i);
+    return n;
+  }
+
+  /** Fetch every missing chunk. Resolves when all are verified on disk. */
+  run(): Promise<void> {
+    if (this.table.complete) return Promise.resolve();
+    const threads = this.o.peerThreads ?? defaultPeerThreads(this.holders.length);
+    const onMsg = (msg: FromPeerHost) => this.onHostMessage(msg);
+    const fatal = (err: SwarmError) => this.fail(err);
+    for (let i = 0; i < Math.max(1, threads); i++) this.hosts.push(threads === 0 ? new InlinePeerHost(onMsg) : new WorkerPeerHost(onMsg, fatal));
+    const now = Date.now();
+    this.holders.forEach((h, i) => {
+      const host = this.hosts[i % this.hosts.length]!;
+      const p: Peer = { id: i, address: `${h.ip}:${h.port}`, host, stats: new PeerStats(now), state: 'connecting', inflight: 0, requests: new Map(), everConnected: false };
+      this.peers.push(p);
+      host.send({ type: 'connect', peerId: i, host: h.ip, port: h.port });
+    });
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    return new Promise((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+  }
+
+  /** Stop now (Ctrl-C): running writes finish and are recorded; nothing else is fetched. */
+  abort(reason: SwarmError): void {
+    this.fail(reason);
+  }
+
+  private fail(err: SwarmError): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.stop();
+    this.settle?.reject(err);
+  }
+
+  private stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Wait for chunk writes already handed to the pool (their chunks are then in the ticket). */
+  async drainWrites(): Promise<void> {
+    while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+  }
+
+  async closeHosts(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => h.close().catch(() => {})));
+  }
+
+  peersUsed(): number {
+    return this.peers.filter((p) => p.stats.chunksVerified > 0).length;
+  }
+
+  peersDropped(): number {
+    return this.peers.filter((p) => p.state === 'dropped' && p.everConnected).length;
+  }
+
+  private onHostMessage(msg: FromPeerHost): void {
+    if (this.finished && msg.type !== 'chunk') return;
+    const p = this.peers[msg.peerId];
+    if (!p) return;
+    const now = Date.now();
+    switch (msg.type) {
+      case 'connected':
+        p.state = 'active';
+        p.everConnected = true;
+        p.stats = new PeerStats(now);
+        break;
+      case 'bytes':
+        p.stats.onBytes(msg.n, now);
+        this.counters.bytesFetched += msg.n;
+        break;
+      case 'chunk':
+        this.onChunk(p, msg.reqId, msg.chunk, msg.bytes, msg.length, now);
+        break;
+      case 'strike':
+        this.counters.badPackets++;
+        this.releaseFromRequest(msg.reqId, msg.chunk);
+        this.strike(p, msg.error);
+        break;
+      case 'done': {
+        const r = this.requests.get(msg.reqId);
+        if (r) this.endRequest(r);
+        if (msg.error) this.onRequestError(p, msg.error);
+        break;
+      }
+      case 'closed':
+        if (p.state !== 'dropped') {
+          const why = msg.error ? fromWire(msg.error).message : 'connection closed';
+          this.drop(p, p.everConnected ? why : `could not connect: ${why}`, msg.error?.code ?? ERROR_CODES.PEER_CLOSED);
+        }
+        break;
+    }
+    this.pump();
+  }
+
+  private onChunk(p: Peer, reqId: number, chunk: number, bytes: Uint8Array, length: number, now: number): void {
+    const r = this.requests.get(reqId);
+    if (!r || !r.pending.delete(chunk)) {
+      // a chunk of a request we already gave up on (timed out, peer dropped): nothing to account
+      p.host.send({ type: 'buffer', bytes }, [bytes.buffer as ArrayBuffer]);
+      return;
+    }
+    r.lastChunkAt = now;
+    p.inflight--;
+    if (r.pending.size === 0) this.endRequest(r);
+    if (this.table.isVerified(chunk) || this.finished) {
+      this.counters.duplicateChunks++;
+      this.table.release(chunk);
+      this.budget.give(this.m.chunkBytes);
+      p.host.send({ type: 'buffer', bytes }, [bytes.buffer as ArrayBuffer]);
+      return;
+    }
+    this.table.received(chunk);
+    const w: Promise<void> = this.o.pool
+      .verifyAndWrite({ fd: this.o.part.fd, position: chunk * this.m.chunkBytes, bytes, length, expected: this.m.hashes[chunk]! })
+      .then(
+        (res) => {
+          this.writes.delete(w);
+          this.budget.give(this.m.chunkBytes);
+          if (res.ok) {
+            if (this.table.verify(chunk)) {
+              this.o.ticket.mark(chunk);
+              p.stats.chunksVerified++;
+              this.counters.fetchedChunks++;
+            }
+          } else {
+            this.counters.badChunks++;
+            this.table.release(chunk);
+            this.strike(p, { code: ERROR_CODES.HASH_MISMATCH, message: `chunk ${chunk} does not match its hash` });
+          }
+          p.host.send({ type: 'buffer', bytes: res.bytes }, [res.bytes.buffer as ArrayBuffer]);
+          if (this.table.complete && !this.finished) {
+            this.finished = true;
+            this.stop();
+            this.settle?.resolve();
+          } else {
+            this.pump();
+            this.failIfStuck();
+          }
+        },
+        (err: unknown) => {
+          this.writes.delete(w);
+          this.fail(asSwarmError(err));
+        },
+      );
+    this.writes.add(w);
+  }
+
+  private releaseFromRequest(reqId: number, chunk: number): void {
+    const r = this.requests.get(reqId);
+    if (!r || chunk < 0 || !r.pending.delete(chunk)) return;
+    r.peer.inflight--;
+    this.table.release(chunk);
+    this.budget.give(this.m.chunkBytes);
+    if (r.pending.size === 0) this.endRequest(r);
+  }
+
+  /** Forget a request; chunks it never delivered go back to missing. */
+  private endRequest(r: Req): void {
+    this.requests.delete(r.id);
+    r.peer.requests.delete(r.id);
+    for (const c of r.pending) {
+      this.table.release(c);
+      this.budget.give(this.m.chunkBytes);
+      r.peer.inflight--;
+    }
+    r.pending.clear();
+  }
+
+  private onRequestError(p: Peer, e: WireError): void {
+    if (e.code === ERROR_CODES.FILE_CHANGED || e.code === ERROR_CODES.NOT_FOUND || e.code === ERROR_CODES.PATH_ESCAPE) {
+      this.drop(p, `no longer has this version: ${e.message}`, e.code);
+    } else this.strike(p, e);
+  }
+
+  private strike(p: Peer, e: WireError): void {
+    if (p.state === 'dropped') return;
+    this.emit('warning', { peer: p.address, code: e.code, message: e.message });
+    if (p.stats.strike()) this.drop(p, `too much bad data (${p.stats.strikes} strikes; last: ${e.message})`, e.code);
+  }
+
+  private drop(p: Peer, reason: string, code: string): void {
+    if (p.state === 'dropped') return;
+    p.state = 'dropped';
+    for (const r of [...p.requests.values()]) this.endRequest(r);
+    p.host.send({ type: 'close', peerId: p.id });
+    this.emit('peer-dropped', { peer: p.address, reason, code });
+    this.failIfStuck();
+  }
+
+  /** Every peer is gone and no write can still complete the file: give up, keeping the ticket. */
+  private failIfStuck(): void {
+    if (this.finished || this.table.complete || this.writes.size > 0) return;
+    if (!this.peers.every((x) => x.state === 'dropped')) return;
+    const missing = this.table.count - this.table.verified;
+    this.fail(new SwarmError(ERROR_CODES.NO_PEERS, `no peer left to fetch from (${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume)`));
+  }
+
+  private pump(): void {
+    if (this.finished) return;
+    const active = this.peers.filter((p) => p.state === 'active').sort((a, b) => b.stats.rate - a.stats.rate);
+    const cb = this.m.chunkBytes;
+    for (const p of active) {
+      const target = p.stats.pipelineChunks(cb);
+      let room = target - p.inflight;
+      while (room > 0) {
+        const pick = pickRange({
+          table: this.table,
+          room,
+          maxRun: Math.max(1, Math.ceil(target / 2)),
+          rate: p.stats.rate,
+          holderRate: (i) => this.peers[this.owner[i]!]?.stats.rate ?? 0,
+          idle: p.inflight === 0,
+        });
+        if (!pick) break;
+        const fit = Math.floor(this.budget.free / cb);
+        const n = Math.min(pick.end - pick.start, this.budget.inFlight === 0 ? Math.max(1, fit) : fit);
+        if (n <= 0) return; // budget full: wait for writes
+        this.budget.tryTake(n * cb);
+        const end = pick.start + n;
+        this.table.assign(pick.start, end);
+        const r: Req = { id: this.nextReq++, peer: p, pending: new Set(), lastChunkAt: Date.now() };
+        for (let c = pick.start; c < end; c++) {
+          r.pending.add(c);
+          if (!pick.duplicate) this.owner[c] = p.id;
+        }
+        this.requests.set(r.id, r);
+        p.requests.set(r.id, r);
+        p.inflight += n;
+        room -= n;
+        p.host.send({ type: 'get', peerId: p.id, reqId: r.id, name: this.m.name, cid: this.m.cid, from: pick.start, to: end, size: this.m.size, chunkBytes: cb });
+      }
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const p of this.peers) {
+      if (p.state !== 'active') continue;
+      p.stats.tick(now);
+      if (p.inflight > 0 && p.stats.stalledFor(now) > this.o.stallMs) {
+        this.drop(p, `stalled: no data for ${(p.stats.stalledFor(now) / 1000).toFixed(1)} s`, ERROR_CODES.PEER_TIMEOUT);
+        continue;
+      }
+      for (const r of [...p.requests.values()]) {
+        if (now - r.lastChunkAt > this.o.requestTimeoutMs) {
+          p.host.send({ type: 'cancel', peerId: p.id, reqId: r.id });
+          this.endRequest(r);
+          this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: `request timed out after ${this.o.requestTimeoutMs} ms` });
+        }
+      }
+    }
+    this.pump();
+    this.emit('snapshot', this.snapshot());
+  }
+
+  snapshot(): { verifiedBytes: number; verifiedChunks: number; peers: PeerView[] } {
+    return {
+      verifiedBytes: this.verifiedBytes,
+      verifiedChunks: this.table.verified,
+      peers: this.peers.map((p) => ({ address: p.address, state: p.state, rate: p.stats.rate, chunks: p.stats.chunksVerified, inflight: p.inflight, strikes: p.stats.strikes })),
+    };
+  }
+}

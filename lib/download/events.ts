@@ -1,0 +1,76 @@
+/** Events a download emits (library API and `--json` output share these shapes). */
+
+export interface PeerView {
+  address: string;
+  state: 'connecting' | 'active' | 'dropped';
+  /** Bytes per second, smoothed. */
+  rate: number;
+  chunks: number;
+  inflight: number;
+  strikes: number;
+}
+
+export interface StartEvent {
+  name: string;
+  path: string;
+  size: number;
+  mtime: number;
+  cid: string;
+  chunks: number;
+  chunkBytes: number;
+  peers: string[];
+  resumedChunks: number;
+  source: string;
+}
+
+export interface ProgressEvent {
+  bytes: number;
+  total: number;
+  /** Verified bytes per second, smoothed. */
+  rate: number;
+  peers: PeerView[];
+}
+
+export interface DoneEvent {
+  name: string;
+  path: string;
+  size: number;
+  seconds: number;
+  /** Average rate of this run (bytes fetched in this run / seconds). */
+  rate: number;
+  peersUsed: number;
+  peersDropped: number;
+  badPackets: number;
+  badChunks: number;
+  resumedChunks: number;
+  fetchedChunks: number;
+  /** True when the file was already there with the directory's size and mtime. */
+  upToDate: boolean;
+}
+
+export interface WarningEvent {
+  peer?: string;
+  code?: string;
+  message: string;
+}
+
+export interface PeerDroppedEvent {
+  peer: string;
+  reason: string;
+  code: string;
+}
+
+/** What `Download` (and so `get(...).download`) emits. */
+export interface DownloadEvents {
+  start: [e: StartEvent];
+  progress: [e: ProgressEvent];
+  warning: [e: WarningEvent];
+  'peer-dropped': [e: PeerDroppedEvent];
+}
+
+/** What the coordinator emits to `Download`. */
+export interface CoordinatorEvents {
+  snapshot: [e: { verifiedBytes: number; verifiedChunks: number; peers: PeerView[] }];
+  warning: [e: WarningEvent];
+  'peer-dropped': [e: PeerDroppedEvent];
+}

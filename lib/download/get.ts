@@ -1,0 +1,177 @@
+/**
+ * `get(name, options)`: download one file from every peer that holds it. This file is the
+ * sequence; the coordinator does the fetching.
+ *
+ *   resolve (tracker or named peers) ─► already here? done ─► ticket + part file (resume?)
+ *   ─► coordinator.run() ─► finish: fsync, rename NAME.swarm-part → NAME, mtime, drop ticket
+ *   On failure or abort: running writes finish, the ticket is flushed, the part file stays.
+ */
+import { EventEmitter } from 'node:events';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
+import { createChunkPool, type ChunkPool } from '../pool.js';
+import { checkName } from '../share/names.js';
+import { PartFile, partPaths } from '../storage/part-file.js';
+import { Ticket } from '../storage/ticket.js';
+import { chunkLength } from '../chunking.js';
+import { Coordinator } from './coordinator.js';
+import { resolveTarget } from './resolve.js';
+import type { DoneEvent, DownloadEvents } from './events.js';
+
+export interface GetOptions {
+  /** host:port of the tracker; default $SWARM_TRACKER, then 127.0.0.1:7077. */
+  tracker?: string;
+  /** Fetch from these peers (host:port) instead of asking a tracker. */
+  peers?: string[];
+  /** Folder the file lands in (NAME's subfolders are created); default the current folder. */
+  outDir?: string;
+  /** Chunk pool threads (0: hash and write on the main thread). */
+  threads?: number;
+  /** Peer connection threads (0: connections on the main thread). Default: one per core, at most one per peer. */
+  peerThreads?: number;
+  /** Bytes of chunks requested but not yet on disk. Default 64 MiB. */
+  budgetBytes?: number;
+  stallMs?: number;
+  requestTimeoutMs?: number;
+  /** Reuse a pool (benchmarks, long-running callers). */
+  pool?: ChunkPool;
+}
+
+export const DEFAULT_BUDGET_BYTES = 64 << 20;
+
+export class Download extends EventEmitter<DownloadEvents> {
+  private coordinator: Coordinator | null = null;
+  private aborted: SwarmError | null = null;
+
+  constructor(readonly name: string, private readonly opts: GetOptions = {}) {
+    super();
+  }
+
+  abort(reason = new SwarmError(ERROR_CODES.INTERRUPTED, 'interrupted')): void {
+    this.aborted ??= reason;
+    this.coordinator?.abort(reason);
+  }
+
+  private checkAborted(): void {
+    if (this.aborted) throw this.aborted;
+  }
+
+  async run(): Promise<DoneEvent> {
+    const started = Date.now();
+    const name = checkName(this.name);
+    const target = await resolveTarget(name, { ...(this.opts.tracker ? { tracker: this.opts.tracker } : {}), ...(this.opts.peers ? { peers: this.opts.peers } : {}) });
+    for (const s of target.skipped) this.emit('warning', { peer: s.peer, message: `left out: ${s.reason}` });
+    this.checkAborted();
+    const m = target.manifest;
+    const finalPath = path.resolve(this.opts.outDir ?? '.', ...name.split('/'));
+    const result = (over: Partial<DoneEvent>): DoneEvent => ({
+      name,
+      path: finalPath,
+      size: m.size,
+      seconds: (Date.now() - started) / 1000,
+      rate: 0,
+      peersUsed: 0,
+      peersDropped: 0,
+      badPackets: 0,
+      badChunks: 0,
+      resumedChunks: 0,
+      fetchedChunks: 0,
+      upToDate: false,
+      ...over,
+    });
+    const existing = await stat(finalPath).catch(() => null);
+    if (existing?.isFile() && existing.size === m.size && Math.floor(existing.mtimeMs / 1000) === m.mtime) return result({ upToDate: true });
+
+    const { ticket: ticketPath } = partPaths(finalPath);
+    const chunks = m.hashes.length;
+    const old = await Ticket.load(ticketPath);
+    let ticket: Ticket;
+    let resume = false;
+    if (old && old.cid === m.cid && old.size === m.size && old.chunkBytes === m.chunkBytes) {
+      ticket = Ticket.fromData(ticketPath, old, chunks);
+      resume = true;
+    } else {
+      if (old) this.emit('warning', { message: `${name} changed on the swarm since the last attempt (content ${old.cid} → ${m.cid}); discarding the partial download` });
+      ticket = new Ticket(ticketPath, { name, cid: m.cid, size: m.size, chunkBytes: m.chunkBytes, mtime: m.mtime }, chunks);
+    }
+    let haveBytes = 0;
+    for (let i = 0; i < chunks; i++) if (ticket.has(i)) haveBytes += chunkLength(m.size, m.chunkBytes, i);
+    const part = await PartFile.open(finalPath, m.size, { keep: resume, needBytes: m.size - haveBytes });
+    if (!resume) await ticket.flush();
+    const pool = this.opts.pool ?? createChunkPool(this.opts.threads);
+    const c = new Coordinator(m, target.holders, {
+      pool,
+      part,
+      ticket,
+      budgetBytes: this.opts.budgetBytes ?? DEFAULT_BUDGET_BYTES,
+      ...(this.opts.peerThreads !== undefined ? { peerThreads: this.opts.peerThreads } : {}),
+      stallMs: this.opts.stallMs ?? 10_000,
+      requestTimeoutMs: this.opts.requestTimeoutMs ?? 20_000,
+    });
+    this.coordinator = c;
+    c.on('warning', (e) => this.emit('warning', e));
+    c.on('peer-dropped', (e) => this.emit('peer-dropped', e));
+    const startBytes = c.verifiedBytes;
+    let rate = 0;
+    let lastBytes = startBytes;
+    let lastAt = Date.now();
+    c.on('snapshot', (s) => {
+      const now = Date.now();
+      const inst = ((s.verifiedBytes - lastBytes) * 1000) / Math.max(1, now - lastAt);
+      rate = rate === 0 ? inst : 0.3 * inst + 0.7 * rate;
+      lastBytes = s.verifiedBytes;
+      lastAt = now;
+      this.emit('progress', { bytes: s.verifiedBytes, total: m.size, rate, peers: s.peers });
+    });
+    this.emit('start', {
+      name,
+      path: finalPath,
+      size: m.size,
+      mtime: m.mtime,
+      cid: m.cid,
+      chunks,
+      chunkBytes: m.chunkBytes,
+      peers: target.holders.map((h) => `${h.ip}:${h.port}`),
+      resumedChunks: c.resumedChunks,
+      source: target.source,
+    });
+    try {
+      if (this.aborted) c.abort(this.aborted);
+      await c.run();
+      await c.drainWrites();
+      await c.closeHosts();
+      await part.finish(m.mtime);
+      await ticket.remove();
+    } catch (err) {
+      await c.drainWrites();
+      await c.closeHosts();
+      await ticket.flush().catch(() => {});
+      await part.close();
+      throw asSwarmError(err);
+    } finally {
+      if (!this.opts.pool) await pool.destroy();
+    }
+    const seconds = (Date.now() - started) / 1000;
+    return result({
+      seconds,
+      rate: (m.size - startBytes) / Math.max(seconds, 1e-3),
+      peersUsed: c.peersUsed(),
+      peersDropped: c.peersDropped(),
+      badPackets: c.counters.badPackets,
+      badChunks: c.counters.badChunks,
+      resumedChunks: c.resumedChunks,
+      fetchedChunks: c.counters.fetchedChunks,
+    });
+  }
+}
+
+export type GetPromise = Promise<DoneEvent> & { download: Download };
+
+/** Download NAME; the returned promise also carries `.download` for events and `abort()`. */
+export function get(name: string, opts: GetOptions = {}): GetPromise {
+  const d = new Download(name, opts);
+  const p = d.run() as GetPromise;
+  p.download = d;
+  return p;
+}

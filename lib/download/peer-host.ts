@@ -1,0 +1,135 @@
+/**
+ * A peer host runs PeerFetchers for several peers and the buffers they fill. `PeerHostCore` is
+ * the logic; `workers/peer-worker.ts` runs one in a worker thread (messages over parentPort, chunk
+ * buffers transferred), `InlinePeerHost` runs one on the main thread (the benchmark baseline).
+ * `WorkerPeerHost` is the main thread's handle on a worker.
+ */
+import { Worker } from 'node:worker_threads';
+import { ERROR_CODES, SwarmError, toWire } from '../errors.js';
+import type { FromPeerHost, ToPeerHost } from './thread-messages.js';
+import { PeerFetcher, type BufferSource } from './peer-fetcher.js';
+
+const BYTES_REPORT_MS = 100;
+/** Free buffers kept for reuse per host; more are dropped to the GC. */
+const MAX_FREE_BUFFERS = 64;
+
+export class PeerHostCore implements BufferSource {
+  private readonly fetchers = new Map<number, PeerFetcher>();
+  private readonly free: Uint8Array[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly post: (m: FromPeerHost, transfer?: ArrayBuffer[]) => void) {
+    this.timer = setInterval(() => this.reportBytes(), BYTES_REPORT_MS);
+  }
+
+  acquire(bytes: number): Uint8Array {
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      if (this.free[i]!.byteLength >= bytes) return this.free.splice(i, 1)[0]!;
+    }
+    // own ArrayBuffer per chunk: a transfer moves the whole ArrayBuffer
+    return new Uint8Array(new ArrayBuffer(bytes));
+  }
+
+  release(buf: Uint8Array): void {
+    if (this.free.length < MAX_FREE_BUFFERS) this.free.push(buf);
+  }
+
+  private reportBytes(): void {
+    for (const f of this.fetchers.values()) {
+      const n = f.takeBytes();
+      if (n > 0) this.post({ type: 'bytes', peerId: f.peerId, n });
+    }
+  }
+
+  handle(m: ToPeerHost): void {
+    switch (m.type) {
+      case 'connect': {
+        const f = new PeerFetcher(m.peerId, m.host, m.port, this, (msg, transfer) => {
+          if (msg.type === 'closed' || msg.type === 'chunk') {
+            const n = f.takeBytes();
+            if (n > 0) this.post({ type: 'bytes', peerId: f.peerId, n });
+          }
+          if (msg.type === 'closed') this.fetchers.delete(m.peerId);
+          this.post(msg, transfer);
+        });
+        this.fetchers.set(m.peerId, f);
+        f.connect().catch(() => {}); // failure arrives as 'closed'
+        return;
+      }
+      case 'get':
+        this.fetchers.get(m.peerId)?.get(m.reqId, m.name, m.cid, m.from, m.to, m.size, m.chunkBytes);
+        return;
+      case 'cancel':
+        this.fetchers.get(m.peerId)?.cancel(m.reqId);
+        return;
+      case 'buffer':
+        this.release(m.bytes);
+        return;
+      case 'close':
+        this.fetchers.get(m.peerId)?.destroy();
+        return;
+      case 'shutdown':
+        this.shutdown();
+        return;
+    }
+  }
+
+  shutdown(): void {
+    clearInterval(this.timer);
+    for (const f of this.fetchers.values()) f.destroy();
+    this.fetchers.clear();
+    this.free.length = 0;
+  }
+}
+
+export interface PeerHost {
+  send(m: ToPeerHost, transfer?: ArrayBuffer[]): void;
+  close(): Promise<void>;
+}
+
+export const PEER_WORKER_URL = new URL('../../workers/peer-worker.js', import.meta.url);
+
+export class WorkerPeerHost implements PeerHost {
+  private readonly worker: Worker;
+  private exited = false;
+
+  constructor(onMessage: (m: FromPeerHost) => void, onFatal: (err: SwarmError) => void) {
+    this.worker = new Worker(PEER_WORKER_URL);
+    this.worker.on('message', onMessage);
+    this.worker.on('error', (err) => onFatal(new SwarmError(ERROR_CODES.INTERNAL, `peer worker failed: ${err.message}`)));
+    this.worker.on('exit', () => {
+      this.exited = true;
+    });
+  }
+
+  send(m: ToPeerHost, transfer?: ArrayBuffer[]): void {
+    if (!this.exited) this.worker.postMessage(m, transfer ?? []);
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    this.send({ type: 'shutdown' });
+    await this.worker.terminate();
+  }
+}
+
+export class InlinePeerHost implements PeerHost {
+  private readonly core: PeerHostCore;
+
+  constructor(onMessage: (m: FromPeerHost) => void) {
+    // deliver asynchronously, as a worker would, so the coordinator never re-enters itself
+    this.core = new PeerHostCore((m) => queueMicrotask(() => onMessage(m)));
+  }
+
+  send(m: ToPeerHost): void {
+    try {
+      this.core.handle(m);
+    } catch (err) {
+      throw new SwarmError(ERROR_CODES.INTERNAL, `inline peer host: ${toWire(err).message}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.core.shutdown();
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * The message contract between the coordinator (main thread) and peer hosts (worker threads, or
+ * the inline host on the main thread). Plain data; chunk bytes travel as transferred
+ * ArrayBuffers, never copied.
+ */
+import type { WireError } from '../errors.js';
+
+export type ToPeerHost =
+  | { type: 'connect'; peerId: number; host: string; port: number }
+  | { type: 'get'; peerId: number; reqId: number; name: string; cid: string; from: number; to: number; size: number; chunkBytes: number }
+  | { type: 'cancel'; peerId: number; reqId: number }
+  | { type: 'buffer'; bytes: Uint8Array }
+  | { type: 'close'; peerId: number }
+  | { type: 'shutdown' };
+
+export type FromPeerHost =
+  | { type: 'connected'; peerId: number }
+  /** A whole chunk, checksums of all its packets good; `bytes` is transferred (length may exceed the chunk). */
+  | { type: 'chunk'; peerId: number; reqId: number; chunk: number; bytes: Uint8Array; length: number }
+  /** Bytes received since the last report, for rates and stall detection. */
+  | { type: 'bytes'; peerId: number; n: number }
+  /** Bad data: the chunk (if any) is dropped and must be fetched again. */
+  | { type: 'strike'; peerId: number; reqId: number; chunk: number; error: WireError }
+  /** The request is over; chunks not delivered by now will not be. */
+  | { type: 'done'; peerId: number; reqId: number; error?: WireError }
+  | { type: 'closed'; peerId: number; error?: WireError };

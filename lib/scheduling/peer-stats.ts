@@ -1,0 +1,65 @@
+/**
+ * What the coordinator knows about one peer's performance: a smoothed receive rate, strikes for
+ * bad data, the time of its last byte (stall detection), and from the rate the number of chunks
+ * it should have in flight (about PIPELINE_SECONDS of data, like libtorrent's request queue),
+ * capped. Pure: the clock is passed in.
+ */
+
+export const PIPELINE_SECONDS = 1;
+export const MIN_PIPELINE_CHUNKS = 2;
+export const MAX_PIPELINE_CHUNKS = 48;
+export const START_PIPELINE_CHUNKS = 6;
+export const MAX_STRIKES = 3;
+const RATE_WINDOW_MS = 500;
+const RATE_ALPHA = 0.5;
+
+export class PeerStats {
+  /** Smoothed bytes per second. */
+  rate = 0;
+  strikes = 0;
+  bytes = 0;
+  chunksVerified = 0;
+  lastByteAt: number;
+  private windowStart: number;
+  private windowBytes = 0;
+  private sampled = false;
+
+  constructor(now: number) {
+    this.lastByteAt = now;
+    this.windowStart = now;
+  }
+
+  onBytes(n: number, now: number): void {
+    this.bytes += n;
+    this.windowBytes += n;
+    this.lastByteAt = now;
+    this.tick(now);
+  }
+
+  /** Close the rate window if it is old enough. Call on bytes and on timers. */
+  tick(now: number): void {
+    const elapsed = now - this.windowStart;
+    if (elapsed < RATE_WINDOW_MS) return;
+    const sample = (this.windowBytes * 1000) / elapsed;
+    this.rate = this.sampled ? RATE_ALPHA * sample + (1 - RATE_ALPHA) * this.rate : sample;
+    this.sampled = true;
+    this.windowStart = now;
+    this.windowBytes = 0;
+  }
+
+  /** Chunks this peer should have requested and not yet delivered. */
+  pipelineChunks(chunkBytes: number): number {
+    if (!this.sampled) return START_PIPELINE_CHUNKS;
+    const want = Math.ceil((this.rate * PIPELINE_SECONDS) / chunkBytes);
+    return Math.max(MIN_PIPELINE_CHUNKS, Math.min(MAX_PIPELINE_CHUNKS, want));
+  }
+
+  strike(): boolean {
+    this.strikes++;
+    return this.strikes >= MAX_STRIKES;
+  }
+
+  stalledFor(now: number): number {
+    return now - this.lastByteAt;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The part file: `NAME.swarm-part` beside where NAME will land, sized to the final length up
+ * front (ftruncate: sparse on most file systems, so free space is checked with statfs first).
+ * Chunk writes happen in the chunk pool by positional write on this fd. `finish` fsyncs, closes,
+ * renames to NAME and sets mtime and atime from the tracker's directory entry; until then nothing
+ * exists under NAME.
+ */
+import { open, rename, utimes, statfs, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { ERROR_CODES, SwarmError } from '../errors.js';
+import { PART_SUFFIX, TICKET_SUFFIX } from '../constants.js';
+
+export function partPaths(finalPath: string): { part: string; ticket: string } {
+  return { part: finalPath + PART_SUFFIX, ticket: finalPath + TICKET_SUFFIX };
+}
+
+export class PartFile {
+  private constructor(readonly finalPath: string, readonly partPath: string, private fh: FileHandle | null) {}
+
+  get fd(): number {
+    if (!this.fh) throw new SwarmError(ERROR_CODES.INTERNAL, 'part file is closed');
+    return this.fh.fd;
+  }
+
+  /** Open (creating or keeping) the part file and size it. `needBytes` is checked against free space. */
+  static async open(finalPath: string, size: number, opts: { keep: boolean; needBytes: number }): Promise<PartFile> {
+    const { part } = partPaths(finalPath);
+    await mkdir(path.dirname(finalPath), { recursive: true });
+    try {
+      const fs = await statfs(path.dirname(finalPath));
+      const free = fs.bavail * fs.bsize;
+      if (free < opts.needBytes) {
+        throw new SwarmError(ERROR_CODES.DISK_FULL, `not enough space in ${path.dirname(finalPath)}: ${opts.needBytes} bytes needed, ${free} free`);
+      }
+    } catch (err) {
+      if (err instanceof SwarmError) throw err;
+      // statfs unsupported here: writes will report ENOSPC instead
+    }
+    if (!opts.keep) await unlink(part).catch(() => {});
+    const fh = await open(part, opts.keep ? 'r+' : 'w+').catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return open(part, 'w+');
+      throw err;
+    });
+    await fh.truncate(size);
+    return new PartFile(finalPath, part, fh);
+  }
+
+  /** Make the file durable, give it its final name and the directory's mtime. */
+  async finish(mtimeSec: number): Promise<void> {
+    const fh = this.fh!;
+    await fh.sync();
+    await fh.close();
+    this.fh = null;
+    await utimes(this.partPath, mtimeSec, mtimeSec);
+    await rename(this.partPath, this.finalPath);
+  }
+
+  /** Close without finishing (interrupt, failure): the part file stays for resuming. */
+  async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = null;
+    if (fh) {
+      await fh.sync().catch(() => {});
+      await fh.close().catch(() => {});
+    }
+  }
+}
+
+export { TICKET_SUFFIX };
