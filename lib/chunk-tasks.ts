@@ -71,10 +71,28 @@ export function hashRange(hasher: Hasher, task: HashRangeTask): string[] {
   }
 }
 
+const zeroHashes = new Map<number, string>();
+
+/** Hash of `length` zero bytes (memoised: a file has at most two chunk lengths). */
+function zeroHash(hasher: Hasher, length: number): string {
+  let h = zeroHashes.get(length);
+  if (!h) {
+    h = hasher.chunk(new Uint8Array(length));
+    zeroHashes.set(length, h);
+  }
+  return h;
+}
+
+/**
+ * Hash the chunk; if it matches, write it. An all-zero chunk is not written: the part file
+ * starts sparse (ftruncate) and only verified chunks are ever written to it, so that range
+ * already reads as zeros, and sparse files (VM images) stay sparse.
+ */
 export function verifyAndWrite(hasher: Hasher, task: WriteTask): WriteResult {
   const view = task.bytes.subarray(0, task.length);
   const hash = hasher.chunk(view);
   if (hash !== task.expected) return { ok: false, hash, bytes: task.bytes };
+  if (hash === zeroHash(hasher, task.length)) return { ok: true, hash, bytes: task.bytes };
   let done = 0;
   while (done < task.length) {
     done += writeSync(task.fd, view, done, task.length - done, task.position + done);

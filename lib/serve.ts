@@ -27,6 +27,8 @@ export interface ServeOptions extends TrackerLinkOptions {
   log?: Log;
   /** Share an existing chunk pool instead of creating one. */
   pool?: ChunkPool;
+  /** Upload limit, bytes per second, for all peers together. */
+  maxUploadBytesPerSec?: number;
 }
 
 export interface ServeEvents {
@@ -75,7 +77,7 @@ export async function serve(dir: string, opts: ServeOptions = {}): Promise<Serve
       handle?.emit('warning', `${name}: ${reason}`);
     },
   });
-  const server = new PeerServer(library, { log });
+  const server = new PeerServer(library, { log, ...(opts.maxUploadBytesPerSec ? { maxUploadBytesPerSec: opts.maxUploadBytesPerSec } : {}) });
   handle = new ServeHandle(library, server, pool, !opts.pool);
   const h = handle;
   library.on('hashing', (p) => h.emit('hashing', p));

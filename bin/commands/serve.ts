@@ -16,6 +16,7 @@ export function register(program: Command): void {
     .option('--tracker-port <port>', 'port of the embedded tracker', intOption, constants.DEFAULT_TRACKER_PORT)
     .option('--no-tracker', 'do not use a tracker at all')
     .option('--threads <n>', 'hashing threads (0: hash on the main thread)', intOption)
+    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', Number)
     .option('--log <file>', 'append one line per event to this file')
     .option('--json', 'print NDJSON events instead of text')
     .addHelpText(
@@ -24,7 +25,7 @@ export function register(program: Command): void {
 Ctrl-C stops accepting peers and lets running transfers finish; a second Ctrl-C ends at once.
 Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
     )
-    .action(async (dir: string, o: { port: number; host: string; tracker?: string | boolean; trackerPort: number; threads?: number; log?: string; json?: boolean }) => {
+    .action(async (dir: string, o: { port: number; host: string; tracker?: string | boolean; trackerPort: number; threads?: number; log?: string; json?: boolean; maxUpload?: number }) => {
       const fileLog = o.log ? openLogFile(o.log) : null;
       const json = !!o.json;
       const say = (text: string, event: Record<string, unknown>) => (json ? ndjson(event) : process.stderr.write(text + '\n'));
@@ -38,6 +39,7 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         trackerPort: o.trackerPort,
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
         ...(fileLog ? { log: fileLog.log } : {}),
+        ...(o.maxUpload && o.maxUpload > 0 ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
       }).catch(async (err) => {
         await fileLog?.close();
         throw err;

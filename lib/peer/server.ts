@@ -8,12 +8,15 @@ import { once } from 'node:events';
 import type { Library } from '../share/library.js';
 import { noLog, type Log } from '../log.js';
 import { PeerSession } from './session.js';
+import { TokenBucket } from '../scheduling/token-bucket.js';
 
 export interface PeerServerOptions {
   log?: Log;
   maxConnections?: number;
   /** An idle connection (no request for this long) is closed. */
   idleMs?: number;
+  /** Upload limit for the whole server, bytes per second (0 or absent: none). */
+  maxUploadBytesPerSec?: number;
 }
 
 export class PeerServer {
@@ -23,11 +26,12 @@ export class PeerServer {
 
   constructor(private readonly library: Library, opts: PeerServerOptions = {}) {
     this.log = opts.log ?? noLog;
+    const upload = opts.maxUploadBytesPerSec ? new TokenBucket(opts.maxUploadBytesPerSec, Date.now()) : null;
     this.server = net.createServer({ noDelay: true }, (socket) => {
       const s = new PeerSession(socket, this.library, this.log, (ended) => {
         this.sessions.delete(ended);
         this.log('peer-disconnected', { peer: ended.remote, sent: ended.bytesSent });
-      });
+      }, upload);
       this.sessions.add(s);
       this.log('peer-connected', { peer: s.remote });
       socket.setTimeout(opts.idleMs ?? 120_000, () => {

@@ -23,6 +23,7 @@ import { resolveInShare } from '../share/names.js';
 import type { Library } from '../share/library.js';
 import type { Log } from '../log.js';
 import { serveLegacyRequest } from './legacy.js';
+import type { TokenBucket } from '../scheduling/token-bucket.js';
 
 const READ_BYTES = 1 << 20;
 const READ_BUFFERS = 4;
@@ -55,6 +56,7 @@ export class PeerSession {
     private readonly library: Library,
     private readonly log: Log,
     private readonly onEnd: (s: PeerSession) => void,
+    private readonly upload: TokenBucket | null = null,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
@@ -217,6 +219,10 @@ export class PeerSession {
         if (i + 1 < pieces.length) {
           next = read(i + 1);
           next.catch(() => {}); // awaited next iteration; don't let it be unhandled meanwhile
+        }
+        if (this.upload) {
+          const wait = this.upload.delayFor(pieces[i]!.length, Date.now());
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         }
         const ok = this.sendPiece(req.id, pieces[i]!, buf);
         if (!ok && !this.closed) await this.drained();

@@ -19,6 +19,8 @@ export class ChunkTable {
   private verifiedCount = 0;
   /** Lowest index that may still be missing: picking starts here, so it stays cheap. */
   private lowMissing = 0;
+  /** Lowest index that may not be verified yet (chunks only ever become verified once). */
+  private lowUnverified = 0;
 
   constructor(count: number, verified?: (i: number) => boolean) {
     this.count = count;
@@ -105,7 +107,8 @@ export class ChunkTable {
 
   /** Chunks still assigned (not received) to exactly one peer: endgame candidates. */
   *assignedSingly(): Generator<number> {
-    for (let i = this.lowMissing; i < this.count; i++) {
+    while (this.lowUnverified < this.count && this.state[this.lowUnverified] === ChunkState.Verified) this.lowUnverified++;
+    for (let i = this.lowUnverified; i < this.count; i++) {
       if (this.state[i] === ChunkState.Assigned && this.owners[i] === 1) yield i;
     }
   }

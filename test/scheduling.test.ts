@@ -1,0 +1,87 @@
+import t from 'tap';
+import { ChunkTable, ChunkState } from '../lib/scheduling/chunk-table.js';
+import { pickRange } from '../lib/scheduling/picker.js';
+import { ByteBudget } from '../lib/scheduling/budget.js';
+import { PeerStats, START_PIPELINE_CHUNKS, MAX_PIPELINE_CHUNKS, MIN_PIPELINE_CHUNKS } from '../lib/scheduling/peer-stats.js';
+import { TokenBucket } from '../lib/scheduling/token-bucket.js';
+
+t.test('chunk table: missing → assigned → received → verified, and back on failure', async (t) => {
+  const tab = new ChunkTable(10, (i) => i === 0 || i === 5);
+  t.equal(tab.verified, 2);
+  t.same(tab.nextMissingRun(100), { start: 1, end: 5 }, 'a run stops at a verified chunk');
+  tab.assign(1, 5);
+  t.same(tab.nextMissingRun(3), { start: 6, end: 9 });
+  tab.received(2);
+  t.equal(tab.stateOf(2), ChunkState.Received);
+  tab.release(2);
+  t.equal(tab.stateOf(2), ChunkState.Missing, 'released chunk is missing again');
+  t.same(tab.nextMissingRun(1), { start: 2, end: 3 }, 'and is picked first');
+  t.ok(tab.verify(1));
+  t.notOk(tab.verify(1), 'verifying twice counts once');
+  t.equal(tab.verified, 3);
+  for (let i = 0; i < 10; i++) tab.verify(i);
+  t.ok(tab.complete);
+  t.equal(tab.nextMissingRun(5), null);
+});
+
+t.test('chunk table: an endgame duplicate keeps the chunk assigned until both give up', async (t) => {
+  const tab = new ChunkTable(3);
+  tab.assign(0, 3);
+  t.same([...tab.assignedSingly()], [0, 1, 2]);
+  tab.assign(2, 3); // second peer takes chunk 2
+  t.equal(tab.ownersOf(2), 2);
+  t.same([...tab.assignedSingly()], [0, 1]);
+  tab.release(2);
+  t.equal(tab.stateOf(2), ChunkState.Assigned, 'still held by the other peer');
+  tab.release(2);
+  t.equal(tab.stateOf(2), ChunkState.Missing);
+});
+
+t.test('picker: contiguous runs, room and run limits, endgame to the slow holder', async (t) => {
+  const tab = new ChunkTable(20);
+  const base = { table: tab, rate: 100, holderRate: () => 10, idle: false };
+  t.same(pickRange({ ...base, room: 8, maxRun: 5 }), { start: 0, end: 5, duplicate: false });
+  t.equal(pickRange({ ...base, room: 0, maxRun: 5 }), null);
+  tab.assign(0, 20);
+  t.equal(pickRange({ ...base, room: 4, maxRun: 4 }), null, 'busy peers get no duplicates');
+  const rates: Record<number, number> = {};
+  for (let i = 0; i < 20; i++) rates[i] = i === 13 ? 1 : 50;
+  t.same(pickRange({ ...base, idle: true, room: 4, maxRun: 4, holderRate: (i) => rates[i]! }), { start: 13, end: 14, duplicate: true }, 'the slowest holder is helped');
+  t.equal(pickRange({ ...base, idle: true, rate: 1, room: 4, maxRun: 4, holderRate: () => 50 }), null, 'a slow idle peer does not duplicate a fast one');
+});
+
+t.test('budget bounds bytes in flight; the first take always fits', async (t) => {
+  const b = new ByteBudget(10);
+  t.ok(b.tryTake(25), 'first reservation fits even when larger than the budget');
+  t.notOk(b.tryTake(1));
+  b.give(25);
+  t.ok(b.tryTake(6));
+  t.ok(b.tryTake(4));
+  t.notOk(b.tryTake(1));
+  t.equal(b.free, 0);
+  b.give(6);
+  t.equal(b.inFlight, 4);
+});
+
+t.test('peer stats: rate, pipeline depth follows rate, strikes, stalls', async (t) => {
+  const s = new PeerStats(0);
+  t.equal(s.pipelineChunks(1 << 20), START_PIPELINE_CHUNKS);
+  s.onBytes(50 << 20, 500); // 100 MiB/s over the first window
+  t.equal(Math.round(s.rate / (1 << 20)), 100);
+  t.equal(s.pipelineChunks(1 << 20), Math.min(MAX_PIPELINE_CHUNKS, 100));
+  const slow = new PeerStats(0);
+  slow.onBytes(1000, 1000);
+  t.equal(slow.pipelineChunks(1 << 20), MIN_PIPELINE_CHUNKS);
+  t.equal(slow.stalledFor(5000), 4000);
+  t.notOk(slow.strike());
+  t.notOk(slow.strike());
+  t.ok(slow.strike(), 'third strike drops');
+});
+
+t.test('token bucket: one second of burst, then the rate', async (t) => {
+  const b = new TokenBucket(1000, 0);
+  t.equal(b.delayFor(1000, 0), 0);
+  t.equal(b.delayFor(500, 0), 500);
+  t.equal(b.delayFor(500, 500), 500, 'still in debt after half a second');
+  t.equal(b.delayFor(0, 2000), 0);
+});
