@@ -1,0 +1,80 @@
+import t from 'tap';
+import { writeFileSync, readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { MIN_CHUNK_BYTES } from '../lib/constants.js';
+import { Ticket } from '../lib/storage/ticket.js';
+import { prng, randomBytes } from './helpers/prng.js';
+import { tempDir } from './helpers/tmp.js';
+import { servePeer, swarm } from './helpers/procs.js';
+
+const MiB = MIN_CHUNK_BYTES;
+
+t.test('SIGKILL mid-download, then the same command: resumes, byte-identical, fetches only what is missing', async (t) => {
+  const src = tempDir(t);
+  const chunks = 48;
+  const data = randomBytes(prng(31), chunks * MiB - 1000);
+  writeFileSync(path.join(src, 'disk.img'), data);
+  const peers = await Promise.all([0, 1].map(() => servePeer(t, src, ['--no-tracker', '--max-upload', '10'])));
+  const out = tempDir(t);
+  const args = ['get', 'disk.img', ...peers.flatMap((p) => ['--peer', `127.0.0.1:${p.port}`]), '-o', out, '--json'];
+
+  const first = swarm(t, args);
+  const progress = await first.waitFor((o) => o.event === 'progress' && (o.bytes as number) > 4 * MiB);
+  first.kill('SIGKILL');
+  const ended = await first.exit;
+  t.equal(ended.signal, 'SIGKILL');
+  t.notOk(existsSync(path.join(out, 'disk.img')), 'nothing under the final name');
+  t.ok(existsSync(path.join(out, 'disk.img.swarm-part')), 'the part file stays');
+  const ticket = await Ticket.load(path.join(out, 'disk.img.swarm-ticket'));
+  t.ok(ticket, 'the ticket stays');
+  const saved = Ticket.fromData('x', ticket!, chunks).count();
+  const reported = Math.floor((progress.bytes as number) / MiB);
+  t.ok(saved >= reported, `ticket holds ${saved} chunks, at least the ${reported} reported verified before the kill`);
+  t.ok(saved < chunks, 'killed before the end');
+
+  const second = swarm(t, args);
+  const start = await second.waitFor((o) => o.event === 'start');
+  t.equal(start.resumedChunks, saved, 'resumed from the ticket');
+  const done = await second.waitFor((o) => o.event === 'done', 60_000);
+  t.equal((await second.exit).code, 0);
+  t.equal(done.fetchedChunks, chunks - saved, 'fetched exactly the missing chunks');
+  t.ok(readFileSync(path.join(out, 'disk.img')).equals(data), 'byte-identical');
+  t.notOk(existsSync(path.join(out, 'disk.img.swarm-ticket')), 'ticket removed');
+  t.notOk(existsSync(path.join(out, 'disk.img.swarm-part')), 'part file renamed');
+});
+
+t.test('Ctrl-C saves the ticket and exits 130; the next run resumes', async (t) => {
+  const src = tempDir(t);
+  const data = randomBytes(prng(32), 30 * MiB);
+  writeFileSync(path.join(src, 'x.bin'), data);
+  const peer = await servePeer(t, src, ['--no-tracker', '--max-upload', '10']);
+  const out = tempDir(t);
+  const args = ['get', 'x.bin', '--peer', `127.0.0.1:${peer.port}`, '-o', out, '--json'];
+  const first = swarm(t, args);
+  await first.waitFor((o) => o.event === 'progress' && (o.bytes as number) > 2 * MiB);
+  first.kill('SIGINT');
+  const ended = await first.exit;
+  t.equal(ended.code, 130, 'interrupted exit code');
+  t.match(first.lines.join('\n'), /"code":"SWARM_ERR_INTERRUPTED"/);
+  const ticket = Ticket.fromData('x', (await Ticket.load(path.join(out, 'x.bin.swarm-ticket')))!, 30);
+  t.ok(ticket.count() > 0, `${ticket.count()} chunks kept`);
+  const second = swarm(t, args);
+  const done = await second.waitFor((o) => o.event === 'done', 60_000);
+  t.equal(done.resumedChunks, ticket.count());
+  t.ok(readFileSync(path.join(out, 'x.bin')).equals(data));
+});
+
+t.test('a file that changed on the swarm discards the old partial download', async (t) => {
+  const src = tempDir(t);
+  writeFileSync(path.join(src, 'doc.txt'), 'version one, long enough to matter\n');
+  const out = tempDir(t);
+  // a stale ticket and part from another content id
+  writeFileSync(path.join(out, 'doc.txt.swarm-part'), 'junk');
+  writeFileSync(path.join(out, 'doc.txt.swarm-ticket'), JSON.stringify({ version: 1, name: 'doc.txt', cid: 'old', size: 4, chunkBytes: MiB, mtime: 1, verified: 'AQ==' }));
+  const peer = await servePeer(t, src, ['--no-tracker']);
+  const run = swarm(t, ['get', 'doc.txt', '--peer', `127.0.0.1:${peer.port}`, '-o', out, '--json']);
+  const warning = await run.waitFor((o) => o.event === 'warning');
+  t.match(warning.message, /changed on the swarm/);
+  await run.waitFor((o) => o.event === 'done');
+  t.equal(readFileSync(path.join(out, 'doc.txt'), 'utf8'), 'version one, long enough to matter\n');
+});
