@@ -21,3 +21,4 @@ export { scanShare, diffScans } from './share/scanner.js';
 export { get, Download, DEFAULT_BUDGET_BYTES, type GetOptions, type GetPromise } from './download/get.js';
 export type { DoneEvent, StartEvent, ProgressEvent, PeerView } from './download/events.js';
 export { resolveTarget, defaultTracker } from './download/resolve.js';
+export { formatBreakdown, type Breakdown } from './download/breakdown.js';

@@ -71,7 +71,7 @@ export class ThreadChunkPool implements ChunkPool {
 
   async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {
     const r = await this.run({ op: 'write', ...task }, [task.bytes.buffer as ArrayBuffer]);
-    return { ok: r.ok === true, hash: r.hash ?? '', bytes: r.bytes! };
+    return { ok: r.ok === true, hash: r.hash ?? '', bytes: r.bytes!, hashMs: r.hashMs ?? 0, writeMs: r.writeMs ?? 0 };
   }
 
   async destroy(): Promise<void> {

@@ -1,7 +1,7 @@
 /** `swarm get NAME`: download one file from every peer that has it, with live bars. */
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { get, defaultTracker, type DoneEvent, type PeerView } from '../../lib/index.js';
+import { get, defaultTracker, formatBreakdown, type DoneEvent, type PeerView } from '../../lib/index.js';
 import { humanBytes, humanRate, ndjson } from '../format.js';
 import { collect, intOption } from './common.js';
 
@@ -14,6 +14,7 @@ interface GetCliOptions {
   maxMemory: number;
   json?: boolean;
   quiet?: boolean;
+  profile?: boolean;
 }
 
 const PROGRESS_JSON_MS = 1000;
@@ -29,6 +30,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'hash+write threads (0: main thread)', intOption)
     .option('--peer-threads <n>', 'connection threads (0: main thread; default one per core)', intOption)
     .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB', intOption, 64)
+    .option('--profile', 'measure where the time goes and print a breakdown at the end')
     .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, error)')
     .option('-q, --quiet', 'print nothing but errors')
     .addHelpText(
@@ -46,6 +48,7 @@ command again to resume. Exit codes: see README ("Exit codes").`,
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
         ...(o.peerThreads !== undefined ? { peerThreads: o.peerThreads } : {}),
         budgetBytes: Math.max(1, o.maxMemory) << 20,
+        ...(o.profile ? { profile: true } : {}),
       });
       const d = p.download;
       const onSignal = () => d.abort();
@@ -55,6 +58,7 @@ command again to resume. Exit codes: see README ("Exit codes").`,
       try {
         const r = await p;
         view?.done(r);
+        if (r.breakdown && !o.json) process.stderr.write(formatBreakdown(r.breakdown) + '\n');
       } catch (err) {
         view?.stop();
         throw err;

@@ -78,6 +78,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private settle: { resolve: () => void; reject: (e: SwarmError) => void } | null = null;
   private finished = false;
   readonly counters = { badPackets: 0, badChunks: 0, fetchedChunks: 0, bytesFetched: 0, duplicateChunks: 0 };
+  /** Pool time spent hashing and writing, milliseconds (for the breakdown). */
+  readonly poolTimes = { hashMs: 0, writeMs: 0 };
   readonly resumedChunks: number;
 
   constructor(private readonly m: Manifest, private readonly holders: PeerAddress[], private readonly o: CoordinatorOptions) {
@@ -135,6 +137,20 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Wait for chunk writes already handed to the pool (their chunks are then in the ticket). */
   async drainWrites(): Promise<void> {
     while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+  }
+
+  /** Timings of the peer threads (before closing them). */
+  async hostStats(): Promise<{ threads: number; busyMs: number; copyMs: number; checksumMs: number; inline: boolean }> {
+    const all = await Promise.all(this.hosts.map((h) => h.stats()));
+    const out = { threads: 0, busyMs: 0, copyMs: 0, checksumMs: 0, inline: this.hosts[0] instanceof InlinePeerHost };
+    for (const s of all) {
+      if (!s) continue;
+      if (!out.inline) out.threads++;
+      out.busyMs += s.busyMs;
+      out.copyMs += s.copyMs;
+      out.checksumMs += s.checksumMs;
+    }
+    return out;
   }
 
   async closeHosts(): Promise<void> {
@@ -211,9 +227,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       .then(
         (res) => {
           this.writes.delete(w);
+          this.poolTimes.hashMs += res.hashMs;
+          this.poolTimes.writeMs += res.writeMs;
           this.budget.give(this.m.chunkBytes);
           if (res.ok) {
             if (this.table.verify(chunk)) {
+              this.o.part.wrote(length);
               this.o.ticket.mark(chunk);
               p.stats.chunksVerified++;
               this.counters.fetchedChunks++;

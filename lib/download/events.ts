@@ -1,3 +1,4 @@
+import type { Breakdown } from './breakdown.js';
 /** Events a download emits (library API and `--json` output share these shapes). */
 
 export interface PeerView {
@@ -46,6 +47,8 @@ export interface DoneEvent {
   fetchedChunks: number;
   /** True when the file was already there with the directory's size and mtime. */
   upToDate: boolean;
+  /** Where the time went, when asked for (`profile`). */
+  breakdown?: Breakdown;
 }
 
 export interface WarningEvent {

@@ -18,6 +18,8 @@ import { chunkLength } from '../chunking.js';
 import { Coordinator } from './coordinator.js';
 import { resolveTarget } from './resolve.js';
 import type { DoneEvent, DownloadEvents } from './events.js';
+import { performance } from 'node:perf_hooks';
+import type { Breakdown } from './breakdown.js';
 
 export interface GetOptions {
   /** host:port of the tracker; default $SWARM_TRACKER, then 127.0.0.1:7077. */
@@ -36,6 +38,8 @@ export interface GetOptions {
   requestTimeoutMs?: number;
   /** Reuse a pool (benchmarks, long-running callers). */
   pool?: ChunkPool;
+  /** Measure where the time goes; the result then carries `breakdown`. */
+  profile?: boolean;
 }
 
 export const DEFAULT_BUDGET_BYTES = 64 << 20;
@@ -59,10 +63,12 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   async run(): Promise<DoneEvent> {
     const started = Date.now();
+    const t0 = performance.now();
     const name = checkName(this.name);
     const target = await resolveTarget(name, { ...(this.opts.tracker ? { tracker: this.opts.tracker } : {}), ...(this.opts.peers ? { peers: this.opts.peers } : {}) });
     for (const s of target.skipped) this.emit('warning', { peer: s.peer, message: `left out: ${s.reason}` });
     this.checkAborted();
+    const tResolved = performance.now();
     const m = target.manifest;
     const finalPath = path.resolve(this.opts.outDir ?? '.', ...name.split('/'));
     const result = (over: Partial<DoneEvent>): DoneEvent => ({
@@ -136,13 +142,40 @@ export class Download extends EventEmitter<DownloadEvents> {
       resumedChunks: c.resumedChunks,
       source: target.source,
     });
+    let breakdown: Breakdown | undefined;
     try {
       if (this.aborted) c.abort(this.aborted);
+      const tSetup = performance.now();
+      const elu = performance.eventLoopUtilization();
       await c.run();
       await c.drainWrites();
+      const tTransfer = performance.now();
+      const mainBusyMs = performance.eventLoopUtilization(elu).active;
+      const hosts = this.opts.profile ? await c.hostStats() : null;
       await c.closeHosts();
       await part.finish(m.mtime);
       await ticket.remove();
+      if (hosts) {
+        const transfer = (tTransfer - tSetup) / 1000;
+        const poolThreads = pool.threads;
+        const hash = c.poolTimes.hashMs / 1000;
+        const write = c.poolTimes.writeMs / 1000;
+        const inlineWork = (hosts.inline ? hosts.copyMs + hosts.checksumMs : 0) + (poolThreads === 0 ? c.poolTimes.hashMs + c.poolTimes.writeMs : 0);
+        breakdown = {
+          wallSeconds: (performance.now() - t0) / 1000,
+          phases: { resolve: (tResolved - t0) / 1000, setup: (tSetup - tResolved) / 1000, transfer, finish: (performance.now() - tTransfer) / 1000 },
+          stages: {
+            receive: hosts.inline ? 0 : Math.max(0, hosts.busyMs - hosts.copyMs - hosts.checksumMs) / 1000,
+            copy: hosts.copyMs / 1000,
+            checksum: hosts.checksumMs / 1000,
+            hash,
+            write,
+            coordinate: Math.max(0, mainBusyMs - inlineWork) / 1000,
+            wait: poolThreads > 0 ? Math.max(0, transfer * poolThreads - hash - write) : 0,
+          },
+          threads: { peer: hosts.threads, pool: poolThreads },
+        };
+      }
     } catch (err) {
       await c.drainWrites();
       await c.closeHosts();
@@ -162,6 +195,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       badChunks: c.counters.badChunks,
       resumedChunks: c.resumedChunks,
       fetchedChunks: c.counters.fetchedChunks,
+      ...(breakdown ? { breakdown } : {}),
     });
   }
 }

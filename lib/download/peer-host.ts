@@ -7,19 +7,29 @@
 import { Worker } from 'node:worker_threads';
 import { ERROR_CODES, SwarmError, toWire } from '../errors.js';
 import type { FromPeerHost, ToPeerHost } from './thread-messages.js';
-import { PeerFetcher, type BufferSource } from './peer-fetcher.js';
+import { PeerFetcher, type BufferSource, type FetchTimes } from './peer-fetcher.js';
+import { performance } from 'node:perf_hooks';
+import type { PeerThreadTimes } from './breakdown.js';
 
 const BYTES_REPORT_MS = 100;
 /** Free buffers kept for reuse per host; more are dropped to the GC. */
-const MAX_FREE_BUFFERS = 64;
+const MAX_FREE_BUFFERS = 16;
 
 export class PeerHostCore implements BufferSource {
   private readonly fetchers = new Map<number, PeerFetcher>();
   private readonly free: Uint8Array[] = [];
   private readonly timer: NodeJS.Timeout;
+  private readonly times: FetchTimes = { copyMs: 0, checksumMs: 0 };
+  private readonly elu = performance.eventLoopUtilization();
 
   constructor(private readonly post: (m: FromPeerHost, transfer?: ArrayBuffer[]) => void) {
     this.timer = setInterval(() => this.reportBytes(), BYTES_REPORT_MS);
+  }
+
+  /** Busy time of this thread's event loop since the host started, and copy/checksum shares. */
+  stats(): PeerThreadTimes {
+    const e = performance.eventLoopUtilization(this.elu);
+    return { busyMs: e.active, copyMs: this.times.copyMs, checksumMs: this.times.checksumMs };
   }
 
   acquire(bytes: number): Uint8Array {
@@ -51,7 +61,7 @@ export class PeerHostCore implements BufferSource {
           }
           if (msg.type === 'closed') this.fetchers.delete(m.peerId);
           this.post(msg, transfer);
-        });
+        }, this.times);
         this.fetchers.set(m.peerId, f);
         f.connect().catch(() => {}); // failure arrives as 'closed'
         return;
@@ -67,6 +77,9 @@ export class PeerHostCore implements BufferSource {
         return;
       case 'close':
         this.fetchers.get(m.peerId)?.destroy();
+        return;
+      case 'stats':
+        this.post({ type: 'stats', peerId: -1, times: this.stats() });
         return;
       case 'shutdown':
         this.shutdown();
@@ -84,6 +97,8 @@ export class PeerHostCore implements BufferSource {
 
 export interface PeerHost {
   send(m: ToPeerHost, transfer?: ArrayBuffer[]): void;
+  /** Timings of the thread (null when the host shares the main thread). */
+  stats(): Promise<PeerThreadTimes | null>;
   close(): Promise<void>;
 }
 
@@ -93,9 +108,16 @@ export class WorkerPeerHost implements PeerHost {
   private readonly worker: Worker;
   private exited = false;
 
+  private statsWaiter: ((t: PeerThreadTimes) => void) | null = null;
+
   constructor(onMessage: (m: FromPeerHost) => void, onFatal: (err: SwarmError) => void) {
     this.worker = new Worker(PEER_WORKER_URL);
-    this.worker.on('message', onMessage);
+    this.worker.on('message', (m: FromPeerHost) => {
+      if (m.type === 'stats') {
+        this.statsWaiter?.(m.times);
+        this.statsWaiter = null;
+      } else onMessage(m);
+    });
     this.worker.on('error', (err) => onFatal(new SwarmError(ERROR_CODES.INTERNAL, `peer worker failed: ${err.message}`)));
     this.worker.on('exit', () => {
       this.exited = true;
@@ -104,6 +126,15 @@ export class WorkerPeerHost implements PeerHost {
 
   send(m: ToPeerHost, transfer?: ArrayBuffer[]): void {
     if (!this.exited) this.worker.postMessage(m, transfer ?? []);
+  }
+
+  stats(): Promise<PeerThreadTimes | null> {
+    if (this.exited) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.statsWaiter = resolve;
+      this.send({ type: 'stats' });
+      setTimeout(() => resolve(null), 1_000).unref();
+    });
   }
 
   async close(): Promise<void> {
@@ -127,6 +158,11 @@ export class InlinePeerHost implements PeerHost {
     } catch (err) {
       throw new SwarmError(ERROR_CODES.INTERNAL, `inline peer host: ${toWire(err).message}`);
     }
+  }
+
+  /** Copy and checksum times; the main thread's busy time is reported as coordination. */
+  async stats(): Promise<PeerThreadTimes | null> {
+    return { ...this.core.stats(), busyMs: 0 };
   }
 
   async close(): Promise<void> {

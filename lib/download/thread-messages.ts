@@ -4,6 +4,7 @@
  * ArrayBuffers, never copied.
  */
 import type { WireError } from '../errors.js';
+import type { PeerThreadTimes } from './breakdown.js';
 
 export type ToPeerHost =
   | { type: 'connect'; peerId: number; host: string; port: number }
@@ -11,6 +12,8 @@ export type ToPeerHost =
   | { type: 'cancel'; peerId: number; reqId: number }
   | { type: 'buffer'; bytes: Uint8Array }
   | { type: 'close'; peerId: number }
+  /** Ask for the host's timings (answered with 'stats'). */
+  | { type: 'stats' }
   | { type: 'shutdown' };
 
 export type FromPeerHost =
@@ -23,4 +26,5 @@ export type FromPeerHost =
   | { type: 'strike'; peerId: number; reqId: number; chunk: number; error: WireError }
   /** The request is over; chunks not delivered by now will not be. */
   | { type: 'done'; peerId: number; reqId: number; error?: WireError }
-  | { type: 'closed'; peerId: number; error?: WireError };
+  | { type: 'closed'; peerId: number; error?: WireError }
+  | { type: 'stats'; peerId: -1; times: PeerThreadTimes };

@@ -11,7 +11,6 @@
  * that changed since its manifest are never sent under the old content id.
  */
 import type { Socket } from 'node:net';
-import { open } from 'node:fs/promises';
 import { ERROR_CODES, SwarmError, toWire, asSwarmError } from '../errors.js';
 import { PACKET_PAYLOAD_BYTES } from '../constants.js';
 import { FrameDecoder, encodeFrame, type Header } from '../protocol/frame.js';
@@ -19,7 +18,7 @@ import { encodePacketHead, FLAG_LAST_IN_CHUNK } from '../protocol/packet.js';
 import { checkMessage } from '../protocol/messages.js';
 import { encodeHashes } from '../manifest.js';
 import { chunkCount } from '../chunking.js';
-import { resolveInShare } from '../share/names.js';
+import { OpenFiles } from './open-files.js';
 import type { Library } from '../share/library.js';
 import type { Log } from '../log.js';
 import { serveLegacyRequest } from './legacy.js';
@@ -50,6 +49,7 @@ export class PeerSession {
   private mode: 'unknown' | 'framed' | 'legacy' = 'unknown';
   readonly remote: string;
   bytesSent = 0;
+  private readonly openFiles: OpenFiles;
 
   constructor(
     private readonly socket: Socket,
@@ -59,6 +59,7 @@ export class PeerSession {
     private readonly upload: TokenBucket | null = null,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.openFiles = new OpenFiles(library);
     socket.setNoDelay(true);
     this.decoder = new FrameDecoder({
       onMessage: (h, body) => this.onMessage(h, body),
@@ -166,71 +167,58 @@ export class PeerSession {
 
   private async sendRange(req: GetRequest): Promise<void> {
     const m = this.library.manifest(req.name);
-    const path = await resolveInShare(this.library.realRoot, req.name);
+    const f = await this.openFiles.get(req.name, req.cid);
     if (!m) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no such file: ${req.name}`);
-    if (m.cid !== req.cid) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${req.name} has changed (content id ${m.cid}, asked for ${req.cid})`);
     const chunks = chunkCount(m.size, m.chunkBytes);
     if (req.from >= req.to || req.to > chunks) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, `chunk range [${req.from}, ${req.to}) outside 0..${chunks}`);
-    const expect = this.library.statOf(req.name);
-    const fh = await open(path, 'r');
-    try {
-      const unchanged = async () => {
-        const st = await fh.stat();
-        if (!expect || st.size !== expect.size || st.mtimeMs !== expect.mtimeMs) {
-          throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${req.name} changed while being served`);
-        }
-      };
-      await unchanged();
-      // pieces of at most READ_BYTES, never straddling a chunk boundary
-      const pieces: { chunk: number; offset: number; length: number; last: boolean }[] = [];
-      for (let c = req.from; c < req.to; c++) {
-        const start = c * m.chunkBytes;
-        const end = Math.min(m.size, start + m.chunkBytes);
-        for (let at = start; at < end; at += READ_BYTES) {
-          const length = Math.min(READ_BYTES, end - at);
-          pieces.push({ chunk: c, offset: at, length, last: at + length === end });
-        }
+    // pieces of at most READ_BYTES, never straddling a chunk boundary
+    const pieces: { chunk: number; offset: number; length: number; last: boolean }[] = [];
+    for (let c = req.from; c < req.to; c++) {
+      const start = c * m.chunkBytes;
+      const end = Math.min(m.size, start + m.chunkBytes);
+      for (let at = start; at < end; at += READ_BYTES) {
+        const length = Math.min(READ_BYTES, end - at);
+        pieces.push({ chunk: c, offset: at, length, last: at + length === end });
       }
-      const read = async (i: number) => {
-        const p = pieces[i]!;
-        const buf = await this.acquireBuffer();
-        let got = 0;
-        try {
-          while (got < p.length) {
-            const { bytesRead } = await fh.read(buf, got, p.length - got, p.offset + got);
-            if (bytesRead === 0) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${req.name} shrank while being served`);
-            got += bytesRead;
-          }
-          await unchanged();
-        } catch (err) {
-          this.releaseBuffer(buf);
-          throw err;
-        }
-        return buf;
-      };
-      let next: Promise<Buffer> | null = read(0);
-      for (let i = 0; i < pieces.length; i++) {
-        const buf = await next!;
-        next = null;
-        if (req.cancelled || this.closed) {
-          this.releaseBuffer(buf);
-          return;
-        }
-        if (i + 1 < pieces.length) {
-          next = read(i + 1);
-          next.catch(() => {}); // awaited next iteration; don't let it be unhandled meanwhile
-        }
-        if (this.upload) {
-          const wait = this.upload.delayFor(pieces[i]!.length, Date.now());
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        }
-        const ok = this.sendPiece(req.id, pieces[i]!, buf);
-        if (!ok && !this.closed) await this.drained();
-      }
-      if (next) this.releaseBuffer(await next);
-    } finally {
-      await fh.close();
     }
+    const read = async (i: number) => {
+      const p = pieces[i]!;
+      const buf = await this.acquireBuffer();
+      let got = 0;
+      try {
+        while (got < p.length) {
+          const { bytesRead } = await f.fh.read(buf, got, p.length - got, p.offset + got);
+          if (bytesRead === 0) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${req.name} shrank while being served`);
+          got += bytesRead;
+        }
+        // checked after every read, so bytes read after a change are never sent
+        await this.openFiles.checkUnchanged(req.name, f);
+      } catch (err) {
+        this.releaseBuffer(buf);
+        throw err;
+      }
+      return buf;
+    };
+    let next: Promise<Buffer> | null = read(0);
+    for (let i = 0; i < pieces.length; i++) {
+      const buf = await next!;
+      next = null;
+      if (req.cancelled || this.closed) {
+        this.releaseBuffer(buf);
+        return;
+      }
+      if (i + 1 < pieces.length) {
+        next = read(i + 1);
+        next.catch(() => {}); // awaited next iteration; don't let it be unhandled meanwhile
+      }
+      if (this.upload) {
+        const wait = this.upload.delayFor(pieces[i]!.length, Date.now());
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      const ok = this.sendPiece(req.id, pieces[i]!, buf);
+      if (!ok && !this.closed) await this.drained();
+    }
+    if (next) this.releaseBuffer(await next);
   }
 
   private sendPiece(requestId: number, p: { chunk: number; offset: number; length: number; last: boolean }, buf: Buffer): boolean {
@@ -287,6 +275,7 @@ export class PeerSession {
     if (this.current) this.current.cancelled = true;
     this.socket.destroy();
     for (const w of this.bufferWaiters.splice(0)) w();
+    void this.openFiles.closeAll();
     this.onEnd(this);
   }
 }

@@ -14,8 +14,31 @@ export function partPaths(finalPath: string): { part: string; ticket: string } {
   return { part: finalPath + PART_SUFFIX, ticket: finalPath + TICKET_SUFFIX };
 }
 
+/** Written bytes between background flushes (see `wrote`). */
+export const FLUSH_EVERY_BYTES = 64 << 20;
+
 export class PartFile {
+  private unflushed = 0;
+  private flushing: Promise<void> | null = null;
+
   private constructor(readonly finalPath: string, readonly partPath: string, private fh: FileHandle | null) {}
+
+  /**
+   * Note `bytes` written. Every FLUSH_EVERY_BYTES a datasync starts in the background (on libuv's
+   * threadpool, while the transfer goes on), so the fsync at the end finds little left to write
+   * instead of the whole file: the disk works during the download, not after it.
+   */
+  wrote(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.unflushed < FLUSH_EVERY_BYTES || this.flushing || !this.fh) return;
+    this.unflushed = 0;
+    this.flushing = this.fh
+      .datasync()
+      .catch(() => {}) // a failure here resurfaces at the final fsync
+      .finally(() => {
+        this.flushing = null;
+      });
+  }
 
   get fd(): number {
     if (!this.fh) throw new SwarmError(ERROR_CODES.INTERNAL, 'part file is closed');
@@ -47,6 +70,7 @@ export class PartFile {
 
   /** Make the file durable, give it its final name and the directory's mtime. */
   async finish(mtimeSec: number): Promise<void> {
+    await this.flushing;
     const fh = this.fh!;
     await fh.sync();
     await fh.close();
@@ -57,6 +81,7 @@ export class PartFile {
 
   /** Close without finishing (interrupt, failure): the part file stays for resuming. */
   async close(): Promise<void> {
+    await this.flushing;
     const fh = this.fh;
     this.fh = null;
     if (fh) {
