@@ -1,13 +1,17 @@
 /**
  * One connection to one seeding peer, fetching the chunk ranges it is told to. It implements the
- * framed client's handler: each data packet is checked (belongs to a live request, in order,
- * inside its chunk, checksum good) and copied into the buffer of its chunk; a complete chunk is
+ * framed client's streaming handler: each data packet is checked as it starts (belongs to a live
+ * request, in order, inside its chunk), its payload is copied into the buffer of its chunk as the
+ * bytes arrive, and its checksum is verified over that copy when it ends; a complete chunk is
  * handed up with its buffer (transferred). A bad packet spoils its chunk: the chunk is dropped
  * and a strike is reported; the coordinator decides what happens to the peer.
  */
-import { FramedClient } from '../net/framed-client.js';
+import { FramedClient, READ_BUFFER_BYTES } from '../net/framed-client.js';
+import { arena, pieceSum, type ChecksumArena } from '../protocol/checksum-wasm.js';
+import { add16 } from '../protocol/checksum.js';
 import { ERROR_CODES, SwarmError, toWire, type WireError } from '../errors.js';
-import { copyPieces, verifyCopied, type PacketHeader } from '../protocol/packet.js';
+import { packetChecksumOk, type PacketHeader } from '../protocol/packet.js';
+import { sum16 } from '../protocol/checksum.js';
 import type { Header } from '../protocol/frame.js';
 import type { FromPeerHost } from './thread-messages.js';
 
@@ -39,6 +43,8 @@ interface Request {
 
 export class PeerFetcher {
   private readonly client: FramedClient;
+  /** The socket's read buffer, in wasm memory: pieces are checksummed where they land. */
+  private readonly readArena: ChecksumArena | null = arena(READ_BUFFER_BYTES);
   private readonly requests = new Map<number, Request>();
   private pendingBytes = 0;
   private closed = false;
@@ -56,11 +62,15 @@ export class PeerFetcher {
       host,
       port,
       {
-        onPacket: (h, raw, payload) => this.onPacket(h, raw, payload),
+        onPacketStart: (h, headerSum) => this.onPacketStart(h, headerSum),
+        onPacketData: (h, piece, at) => this.onPacketData(h, piece, at),
+        onPacketEnd: (h) => this.onPacketEnd(h),
         onMessage: (h) => this.onMessage(h),
         onClose: (err) => this.onClose(err),
       },
       connectTimeoutMs,
+      'peerReply',
+      this.readArena?.bytes,
     );
   }
 
@@ -98,9 +108,13 @@ export class PeerFetcher {
     this.post({ type: 'strike', peerId: this.peerId, reqId, chunk, error });
   }
 
-  private onPacket(h: PacketHeader, raw: Buffer, payload: Buffer[]): void {
-    const r = this.requests.get(h.requestId);
+  // The packet being received: where its payload goes, or null when it is being skipped.
+  private cur: { reqId: number; chunk: number; a: Assembly; rel: number; headerSum: number; sum: number } | null = null;
+
+  private onPacketStart(h: PacketHeader, headerSum: number): void {
+    this.cur = null;
     this.pendingBytes += h.length;
+    const r = this.requests.get(h.requestId);
     if (!r) return; // a request we cancelled: its last packets may still arrive
     if (h.chunk < r.from || h.chunk >= r.to) {
       this.strike(h.requestId, -1, undefined, toWire(new SwarmError(ERROR_CODES.BAD_PACKET, `packet for chunk ${h.chunk} outside the requested ${r.from}..${r.to - 1}`)));
@@ -120,22 +134,37 @@ export class PeerFetcher {
       return;
     }
     a.buf ??= this.buffers.acquire(r.chunkBytes);
+    this.cur = { reqId: h.requestId, chunk: h.chunk, a, rel, headerSum, sum: 0 };
+  }
+
+  private onPacketData(_h: PacketHeader, piece: Buffer, at: number): void {
+    const c = this.cur;
+    if (!c || !c.a.buf) return;
     const t0 = performance.now();
-    const end = copyPieces(payload, a.buf, rel);
+    c.a.buf.set(piece, c.rel + at);
     const t1 = performance.now();
-    const good = verifyCopied(h, raw, a.buf, rel, end);
-    this.times.copyMs += t1 - t0;
+    // sum the piece where it lies (hot, in the read arena); an odd start swaps its bytes
+    const partial = this.readArena?.owns(piece) ? this.readArena.sum16(piece) : sum16(piece);
+    c.sum = add16(c.sum, pieceSum(partial, at));
     this.times.checksumMs += performance.now() - t1;
-    if (!good) {
-      this.strike(h.requestId, h.chunk, a, toWire(new SwarmError(ERROR_CODES.BAD_CHECKSUM, `bad packet checksum in chunk ${h.chunk}`)));
+    this.times.copyMs += t1 - t0;
+  }
+
+  private onPacketEnd(h: PacketHeader): void {
+    const c = this.cur;
+    this.cur = null;
+    if (!c || !c.a.buf) return;
+    if (!packetChecksumOk(h, c.headerSum, c.sum)) {
+      this.strike(c.reqId, c.chunk, c.a, toWire(new SwarmError(ERROR_CODES.BAD_CHECKSUM, `bad packet checksum in chunk ${c.chunk}`)));
       return;
     }
+    const a = c.a;
     a.received += h.length;
     if (a.received === a.length) {
-      const buf = a.buf;
+      const buf = a.buf!;
       a.buf = null;
-      r.chunks.delete(h.chunk);
-      this.post({ type: 'chunk', peerId: this.peerId, reqId: h.requestId, chunk: h.chunk, bytes: buf, length: a.length }, [buf.buffer as ArrayBuffer]);
+      this.requests.get(c.reqId)?.chunks.delete(c.chunk);
+      this.post({ type: 'chunk', peerId: this.peerId, reqId: c.reqId, chunk: c.chunk, bytes: buf, length: a.length }, [buf.buffer as ArrayBuffer]);
     }
   }
 

@@ -12,10 +12,17 @@ import type { PacketHeader } from '../protocol/packet.js';
 
 export interface PeerClientHandler {
   onPacket?(h: PacketHeader, headerBytes: Buffer, payload: Buffer[]): void;
+  /** Streaming packets (see FrameDecoder): with these, the socket reads into one reused buffer. */
+  onPacketStart?(h: PacketHeader, headerSum: number): void;
+  onPacketData?(h: PacketHeader, piece: Buffer, at: number): void;
+  onPacketEnd?(h: PacketHeader): void;
   /** Messages that answer no pending request (done, error for a get). */
   onMessage?(h: Header, body: Buffer): void;
   onClose?(err: SwarmError | null): void;
 }
+
+/** Size of the reused read buffer of streaming connections. */
+export const READ_BUFFER_BYTES = 256 << 10;
 
 interface Pending {
   resolve: (v: { header: Header; body: Buffer }) => void;
@@ -45,20 +52,50 @@ export class FramedClient {
     private readonly handler: PeerClientHandler = {},
     private readonly timeoutMs = 10_000,
     private readonly replies: ProtocolSide = 'peerReply',
+    /** Streaming mode: the buffer every socket read lands in (default: a fresh one). */
+    private readonly readBuffer?: Buffer,
   ) {
     this.address = `${host}:${port}`;
-    this.decoder = new FrameDecoder({
-      onMessage: (h, body) => this.onMessage(h, body),
-      onPacket: (h, raw, payload) => {
-        if (!this.handler.onPacket) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'unexpected data packet');
-        this.handler.onPacket(h, raw, payload);
-      },
-    });
+    this.streaming = typeof handler.onPacketStart === 'function';
+    this.decoder = new FrameDecoder(
+      this.streaming
+        ? {
+            onMessage: (h, body) => this.onMessage(h, body),
+            onPacketStart: handler.onPacketStart!.bind(handler),
+            onPacketData: handler.onPacketData!.bind(handler),
+            onPacketEnd: handler.onPacketEnd!.bind(handler),
+          }
+        : {
+            onMessage: (h, body) => this.onMessage(h, body),
+            onPacket: (h, raw, payload) => {
+              if (!this.handler.onPacket) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'unexpected data packet');
+              this.handler.onPacket(h, raw, payload);
+            },
+          },
+      { reuseInput: this.streaming },
+    );
+  }
+
+  private readonly streaming: boolean;
+
+  private onBytes(d: Buffer): void {
+    try {
+      this.decoder.push(d);
+    } catch (err) {
+      this.destroy(asSwarmError(err));
+    }
   }
 
   connect(): Promise<this> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: this.host, port: this.port, noDelay: true });
+      // Streaming handlers copy every byte out during the call, so one read buffer serves the
+      // whole connection: no allocation per read, and reads of up to READ_BUFFER_BYTES.
+      const socket = this.streaming
+        ? net.connect({ host: this.host, port: this.port, noDelay: true, onread: { buffer: this.readBuffer ?? Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Uint8Array) => {
+                this.onBytes(buf.subarray(0, n) as Buffer);
+                return true;
+              } } })
+        : net.connect({ host: this.host, port: this.port, noDelay: true });
       this.socket = socket;
       const timer = setTimeout(() => {
         const err = new SwarmError(ERROR_CODES.PEER_TIMEOUT, `no answer from ${this.address} within ${this.timeoutMs} ms`);
@@ -69,13 +106,7 @@ export class FramedClient {
         clearTimeout(timer);
         resolve(this);
       });
-      socket.on('data', (d: Buffer) => {
-        try {
-          this.decoder.push(d);
-        } catch (err) {
-          this.destroy(asSwarmError(err));
-        }
-      });
+      if (!this.streaming) socket.on('data', (d: Buffer) => this.onBytes(d));
       socket.on('error', (err) => {
         clearTimeout(timer);
         const e = new SwarmError(ERROR_CODES.PEER_CLOSED, `connection to ${this.address} failed: ${err.message}`);

@@ -23,6 +23,8 @@ import type { Library } from '../share/library.js';
 import type { Log } from '../log.js';
 import { serveLegacyRequest } from './legacy.js';
 import type { TokenBucket } from '../scheduling/token-bucket.js';
+import { arena, type ChecksumArena } from '../protocol/checksum-wasm.js';
+import { sum16 } from '../protocol/checksum.js';
 
 const READ_BYTES = 1 << 20;
 const READ_BUFFERS = 4;
@@ -44,6 +46,8 @@ export class PeerSession {
   private sending = false;
   private closed = false;
   private readonly freeBuffers: Buffer[] = [];
+  /** Read buffers live in wasm memory, so outgoing payloads are checksummed where they were read. */
+  private readArena: ChecksumArena | null | undefined;
   private buffersOut = 0;
   private bufferWaiters: (() => void)[] = [];
   private mode: 'unknown' | 'framed' | 'legacy' = 'unknown';
@@ -228,7 +232,8 @@ export class PeerSession {
       const n = Math.min(PACKET_PAYLOAD_BYTES, p.length - at);
       const payload = buf.subarray(at, at + n);
       const final = at + n >= p.length;
-      const head = encodePacketHead({ flags: final && p.last ? FLAG_LAST_IN_CHUNK : 0, requestId, chunk: p.chunk, offset: p.offset + at }, payload);
+      const payloadSum = this.readArena?.owns(payload) ? this.readArena.sum16(payload) : sum16(payload);
+      const head = encodePacketHead({ flags: final && p.last ? FLAG_LAST_IN_CHUNK : 0, requestId, chunk: p.chunk, offset: p.offset + at }, payload, payloadSum);
       this.socket.write(head);
       ok = final ? this.socket.write(payload, () => this.releaseBuffer(buf)) : this.socket.write(payload);
     }
@@ -256,8 +261,9 @@ export class PeerSession {
       return Promise.resolve(free);
     }
     if (this.buffersOut < READ_BUFFERS) {
-      this.buffersOut++;
-      return Promise.resolve(Buffer.allocUnsafeSlow(READ_BYTES));
+      if (this.readArena === undefined) this.readArena = arena(READ_BUFFERS * READ_BYTES);
+      const slot = this.buffersOut++;
+      return Promise.resolve(this.readArena ? this.readArena.bytes.subarray(slot * READ_BYTES, (slot + 1) * READ_BYTES) : Buffer.allocUnsafeSlow(READ_BYTES));
     }
     return new Promise((resolve) => this.bufferWaiters.push(() => resolve(this.acquireBuffer())));
   }

@@ -11,10 +11,16 @@
  * slices of the received buffers (never joined). Declared lengths are checked against limits
  * before anything is allocated. It is pure: bytes in, callbacks out; errors are thrown as
  * SwarmError and the caller closes the connection.
+ *
+ * Streaming mode (a handler with `onPacketStart`): payload bytes are handed over as they arrive,
+ * so the receiver copies them straight to their destination and the decoder never holds on to
+ * payload memory. With `reuseInput`, whatever is left unconsumed after a push is copied (a few
+ * header bytes, or a partial control frame), so the caller may read into one buffer again and
+ * again.
  */
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import { FRAME_PREFIX_BYTES, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_PACKET_PAYLOAD_BYTES } from '../constants.js';
-import { decodePacketHeader, PACKET_HEADER_BYTES, type PacketHeader } from './packet.js';
+import { decodePacketHeader, packetHeaderSum, PACKET_HEADER_BYTES, type PacketHeader } from './packet.js';
 
 export { FRAME_PREFIX_BYTES };
 
@@ -47,12 +53,20 @@ export interface FrameHandler {
    * A data packet: its parsed header, the raw 28 header bytes (for the checksum), and the
    * payload as slices of received buffers, in order, summing to header.length bytes.
    */
-  onPacket(header: PacketHeader, headerBytes: Buffer, payload: Buffer[]): void;
+  onPacket?(header: PacketHeader, headerBytes: Buffer, payload: Buffer[]): void;
+  /** Streaming mode: a packet begins; `headerSum` is the partial checksum of its header. */
+  onPacketStart?(header: PacketHeader, headerSum: number): void;
+  /** Streaming mode: `piece` holds payload bytes [at, at + piece.length); valid only during the call. */
+  onPacketData?(header: PacketHeader, piece: Buffer, at: number): void;
+  /** Streaming mode: the packet's payload is complete. */
+  onPacketEnd?(header: PacketHeader): void;
 }
 
 export interface DecoderLimits {
   maxHeaderBytes?: number;
   maxBodyBytes?: number;
+  /** Copy unconsumed bytes at the end of each push, so the caller may reuse its buffer. */
+  reuseInput?: boolean;
 }
 
 const enum Step {
@@ -76,11 +90,18 @@ export class FrameDecoder {
   private packetHeaderBytes: Buffer | null = null;
   private readonly maxHeader: number;
   private readonly maxBody: number;
+  private readonly streaming: boolean;
+  private readonly reuseInput: boolean;
+  /** Streaming mode: payload bytes of the current packet already handed over. */
+  private payloadDone = 0;
   private broken: SwarmError | null = null;
 
   constructor(private readonly handler: FrameHandler, limits: DecoderLimits = {}) {
     this.maxHeader = limits.maxHeaderBytes ?? MAX_HEADER_BYTES;
     this.maxBody = limits.maxBodyBytes ?? MAX_BODY_BYTES;
+    this.streaming = typeof handler.onPacketStart === 'function';
+    this.reuseInput = limits.reuseInput === true;
+    if (this.reuseInput && !this.streaming) throw new SwarmError(ERROR_CODES.INTERNAL, 'reuseInput needs a streaming handler');
   }
 
   /** Bytes received but not yet consumed by a complete frame. */
@@ -101,10 +122,27 @@ export class FrameDecoder {
     this.available += chunk.length;
     try {
       this.drain();
+      if (this.reuseInput && this.available > 0) this.keepLeftover();
     } catch (err) {
       this.broken = err instanceof SwarmError ? err : new SwarmError(ERROR_CODES.BAD_FRAME, String(err));
       throw this.broken;
     }
+  }
+
+  /** Own the unconsumed bytes (the caller is about to reuse its buffer). */
+  private keepLeftover(): void {
+    const n = this.available;
+    const own = Buffer.allocUnsafe(n);
+    let filled = 0;
+    for (const piece of this.takePieces(n)) {
+      piece.copy(own, filled);
+      filled += piece.length;
+    }
+    this.queue.length = 0;
+    this.queueHead = 0;
+    this.headOffset = 0;
+    this.queue.push(own);
+    this.available = n;
   }
 
   /** Call at end of stream: throws TRUNCATED if a frame was cut short. */
@@ -147,7 +185,8 @@ export class FrameDecoder {
         }
         case Step.Body: {
           if (this.available < this.bodyLength) return;
-          const body = this.bodyLength === 0 ? EMPTY : this.take(this.bodyLength);
+          let body = this.bodyLength === 0 ? EMPTY : this.take(this.bodyLength);
+          if (this.reuseInput && body.length > 0) body = Buffer.from(body); // outlives the caller's buffer
           const header = this.header!;
           this.header = null;
           this.step = Step.Prefix;
@@ -162,18 +201,37 @@ export class FrameDecoder {
             throw new SwarmError(ERROR_CODES.BAD_PACKET, `packet declares ${h.length} payload bytes but its frame holds ${this.bodyLength - PACKET_HEADER_BYTES}`);
           }
           this.packet = h;
-          this.packetHeaderBytes = raw;
           this.step = Step.PacketPayload;
+          if (this.streaming) {
+            this.payloadDone = 0;
+            this.handler.onPacketStart!(h, packetHeaderSum(raw));
+          } else this.packetHeaderBytes = raw;
           break;
         }
         case Step.PacketPayload: {
           const h = this.packet!;
+          if (this.streaming) {
+            while (this.payloadDone < h.length && this.available > 0) {
+              const first = this.queue[this.queueHead]!;
+              const n = Math.min(h.length - this.payloadDone, first.length - this.headOffset);
+              const piece = first.subarray(this.headOffset, this.headOffset + n);
+              this.advance(n);
+              this.handler.onPacketData!(h, piece, this.payloadDone);
+              this.payloadDone += n;
+            }
+            if (this.payloadDone < h.length) return;
+            this.packet = null;
+            this.step = Step.Prefix;
+            this.handler.onPacketEnd!(h);
+            break;
+          }
           if (this.available < h.length) return;
           const pieces = this.takePieces(h.length);
           const raw = this.packetHeaderBytes!;
           this.packet = null;
           this.packetHeaderBytes = null;
           this.step = Step.Prefix;
+          if (!this.handler.onPacket) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'unexpected data packet');
           this.handler.onPacket(h, raw, pieces);
           break;
         }
