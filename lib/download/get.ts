@@ -15,7 +15,8 @@ import { checkName } from '../share/names.js';
 import { PartFile, partPaths } from '../storage/part-file.js';
 import { Ticket } from '../storage/ticket.js';
 import { chunkLength } from '../chunking.js';
-import { Coordinator } from './coordinator.js';
+import { Coordinator, defaultPeerThreads } from './coordinator.js';
+import { PeerHostGroup } from './peer-host.js';
 import { resolveTarget } from './resolve.js';
 import type { DoneEvent, DownloadEvents } from './events.js';
 import { performance } from 'node:perf_hooks';
@@ -65,6 +66,21 @@ export class Download extends EventEmitter<DownloadEvents> {
     const started = Date.now();
     const t0 = performance.now();
     const name = checkName(this.name);
+    // Threads boot while the name is resolved (a tracker and a peer round trip).
+    const hosts = new PeerHostGroup(this.opts.peerThreads ?? defaultPeerThreads(this.opts.peers?.length ?? Infinity));
+    const pool = this.opts.pool ?? createChunkPool(this.opts.threads);
+    const release = async () => {
+      await hosts.close();
+      if (!this.opts.pool) await pool.destroy();
+    };
+    try {
+      return await this.fetch(name, started, t0, hosts, pool);
+    } finally {
+      await release();
+    }
+  }
+
+  private async fetch(name: string, started: number, t0: number, hosts: PeerHostGroup, pool: ChunkPool): Promise<DoneEvent> {
     const target = await resolveTarget(name, { ...(this.opts.tracker ? { tracker: this.opts.tracker } : {}), ...(this.opts.peers ? { peers: this.opts.peers } : {}) });
     for (const s of target.skipped) this.emit('warning', { peer: s.peer, message: `left out: ${s.reason}` });
     this.checkAborted();
@@ -105,13 +121,12 @@ export class Download extends EventEmitter<DownloadEvents> {
     for (let i = 0; i < chunks; i++) if (ticket.has(i)) haveBytes += chunkLength(m.size, m.chunkBytes, i);
     const part = await PartFile.open(finalPath, m.size, { keep: resume, needBytes: m.size - haveBytes });
     if (!resume) await ticket.flush();
-    const pool = this.opts.pool ?? createChunkPool(this.opts.threads);
     const c = new Coordinator(m, target.holders, {
       pool,
       part,
       ticket,
+      hosts,
       budgetBytes: this.opts.budgetBytes ?? DEFAULT_BUDGET_BYTES,
-      ...(this.opts.peerThreads !== undefined ? { peerThreads: this.opts.peerThreads } : {}),
       stallMs: this.opts.stallMs ?? 10_000,
       requestTimeoutMs: this.opts.requestTimeoutMs ?? 20_000,
     });
@@ -182,8 +197,6 @@ export class Download extends EventEmitter<DownloadEvents> {
       await ticket.flush().catch(() => {});
       await part.close();
       throw asSwarmError(err);
-    } finally {
-      if (!this.opts.pool) await pool.destroy();
     }
     const seconds = (Date.now() - started) / 1000;
     return result({

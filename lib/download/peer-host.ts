@@ -169,3 +169,30 @@ export class InlinePeerHost implements PeerHost {
     this.core.shutdown();
   }
 }
+
+/**
+ * The peer hosts of one download, started before the download knows its peers (their threads
+ * boot while the name is resolved); `bind` then connects them to the coordinator.
+ */
+export class PeerHostGroup {
+  readonly hosts: PeerHost[] = [];
+  private onMessage: (m: FromPeerHost) => void = () => {};
+  private onFatal: (err: SwarmError) => void = () => {};
+  readonly inline: boolean;
+
+  constructor(threads: number) {
+    this.inline = threads === 0;
+    const msg = (m: FromPeerHost) => this.onMessage(m);
+    const fatal = (e: SwarmError) => this.onFatal(e);
+    for (let i = 0; i < Math.max(1, threads); i++) this.hosts.push(this.inline ? new InlinePeerHost(msg) : new WorkerPeerHost(msg, fatal));
+  }
+
+  bind(onMessage: (m: FromPeerHost) => void, onFatal: (err: SwarmError) => void): void {
+    this.onMessage = onMessage;
+    this.onFatal = onFatal;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => h.close().catch(() => {})));
+  }
+}
