@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .option('-o, --output <dir>', 'folder to save into (NAME\'s subfolders are created)', '.')
     .option('--threads <n>', 'hash+write threads (0: main thread)', intOption)
     .option('--peer-threads <n>', 'connection threads (0: main thread; default one per core)', intOption)
-    .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB', intOption, 64)
+    .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB', intOption, 48)
     .option('--profile', 'measure where the time goes and print a breakdown at the end')
     .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, error)')
     .option('-q, --quiet', 'print nothing but errors')

@@ -33,7 +33,7 @@ export interface GetOptions {
   threads?: number;
   /** Peer connection threads (0: connections on the main thread). Default: one per core, at most one per peer. */
   peerThreads?: number;
-  /** Bytes of chunks requested but not yet on disk. Default 64 MiB. */
+  /** Bytes of chunks requested but not yet on disk. Default 48 MiB. */
   budgetBytes?: number;
   stallMs?: number;
   requestTimeoutMs?: number;
@@ -43,7 +43,7 @@ export interface GetOptions {
   profile?: boolean;
 }
 
-export const DEFAULT_BUDGET_BYTES = 64 << 20;
+export const DEFAULT_BUDGET_BYTES = 48 << 20;
 
 export class Download extends EventEmitter<DownloadEvents> {
   private coordinator: Coordinator | null = null;

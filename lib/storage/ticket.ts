@@ -4,7 +4,8 @@
  * verified chunks. Saves are atomic (temp + rename) and coalesced: at most one every
  * SAVE_INTERVAL_MS, and while one runs further marks wait for the next. A crash therefore loses
  * the chunks verified in the last 50 ms at most: fewer than a download keeps in flight (its
- * 64 MiB budget lasts 64 ms at 1 GB/s). `flush()` writes at once and also fsyncs.
+ * 48 MiB budget lasts 48 ms at 1 GB/s, and 50 ms at that speed is the same order). `flush()`
+ * writes at once and also fsyncs.
  */
 import { readFile, unlink } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic.js';

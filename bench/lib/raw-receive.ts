@@ -1,0 +1,45 @@
+/**
+ * The transport alone: fetch a file from swarm serve peers and only count the bytes (no copy,
+ * checksum, hash or write). `node dist/bench/lib/raw-receive.js NAME host:port...` prints the
+ * seconds. It is the floor for `swarm get` on the same peers.
+ */
+import { FramedClient } from '../../lib/net/framed-client.js';
+import { PeerClient } from '../../lib/peer/client.js';
+import { loadHasher } from '../../lib/hashing.js';
+import { parseHostPort } from '../../lib/net/framed-client.js';
+
+const [name, ...peers] = process.argv.slice(2);
+const addrs = peers.map((p) => parseHostPort(p, 7070));
+const pc = new PeerClient(addrs[0]!.host, addrs[0]!.port);
+await pc.connect();
+const m = await pc.manifest(await loadHasher(), name!);
+pc.destroy();
+const chunks = m.hashes.length;
+const per = Math.ceil(chunks / addrs.length);
+const t0 = process.hrtime.bigint();
+let total = 0;
+await Promise.all(
+  addrs.map(
+    (a, i) =>
+      new Promise<void>((resolve, reject) => {
+        const c = new FramedClient(a.host, a.port, {
+          onPacket(h) {
+            total += h.length;
+          },
+          onMessage(h) {
+            if (h.t === 'done') {
+              c.destroy();
+              resolve();
+            }
+          },
+          onClose(err) {
+            if (err) reject(err);
+          },
+        });
+        c.connect().then(() => c.write({ t: 'get', id: 1, name: name!, cid: m.cid, from: i * per, to: Math.min(chunks, (i + 1) * per) }), reject);
+      }),
+  ),
+);
+const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+if (total !== m.size) throw new Error(`received ${total} of ${m.size} bytes`);
+console.log(JSON.stringify({ seconds: secs, bytes: total }));
