@@ -37,17 +37,20 @@ t.test('chunk table: an endgame duplicate keeps the chunk assigned until both gi
   t.equal(tab.stateOf(2), ChunkState.Missing);
 });
 
-t.test('picker: contiguous runs, room and run limits, endgame to the slow holder', async (t) => {
+t.test('picker: contiguous runs, room and run limits, endgame to the chunk delivered last', async (t) => {
   const tab = new ChunkTable(20);
-  const base = { table: tab, rate: 100, holderRate: () => 10, idle: false };
+  const base = { table: tab, ownChunkSeconds: 0.01, holderEta: () => 0.05, idle: false };
   t.same(pickRange({ ...base, room: 8, maxRun: 5 }), { start: 0, end: 5, duplicate: false });
   t.equal(pickRange({ ...base, room: 0, maxRun: 5 }), null);
   tab.assign(0, 20);
   t.equal(pickRange({ ...base, room: 4, maxRun: 4 }), null, 'busy peers get no duplicates');
-  const rates: Record<number, number> = {};
-  for (let i = 0; i < 20; i++) rates[i] = i === 13 ? 1 : 50;
-  t.same(pickRange({ ...base, idle: true, room: 4, maxRun: 4, holderRate: (i) => rates[i]! }), { start: 13, end: 14, duplicate: true }, 'the slowest holder is helped');
-  t.equal(pickRange({ ...base, idle: true, rate: 1, room: 4, maxRun: 4, holderRate: () => 50 }), null, 'a slow idle peer does not duplicate a fast one');
+  // chunk 13 sits at the back of a slow peer's queue
+  const eta = (i: number) => (i === 13 ? 2 : 0.05);
+  t.same(pickRange({ ...base, idle: true, room: 4, maxRun: 4, holderEta: eta }), { start: 13, end: 14, duplicate: true }, 'the latest chunk moves');
+  t.equal(pickRange({ ...base, idle: true, room: 4, maxRun: 4, ownChunkSeconds: 5, holderEta: eta }), null, 'not if this peer would be slower');
+  t.equal(pickRange({ ...base, idle: true, room: 4, maxRun: 4, holderEta: () => 0.012 }), null, 'not for a saving below the margin');
+  tab.assign(13, 14);
+  t.not(pickRange({ ...base, idle: true, room: 4, maxRun: 4, holderEta: eta })?.start, 13, 'never a third holder');
 });
 
 t.test('budget bounds bytes in flight; the first take always fits', async (t) => {

@@ -3,7 +3,8 @@
  * mirrors for aria2c and curl. Config, logs and pid live in a temp prefix; stopped by PID.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+export { spawnSync };
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -25,7 +26,11 @@ export interface Nginx {
   stop(): void;
 }
 
-export async function startNginx(root: string, servers: number, prefix: string, listenHost = '127.0.0.1', ports?: number[]): Promise<Nginx> {
+/**
+ * `cmdPrefix` runs nginx through another command (`ip netns exec NS`); the readiness check then
+ * waits for the pid file, since the listening address is not reachable from here.
+ */
+export async function startNginx(root: string, servers: number, prefix: string, listenHost = '127.0.0.1', ports?: number[], cmdPrefix: string[] = []): Promise<Nginx> {
   const bin = which('nginx') ?? (which('/usr/sbin/nginx') ? '/usr/sbin/nginx' : null);
   if (!bin) throw new Error('nginx not found: apt-get install -y nginx-light');
   mkdirSync(path.join(prefix, 'logs'), { recursive: true });
@@ -54,9 +59,13 @@ http {
 `;
   const file = path.join(prefix, 'nginx.conf');
   writeFileSync(file, conf);
-  const child: ChildProcess = spawn(bin, ['-p', prefix, '-c', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const argv = [...cmdPrefix, bin, '-p', prefix, '-c', file];
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (cmdPrefix.length) {
+    for (let i = 0; i < 100 && !existsSync(path.join(prefix, 'nginx.pid')); i++) await new Promise((r) => setTimeout(r, 50));
+  }
   // wait until every port accepts
-  for (const p of list) {
+  for (const p of cmdPrefix.length ? [] : list) {
     for (let i = 0; i < 100; i++) {
       const ok = await new Promise<boolean>((r) => {
         const s = net.connect(p, listenHost === '0.0.0.0' ? '127.0.0.1' : listenHost);

@@ -242,6 +242,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
               this.o.ticket.mark(chunk);
               p.stats.chunksVerified++;
               this.counters.fetchedChunks++;
+              if (this.table.ownersOf(chunk) > 0) this.cancelRedundant();
             }
           } else {
             this.counters.badChunks++;
@@ -328,8 +329,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           table: this.table,
           room,
           maxRun: Math.max(1, Math.ceil(target / 2)),
-          rate: p.stats.rate,
-          holderRate: (i) => this.peers[this.owner[i]!]?.stats.rate ?? 0,
+          ownChunkSeconds: cb / Math.max(p.stats.rate || this.averageRate(), 1),
+          holderEta: (i) => this.eta(i),
           idle: p.inflight === 0,
         });
         if (!pick) break;
@@ -349,6 +350,55 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         p.inflight += n;
         room -= n;
         p.host.send({ type: 'get', peerId: p.id, reqId: r.id, name: this.m.name, cid: this.m.cid, from: pick.start, to: end, size: this.m.size, chunkBytes: cb });
+      }
+    }
+  }
+
+  /** Mean rate of active peers that have one (a stand-in for peers not yet measured). */
+  private averageRate(): number {
+    let sum = 0;
+    let n = 0;
+    for (const p of this.peers) {
+      if (p.state === 'active' && p.stats.rate > 0) {
+        sum += p.stats.rate;
+        n++;
+      }
+    }
+    return n ? sum / n : 0;
+  }
+
+  /**
+   * Seconds until chunk i arrives from the peer it is assigned to: its place in that peer's
+   * queue (requests are served in order) over the peer's rate. Infinity for a silent peer.
+   */
+  private eta(i: number): number {
+    const holder = this.peers[this.owner[i]!];
+    if (!holder || holder.state !== 'active') return Infinity;
+    let ahead = 0;
+    for (const r of holder.requests.values()) {
+      for (const c of r.pending) {
+        ahead++;
+        if (c === i) return holder.stats.rate > 0 ? (ahead * this.m.chunkBytes) / holder.stats.rate : Infinity;
+      }
+    }
+    return 0;
+  }
+
+  /** In the endgame, cancel requests whose every pending chunk has arrived from someone else. */
+  private cancelRedundant(): void {
+    for (const p of this.peers) {
+      for (const r of [...p.requests.values()]) {
+        let redundant = true;
+        for (const c of r.pending) {
+          if (!this.table.isVerified(c)) {
+            redundant = false;
+            break;
+          }
+        }
+        if (redundant && r.pending.size > 0) {
+          p.host.send({ type: 'cancel', peerId: p.id, reqId: r.id });
+          this.endRequest(r);
+        }
       }
     }
   }

@@ -1,11 +1,13 @@
 /**
  * What the coordinator knows about one peer's performance: a smoothed receive rate, strikes for
  * bad data, the time of its last byte (stall detection), and from the rate the number of chunks
- * it should have in flight (about PIPELINE_SECONDS of data, like libtorrent's request queue),
- * capped. Pure: the clock is passed in.
+ * it should have in flight (PIPELINE_SECONDS of data, like libtorrent's request queue
+ * but shorter: swarm's peers are usually near), capped. Pure: the clock is passed in.
  */
 
-export const PIPELINE_SECONDS = 1;
+/** Seconds of data each peer should have requested: enough to hide a request's round trip and
+ * the seeder's disk read, short enough that the end of a download does not wait on a long queue. */
+export const PIPELINE_SECONDS = 0.5;
 export const MIN_PIPELINE_CHUNKS = 2;
 export const MAX_PIPELINE_CHUNKS = 48;
 export const START_PIPELINE_CHUNKS = 6;

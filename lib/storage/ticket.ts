@@ -3,9 +3,8 @@
  * `NAME.swarm-ticket`. It names the content (cid, size, chunk size) and holds a bitfield of
  * verified chunks. Saves are atomic (temp + rename) and coalesced: at most one every
  * SAVE_INTERVAL_MS, and while one runs further marks wait for the next. A crash therefore loses
- * the chunks verified in the last 50 ms at most: fewer than a download keeps in flight (its
- * 48 MiB budget lasts 48 ms at 1 GB/s, and 50 ms at that speed is the same order). `flush()`
- * writes at once and also fsyncs.
+ * at most the chunks verified in the last 50 ms: at 1 GB/s about 50, the same order as the 48
+ * a download keeps in flight. `flush()` writes at once and also fsyncs.
  */
 import { readFile, unlink } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic.js';
