@@ -6,8 +6,11 @@
  * is deleted at the end (and on Ctrl-C). Each peer namespace runs `swarm serve` and an nginx;
  * from the client namespace, `swarm get` and aria2c fetch the same fresh file from 1, 2, 4 and
  * 8 peers. Reported: MB/s, the fraction of the summed line rates, and × one line.
+ *
+ *   node dist/bench/scaling.js [--mib 256] [--peers 1,2,4,8] [--rounds 2] [--tools swarm,aria2c]
+ *                              [--get-args "--max-memory 96"]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { median } from './lib/stats.js';
@@ -36,7 +39,7 @@ export function scalingSkipReason(): string | null {
   return null;
 }
 
-export async function scaling(opts: { root: string; mib: number; peers: number[]; rounds: number }): Promise<ScalingRow[]> {
+export async function scaling(opts: { root: string; mib: number; peers: number[]; rounds: number; getArgs?: string[]; tools?: ('swarm' | 'aria2c')[] }): Promise<ScalingRow[]> {
   const tag = `swb${process.pid % 10000}`;
   const client = `${tag}c`;
   const maxPeers = Math.max(...opts.peers);
@@ -82,13 +85,13 @@ export async function scaling(opts: { root: string; mib: number; peers: number[]
     for (let r = 0; r < opts.rounds; r++) {
       for (const row of rows) {
         const n = row.peers;
-        for (const tool of ['swarm', 'aria2c'] as const) {
+        for (const tool of opts.tools ?? (['swarm', 'aria2c'] as const)) {
           rmSync(dest, { force: true });
           rmSync(dest + '.aria2', { force: true });
           spawnSync('sync');
           const argv =
             tool === 'swarm'
-              ? [...inClient, process.execPath, SWARM_BIN, 'get', 'big.bin', ...swarmPorts.slice(0, n).flatMap((p) => ['--peer', p]), '-o', out, '-q']
+              ? [...inClient, process.execPath, SWARM_BIN, 'get', 'big.bin', ...swarmPorts.slice(0, n).flatMap((p) => ['--peer', p]), '-o', out, '-q', ...(opts.getArgs ?? [])]
               : [...inClient, 'aria2c', ...ARIA2_ARGS, '-d', out, '-o', 'big.bin', ...nginxes.slice(0, n).map((g) => g.urls('big.bin')[0]!)];
           const t = timed(argv);
           if (t.code !== 0) throw new Error(`${tool} with ${n} peers failed (${t.code})`);
@@ -123,8 +126,14 @@ if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1])))
   } else {
     const args = process.argv.slice(2);
     const opt = (n: string, d: string) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1]! : d);
-    const rows = await scaling({ root: ensureDir(opt('dir', '/tmp/swarm-bench')), mib: Number(opt('mib', '256')), peers: opt('peers', '1,2,4,8').split(',').map(Number), rounds: Number(opt('rounds', '2')) });
+    const rows = await scaling({
+      root: ensureDir(opt('dir', '/tmp/swarm-bench')),
+      mib: Number(opt('mib', '256')),
+      peers: opt('peers', '1,2,4,8').split(',').map(Number),
+      rounds: Number(opt('rounds', '2')),
+      getArgs: opt('get-args', '').split(' ').filter(Boolean),
+      tools: opt('tools', 'swarm,aria2c').split(',') as ('swarm' | 'aria2c')[],
+    });
     for (const r of rows) console.log(r.peers, scalingSummary(r));
   }
 }
-void spawn;

@@ -46,5 +46,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv).then((code) => {
+  // A forced stop (second Ctrl-C) must not wait for timers or sockets still winding down.
+  if (code === EXIT_CODES.INTERRUPTED) process.exit(code);
   process.exitCode = code;
 });

@@ -53,8 +53,15 @@ export class ServeHandle extends EventEmitter<ServeEvents> {
     super();
   }
 
+  /**
+   * Stop serving. Graceful: stop accepting, let running transfers finish. Not graceful: end every
+   * connection now; this also cuts short a graceful close already under way (a second Ctrl-C).
+   */
   async close(opts: { graceful: boolean; waitMs?: number } = { graceful: true }): Promise<void> {
-    if (this.closed) return;
+    if (this.closed) {
+      if (!opts.graceful) this.server.endAll();
+      return;
+    }
     this.closed = true;
     this.library.stop();
     await this.tracker?.close();

@@ -121,11 +121,29 @@ t.test('message checks: unknown types and wrong fields', async (t) => {
   t.doesNotThrow(() => checkMessage('trackerReply', { t: 'holders', name: 'a', entry: null }));
 });
 
-t.test('10,000 random byte strings: typed errors only, never an uncaught throw', async (t) => {
+t.test('10,000 random byte strings into every decoder: typed errors only, never an uncaught throw', async (t) => {
+  const { JsonObjectSplitter } = await import('../lib/protocol/json-stream.js');
+  const { decodePacketHeader } = await import('../lib/protocol/packet.js');
   const r = prng(1234);
   const started = Date.now();
-  let typed = 0;
-  let clean = 0;
+  const typed = { frame: 0, streaming: 0, packet: 0, json: 0 };
+  let inputs = 0;
+  const streamingDecoder = () =>
+    new FrameDecoder({ onMessage() {}, onPacketStart() {}, onPacketData() {}, onPacketEnd() {} }, { reuseInput: true });
+  const decoders: [keyof typeof typed, (b: Buffer) => void][] = [
+    ['frame', (b) => {
+      const d = collector().decoder;
+      d.push(b);
+      d.end();
+    }],
+    ['streaming', (b) => {
+      const d = streamingDecoder();
+      for (let at = 0; at < b.length; at += 7) d.push(b.subarray(at, at + 7));
+      d.end();
+    }],
+    ['packet', (b) => void decodePacketHeader(b)],
+    ['json', (b) => new JsonObjectSplitter(() => {}, 1024).push(b)],
+  ];
   for (let i = 0; i < 10_000 && Date.now() - started < 20_000; i++) {
     const n = Math.floor(r() * 200);
     let bytes = randomBytes(r, n);
@@ -135,18 +153,49 @@ t.test('10,000 random byte strings: typed errors only, never an uncaught throw',
       bytes.writeUInt32BE(Math.floor(r() * 80), 4);
       if (i % 4 === 0) bytes = Buffer.concat([bytes.subarray(0, 8), Buffer.from('{"t":"x","a":'), bytes.subarray(8)]);
     }
-    for (const makeDecoder of [() => collector().decoder]) {
-      const d = makeDecoder();
+    if (i % 5 === 0) bytes = Buffer.concat([Buffer.from('{"port":'), bytes]);
+    inputs++;
+    for (const [name, feed] of decoders) {
       try {
-        d.push(bytes);
-        d.end();
-        clean++;
+        feed(bytes);
       } catch (err) {
-        if (err instanceof SwarmError) typed++;
+        if (err instanceof SwarmError) typed[name]++;
         else throw err;
       }
     }
   }
-  t.equal(typed + clean, 10_000, 'all inputs handled');
-  t.ok(typed > 5_000, `${typed} typed errors`);
+  t.equal(inputs, 10_000, 'all inputs fed to every decoder');
+  for (const [name, n] of Object.entries(typed)) t.ok(n > 1_000, `${name}: ${n} typed errors`);
+});
+
+t.test('streaming mode hands over payload bytes as they arrive, whatever the split', async (t) => {
+  for (const step of [1, 3, 64, 1000, stream.length]) {
+    const got: string[] = [];
+    let payload: Buffer[] = [];
+    const d = new FrameDecoder(
+      {
+        onMessage(h) {
+          got.push(`msg:${h.t}`);
+        },
+        onPacketStart(h) {
+          payload = [];
+          got.push(`start:${h.chunk}`);
+        },
+        onPacketData(_h, piece) {
+          payload.push(Buffer.from(piece)); // the piece is only valid during the call
+        },
+        onPacketEnd(h) {
+          got.push(`end:${h.chunk}:${Buffer.concat(payload).length}`);
+        },
+      },
+      { reuseInput: true },
+    );
+    const scratch = Buffer.alloc(step);
+    for (let at = 0; at < stream.length; at += step) {
+      const n = stream.copy(scratch, 0, at, at + step);
+      d.push(scratch.subarray(0, n)); // one buffer reused for every read, as the peer client does
+    }
+    d.end();
+    t.same(got, ['msg:list', 'msg:manifest-ok', 'start:9', 'end:9:1000', 'msg:done', 'start:0', 'end:0:0', 'msg:error'], `reads of ${step}`);
+  }
 });

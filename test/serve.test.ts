@@ -15,13 +15,13 @@ import { tempDir, type TestLike } from './helpers/tmp.js';
 
 const big = randomBytes(prng(11), 3 * MIN_CHUNK_BYTES + 12345);
 
-async function startShare(t: TestLike) {
+async function startShare(t: TestLike, log?: (event: string, fields?: Record<string, unknown>) => void) {
   const dir = t.testdir({ 'hello.txt': 'hello world\n', 'sub dir': { 'ñandú.jpg': 'not really a picture' } });
   writeFileSync(path.join(dir, 'big.iso'), big);
   const outside = tempDir(t);
   writeFileSync(path.join(outside, 'secret.txt'), 'do not leak');
   symlinkSync(path.join(outside, 'secret.txt'), path.join(dir, 'leak.txt'));
-  const h = await serve(dir, { port: 0, noTracker: true, pool: new InlineChunkPool(), watch: false });
+  const h = await serve(dir, { port: 0, noTracker: true, pool: new InlineChunkPool(), watch: false, ...(log ? { log } : {}) });
   t.teardown(() => h.close({ graceful: false }));
   return { dir, h };
 }
@@ -57,8 +57,9 @@ t.test('concurrent clients each get their own correct bytes', async (t) => {
   });
 });
 
-t.test('escape attempts are refused with a code', async (t) => {
-  const { h } = await startShare(t);
+t.test('escape attempts are refused with a code, and logged', async (t) => {
+  const events: string[] = [];
+  const { h } = await startShare(t, (event, fields) => events.push(`${event} ${JSON.stringify(fields)}`));
   for (const name of ['../secret.txt', '/etc/passwd', 'sub dir/../../x', 'a\u0000b', 'a\\b', 'leak.txt']) {
     const r = await fetchRange(h.port, name, 'x', 0, 1);
     t.ok(r.error, `${JSON.stringify(name)} refused`);
@@ -71,6 +72,8 @@ t.test('escape attempts are refused with a code', async (t) => {
   t.equal(unknown.error!.code, 'SWARM_ERR_NOT_FOUND');
   const wrongRange = await fetchRange(h.port, 'big.iso', h.library.manifest('big.iso')!.cid, 2, 99);
   t.equal(wrongRange.error!.code, 'SWARM_ERR_BAD_MESSAGE');
+  t.ok(events.filter((e) => e.startsWith('refused ')).length >= 4, 'each refusal is a log line');
+  t.match(events.join('\n'), /refused .*\.\.\/secret\.txt/);
 });
 
 t.test('a changed file is refused under its old content id', async (t) => {

@@ -13,7 +13,6 @@
  * A timer (TICK_MS) updates rates, drops stalled peers, times out requests, emits progress.
  */
 import { EventEmitter } from 'node:events';
-import { availableParallelism } from 'node:os';
 import { ERROR_CODES, SwarmError, asSwarmError, fromWire, type WireError } from '../errors.js';
 import { chunkLength } from '../chunking.js';
 import { ChunkTable } from '../scheduling/chunk-table.js';
@@ -25,7 +24,9 @@ import type { PartFile } from '../storage/part-file.js';
 import type { Ticket } from '../storage/ticket.js';
 import type { Manifest, PeerAddress } from '../types.js';
 import type { FromPeerHost } from './thread-messages.js';
-import type { PeerHost, PeerHostGroup } from './peer-host.js';
+import type { PeerHostGroup } from './peer-host.js';
+import { averageRate, budgetShares, etaOf, peerView, redundantRequests, type Peer, type Req } from './peer-state.js';
+export { defaultPeerThreads } from './peer-state.js';
 import type { CoordinatorEvents, PeerView } from './events.js';
 
 const TICK_MS = 250;
@@ -41,34 +42,6 @@ export interface CoordinatorOptions {
   stallMs: number;
   /** A request with no chunk delivered for this long is cancelled and its chunks requeued. */
   requestTimeoutMs: number;
-}
-
-interface Req {
-  id: number;
-  peer: Peer;
-  pending: Set<number>;
-  lastChunkAt: number;
-}
-
-interface Peer {
-  id: number;
-  address: string;
-  host: PeerHost;
-  stats: PeerStats;
-  state: 'connecting' | 'active' | 'dropped';
-  inflight: number;
-  requests: Map<number, Req>;
-  everConnected: boolean;
-}
-
-/**
- * Peer threads: half the cores (at least one), never more than peers. Measured on 2 cores with 4
- * local peers (bench/get.ts): 1 peer thread + 2 pool threads 1.27 s/GiB, everything inline
- * 1.38 s, 2 + 2 threads 1.44 s: receiving is cheap enough that one thread serves many peers,
- * and the cores are better left to hashing, writing and the kernel.
- */
-export function defaultPeerThreads(peers: number): number {
-  return Math.max(1, Math.min(peers, Math.floor(availableParallelism() / 2)));
 }
 
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
@@ -321,16 +294,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.finished) return;
     const active = this.peers.filter((p) => p.state === 'active').sort((a, b) => b.stats.rate - a.stats.rate);
     const cb = this.m.chunkBytes;
+    const shares = budgetShares(active, Math.floor(this.budget.limit / cb));
     for (const p of active) {
-      const target = p.stats.pipelineChunks(cb);
+      const target = Math.min(p.stats.pipelineChunks(cb), shares.get(p)!);
       let room = target - p.inflight;
       while (room > 0) {
         const pick = pickRange({
           table: this.table,
           room,
           maxRun: Math.max(1, Math.ceil(target / 2)),
-          ownChunkSeconds: cb / Math.max(p.stats.rate || this.averageRate(), 1),
-          holderEta: (i) => this.eta(i),
+          ownChunkSeconds: cb / Math.max(p.stats.rate || averageRate(this.peers), 1),
+          holderEta: (i) => etaOf(this.peers[this.owner[i]!], i, cb),
           idle: p.inflight === 0,
         });
         if (!pick) break;
@@ -354,52 +328,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
   }
 
-  /** Mean rate of active peers that have one (a stand-in for peers not yet measured). */
-  private averageRate(): number {
-    let sum = 0;
-    let n = 0;
-    for (const p of this.peers) {
-      if (p.state === 'active' && p.stats.rate > 0) {
-        sum += p.stats.rate;
-        n++;
-      }
-    }
-    return n ? sum / n : 0;
-  }
-
-  /**
-   * Seconds until chunk i arrives from the peer it is assigned to: its place in that peer's
-   * queue (requests are served in order) over the peer's rate. Infinity for a silent peer.
-   */
-  private eta(i: number): number {
-    const holder = this.peers[this.owner[i]!];
-    if (!holder || holder.state !== 'active') return Infinity;
-    let ahead = 0;
-    for (const r of holder.requests.values()) {
-      for (const c of r.pending) {
-        ahead++;
-        if (c === i) return holder.stats.rate > 0 ? (ahead * this.m.chunkBytes) / holder.stats.rate : Infinity;
-      }
-    }
-    return 0;
-  }
-
   /** In the endgame, cancel requests whose every pending chunk has arrived from someone else. */
   private cancelRedundant(): void {
-    for (const p of this.peers) {
-      for (const r of [...p.requests.values()]) {
-        let redundant = true;
-        for (const c of r.pending) {
-          if (!this.table.isVerified(c)) {
-            redundant = false;
-            break;
-          }
-        }
-        if (redundant && r.pending.size > 0) {
-          p.host.send({ type: 'cancel', peerId: p.id, reqId: r.id });
-          this.endRequest(r);
-        }
-      }
+    for (const r of redundantRequests(this.peers, (c) => this.table.isVerified(c))) {
+      r.peer.host.send({ type: 'cancel', peerId: r.peer.id, reqId: r.id });
+      this.endRequest(r);
     }
   }
 
@@ -428,7 +361,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return {
       verifiedBytes: this.verifiedBytes,
       verifiedChunks: this.table.verified,
-      peers: this.peers.map((p) => ({ address: p.address, state: p.state, rate: p.stats.rate, chunks: p.stats.chunksVerified, inflight: p.inflight, strikes: p.stats.strikes })),
+      peers: this.peers.map(peerView),
     };
   }
 }

@@ -58,13 +58,21 @@ export class PeerServer {
     return n;
   }
 
+  private forced = false;
+
+  /** End every connection now (also ends the wait of a graceful close). */
+  endAll(): void {
+    this.forced = true;
+    for (const s of [...this.sessions]) s.destroy();
+  }
+
   async close(opts: { graceful: boolean; waitMs?: number } = { graceful: true }): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     if (opts.graceful) {
       const deadline = Date.now() + (opts.waitMs ?? 10 * 60_000);
-      while (this.busy > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (this.busy > 0 && !this.forced && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     }
-    for (const s of [...this.sessions]) s.destroy();
+    this.endAll();
     await closed;
   }
 }
