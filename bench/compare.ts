@@ -2,8 +2,8 @@
  * Head-to-head on loopback, 4 sources: `swarm get` from 4 `swarm serve` processes; aria2c from
  * 4 nginx server blocks serving the same file (best settings found: -s16 -x4 -k1M); curl from one
  * of them; `cp` of the file (the local copy limit); and swarm's transport alone (receive only).
- * Tools run alternately (A B C D, A B C D, ...) so drift hits all alike; every result's bytes are
- * compared with the source; `sync` runs before each so no run pays for the last one's writeback.
+ * Tools run alternately (A B C D, A B C D, ...) so drift hits all alike, after one uncounted
+ * warm-up round; every result's bytes are compared with the source; `sync` runs before each so no run pays for the last one's writeback.
  * swarm fsyncs the file before renaming it; aria2c, curl and cp do not (their writeback happens
  * after they exit), which favours them.
  *
@@ -57,7 +57,9 @@ export async function headToHead(opts: { root: string; gib: number; rounds: numb
   const tools = (opts.tools ?? Object.keys(all)).filter((t) => all[t]!() !== null);
   const results = new Map<string, ToolResult>(tools.map((t) => [t, { tool: t, gib: opts.gib, seconds: [], rssMB: [], cpu: [], bytesOk: 0 }]));
   try {
-    for (let r = 0; r < opts.rounds; r++) {
+    // round 0 is a warm-up for every tool (JIT of the swarm processes, nginx's and the page
+    // cache's first touch) and is not counted
+    for (let r = 0; r <= opts.rounds; r++) {
       for (const tool of tools) {
         rmSync(dest, { force: true });
         rmSync(dest + '.aria2', { force: true });
@@ -67,11 +69,12 @@ export async function headToHead(opts: { root: string; gib: number; rounds: numb
         if (t.code !== 0) throw new Error(`${tool} failed with exit code ${t.code}`);
         const transportOnly = tool === 'swarm transport only';
         if (!transportOnly && !filesEqual(file, dest)) throw new Error(`${tool}: downloaded bytes differ from the source`);
+        process.stderr.write(`  ${r === 0 ? 'warm-up' : `round ${r}`}: ${tool} ${t.seconds.toFixed(2)} s${t.maxRssMB ? `, ${t.maxRssMB.toFixed(0)} MB` : ''}\n`);
+        if (r === 0) continue;
         res.bytesOk += transportOnly ? 0 : 1;
         res.seconds.push(t.seconds);
         res.rssMB.push(t.maxRssMB);
         res.cpu.push(t.cpuSeconds);
-        process.stderr.write(`  round ${r + 1}: ${tool} ${t.seconds.toFixed(2)} s${t.maxRssMB ? `, ${t.maxRssMB.toFixed(0)} MB` : ''}\n`);
       }
     }
   } finally {

@@ -8,6 +8,7 @@
  *   node dist/bench/get.js [--gib 1,4] [--peers 1,2,4,8] [--runs 3] [--dir /tmp/swarm-bench]
  */
 import { rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { median, spreadPct, table, fmt } from './lib/stats.js';
 import { ensureDir, filesEqual, makeRandomFile, startServe, stopAll, timed, SWARM_BIN, HAVE_GNU_TIME } from './lib/procs.js';
@@ -51,14 +52,16 @@ async function main(): Promise<void> {
     if (gib === SIZES_GIB[0]) combos.push([Math.min(4, maxPeers), LAYOUTS[1]![0], LAYOUTS[1]![1]]);
     for (const [n, layout, extra] of combos) {
       const row: Row = { gib, peers: n, layout, runs: [] };
-      for (let r = 0; r < RUNS; r++) {
+      for (let r = 0; r <= RUNS; r++) {
+        // run 0 warms the serve processes' JIT and is not counted
         rmSync(path.join(out, 'big.bin'), { force: true });
+        spawnSync('sync');
         const peerArgs = ports.slice(0, n).flatMap((p) => ['--peer', `127.0.0.1:${p}`]);
         const t = timed([process.execPath, SWARM_BIN, 'get', 'big.bin', ...peerArgs, '-o', out, '-q', ...extra]);
         if (t.code !== 0) throw new Error(`swarm get failed with ${t.code}`);
         if (!filesEqual(file, path.join(out, 'big.bin'))) throw new Error('downloaded bytes differ from the source');
-        row.runs.push({ seconds: t.seconds, mbps: bytes / 2 ** 20 / t.seconds, rss: t.maxRssMB, cpu: t.cpuSeconds });
-        process.stderr.write(`  ${gib} GiB, ${n} peers, ${layout}: ${fmt(t.seconds, 2)} s, ${t.maxRssMB ? fmt(t.maxRssMB, 0) + ' MB' : ''}\n`);
+        process.stderr.write(`  ${gib} GiB, ${n} peers, ${layout}${r === 0 ? ' (warm-up)' : ''}: ${fmt(t.seconds, 2)} s, ${t.maxRssMB ? fmt(t.maxRssMB, 0) + ' MB' : ''}\n`);
+        if (r > 0) row.runs.push({ seconds: t.seconds, mbps: bytes / 2 ** 20 / t.seconds, rss: t.maxRssMB, cpu: t.cpuSeconds });
       }
       results.push(row);
     }
