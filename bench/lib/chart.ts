@@ -14,7 +14,7 @@ export function barChart(title: string, unit: string, bars: { label: string; val
       return [
         `<text x="${left - 10}" y="${y + 20}" text-anchor="end" font-size="14">${esc(b.label)}</text>`,
         `<rect x="${left}" y="${y + 5}" width="${w.toFixed(1)}" height="22" fill="${i === 0 ? '#2f6fdf' : '#9aa7b8'}"/>`,
-        `<text x="${left + w + 8}" y="${y + 20}" font-size="13">${b.value.toFixed(2)} ${esc(unit)}${b.note ? ' ' + esc(b.note) : ''}</text>`,
+        `<text x="${(left + w + 8).toFixed(1)}" y="${y + 20}" font-size="13">${b.value.toFixed(2)} ${esc(unit)}${b.note ? ' ' + esc(b.note) : ''}</text>`,
       ].join('');
     })
     .join('\n');
