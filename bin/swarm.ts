@@ -15,7 +15,7 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('swarm')
-    .description('Pull one big file from many peers at once; share and sync folders.')
+    .description('Pull one big file from many peers at once, and share folders.')
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();

@@ -1,7 +1,7 @@
 /** `swarm get NAME`: download one file from every peer that has it, with live bars. */
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { get, defaultTracker, formatBreakdown, type DoneEvent, type PeerView } from '../../lib/index.js';
+import { get, defaultTracker, formatBreakdown, SwarmError, ERROR_CODES, type DoneEvent, type PeerView } from '../../lib/index.js';
 import { humanBytes, humanRate, ndjson } from '../format.js';
 import { collect, intOption } from './common.js';
 
@@ -51,7 +51,7 @@ command again to resume. Exit codes: see README ("Exit codes").`,
         ...(o.profile ? { profile: true } : {}),
       });
       const d = p.download;
-      const onSignal = () => d.abort();
+      const onSignal = () => d.abort(new SwarmError(ERROR_CODES.INTERRUPTED, `interrupted; ${name}.swarm-part and its ticket are kept: run the same command again to resume`));
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       const view = o.json ? jsonView(d) : o.quiet ? null : barView(d);
@@ -124,6 +124,8 @@ function barView(d: ReturnType<typeof get>['download']): View {
   };
   return {
     done(r) {
+      const t = total as cliProgress.SingleBar | null;
+      t?.update(t.getTotal(), { rate: '' }); // the last tick may predate the last chunk
       stop();
       if (r.upToDate) {
         process.stderr.write(`${r.path} is already up to date\n`);
