@@ -35,6 +35,8 @@ export const STATE_DIR_NAME = '.swarm';
 /** Suffix of a download in progress and of its ticket. */
 export const PART_SUFFIX = '.swarm-part';
 export const TICKET_SUFFIX = '.swarm-ticket';
+/** Marks swarm's temporary files (atomic writes): `NAME.swarm-tmp-PID-RANDOM`. */
+export const TEMP_MARK = '.swarm-tmp-';
 
 /** Bytes before every frame's JSON header: two u32 lengths. */
 export const FRAME_PREFIX_BYTES = 8;

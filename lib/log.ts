@@ -34,11 +34,3 @@ export function openLogFile(file: string): FileLog {
     close: () => new Promise((resolve) => stream.end(resolve)),
   };
 }
-
-/** Fan one event out to several logs. */
-export function teeLog(...logs: (Log | undefined)[]): Log {
-  const live = logs.filter((l): l is Log => !!l);
-  return (event, fields) => {
-    for (const l of live) l(event, fields);
-  };
-}

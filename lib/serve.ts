@@ -13,7 +13,7 @@ import { createChunkPool, type ChunkPool } from './pool.js';
 import { Library, type HashProgress } from './share/library.js';
 import type { ScanDiff } from './share/scanner.js';
 import { PeerServer } from './peer/server.js';
-import { noLog, teeLog, type Log } from './log.js';
+import { noLog, type Log } from './log.js';
 import { attachTracker, type TrackerLink, type TrackerLinkOptions } from './tracker/link.js';
 
 export interface ServeOptions extends TrackerLinkOptions {
@@ -95,7 +95,7 @@ export async function serve(dir: string, opts: ServeOptions = {}): Promise<Serve
     h.host = addr.host;
     h.port = addr.port;
     log('serving', { dir: library.root, host: addr.host, port: addr.port, files: library.files().length });
-    h.tracker = await attachTracker(library, addr, { ...opts, log: teeLog(log) }, (state) => h.emit('tracker', state));
+    h.tracker = await attachTracker(library, addr, { ...opts, log }, (state) => h.emit('tracker', state));
     library.on('change', (diff) => h.emit('change', diff));
   } catch (err) {
     await h.close({ graceful: false }).catch(() => {});

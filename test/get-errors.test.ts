@@ -3,15 +3,7 @@ import { TrackerServer } from '../lib/tracker/server.js';
 import { FramedClient } from '../lib/net/framed-client.js';
 import { tempDir } from './helpers/tmp.js';
 import { swarm } from './helpers/procs.js';
-import net from 'node:net';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { freePort } from '../bench/lib/ports.js';
 
 t.test('unknown name: exit 3; unreachable tracker: exit 4; holders that are all gone: exit 4', async (t) => {
   const tr = new TrackerServer({ port: 0 });

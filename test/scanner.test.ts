@@ -14,6 +14,7 @@ t.test('walks nested folders with every kind of awkward name', async (t) => {
     '.swarm': { 'manifests.json': '{}' },
     'half.iso.swarm-part': 'partial',
     'half.iso.swarm-ticket': '{}',
+    'half.iso.swarm-ticket.swarm-tmp-123-abc': '{}',
   });
   writeFileSync(path.join(dir, 'exact.bin'), Buffer.alloc(2 * MIN_CHUNK_BYTES));
   symlinkSync('/etc/hostname', path.join(dir, 'escape-link'));

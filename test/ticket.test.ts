@@ -14,7 +14,7 @@ t.test('ticket: bits survive save and load; saves coalesce; no temp files left',
   const back = Ticket.fromData(file, d!, 10);
   t.same([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].filter((i) => back.has(i)), [0, 3, 9]);
   t.equal(back.count(), 3);
-  t.same(readdirSync(dir), ['x.swarm-ticket']);
+  t.same(readdirSync(dir), ['x.swarm-ticket'], 'no temp file left behind');
   await back.remove();
   t.same(readdirSync(dir), []);
   t.equal(await Ticket.load(file), null);

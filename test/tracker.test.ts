@@ -8,6 +8,7 @@ import { FramedClient } from '../lib/net/framed-client.js';
 import { serve } from '../lib/serve.js';
 import { InlineChunkPool } from '../lib/pool.js';
 import { tempDir } from './helpers/tmp.js';
+import { freePort } from '../bench/lib/ports.js';
 
 async function startTracker(t: { teardown(fn: () => unknown): void }, opts = {}) {
   const tr = new TrackerServer({ port: 0, ...opts });
@@ -177,11 +178,7 @@ t.test('a second serve without --tracker joins the embedded tracker of the first
   writeFileSync(path.join(b, 'same.bin'), 'same bytes');
   utimesSync(path.join(a, 'same.bin'), 1_700_000_000, 1_700_000_000);
   utimesSync(path.join(b, 'same.bin'), 1_700_000_000, 1_700_000_000);
-  // a free port for the embedded tracker
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-  const trackerPort = (probe.address() as net.AddressInfo).port;
-  await new Promise((r) => probe.close(r));
+  const trackerPort = await freePort(); // the embedded tracker cannot take port 0: the second serve must find it
   const first = await serve(a, { port: 0, trackerPort, pool: new InlineChunkPool(), watch: false });
   t.teardown(() => first.close({ graceful: false }));
   const second = await serve(b, { port: 0, trackerPort, pool: new InlineChunkPool(), watch: false });

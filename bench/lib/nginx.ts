@@ -3,22 +3,14 @@
  * mirrors for aria2c and curl. Config, logs and pid live in a temp prefix; stopped by PID.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-export { spawnSync };
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { freePort } from './ports.js';
 import path from 'node:path';
 
 export function which(cmd: string): string | null {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : null;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 export interface Nginx {

@@ -105,27 +105,3 @@ export function packetHeaderSum(headerBytes: Buffer): number {
 export function packetChecksumOk(h: PacketHeader, headerSum: number, payloadSum: number): boolean {
   return complement16(add16(headerSum, payloadSum)) === h.checksum;
 }
-
-/** Copy a packet's payload pieces into `dest` at `at`; returns the end offset. */
-export function copyPieces(pieces: Buffer[], dest: Uint8Array, at: number): number {
-  let pos = at;
-  for (const p of pieces) {
-    dest.set(p, pos);
-    pos += p.length;
-  }
-  return pos;
-}
-
-/** Verify a packet's checksum over its payload as copied into `dest[at, end)`. */
-export function verifyCopied(h: PacketHeader, headerBytes: Buffer, dest: Uint8Array, at: number, end: number): boolean {
-  return packetChecksumOk(h, packetHeaderSum(headerBytes), sum16(dest.subarray(at, end)));
-}
-
-/**
- * Copy a packet's payload pieces into `dest` at `at` and verify the checksum over the copy.
- * Summing the destination (not the pieces) keeps the fast aligned kernel in use whatever the
- * socket's read boundaries were. Returns false on a checksum mismatch (dest bytes are then junk).
- */
-export function copyAndVerify(h: PacketHeader, headerBytes: Buffer, pieces: Buffer[], dest: Uint8Array, at: number): boolean {
-  return verifyCopied(h, headerBytes, dest, at, copyPieces(pieces, dest, at));
-}

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { opendir, stat, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { PART_SUFFIX, STATE_DIR_NAME, TICKET_SUFFIX } from '../constants.js';
+import { PART_SUFFIX, STATE_DIR_NAME, TEMP_MARK, TICKET_SUFFIX } from '../constants.js';
 import { isInside, nameProblem, toName } from './names.js';
 
 export interface FileStat {
@@ -36,7 +36,7 @@ export interface ScanOptions {
 }
 
 export function isOwnFile(name: string): boolean {
-  return name.endsWith(PART_SUFFIX) || name.endsWith(TICKET_SUFFIX) || name.endsWith(TICKET_SUFFIX + '.tmp');
+  return name.endsWith(PART_SUFFIX) || name.endsWith(TICKET_SUFFIX) || name.includes(TEMP_MARK);
 }
 
 export async function scanShare(root: string, opts: ScanOptions = {}): Promise<ScanResult> {

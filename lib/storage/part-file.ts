@@ -91,4 +91,3 @@ export class PartFile {
   }
 }
 
-export { TICKET_SUFFIX };
