@@ -12,8 +12,12 @@ import { performance } from 'node:perf_hooks';
 import type { PeerThreadTimes } from './breakdown.js';
 
 const BYTES_REPORT_MS = 100;
-/** Free buffers kept for reuse per host; more are dropped to the GC. */
-const MAX_FREE_BUFFERS = 16;
+/**
+ * Free buffers kept for reuse per host; more are dropped to the GC. As many as a download keeps
+ * in flight by default (48 MiB of 1 MiB chunks, and some slack): every buffer reused is one that
+ * is not zero-filled and page-faulted in again, which showed as a slow copy in profiles.
+ */
+const MAX_FREE_BUFFERS = 64;
 
 export class PeerHostCore implements BufferSource {
   private readonly fetchers = new Map<number, PeerFetcher>();
@@ -36,8 +40,9 @@ export class PeerHostCore implements BufferSource {
     for (let i = this.free.length - 1; i >= 0; i--) {
       if (this.free[i]!.byteLength >= bytes) return this.free.splice(i, 1)[0]!;
     }
-    // own ArrayBuffer per chunk: a transfer moves the whole ArrayBuffer
-    return new Uint8Array(new ArrayBuffer(bytes));
+    // own ArrayBuffer per chunk (a transfer moves the whole ArrayBuffer), not zero-filled: every
+    // byte is written by packets before the chunk leaves this thread
+    return Buffer.allocUnsafeSlow(bytes);
   }
 
   release(buf: Uint8Array): void {
