@@ -1,5 +1,5 @@
 import t from 'tap';
-import { writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { MIN_CHUNK_BYTES } from '../lib/constants.js';
 import { Ticket } from '../lib/storage/ticket.js';
@@ -80,4 +80,26 @@ t.test('a file that changed on the swarm discards the old partial download', asy
   t.match(warning.message, /changed on the swarm/);
   await run.waitFor((o) => o.event === 'done');
   t.equal(readFileSync(path.join(out, 'doc.txt'), 'utf8'), 'version one, long enough to matter\n');
+});
+
+t.test('a ticket whose part file is gone starts over instead of trusting it', async (t) => {
+  const src = tempDir(t);
+  const data = randomBytes(prng(33), 3 * MiB + 5);
+  writeFileSync(path.join(src, 'p.bin'), data);
+  const peer = await servePeer(t, src, ['--no-tracker']);
+  const out = tempDir(t);
+  const args = ['get', 'p.bin', '--peer', `127.0.0.1:${peer.port}`, '-o', out, '--json'];
+  const first = swarm(t, args);
+  await first.waitFor((o) => o.event === 'done');
+  const { createHash } = await import('node:crypto');
+  // forge the state of an interrupted run whose part file was then deleted
+  const start = JSON.parse(first.lines.find((l) => l.includes('"event":"start"'))!);
+  writeFileSync(path.join(out, 'p.bin.swarm-ticket'), JSON.stringify({ version: 1, name: 'p.bin', cid: start.cid, size: data.length, chunkBytes: MiB, mtime: start.mtime, verified: Buffer.from([0b111]).toString('base64') }));
+  rmSync(path.join(out, 'p.bin'));
+  const second = swarm(t, args);
+  const warning = await second.waitFor((o) => o.event === 'warning');
+  t.match(warning.message, /gone or damaged/);
+  const done = await second.waitFor((o) => o.event === 'done');
+  t.equal(done.resumedChunks, 0, 'nothing trusted from the ticket');
+  t.equal(createHash('sha256').update(readFileSync(path.join(out, 'p.bin'))).digest('hex'), createHash('sha256').update(data).digest('hex'));
 });

@@ -105,16 +105,19 @@ export class Download extends EventEmitter<DownloadEvents> {
     const existing = await stat(finalPath).catch(() => null);
     if (existing?.isFile() && existing.size === m.size && Math.floor(existing.mtimeMs / 1000) === m.mtime) return result({ upToDate: true });
 
-    const { ticket: ticketPath } = partPaths(finalPath);
+    const { ticket: ticketPath, part: partPath } = partPaths(finalPath);
     const chunks = m.hashes.length;
     const old = await Ticket.load(ticketPath);
+    const partSize = (await stat(partPath).catch(() => null))?.size;
     let ticket: Ticket;
     let resume = false;
-    if (old && old.cid === m.cid && old.size === m.size && old.chunkBytes === m.chunkBytes) {
+    const sameContent = old && old.cid === m.cid && old.size === m.size && old.chunkBytes === m.chunkBytes;
+    if (sameContent && partSize === m.size) {
       ticket = Ticket.fromData(ticketPath, old, chunks);
       resume = true;
     } else {
-      if (old) this.emit('warning', { message: `${name} changed on the swarm since the last attempt (content ${old.cid} → ${m.cid}); discarding the partial download` });
+      if (old && !sameContent) this.emit('warning', { message: `${name} changed on the swarm since the last attempt (content ${old.cid} → ${m.cid}); discarding the partial download` });
+      if (old && sameContent) this.emit('warning', { message: `the partial download of ${name} is gone or damaged (${partPath}); starting over` });
       ticket = new Ticket(ticketPath, { name, cid: m.cid, size: m.size, chunkBytes: m.chunkBytes, mtime: m.mtime }, chunks);
     }
     let haveBytes = 0;
