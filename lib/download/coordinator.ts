@@ -2,15 +2,18 @@
  * The coordinator of one download (main thread). Glue between the pure scheduling layer, the
  * peer hosts (threads owning connections) and the chunk pool (hash + write).
  *
- *   resolve ─► ChunkTable (+ ticket) ─► pump(): pickRange per peer, within ByteBudget
- *                   ▲                        │ get {from,to}
- *                   │                        ▼
+ *   ChunkTable (from the ticket) ─► pump(): per peer, pickRange up to its pipeline, capped by
+ *          ▲                        its rate-proportional share of the ByteBudget
+ *          │                                 │ get {from,to}
+ *          │                                 ▼
  *   ticket.mark ◄─ pool.verifyAndWrite ◄── 'chunk' (buffer transferred) ◄── peer host threads
- *                   │ bad hash: strike, chunk back to missing     'strike' / 'done' / 'closed'
- *                   ▼
- *   table.complete ─► PartFile.finish (fsync, rename, mtime) ─► ticket removed
+ *          │        bad hash: strike, chunk back to missing     'strike' / 'done' / 'closed'
+ *          ▼
+ *   table.complete: run() resolves; get.ts finishes the part file (fsync, rename, mtime)
  *
- * A timer (TICK_MS) updates rates, drops stalled peers, times out requests, emits progress.
+ * Endgame: once nothing is missing, an idle peer duplicates the chunk its holder would deliver
+ * last, and requests made redundant are cancelled. A timer (TICK_MS) updates rates, drops
+ * stalled peers, times out requests and emits progress snapshots.
  */
 import { EventEmitter } from 'node:events';
 import { ERROR_CODES, SwarmError, asSwarmError, fromWire, type WireError } from '../errors.js';
