@@ -5,7 +5,7 @@
  * only place that calls process.exit.
  */
 import { Command, CommanderError } from 'commander';
-import { SwarmError, exitCodeFor, EXIT_CODES, VERSION } from '../lib/index.js';
+import { SwarmError, exitCodeFor, EXIT_CODES, VERSION, asSwarmError } from '../lib/index.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerTracker } from './commands/tracker.js';
 import { register as registerLs } from './commands/ls.js';
@@ -34,6 +34,10 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? EXIT_CODES.OK : EXIT_CODES.USAGE;
+    }
+    // system errors (ENOENT, EACCES, ENOSPC...) are the user's to fix: no stack trace
+    if (!(err instanceof SwarmError) && typeof (err as NodeJS.ErrnoException)?.code === 'string' && (err as NodeJS.ErrnoException).code!.startsWith('E')) {
+      err = asSwarmError(err);
     }
     if (err instanceof SwarmError) {
       if (argv.includes('--json')) process.stdout.write(JSON.stringify({ event: 'error', code: err.code, message: err.message }) + '\n');

@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   DISK_FULL: 'SWARM_ERR_DISK_FULL',
   // usage and everything else
   USAGE: 'SWARM_ERR_USAGE',
+  LISTEN: 'SWARM_ERR_LISTEN',
   INTERNAL: 'SWARM_ERR_INTERNAL',
 } as const;
 
@@ -108,6 +109,7 @@ export function exitCodeFor(code: ErrorCode | string): number {
   switch (code) {
     case ERROR_CODES.USAGE:
     case ERROR_CODES.PATH_ESCAPE:
+    case ERROR_CODES.LISTEN:
       return EXIT_CODES.USAGE;
     case ERROR_CODES.NOT_FOUND:
       return EXIT_CODES.NOT_FOUND;

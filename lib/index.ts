@@ -1,7 +1,7 @@
 /**
  * swarm's public API. The CLI (bin/) uses only what is exported here.
  */
-export { SwarmError, ERROR_CODES, EXIT_CODES, exitCodeFor, toWire, fromWire, type ErrorCode, type WireError } from './errors.js';
+export { SwarmError, ERROR_CODES, EXIT_CODES, exitCodeFor, toWire, fromWire, asSwarmError, type ErrorCode, type WireError } from './errors.js';
 export * as constants from './constants.js';
 export type { FileInfo, FileKind, Manifest, DirectoryEntry, PeerAddress } from './types.js';
 export { FrameDecoder, encodeFrame, encodeFrameBuffer, type Header, type FrameHandler } from './protocol/frame.js';

@@ -41,3 +41,19 @@ t.test('--help lists the commands; unknown options are usage errors', async (t) 
   const bad = swarm(t, ['get', '--frobnicate']);
   t.equal((await bad.exit).code, 2);
 });
+
+t.test('serve and tracker: a missing folder is exit 3, a taken port exit 2, both with a clear message', async (t) => {
+  const missing = swarm(t, ['serve', '/nonexistent/swarm-share', '--port', '0', '--no-tracker', '--json']);
+  t.equal((await missing.exit).code, 3);
+  t.match(missing.lines.join('\n'), /"code":"SWARM_ERR_NOT_FOUND".*not a folder/);
+  const tr = new TrackerServer({ port: 0 });
+  await tr.listen();
+  t.teardown(() => tr.close());
+  const taken = swarm(t, ['tracker', '--port', String(tr.port), '--json']);
+  t.equal((await taken.exit).code, 2);
+  t.match(taken.lines.join('\n'), /"code":"SWARM_ERR_LISTEN".*in use/);
+  const share = tempDir(t);
+  const serveTaken = swarm(t, ['serve', share, '--port', String(tr.port), '--no-tracker', '--json']);
+  t.equal((await serveTaken.exit).code, 2);
+  t.notMatch(serveTaken.lines.join('\n'), /internal error/);
+});

@@ -4,7 +4,7 @@
  * QUIT waits for threads), then ends the rest; `close({graceful: false})` ends everything now.
  */
 import net from 'node:net';
-import { once } from 'node:events';
+import { listenOn } from '../net/listen.js';
 import type { Library } from '../share/library.js';
 import { noLog, type Log } from '../log.js';
 import { PeerSession } from './session.js';
@@ -42,9 +42,7 @@ export class PeerServer {
   }
 
   async listen(port: number, host: string): Promise<{ host: string; port: number }> {
-    this.server.listen(port, host);
-    await once(this.server, 'listening');
-    const a = this.server.address() as net.AddressInfo;
+    const a = await listenOn(this.server, port, host, 'peers');
     return { host: a.address, port: a.port };
   }
 

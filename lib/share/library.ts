@@ -10,7 +10,8 @@
  * busy with a bounded number of tasks in flight.
  */
 import { EventEmitter } from 'node:events';
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
+import { ERROR_CODES, SwarmError } from '../errors.js';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import { chunkBytesFor, chunkCount } from '../chunking.js';
@@ -79,6 +80,8 @@ export class Library extends EventEmitter<LibraryEvents> {
 
   /** First scan and hash; resolves when every file has a manifest. Then keeps watching. */
   async start(): Promise<void> {
+    const st = await stat(this.root).catch(() => null);
+    if (!st?.isDirectory()) throw new SwarmError(ERROR_CODES.NOT_FOUND, `not a folder: ${this.root}`);
     this.realRoot = await realpath(this.root);
     this.hasher = await loadHasher();
     await this.cache.load();

@@ -5,6 +5,7 @@
  * The library's changes become update/delete messages.
  */
 import { DEFAULT_TRACKER_PORT, KEEPALIVE_MS } from '../constants.js';
+import type { SwarmError } from '../errors.js';
 import { parseHostPort } from '../net/framed-client.js';
 import type { Library } from '../share/library.js';
 import type { Log } from '../log.js';
@@ -56,7 +57,7 @@ export async function attachTracker(
       embedded = candidate;
       port = a.port;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      if ((err as SwarmError).details?.errno !== 'EADDRINUSE') throw err;
       // a tracker already runs here (another `swarm serve`): join it
     }
     host = served.host === '0.0.0.0' || served.host === '::' ? '127.0.0.1' : served.host;

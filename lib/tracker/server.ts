@@ -5,7 +5,7 @@
  * is silent for KEEPALIVE_MISSES keepalive periods. Bad input closes that connection only.
  */
 import net from 'node:net';
-import { once } from 'node:events';
+import { listenOn } from '../net/listen.js';
 import { DEFAULT_TRACKER_PORT, KEEPALIVE_MISSES, KEEPALIVE_MS } from '../constants.js';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { FrameDecoder, encodeFrame, type Header } from '../protocol/frame.js';
@@ -50,9 +50,7 @@ export class TrackerServer {
   }
 
   async listen(): Promise<{ host: string; port: number }> {
-    this.server.listen(this.opts.port ?? DEFAULT_TRACKER_PORT, this.opts.host ?? '127.0.0.1');
-    await once(this.server, 'listening');
-    const a = this.server.address() as net.AddressInfo;
+    const a = await listenOn(this.server, this.opts.port ?? DEFAULT_TRACKER_PORT, this.opts.host ?? '127.0.0.1', 'the tracker');
     this.host = a.address;
     this.port = a.port;
     this.sweep = setInterval(() => this.expire(), Math.max(50, Math.floor(this.keepaliveMs / 2)));
