@@ -71,13 +71,16 @@ export async function scaling(opts: { root: string; mib: number; peers: number[]
     rmSync(path.join(src, '.swarm'), { recursive: true, force: true });
     process.stderr.write(`scaling: writing ${opts.mib} MiB of fresh random data...\n`);
     makeRandomFile(file, opts.mib * 2 ** 20);
+    // aria2c needs nginx mirrors; without either, run swarm alone and say so
+    const haveAria = !!which('aria2c') && !!(which('nginx') ?? which('/usr/sbin/nginx'));
+    if (!haveAria) process.stderr.write('scaling: aria2c or nginx missing (apt-get install -y aria2 nginx-light): measuring swarm only\n');
+    const tools = (opts.tools ?? ['swarm', 'aria2c']).filter((tl) => tl === 'swarm' || haveAria);
     // the first peer hashes; the others then find the manifest cache
     const swarmPorts: string[] = [];
     for (const [i, ns] of peerNs.entries()) {
       await startServe(src, ['--host', addr(i + 1, 1), '--port', '7070', '--threads', '1'], ['ip', 'netns', 'exec', ns]);
       swarmPorts.push(`${addr(i + 1, 1)}:7070`);
-      const ng = await startNginx(src, 1, ensureDir(path.join(opts.root, `nginx-${i + 1}`)), addr(i + 1, 1), [8080], ['ip', 'netns', 'exec', ns]);
-      nginxes.push(ng);
+      if (tools.includes('aria2c')) nginxes.push(await startNginx(src, 1, ensureDir(path.join(opts.root, `nginx-${i + 1}`)), addr(i + 1, 1), [8080], ['ip', 'netns', 'exec', ns]));
     }
     const inClient = ['ip', 'netns', 'exec', client];
     const dest = path.join(out, 'big.bin');
@@ -85,7 +88,7 @@ export async function scaling(opts: { root: string; mib: number; peers: number[]
     for (let r = 0; r < opts.rounds; r++) {
       for (const row of rows) {
         const n = row.peers;
-        for (const tool of opts.tools ?? (['swarm', 'aria2c'] as const)) {
+        for (const tool of tools) {
           rmSync(dest, { force: true });
           rmSync(dest + '.aria2', { force: true });
           spawnSync('sync');
