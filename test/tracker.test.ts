@@ -25,14 +25,23 @@ async function connect(port: number) {
 
 const file = (name: string, mtime: number, cid: string) => ({ name, mtime, size: 5, cid });
 
-/** Wait until `check` holds (polling a cheap local condition), at most `ms`. */
-async function until(check: () => boolean | Promise<boolean>, ms = 5_000): Promise<boolean> {
+/** Wait until `check` holds, re-checking after each change the tracker reports (at most `ms`). */
+async function until(tr: TrackerServer, check: () => boolean, ms = 10_000): Promise<boolean> {
   const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 20));
+  while (!check()) {
+    const left = end - Date.now();
+    if (left <= 0) return false;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, left);
+      function done() {
+        clearTimeout(timer);
+        tr.off('change', done);
+        resolve();
+      }
+      tr.on('change', done);
+    });
   }
-  return false;
+  return true;
 }
 
 t.test('framed protocol: register, keepalive, update, delete, who-has, unregister', async (t) => {
@@ -67,7 +76,7 @@ t.test('a closed connection leaves at once; silence leaves after 3 keepalive per
   tr.expire();
   t.same(tr.registry.whoHas('x')!.holders.map((h) => h.port), [1], 'b expired after 3 missed keepalives');
   a.destroy();
-  t.ok(await until(() => tr.registry.peerCount === 0), 'a dropped when its connection closed');
+  t.ok(await until(tr, () => tr.registry.peerCount === 0), 'a dropped when its connection closed');
   b.destroy();
 });
 
@@ -159,16 +168,17 @@ t.test('serving peers register, and come back after a tracker restart without be
   const port = tr.port;
   const peer = await serve(dir, { port: 0, tracker: `127.0.0.1:${port}`, pool: new InlineChunkPool(), watch: false, keepaliveMs: 200 });
   t.teardown(() => peer.close({ graceful: false }));
-  t.ok(await until(async () => (await trackerWhoHas('127.0.0.1', port, 'shared.txt')) !== null));
+  t.ok(await until(tr, () => tr.registry.whoHas('shared.txt') !== null));
   await tr.close();
   tr = new TrackerServer({ port });
   await tr.listen();
   t.teardown(() => tr.close());
-  t.ok(await until(async () => (await trackerWhoHas('127.0.0.1', port, 'shared.txt').catch(() => null)) !== null, 10_000), 'registered again');
+  t.ok(await until(tr, () => tr.registry.whoHas('shared.txt') !== null), 'registered again');
+  t.ok(await trackerWhoHas('127.0.0.1', port, 'shared.txt'), 'and the restarted tracker answers for it');
   // changes made while serving reach the tracker as update / delete
   writeFileSync(path.join(dir, 'later.txt'), 'new file');
   await peer.library.refresh();
-  t.ok(await until(async () => (await trackerWhoHas('127.0.0.1', port, 'later.txt')) !== null), 'update reached the tracker');
+  t.ok(await until(tr, () => tr.registry.whoHas('later.txt') !== null), 'update reached the tracker');
 });
 
 t.test('a second serve without --tracker joins the embedded tracker of the first', async (t) => {

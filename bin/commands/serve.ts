@@ -75,6 +75,7 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         bytes: total,
         tracker: handle.tracker?.address ?? null,
         embeddedTracker: !!handle.tracker?.embedded,
+        trackerConnected: !!handle.tracker?.client.connected,
       });
       if (!json) for (const f of files.slice(0, 20)) process.stderr.write(`  ${f.name}  ${humanBytes(f.size)}\n`);
       if (!json && files.length > 20) process.stderr.write(`  ... and ${files.length - 20} more (swarm ls ${dir})\n`);

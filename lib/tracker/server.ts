@@ -5,6 +5,7 @@
  * is silent for KEEPALIVE_MISSES keepalive periods. Bad input closes that connection only.
  */
 import net from 'node:net';
+import { EventEmitter } from 'node:events';
 import { listenOn } from '../net/listen.js';
 import { DEFAULT_TRACKER_PORT, KEEPALIVE_MISSES, KEEPALIVE_MS } from '../constants.js';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
@@ -30,7 +31,12 @@ function plainIp(addr: string | undefined): string {
   return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
 }
 
-export class TrackerServer {
+/** 'change' fires after every change to the directory: what happened and to which peer. */
+export interface TrackerEvents {
+  change: [what: string, peer: string];
+}
+
+export class TrackerServer extends EventEmitter<TrackerEvents> {
   readonly registry: Registry;
   private readonly server: net.Server;
   private readonly sockets = new Map<string, net.Socket>();
@@ -42,6 +48,7 @@ export class TrackerServer {
   port = 0;
 
   constructor(private readonly opts: TrackerOptions = {}) {
+    super();
     this.log = opts.log ?? noLog;
     this.now = opts.now ?? Date.now;
     this.keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS;
@@ -63,6 +70,7 @@ export class TrackerServer {
   expire(): void {
     for (const key of this.registry.expire(this.now(), this.keepaliveMs * KEEPALIVE_MISSES)) {
       this.log('peer-expired', { peer: key });
+      this.emit('change', 'expired', key);
       this.sockets.get(key)?.destroy();
     }
   }
@@ -111,7 +119,10 @@ export class TrackerServer {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.sockets.delete(key);
-      if (this.registry.unregister(key)) this.log('peer-left', { peer: key });
+      if (this.registry.unregister(key)) {
+        this.log('peer-left', { peer: key });
+        this.emit('change', 'left', key);
+      }
     });
   }
 
@@ -124,6 +135,7 @@ export class TrackerServer {
       case 'register':
         this.registry.register(key, { ip, port: h.port as number }, files(h.files as unknown[]), now);
         this.log('peer-registered', { peer: key, port: h.port as number, files: (h.files as unknown[]).length });
+        this.emit('change', 'registered', key);
         send({ t: 'directory', id, files: Object.fromEntries(this.registry.directory()) });
         return;
       case 'keepalive':
@@ -133,18 +145,21 @@ export class TrackerServer {
       case 'update':
         this.registry.update(key, files(h.files as unknown[]), now);
         this.log('peer-updated', { peer: key, files: (h.files as unknown[]).length });
+        this.emit('change', 'updated', key);
         send({ t: 'ok', id });
         return;
       case 'delete': {
         const names = (h.names as unknown[]).filter((n): n is string => typeof n === 'string');
         this.registry.delete(key, names, now);
         this.log('peer-deleted', { peer: key, files: names.length });
+        this.emit('change', 'deleted', key);
         send({ t: 'ok', id });
         return;
       }
       case 'unregister':
         this.registry.unregister(key);
         this.log('peer-unregistered', { peer: key });
+        this.emit('change', 'unregistered', key);
         send({ t: 'ok', id });
         return;
       case 'dir':
@@ -166,6 +181,7 @@ export class TrackerServer {
     if (Array.isArray(o.files)) {
       this.registry.register(key, { ip, port }, o.files.map((f) => parseAnnounced(f, true)), now);
       this.log('legacy-peer-registered', { peer: key, port, files: o.files.length });
+      this.emit('change', 'registered', key);
     } else if (this.registry.has(key)) {
       this.registry.keepalive(key, now, port);
     } else {

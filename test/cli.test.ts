@@ -1,0 +1,46 @@
+import t from 'tap';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { TrackerServer } from '../lib/tracker/server.js';
+import { tempDir } from './helpers/tmp.js';
+import { servePeer, swarm } from './helpers/procs.js';
+
+async function json(t: Parameters<typeof swarm>[0], args: string[]): Promise<unknown> {
+  const p = swarm(t, args);
+  const { code } = await p.exit;
+  if (code !== 0) throw new Error(`swarm ${args.join(' ')} exited ${code}`);
+  return JSON.parse(p.lines.join('\n'));
+}
+
+t.test('ls (folder, peer, tracker) and who, as a script would use them', async (t) => {
+  const tr = new TrackerServer({ port: 0 });
+  await tr.listen();
+  t.teardown(() => tr.close());
+  const dir = tempDir(t);
+  mkdirSync(path.join(dir, 'music'));
+  writeFileSync(path.join(dir, 'music', 'song one.mp3'), 'la la la');
+  writeFileSync(path.join(dir, 'notes.txt'), 'hello');
+  const { port, proc } = await servePeer(t, dir, ['--tracker', `127.0.0.1:${tr.port}`]);
+
+  const local = (await json(t, ['ls', dir, '--json'])) as { name: string; kind: string; size: number }[];
+  t.same(local.map((f) => [f.name, f.kind, f.size]), [['music/song one.mp3', 'music', 8], ['notes.txt', 'document', 5]]);
+
+  const remote = (await json(t, ['ls', '--peer', `127.0.0.1:${port}`, '--json'])) as { name: string; cid?: string }[];
+  t.same(remote.map((f) => f.name), ['music/song one.mp3', 'notes.txt']);
+  t.ok(remote.every((f) => typeof f.cid === 'string'), 'a peer lists content ids');
+
+  // registered before it said "serving", or later with a "tracker" event
+  await proc.waitFor((o) => (o.event === 'serving' && o.trackerConnected === true) || (o.event === 'tracker' && o.connected === true));
+  const directory = (await json(t, ['ls', '--tracker', `127.0.0.1:${tr.port}`, '--json'])) as { name: string; holders: { port: number }[] }[];
+  t.same(directory.map((f) => f.name), ['music/song one.mp3', 'notes.txt']);
+  t.same(directory[0]!.holders.map((h) => h.port), [port]);
+
+  const who = (await json(t, ['who', 'notes.txt', '--tracker', `127.0.0.1:${tr.port}`, '--json'])) as { size: number; holders: unknown[] };
+  t.equal(who.size, 5);
+  t.equal(who.holders.length, 1);
+
+  const nobody = swarm(t, ['who', 'nope.txt', '--tracker', `127.0.0.1:${tr.port}`]);
+  t.equal((await nobody.exit).code, 3, 'who of an unknown name: not found');
+  const both = swarm(t, ['ls', dir, '--peer', `127.0.0.1:${port}`]);
+  t.equal((await both.exit).code, 2, 'ls with two sources at once is a usage error');
+});
