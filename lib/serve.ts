@@ -29,6 +29,10 @@ export interface ServeOptions extends TrackerLinkOptions {
   pool?: ChunkPool;
   /** Upload limit, bytes per second, for all peers together. */
   maxUploadBytesPerSec?: number;
+  /** Hashing progress, including the first scan (which finishes before `serve` resolves). */
+  onHashing?: (p: HashProgress) => void;
+  /** Warnings (skipped files and the like), including those of the first scan. */
+  onWarning?: (message: string) => void;
 }
 
 export interface ServeEvents {
@@ -81,14 +85,19 @@ export async function serve(dir: string, opts: ServeOptions = {}): Promise<Serve
     ...(opts.watch !== undefined ? { watch: opts.watch } : {}),
     onSkip: (name, reason) => {
       log('skip', { name, reason });
+      opts.onWarning?.(`${name}: ${reason}`);
       handle?.emit('warning', `${name}: ${reason}`);
     },
   });
+  if (opts.onHashing) library.on('hashing', opts.onHashing);
   const server = new PeerServer(library, { log, ...(opts.maxUploadBytesPerSec ? { maxUploadBytesPerSec: opts.maxUploadBytesPerSec } : {}) });
   handle = new ServeHandle(library, server, pool, !opts.pool);
   const h = handle;
   library.on('hashing', (p) => h.emit('hashing', p));
-  library.on('error', (err) => h.emit('warning', err.message));
+  library.on('error', (err) => {
+    opts.onWarning?.(err.message);
+    h.emit('warning', err.message);
+  });
   try {
     await library.start();
     const addr = await server.listen(opts.port ?? DEFAULT_PEER_PORT, opts.host ?? '127.0.0.1');

@@ -120,3 +120,15 @@ t.test('a seed-002 plain-name request gets the raw file', async (t) => {
   await new Promise((r) => s.once('close', r));
   t.ok(Buffer.concat(chunks).equals(big));
 });
+
+t.test('hashing progress reaches the caller during the first scan, before serve resolves', async (t) => {
+  const dir = t.testdir({});
+  writeFileSync(path.join(dir, 'a.bin'), randomBytes(prng(12), 3 * MIN_CHUNK_BYTES));
+  writeFileSync(path.join(dir, 'b.bin'), randomBytes(prng(13), MIN_CHUNK_BYTES));
+  const seen: number[] = [];
+  const h = await serve(dir, { port: 0, noTracker: true, pool: new InlineChunkPool(), watch: false, onHashing: (p) => seen.push(p.bytesDone) });
+  t.teardown(() => h.close({ graceful: false }));
+  t.ok(seen.length >= 3, `${seen.length} progress events`);
+  t.equal(seen.at(-1), 4 * MIN_CHUNK_BYTES, 'the last one covers every byte');
+  t.same([...seen].sort((x, y) => x - y), seen, 'never going backwards');
+});

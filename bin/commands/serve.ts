@@ -1,7 +1,7 @@
 /** `swarm serve DIR`: share a folder (and embed or join a tracker). */
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { serve, openLogFile, constants, type ServeHandle } from '../../lib/index.js';
+import { serve, openLogFile, constants, type ServeHandle, type HashProgress } from '../../lib/index.js';
 import { humanBytes, ndjson } from '../format.js';
 import { intOption, onInterrupt } from './common.js';
 
@@ -30,6 +30,28 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
       const json = !!o.json;
       const say = (text: string, event: Record<string, unknown>) => (json ? ndjson(event) : process.stderr.write(text + '\n'));
       let bar: cliProgress.SingleBar | null = null;
+      let lastJson = 0;
+      const onHashing = (p: HashProgress) => {
+        const finished = p.filesDone === p.filesTotal;
+        if (json) {
+          // a modest rate for scripts: once a second, and when a batch of files is done
+          if (finished || Date.now() - lastJson >= 1000) {
+            lastJson = Date.now();
+            ndjson({ event: 'hashing', ...p });
+          }
+          return;
+        }
+        if (!process.stderr.isTTY || p.bytesTotal < 64 << 20) return;
+        if (!bar) {
+          bar = new cliProgress.SingleBar({ format: 'hashing |{bar}| {percentage}% {value}/{total} MiB  {files}', stream: process.stderr }, cliProgress.Presets.shades_classic);
+          bar.start(Math.ceil(p.bytesTotal / 2 ** 20), 0, { files: '' });
+        }
+        bar.update(finished ? bar.getTotal() : Math.floor(p.bytesDone / 2 ** 20), { files: `${p.filesDone}/${p.filesTotal} files` });
+        if (finished) {
+          bar.stop();
+          bar = null;
+        }
+      };
       const startedHashing = Date.now();
       const handle: ServeHandle = await serve(dir, {
         port: o.port,
@@ -40,27 +62,16 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
         ...(fileLog ? { log: fileLog.log } : {}),
         ...(o.maxUpload && o.maxUpload > 0 ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
+        onHashing,
+        onWarning: (m) => say(`warning: ${m}`, { event: 'warning', message: m }),
       }).catch(async (err) => {
         await fileLog?.close();
         throw err;
       });
-      handle.on('warning', (m) => say(`warning: ${m}`, { event: 'warning', message: m }));
       handle.on('change', (d) => say(`share changed: +${d.added.length} ~${d.changed.length} -${d.removed.length}`, { event: 'change', ...d }));
       handle.on('tracker', (s) =>
         say(s.connected ? `tracker ${s.address}: registered` : `tracker ${s.address}: ${s.message ?? 'disconnected'}`, { event: 'tracker', ...s }),
       );
-      handle.library.on('hashing', (p) => {
-        if (json || !process.stderr.isTTY || p.bytesTotal < 64 << 20) return;
-        if (!bar) {
-          bar = new cliProgress.SingleBar({ format: 'hashing |{bar}| {percentage}% {value}/{total} MiB  {files}', stream: process.stderr }, cliProgress.Presets.shades_classic);
-          bar.start(Math.ceil(p.bytesTotal / 2 ** 20), 0, { files: '' });
-        }
-        bar.update(Math.floor(p.bytesDone / 2 ** 20), { files: `${p.filesDone}/${p.filesTotal} files` });
-        if (p.filesDone === p.filesTotal) {
-          bar.stop();
-          bar = null;
-        }
-      });
       const files = handle.library.files();
       const total = files.reduce((a, f) => a + f.size, 0);
       const trackerText = handle.tracker
