@@ -1,6 +1,6 @@
 /** `swarm ls`: files in a local folder (LISTL), on a peer (LISTR), or in a tracker's directory. */
 import type { Command } from 'commander';
-import { listLocal, listPeer, trackerDirectory, parseHostPort, constants, SwarmError, ERROR_CODES } from '../../lib/index.js';
+import { listLocal, listPeer, trackerDirectory, trackerWhoHas, parseHostPort, constants, SwarmError, ERROR_CODES } from '../../lib/index.js';
 import { humanBytes, humanTime, printTable } from '../format.js';
 
 export function register(program: Command): void {
@@ -45,7 +45,6 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (name: string, o: { tracker: string; json?: boolean }) => {
       const { host, port } = parseHostPort(o.tracker, constants.DEFAULT_TRACKER_PORT);
-      const { trackerWhoHas } = await import('../../lib/index.js');
       const e = await trackerWhoHas(host, port, name);
       if (!e) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no peer holds ${name}`);
       if (o.json) return void process.stdout.write(JSON.stringify({ name, ...e }) + '\n');

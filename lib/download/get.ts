@@ -136,7 +136,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     this.coordinator = c;
     c.on('warning', (e) => this.emit('warning', e));
     c.on('peer-dropped', (e) => this.emit('peer-dropped', e));
-    const startBytes = c.verifiedBytes;
+    const startBytes = haveBytes;
     let rate = 0;
     let lastBytes = startBytes;
     let lastAt = Date.now();

@@ -108,11 +108,12 @@ export class PeerFetcher {
     this.post({ type: 'strike', peerId: this.peerId, reqId, chunk, error });
   }
 
-  // The packet being received: where its payload goes, or null when it is being skipped.
-  private cur: { reqId: number; chunk: number; a: Assembly; rel: number; headerSum: number; sum: number } | null = null;
+  // The packet being received: where its payload goes. One record, reused for every packet (no
+  // allocation per packet); `a` is null while a packet is being skipped.
+  private readonly cur: { reqId: number; chunk: number; a: Assembly | null; rel: number; headerSum: number; sum: number } = { reqId: 0, chunk: 0, a: null, rel: 0, headerSum: 0, sum: 0 };
 
   private onPacketStart(h: PacketHeader, headerSum: number): void {
-    this.cur = null;
+    this.cur.a = null;
     this.pendingBytes += h.length;
     const r = this.requests.get(h.requestId);
     if (!r) return; // a request we cancelled: its last packets may still arrive
@@ -134,12 +135,18 @@ export class PeerFetcher {
       return;
     }
     a.buf ??= this.buffers.acquire(r.chunkBytes);
-    this.cur = { reqId: h.requestId, chunk: h.chunk, a, rel, headerSum, sum: 0 };
+    const c = this.cur;
+    c.reqId = h.requestId;
+    c.chunk = h.chunk;
+    c.a = a;
+    c.rel = rel;
+    c.headerSum = headerSum;
+    c.sum = 0;
   }
 
   private onPacketData(_h: PacketHeader, piece: Buffer, at: number): void {
     const c = this.cur;
-    if (!c || !c.a.buf) return;
+    if (!c.a?.buf) return;
     const t0 = performance.now();
     c.a.buf.set(piece, c.rel + at);
     const t1 = performance.now();
@@ -152,13 +159,13 @@ export class PeerFetcher {
 
   private onPacketEnd(h: PacketHeader): void {
     const c = this.cur;
-    this.cur = null;
-    if (!c || !c.a.buf) return;
+    const a = c.a;
+    c.a = null;
+    if (!a?.buf) return;
     if (!packetChecksumOk(h, c.headerSum, c.sum)) {
-      this.strike(c.reqId, c.chunk, c.a, toWire(new SwarmError(ERROR_CODES.BAD_CHECKSUM, `bad packet checksum in chunk ${c.chunk}`)));
+      this.strike(c.reqId, c.chunk, a, toWire(new SwarmError(ERROR_CODES.BAD_CHECKSUM, `bad packet checksum in chunk ${c.chunk}`)));
       return;
     }
-    const a = c.a;
     a.received += h.length;
     if (a.received === a.length) {
       const buf = a.buf!;

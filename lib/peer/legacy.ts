@@ -6,13 +6,12 @@
 import type { Socket } from 'node:net';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { resolveInShare } from '../share/names.js';
+import { MAX_NAME_BYTES, resolveInShare } from '../share/names.js';
 import type { Library } from '../share/library.js';
 import type { Log } from '../log.js';
 import { toWire } from '../errors.js';
 
 const NAME_WAIT_MS = 150;
-const MAX_NAME_BYTES = 4096;
 
 function readName(socket: Socket, first: Buffer): Promise<string> {
   return new Promise((resolve) => {

@@ -10,7 +10,7 @@
  * alignment, so views at odd offsets need no slow path. If this engine lacks SIMD, `arena()`
  * returns null and callers keep the JS kernel.
  */
-import { add16 } from './checksum.js';
+import { fold, swap16 } from './checksum.js';
 
 function leb(n: number): number[] {
   const out: number[] = [];
@@ -107,14 +107,6 @@ function module(): WebAssembly.Module | null {
 
 const PAGE = 65536;
 
-function fold(sum: number): number {
-  while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
-  return sum;
-}
-
-function swap16(x: number): number {
-  return ((x & 0xff) << 8) | (x >>> 8);
-}
 
 /** A fixed block of wasm memory with a fast checksum over any part of it. */
 export interface ChecksumArena {
@@ -149,4 +141,3 @@ export function pieceSum(partial: number, at: number): number {
   return at & 1 ? swap16(partial) : partial;
 }
 
-export { add16 };

@@ -13,13 +13,15 @@
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const FOLD_EVERY_WORDS = 1 << 20;
 
-function fold(sum: number): number {
+/** Fold a sum below 2^53 to 16 bits with end-around carries. */
+export function fold(sum: number): number {
   // sum < 2^53: fold in steps that stay exact in doubles.
   while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
   return sum;
 }
 
-function swap16(x: number): number {
+/** Swap the two bytes of a 16-bit value (a sum taken from an odd offset, or little-endian). */
+export function swap16(x: number): number {
   return ((x & 0xff) << 8) | (x >>> 8);
 }
 
