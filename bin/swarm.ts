@@ -10,6 +10,7 @@ import { register as registerServe } from './commands/serve.js';
 import { register as registerTracker } from './commands/tracker.js';
 import { register as registerLs } from './commands/ls.js';
 import { register as registerGet } from './commands/get.js';
+import { printable } from './format.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -41,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof SwarmError) {
       if (argv.includes('--json')) process.stdout.write(JSON.stringify({ event: 'error', code: err.code, message: err.message }) + '\n');
-      process.stderr.write(`swarm: ${err.message} [${err.code}]\n`);
+      process.stderr.write(`swarm: ${printable(err.message)} [${err.code}]\n`);
       return exitCodeFor(err.code);
     }
     process.stderr.write(`swarm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -7,16 +7,18 @@
  * File reads and writes are synchronous positional calls: these run on pool threads (where
  * blocking is the point) and use each thread's own reusable read buffer.
  */
-import { readSync, writeSync, openSync, closeSync, fstatSync } from 'node:fs';
+import { readSync, writeSync, openSync, closeSync, fstatSync, constants } from 'node:fs';
 import { ERROR_CODES, SwarmError } from './errors.js';
-import type { Hasher } from './hashing.js';
+import { CHUNK_HASH_BYTES, chunkHash, sameHash } from './hashing.js';
 
 export interface HashRangeTask {
   op: 'hash';
   path: string;
-  /** Expected file size and mtime (ms); a mismatch means the file changed under us. */
+  /** Expected file size, mtime (ms), device and inode; a mismatch means the file changed or was swapped. */
   size: number;
   mtimeMs: number;
+  dev: number;
+  ino: number;
   firstChunk: number;
   endChunk: number;
   chunkBytes: number;
@@ -29,12 +31,12 @@ export interface WriteTask {
   /** Chunk bytes; transferred in, transferred back in the result for reuse. */
   bytes: Uint8Array;
   length: number;
-  expected: string;
+  /** The chunk's BLAKE3-256 from the manifest (32 bytes). */
+  expected: Uint8Array;
 }
 
 export interface WriteResult {
   ok: boolean;
-  hash: string;
   bytes: Uint8Array;
   /** Milliseconds spent hashing and writing (for `--profile`). */
   hashMs: number;
@@ -48,15 +50,17 @@ function bufferFor(n: number): Buffer {
   return readBuffer;
 }
 
-export function hashRange(hasher: Hasher, task: HashRangeTask): string[] {
-  const fd = openSync(task.path, 'r');
+/** BLAKE3 of chunks [firstChunk, endChunk) of the file, concatenated (32 bytes each). */
+export function hashRange(task: HashRangeTask): Uint8Array {
+  const fd = openSync(task.path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const st = fstatSync(fd);
+    if (st.dev !== task.dev || st.ino !== task.ino) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${task.path} was replaced by another file while being hashed`);
     if (st.size !== task.size || Math.floor(st.mtimeMs) !== Math.floor(task.mtimeMs)) {
       throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${task.path} changed while being hashed`);
     }
     const buf = bufferFor(task.chunkBytes);
-    const out: string[] = [];
+    const out = new Uint8Array((task.endChunk - task.firstChunk) * CHUNK_HASH_BYTES);
     for (let i = task.firstChunk; i < task.endChunk; i++) {
       const start = i * task.chunkBytes;
       const len = Math.min(task.chunkBytes, task.size - start);
@@ -66,7 +70,7 @@ export function hashRange(hasher: Hasher, task: HashRangeTask): string[] {
         if (n === 0) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${task.path} shrank while being hashed`);
         got += n;
       }
-      out.push(hasher.chunk(buf.subarray(0, len)));
+      out.set(chunkHash(buf.subarray(0, len)), (i - task.firstChunk) * CHUNK_HASH_BYTES);
     }
     return out;
   } finally {
@@ -74,13 +78,13 @@ export function hashRange(hasher: Hasher, task: HashRangeTask): string[] {
   }
 }
 
-const zeroHashes = new Map<number, string>();
+const zeroHashes = new Map<number, Uint8Array>();
 
 /** Hash of `length` zero bytes (memoised: a file has at most two chunk lengths). */
-function zeroHash(hasher: Hasher, length: number): string {
+function zeroHash(length: number): Uint8Array {
   let h = zeroHashes.get(length);
   if (!h) {
-    h = hasher.chunk(new Uint8Array(length));
+    h = chunkHash(new Uint8Array(length));
     zeroHashes.set(length, h);
   }
   return h;
@@ -91,16 +95,16 @@ function zeroHash(hasher: Hasher, length: number): string {
  * starts sparse (ftruncate) and only verified chunks are ever written to it, so that range
  * already reads as zeros, and sparse files (VM images) stay sparse.
  */
-export function verifyAndWrite(hasher: Hasher, task: WriteTask): WriteResult {
+export function verifyAndWrite(task: WriteTask): WriteResult {
   const t0 = performance.now();
   const view = task.bytes.subarray(0, task.length);
-  const hash = hasher.chunk(view);
+  const hash = chunkHash(view);
   const t1 = performance.now();
-  if (hash !== task.expected) return { ok: false, hash, bytes: task.bytes, hashMs: t1 - t0, writeMs: 0 };
-  if (hash === zeroHash(hasher, task.length)) return { ok: true, hash, bytes: task.bytes, hashMs: t1 - t0, writeMs: 0 };
+  if (!sameHash(hash, task.expected)) return { ok: false, bytes: task.bytes, hashMs: t1 - t0, writeMs: 0 };
+  if (sameHash(hash, zeroHash(task.length))) return { ok: true, bytes: task.bytes, hashMs: t1 - t0, writeMs: 0 };
   let done = 0;
   while (done < task.length) {
     done += writeSync(task.fd, view, done, task.length - done, task.position + done);
   }
-  return { ok: true, hash, bytes: task.bytes, hashMs: t1 - t0, writeMs: performance.now() - t1 };
+  return { ok: true, bytes: task.bytes, hashMs: t1 - t0, writeMs: performance.now() - t1 };
 }

@@ -24,6 +24,10 @@ export const MIN_CHUNK_BYTES = 1 << 20;
 export const MAX_CHUNKS = 1 << 16;
 /** Largest chunk we accept from a manifest (bounds per-chunk memory). */
 export const MAX_CHUNK_BYTES = 64 << 20;
+/** Largest file swarm transfers: MAX_CHUNKS chunks of MAX_CHUNK_BYTES (4 TiB). */
+export const MAX_FILE_BYTES = MAX_CHUNKS * MAX_CHUNK_BYTES;
+/** Latest modification time accepted from the wire, in seconds (2106-02-07; fits every file system's utimes). */
+export const MAX_MTIME_SEC = 0xffff_ffff;
 
 /** Keepalive period of the tracker protocol (seed 002: every 5 s). */
 export const KEEPALIVE_MS = 5_000;
@@ -35,6 +39,8 @@ export const STATE_DIR_NAME = '.swarm';
 /** Suffix of a download in progress and of its ticket. */
 export const PART_SUFFIX = '.swarm-part';
 export const TICKET_SUFFIX = '.swarm-ticket';
+/** The lock a download holds on its target (storage/lock.ts). */
+export const LOCK_SUFFIX = '.swarm-lock';
 /** Marks swarm's temporary files (atomic writes): `NAME.swarm-tmp-PID-RANDOM`. */
 export const TEMP_MARK = '.swarm-tmp-';
 

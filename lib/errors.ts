@@ -17,6 +17,12 @@ export const ERROR_CODES = {
   BAD_PACKET: 'SWARM_ERR_BAD_PACKET',
   BAD_CHECKSUM: 'SWARM_ERR_BAD_CHECKSUM',
   TRUNCATED: 'SWARM_ERR_TRUNCATED',
+  /** The other side speaks another protocol version (or skipped `hello`). */
+  VERSION: 'SWARM_ERR_VERSION',
+  /** A peer was asked for a chunk it has not verified (partial holders refuse, never send). */
+  NOT_HAVE: 'SWARM_ERR_NOT_HAVE',
+  /** A connection or registration refused because a limit was reached. */
+  BUSY: 'SWARM_ERR_BUSY',
   // share / serving
   PATH_ESCAPE: 'SWARM_ERR_PATH_ESCAPE',
   NOT_FOUND: 'SWARM_ERR_NOT_FOUND',
@@ -32,6 +38,10 @@ export const ERROR_CODES = {
   INTERRUPTED: 'SWARM_ERR_INTERRUPTED',
   IO: 'SWARM_ERR_IO',
   DISK_FULL: 'SWARM_ERR_DISK_FULL',
+  /** Another process is downloading the same target (its lock file is held). */
+  LOCKED: 'SWARM_ERR_LOCKED',
+  /** A different file (or a folder) is already at the target path. */
+  EXISTS: 'SWARM_ERR_EXISTS',
   // usage and everything else
   USAGE: 'SWARM_ERR_USAGE',
   LISTEN: 'SWARM_ERR_LISTEN',
@@ -102,42 +112,50 @@ export const EXIT_CODES = {
   INTEGRITY: 5,
   IO: 6,
   PROTOCOL: 7,
+  CONFLICT: 8,
   INTERRUPTED: 130,
 } as const;
 
-export function exitCodeFor(code: ErrorCode | string): number {
-  switch (code) {
-    case ERROR_CODES.USAGE:
-    case ERROR_CODES.PATH_ESCAPE:
-    case ERROR_CODES.LISTEN:
-      return EXIT_CODES.USAGE;
-    case ERROR_CODES.NOT_FOUND:
-      return EXIT_CODES.NOT_FOUND;
-    case ERROR_CODES.NO_PEERS:
-    case ERROR_CODES.TRACKER_UNREACHABLE:
-    case ERROR_CODES.PEER_TIMEOUT:
-    case ERROR_CODES.PEER_CLOSED:
-      return EXIT_CODES.NO_PEERS;
-    case ERROR_CODES.HASH_MISMATCH:
-    case ERROR_CODES.MANIFEST_MISMATCH:
-    case ERROR_CODES.BAD_CHECKSUM:
-    case ERROR_CODES.FILE_CHANGED:
-      return EXIT_CODES.INTEGRITY;
-    case ERROR_CODES.IO:
-    case ERROR_CODES.DISK_FULL:
-      return EXIT_CODES.IO;
-    case ERROR_CODES.FRAME_TOO_LARGE:
-    case ERROR_CODES.BAD_FRAME:
-    case ERROR_CODES.BAD_JSON:
-    case ERROR_CODES.UNKNOWN_MESSAGE:
-    case ERROR_CODES.BAD_MESSAGE:
-    case ERROR_CODES.BAD_PACKET:
-    case ERROR_CODES.TRUNCATED:
-    case ERROR_CODES.LIMIT:
-      return EXIT_CODES.PROTOCOL;
-    case ERROR_CODES.INTERRUPTED:
-      return EXIT_CODES.INTERRUPTED;
-    default:
-      return EXIT_CODES.INTERNAL;
-  }
+export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
+
+/** Every error code's exit code: a Record over ErrorCode, so a new code without one does not compile. */
+export const EXIT_CODE_OF: Readonly<Record<ErrorCode, ExitCode>> = {
+  [ERROR_CODES.USAGE]: EXIT_CODES.USAGE,
+  [ERROR_CODES.PATH_ESCAPE]: EXIT_CODES.USAGE,
+  [ERROR_CODES.LISTEN]: EXIT_CODES.USAGE,
+  [ERROR_CODES.NOT_FOUND]: EXIT_CODES.NOT_FOUND,
+  [ERROR_CODES.NO_PEERS]: EXIT_CODES.NO_PEERS,
+  [ERROR_CODES.TRACKER_UNREACHABLE]: EXIT_CODES.NO_PEERS,
+  [ERROR_CODES.PEER_TIMEOUT]: EXIT_CODES.NO_PEERS,
+  [ERROR_CODES.PEER_CLOSED]: EXIT_CODES.NO_PEERS,
+  [ERROR_CODES.BUSY]: EXIT_CODES.NO_PEERS,
+  [ERROR_CODES.HASH_MISMATCH]: EXIT_CODES.INTEGRITY,
+  [ERROR_CODES.MANIFEST_MISMATCH]: EXIT_CODES.INTEGRITY,
+  [ERROR_CODES.BAD_CHECKSUM]: EXIT_CODES.INTEGRITY,
+  [ERROR_CODES.FILE_CHANGED]: EXIT_CODES.INTEGRITY,
+  [ERROR_CODES.NOT_HAVE]: EXIT_CODES.INTEGRITY,
+  [ERROR_CODES.IO]: EXIT_CODES.IO,
+  [ERROR_CODES.DISK_FULL]: EXIT_CODES.IO,
+  [ERROR_CODES.FRAME_TOO_LARGE]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.BAD_FRAME]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.BAD_JSON]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.UNKNOWN_MESSAGE]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.BAD_MESSAGE]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.BAD_PACKET]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.TRUNCATED]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.LIMIT]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.VERSION]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.LOCKED]: EXIT_CODES.CONFLICT,
+  [ERROR_CODES.EXISTS]: EXIT_CODES.CONFLICT,
+  [ERROR_CODES.INTERRUPTED]: EXIT_CODES.INTERRUPTED,
+  [ERROR_CODES.INTERNAL]: EXIT_CODES.INTERNAL,
+};
+
+export function exitCodeFor(code: ErrorCode | string): ExitCode {
+  return KNOWN_CODES.has(code) ? EXIT_CODE_OF[code as ErrorCode] : EXIT_CODES.INTERNAL;
+}
+
+/** True for errors that mean "this peer sent data that failed a check" (exit 5 when nothing else is left). */
+export function isIntegrityCode(code: string): boolean {
+  return KNOWN_CODES.has(code) && EXIT_CODE_OF[code as ErrorCode] === EXIT_CODES.INTEGRITY;
 }

@@ -1,17 +1,18 @@
 /**
  * swarm's public API. The CLI (bin/) uses only what is exported here.
  */
-export { SwarmError, ERROR_CODES, EXIT_CODES, exitCodeFor, toWire, fromWire, asSwarmError, type ErrorCode, type WireError } from './errors.js';
+export { SwarmError, ERROR_CODES, EXIT_CODES, EXIT_CODE_OF, exitCodeFor, toWire, fromWire, asSwarmError, type ErrorCode, type ExitCode, type WireError } from './errors.js';
 export * as constants from './constants.js';
-export type { FileInfo, FileKind, Manifest, DirectoryEntry, PeerAddress } from './types.js';
+export type { FileInfo, FileKind, DirectoryEntry, PeerAddress, Version } from './types.js';
+export type { Manifest } from './manifest.js';
 export { FrameDecoder, encodeFrame, encodeFrameBuffer, type Header, type FrameHandler } from './protocol/frame.js';
 export { encodePacket, encodePacketHead, decodePacketHeader, packetChecksumOk, packetHeaderSum, type PacketHeader } from './protocol/packet.js';
 export { internetChecksum, sum16 } from './protocol/checksum.js';
 export { VERSION } from './version.js';
 export { serve, ServeHandle, type ServeOptions } from './serve.js';
 export { tracker, TrackerServer, type TrackerOptions } from './tracker/server.js';
-export { trackerDirectory, trackerWhoHas, queryTracker } from './tracker/client.js';
-export { listLocal, listPeer } from './listing.js';
+export { trackerDirectory, trackerVersions, trackerPeersOf, withTracker } from './tracker/client.js';
+export { listLocal, listPeer, type LocalFileInfo } from './listing.js';
 export { parseHostPort } from './net/framed-client.js';
 export { PeerClient } from './peer/client.js';
 export { openLogFile, type Log } from './log.js';
@@ -20,5 +21,8 @@ export { createChunkPool, ThreadChunkPool, InlineChunkPool, type ChunkPool } fro
 export { scanShare, diffScans } from './share/scanner.js';
 export { get, Download, DEFAULT_BUDGET_BYTES, type GetOptions, type GetPromise } from './download/get.js';
 export type { DoneEvent, StartEvent, ProgressEvent, PeerView } from './download/events.js';
-export { resolveTarget, defaultTracker } from './download/resolve.js';
+export { resolveTarget, defaultTracker, type Target } from './download/resolve.js';
+export { normalizeUserName, nameProblem } from './protocol/names.js';
+export { PROTOCOL_VERSION } from './protocol/messages.js';
+export { CHUNK_HASH_NAME } from './hashing.js';
 export { formatBreakdown, type Breakdown } from './download/breakdown.js';

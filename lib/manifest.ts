@@ -1,61 +1,68 @@
 /**
- * Manifests: a file's size, mtime, chunk size and per-chunk xxhash64, and its content id.
+ * Manifests: what a content id pins. A manifest is the file's size, its chunk size and the
+ * BLAKE3-256 of every chunk; the content id (cid) is BLAKE3-256 of the manifest's canonical bytes:
  *
- * The content id is xxhash64 over "size:chunkBytes:" followed by the chunk hashes; it names
- * one exact content, so two peers with the same cid hold the same bytes whatever their mtimes.
- * On the wire the hashes travel as a binary body of u64 big-endian values (8 bytes per chunk)
- * after a `manifest-ok` header. Pure, apart from the hasher it is given.
+ *   "swarm-manifest-v2\n" | u64 BE size | u32 BE chunkBytes | chunk hashes (32 bytes each)
+ *
+ * so a cid from a tracker or a user fixes every byte of the file. A manifest received from a peer
+ * is accepted only if it hashes to the cid it was asked for (`manifestFromWire`); names and mtimes
+ * are not part of it (they describe where a content lives, not what it is). On the wire the hashes
+ * are the binary body of a `manifest-ok` frame. Pure.
  */
 import { ERROR_CODES, SwarmError } from './errors.js';
-import { MAX_CHUNK_BYTES, MIN_CHUNK_BYTES } from './constants.js';
-import { chunkCount } from './chunking.js';
-import type { Hasher } from './hashing.js';
-import type { Manifest } from './types.js';
+import { MAX_CHUNK_BYTES, MAX_FILE_BYTES, MIN_CHUNK_BYTES } from './constants.js';
+import { chunkBytesFor, chunkCount } from './chunking.js';
+import { CHUNK_HASH_BYTES, chunkHash, hashAt } from './hashing.js';
 
-export function contentId(hasher: Hasher, size: number, chunkBytes: number, hashes: string[]): string {
-  return hasher.text(`${size}:${chunkBytes}:${hashes.join('')}`);
+export interface Manifest {
+  /** Content id: 64 hex digits. */
+  cid: string;
+  size: number;
+  chunkBytes: number;
+  /** Chunk hashes, CHUNK_HASH_BYTES each, in chunk order. */
+  hashes: Buffer;
 }
 
-export function makeManifest(hasher: Hasher, name: string, size: number, mtime: number, chunkBytes: number, hashes: string[]): Manifest {
-  return { name, size, mtime, chunkBytes, hashes, cid: contentId(hasher, size, chunkBytes, hashes) };
+const DOMAIN = Buffer.from('swarm-manifest-v2\n');
+
+export function contentId(size: number, chunkBytes: number, hashes: Uint8Array): string {
+  const head = Buffer.allocUnsafe(DOMAIN.length + 12);
+  DOMAIN.copy(head, 0);
+  head.writeBigUInt64BE(BigInt(size), DOMAIN.length);
+  head.writeUInt32BE(chunkBytes, DOMAIN.length + 8);
+  return chunkHash(Buffer.concat([head, hashes])).toString('hex');
 }
 
-/** Hash table as the body of a manifest-ok frame. */
-export function encodeHashes(hashes: string[]): Buffer {
-  const body = Buffer.allocUnsafe(hashes.length * 8);
-  hashes.forEach((h, i) => body.writeBigUInt64BE(BigInt('0x' + h), i * 8));
-  return body;
+export function makeManifest(size: number, chunkBytes: number, hashes: Buffer): Manifest {
+  return { cid: contentId(size, chunkBytes, hashes), size, chunkBytes, hashes };
 }
 
-export function decodeHashes(body: Buffer, count: number): string[] {
-  if (body.length !== count * 8) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, `manifest body holds ${body.length} bytes for ${count} chunks`);
-  const out = new Array<string>(count);
-  for (let i = 0; i < count; i++) out[i] = body.readBigUInt64BE(i * 8).toString(16).padStart(16, '0');
-  return out;
+export function chunksOf(m: Pick<Manifest, 'size' | 'chunkBytes'>): number {
+  return chunkCount(m.size, m.chunkBytes);
+}
+
+/** The expected hash of chunk i. */
+export function expectedHash(m: Manifest, i: number): Uint8Array {
+  return hashAt(m.hashes, i);
 }
 
 /**
- * Build a manifest from a `manifest-ok` header and body and check it: sane sizes, the hash count
- * that matches size/chunkBytes, and a content id that matches what `expectCid` says (the tracker).
+ * Build a manifest from a `manifest-ok` header and body and check it: a size swarm can hold, the
+ * chunk size swarm would choose for that size, the hash count that matches, and above all a
+ * content id equal to `expectCid` (what the download was resolved to).
  */
-export function manifestFromWire(
-  hasher: Hasher,
-  header: { name: string; size: number; mtime: number; chunkBytes: number; cid: string; chunks: number },
-  body: Buffer,
-  expectCid?: string,
-): Manifest {
-  const { name, size, mtime, chunkBytes, chunks } = header;
-  if (chunkBytes < MIN_CHUNK_BYTES || chunkBytes > MAX_CHUNK_BYTES || (chunkBytes & (chunkBytes - 1)) !== 0) {
-    throw new SwarmError(ERROR_CODES.MANIFEST_MISMATCH, `manifest for ${name} has an unusable chunk size ${chunkBytes}`);
+export function manifestFromWire(header: { cid: string; size: number; chunkBytes: number; chunks: number }, body: Buffer, expectCid: string): Manifest {
+  const { size, chunkBytes, chunks } = header;
+  if (size > MAX_FILE_BYTES) throw new SwarmError(ERROR_CODES.MANIFEST_MISMATCH, `manifest declares ${size} bytes, more than swarm handles (${MAX_FILE_BYTES})`);
+  if (chunkBytes < MIN_CHUNK_BYTES || chunkBytes > MAX_CHUNK_BYTES || chunkBytes !== chunkBytesFor(size)) {
+    throw new SwarmError(ERROR_CODES.MANIFEST_MISMATCH, `manifest has chunk size ${chunkBytes}; a file of ${size} bytes uses ${chunkBytesFor(size)}`);
   }
   if (chunks !== chunkCount(size, chunkBytes)) {
-    throw new SwarmError(ERROR_CODES.MANIFEST_MISMATCH, `manifest for ${name} lists ${chunks} chunks, size says ${chunkCount(size, chunkBytes)}`);
+    throw new SwarmError(ERROR_CODES.MANIFEST_MISMATCH, `manifest lists ${chunks} chunks, its size says ${chunkCount(size, chunkBytes)}`);
   }
-  const hashes = decodeHashes(body, chunks);
-  const m = makeManifest(hasher, name, size, mtime, chunkBytes, hashes);
-  if (m.cid !== header.cid) throw new SwarmError(ERROR_CODES.MANIFEST_MISMATCH, `manifest for ${name} does not match its own content id`);
-  if (expectCid !== undefined && m.cid !== expectCid) {
-    throw new SwarmError(ERROR_CODES.MANIFEST_MISMATCH, `manifest for ${name} has content id ${m.cid}, the directory says ${expectCid}`);
-  }
+  if (body.length !== chunks * CHUNK_HASH_BYTES) throw new SwarmError(ERROR_CODES.MANIFEST_MISMATCH, `manifest body holds ${body.length} bytes for ${chunks} chunks`);
+  const hashes = Buffer.from(body); // own the bytes: the body may be a view of a reused buffer
+  const m = makeManifest(size, chunkBytes, hashes);
+  if (m.cid !== expectCid) throw new SwarmError(ERROR_CODES.MANIFEST_MISMATCH, `manifest hashes to content id ${m.cid.slice(0, 16)}…, asked for ${expectCid.slice(0, 16)}…`);
   return m;
 }

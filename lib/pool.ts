@@ -10,12 +10,12 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { ERROR_CODES, SwarmError, fromWire, type WireError } from './errors.js';
-import { loadHasher, type Hasher } from './hashing.js';
 import { hashRange, verifyAndWrite, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
 
 export interface ChunkPool {
   readonly threads: number;
-  hashRange(task: Omit<HashRangeTask, 'op'>): Promise<string[]>;
+  /** BLAKE3 of a range of a file's chunks, 32 bytes each. */
+  hashRange(task: Omit<HashRangeTask, 'op'>): Promise<Uint8Array>;
   /** Hash `bytes[0, length)`; if it matches `expected`, write it at `position`. `bytes` is transferred. */
   verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult>;
   /** Tasks queued or running. */
@@ -29,7 +29,7 @@ export function defaultPoolThreads(): number {
   return Math.max(1, Math.min(availableParallelism(), 8));
 }
 
-type TaskResult = { hashes?: string[]; error?: WireError } & Partial<WriteResult>;
+type TaskResult = { hashes?: Uint8Array; error?: WireError } & Partial<WriteResult>;
 
 export class ThreadChunkPool implements ChunkPool {
   private readonly pool: Piscina;
@@ -63,7 +63,7 @@ export class ThreadChunkPool implements ChunkPool {
     }
   }
 
-  async hashRange(task: Omit<HashRangeTask, 'op'>): Promise<string[]> {
+  async hashRange(task: Omit<HashRangeTask, 'op'>): Promise<Uint8Array> {
     const r = await this.run({ op: 'hash', ...task });
     if (!r.hashes) throw new SwarmError(ERROR_CODES.INTERNAL, 'hash task returned no hashes');
     return r.hashes;
@@ -71,7 +71,7 @@ export class ThreadChunkPool implements ChunkPool {
 
   async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {
     const r = await this.run({ op: 'write', ...task }, [task.bytes.buffer as ArrayBuffer]);
-    return { ok: r.ok === true, hash: r.hash ?? '', bytes: r.bytes!, hashMs: r.hashMs ?? 0, writeMs: r.writeMs ?? 0 };
+    return { ok: r.ok === true, bytes: r.bytes!, hashMs: r.hashMs ?? 0, writeMs: r.writeMs ?? 0 };
   }
 
   async destroy(): Promise<void> {
@@ -81,26 +81,20 @@ export class ThreadChunkPool implements ChunkPool {
 
 export class InlineChunkPool implements ChunkPool {
   readonly threads = 0;
-  private hasher: Hasher | null = null;
   private inFlight = 0;
 
   get pending(): number {
     return this.inFlight;
   }
 
-  private async load(): Promise<Hasher> {
-    this.hasher ??= await loadHasher();
-    return this.hasher;
-  }
-
-  async hashRange(task: Omit<HashRangeTask, 'op'>): Promise<string[]> {
-    return hashRange(await this.load(), { op: 'hash', ...task });
+  async hashRange(task: Omit<HashRangeTask, 'op'>): Promise<Uint8Array> {
+    return hashRange({ op: 'hash', ...task });
   }
 
   async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {
     this.inFlight++;
     try {
-      return verifyAndWrite(await this.load(), { op: 'write', ...task });
+      return verifyAndWrite({ op: 'write', ...task });
     } finally {
       this.inFlight--;
     }

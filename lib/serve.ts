@@ -13,8 +13,9 @@ import { createChunkPool, type ChunkPool } from './pool.js';
 import { Library, type HashProgress } from './share/library.js';
 import type { ScanDiff } from './share/scanner.js';
 import { PeerServer } from './peer/server.js';
+import type { ServerLimits } from './net/guard.js';
 import { noLog, type Log } from './log.js';
-import { attachTracker, type TrackerLink, type TrackerLinkOptions } from './tracker/link.js';
+import { attachTracker, type TrackerLink, type TrackerLinkOptions, type TrackerState } from './tracker/link.js';
 
 export interface ServeOptions extends TrackerLinkOptions {
   port?: number;
@@ -29,6 +30,8 @@ export interface ServeOptions extends TrackerLinkOptions {
   pool?: ChunkPool;
   /** Upload limit, bytes per second, for all peers together. */
   maxUploadBytesPerSec?: number;
+  /** Connection limits and deadlines of the peer server (net/guard.ts). */
+  limits?: Partial<ServerLimits>;
   /** Hashing progress, including the first scan (which finishes before `serve` resolves). */
   onHashing?: (p: HashProgress) => void;
   /** Warnings (skipped files and the like), including those of the first scan. */
@@ -39,7 +42,7 @@ export interface ServeEvents {
   hashing: [p: HashProgress];
   change: [diff: ScanDiff];
   warning: [message: string];
-  tracker: [state: { connected: boolean; address: string; embedded: boolean; message?: string }];
+  tracker: [state: TrackerState];
 }
 
 export class ServeHandle extends EventEmitter<ServeEvents> {
@@ -90,7 +93,7 @@ export async function serve(dir: string, opts: ServeOptions = {}): Promise<Serve
     },
   });
   if (opts.onHashing) library.on('hashing', opts.onHashing);
-  const server = new PeerServer(library, { log, ...(opts.maxUploadBytesPerSec ? { maxUploadBytesPerSec: opts.maxUploadBytesPerSec } : {}) });
+  const server = new PeerServer(library, { log, ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.maxUploadBytesPerSec ? { maxUploadBytesPerSec: opts.maxUploadBytesPerSec } : {}) });
   handle = new ServeHandle(library, server, pool, !opts.pool);
   const h = handle;
   library.on('hashing', (p) => h.emit('hashing', p));

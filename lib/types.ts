@@ -1,6 +1,7 @@
 /**
- * Shapes shared by several layers: what a file looks like in a listing, a manifest, the tracker
- * directory. Plain data only, so they cross threads and the wire unchanged.
+ * Shapes shared by several layers: what a file looks like in a listing, the tracker directory,
+ * peer addresses. Plain data only, so they cross threads and the wire unchanged. Values of these
+ * types that came from the network have passed protocol/entries.ts.
  */
 
 /** seed 001's file types, by extension. */
@@ -13,19 +14,7 @@ export interface FileInfo {
   /** Modification time in whole seconds (seed 002 rounds down). */
   mtime: number;
   kind: FileKind;
-  /** Content id of the manifest; absent while the file is still being hashed. */
-  cid?: string;
-}
-
-/** How a file is cut into chunks and what each chunk must hash to. */
-export interface Manifest {
-  name: string;
-  size: number;
-  mtime: number;
-  chunkBytes: number;
-  /** xxhash64 of each chunk, as 16 lowercase hex digits. */
-  hashes: string[];
-  /** Content id: xxhash64 over size, chunkBytes and the chunk hashes. */
+  /** Content id (BLAKE3 of the manifest). */
   cid: string;
 }
 
@@ -35,10 +24,18 @@ export interface PeerAddress {
   port: number;
 }
 
-/** One file in the tracker's directory: the newest version and every peer holding exactly it. */
-export interface DirectoryEntry extends PeerAddress {
-  mtime: number;
-  size: number;
+/** One version (content id) of a name in the tracker's directory, with who holds it. */
+export interface Version {
   cid: string;
+  size: number;
+  mtime: number;
+  /** Peers holding the whole file. */
   holders: PeerAddress[];
+  /** Peers holding part of it (downloading, and sharing what they have). */
+  partial: PeerAddress[];
+}
+
+/** One name in the tracker's directory: its newest version, and how many versions it has. */
+export interface DirectoryEntry extends Version {
+  versions: number;
 }

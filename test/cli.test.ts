@@ -35,9 +35,11 @@ t.test('ls (folder, peer, tracker) and who, as a script would use them', async (
   t.same(directory.map((f) => f.name), ['music/song one.mp3', 'notes.txt']);
   t.same(directory[0]!.holders.map((h) => h.port), [port]);
 
-  const who = (await json(t, ['who', 'notes.txt', '--tracker', `127.0.0.1:${tr.port}`, '--json'])) as { size: number; holders: unknown[] };
-  t.equal(who.size, 5);
-  t.equal(who.holders.length, 1);
+  const who = (await json(t, ['who', 'notes.txt', '--tracker', `127.0.0.1:${tr.port}`, '--json'])) as { name: string; versions: { size: number; holders: unknown[] }[] };
+  t.equal(who.name, 'notes.txt');
+  t.equal(who.versions.length, 1);
+  t.equal(who.versions[0]!.size, 5);
+  t.equal(who.versions[0]!.holders.length, 1);
 
   const nobody = swarm(t, ['who', 'nope.txt', '--tracker', `127.0.0.1:${tr.port}`]);
   t.equal((await nobody.exit).code, 3, 'who of an unknown name: not found');

@@ -2,7 +2,7 @@ import t from 'tap';
 import { FrameDecoder, encodeFrameBuffer, type Header } from '../lib/protocol/frame.js';
 import { encodePacket, packetHeaderSum, packetChecksumOk, type PacketHeader } from '../lib/protocol/packet.js';
 import { sum16 } from '../lib/protocol/checksum.js';
-import { checkMessage } from '../lib/protocol/messages.js';
+import { decodeMessage } from '../lib/protocol/messages.js';
 import { SwarmError } from '../lib/errors.js';
 import { prng, randomBytes } from './helpers/prng.js';
 
@@ -113,12 +113,17 @@ t.test('truncated frames, bad JSON, non-object headers', async (t) => {
 });
 
 t.test('message checks: unknown types and wrong fields', async (t) => {
-  t.throws(() => checkMessage('peerRequest', { t: 'frobnicate' }), { code: 'SWARM_ERR_UNKNOWN_MESSAGE' });
-  t.throws(() => checkMessage('peerRequest', { t: 'manifest' }), { code: 'SWARM_ERR_BAD_MESSAGE' });
-  t.throws(() => checkMessage('peerRequest', { t: 'get', id: 1, name: 'a', cid: 'c', from: -1, to: 2 }), { code: 'SWARM_ERR_BAD_MESSAGE' });
-  t.throws(() => checkMessage('trackerRequest', { t: 'register', port: 1, files: {} }), { code: 'SWARM_ERR_BAD_MESSAGE' });
-  t.doesNotThrow(() => checkMessage('peerRequest', { t: 'get', id: 1, name: 'a', cid: 'c', from: 0, to: 2 }));
-  t.doesNotThrow(() => checkMessage('trackerReply', { t: 'holders', name: 'a', entry: null }));
+  const cid = 'ab'.repeat(32);
+  t.same(decodeMessage('peerRequest', { t: 'frobnicate', id: 4 }), { t: 'unknown', type: 'frobnicate', id: 4 }, 'unknown types decode as unknown (skipped after hello)');
+  t.throws(() => decodeMessage('peerRequest', { t: 'manifest', id: 1 }), { code: 'SWARM_ERR_BAD_MESSAGE' });
+  t.throws(() => decodeMessage('peerRequest', { t: 'manifest', id: 1, cid: 'c' }), { code: 'SWARM_ERR_BAD_MESSAGE' }, 'a content id is 64 hex digits');
+  t.throws(() => decodeMessage('peerRequest', { t: 'get', id: 1, cid, from: -1, to: 2 }), { code: 'SWARM_ERR_BAD_MESSAGE' });
+  t.throws(() => decodeMessage('trackerRequest', { t: 'register', id: 1, port: 1, files: {} }), { code: 'SWARM_ERR_BAD_MESSAGE' });
+  t.throws(() => decodeMessage('trackerRequest', { t: 'register', id: 1, port: 70000, files: [] }), { code: 'SWARM_ERR_BAD_MESSAGE' }, 'ports above 65535 are refused');
+  t.throws(() => decodeMessage('peerRequest', { t: 'hello', v: 2, peer: 'not hex' }), { code: 'SWARM_ERR_BAD_MESSAGE' });
+  t.same(decodeMessage('peerRequest', { t: 'get', id: 1, cid, from: 0, to: 2, extra: 'ignored' }), { t: 'get', id: 1, cid, from: 0, to: 2 }, 'typed: only known fields');
+  t.same(decodeMessage('trackerReply', { t: 'holders', id: 3, name: 'a', versions: [] }), { t: 'holders', id: 3, name: 'a', versions: [] });
+  t.same(decodeMessage('peerRequest', { t: '__proto__', id: 1 }), { t: 'unknown', type: '__proto__', id: 1 }, 'no prototype lookups');
 });
 
 t.test('10,000 random byte strings into every decoder: typed errors only, never an uncaught throw', async (t) => {

@@ -21,9 +21,9 @@ t.test('unknown name: exit 3; unreachable tracker: exit 4; holders that are all 
   t.match(noTracker.lines.join('\n'), /SWARM_ERR_TRACKER_UNREACHABLE/);
 
   // a peer registers x.iso with a serving port where nobody listens
-  const ghost = new FramedClient('127.0.0.1', tr.port, {}, 5_000, 'trackerReply');
+  const ghost = new FramedClient('127.0.0.1', tr.port, { side: 'trackerReply' });
   await ghost.connect();
-  await ghost.request({ t: 'register', port: await freePort(), files: [{ name: 'x.iso', mtime: 1, size: 10, cid: 'abc' }] });
+  await ghost.request({ t: 'register', port: await freePort(), files: [{ name: 'x.iso', mtime: 1, size: 10, cid: 'ab'.repeat(32) }] }, 'ok');
   t.teardown(() => ghost.destroy());
   const noPeers = swarm(t, ['get', 'x.iso', '-t', `127.0.0.1:${tr.port}`, '-o', out, '--json']);
   t.equal((await noPeers.exit).code, 4);

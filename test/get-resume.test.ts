@@ -27,7 +27,7 @@ t.test('SIGKILL mid-download, then the same command: resumes, byte-identical, fe
   t.equal(ended.signal, 'SIGKILL');
   t.notOk(existsSync(path.join(out, 'disk.img')), 'nothing under the final name');
   t.ok(existsSync(path.join(out, 'disk.img.swarm-part')), 'the part file stays');
-  const ticket = await Ticket.load(path.join(out, 'disk.img.swarm-ticket'));
+  const ticket = (await Ticket.load(path.join(out, 'disk.img.swarm-ticket'))).ticket;
   t.ok(ticket, 'the ticket stays');
   const saved = Ticket.fromData('x', ticket!, chunks).count();
   const reported = Math.floor((progress.bytes as number) / MiB);
@@ -59,7 +59,7 @@ t.test('Ctrl-C saves the ticket and exits 130; the next run resumes', async (t) 
   const ended = await first.exit;
   t.equal(ended.code, 130, 'interrupted exit code');
   t.match(first.lines.join('\n'), /"code":"SWARM_ERR_INTERRUPTED"/);
-  const ticket = Ticket.fromData('x', (await Ticket.load(path.join(out, 'x.bin.swarm-ticket')))!, 30);
+  const ticket = Ticket.fromData('x', (await Ticket.load(path.join(out, 'x.bin.swarm-ticket'))).ticket!, 30);
   t.ok(ticket.count() > 0, `${ticket.count()} chunks kept`);
   const second = swarm(t, args);
   const done = await second.waitFor((o) => o.event === 'done', 60_000);
@@ -73,13 +73,23 @@ t.test('a file that changed on the swarm discards the old partial download', asy
   const out = tempDir(t);
   // a stale ticket and part from another content id
   writeFileSync(path.join(out, 'doc.txt.swarm-part'), 'junk');
-  writeFileSync(path.join(out, 'doc.txt.swarm-ticket'), JSON.stringify({ version: 1, name: 'doc.txt', cid: 'old', size: 4, chunkBytes: MiB, mtime: 1, verified: 'AQ==' }));
+  const stale = new Ticket(path.join(out, 'doc.txt.swarm-ticket'), { name: 'doc.txt', cid: 'ab'.repeat(32), size: 4, chunkBytes: MiB, mtime: 1 }, 1);
+  stale.mark(0);
+  await stale.flush();
   const peer = await servePeer(t, src, ['--no-tracker']);
   const run = swarm(t, ['get', 'doc.txt', '--peer', `127.0.0.1:${peer.port}`, '-o', out, '--json']);
   const warning = await run.waitFor((o) => o.event === 'warning');
   t.match(warning.message, /changed on the swarm/);
   await run.waitFor((o) => o.event === 'done');
   t.equal(readFileSync(path.join(out, 'doc.txt'), 'utf8'), 'version one, long enough to matter\n');
+
+  // a ticket from an older swarm (xxhash64 content ids) is recognised and not trusted
+  const out2 = tempDir(t);
+  writeFileSync(path.join(out2, 'doc.txt.swarm-part'), 'junk');
+  writeFileSync(path.join(out2, 'doc.txt.swarm-ticket'), JSON.stringify({ version: 1, name: 'doc.txt', cid: '0123456789abcdef', size: 4, chunkBytes: MiB, mtime: 1, verified: 'AQ==' }));
+  const again = swarm(t, ['get', 'doc.txt', '--peer', `127.0.0.1:${peer.port}`, '-o', out2, '--json']);
+  t.match((await again.waitFor((o) => o.event === 'warning')).message, /older swarm/);
+  t.equal((await again.waitFor((o) => o.event === 'done')).resumedChunks, 0);
 });
 
 t.test('a ticket whose part file is gone starts over instead of trusting it', async (t) => {
@@ -94,7 +104,9 @@ t.test('a ticket whose part file is gone starts over instead of trusting it', as
   const { createHash } = await import('node:crypto');
   // forge the state of an interrupted run whose part file was then deleted
   const start = JSON.parse(first.lines.find((l) => l.includes('"event":"start"'))!);
-  writeFileSync(path.join(out, 'p.bin.swarm-ticket'), JSON.stringify({ version: 1, name: 'p.bin', cid: start.cid, size: data.length, chunkBytes: MiB, mtime: start.mtime, verified: Buffer.from([0b111]).toString('base64') }));
+  const forged = new Ticket(path.join(out, 'p.bin.swarm-ticket'), { name: 'p.bin', cid: start.cid, size: data.length, chunkBytes: MiB, mtime: start.mtime }, 4);
+  for (const i of [0, 1, 2]) forged.mark(i);
+  await forged.flush();
   rmSync(path.join(out, 'p.bin'));
   const second = swarm(t, args);
   const warning = await second.waitFor((o) => o.event === 'warning');

@@ -29,8 +29,8 @@ t.test('3 honest peers + liars (bad checksums; valid checksums, wrong bytes): ex
   writeFileSync(path.join(src, 'big.iso'), data);
   const honest = await share(t, src, 3, 16 * MiB);
   const m = honest[0]!.library.manifest('big.iso')!;
-  const badSum = await startFakePeer(path.join(src, 'big.iso'), m, 'bad-checksum');
-  const wrong = await startFakePeer(path.join(src, 'big.iso'), m, 'wrong-bytes');
+  const badSum = await startFakePeer(path.join(src, 'big.iso'), m, 'bad-checksum', { name: 'big.iso', mtime: honest[0]!.library.stat('big.iso')!.mtime });
+  const wrong = await startFakePeer(path.join(src, 'big.iso'), m, 'wrong-bytes', { name: 'big.iso', mtime: honest[0]!.library.stat('big.iso')!.mtime });
   t.teardown(() => badSum.close());
   t.teardown(() => wrong.close());
   const out = tempDir(t);
@@ -54,7 +54,8 @@ t.test('stalling, cutting and oversize-declaring peers are dropped; the download
   writeFileSync(path.join(src, 'f.bin'), data);
   const [honest] = await share(t, src, 1, 4 * MiB);
   const m = honest!.library.manifest('f.bin')!;
-  const fakes = await Promise.all((['stall', 'cut', 'huge'] as const).map((mode) => startFakePeer(path.join(src, 'f.bin'), m, mode)));
+  const mtime = honest!.library.stat('f.bin')!.mtime;
+  const fakes = await Promise.all((['stall', 'cut', 'huge'] as const).map((mode) => startFakePeer(path.join(src, 'f.bin'), m, mode, { mtime })));
   for (const f of fakes) t.teardown(() => f.close());
   const out = tempDir(t);
   const p = get('f.bin', { peers: [...fakes.map((f) => `127.0.0.1:${f.port}`), `127.0.0.1:${honest!.port}`], outDir: out, stallMs: 1500, threads: 1 });

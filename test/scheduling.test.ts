@@ -66,12 +66,15 @@ t.test('budget bounds bytes in flight; the first take always fits', async (t) =>
   t.equal(b.inFlight, 4);
 });
 
-t.test('peer stats: rate, pipeline depth follows rate, strikes, stalls', async (t) => {
+t.test('peer stats: rate of verified bytes, pipeline depth follows rate, strikes, stalls', async (t) => {
   const s = new PeerStats(0);
   t.equal(s.pipelineChunks(1 << 20), START_PIPELINE_CHUNKS);
-  s.onBytes(50 << 20, 500); // 100 MiB/s over the first window
+  s.onBytes(500 << 20, 400); // received, not verified: no rate from that
+  t.equal(s.rate, 0, 'bytes that did not pass a hash do not count as rate');
+  s.onVerified(50 << 20, 500); // 100 MiB/s over the first window
   t.equal(Math.round(s.rate / (1 << 20)), 100);
   t.equal(s.pipelineChunks(1 << 20), Math.min(MAX_PIPELINE_CHUNKS, 100));
+  t.equal(s.chunksVerified, 1);
   const slow = new PeerStats(0);
   slow.onBytes(1000, 1000);
   t.equal(slow.pipelineChunks(1 << 20), MIN_PIPELINE_CHUNKS);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import path from 'node:path';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { Ticket } from '../lib/storage/ticket.js';
 
 t.test('ticket: bits survive save and load; saves coalesce; no temp files left', async (t) => {
@@ -9,7 +9,7 @@ t.test('ticket: bits survive save and load; saves coalesce; no temp files left',
   const tk = new Ticket(file, { name: 'x', cid: 'abc', size: 100, chunkBytes: 10, mtime: 5 }, 10);
   for (const i of [0, 3, 9]) tk.mark(i);
   await tk.flush();
-  const d = await Ticket.load(file);
+  const d = (await Ticket.load(file)).ticket;
   t.equal(d!.cid, 'abc');
   const back = Ticket.fromData(file, d!, 10);
   t.same([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].filter((i) => back.has(i)), [0, 3, 9]);
@@ -17,5 +17,31 @@ t.test('ticket: bits survive save and load; saves coalesce; no temp files left',
   t.same(readdirSync(dir), ['x.swarm-ticket'], 'no temp file left behind');
   await back.remove();
   t.same(readdirSync(dir), []);
-  t.equal(await Ticket.load(file), null);
+  t.same(await Ticket.load(file), { ticket: null, why: 'missing' });
+});
+
+t.test('ticket: a damaged ticket is not trusted; an old one is recognised', async (t) => {
+  const dir = t.testdir({});
+  const file = path.join(dir, 'x.swarm-ticket');
+  const tk = new Ticket(file, { name: 'x', cid: 'abc', size: 100, chunkBytes: 10, mtime: 5 }, 10);
+  tk.mark(1);
+  await tk.flush();
+  const text = readFileSync(file, 'utf8');
+  writeFileSync(file, text.replace('"verified":"', '"verified":"/'));
+  t.same(await Ticket.load(file), { ticket: null, why: 'damaged' }, 'one flipped character: the checksum catches it');
+  writeFileSync(file, JSON.stringify({ version: 1, name: 'x', cid: '00ff', size: 100, chunkBytes: 10, mtime: 5, verified: 'AA==' }));
+  t.same(await Ticket.load(file), { ticket: null, why: 'old-format' });
+});
+
+t.test('ticket: a save that fails surfaces as a typed error, never an unhandled rejection', async (t) => {
+  const dir = t.testdir({ gone: {} });
+  const file = path.join(dir, 'gone', 'x.swarm-ticket');
+  const tk = new Ticket(file, { name: 'x', cid: 'abc', size: 100, chunkBytes: 10, mtime: 5 }, 10);
+  rmSync(path.join(dir, 'gone'), { recursive: true });
+  const failed = new Promise<{ code: string }>((resolve) => tk.failWith(resolve));
+  tk.mark(0);
+  const e = await failed;
+  t.equal(e.code, 'SWARM_ERR_IO', 'the output folder was removed: an I/O error');
+  t.equal(tk.error?.code, 'SWARM_ERR_IO');
+  await t.rejects(tk.flush(), { code: 'SWARM_ERR_IO' });
 });

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { writeFileSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { TrackerServer } from '../lib/tracker/server.js';
-import { queryTracker, trackerWhoHas, trackerDirectory } from '../lib/tracker/client.js';
+import { trackerVersions, trackerDirectory, withTracker } from '../lib/tracker/client.js';
 import { FramedClient } from '../lib/net/framed-client.js';
 import { serve } from '../lib/serve.js';
 import { InlineChunkPool } from '../lib/pool.js';
@@ -18,12 +18,16 @@ async function startTracker(t: { teardown(fn: () => unknown): void }, opts = {})
 }
 
 async function connect(port: number) {
-  const c = new FramedClient('127.0.0.1', port, {}, 5_000, 'trackerReply');
+  const c = new FramedClient('127.0.0.1', port, { side: 'trackerReply' });
   await c.connect();
   return c;
 }
 
-const file = (name: string, mtime: number, cid: string) => ({ name, mtime, size: 5, cid });
+/** A content id from a short tag (64 hex digits, as the protocol wants). */
+const cidOf = (tag: string) => Buffer.from(tag.padEnd(32, '.')).toString('hex').slice(0, 64);
+const file = (name: string, mtime: number, tag: string) => ({ name, mtime, size: 5, cid: cidOf(tag) });
+const newest = async (port: number, name: string) => (await trackerVersions(`127.0.0.1:${port}`, name)).versions[0] ?? null;
+const dirNames = async (port: number) => (await trackerDirectory(`127.0.0.1:${port}`)).entries.map(([n]) => n).sort();
 
 /** Wait until `check` holds, re-checking after each change the tracker reports (at most `ms`). */
 async function until(tr: TrackerServer, check: () => boolean, ms = 10_000): Promise<boolean> {
@@ -47,19 +51,18 @@ async function until(tr: TrackerServer, check: () => boolean, ms = 10_000): Prom
 t.test('framed protocol: register, keepalive, update, delete, who-has, unregister', async (t) => {
   const tr = await startTracker(t);
   const a = await connect(tr.port);
-  const reg = await a.request({ t: 'register', port: 9001, files: [file('a.txt', 100, 'ca'), file('dir/b.bin', 50, 'cb')] });
-  t.equal(reg.header.t, 'directory');
-  t.same(Object.keys(reg.header.files as object).sort(), ['a.txt', 'dir/b.bin']);
-  t.equal((await a.request({ t: 'keepalive', port: 9001 })).header.t, 'ok');
-  await a.request({ t: 'update', files: [file('c.txt', 7, 'cc')] });
-  await a.request({ t: 'delete', names: ['a.txt'] });
-  const d = await trackerDirectory('127.0.0.1', tr.port);
-  t.same(Object.keys(d).sort(), ['c.txt', 'dir/b.bin']);
-  const who = await trackerWhoHas('127.0.0.1', tr.port, 'dir/b.bin');
+  const reg = await a.request({ t: 'register', port: 9001, files: [file('a.txt', 100, 'ca'), file('dir/b.bin', 50, 'cb')] }, 'ok');
+  t.same(reg.message.dropped, [], 'nothing dropped');
+  t.same(await dirNames(tr.port), ['a.txt', 'dir/b.bin']);
+  t.equal((await a.request({ t: 'keepalive', port: 9001 }, 'ok')).message.t, 'ok');
+  await a.request({ t: 'update', files: [file('c.txt', 7, 'cc')] }, 'ok');
+  await a.request({ t: 'delete', names: ['a.txt'] }, 'ok');
+  t.same(await dirNames(tr.port), ['c.txt', 'dir/b.bin']);
+  const who = await newest(tr.port, 'dir/b.bin');
   t.same(who!.holders, [{ ip: '127.0.0.1', port: 9001 }]);
-  t.equal(await trackerWhoHas('127.0.0.1', tr.port, 'nope'), null);
-  await a.request({ t: 'unregister' });
-  t.same(await trackerDirectory('127.0.0.1', tr.port), {});
+  t.equal(await newest(tr.port, 'nope'), null);
+  await a.request({ t: 'unregister' }, 'ok');
+  t.same(await dirNames(tr.port), []);
   a.destroy();
 });
 
@@ -68,10 +71,10 @@ t.test('a closed connection leaves at once; silence leaves after 3 keepalive per
   const tr = await startTracker(t, { keepaliveMs: 1_000, now: () => now });
   const a = await connect(tr.port);
   const b = await connect(tr.port);
-  await a.request({ t: 'register', port: 1, files: [file('x', 1, 'c')] });
-  await b.request({ t: 'register', port: 2, files: [file('x', 1, 'c')] });
+  await a.request({ t: 'register', port: 1, files: [file('x', 1, 'c')] }, 'ok');
+  await b.request({ t: 'register', port: 2, files: [file('x', 1, 'c')] }, 'ok');
   now = 2_000;
-  await a.request({ t: 'keepalive' });
+  await a.request({ t: 'keepalive' }, 'ok');
   now = 3_001;
   tr.expire();
   t.same(tr.registry.whoHas('x')!.holders.map((h) => h.port), [1], 'b expired after 3 missed keepalives');
@@ -80,15 +83,16 @@ t.test('a closed connection leaves at once; silence leaves after 3 keepalive per
   b.destroy();
 });
 
-t.test('two versions of one name: the newer wins', async (t) => {
+t.test('two versions of one name: the newer comes first, the older is still listed', async (t) => {
   const tr = await startTracker(t);
   const a = await connect(tr.port);
   const b = await connect(tr.port);
-  await a.request({ t: 'register', port: 1, files: [file('doc', 100, 'old')] });
-  await b.request({ t: 'register', port: 2, files: [file('doc', 200, 'new')] });
-  const who = await trackerWhoHas('127.0.0.1', tr.port, 'doc');
-  t.equal(who!.cid, 'new');
-  t.same(who!.holders.map((h) => h.port), [2]);
+  await a.request({ t: 'register', port: 1, files: [file('doc', 100, 'old')] }, 'ok');
+  await b.request({ t: 'register', port: 2, files: [file('doc', 200, 'new')] }, 'ok');
+  const { versions } = await trackerVersions(`127.0.0.1:${tr.port}`, 'doc');
+  t.same(versions.map((v) => v.cid), [cidOf('new'), cidOf('old')]);
+  t.same(versions[0]!.holders.map((h) => h.port), [2]);
+  t.same(versions[1]!.holders.map((h) => h.port), [1]);
   a.destroy();
   b.destroy();
 });
@@ -143,7 +147,7 @@ t.test('a seed-002 client from the tables: raw JSON in, directory out, plain fil
 t.test('garbage and oversized input close that connection; others are still served', async (t) => {
   const tr = await startTracker(t);
   const good = await connect(tr.port);
-  await good.request({ t: 'register', port: 5, files: [file('x', 1, 'c')] });
+  await good.request({ t: 'register', port: 5, files: [file('x', 1, 'c')] }, 'ok');
   for (const junk of [Buffer.from('{"port": 1, "files": [1, 2'), Buffer.from('{"port": "no"}'), Buffer.from([0, 0, 0, 0, 255, 255, 255, 255]), Buffer.from('hello, tracker!')]) {
     const s = net.connect(tr.port, '127.0.0.1');
     s.on('error', () => {}); // the tracker may reset us mid-write; that is the point
@@ -156,7 +160,7 @@ t.test('garbage and oversized input close that connection; others are still serv
     t.equal(result, 'closed', `closed after ${JSON.stringify(junk.toString('latin1').slice(0, 20))}`);
     s.destroy();
   }
-  t.equal((await good.request({ t: 'who-has', name: 'x' })).header.t, 'holders', 'the good peer is still served');
+  t.equal((await good.request({ t: 'who-has', name: 'x' }, 'holders')).message.t, 'holders', 'the good peer is still served');
   good.destroy();
 });
 
@@ -174,7 +178,7 @@ t.test('serving peers register, and come back after a tracker restart without be
   await tr.listen();
   t.teardown(() => tr.close());
   t.ok(await until(tr, () => tr.registry.whoHas('shared.txt') !== null), 'registered again');
-  t.ok(await trackerWhoHas('127.0.0.1', port, 'shared.txt'), 'and the restarted tracker answers for it');
+  t.ok(await newest(port, 'shared.txt'), 'and the restarted tracker answers for it');
   // changes made while serving reach the tracker as update / delete
   writeFileSync(path.join(dir, 'later.txt'), 'new file');
   await peer.library.refresh();
@@ -195,8 +199,8 @@ t.test('a second serve without --tracker joins the embedded tracker of the first
   t.teardown(() => second.close({ graceful: false }));
   t.ok(first.tracker!.embedded);
   t.notOk(second.tracker!.embedded, 'the second joined instead of failing');
-  const who = await trackerWhoHas('127.0.0.1', trackerPort, 'same.bin');
+  const who = await newest(trackerPort, 'same.bin');
   t.same(who!.holders.map((h) => h.port).sort(), [first.port, second.port].sort());
-  const q = await queryTracker('127.0.0.1', trackerPort, { t: 'dir' });
-  t.equal(q.t, 'directory');
+  const q = await withTracker(`127.0.0.1:${trackerPort}`, (c) => c.request({ t: 'dir' }, 'directory'));
+  t.equal(q.message.t, 'directory');
 });

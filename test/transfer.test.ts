@@ -2,7 +2,7 @@ import t from 'tap';
 import { openSync, closeSync, writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ThreadChunkPool } from '../lib/pool.js';
-import { loadHasher } from '../lib/hashing.js';
+import { chunkHash } from '../lib/hashing.js';
 import { WorkerPeerHost } from '../lib/download/peer-host.js';
 import type { FromPeerHost } from '../lib/download/thread-messages.js';
 import { serve } from '../lib/serve.js';
@@ -20,7 +20,7 @@ t.test('the pool takes a chunk by transfer and gives it back by transfer', async
   const bytes = new Uint8Array(new ArrayBuffer(MIN_CHUNK_BYTES));
   bytes.set(randomBytes(prng(81), MIN_CHUNK_BYTES));
   const copy = Buffer.from(bytes);
-  const r = await pool.verifyAndWrite({ fd, position: 0, bytes, length: bytes.length, expected: (await loadHasher()).chunk(copy) });
+  const r = await pool.verifyAndWrite({ fd, position: 0, bytes, length: bytes.length, expected: chunkHash(copy) });
   t.equal(bytes.byteLength, 0, 'the sender no longer holds the chunk (detached, not copied)');
   t.ok(r.ok);
   t.equal(r.bytes.byteLength, MIN_CHUNK_BYTES, 'the same memory came back for reuse');
@@ -47,7 +47,7 @@ t.test('a peer thread hands over whole chunks in their own buffers; returned buf
   t.teardown(() => host.close());
   const both = new Promise<void>((r) => (onChunk = r));
   host.send({ type: 'connect', peerId: 0, host: '127.0.0.1', port: h.port });
-  host.send({ type: 'get', peerId: 0, reqId: 1, name: 'c.bin', cid: m.cid, from: 0, to: 2, size: m.size, chunkBytes: m.chunkBytes });
+  host.send({ type: 'get', peerId: 0, reqId: 1, cid: m.cid, from: 0, to: 2, size: m.size, chunkBytes: m.chunkBytes });
   await both;
   const chunks = got.filter((x): x is Extract<FromPeerHost, { type: 'chunk' }> => x.type === 'chunk');
   for (const c of chunks) {

@@ -4,11 +4,8 @@
  * "transferable" wrapper), so the main thread can hand them to a peer worker again.
  */
 import { Piscina } from 'piscina';
-import { loadHasher } from '../lib/hashing.js';
 import { hashRange, verifyAndWrite, type HashRangeTask, type WriteTask, type WriteResult } from '../lib/chunk-tasks.js';
 import { toWire } from '../lib/errors.js';
-
-const hasher = await loadHasher();
 
 /** A result whose chunk buffer is transferred, not cloned, back to the caller. */
 function movable(r: WriteResult): unknown {
@@ -20,8 +17,8 @@ function movable(r: WriteResult): unknown {
 
 export default function chunkTask(task: HashRangeTask | WriteTask): unknown {
   try {
-    if (task.op === 'hash') return { hashes: hashRange(hasher, task) };
-    return movable(verifyAndWrite(hasher, task));
+    if (task.op === 'hash') return { hashes: hashRange(task) };
+    return movable(verifyAndWrite(task));
   } catch (err) {
     return { error: toWire(err) };
   }

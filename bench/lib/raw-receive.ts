@@ -5,16 +5,17 @@
  */
 import { FramedClient } from '../../lib/net/framed-client.js';
 import { PeerClient } from '../../lib/peer/client.js';
-import { loadHasher } from '../../lib/hashing.js';
+import { chunksOf } from '../../lib/manifest.js';
 import { parseHostPort } from '../../lib/net/framed-client.js';
 
 const [name, ...peers] = process.argv.slice(2);
 const addrs = peers.map((p) => parseHostPort(p, 7070));
 const pc = new PeerClient(addrs[0]!.host, addrs[0]!.port);
 await pc.connect();
-const m = await pc.manifest(await loadHasher(), name!);
+const entry = await pc.stat(name!);
+const m = await pc.manifest(entry.cid);
 pc.destroy();
-const chunks = m.hashes.length;
+const chunks = chunksOf(m);
 const per = Math.ceil(chunks / addrs.length);
 const t0 = process.hrtime.bigint();
 let total = 0;
@@ -23,20 +24,23 @@ await Promise.all(
     (a, i) =>
       new Promise<void>((resolve, reject) => {
         const c = new FramedClient(a.host, a.port, {
-          onPacket(h) {
-            total += h.length;
-          },
-          onMessage(h) {
-            if (h.t === 'done') {
-              c.destroy();
-              resolve();
-            }
-          },
-          onClose(err) {
-            if (err) reject(err);
+          side: 'peerReply',
+          handler: {
+            onPacket(h) {
+              total += h.length;
+            },
+            onMessage(msg) {
+              if (msg.t === 'done') {
+                c.destroy();
+                resolve();
+              }
+            },
+            onClose(err) {
+              if (err) reject(err);
+            },
           },
         });
-        c.connect().then(() => c.write({ t: 'get', id: 1, name: name!, cid: m.cid, from: i * per, to: Math.min(chunks, (i + 1) * per) }), reject);
+        c.connect().then(() => c.write({ t: 'get', id: 1, cid: m.cid, from: i * per, to: Math.min(chunks, (i + 1) * per) }), reject);
       }),
   ),
 );

@@ -2,12 +2,14 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { get, defaultTracker, formatBreakdown, SwarmError, ERROR_CODES, type DoneEvent, type PeerView } from '../../lib/index.js';
-import { humanBytes, humanRate, ndjson } from '../format.js';
+import { humanBytes, humanRate, ndjson, printable } from '../format.js';
 import { collect, intOption } from './common.js';
 
 interface GetCliOptions {
   tracker?: string;
   peer?: string[];
+  version?: string;
+  overwrite?: boolean;
   output: string;
   threads?: number;
   peerThreads?: number;
@@ -26,7 +28,9 @@ export function register(program: Command): void {
     .argument('<name>', 'file name in the swarm (relative path, e.g. isos/big file.iso)')
     .option('-t, --tracker <host:port>', `tracker to ask (default: $SWARM_TRACKER, else the local one, ${defaultTracker()})`)
     .option('--peer <host:port>', 'fetch from this peer (repeatable); skips the tracker', collect)
+    .option('--version <cid>', 'fetch this version (a content id from swarm who, or its first 8+ hex digits) instead of the newest')
     .option('-o, --output <dir>', 'folder to save into (NAME\'s subfolders are created)', '.')
+    .option('--overwrite', 'replace a different file already at NAME (default: leave it alone and stop)')
     .option('--threads <n>', 'hash+write threads (0: main thread)', intOption)
     .option('--peer-threads <n>', 'connection threads (0: main thread; default one per core)', intOption)
     .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB', intOption, 48)
@@ -37,13 +41,17 @@ export function register(program: Command): void {
       'after',
       `
 The file is assembled in NAME.swarm-part with a NAME.swarm-ticket beside it, and appears under
-NAME only when every chunk matched its hash. Ctrl-C (or a lost swarm) keeps both: run the same
-command again to resume. Exit codes: see README ("Exit codes").`,
+NAME only when every chunk matched its BLAKE3 hash. Ctrl-C (or a lost swarm) keeps both: run the
+same command again to resume. A different file already at NAME is never replaced without
+--overwrite; two downloads of one target cannot run at once (NAME.swarm-lock).
+Exit codes: see README ("Exit codes").`,
     )
     .action(async (name: string, o: GetCliOptions) => {
       const p = get(name, {
         ...(o.tracker ? { tracker: o.tracker } : {}),
         ...(o.peer ? { peers: o.peer } : {}),
+        ...(o.version ? { version: o.version } : {}),
+        ...(o.overwrite ? { overwrite: true } : {}),
         outDir: o.output,
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
         ...(o.peerThreads !== undefined ? { peerThreads: o.peerThreads } : {}),
@@ -101,7 +109,7 @@ function barView(d: ReturnType<typeof get>['download']): View {
   const log = (s: string) => (multi ? multi.log(s + '\n') : process.stderr.write(s + '\n'));
   d.on('start', (e) => {
     const resumed = e.resumedChunks ? `, resuming with ${e.resumedChunks}/${e.chunks} chunks` : '';
-    process.stderr.write(`${e.name}: ${humanBytes(e.size)} from ${e.peers.length} peer(s) via ${e.source}${resumed}\n`);
+    process.stderr.write(`${printable(e.name)}: ${humanBytes(e.size)} from ${e.peers.length} peer(s) via ${e.source}${resumed}\n`);
     if (!tty) return;
     multi = new cliProgress.MultiBar(
       { stream: process.stderr, hideCursor: true, clearOnComplete: false, format: '{label} |{bar}| {percentage}% {value}/{total} MiB {rate} ETA {eta_formatted}', barsize: 30 },
@@ -116,8 +124,8 @@ function barView(d: ReturnType<typeof get>['download']): View {
     total?.update(Math.floor(e.bytes / 2 ** 20), { rate: humanRate(e.rate) });
     for (const p of e.peers) peerBars.get(p.address)?.update(0, { line: peerLine(p) });
   });
-  d.on('warning', (e) => log(`warning: ${e.peer ? e.peer + ': ' : ''}${e.message}`));
-  d.on('peer-dropped', (e) => log(`dropped ${e.peer}: ${e.reason}`));
+  d.on('warning', (e) => log(`warning: ${e.peer ? e.peer + ': ' : ''}${printable(e.message)}`));
+  d.on('peer-dropped', (e) => log(`dropped ${e.peer}: ${printable(e.reason)}`));
   const stop = () => {
     (multi as cliProgress.MultiBar | null)?.stop();
     multi = null;
@@ -128,11 +136,11 @@ function barView(d: ReturnType<typeof get>['download']): View {
       t?.update(t.getTotal(), { rate: '' }); // the last tick may predate the last chunk
       stop();
       if (r.upToDate) {
-        process.stderr.write(`${r.path} is already up to date\n`);
+        process.stderr.write(`${printable(r.path)} is already up to date\n`);
         return;
       }
       process.stderr.write(
-        `saved ${r.path}: ${humanBytes(r.size)} in ${r.seconds.toFixed(1)} s (${humanRate(r.rate)}), ${r.peersUsed} peer(s) used` +
+        `saved ${printable(r.path)}: ${humanBytes(r.size)} in ${r.seconds.toFixed(1)} s (${humanRate(r.rate)}), ${r.peersUsed} peer(s) used` +
           `${r.resumedChunks ? `, ${r.resumedChunks} chunks resumed` : ''}` +
           `${r.peersDropped ? `, ${r.peersDropped} dropped` : ''}` +
           `${r.badPackets || r.badChunks ? `, bad data dropped: ${r.badPackets} packets, ${r.badChunks} chunks` : ''}\n`,

@@ -1,54 +1,76 @@
-/** `swarm ls`: files in a local folder (LISTL), on a peer (LISTR), or in a tracker's directory. */
+/** `swarm ls`: files in a local folder (LISTL), on a peer (LISTR), or in a tracker's directory; `swarm who`. */
 import type { Command } from 'commander';
-import { listLocal, listPeer, trackerDirectory, trackerWhoHas, parseHostPort, constants, SwarmError, ERROR_CODES } from '../../lib/index.js';
-import { humanBytes, humanTime, printTable } from '../format.js';
+import { listLocal, listPeer, trackerDirectory, trackerVersions, defaultTracker, SwarmError, ERROR_CODES } from '../../lib/index.js';
+import { humanBytes, humanTime, printTable, printable } from '../format.js';
+
+const addr = (h: { ip: string; port: number }) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`);
+
+function warnDropped(dropped: { what: string; reason: string }[], from: string, json: boolean): void {
+  if (dropped.length === 0 || json) return;
+  process.stderr.write(`warning: ${dropped.length} entr${dropped.length === 1 ? 'y' : 'ies'} from ${from} left out as invalid (first: ${printable(dropped[0]!.what)}: ${dropped[0]!.reason})\n`);
+}
 
 export function register(program: Command): void {
   program
     .command('ls')
-    .description('list files: in a folder (LISTL), on a peer (--peer, LISTR) or in the swarm (--tracker)')
+    .description('list files: in a folder, on a peer (--peer), or in the swarm (--tracker)')
     .argument('[dir]', 'local folder to list')
-    .option('--peer <host:port>', 'list what this peer serves')
-    .option('-t, --tracker <host:port>', 'list the tracker directory (name, size, mtime, holders)')
+    .option('--peer <host:port>', 'list what this peer shares')
+    .option('-t, --tracker [host:port]', `list the tracker's directory (name, size, mtime, holders; default ${defaultTracker()})`)
     .option('--json', 'print JSON')
-    .action(async (dir: string | undefined, o: { peer?: string; tracker?: string; json?: boolean }) => {
+    .action(async (dir: string | undefined, o: { peer?: string; tracker?: string | true; json?: boolean }) => {
       const modes = [dir !== undefined, !!o.peer, !!o.tracker].filter(Boolean).length;
-      if (modes !== 1) throw new SwarmError(ERROR_CODES.USAGE, 'give exactly one of: a folder, --peer host:port, --tracker host:port');
+      if (modes !== 1) throw new SwarmError(ERROR_CODES.USAGE, 'give exactly one of: a folder, --peer host:port, --tracker [host:port]');
       if (o.tracker) {
-        const { host, port } = parseHostPort(o.tracker, constants.DEFAULT_TRACKER_PORT);
-        const d = await trackerDirectory(host, port);
-        const names = Object.keys(d).sort();
-        if (o.json) return void process.stdout.write(JSON.stringify(names.map((n) => ({ name: n, ...d[n] }))) + '\n');
-        if (names.length === 0) return void process.stdout.write('the directory is empty\n');
+        const tracker = defaultTracker(typeof o.tracker === 'string' ? o.tracker : undefined);
+        const { entries, dropped } = await trackerDirectory(tracker);
+        warnDropped(dropped, `tracker ${tracker}`, !!o.json);
+        if (o.json) return void process.stdout.write(JSON.stringify(entries.map(([name, e]) => ({ name, ...e }))) + '\n');
+        if (entries.length === 0) return void process.stdout.write('the directory is empty\n');
         printTable(
-          ['NAME', 'SIZE', 'MODIFIED (UTC)', 'HOLDERS'],
-          names.map((n) => [n, humanBytes(d[n]!.size), humanTime(d[n]!.mtime), d[n]!.holders.map((h) => `${h.ip}:${h.port}`).join(' ')]),
-          [1],
+          ['NAME', 'SIZE', 'MODIFIED (UTC)', 'VERSIONS', 'HOLDERS'],
+          entries.map(([n, e]) => [
+            printable(n),
+            humanBytes(e.size),
+            humanTime(e.mtime),
+            String(e.versions),
+            [...e.holders.map(addr), ...e.partial.map((h) => `${addr(h)}(partial)`)].join(' '),
+          ]),
+          [1, 3],
         );
         return;
       }
-      const files = o.peer ? await listPeer(o.peer) : await listLocal(dir!);
+      if (o.peer) {
+        const { files, dropped } = await listPeer(o.peer);
+        warnDropped(dropped, `peer ${o.peer}`, !!o.json);
+        if (o.json) return void process.stdout.write(JSON.stringify(files) + '\n');
+        if (files.length === 0) return void process.stdout.write('no files\n');
+        printTable(['TYPE', 'NAME', 'SIZE', 'MODIFIED (UTC)'], files.map((f) => [f.kind, printable(f.name), humanBytes(f.size), humanTime(f.mtime)]), [2]);
+        return;
+      }
+      const files = await listLocal(dir!);
       if (o.json) return void process.stdout.write(JSON.stringify(files) + '\n');
       if (files.length === 0) return void process.stdout.write('no files\n');
-      printTable(
-        ['TYPE', 'NAME', 'SIZE', 'MODIFIED (UTC)'],
-        files.map((f) => [f.kind, f.name, humanBytes(f.size), humanTime(f.mtime)]),
-        [2],
-      );
+      printTable(['TYPE', 'NAME', 'SIZE', 'MODIFIED (UTC)'], files.map((f) => [f.kind, printable(f.name), humanBytes(f.size), humanTime(f.mtime)]), [2]);
     });
 
   program
     .command('who')
-    .description('which peers hold NAME (the tracker\'s who-has)')
+    .description('which peers hold NAME, for every version the tracker knows (newest first)')
     .argument('<name>', 'file name as the swarm knows it (relative path)')
-    .requiredOption('-t, --tracker <host:port>', 'tracker to ask', process.env.SWARM_TRACKER ?? `127.0.0.1:${constants.DEFAULT_TRACKER_PORT}`)
+    .option('-t, --tracker <host:port>', `tracker to ask (default ${defaultTracker()})`)
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { tracker: string; json?: boolean }) => {
-      const { host, port } = parseHostPort(o.tracker, constants.DEFAULT_TRACKER_PORT);
-      const e = await trackerWhoHas(host, port, name);
-      if (!e) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no peer holds ${name}`);
-      if (o.json) return void process.stdout.write(JSON.stringify({ name, ...e }) + '\n');
-      process.stdout.write(`${name}  ${humanBytes(e.size)}  modified ${humanTime(e.mtime)} UTC  content ${e.cid}\n`);
-      for (const h of e.holders) process.stdout.write(`  ${h.ip}:${h.port}\n`);
+    .action(async (name: string, o: { tracker?: string; json?: boolean }) => {
+      const tracker = defaultTracker(o.tracker);
+      const { versions, dropped } = await trackerVersions(tracker, name);
+      warnDropped(dropped, `tracker ${tracker}`, !!o.json);
+      if (versions.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no peer holds ${name}`);
+      if (o.json) return void process.stdout.write(JSON.stringify({ name, versions }) + '\n');
+      versions.forEach((v, i) => {
+        process.stdout.write(`${i === 0 ? 'newest' : 'older '}  ${v.cid}  ${humanBytes(v.size)}  modified ${humanTime(v.mtime)} UTC\n`);
+        for (const h of v.holders) process.stdout.write(`          ${addr(h)}\n`);
+        for (const h of v.partial) process.stdout.write(`          ${addr(h)} (partial)\n`);
+      });
+      if (versions.length > 1) process.stdout.write(`fetch an older version with: swarm get ${printable(JSON.stringify(name))} --version CID\n`);
     });
 }

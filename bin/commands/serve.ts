@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { serve, openLogFile, constants, type ServeHandle, type HashProgress } from '../../lib/index.js';
-import { humanBytes, ndjson } from '../format.js';
+import { humanBytes, ndjson, printable } from '../format.js';
 import { intOption, onInterrupt } from './common.js';
 
 export function register(program: Command): void {
@@ -63,14 +63,19 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         ...(fileLog ? { log: fileLog.log } : {}),
         ...(o.maxUpload && o.maxUpload > 0 ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
         onHashing,
-        onWarning: (m) => say(`warning: ${m}`, { event: 'warning', message: m }),
+        onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
       }).catch(async (err) => {
         await fileLog?.close();
         throw err;
       });
       handle.on('change', (d) => say(`share changed: +${d.added.length} ~${d.changed.length} -${d.removed.length}`, { event: 'change', ...d }));
       handle.on('tracker', (s) =>
-        say(s.connected ? `tracker ${s.address}: registered` : `tracker ${s.address}: ${s.message ?? 'disconnected'}`, { event: 'tracker', ...s }),
+        say(
+          s.connected
+            ? `tracker ${s.address}: registered${s.dropped?.length ? ` (${s.dropped.length} file(s) refused by the tracker; first: ${printable(s.dropped[0]!.what)}: ${printable(s.dropped[0]!.reason)})` : ''}`
+            : `tracker ${s.address}: ${printable(s.message ?? 'disconnected')}`,
+          { event: 'tracker', ...s },
+        ),
       );
       const files = handle.library.files();
       const total = files.reduce((a, f) => a + f.size, 0);

@@ -25,7 +25,8 @@ import { pickRange } from '../scheduling/picker.js';
 import type { ChunkPool } from '../pool.js';
 import type { PartFile } from '../storage/part-file.js';
 import type { Ticket } from '../storage/ticket.js';
-import type { Manifest, PeerAddress } from '../types.js';
+import type { PeerAddress } from '../types.js';
+import { chunksOf, expectedHash, type Manifest } from '../manifest.js';
 import type { FromPeerHost } from './thread-messages.js';
 import type { PeerHostGroup } from './peer-host.js';
 import { averageRate, budgetShares, etaOf, peerView, redundantRequests, type Peer, type Req } from './peer-state.js';
@@ -33,6 +34,8 @@ export { defaultPeerThreads } from './peer-state.js';
 import type { CoordinatorEvents, PeerView } from './events.js';
 
 const TICK_MS = 250;
+/** Junk (bytes of packets for no live request) that earns a strike, if it also exceeds the useful bytes. */
+const JUNK_STRIKE_BYTES = 8 << 20;
 
 export interface CoordinatorOptions {
   pool: ChunkPool;
@@ -45,6 +48,10 @@ export interface CoordinatorOptions {
   stallMs: number;
   /** A request with no chunk delivered for this long is cancelled and its chunks requeued. */
   requestTimeoutMs: number;
+  /** A peer that sends no useful byte within this long of its first request is set aside. */
+  firstChunkMs: number;
+  /** Aborts the run (Ctrl-C): settles with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
@@ -65,7 +72,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   constructor(private readonly m: Manifest, private readonly holders: PeerAddress[], private readonly o: CoordinatorOptions) {
     super();
-    const chunks = m.hashes.length;
+    const chunks = chunksOf(m);
     this.table = new ChunkTable(chunks, (i) => o.ticket.has(i));
     this.resumedChunks = this.table.verified;
     this.budget = new ByteBudget(o.budgetBytes);
@@ -81,6 +88,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Fetch every missing chunk. Resolves when all are verified on disk. */
   run(): Promise<void> {
     if (this.table.complete) return Promise.resolve();
+    const signal = this.o.signal;
+    if (signal?.aborted) return Promise.reject(asSwarmError(signal.reason));
+    signal?.addEventListener('abort', () => this.fail(asSwarmError(signal.reason)), { once: true });
+    this.o.ticket.failWith((e) => this.fail(e));
     this.o.hosts.bind(
       (msg) => this.onHostMessage(msg),
       (err) => this.fail(err),
@@ -89,7 +100,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const now = Date.now();
     this.holders.forEach((h, i) => {
       const host = hosts[i % hosts.length]!;
-      const p: Peer = { id: i, address: `${h.ip}:${h.port}`, host, stats: new PeerStats(now), state: 'connecting', inflight: 0, requests: new Map(), everConnected: false };
+      const address = h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`;
+      const p: Peer = { id: i, address, host, stats: new PeerStats(now), state: 'connecting', inflight: 0, requests: new Map(), everConnected: false, junkBytes: 0, usefulBytes: 0, firstRequestAt: 0, droppedFor: null };
       this.peers.push(p);
       host.send({ type: 'connect', peerId: i, host: h.ip, port: h.port });
     });
@@ -158,9 +170,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         p.everConnected = true;
         p.stats = new PeerStats(now);
         break;
-      case 'bytes':
-        p.stats.onBytes(msg.n, now);
+      case 'bytes': {
+        const useful = msg.n - msg.junk;
+        if (useful > 0) p.stats.onBytes(useful, now);
+        p.usefulBytes += useful;
+        p.junkBytes += msg.junk;
         this.counters.bytesFetched += msg.n;
+        if (p.junkBytes > JUNK_STRIKE_BYTES && p.junkBytes > p.usefulBytes) {
+          p.junkBytes = 0;
+          this.strike(p, { code: ERROR_CODES.BAD_PACKET, message: `sent ${JUNK_STRIKE_BYTES >> 20} MiB of data nobody asked for` });
+        }
+        break;
+      }
+      case 'hello':
         break;
       case 'chunk':
         this.onChunk(p, msg.reqId, msg.chunk, msg.bytes, msg.length, now);
@@ -172,8 +194,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         break;
       case 'done': {
         const r = this.requests.get(msg.reqId);
+        const undelivered = r ? r.pending.size : 0;
         if (r) this.endRequest(r);
         if (msg.error) this.onRequestError(p, msg.error);
+        else if (undelivered > 0) this.strike(p, { code: ERROR_CODES.BAD_MESSAGE, message: `said a request was done with ${undelivered} chunk(s) not sent` });
         break;
       }
       case 'closed':
@@ -205,7 +229,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
     this.table.received(chunk);
     const w: Promise<void> = this.o.pool
-      .verifyAndWrite({ fd: this.o.part.fd, position: chunk * this.m.chunkBytes, bytes, length, expected: this.m.hashes[chunk]! })
+      .verifyAndWrite({ fd: this.o.part.fd, position: chunk * this.m.chunkBytes, bytes, length, expected: expectedHash(this.m, chunk) })
       .then(
         (res) => {
           this.writes.delete(w);
@@ -216,7 +240,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
             if (this.table.verify(chunk)) {
               this.o.part.wrote(length);
               this.o.ticket.mark(chunk);
-              p.stats.chunksVerified++;
+              p.stats.onVerified(length, Date.now());
               this.counters.fetchedChunks++;
               if (this.table.ownersOf(chunk) > 0) this.cancelRedundant();
             }
@@ -266,14 +290,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   private onRequestError(p: Peer, e: WireError): void {
     if (e.code === ERROR_CODES.FILE_CHANGED || e.code === ERROR_CODES.NOT_FOUND || e.code === ERROR_CODES.PATH_ESCAPE) {
-      this.drop(p, `no longer has this version: ${e.message}`, e.code);
+      this.drop(p, `no longer has this content: ${e.message}`, e.code);
     } else this.strike(p, e);
   }
 
   private strike(p: Peer, e: WireError): void {
     if (p.state === 'dropped') return;
     this.emit('warning', { peer: p.address, code: e.code, message: e.message });
-    if (p.stats.strike()) this.drop(p, `too much bad data (${p.stats.strikes} strikes; last: ${e.message})`, e.code);
+    if (p.stats.strike()) {
+      p.droppedFor = 'bad-data';
+      this.drop(p, `too much bad data (${p.stats.strikes} strikes; last: ${e.message})`, e.code);
+    }
   }
 
   private drop(p: Peer, reason: string, code: string): void {
@@ -285,12 +312,22 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.failIfStuck();
   }
 
-  /** Every peer is gone and no write can still complete the file: give up, keeping the ticket. */
+  /**
+   * Every peer is gone and no write can still complete the file: give up, keeping the ticket. When
+   * every peer that connected was dropped for bad data, that is an integrity failure (exit 5), not
+   * a lack of peers.
+   */
   private failIfStuck(): void {
     if (this.finished || this.table.complete || this.writes.size > 0) return;
     if (!this.peers.every((x) => x.state === 'dropped')) return;
     const missing = this.table.count - this.table.verified;
-    this.fail(new SwarmError(ERROR_CODES.NO_PEERS, `no peer left to fetch from (${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume)`));
+    const resume = `${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume`;
+    const connected = this.peers.filter((x) => x.everConnected);
+    if (connected.length > 0 && connected.every((x) => x.droppedFor === 'bad-data')) {
+      this.fail(new SwarmError(ERROR_CODES.HASH_MISMATCH, `every holder was dropped for sending bad data (${resume})`));
+      return;
+    }
+    this.fail(new SwarmError(ERROR_CODES.NO_PEERS, `no peer left to fetch from (${resume})`));
   }
 
   private pump(): void {
@@ -326,7 +363,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         p.requests.set(r.id, r);
         p.inflight += n;
         room -= n;
-        p.host.send({ type: 'get', peerId: p.id, reqId: r.id, name: this.m.name, cid: this.m.cid, from: pick.start, to: end, size: this.m.size, chunkBytes: cb });
+        if (!p.firstRequestAt) p.firstRequestAt = Date.now();
+        p.host.send({ type: 'get', peerId: p.id, reqId: r.id, cid: this.m.cid, from: pick.start, to: end, size: this.m.size, chunkBytes: cb });
       }
     }
   }
@@ -344,6 +382,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     for (const p of this.peers) {
       if (p.state !== 'active') continue;
       p.stats.tick(now);
+      if (p.usefulBytes === 0 && p.firstRequestAt && now - p.firstRequestAt > this.o.firstChunkMs) {
+        this.drop(p, `sent nothing within ${(this.o.firstChunkMs / 1000).toFixed(1)} s of its first request`, ERROR_CODES.PEER_TIMEOUT);
+        continue;
+      }
       if (p.inflight > 0 && p.stats.stalledFor(now) > this.o.stallMs) {
         this.drop(p, `stalled: no data for ${(p.stats.stalledFor(now) / 1000).toFixed(1)} s`, ERROR_CODES.PEER_TIMEOUT);
         continue;

@@ -35,6 +35,8 @@ export interface ProgressEvent {
 export interface DoneEvent {
   name: string;
   path: string;
+  /** Content id of what was fetched (or found already there). */
+  cid: string;
   size: number;
   seconds: number;
   /** Average rate of this run (bytes fetched in this run / seconds). */

@@ -2,22 +2,32 @@
  * `get(name, options)`: download one file from every peer that holds it. This file is the
  * sequence; the coordinator does the fetching.
  *
- *   resolve (tracker or named peers) ─► already here? done ─► ticket + part file (resume?)
- *   ─► coordinator.run() ─► finish: fsync, rename NAME.swarm-part → NAME, mtime, drop ticket
+ *   resolve (tracker or named peers; manifest by content id) ─► output folder ─► lock NAME
+ *   ─► what is at NAME? (folder: refuse; same content: done; another file: refuse unless
+ *      --overwrite) ─► stale temp files removed ─► ticket + part file (resume?)
+ *   ─► coordinator.run() ─► finish: fsync, mtime, NAME.swarm-part → NAME (never over a file that
+ *      appeared meanwhile, unless --overwrite), drop ticket ─► unlock
  *   On failure or abort: running writes finish, the ticket is flushed, the part file stays.
+ *
+ * One AbortSignal reaches every stage: resolving, file-system steps and the transfer all stop on
+ * it, and `abort()` at any moment settles the download with SWARM_ERR_INTERRUPTED.
  */
 import { EventEmitter } from 'node:events';
-import { stat } from 'node:fs/promises';
+import { lstat, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { createChunkPool, type ChunkPool } from '../pool.js';
-import { checkName } from '../share/names.js';
+import { normalizeUserName } from '../protocol/names.js';
 import { PartFile, partPaths } from '../storage/part-file.js';
 import { Ticket } from '../storage/ticket.js';
+import { TargetLock } from '../storage/lock.js';
+import { ensureDir, removeStaleTemps } from '../storage/fs-steps.js';
 import { chunkLength } from '../chunking.js';
+import { chunksOf, type Manifest } from '../manifest.js';
+import { CHUNK_HASH_BYTES, sameHash, hashAt } from '../hashing.js';
 import { Coordinator, defaultPeerThreads } from './coordinator.js';
 import { PeerHostGroup } from './peer-host.js';
-import { resolveTarget } from './resolve.js';
+import { resolveTarget, type Target } from './resolve.js';
 import type { DoneEvent, DownloadEvents } from './events.js';
 import { performance } from 'node:perf_hooks';
 import type { Breakdown } from './breakdown.js';
@@ -27,69 +37,95 @@ export interface GetOptions {
   tracker?: string;
   /** Fetch from these peers (host:port) instead of asking a tracker. */
   peers?: string[];
+  /** A content id (or unique prefix) to fetch instead of the newest version. */
+  version?: string;
   /** Folder the file lands in (NAME's subfolders are created); default the current folder. */
   outDir?: string;
+  /** Replace a different file already at NAME (default: refuse and leave it alone). */
+  overwrite?: boolean;
   /** Chunk pool threads (0: hash and write on the main thread). */
   threads?: number;
-  /** Peer connection threads (0: connections on the main thread). Default: one per core, at most one per peer. */
+  /** Peer connection threads (0: connections on the main thread). Default: half the cores, at most one per peer. */
   peerThreads?: number;
   /** Bytes of chunks requested but not yet on disk. Default 48 MiB. */
   budgetBytes?: number;
   stallMs?: number;
   requestTimeoutMs?: number;
+  /** A peer that delivers nothing within this long of its first request is set aside. */
+  firstChunkMs?: number;
   /** Reuse a pool (benchmarks, long-running callers). */
   pool?: ChunkPool;
   /** Measure where the time goes; the result then carries `breakdown`. */
   profile?: boolean;
+  /** Stops the download like `abort()`. */
+  signal?: AbortSignal;
 }
 
 export const DEFAULT_BUDGET_BYTES = 48 << 20;
 
 export class Download extends EventEmitter<DownloadEvents> {
-  private coordinator: Coordinator | null = null;
-  private aborted: SwarmError | null = null;
+  private readonly controller = new AbortController();
 
   constructor(readonly name: string, private readonly opts: GetOptions = {}) {
     super();
+    if (opts.signal) {
+      if (opts.signal.aborted) this.abort();
+      else opts.signal.addEventListener('abort', () => this.abort(), { once: true });
+    }
   }
 
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Stop at once: running writes finish and are recorded, the ticket is kept for resuming. */
   abort(reason = new SwarmError(ERROR_CODES.INTERRUPTED, 'interrupted')): void {
-    this.aborted ??= reason;
-    this.coordinator?.abort(reason);
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
   }
 
-  private checkAborted(): void {
-    if (this.aborted) throw this.aborted;
+  private check(): void {
+    if (this.signal.aborted) throw this.reason();
+  }
+
+  private reason(): SwarmError {
+    const r = this.signal.reason as unknown;
+    return r instanceof SwarmError ? r : new SwarmError(ERROR_CODES.INTERRUPTED, 'interrupted');
   }
 
   async run(): Promise<DoneEvent> {
     const started = Date.now();
     const t0 = performance.now();
-    const name = checkName(this.name);
+    const name = normalizeUserName(this.name);
     // Threads boot while the name is resolved (a tracker and a peer round trip).
     const hosts = new PeerHostGroup(this.opts.peerThreads ?? defaultPeerThreads(this.opts.peers?.length ?? Infinity));
     const pool = this.opts.pool ?? createChunkPool(this.opts.threads);
-    const release = async () => {
-      await hosts.close();
-      if (!this.opts.pool) await pool.destroy();
-    };
     try {
       return await this.fetch(name, started, t0, hosts, pool);
+    } catch (err) {
+      // whatever failed, an abort is reported as the abort
+      throw this.signal.aborted ? this.reason() : asSwarmError(err);
     } finally {
-      await release();
+      await hosts.close();
+      if (!this.opts.pool) await pool.destroy();
     }
   }
 
   private async fetch(name: string, started: number, t0: number, hosts: PeerHostGroup, pool: ChunkPool): Promise<DoneEvent> {
-    const target = await resolveTarget(name, { ...(this.opts.tracker ? { tracker: this.opts.tracker } : {}), ...(this.opts.peers ? { peers: this.opts.peers } : {}) });
+    const target = await resolveTarget(name, {
+      ...(this.opts.tracker ? { tracker: this.opts.tracker } : {}),
+      ...(this.opts.peers ? { peers: this.opts.peers } : {}),
+      ...(this.opts.version ? { version: this.opts.version } : {}),
+      signal: this.signal,
+    });
     for (const s of target.skipped) this.emit('warning', { peer: s.peer, message: `left out: ${s.reason}` });
-    this.checkAborted();
+    this.check();
     const tResolved = performance.now();
     const m = target.manifest;
     const finalPath = path.resolve(this.opts.outDir ?? '.', ...name.split('/'));
     const result = (over: Partial<DoneEvent>): DoneEvent => ({
       name,
       path: finalPath,
+      cid: m.cid,
       size: m.size,
       seconds: (Date.now() - started) / 1000,
       rate: 0,
@@ -102,12 +138,68 @@ export class Download extends EventEmitter<DownloadEvents> {
       upToDate: false,
       ...over,
     });
-    const existing = await stat(finalPath).catch(() => null);
-    if (existing?.isFile() && existing.size === m.size && Math.floor(existing.mtimeMs / 1000) === m.mtime) return result({ upToDate: true });
+    await ensureDir(path.dirname(finalPath), this.signal);
+    this.check();
+    const lock = await TargetLock.acquire(finalPath);
+    try {
+      const present = await this.whatIsThere(finalPath, target, pool);
+      if (present === 'same') return result({ upToDate: true });
+      this.check();
+      const temps = await removeStaleTemps(finalPath);
+      if (temps) this.emit('warning', { message: `removed ${temps} temporary file(s) left by an interrupted download of ${name}` });
+      return await this.transfer(target, finalPath, result, started, t0, tResolved, hosts, pool);
+    } finally {
+      await lock.release();
+    }
+  }
 
+  /**
+   * What is at the final path: nothing, the very content (already up to date: same size and
+   * mtime, or same bytes, whose mtime is then set), or something else (refused unless overwrite).
+   */
+  private async whatIsThere(finalPath: string, target: Target, pool: ChunkPool): Promise<'none' | 'same' | 'other'> {
+    const st = await lstat(finalPath).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    });
+    if (!st) return 'none';
+    const m = target.manifest;
+    if (st.isDirectory()) throw new SwarmError(ERROR_CODES.EXISTS, `${finalPath} is a folder; nothing was downloaded (save elsewhere with -o DIR)`);
+    if (st.isFile() && st.size === m.size) {
+      if (Math.floor(st.mtimeMs / 1000) === target.mtime) return 'same';
+      if (await sameContent(finalPath, m, pool, this.signal)) {
+        await utimes(finalPath, target.mtime, target.mtime).catch(() => {});
+        this.emit('warning', { message: `${finalPath} already holds this content; only its modification time was set` });
+        return 'same';
+      }
+    }
+    if (this.opts.overwrite) {
+      this.emit('warning', { message: `${finalPath} holds other content; it will be replaced when the download completes (--overwrite)` });
+      return 'other';
+    }
+    const when = new Date(st.mtimeMs).toISOString().slice(0, 19).replace('T', ' ');
+    throw new SwarmError(
+      ERROR_CODES.EXISTS,
+      `${finalPath} already exists with other content (${st.size} bytes, modified ${when} UTC); it was left alone: use --overwrite to replace it, or -o DIR to save elsewhere`,
+    );
+  }
+
+  private async transfer(
+    target: Target,
+    finalPath: string,
+    result: (over: Partial<DoneEvent>) => DoneEvent,
+    started: number,
+    t0: number,
+    tResolved: number,
+    hosts: PeerHostGroup,
+    pool: ChunkPool,
+  ): Promise<DoneEvent> {
+    const { name } = target;
+    const m = target.manifest;
     const { ticket: ticketPath, part: partPath } = partPaths(finalPath);
-    const chunks = m.hashes.length;
-    const old = await Ticket.load(ticketPath);
+    const chunks = chunksOf(m);
+    const loaded = await Ticket.load(ticketPath);
+    const old = loaded.ticket;
     const partSize = (await stat(partPath).catch(() => null))?.size;
     let ticket: Ticket;
     let resume = false;
@@ -116,12 +208,15 @@ export class Download extends EventEmitter<DownloadEvents> {
       ticket = Ticket.fromData(ticketPath, old, chunks);
       resume = true;
     } else {
-      if (old && !sameContent) this.emit('warning', { message: `${name} changed on the swarm since the last attempt (content ${old.cid} → ${m.cid}); discarding the partial download` });
+      if (old && !sameContent) this.emit('warning', { message: `${name} changed on the swarm since the last attempt (content ${old.cid.slice(0, 16)}… → ${m.cid.slice(0, 16)}…); discarding the partial download` });
       if (old && sameContent) this.emit('warning', { message: `the partial download of ${name} is gone or damaged (${partPath}); starting over` });
-      ticket = new Ticket(ticketPath, { name, cid: m.cid, size: m.size, chunkBytes: m.chunkBytes, mtime: m.mtime }, chunks);
+      if (!old && loaded.why === 'old-format') this.emit('warning', { message: `the partial download of ${name} was made by an older swarm; starting over` });
+      if (!old && loaded.why === 'damaged') this.emit('warning', { message: `the ticket of ${name} is damaged; starting over` });
+      ticket = new Ticket(ticketPath, { name, cid: m.cid, size: m.size, chunkBytes: m.chunkBytes, mtime: target.mtime }, chunks);
     }
     let haveBytes = 0;
     for (let i = 0; i < chunks; i++) if (ticket.has(i)) haveBytes += chunkLength(m.size, m.chunkBytes, i);
+    this.check();
     const part = await PartFile.open(finalPath, m.size, { keep: resume, needBytes: m.size - haveBytes });
     if (!resume) await ticket.flush();
     const c = new Coordinator(m, target.holders, {
@@ -132,8 +227,9 @@ export class Download extends EventEmitter<DownloadEvents> {
       budgetBytes: this.opts.budgetBytes ?? DEFAULT_BUDGET_BYTES,
       stallMs: this.opts.stallMs ?? 10_000,
       requestTimeoutMs: this.opts.requestTimeoutMs ?? 20_000,
+      firstChunkMs: this.opts.firstChunkMs ?? 5_000,
+      signal: this.signal,
     });
-    this.coordinator = c;
     c.on('warning', (e) => this.emit('warning', e));
     c.on('peer-dropped', (e) => this.emit('peer-dropped', e));
     const startBytes = haveBytes;
@@ -152,46 +248,47 @@ export class Download extends EventEmitter<DownloadEvents> {
       name,
       path: finalPath,
       size: m.size,
-      mtime: m.mtime,
+      mtime: target.mtime,
       cid: m.cid,
       chunks,
       chunkBytes: m.chunkBytes,
-      peers: target.holders.map((h) => `${h.ip}:${h.port}`),
+      peers: target.holders.map((h) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`)),
       resumedChunks: c.resumedChunks,
       source: target.source,
     });
     let breakdown: Breakdown | undefined;
     try {
-      if (this.aborted) c.abort(this.aborted);
       const tSetup = performance.now();
       const elu = performance.eventLoopUtilization();
       await c.run();
       await c.drainWrites();
       const tTransfer = performance.now();
       const mainBusyMs = performance.eventLoopUtilization(elu).active;
-      const hosts = this.opts.profile ? await c.hostStats() : null;
+      const hostTimes = this.opts.profile ? await c.hostStats() : null;
       await c.closeHosts();
-      await part.finish(m.mtime);
+      if (ticket.error) throw ticket.error;
+      this.check();
+      await part.finish(target.mtime, this.opts.overwrite === true);
       await ticket.remove();
-      if (hosts) {
+      if (hostTimes) {
         const transfer = (tTransfer - tSetup) / 1000;
         const poolThreads = pool.threads;
         const hash = c.poolTimes.hashMs / 1000;
         const write = c.poolTimes.writeMs / 1000;
-        const inlineWork = (hosts.inline ? hosts.copyMs + hosts.checksumMs : 0) + (poolThreads === 0 ? c.poolTimes.hashMs + c.poolTimes.writeMs : 0);
+        const inlineWork = (hostTimes.inline ? hostTimes.copyMs + hostTimes.checksumMs : 0) + (poolThreads === 0 ? c.poolTimes.hashMs + c.poolTimes.writeMs : 0);
         breakdown = {
           wallSeconds: (performance.now() - t0) / 1000,
           phases: { resolve: (tResolved - t0) / 1000, setup: (tSetup - tResolved) / 1000, transfer, finish: (performance.now() - tTransfer) / 1000 },
           stages: {
-            receive: hosts.inline ? 0 : Math.max(0, hosts.busyMs - hosts.copyMs - hosts.checksumMs) / 1000,
-            copy: hosts.copyMs / 1000,
-            checksum: hosts.checksumMs / 1000,
+            receive: hostTimes.inline ? 0 : Math.max(0, hostTimes.busyMs - hostTimes.copyMs - hostTimes.checksumMs) / 1000,
+            copy: hostTimes.copyMs / 1000,
+            checksum: hostTimes.checksumMs / 1000,
             hash,
             write,
             coordinate: Math.max(0, mainBusyMs - inlineWork) / 1000,
             wait: poolThreads > 0 ? Math.max(0, transfer * poolThreads - hash - write) : 0,
           },
-          threads: { peer: hosts.threads, pool: poolThreads },
+          threads: { peer: hostTimes.threads, pool: poolThreads },
         };
       }
     } catch (err) {
@@ -214,6 +311,25 @@ export class Download extends EventEmitter<DownloadEvents> {
       ...(breakdown ? { breakdown } : {}),
     });
   }
+}
+
+/** True when the file at `file` hashes, chunk by chunk, to the manifest. */
+async function sameContent(file: string, m: Manifest, pool: ChunkPool, signal: AbortSignal): Promise<boolean> {
+  const st = await stat(file);
+  const chunks = chunksOf(m);
+  const TASK = 16;
+  for (let first = 0; first < chunks; first += TASK * Math.max(1, pool.threads)) {
+    signal.throwIfAborted();
+    const tasks: Promise<{ first: number; hashes: Uint8Array }>[] = [];
+    for (let f = first; f < Math.min(chunks, first + TASK * Math.max(1, pool.threads)); f += TASK) {
+      const endChunk = Math.min(chunks, f + TASK);
+      tasks.push(pool.hashRange({ path: file, size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino, firstChunk: f, endChunk, chunkBytes: m.chunkBytes }).then((hashes) => ({ first: f, hashes })));
+    }
+    for (const { first: f, hashes } of await Promise.all(tasks)) {
+      for (let i = 0; i < hashes.length / CHUNK_HASH_BYTES; i++) if (!sameHash(hashAt(hashes, i), hashAt(m.hashes, f + i))) return false;
+    }
+  }
+  return true;
 }
 
 export type GetPromise = Promise<DoneEvent> & { download: Download };

@@ -1,10 +1,11 @@
 /**
- * One connection to one seeding peer, fetching the chunk ranges it is told to. It implements the
+ * One connection to one holder, fetching the chunk ranges it is told to. It implements the
  * framed client's streaming handler: each data packet is checked as it starts (belongs to a live
  * request, in order, inside its chunk), its payload is copied into the buffer of its chunk as the
  * bytes arrive, and its checksum is verified over that copy when it ends; a complete chunk is
  * handed up with its buffer (transferred). A bad packet spoils its chunk: the chunk is dropped
- * and a strike is reported; the coordinator decides what happens to the peer.
+ * and a strike is reported; the coordinator decides what happens to the peer. Bytes of packets
+ * that belong to no live request are counted as junk, so a peer cannot look busy by flooding.
  */
 import { FramedClient, READ_BUFFER_BYTES } from '../net/framed-client.js';
 import { arena, pieceSum, type ChecksumArena } from '../protocol/checksum-wasm.js';
@@ -12,7 +13,7 @@ import { add16 } from '../protocol/checksum.js';
 import { ERROR_CODES, SwarmError, toWire, type WireError } from '../errors.js';
 import { packetChecksumOk, type PacketHeader } from '../protocol/packet.js';
 import { sum16 } from '../protocol/checksum.js';
-import type { Header } from '../protocol/frame.js';
+import type { PeerReply } from '../protocol/messages.js';
 import type { FromPeerHost } from './thread-messages.js';
 
 export interface BufferSource {
@@ -47,6 +48,7 @@ export class PeerFetcher {
   private readonly readArena: ChecksumArena | null = arena(READ_BUFFER_BYTES);
   private readonly requests = new Map<number, Request>();
   private pendingBytes = 0;
+  private junkBytes = 0;
   private closed = false;
 
   constructor(
@@ -58,20 +60,19 @@ export class PeerFetcher {
     private readonly times: FetchTimes = { copyMs: 0, checksumMs: 0 },
     connectTimeoutMs = 5_000,
   ) {
-    this.client = new FramedClient(
-      host,
-      port,
-      {
+    this.client = new FramedClient(host, port, {
+      side: 'peerReply',
+      handler: {
         onPacketStart: (h, headerSum) => this.onPacketStart(h, headerSum),
         onPacketData: (h, piece, at) => this.onPacketData(h, piece, at),
         onPacketEnd: (h) => this.onPacketEnd(h),
-        onMessage: (h) => this.onMessage(h),
+        onMessage: (m) => this.onMessage(m),
+        onHello: (h) => this.post({ type: 'hello', peerId: this.peerId, peer: h.peer, listen: h.listen ?? null }),
         onClose: (err) => this.onClose(err),
       },
-      connectTimeoutMs,
-      'peerReply',
-      this.readArena?.bytes,
-    );
+      timeoutMs: connectTimeoutMs,
+      ...(this.readArena ? { readBuffer: this.readArena.bytes } : {}),
+    });
   }
 
   async connect(): Promise<void> {
@@ -79,9 +80,9 @@ export class PeerFetcher {
     this.post({ type: 'connected', peerId: this.peerId });
   }
 
-  get(reqId: number, name: string, cid: string, from: number, to: number, size: number, chunkBytes: number): void {
+  get(reqId: number, cid: string, from: number, to: number, size: number, chunkBytes: number): void {
     this.requests.set(reqId, { from, to, size, chunkBytes, chunks: new Map() });
-    this.client.write({ t: 'get', id: reqId, name, cid, from, to });
+    this.client.write({ t: 'get', id: reqId, cid, from, to });
   }
 
   cancel(reqId: number): void {
@@ -92,11 +93,12 @@ export class PeerFetcher {
     this.client.write({ t: 'cancel', id: reqId });
   }
 
-  /** Bytes received since the last call (for rate reports). */
-  takeBytes(): number {
-    const n = this.pendingBytes;
+  /** Bytes received since the last call, and how many of them were junk (for rate reports). */
+  takeBytes(): { n: number; junk: number } {
+    const r = { n: this.pendingBytes, junk: this.junkBytes };
     this.pendingBytes = 0;
-    return n;
+    this.junkBytes = 0;
+    return r;
   }
 
   private strike(reqId: number, chunk: number, a: Assembly | undefined, error: WireError): void {
@@ -116,7 +118,11 @@ export class PeerFetcher {
     this.cur.a = null;
     this.pendingBytes += h.length;
     const r = this.requests.get(h.requestId);
-    if (!r) return; // a request we cancelled: its last packets may still arrive
+    if (!r) {
+      // a request we cancelled may still send a few packets; anything else is junk
+      this.junkBytes += h.length;
+      return;
+    }
     if (h.chunk < r.from || h.chunk >= r.to) {
       this.strike(h.requestId, -1, undefined, toWire(new SwarmError(ERROR_CODES.BAD_PACKET, `packet for chunk ${h.chunk} outside the requested ${r.from}..${r.to - 1}`)));
       this.client.destroy(new SwarmError(ERROR_CODES.BAD_PACKET, 'peer sent chunks it was not asked for'));
@@ -128,7 +134,10 @@ export class PeerFetcher {
       a = { buf: null, received: 0, length: Math.min(r.chunkBytes, r.size - start), bad: false };
       r.chunks.set(h.chunk, a);
     }
-    if (a.bad) return;
+    if (a.bad) {
+      this.junkBytes += h.length;
+      return;
+    }
     const rel = h.offset - start;
     if (rel !== a.received || rel + h.length > a.length) {
       this.strike(h.requestId, h.chunk, a, toWire(new SwarmError(ERROR_CODES.BAD_PACKET, `packet at offset ${h.offset} does not continue chunk ${h.chunk}`)));
@@ -175,16 +184,17 @@ export class PeerFetcher {
     }
   }
 
-  private onMessage(h: Header): void {
-    if (h.t !== 'done' && h.t !== 'error') return;
-    const id = h.id as number;
+  private onMessage(m: PeerReply): void {
+    if (m.t !== 'done' && m.t !== 'error') return;
+    const id = m.id;
+    if (id === undefined) return;
     const r = this.requests.get(id);
     if (!r) return;
     this.requests.delete(id);
     // zero-length chunks (0-byte files have none; this is for completeness) and leftovers
     this.dropAssemblies(r);
-    if (h.t === 'done') this.post({ type: 'done', peerId: this.peerId, reqId: id });
-    else this.post({ type: 'done', peerId: this.peerId, reqId: id, error: { code: h.code as WireError['code'], message: String(h.message) } });
+    if (m.t === 'done') this.post({ type: 'done', peerId: this.peerId, reqId: id });
+    else this.post({ type: 'done', peerId: this.peerId, reqId: id, error: { code: m.code as WireError['code'], message: m.message.slice(0, 500) } });
   }
 
   private dropAssemblies(r: Request): void {

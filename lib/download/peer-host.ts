@@ -50,20 +50,19 @@ export class PeerHostCore implements BufferSource {
   }
 
   private reportBytes(): void {
-    for (const f of this.fetchers.values()) {
-      const n = f.takeBytes();
-      if (n > 0) this.post({ type: 'bytes', peerId: f.peerId, n });
-    }
+    for (const f of this.fetchers.values()) this.flushBytes(f);
+  }
+
+  private flushBytes(f: PeerFetcher): void {
+    const { n, junk } = f.takeBytes();
+    if (n > 0) this.post({ type: 'bytes', peerId: f.peerId, n, junk });
   }
 
   handle(m: ToPeerHost): void {
     switch (m.type) {
       case 'connect': {
         const f = new PeerFetcher(m.peerId, m.host, m.port, this, (msg, transfer) => {
-          if (msg.type === 'closed' || msg.type === 'chunk') {
-            const n = f.takeBytes();
-            if (n > 0) this.post({ type: 'bytes', peerId: f.peerId, n });
-          }
+          if (msg.type === 'closed' || msg.type === 'chunk') this.flushBytes(f);
           if (msg.type === 'closed') this.fetchers.delete(m.peerId);
           this.post(msg, transfer);
         }, this.times);
@@ -72,7 +71,7 @@ export class PeerHostCore implements BufferSource {
         return;
       }
       case 'get':
-        this.fetchers.get(m.peerId)?.get(m.reqId, m.name, m.cid, m.from, m.to, m.size, m.chunkBytes);
+        this.fetchers.get(m.peerId)?.get(m.reqId, m.cid, m.from, m.to, m.size, m.chunkBytes);
         return;
       case 'cancel':
         this.fetchers.get(m.peerId)?.cancel(m.reqId);

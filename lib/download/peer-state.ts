@@ -28,6 +28,13 @@ export interface Peer {
   /** Open requests, in the order they were sent (which is the order the peer serves them). */
   requests: Map<number, Req>;
   everConnected: boolean;
+  /** Bytes of packets that answered live requests, and bytes of packets that answered nothing. */
+  usefulBytes: number;
+  junkBytes: number;
+  /** When the first request was sent (0: not yet). */
+  firstRequestAt: number;
+  /** Why the peer was dropped, when it was for misbehaving. */
+  droppedFor: 'bad-data' | null;
 }
 
 /**

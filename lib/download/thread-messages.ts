@@ -8,7 +8,7 @@ import type { PeerThreadTimes } from './breakdown.js';
 
 export type ToPeerHost =
   | { type: 'connect'; peerId: number; host: string; port: number }
-  | { type: 'get'; peerId: number; reqId: number; name: string; cid: string; from: number; to: number; size: number; chunkBytes: number }
+  | { type: 'get'; peerId: number; reqId: number; cid: string; from: number; to: number; size: number; chunkBytes: number }
   | { type: 'cancel'; peerId: number; reqId: number }
   | { type: 'buffer'; bytes: Uint8Array }
   | { type: 'close'; peerId: number }
@@ -20,11 +20,14 @@ export type FromPeerHost =
   | { type: 'connected'; peerId: number }
   /** A whole chunk, checksums of all its packets good; `bytes` is transferred (length may exceed the chunk). */
   | { type: 'chunk'; peerId: number; reqId: number; chunk: number; bytes: Uint8Array; length: number }
-  /** Bytes received since the last report, for rates and stall detection. */
-  | { type: 'bytes'; peerId: number; n: number }
+  /** Bytes received since the last report (stall detection); `junk`: of them, bytes of packets
+   * that belong to no live request (a peer flooding us with data nobody asked for). */
+  | { type: 'bytes'; peerId: number; n: number; junk: number }
   /** Bad data: the chunk (if any) is dropped and must be fetched again. */
   | { type: 'strike'; peerId: number; reqId: number; chunk: number; error: WireError }
   /** The request is over; chunks not delivered by now will not be. */
   | { type: 'done'; peerId: number; reqId: number; error?: WireError }
+  /** The peer's hello (its id, listening port) arrived. */
+  | { type: 'hello'; peerId: number; peer: string; listen: number | null }
   | { type: 'closed'; peerId: number; error?: WireError }
   | { type: 'stats'; peerId: -1; times: PeerThreadTimes };

@@ -1,23 +1,36 @@
 /**
- * A client connection speaking the framed protocol, to a peer (`swarm serve`) or a tracker:
- * request/answer matched by id for control messages, and a raw path for `get` whose data packets
- * and unmatched messages go to the handler the caller declares (the peer worker implements it).
- * Every request has a timeout; `destroy(err)` is idempotent and fails whatever is pending.
+ * A client connection speaking the framed protocol, to a peer (`swarm serve`) or a tracker.
+ *
+ *   connect ─► hello (ours, pipelined with the first request) ─► their hello must come first
+ *   request(msg) ─► answer with the same id (typed by protocol/messages.ts), or its error
+ *   write(msg)   ─► no answer expected (get, cancel); packets and unmatched messages go to the
+ *                   handler the caller declares (the peer worker implements it)
+ *
+ * Every request has a timeout; `destroy(err)` is idempotent and fails whatever is pending. After
+ * hello, message types this build does not know are skipped. A server that answers our hello with
+ * an error is an older swarm: that is SWARM_ERR_VERSION with a message saying so.
  */
 import net from 'node:net';
 import { ERROR_CODES, SwarmError, fromWire, asSwarmError } from '../errors.js';
 import { FrameDecoder, encodeFrame, type Header } from '../protocol/frame.js';
-import { checkMessage, type ProtocolSide } from '../protocol/messages.js';
+import { checkHello, decodeMessage, helloMessage, type Hello, type MessageFor, type HelloFields } from '../protocol/messages.js';
 import type { PacketHeader } from '../protocol/packet.js';
+import { localHello } from './identity.js';
 
-export interface PeerClientHandler {
+export type ReplySide = 'peerReply' | 'trackerReply';
+export type Reply<S extends ReplySide> = Exclude<MessageFor<S>, { t: 'hello' } | { t: 'error' }>;
+
+export interface ClientHandler<S extends ReplySide = 'peerReply'> {
+  /** Whole packets (tools and tests): header, raw header bytes, payload as slices of the input. */
   onPacket?(h: PacketHeader, headerBytes: Buffer, payload: Buffer[]): void;
   /** Streaming packets (see FrameDecoder): with these, the socket reads into one reused buffer. */
   onPacketStart?(h: PacketHeader, headerSum: number): void;
   onPacketData?(h: PacketHeader, piece: Buffer, at: number): void;
   onPacketEnd?(h: PacketHeader): void;
-  /** Messages that answer no pending request (done, error for a get). */
-  onMessage?(h: Header, body: Buffer): void;
+  /** Messages that answer no pending request (done, errors of a get, bitfield, have...). */
+  onMessage?(m: MessageFor<S>, body: Buffer): void;
+  /** The other side's hello arrived and passed. */
+  onHello?(h: Hello): void;
   onClose?(err: SwarmError | null): void;
 }
 
@@ -25,37 +38,54 @@ export interface PeerClientHandler {
 export const READ_BUFFER_BYTES = 256 << 10;
 
 interface Pending {
-  resolve: (v: { header: Header; body: Buffer }) => void;
+  resolve: (v: { message: unknown; body: Buffer }) => void;
   reject: (e: SwarmError) => void;
   timer: NodeJS.Timeout;
 }
 
 export function parseHostPort(s: string, defaultPort: number): { host: string; port: number } {
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:]+)(?::(\d+))?$/.exec(s);
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(s);
   if (!m) throw new SwarmError(ERROR_CODES.USAGE, `not a host:port: ${s}`);
-  const port = m[2] ? Number(m[2]) : defaultPort;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SwarmError(ERROR_CODES.USAGE, `bad port in ${s}`);
+  const port = m[2] !== undefined ? Number(m[2]) : defaultPort;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SwarmError(ERROR_CODES.USAGE, `bad port in ${s} (1-65535)`);
   return { host: m[1]!, port };
 }
 
-export class FramedClient {
+export interface FramedClientOptions<S extends ReplySide> {
+  side: S;
+  handler?: ClientHandler<S>;
+  /** Connect timeout, and the default timeout of a request. */
+  timeoutMs?: number;
+  /** Streaming mode: the buffer every socket read lands in (default: a fresh one). */
+  readBuffer?: Buffer;
+  /** Our hello (default: this process, not listening). */
+  hello?: HelloFields;
+  /** Bind the connection to this local address (tests: attackers on 127.0.0.2). */
+  localAddress?: string;
+}
+
+export class FramedClient<S extends ReplySide = 'peerReply'> {
   private socket: net.Socket | null = null;
   private readonly decoder: FrameDecoder;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  private readonly streaming: boolean;
+  private readonly handler: ClientHandler<S>;
+  private readonly timeoutMs: number;
   readonly address: string;
+  /** The other side's hello, once it arrived. */
+  remoteHello: Hello | null = null;
 
   constructor(
     readonly host: string,
     readonly port: number,
-    private readonly handler: PeerClientHandler = {},
-    private readonly timeoutMs = 10_000,
-    private readonly replies: ProtocolSide = 'peerReply',
-    /** Streaming mode: the buffer every socket read lands in (default: a fresh one). */
-    private readonly readBuffer?: Buffer,
+    private readonly o: FramedClientOptions<S>,
   ) {
-    this.address = `${host}:${port}`;
+    this.address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    this.handler = o.handler ?? {};
+    this.timeoutMs = o.timeoutMs ?? 10_000;
+    const handler = this.handler;
     this.streaming = typeof handler.onPacketStart === 'function';
     this.decoder = new FrameDecoder(
       this.streaming
@@ -68,15 +98,13 @@ export class FramedClient {
         : {
             onMessage: (h, body) => this.onMessage(h, body),
             onPacket: (h, raw, payload) => {
-              if (!this.handler.onPacket) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'unexpected data packet');
-              this.handler.onPacket(h, raw, payload);
+              if (!handler.onPacket) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'unexpected data packet');
+              handler.onPacket(h, raw, payload);
             },
           },
       { reuseInput: this.streaming },
     );
   }
-
-  private readonly streaming: boolean;
 
   private onBytes(d: Buffer): void {
     try {
@@ -88,15 +116,24 @@ export class FramedClient {
 
   connect(): Promise<this> {
     return new Promise((resolve, reject) => {
+      const base = { host: this.host, port: this.port, noDelay: true, ...(this.o.localAddress ? { localAddress: this.o.localAddress } : {}) };
       // Streaming handlers copy every byte out during the call, so one read buffer serves the
       // whole connection: no allocation per read, and reads of up to READ_BUFFER_BYTES.
       const socket = this.streaming
-        ? net.connect({ host: this.host, port: this.port, noDelay: true, onread: { buffer: this.readBuffer ?? Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: (n: number, buf: Uint8Array) => {
+        ? net.connect({
+            ...base,
+            onread: {
+              buffer: this.o.readBuffer ?? Buffer.allocUnsafe(READ_BUFFER_BYTES),
+              callback: (n: number, buf: Uint8Array) => {
                 this.onBytes(buf.subarray(0, n) as Buffer);
                 return true;
-              } } })
-        : net.connect({ host: this.host, port: this.port, noDelay: true });
+              },
+            },
+          })
+        : net.connect(base);
       this.socket = socket;
+      // queued before anything else this connection will carry, even writes made before 'connect'
+      this.send(helloMessage(this.o.hello ?? localHello()));
       const timer = setTimeout(() => {
         const err = new SwarmError(ERROR_CODES.PEER_TIMEOUT, `no answer from ${this.address} within ${this.timeoutMs} ms`);
         reject(err);
@@ -123,7 +160,7 @@ export class FramedClient {
   }
 
   /** Send a request and wait for the answer with the same id. */
-  request(h: Header, timeoutMs = this.timeoutMs): Promise<{ header: Header; body: Buffer }> {
+  request<T extends Reply<S>['t']>(h: Header, expect: T, timeoutMs = this.timeoutMs): Promise<{ message: Extract<Reply<S>, { t: T }>; body: Buffer }> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.closed || !this.socket) return reject(new SwarmError(ERROR_CODES.PEER_CLOSED, `not connected to ${this.address}`));
@@ -131,13 +168,25 @@ export class FramedClient {
         this.pending.delete(id);
         reject(new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.address} did not answer "${h.t}" within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
-      this.write({ ...h, id });
+      this.pending.set(id, {
+        resolve: (v) => {
+          const m = v.message as { t: string };
+          if (m.t !== expect) reject(new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.address} answered "${h.t}" with "${m.t}", expected "${expect}"`));
+          else resolve(v as { message: Extract<Reply<S>, { t: T }>; body: Buffer });
+        },
+        reject,
+        timer,
+      });
+      this.send({ ...h, id });
     });
   }
 
   /** Send without waiting (get, cancel). Returns false when the socket wants a drain. */
   write(h: Header): boolean {
+    return this.send(h);
+  }
+
+  private send(h: Header): boolean {
     if (this.closed || !this.socket) return false;
     let ok = true;
     for (const b of encodeFrame(h)) ok = this.socket.write(b);
@@ -149,21 +198,38 @@ export class FramedClient {
   }
 
   private onMessage(h: Header, body: Buffer): void {
-    checkMessage(this.replies, h);
-    const id = h.id as number | undefined;
+    const m = decodeMessage(this.o.side, h) as MessageFor<S> | { t: 'unknown'; type: string };
+    if (!this.remoteHello) {
+      if (m.t === 'hello') {
+        checkHello(m as Hello, this.address);
+        this.remoteHello = m as Hello;
+        this.handler.onHello?.(this.remoteHello);
+        return;
+      }
+      if (m.t === 'error') {
+        // an older swarm refuses the hello it does not know; a current one only errs on bad input
+        const e = m as { code: string; message: string };
+        throw e.code === ERROR_CODES.UNKNOWN_MESSAGE || /hello/.test(e.message)
+          ? new SwarmError(ERROR_CODES.VERSION, `${this.address} speaks an older swarm protocol (it answered hello with: ${e.message}); run the same swarm version on both sides`)
+          : fromWire(e);
+      }
+      throw new SwarmError(ERROR_CODES.VERSION, `${this.address} did not start with hello (sent "${h.t}"); it is not a swarm ${this.o.side === 'trackerReply' ? 'tracker' : 'peer'} of this version`);
+    }
+    if (m.t === 'unknown' || m.t === 'hello') return; // a newer peer's message, or a repeated hello
+    const id = (m as { id?: number }).id;
     const p = id !== undefined ? this.pending.get(id) : undefined;
     if (p) {
       this.pending.delete(id!);
       clearTimeout(p.timer);
-      if (h.t === 'error') p.reject(fromWire(h as { code?: unknown; message?: unknown }));
-      else p.resolve({ header: h, body });
+      if (m.t === 'error') p.reject(fromWire(m as { code: string; message: string }));
+      else p.resolve({ message: m, body });
       return;
     }
-    if (h.t === 'error' && id === undefined) {
-      this.destroy(fromWire(h as { code?: unknown; message?: unknown }));
+    if (m.t === 'error' && id === undefined) {
+      this.destroy(fromWire(m as { code: string; message: string }));
       return;
     }
-    this.handler.onMessage?.(h, body);
+    this.handler.onMessage?.(m as MessageFor<S>, body);
   }
 
   get connected(): boolean {

@@ -1,59 +1,93 @@
 /**
- * The TCP server of `swarm serve`: accepts peers (up to maxConnections) and gives each a
- * PeerSession. `close({graceful})` stops accepting, lets running transfers finish (seed 001's
- * QUIT waits for threads), then ends the rest; `close({graceful: false})` ends everything now.
+ * The TCP server of a serving peer: admits connections under the limits of net/guard.ts (in total,
+ * per remote address, deadlines per state, eviction of idle or stuck connections when full) and
+ * gives each a PeerSession over a SourceIndex it is handed (it never imports the share).
+ * `close({graceful})` stops accepting, lets running transfers finish (seed 001's QUIT waits for
+ * threads), then ends the rest; `close({graceful: false})` ends everything now.
  */
 import net from 'node:net';
 import { listenOn } from '../net/listen.js';
-import type { Library } from '../share/library.js';
 import { noLog, type Log } from '../log.js';
 import { PeerSession } from './session.js';
 import { TokenBucket } from '../scheduling/token-bucket.js';
+import { ConnectionGuard, SERVE_LIMITS, type ServerLimits } from '../net/guard.js';
+import { encodeFrame } from '../protocol/frame.js';
+import { ERROR_CODES } from '../errors.js';
+import { localHello } from '../net/identity.js';
+import type { SourceIndex } from './source.js';
 
 export interface PeerServerOptions {
   log?: Log;
-  maxConnections?: number;
-  /** An idle connection (no request for this long) is closed. */
-  idleMs?: number;
+  /** Connection limits and deadlines (defaults: SERVE_LIMITS). */
+  limits?: Partial<ServerLimits>;
   /** Upload limit for the whole server, bytes per second (0 or absent: none). */
   maxUploadBytesPerSec?: number;
 }
 
+export function plainIp(addr: string | undefined): string {
+  if (!addr) return '0.0.0.0';
+  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+}
+
 export class PeerServer {
   private readonly server: net.Server;
-  private readonly sessions = new Set<PeerSession>();
   private readonly log: Log;
+  readonly guard: ConnectionGuard<PeerSession>;
+  private readonly upload: TokenBucket | null;
+  private listenPort = 0;
 
-  constructor(private readonly library: Library, opts: PeerServerOptions = {}) {
+  constructor(private readonly sources: SourceIndex, opts: PeerServerOptions = {}) {
     this.log = opts.log ?? noLog;
-    const upload = opts.maxUploadBytesPerSec ? new TokenBucket(opts.maxUploadBytesPerSec, Date.now()) : null;
-    this.server = net.createServer({ noDelay: true }, (socket) => {
-      const s = new PeerSession(socket, this.library, this.log, (ended) => {
-        this.sessions.delete(ended);
-        this.log('peer-disconnected', { peer: ended.remote, sent: ended.bytesSent });
-      }, upload);
-      this.sessions.add(s);
-      this.log('peer-connected', { peer: s.remote });
-      socket.setTimeout(opts.idleMs ?? 120_000, () => {
-        if (!s.busy) s.destroy();
-      });
+    this.upload = opts.maxUploadBytesPerSec ? new TokenBucket(opts.maxUploadBytesPerSec, Date.now()) : null;
+    this.guard = new ConnectionGuard<PeerSession>({ ...SERVE_LIMITS, ...opts.limits }, (s, reason) => this.log('peer-closed', { peer: s.remote, reason }));
+    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  private accept(socket: net.Socket): void {
+    const ip = plainIp(socket.remoteAddress);
+    socket.on('error', () => socket.destroy());
+    const admitted = this.guard.admit(ip);
+    if (!admitted.ok) {
+      this.log('peer-refused', { peer: `${ip}:${socket.remotePort}`, reason: admitted.reason });
+      for (const b of encodeFrame({ t: 'error', code: ERROR_CODES.BUSY, message: admitted.reason })) socket.write(b);
+      socket.end();
+      setTimeout(() => socket.destroy(), 1_000).unref();
+      return;
+    }
+    const s = new PeerSession(socket, ip, { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort) }, (ended, reason) => {
+      this.guard.remove(ended);
+      this.log('peer-disconnected', { peer: ended.remote, sent: ended.bytesSent, reason });
     });
-    this.server.maxConnections = opts.maxConnections ?? 256;
+    this.guard.add(s);
+    this.log('peer-connected', { peer: s.remote });
   }
 
   async listen(port: number, host: string): Promise<{ host: string; port: number }> {
     const a = await listenOn(this.server, port, host, 'peers');
+    this.listenPort = a.port;
+    this.guard.start();
     return { host: a.address, port: a.port };
   }
 
   get connections(): number {
-    return this.sessions.size;
+    return this.guard.size;
   }
 
   get busy(): number {
     let n = 0;
-    for (const s of this.sessions) if (s.busy) n++;
+    for (const s of this.guard.connections()) if (s.busy) n++;
     return n;
+  }
+
+  /** What connections hold right now (tests prove the bounds with these). */
+  usage(): { connections: number; openReaders: number; bufferedRequestBytes: number } {
+    let openReaders = 0;
+    let bufferedRequestBytes = 0;
+    for (const s of this.guard.connections()) {
+      openReaders += s.openReaders;
+      bufferedRequestBytes += s.bufferedRequestBytes;
+    }
+    return { connections: this.guard.size, openReaders, bufferedRequestBytes };
   }
 
   private forced = false;
@@ -61,7 +95,7 @@ export class PeerServer {
   /** End every connection now (also ends the wait of a graceful close). */
   endAll(): void {
     this.forced = true;
-    for (const s of [...this.sessions]) s.destroy();
+    for (const s of [...this.guard.connections()]) s.destroy('server stopping');
   }
 
   async close(opts: { graceful: boolean; waitMs?: number } = { graceful: true }): Promise<void> {
@@ -70,6 +104,7 @@ export class PeerServer {
       const deadline = Date.now() + (opts.waitMs ?? 10 * 60_000);
       while (this.busy > 0 && !this.forced && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     }
+    this.guard.stop();
     this.endAll();
     await closed;
   }

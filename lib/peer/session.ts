@@ -1,45 +1,63 @@
 /**
- * One incoming peer connection on `swarm serve`: answers list / manifest / get / cancel, and a
- * seed-002 plain-name File Request (legacy.ts).
+ * One incoming peer connection: hello, then list / stat / manifest / get / cancel / interest, or
+ * seed 002's plain-name File Request (legacy.ts).
  *
- *   socket ─► FrameDecoder ─► list, manifest: answered at once
+ *   socket ─► FrameDecoder ─► hello (first, within the handshake deadline)
+ *                          ├► list, stat, manifest, interest: answered at once
  *                          └► get: queued ─► sender loop: read 1 MiB ─► 64 KiB packets ─► socket
  *                                            (next read overlaps the send; waits on 'drain')
  *
- * Memory per connection is bounded: at most READ_BUFFERS read buffers (each released when the
- * socket has flushed its last packet) and MAX_QUEUED_GETS queued requests. Bytes of a file
- * that changed since its manifest are never sent under the old content id.
+ * Everything the remote side can make us hold is bounded: replies (when the socket holds more
+ * than REPLY_WINDOW_BYTES unsent, the decoder and the socket pause, so a client that does not
+ * read stops being read), queued requests (MAX_QUEUED_GETS), read buffers (READ_BUFFERS of
+ * 1 MiB), open files (MAX_OPEN_READERS, closed on every path), and the time it may spend in each
+ * state (net/guard.ts). Content is served by content id from a SourceIndex, only chunks the
+ * source has verified, and bytes of a file that changed since it was hashed are never sent.
  */
 import type { Socket } from 'node:net';
 import { ERROR_CODES, SwarmError, toWire, asSwarmError } from '../errors.js';
 import { PACKET_PAYLOAD_BYTES } from '../constants.js';
 import { FrameDecoder, encodeFrame, type Header } from '../protocol/frame.js';
 import { encodePacketHead, FLAG_LAST_IN_CHUNK } from '../protocol/packet.js';
-import { checkMessage } from '../protocol/messages.js';
-import { encodeHashes } from '../manifest.js';
-import { chunkCount } from '../chunking.js';
-import { OpenFiles } from './open-files.js';
-import type { Library } from '../share/library.js';
+import { checkHello, decodeMessage, helloMessage, type Hello, type PeerRequest } from '../protocol/messages.js';
+import { chunksOf } from '../manifest.js';
 import type { Log } from '../log.js';
 import { serveLegacyRequest } from './legacy.js';
 import type { TokenBucket } from '../scheduling/token-bucket.js';
 import { arena, type ChecksumArena } from '../protocol/checksum-wasm.js';
 import { sum16 } from '../protocol/checksum.js';
+import type { GuardedConnection, ServerLimits } from '../net/guard.js';
+import type { HelloFields } from '../protocol/messages.js';
+import type { ChunkSource, SourceIndex, SourceReader } from './source.js';
 
 const READ_BYTES = 1 << 20;
 const READ_BUFFERS = 4;
 export const MAX_QUEUED_GETS = 1024;
+/** Unsent reply bytes at which we stop reading the client's requests. */
+export const REPLY_WINDOW_BYTES = 256 << 10;
+/** Largest request frame: requests are small JSON headers with no body. */
+export const MAX_REQUEST_HEADER_BYTES = 16 << 10;
+const MAX_OPEN_READERS = 16;
+/** Files per `files` page, and the JSON bytes a page may reach before it is cut. */
+const LIST_PAGE_FILES = 1000;
+const LIST_PAGE_BYTES = 256 << 10;
 
 interface GetRequest {
   id: number;
-  name: string;
-  cid: string;
+  source: ChunkSource;
   from: number;
   to: number;
   cancelled: boolean;
 }
 
-export class PeerSession {
+export interface SessionContext {
+  sources: SourceIndex;
+  log: Log;
+  upload: TokenBucket | null;
+  hello: HelloFields;
+}
+
+export class PeerSession implements GuardedConnection {
   private readonly decoder: FrameDecoder;
   private readonly queue: GetRequest[] = [];
   private current: GetRequest | null = null;
@@ -51,34 +69,71 @@ export class PeerSession {
   private buffersOut = 0;
   private bufferWaiters: (() => void)[] = [];
   private mode: 'unknown' | 'framed' | 'legacy' = 'unknown';
+  private readonly readers = new Map<string, Promise<SourceReader>>();
   readonly remote: string;
+  readonly ip: string;
+  readonly since: number;
+  remoteHello: Hello | null = null;
   bytesSent = 0;
-  private readonly openFiles: OpenFiles;
+  /** Clocks read by the guard (net/guard.ts). */
+  private lastActivityAt: number;
+  private partialSince = 0;
+  private blockedSince = 0;
+  private pausedForReplies = false;
 
   constructor(
     private readonly socket: Socket,
-    private readonly library: Library,
-    private readonly log: Log,
-    private readonly onEnd: (s: PeerSession) => void,
-    private readonly upload: TokenBucket | null = null,
+    ip: string,
+    private readonly ctx: SessionContext,
+    private readonly onEnd: (s: PeerSession, reason: string) => void,
   ) {
-    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.openFiles = new OpenFiles(library);
+    this.ip = ip;
+    this.remote = `${ip}:${socket.remotePort}`;
+    this.since = this.lastActivityAt = Date.now();
     socket.setNoDelay(true);
-    this.decoder = new FrameDecoder({
-      onMessage: (h, body) => this.onMessage(h, body),
-      onPacket: () => {
-        throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'peers do not send data packets to a server');
+    this.decoder = new FrameDecoder(
+      {
+        onMessage: (h) => this.onMessage(h),
+        onPacket: () => {
+          throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'peers do not send data packets to a server');
+        },
       },
-    });
+      { maxHeaderBytes: MAX_REQUEST_HEADER_BYTES, maxBodyBytes: 0 },
+    );
     socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('error', () => this.destroy());
-    socket.on('close', () => this.destroy());
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', () => this.destroy('socket error'));
+    socket.on('close', () => this.destroy('closed by peer'));
   }
 
   /** True while a get is being sent or queued: a graceful shutdown waits for these. */
   get busy(): boolean {
     return this.sending || this.queue.length > 0;
+  }
+
+  get openReaders(): number {
+    return this.readers.size;
+  }
+
+  get bufferedRequestBytes(): number {
+    return this.decoder.buffered;
+  }
+
+  overdue(now: number, limits: ServerLimits): string | null {
+    if (this.mode === 'legacy') return this.blockedSince && now - this.blockedSince > limits.sendStallMs ? 'stopped reading the file it asked for' : null;
+    if (!this.remoteHello && now - this.since > limits.handshakeMs) return `no hello within ${limits.handshakeMs} ms`;
+    if (this.partialSince && now - this.partialSince > limits.frameMs) return `a request took longer than ${limits.frameMs} ms to arrive`;
+    if (this.blockedSince && now - this.blockedSince > limits.sendStallMs) return `did not read replies for ${limits.sendStallMs} ms`;
+    if (!this.busy && now - this.lastActivityAt > limits.idleMs) return `idle for ${limits.idleMs} ms`;
+    return null;
+  }
+
+  evictRank(now: number): number {
+    if (!this.remoteHello && this.mode !== 'legacy') return 4e12 + (now - this.since);
+    if (this.blockedSince && now - this.blockedSince > 2_000) return 3e12 + (now - this.blockedSince);
+    if (this.partialSince && now - this.partialSince > 1_000) return 2e12 + (now - this.partialSince);
+    if (!this.busy) return 1e12 + (now - this.lastActivityAt);
+    return 0;
   }
 
   private onData(d: Buffer): void {
@@ -87,9 +142,11 @@ export class PeerSession {
       if (this.mode === 'legacy') {
         this.socket.removeAllListeners('data');
         this.sending = true;
-        serveLegacyRequest(this.socket, d, this.library, this.log).finally(() => {
+        serveLegacyRequest(this.socket, d, this.ctx.sources, this.ctx.log, (blocked) => {
+          this.blockedSince = blocked ? Date.now() : 0;
+        }).finally(() => {
           this.sending = false;
-          this.destroy();
+          this.destroy('legacy request served');
         });
         return;
       }
@@ -97,51 +154,127 @@ export class PeerSession {
     try {
       this.decoder.push(d);
     } catch (err) {
-      const e = asSwarmError(err);
-      this.log('peer-protocol-error', { peer: this.remote, code: e.code, reason: e.message });
-      this.send({ t: 'error', code: e.code, message: e.message });
-      this.socket.end();
-      this.destroy();
+      this.failProtocol(err);
+      return;
+    }
+    this.partialSince = this.decoder.idle ? 0 : this.partialSince || Date.now();
+  }
+
+  private failProtocol(err: unknown): void {
+    const e = asSwarmError(err);
+    this.ctx.log('peer-protocol-error', { peer: this.remote, code: e.code, reason: e.message });
+    this.send({ t: 'error', code: e.code, message: e.message });
+    this.socket.end();
+    this.destroy(e.message);
+  }
+
+  private send(h: Header, body?: Uint8Array): void {
+    if (this.closed) return;
+    for (const b of encodeFrame(h, body)) this.socket.write(b);
+    this.checkWindow();
+  }
+
+  /** Replies are piling up unread: stop decoding and reading until the socket drains. */
+  private checkWindow(): void {
+    if (this.pausedForReplies || this.socket.writableLength <= REPLY_WINDOW_BYTES) return;
+    this.pausedForReplies = true;
+    this.blockedSince ||= Date.now();
+    this.decoder.pause();
+    this.socket.pause();
+  }
+
+  private onDrain(): void {
+    this.blockedSince = 0;
+    this.lastActivityAt = Date.now();
+    if (!this.pausedForReplies) return;
+    this.pausedForReplies = false;
+    this.socket.resume();
+    try {
+      this.decoder.resume();
+    } catch (err) {
+      this.failProtocol(err);
     }
   }
 
-  private send(h: Header, body?: Uint8Array): boolean {
-    if (this.closed) return false;
-    let ok = true;
-    for (const b of encodeFrame(h, body)) ok = this.socket.write(b);
-    return ok;
+  private onMessage(h: Header): void {
+    const m = decodeMessage('peerRequest', h);
+    this.lastActivityAt = Date.now();
+    if (!this.remoteHello) {
+      if (m.t !== 'hello') {
+        throw new SwarmError(ERROR_CODES.VERSION, `send hello first: this peer speaks swarm protocol 2 (an older swarm sent "${h.t}"); run the same swarm version on both sides`);
+      }
+      checkHello(m, `peer ${this.remote}`);
+      this.remoteHello = m;
+      this.send(helloMessage(this.ctx.hello));
+      return;
+    }
+    this.handle(m);
   }
 
-  private onMessage(h: Header, _body: Buffer): void {
-    checkMessage('peerRequest', h);
-    const id = h.id as number | undefined;
-    switch (h.t) {
-      case 'list':
-        this.send({ t: 'files', id, files: this.library.files() });
+  private handle(m: PeerRequest | { t: 'unknown'; type: string; id?: number }): void {
+    switch (m.t) {
+      case 'hello':
+        return; // repeated: ignored
+      case 'unknown':
+        // a newer peer's request: refuse it clearly if it expects an answer, else skip it
+        if (m.id !== undefined) this.send({ t: 'error', id: m.id, code: ERROR_CODES.UNKNOWN_MESSAGE, message: `unknown request "${m.type}"` });
         return;
+      case 'list': {
+        const limit = Math.min(m.limit ?? LIST_PAGE_FILES, LIST_PAGE_FILES);
+        const page = this.ctx.sources.list(m.after, limit);
+        let bytes = 0;
+        let cut = page.files.length;
+        for (let i = 0; i < page.files.length; i++) {
+          bytes += page.files[i]!.name.length * 2 + 160;
+          if (bytes > LIST_PAGE_BYTES) {
+            cut = Math.max(1, i);
+            break;
+          }
+        }
+        const files = page.files.slice(0, cut);
+        const next = cut < page.files.length ? files[files.length - 1]!.name : page.next;
+        this.send({ t: 'files', id: m.id, files, ...(next !== undefined ? { next } : {}) });
+        return;
+      }
+      case 'stat': {
+        const f = this.ctx.sources.stat(m.name);
+        if (!f) this.send({ t: 'error', id: m.id, code: ERROR_CODES.NOT_FOUND, message: `no such file: ${m.name}` });
+        else this.send({ t: 'entry', id: m.id, ...f });
+        return;
+      }
       case 'manifest': {
-        const name = h.name as string;
-        const m = this.library.manifest(name);
-        if (!m) {
-          this.send({ t: 'error', id, code: ERROR_CODES.NOT_FOUND, message: `no such file: ${name}` });
+        const src = this.ctx.sources.byCid(m.cid);
+        if (!src) {
+          this.send({ t: 'error', id: m.id, code: ERROR_CODES.NOT_FOUND, message: `no content ${m.cid.slice(0, 16)}… here` });
           return;
         }
-        this.send({ t: 'manifest-ok', id, name: m.name, size: m.size, mtime: m.mtime, chunkBytes: m.chunkBytes, cid: m.cid, chunks: m.hashes.length }, encodeHashes(m.hashes));
+        const mf = src.manifest;
+        this.send({ t: 'manifest-ok', id: m.id, cid: mf.cid, size: mf.size, chunkBytes: mf.chunkBytes, chunks: chunksOf(mf) }, mf.hashes);
+        return;
+      }
+      case 'interest': {
+        const src = this.ctx.sources.byCid(m.cid);
+        if (src) this.send({ t: 'bitfield', cid: m.cid, have: Buffer.from(src.bitfield()).toString('base64'), complete: src.complete });
         return;
       }
       case 'get': {
-        if (this.queue.length >= MAX_QUEUED_GETS) {
-          this.send({ t: 'error', id, code: ERROR_CODES.LIMIT, message: `more than ${MAX_QUEUED_GETS} requests queued` });
-          return;
+        const refuse = (code: string, message: string) => this.send({ t: 'error', id: m.id, code, message });
+        if (this.queue.length >= MAX_QUEUED_GETS) return refuse(ERROR_CODES.LIMIT, `more than ${MAX_QUEUED_GETS} requests queued`);
+        const src = this.ctx.sources.byCid(m.cid);
+        if (!src) return refuse(ERROR_CODES.NOT_FOUND, `no content ${m.cid.slice(0, 16)}… here`);
+        const chunks = chunksOf(src.manifest);
+        if (m.from >= m.to || m.to > chunks) return refuse(ERROR_CODES.BAD_MESSAGE, `chunk range [${m.from}, ${m.to}) outside 0..${chunks}`);
+        for (let c = m.from; c < m.to; c++) {
+          if (!src.has(c)) return refuse(ERROR_CODES.NOT_HAVE, `chunk ${c} is not verified here yet`);
         }
-        this.queue.push({ id: id!, name: h.name as string, cid: h.cid as string, from: h.from as number, to: h.to as number, cancelled: false });
+        this.queue.push({ id: m.id, source: src, from: m.from, to: m.to, cancelled: false });
         if (!this.sending) void this.sendLoop();
         return;
       }
       case 'cancel': {
-        for (const r of this.queue) if (r.id === id) r.cancelled = true;
+        for (const r of this.queue) if (r.id === m.id) r.cancelled = true;
         const cur = this.current;
-        if (cur && cur.id === id) cur.cancelled = true;
+        if (cur && cur.id === m.id) cur.cancelled = true;
         return;
       }
     }
@@ -159,22 +292,46 @@ export class PeerSession {
           if (!req.cancelled) this.send({ t: 'done', id: req.id });
         } catch (err) {
           const e = toWire(err);
-          if (e.code === ERROR_CODES.PATH_ESCAPE) this.log('refused', { peer: this.remote, name: req.name, reason: e.message });
+          if (e.code === ERROR_CODES.PATH_ESCAPE || e.code === ERROR_CODES.FILE_CHANGED) this.ctx.log('refused', { peer: this.remote, cid: req.source.manifest.cid, reason: e.message });
+          this.forgetReader(req.source.manifest.cid);
           this.send({ t: 'error', id: req.id, code: e.code, message: e.message });
         }
       }
     } finally {
       this.current = null;
       this.sending = false;
+      this.lastActivityAt = Date.now();
     }
   }
 
+  /** The open reader of a source: opened once per connection, closed when the session ends. */
+  private reader(src: ChunkSource): Promise<SourceReader> {
+    const cid = src.manifest.cid;
+    let r = this.readers.get(cid);
+    if (!r) {
+      if (this.readers.size >= MAX_OPEN_READERS) this.forgetReader(this.readers.keys().next().value!);
+      r = src.open().then((reader) => {
+        // the session may have ended while the file was opening: never leave the handle behind
+        if (this.closed || this.readers.get(cid) !== r) void reader.close();
+        return reader;
+      });
+      r.catch(() => this.readers.get(cid) === r && this.readers.delete(cid));
+      this.readers.set(cid, r);
+    }
+    return r;
+  }
+
+  private forgetReader(cid: string): void {
+    const r = this.readers.get(cid);
+    if (!r) return;
+    this.readers.delete(cid);
+    r.then((reader) => reader.close(), () => {});
+  }
+
   private async sendRange(req: GetRequest): Promise<void> {
-    const m = this.library.manifest(req.name);
-    const f = await this.openFiles.get(req.name, req.cid);
-    if (!m) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no such file: ${req.name}`);
-    const chunks = chunkCount(m.size, m.chunkBytes);
-    if (req.from >= req.to || req.to > chunks) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, `chunk range [${req.from}, ${req.to}) outside 0..${chunks}`);
+    const m = req.source.manifest;
+    const f = await this.reader(req.source);
+    f.checkUnchanged();
     // pieces of at most READ_BYTES, never straddling a chunk boundary
     const pieces: { chunk: number; offset: number; length: number; last: boolean }[] = [];
     for (let c = req.from; c < req.to; c++) {
@@ -190,13 +347,14 @@ export class PeerSession {
       const buf = await this.acquireBuffer();
       let got = 0;
       try {
+        if (this.closed) throw new SwarmError(ERROR_CODES.PEER_CLOSED, 'connection closed');
         while (got < p.length) {
-          const { bytesRead } = await f.fh.read(buf, got, p.length - got, p.offset + got);
-          if (bytesRead === 0) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${req.name} shrank while being served`);
-          got += bytesRead;
+          const n = await f.read(buf, got, p.length - got, p.offset + got);
+          if (n === 0) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `content ${m.cid.slice(0, 16)}… shrank while being served`);
+          got += n;
         }
         // checked after every read, so bytes read after a change are never sent
-        await this.openFiles.checkUnchanged(req.name, f);
+        f.checkUnchanged();
       } catch (err) {
         this.releaseBuffer(buf);
         throw err;
@@ -215,11 +373,12 @@ export class PeerSession {
         next = read(i + 1);
         next.catch(() => {}); // awaited next iteration; don't let it be unhandled meanwhile
       }
-      if (this.upload) {
-        const wait = this.upload.delayFor(pieces[i]!.length, Date.now());
+      if (this.ctx.upload) {
+        const wait = this.ctx.upload.delayFor(pieces[i]!.length, Date.now());
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
       const ok = this.sendPiece(req.id, pieces[i]!, buf);
+      this.lastActivityAt = Date.now();
       if (!ok && !this.closed) await this.drained();
     }
     if (next) this.releaseBuffer(await next);
@@ -243,6 +402,7 @@ export class PeerSession {
   }
 
   private drained(): Promise<void> {
+    this.blockedSince ||= Date.now();
     return new Promise((resolve) => {
       const done = () => {
         this.socket.off('drain', done);
@@ -274,14 +434,16 @@ export class PeerSession {
     this.bufferWaiters.shift()?.();
   }
 
-  destroy(): void {
+  /** End the connection (idempotent): cancels its requests, closes its files. */
+  destroy(reason = 'closed'): void {
     if (this.closed) return;
     this.closed = true;
     for (const r of this.queue) r.cancelled = true;
+    this.queue.length = 0;
     if (this.current) this.current.cancelled = true;
     this.socket.destroy();
     for (const w of this.bufferWaiters.splice(0)) w();
-    void this.openFiles.closeAll();
-    this.onEnd(this);
+    for (const cid of [...this.readers.keys()]) this.forgetReader(cid);
+    this.onEnd(this, reason);
   }
 }

@@ -114,35 +114,101 @@ export class FrameDecoder {
     return this.step === Step.Prefix && this.available === 0;
   }
 
-  /** Feed bytes. Calls the handler for every complete frame; throws SwarmError on bad input. */
-  push(chunk: Buffer): void {
-    if (this.broken) throw this.broken;
-    if (chunk.length === 0) return;
-    this.queue.push(chunk);
-    this.available += chunk.length;
+  private paused = false;
+
+  /**
+   * Stop handing out frames (the receiver's replies are backing up); bytes already pushed stay
+   * queued, so the caller should stop reading too. `resume` hands out what is queued.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.broken) return;
     try {
       this.drain();
-      if (this.reuseInput && this.available > 0) this.keepLeftover();
     } catch (err) {
       this.broken = err instanceof SwarmError ? err : new SwarmError(ERROR_CODES.BAD_FRAME, String(err));
       throw this.broken;
     }
   }
 
-  /** Own the unconsumed bytes (the caller is about to reuse its buffer). */
-  private keepLeftover(): void {
-    const n = this.available;
-    const own = Buffer.allocUnsafe(n);
-    let filled = 0;
-    for (const piece of this.takePieces(n)) {
-      piece.copy(own, filled);
-      filled += piece.length;
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Feed bytes. Calls the handler for every complete frame; throws SwarmError on bad input. */
+  push(chunk: Buffer): void {
+    if (this.broken) throw this.broken;
+    if (chunk.length === 0) return;
+    let tailBefore = -1;
+    // Small reads are copied into a growable buffer we own instead of being queued one by one:
+    // a peer dribbling a frame a byte at a time must cost us its bytes, not an object per read.
+    if (!this.reuseInput && chunk.length < SMALL_READ_BYTES) this.appendOwned(chunk, 0);
+    else {
+      tailBefore = this.tailEnd;
+      this.queue.push(chunk);
+      this.tailEnd = -1;
     }
-    this.queue.length = 0;
-    this.queueHead = 0;
-    this.headOffset = 0;
-    this.queue.push(own);
-    this.available = n;
+    this.available += chunk.length;
+    try {
+      this.drain();
+      if (this.reuseInput) this.keepLeftover(chunk, tailBefore);
+    } catch (err) {
+      this.broken = err instanceof SwarmError ? err : new SwarmError(ERROR_CODES.BAD_FRAME, String(err));
+      throw this.broken;
+    }
+  }
+
+  // The owned tail: while tailEnd >= 0 the queue's last entry is tail[tailStart, tailEnd), and
+  // appending extends that view. Bytes already handed out are never overwritten (only bytes past
+  // tailEnd are written). A new tail's capacity is at most twice what is buffered, so a
+  // connection holds about twice the bytes it actually sent, whatever the size of its reads.
+  private tail: Buffer | null = null;
+  private tailStart = 0;
+  private tailEnd = -1;
+
+  private appendOwned(src: Buffer, from: number): void {
+    const n = src.length - from;
+    const last = this.queue.length - 1;
+    if (this.tail && this.tailEnd >= 0 && last >= this.queueHead && this.tail.length - this.tailEnd >= n) {
+      src.copy(this.tail, this.tailEnd, from);
+      this.tailEnd += n;
+      this.queue[last] = this.tail.subarray(this.tailStart, this.tailEnd);
+      return;
+    }
+    const capacity = Math.min(Math.max(MIN_TAIL_BYTES, 2 * (this.available + n)), MAX_TAIL_BYTES);
+    this.tail = Buffer.allocUnsafe(Math.max(n, capacity));
+    src.copy(this.tail, 0, from);
+    this.tailStart = 0;
+    this.tailEnd = n;
+    this.queue.push(this.tail.subarray(0, n));
+  }
+
+  /**
+   * Own what is left of `chunk` (the caller is about to reuse its buffer). Only the caller's
+   * chunk, the last queue entry, can still be a view of that buffer; earlier bytes are owned.
+   */
+  private keepLeftover(chunk: Buffer, tailBefore: number): void {
+    const last = this.queue.length - 1;
+    if (this.available === 0 || last < this.queueHead || this.queue[last] !== chunk) return;
+    const from = last === this.queueHead ? this.headOffset : 0;
+    this.queue.pop();
+    if (last === this.queueHead) {
+      this.headOffset = 0;
+      if (this.queue.length === this.queueHead) {
+        this.queue.length = 0;
+        this.queueHead = 0;
+      }
+    }
+    const n = chunk.length - from;
+    this.available -= n;
+    this.tailEnd = this.queue.length > this.queueHead ? tailBefore : -1;
+    this.appendOwned(chunk, from);
+    this.available += n;
   }
 
   /** Call at end of stream: throws TRUNCATED if a frame was cut short. */
@@ -154,6 +220,7 @@ export class FrameDecoder {
 
   private drain(): void {
     for (;;) {
+      if (this.paused) return;
       switch (this.step) {
         case Step.Prefix: {
           if (this.available < FRAME_PREFIX_BYTES) return;
@@ -292,6 +359,11 @@ export class FrameDecoder {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Reads shorter than this are copied into the owned tail rather than queued. */
+const SMALL_READ_BYTES = 16 << 10;
+const MIN_TAIL_BYTES = 4 << 10;
+/** A tail grows geometrically up to this; past it, a new tail starts (a long frame of small reads). */
+const MAX_TAIL_BYTES = 4 << 20;
 
 function parseHeader(bytes: Buffer): Header {
   let value: unknown;

@@ -6,11 +6,18 @@
 import { ERROR_CODES, SwarmError } from '../errors.js';
 
 export class JsonObjectSplitter {
-  private pending: Buffer[] = [];
+  /** Bytes of the object in progress that arrived in earlier pushes, copied (one buffer, grown
+   * geometrically): a peer dribbling bytes costs us those bytes, not an object per read. */
+  private pending: Buffer = Buffer.alloc(0);
   private pendingBytes = 0;
   private depth = 0;
   private inString = false;
   private escaped = false;
+
+  /** True between messages. */
+  get idle(): boolean {
+    return this.depth === 0 && this.pendingBytes === 0;
+  }
 
   constructor(private readonly onObject: (o: Record<string, unknown>) => void, private readonly maxBytes = 1 << 20) {}
 
@@ -39,10 +46,10 @@ export class JsonObjectSplitter {
       else if (c === 0x7d || c === 0x5d) {
         this.depth--;
         if (this.depth === 0) {
-          this.pending.push(chunk.subarray(start, i + 1));
-          const text = Buffer.concat(this.pending).toString('utf8');
-          this.pending = [];
+          const tail = chunk.subarray(start, i + 1);
+          const text = this.pendingBytes ? Buffer.concat([this.pending.subarray(0, this.pendingBytes), tail]).toString('utf8') : tail.toString('utf8');
           this.pendingBytes = 0;
+          if (this.pending.length > 64 << 10) this.pending = Buffer.alloc(0);
           start = i + 1;
           this.emit(text);
         }
@@ -50,9 +57,14 @@ export class JsonObjectSplitter {
     }
     if (this.depth > 0 && start < chunk.length) {
       const rest = chunk.subarray(start);
-      this.pending.push(rest);
+      if (this.pendingBytes + rest.length > this.maxBytes) throw new SwarmError(ERROR_CODES.FRAME_TOO_LARGE, `JSON message over ${this.maxBytes} bytes`);
+      if (this.pending.length - this.pendingBytes < rest.length) {
+        const grown = Buffer.allocUnsafe(Math.min(this.maxBytes, Math.max(4096, 2 * (this.pendingBytes + rest.length))));
+        this.pending.copy(grown, 0, 0, this.pendingBytes);
+        this.pending = grown;
+      }
+      rest.copy(this.pending, this.pendingBytes);
       this.pendingBytes += rest.length;
-      if (this.pendingBytes > this.maxBytes) throw new SwarmError(ERROR_CODES.FRAME_TOO_LARGE, `JSON message over ${this.maxBytes} bytes`);
     }
   }
 

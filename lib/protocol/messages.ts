@@ -1,85 +1,189 @@
 /**
- * The control messages of swarm's two framed protocols and their field checks.
+ * The control messages of swarm's two framed protocols (version PROTOCOL_VERSION), decoded from
+ * JSON headers into typed unions in this one place. Everything that handles a message switches on
+ * `t` and gets typed fields; nothing downstream casts.
  *
- * Peer protocol (swarm serve):   list, manifest, get, cancel  →  files, manifest-ok, done, error
- * Tracker protocol (framed):     register, keepalive, update, delete, unregister, dir, who-has
- *                                →  directory, ok, holders, error
- * Every request may carry `id` (u32); the answer echoes it. Element-level checks of file lists
- * happen where the lists are used (tracker/registry.ts), with their own limits.
+ *   peer protocol     hello, list, stat, manifest, get, cancel, interest
+ *                     → hello, files, entry, manifest-ok, done, error, bitfield, have, peers
+ *   tracker protocol  hello, register, keepalive, update, delete, unregister, dir, who-has, peers-of
+ *                     → hello, directory, ok, holders, peers, error
+ *
+ * A message of a known type with a missing or mistyped field is SWARM_ERR_BAD_MESSAGE. A message
+ * of an unknown type decodes to `{ t: 'unknown' }`: after `hello` the receiver skips it (a newer
+ * peer may speak types we do not know). Lists inside messages (files, holders, peers) are checked
+ * element by element in entries.ts, where a bad element is dropped and the rest is kept.
  */
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { Header } from './frame.js';
+import { isContentId } from '../hashing.js';
 
-type Kind = 'string' | 'uint' | 'array' | 'object' | 'bool';
-type Spec = Record<string, Kind | `?${Kind}`>;
+/** The protocol version this build speaks (sent in `hello`). Version 1 had xxhash64 content ids. */
+export const PROTOCOL_VERSION = 2;
 
-const PEER_REQUESTS: Record<string, Spec> = {
-  list: { id: '?uint' },
-  manifest: { id: '?uint', name: 'string' },
-  get: { id: 'uint', name: 'string', cid: 'string', from: 'uint', to: 'uint' },
+type Kinds = {
+  string: string;
+  uint: number;
+  port: number;
+  cid: string;
+  peerId: string;
+  bool: boolean;
+  array: unknown[];
+  object: Record<string, unknown>;
+};
+type Kind = keyof Kinds;
+type FieldSpec = Kind | `?${Kind}`;
+type Spec = Readonly<Record<string, FieldSpec>>;
+
+type FieldType<F> = F extends `?${infer K extends Kind}` ? Kinds[K] | undefined : F extends Kind ? Kinds[F] : never;
+type Required<S> = { [F in keyof S as S[F] extends `?${string}` ? never : F]: FieldType<S[F]> };
+type Optional<S> = { [F in keyof S as S[F] extends `?${string}` ? F : never]?: FieldType<S[F]> };
+type MessageOf<T extends string, S> = { t: T } & Required<S> & Optional<S>;
+type UnionOf<Specs> = { [T in keyof Specs & string]: MessageOf<T, Specs[T]> }[keyof Specs & string];
+
+const HELLO = { v: 'uint', peer: 'peerId', agent: '?string', listen: '?port', caps: '?array' } as const;
+const ERROR = { id: '?uint', code: 'string', message: 'string' } as const;
+
+const PEER_REQUESTS = {
+  hello: HELLO,
+  list: { id: 'uint', after: '?string', limit: '?uint' },
+  stat: { id: 'uint', name: 'string' },
+  manifest: { id: 'uint', cid: 'cid' },
+  get: { id: 'uint', cid: 'cid', from: 'uint', to: 'uint' },
   cancel: { id: 'uint' },
-};
+  /** Ask for the sender's bitfield of a content and its `have` updates (partial holders). */
+  interest: { cid: 'cid' },
+} as const;
 
-const PEER_REPLIES: Record<string, Spec> = {
-  files: { id: '?uint', files: 'array' },
-  'manifest-ok': { id: '?uint', name: 'string', size: 'uint', mtime: 'uint', chunkBytes: 'uint', cid: 'string', chunks: 'uint' },
+const PEER_REPLIES = {
+  hello: HELLO,
+  files: { id: 'uint', files: 'array', next: '?string' },
+  entry: { id: 'uint', name: 'string', size: 'uint', mtime: 'uint', cid: 'cid', kind: '?string' },
+  'manifest-ok': { id: 'uint', cid: 'cid', size: 'uint', chunkBytes: 'uint', chunks: 'uint' },
   done: { id: 'uint' },
-  error: { id: '?uint', code: 'string', message: 'string' },
-};
+  error: ERROR,
+  /** Which chunks of `cid` the sender has verified: base64 bitfield, bit i = chunk i (LSB first). */
+  bitfield: { cid: 'cid', have: 'string', complete: '?bool' },
+  /** Chunks newly verified since the last bitfield/have. */
+  have: { cid: 'cid', chunks: 'array' },
+  /** Other holders of `cid` the sender knows (peer exchange). */
+  peers: { cid: 'cid', peers: 'array' },
+} as const;
 
-const TRACKER_REQUESTS: Record<string, Spec> = {
-  register: { id: '?uint', port: 'uint', files: 'array' },
-  keepalive: { id: '?uint', port: '?uint' },
-  update: { id: '?uint', files: 'array' },
-  delete: { id: '?uint', names: 'array' },
-  unregister: { id: '?uint' },
-  dir: { id: '?uint' },
-  'who-has': { id: '?uint', name: 'string' },
-};
+const TRACKER_REQUESTS = {
+  hello: HELLO,
+  register: { id: 'uint', port: 'port', files: 'array' },
+  keepalive: { id: '?uint', port: '?port' },
+  update: { id: 'uint', files: 'array' },
+  delete: { id: 'uint', names: 'array' },
+  unregister: { id: 'uint' },
+  dir: { id: 'uint', after: '?string', limit: '?uint' },
+  'who-has': { id: 'uint', name: 'string' },
+  'peers-of': { id: 'uint', cid: 'cid' },
+} as const;
 
-const TRACKER_REPLIES: Record<string, Spec> = {
-  directory: { id: '?uint', files: 'object' },
-  ok: { id: '?uint' },
-  holders: { id: '?uint', name: 'string', entry: '?object' },
-  error: { id: '?uint', code: 'string', message: 'string' },
-};
+const TRACKER_REPLIES = {
+  hello: HELLO,
+  directory: { id: 'uint', files: 'object', next: '?string' },
+  ok: { id: '?uint', dropped: '?array' },
+  holders: { id: 'uint', name: 'string', versions: 'array' },
+  peers: { id: 'uint', cid: 'cid', peers: 'array' },
+  error: ERROR,
+} as const;
 
-export const PROTOCOLS = {
+export type PeerRequest = UnionOf<typeof PEER_REQUESTS>;
+export type PeerReply = UnionOf<typeof PEER_REPLIES>;
+export type TrackerRequest = UnionOf<typeof TRACKER_REQUESTS>;
+export type TrackerReply = UnionOf<typeof TRACKER_REPLIES>;
+export type Hello = MessageOf<'hello', typeof HELLO>;
+export type ErrorMessage = MessageOf<'error', typeof ERROR>;
+/** A message of a type this build does not know (skipped after hello). */
+export interface UnknownMessage {
+  t: 'unknown';
+  type: string;
+  id?: number;
+}
+
+const SIDES = {
   peerRequest: PEER_REQUESTS,
   peerReply: PEER_REPLIES,
   trackerRequest: TRACKER_REQUESTS,
   trackerReply: TRACKER_REPLIES,
 } as const;
 
-export type ProtocolSide = keyof typeof PROTOCOLS;
+export type ProtocolSide = keyof typeof SIDES;
+export type MessageFor<S extends ProtocolSide> = S extends 'peerRequest'
+  ? PeerRequest
+  : S extends 'peerReply'
+    ? PeerReply
+    : S extends 'trackerRequest'
+      ? TrackerRequest
+      : TrackerReply;
+
+/** Longest string field accepted (names are checked again by their own rules). */
+const MAX_STRING_CHARS = 8192;
 
 function kindOk(kind: Kind, v: unknown): boolean {
   switch (kind) {
     case 'string':
-      return typeof v === 'string';
+      return typeof v === 'string' && v.length <= MAX_STRING_CHARS;
     case 'uint':
       return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    case 'port':
+      return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
+    case 'cid':
+      return isContentId(v);
+    case 'peerId':
+      return typeof v === 'string' && /^[0-9a-f]{16}$/.test(v);
+    case 'bool':
+      return typeof v === 'boolean';
     case 'array':
       return Array.isArray(v);
     case 'object':
       return v !== null && typeof v === 'object' && !Array.isArray(v);
-    case 'bool':
-      return typeof v === 'boolean';
   }
 }
 
-/** Check a decoded header against one side of a protocol. Throws UNKNOWN_MESSAGE / BAD_MESSAGE. */
-export function checkMessage(side: ProtocolSide, header: Header): void {
-  const spec = PROTOCOLS[side][header.t];
-  if (!spec) throw new SwarmError(ERROR_CODES.UNKNOWN_MESSAGE, `unknown message type "${header.t}"`);
+/** Decode a frame header into a typed message of one side of a protocol. */
+export function decodeMessage<S extends ProtocolSide>(side: S, header: Header): MessageFor<S> | UnknownMessage {
+  const specs = SIDES[side] as Record<string, Spec>;
+  const spec = Object.hasOwn(specs, header.t) ? specs[header.t] : undefined;
+  if (!spec) {
+    const id = header.id;
+    return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? { t: 'unknown', type: header.t, id } : { t: 'unknown', type: header.t };
+  }
+  const out: Record<string, unknown> = { t: header.t };
   for (const [field, want] of Object.entries(spec)) {
     const optional = want.startsWith('?');
     const kind = (optional ? want.slice(1) : want) as Kind;
     const v = header[field];
-    if (v === undefined || (optional && v === null)) {
+    if (v === undefined || v === null) {
       if (optional) continue;
       throw new SwarmError(ERROR_CODES.BAD_MESSAGE, `message "${header.t}" lacks field "${field}"`);
     }
     if (!kindOk(kind, v)) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, `message "${header.t}": field "${field}" must be ${kind}`);
+    out[field] = v;
+  }
+  return out as MessageFor<S>;
+}
+
+export interface HelloFields {
+  /** 16 hex digits, random per process (peer/identity.ts). */
+  peer: string;
+  /** Software and version, e.g. "swarm/0.2.0". */
+  agent: string;
+  /** The sender's listening port, if it serves. */
+  listen?: number | null;
+  caps?: string[];
+}
+
+/** The `hello` this build sends. */
+export function helloMessage(f: HelloFields): Header {
+  return { t: 'hello', v: PROTOCOL_VERSION, peer: f.peer, agent: f.agent, ...(f.listen ? { listen: f.listen } : {}), caps: f.caps ?? [] };
+}
+
+/** Check a peer's hello: the version must be ours. */
+export function checkHello(h: Hello, what: string): void {
+  if (h.v !== PROTOCOL_VERSION) {
+    throw new SwarmError(ERROR_CODES.VERSION, `${what} speaks swarm protocol ${h.v}, this swarm speaks ${PROTOCOL_VERSION}; run the same swarm version on both sides`);
   }
 }

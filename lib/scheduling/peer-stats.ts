@@ -1,8 +1,9 @@
 /**
- * What the coordinator knows about one peer's performance: a smoothed receive rate, strikes for
- * bad data, the time of its last byte (stall detection), and from the rate the number of chunks
- * it should have in flight (PIPELINE_SECONDS of data, like libtorrent's request queue
- * but shorter: swarm's peers are usually near), capped. Pure: the clock is passed in.
+ * What the coordinator knows about one peer's performance: a smoothed rate of VERIFIED bytes (a
+ * peer's usefulness is what passed its hash, not what it sent), strikes for bad data, the time of
+ * its last useful byte (stall detection), and from the rate the number of chunks it should have in
+ * flight (PIPELINE_SECONDS of data, like libtorrent's request queue but shorter: swarm's peers are
+ * usually near), capped. Pure: the clock is passed in.
  */
 
 /** Seconds of data each peer should have requested: enough to hide a request's round trip and
@@ -20,6 +21,7 @@ export class PeerStats {
   rate = 0;
   strikes = 0;
   bytes = 0;
+  verifiedBytes = 0;
   chunksVerified = 0;
   lastByteAt: number;
   private windowStart: number;
@@ -31,10 +33,18 @@ export class PeerStats {
     this.windowStart = now;
   }
 
+  /** Useful bytes arrived (not yet verified): the peer is alive. */
   onBytes(n: number, now: number): void {
     this.bytes += n;
-    this.windowBytes += n;
     this.lastByteAt = now;
+    this.tick(now);
+  }
+
+  /** A chunk of `n` bytes from this peer passed its hash: this is what the rate measures. */
+  onVerified(n: number, now: number): void {
+    this.chunksVerified++;
+    this.verifiedBytes += n;
+    this.windowBytes += n;
     this.tick(now);
   }
 

@@ -1,5 +1,7 @@
 /**
- * The library of a share: the scanner's view plus a manifest for every file, kept current.
+ * The library of a share: the scanner's view plus a manifest for every file, kept current. It is
+ * the SourceIndex (peer/source.ts) the peer server answers from: listings by name in pages,
+ * lookups by name, and a ChunkSource per content id.
  *
  *   scan ──► new/changed files ──► hash in the chunk pool (all cores, progress events)
  *        └─► removed files     ──► forgotten
@@ -15,13 +17,15 @@ import { ERROR_CODES, SwarmError } from '../errors.js';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import { chunkBytesFor, chunkCount } from '../chunking.js';
-import { loadHasher, type Hasher } from '../hashing.js';
-import { makeManifest } from '../manifest.js';
+import { makeManifest, type Manifest } from '../manifest.js';
 import type { ChunkPool } from '../pool.js';
-import type { FileInfo, Manifest } from '../types.js';
+import type { FileInfo } from '../types.js';
+import type { SourceIndex, SourceReader } from '../peer/source.js';
 import { kindOf } from './kinds.js';
 import { ManifestCache } from './manifest-cache.js';
 import { Scanner, type FileStat, type ScanDiff, type ScanResult } from './scanner.js';
+import { FileReader, FileSource, openChecked } from './file-source.js';
+import { resolveInShare } from './names.js';
 
 const HASH_TASK_CHUNKS = 16;
 
@@ -47,14 +51,14 @@ export interface LibraryEvents {
   error: [err: Error];
 }
 
-export class Library extends EventEmitter<LibraryEvents> {
+export class Library extends EventEmitter<LibraryEvents> implements SourceIndex {
   readonly root: string;
   realRoot = '';
   private readonly scanner: Scanner;
   private readonly cache: ManifestCache;
-  private readonly manifests = new Map<string, Manifest>();
-  private readonly stats = new Map<string, FileStat>();
-  private hasher: Hasher | null = null;
+  private readonly sources = new Map<string, FileSource>();
+  private readonly byContent = new Map<string, FileSource>();
+  private sortedNames: string[] | null = null;
   private updating: Promise<void> = Promise.resolve();
   /** Counters for tests and the log: what the last start actually hashed. */
   readonly counters = { filesHashed: 0, bytesHashed: 0 };
@@ -83,8 +87,9 @@ export class Library extends EventEmitter<LibraryEvents> {
     const st = await stat(this.root).catch(() => null);
     if (!st?.isDirectory()) throw new SwarmError(ERROR_CODES.NOT_FOUND, `not a folder: ${this.root}`);
     this.realRoot = await realpath(this.root);
-    this.hasher = await loadHasher();
-    await this.cache.load();
+    const cache = await this.cache.load();
+    if (cache === 'old-format') this.opts.onSkip?.(STATE_DIR_NAME, 'the manifest cache is from an older swarm (xxhash64 chunk hashes); every file is hashed again once, with BLAKE3');
+    if (cache === 'damaged') this.opts.onSkip?.(STATE_DIR_NAME, 'the manifest cache is damaged; every file is hashed again');
     await this.scanner.rescan();
     await this.updating;
     this.scanner.start();
@@ -101,24 +106,82 @@ export class Library extends EventEmitter<LibraryEvents> {
   }
 
   files(): FileInfo[] {
-    const out: FileInfo[] = [];
-    for (const [name, m] of this.manifests) out.push({ name, size: m.size, mtime: m.mtime, kind: kindOf(name), cid: m.cid });
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return this.names().map((n) => this.stat(n)!);
+  }
+
+  private names(): string[] {
+    this.sortedNames ??= [...this.sources.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.sortedNames;
+  }
+
+  list(after: string | undefined, limit: number): { files: FileInfo[]; next?: string } {
+    const names = this.names();
+    let lo = 0;
+    if (after !== undefined) {
+      let hi = names.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (names[mid]! <= after) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    const page = names.slice(lo, lo + limit);
+    const files = page.map((n) => this.stat(n)!);
+    return lo + limit < names.length ? { files, next: page[page.length - 1]! } : { files };
+  }
+
+  stat(name: string): FileInfo | undefined {
+    const s = this.sources.get(name);
+    if (!s) return undefined;
+    return { name, size: s.manifest.size, mtime: Math.floor(s.stat.mtimeMs / 1000), kind: kindOf(name), cid: s.manifest.cid };
   }
 
   manifest(name: string): Manifest | undefined {
-    return this.manifests.get(name);
+    return this.sources.get(name)?.manifest;
   }
 
-  /** Size and mtime (ms) the manifest of `name` was computed for. */
+  byCid(cid: string): FileSource | undefined {
+    return this.byContent.get(cid);
+  }
+
+  async openByName(name: string): Promise<{ reader: SourceReader; size: number } | undefined> {
+    const s = this.sources.get(name);
+    if (!s) return undefined;
+    return { reader: new FileReader(await openChecked(this.realRoot, name, s.stat), name, s.stat), size: s.stat.size };
+  }
+
+  /** Size, mtime (ms), device and inode the manifest of `name` was computed for. */
   statOf(name: string): FileStat | undefined {
-    return this.stats.get(name);
+    return this.sources.get(name)?.stat;
+  }
+
+  private setSource(name: string, st: FileStat, m: Manifest): void {
+    this.forget(name);
+    const src = new FileSource(this.realRoot, name, st, m);
+    this.sources.set(name, src);
+    if (!this.byContent.has(m.cid)) this.byContent.set(m.cid, src);
+    this.sortedNames = null;
+  }
+
+  private forget(name: string): void {
+    const old = this.sources.get(name);
+    if (!old) return;
+    this.sources.delete(name);
+    this.sortedNames = null;
+    if (this.byContent.get(old.manifest.cid) === old) {
+      this.byContent.delete(old.manifest.cid);
+      for (const s of this.sources.values()) {
+        if (s.manifest.cid === old.manifest.cid) {
+          this.byContent.set(s.manifest.cid, s);
+          break;
+        }
+      }
+    }
   }
 
   private async apply(diff: ScanDiff, scan: ScanResult): Promise<void> {
     for (const name of diff.removed) {
-      this.manifests.delete(name);
-      this.stats.delete(name);
+      this.forget(name);
       this.cache.delete(name);
     }
     const todo = [...diff.added, ...diff.changed].filter((n) => scan.has(n));
@@ -126,12 +189,10 @@ export class Library extends EventEmitter<LibraryEvents> {
     for (const name of todo) {
       const st = scan.get(name)!;
       // a changed file stops being served at once; it comes back when re-hashed
-      this.manifests.delete(name);
+      this.forget(name);
       const cached = this.cache.get(name, st);
-      if (cached) {
-        this.manifests.set(name, cached);
-        this.stats.set(name, st);
-      } else need.push({ name, st });
+      if (cached) this.setSource(name, st, cached);
+      else need.push({ name, st });
     }
     await this.hashAll(need);
     await this.cache.save().catch((err: Error) => this.opts.onSkip?.(STATE_DIR_NAME, `manifest cache not saved (${err.message}); the next start hashes again`));
@@ -152,8 +213,7 @@ export class Library extends EventEmitter<LibraryEvents> {
             progress.bytesDone += bytes;
             this.emit('hashing', { ...progress });
           });
-          this.manifests.set(f.name, m);
-          this.stats.set(f.name, f.st);
+          this.setSource(f.name, f.st, m);
           this.cache.set(f.name, f.st, m);
           this.counters.filesHashed++;
           this.counters.bytesHashed += f.st.size;
@@ -171,18 +231,20 @@ export class Library extends EventEmitter<LibraryEvents> {
   private async hashFile(name: string, st: FileStat, onBytes: (n: number) => void): Promise<Manifest> {
     const chunkBytes = chunkBytesFor(st.size);
     const chunks = chunkCount(st.size, chunkBytes);
-    const file = path.join(this.realRoot, ...name.split('/'));
-    const parts: Promise<string[]>[] = [];
+    // the real path (a symlink inside the share is followed here); the task opens it with
+    // O_NOFOLLOW and checks the inode, so what is hashed is the file that was scanned
+    const file = await resolveInShare(this.realRoot, name);
+    const parts: Promise<Uint8Array>[] = [];
     for (let first = 0; first < chunks; first += HASH_TASK_CHUNKS) {
       const endChunk = Math.min(chunks, first + HASH_TASK_CHUNKS);
       parts.push(
-        this.opts.pool.hashRange({ path: file, size: st.size, mtimeMs: st.mtimeMs, firstChunk: first, endChunk, chunkBytes }).then((h) => {
+        this.opts.pool.hashRange({ path: file, size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino, firstChunk: first, endChunk, chunkBytes }).then((h) => {
           onBytes(Math.min(st.size, endChunk * chunkBytes) - first * chunkBytes);
           return h;
         }),
       );
     }
-    const hashes = (await Promise.all(parts)).flat();
-    return makeManifest(this.hasher!, name, st.size, Math.floor(st.mtimeMs / 1000), chunkBytes, hashes);
+    const hashes = Buffer.concat(await Promise.all(parts));
+    return makeManifest(st.size, chunkBytes, hashes);
   }
 }

@@ -1,23 +1,32 @@
 /**
- * On-disk cache of manifests, so a restart hashes only files whose size or mtime changed.
- * One JSON file (default `<share>/.swarm/manifests.json`), keyed by name, each entry stamped with
- * the size and mtime (ms) it was computed for. Written atomically; a damaged cache is ignored.
+ * On-disk cache of manifests, so a restart hashes only files whose size, mtime or inode changed.
+ * One file (default `<share>/.swarm/manifests.json`): a first line with the xxhash64 of the rest,
+ * then JSON keyed by name, each entry stamped with the stat it was computed for. Written
+ * atomically. A damaged cache (checksum mismatch, bad JSON) or one from an older swarm (version 1:
+ * xxhash64 chunk hashes) is ignored, and `load` says so, so the caller can tell the user why
+ * everything is hashed again.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.js';
-import type { Manifest } from '../types.js';
+import { loadLocalChecksum } from '../hashing.js';
+import { makeManifest, type Manifest } from '../manifest.js';
 import type { FileStat } from './scanner.js';
 
 interface CacheEntry {
   size: number;
   mtimeMs: number;
+  dev: number;
+  ino: number;
   chunkBytes: number;
-  hashes: string[];
+  /** Chunk hashes, base64. */
+  hashes: string;
   cid: string;
 }
 
-const VERSION = 1;
+const VERSION = 2;
+
+export type CacheLoad = 'ok' | 'missing' | 'old-format' | 'damaged';
 
 export class ManifestCache {
   private entries = new Map<string, CacheEntry>();
@@ -29,26 +38,40 @@ export class ManifestCache {
     return new ManifestCache(path.join(stateDir, 'manifests.json'));
   }
 
-  async load(): Promise<void> {
+  async load(): Promise<CacheLoad> {
+    let text: string;
     try {
-      const raw = JSON.parse(await readFile(this.file, 'utf8')) as { version?: number; files?: Record<string, CacheEntry> };
-      if (raw.version !== VERSION || !raw.files) return;
-      for (const [name, e] of Object.entries(raw.files)) {
-        if (typeof e?.cid === 'string' && Array.isArray(e.hashes)) this.entries.set(name, e);
-      }
+      text = await readFile(this.file, 'utf8');
     } catch {
-      // missing or damaged: start empty, everything gets hashed
+      return 'missing';
+    }
+    const nl = text.indexOf('\n');
+    const sum = await loadLocalChecksum();
+    if (nl !== 16 || sum(text.slice(nl + 1)) !== text.slice(0, nl)) {
+      return text.startsWith('{"version":1') ? 'old-format' : 'damaged';
+    }
+    try {
+      const raw = JSON.parse(text.slice(nl + 1)) as { version?: number; files?: Record<string, CacheEntry> };
+      if (raw.version !== VERSION || !raw.files) return 'old-format';
+      for (const [name, e] of Object.entries(raw.files)) {
+        if (typeof e?.cid === 'string' && typeof e.hashes === 'string') this.entries.set(name, e);
+      }
+      return 'ok';
+    } catch {
+      return 'damaged';
     }
   }
 
+  /** The cached manifest of `name` if it was computed for exactly this stat, and still adds up. */
   get(name: string, st: FileStat): Manifest | undefined {
     const e = this.entries.get(name);
-    if (!e || e.size !== st.size || e.mtimeMs !== st.mtimeMs) return undefined;
-    return { name, size: e.size, mtime: Math.floor(e.mtimeMs / 1000), chunkBytes: e.chunkBytes, hashes: e.hashes, cid: e.cid };
+    if (!e || e.size !== st.size || e.mtimeMs !== st.mtimeMs || e.ino !== st.ino || e.dev !== st.dev) return undefined;
+    const m = makeManifest(e.size, e.chunkBytes, Buffer.from(e.hashes, 'base64'));
+    return m.cid === e.cid ? m : undefined;
   }
 
   set(name: string, st: FileStat, m: Manifest): void {
-    this.entries.set(name, { size: st.size, mtimeMs: st.mtimeMs, chunkBytes: m.chunkBytes, hashes: m.hashes, cid: m.cid });
+    this.entries.set(name, { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino, chunkBytes: m.chunkBytes, hashes: m.hashes.toString('base64'), cid: m.cid });
     this.dirty = true;
   }
 
@@ -60,6 +83,8 @@ export class ManifestCache {
     if (!this.dirty) return;
     this.dirty = false;
     await mkdir(path.dirname(this.file), { recursive: true });
-    await writeFileAtomic(this.file, JSON.stringify({ version: VERSION, files: Object.fromEntries(this.entries) }));
+    const json = JSON.stringify({ version: VERSION, files: Object.fromEntries(this.entries) });
+    const sum = await loadLocalChecksum();
+    await writeFileAtomic(this.file, `${sum(json)}\n${json}`);
   }
 }

@@ -12,12 +12,15 @@ import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { opendir, stat, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { PART_SUFFIX, STATE_DIR_NAME, TEMP_MARK, TICKET_SUFFIX } from '../constants.js';
+import { LOCK_SUFFIX, PART_SUFFIX, STATE_DIR_NAME, TEMP_MARK, TICKET_SUFFIX } from '../constants.js';
 import { isInside, nameProblem, toName } from './names.js';
 
 export interface FileStat {
   size: number;
   mtimeMs: number;
+  /** Device and inode of the file the name led to when scanned: a file swapped in later differs. */
+  dev: number;
+  ino: number;
 }
 
 export type ScanResult = Map<string, FileStat>;
@@ -36,7 +39,7 @@ export interface ScanOptions {
 }
 
 export function isOwnFile(name: string): boolean {
-  return name.endsWith(PART_SUFFIX) || name.endsWith(TICKET_SUFFIX) || name.includes(TEMP_MARK);
+  return name.endsWith(PART_SUFFIX) || name.endsWith(TICKET_SUFFIX) || name.includes(LOCK_SUFFIX) || name.includes(TEMP_MARK);
 }
 
 export async function scanShare(root: string, opts: ScanOptions = {}): Promise<ScanResult> {
@@ -81,7 +84,7 @@ export async function scanShare(root: string, opts: ScanOptions = {}): Promise<S
             opts.onSkip?.(name, 'symlink to a folder');
             continue;
           }
-          st = { size: s.size, mtimeMs: s.mtimeMs };
+          st = { size: s.size, mtimeMs: s.mtimeMs, dev: s.dev, ino: s.ino };
         } catch {
           opts.onSkip?.(name, 'broken symlink');
           continue;
@@ -100,7 +103,7 @@ export async function scanShare(root: string, opts: ScanOptions = {}): Promise<S
       if (!st) {
         try {
           const s = await stat(abs);
-          st = { size: s.size, mtimeMs: s.mtimeMs };
+          st = { size: s.size, mtimeMs: s.mtimeMs, dev: s.dev, ino: s.ino };
         } catch {
           continue; // removed while we walked
         }
@@ -118,7 +121,7 @@ export function diffScans(before: ScanResult, after: ScanResult): ScanDiff {
   for (const [name, st] of after) {
     const old = before.get(name);
     if (!old) added.push(name);
-    else if (old.size !== st.size || old.mtimeMs !== st.mtimeMs) changed.push(name);
+    else if (old.size !== st.size || old.mtimeMs !== st.mtimeMs || old.ino !== st.ino || old.dev !== st.dev) changed.push(name);
   }
   for (const name of before.keys()) if (!after.has(name)) removed.push(name);
   return { added: added.sort(), changed: changed.sort(), removed: removed.sort() };

@@ -2,13 +2,16 @@
  * The part file: `NAME.swarm-part` beside where NAME will land, sized to the final length up
  * front (ftruncate: sparse on most file systems, so free space is checked with statfs first).
  * Chunk writes happen in the chunk pool by positional write on this fd. `finish` fsyncs, closes,
- * renames to NAME and sets mtime and atime from the tracker's directory entry; until then nothing
- * exists under NAME.
+ * sets mtime and atime from the directory entry and gives it its final name; until then nothing
+ * exists under NAME. The final name is taken without replacing anything that appeared there
+ * meanwhile (a hard link, which fails if NAME exists, then the part name is removed), unless the
+ * caller asked to overwrite. The part file is only ever touched under the target's lock.
  */
-import { open, rename, utimes, statfs, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import { link, open, rename, utimes, statfs, unlink, lstat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import { PART_SUFFIX, TICKET_SUFFIX } from '../constants.js';
+import { ioError, syncDir } from './fs-steps.js';
 
 export function partPaths(finalPath: string): { part: string; ticket: string } {
   return { part: finalPath + PART_SUFFIX, ticket: finalPath + TICKET_SUFFIX };
@@ -48,7 +51,6 @@ export class PartFile {
   /** Open (creating or keeping) the part file and size it. `needBytes` is checked against free space. */
   static async open(finalPath: string, size: number, opts: { keep: boolean; needBytes: number }): Promise<PartFile> {
     const { part } = partPaths(finalPath);
-    await mkdir(path.dirname(finalPath), { recursive: true });
     try {
       const fs = await statfs(path.dirname(finalPath));
       const free = fs.bavail * fs.bsize;
@@ -59,24 +61,59 @@ export class PartFile {
       if (err instanceof SwarmError) throw err;
       // statfs unsupported here: writes will report ENOSPC instead
     }
-    if (!opts.keep) await unlink(part).catch(() => {});
-    const fh = await open(part, opts.keep ? 'r+' : 'w+').catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return open(part, 'w+');
-      throw err;
-    });
-    await fh.truncate(size);
-    return new PartFile(finalPath, part, fh);
+    try {
+      if (!opts.keep) await unlink(part).catch(() => {});
+      const fh = await open(part, opts.keep ? 'r+' : 'w+').catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return open(part, 'w+');
+        throw err;
+      });
+      await fh.truncate(size);
+      return new PartFile(finalPath, part, fh);
+    } catch (err) {
+      throw ioError(err, `cannot prepare ${part}`);
+    }
   }
 
-  /** Make the file durable, give it its final name and the directory's mtime. */
-  async finish(mtimeSec: number): Promise<void> {
+  /**
+   * Make the file durable, give it the directory's mtime and its final name. Without `overwrite`,
+   * a file that appeared at NAME during the download is left alone: EXISTS, and the finished bytes
+   * stay in the part file.
+   */
+  async finish(mtimeSec: number, overwrite = false): Promise<void> {
     await this.flushing;
     const fh = this.fh!;
-    await fh.sync();
-    await fh.close();
-    this.fh = null;
-    await utimes(this.partPath, mtimeSec, mtimeSec);
-    await rename(this.partPath, this.finalPath);
+    try {
+      await fh.sync();
+      await fh.close();
+      this.fh = null;
+      await utimes(this.partPath, mtimeSec, mtimeSec);
+    } catch (err) {
+      throw ioError(err, `cannot finish ${this.partPath}`);
+    }
+    if (overwrite) {
+      await rename(this.partPath, this.finalPath).catch((err) => {
+        throw ioError(err, `cannot rename ${this.partPath} to ${this.finalPath}`);
+      });
+    } else {
+      try {
+        await link(this.partPath, this.finalPath);
+        await unlink(this.partPath);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') {
+          throw new SwarmError(ERROR_CODES.EXISTS, `${this.finalPath} appeared while downloading; it was left alone and the download is complete in ${this.partPath} (use --overwrite to replace it)`);
+        }
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV' && code !== 'EMLINK') throw ioError(err, `cannot name ${this.finalPath}`);
+        // no hard links here (FAT, some network shares): check, then rename
+        if (await lstat(this.finalPath).then(() => true, () => false)) {
+          throw new SwarmError(ERROR_CODES.EXISTS, `${this.finalPath} appeared while downloading; it was left alone and the download is complete in ${this.partPath} (use --overwrite to replace it)`);
+        }
+        await rename(this.partPath, this.finalPath).catch((e) => {
+          throw ioError(e, `cannot rename ${this.partPath} to ${this.finalPath}`);
+        });
+      }
+    }
+    await syncDir(path.dirname(this.finalPath));
   }
 
   /** Close without finishing (interrupt, failure): the part file stays for resuming. */

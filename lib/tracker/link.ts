@@ -11,6 +11,8 @@ import type { Library } from '../share/library.js';
 import type { Log } from '../log.js';
 import { TrackerClient } from './client.js';
 import { TrackerServer } from './server.js';
+import type { AnnouncedFile } from '../protocol/entries.js';
+import type { FileInfo } from '../types.js';
 
 export interface TrackerLinkOptions {
   /** host:port of an external tracker. */
@@ -28,6 +30,8 @@ export interface TrackerState {
   address: string;
   embedded: boolean;
   message?: string;
+  /** Entries the tracker refused, with why (the rest were registered). */
+  dropped?: { what: string; reason: string }[];
 }
 
 export interface TrackerLink {
@@ -62,12 +66,13 @@ export async function attachTracker(
     }
     host = served.host === '0.0.0.0' || served.host === '::' ? '127.0.0.1' : served.host;
   }
-  const client = new TrackerClient(host, port, served.port, () => library.files(), opts.keepaliveMs ?? KEEPALIVE_MS);
+  const announce = (files: FileInfo[]): AnnouncedFile[] => files.map((f) => ({ name: f.name, mtime: f.mtime, size: f.size, cid: f.cid, partial: false }));
+  const client = new TrackerClient(host, port, served.port, () => announce(library.files()), opts.keepaliveMs ?? KEEPALIVE_MS);
   const address = `${host}:${port}`;
   client.on('state', (s) => onState({ ...s, address, embedded: !!embedded }));
   library.on('change', (diff) => {
     const changed = new Set([...diff.added, ...diff.changed]);
-    client.update(library.files().filter((f) => changed.has(f.name)));
+    client.update(announce(library.files().filter((f) => changed.has(f.name))));
     client.remove(diff.removed);
   });
   await client.start();

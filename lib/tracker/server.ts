@@ -1,8 +1,16 @@
 /**
  * The tracker's TCP server: framed messages (our peers) and seed 002's raw JSON (stock
  * synchronizers) on one port, told apart by the first byte ('{' means raw JSON; a frame starts
- * with 0). Each connection is one peer; it leaves the directory when it closes, unregisters, or
- * is silent for KEEPALIVE_MISSES keepalive periods. Bad input closes that connection only.
+ * with 0). Each connection is one registration; it leaves the directory when it closes,
+ * unregisters, or is silent for KEEPALIVE_MISSES keepalive periods.
+ *
+ *   accept ─► ConnectionGuard (caps in total and per address, deadlines, eviction when full)
+ *   framed ─► hello ─► typed requests ─► Registry (entries checked one by one; bad ones dropped
+ *             and reported in `ok.dropped`, never the whole message)
+ *   answers wait for the reader: past REPLY_WINDOW_BYTES unsent, the connection stops being read
+ *   (and a seed-002 peer's keepalives are answered once, when it has read the last answer)
+ *
+ * Directory answers are paged (`dir` with `after`), so 100,000 files per peer fit in frames.
  */
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
@@ -10,10 +18,15 @@ import { listenOn } from '../net/listen.js';
 import { DEFAULT_TRACKER_PORT, KEEPALIVE_MISSES, KEEPALIVE_MS } from '../constants.js';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { FrameDecoder, encodeFrame, type Header } from '../protocol/frame.js';
-import { checkMessage } from '../protocol/messages.js';
+import { checkHello, decodeMessage, helloMessage, type Hello, type TrackerRequest } from '../protocol/messages.js';
+import { checkAnnounced, type Dropped } from '../protocol/entries.js';
+import { nameProblem } from '../protocol/names.js';
 import { JsonObjectSplitter } from '../protocol/json-stream.js';
 import { noLog, type Log } from '../log.js';
-import { Registry, parseAnnounced, type AnnouncedFile } from './registry.js';
+import { ConnectionGuard, type GuardedConnection, type ServerLimits } from '../net/guard.js';
+import { localHello } from '../net/identity.js';
+import { plainIp } from '../peer/server.js';
+import { Registry, type RegistryLimits } from './registry.js';
 
 export interface TrackerOptions {
   port?: number;
@@ -22,13 +35,34 @@ export interface TrackerOptions {
   log?: Log;
   /** Clock, for tests. */
   now?: () => number;
-  maxPeers?: number;
-  maxFilesPerPeer?: number;
+  /** Directory limits (registrations, files, entries; see registry.ts). */
+  registry?: Partial<RegistryLimits>;
+  /** Connection limits and deadlines (see net/guard.ts). */
+  limits?: Partial<ServerLimits>;
 }
 
-function plainIp(addr: string | undefined): string {
-  if (!addr) return '0.0.0.0';
-  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+/** Largest request a tracker reads: a page of announced files (clients send ≤ 200 KiB pages). */
+export const MAX_TRACKER_REQUEST_BYTES = 256 << 10;
+/** Unsent answer bytes at which a connection stops being read. */
+export const REPLY_WINDOW_BYTES = 1 << 20;
+/** Directory entries per `directory` page, and the JSON bytes a page may reach. */
+export const DIR_PAGE_ENTRIES = 1000;
+const DIR_PAGE_BYTES = 512 << 10;
+/** Versions listed in a `holders` answer (newest first). */
+const MAX_VERSIONS_LISTED = 16;
+/** Dropped entries reported back per message. */
+const MAX_DROPPED_REPORTED = 50;
+
+export function trackerLimits(keepaliveMs: number): ServerLimits {
+  return {
+    maxConnections: 1024,
+    maxPerIp: 64,
+    handshakeMs: 5_000,
+    frameMs: 10_000,
+    // registered peers speak every keepalive period; anything quieter for 3 periods is gone
+    idleMs: keepaliveMs * KEEPALIVE_MISSES,
+    sendStallMs: 30_000,
+  };
 }
 
 /** 'change' fires after every change to the directory: what happened and to which peer. */
@@ -36,10 +70,53 @@ export interface TrackerEvents {
   change: [what: string, peer: string];
 }
 
+class TrackerConnection implements GuardedConnection {
+  mode: 'framed' | 'legacy' | null = null;
+  hello: Hello | null = null;
+  registered = false;
+  lastActivityAt: number;
+  partialSince = 0;
+  blockedSince = 0;
+  paused = false;
+  /** seed 002: a directory answer is owed once the reader catches up. */
+  owesLegacyAnswer = false;
+  readonly since: number;
+
+  constructor(
+    readonly key: string,
+    readonly ip: string,
+    readonly socket: net.Socket,
+    now: number,
+  ) {
+    this.since = this.lastActivityAt = now;
+  }
+
+  overdue(now: number, limits: ServerLimits): string | null {
+    if (!this.registered && !this.hello && now - this.since > limits.handshakeMs) return `nothing useful within ${limits.handshakeMs} ms`;
+    if (this.partialSince && now - this.partialSince > limits.frameMs) return `a message took longer than ${limits.frameMs} ms to arrive`;
+    if (this.blockedSince && now - this.blockedSince > limits.sendStallMs) return `did not read answers for ${limits.sendStallMs} ms`;
+    if (now - this.lastActivityAt > limits.idleMs) return `silent for ${limits.idleMs} ms`;
+    return null;
+  }
+
+  evictRank(now: number): number {
+    if (!this.registered && !this.hello) return 4e12 + (now - this.since);
+    if (this.blockedSince) return 3e12 + (now - this.blockedSince);
+    if (this.partialSince && now - this.partialSince > 1_000) return 2e12 + (now - this.partialSince);
+    if (!this.registered) return 1e12 + (now - this.lastActivityAt);
+    return 0; // a registered peer keeping alive is the tracker's purpose
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
 export class TrackerServer extends EventEmitter<TrackerEvents> {
   readonly registry: Registry;
+  readonly guard: ConnectionGuard<TrackerConnection>;
   private readonly server: net.Server;
-  private readonly sockets = new Map<string, net.Socket>();
+  private readonly conns = new Map<string, TrackerConnection>();
   private readonly log: Log;
   private readonly now: () => number;
   private readonly keepaliveMs: number;
@@ -52,7 +129,10 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     this.log = opts.log ?? noLog;
     this.now = opts.now ?? Date.now;
     this.keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS;
-    this.registry = new Registry({ maxPeers: opts.maxPeers ?? 10_000, maxFilesPerPeer: opts.maxFilesPerPeer ?? 100_000 });
+    this.registry = new Registry(opts.registry);
+    this.guard = new ConnectionGuard<TrackerConnection>({ ...trackerLimits(this.keepaliveMs), ...opts.limits }, (c, reason) =>
+      this.log('connection-closed', { peer: c.key, reason }),
+    );
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
@@ -62,6 +142,7 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     this.port = a.port;
     this.sweep = setInterval(() => this.expire(), Math.max(50, Math.floor(this.keepaliveMs / 2)));
     this.sweep.unref();
+    this.guard.start();
     this.log('tracker-listening', { host: this.host, port: this.port });
     return { host: this.host, port: this.port };
   }
@@ -71,54 +152,83 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     for (const key of this.registry.expire(this.now(), this.keepaliveMs * KEEPALIVE_MISSES)) {
       this.log('peer-expired', { peer: key });
       this.emit('change', 'expired', key);
-      this.sockets.get(key)?.destroy();
+      this.conns.get(key)?.socket.destroy();
     }
   }
 
   private accept(socket: net.Socket): void {
-    const key = `${plainIp(socket.remoteAddress)}:${socket.remotePort}`;
     const ip = plainIp(socket.remoteAddress);
-    this.sockets.set(key, socket);
+    const key = `${ip}:${socket.remotePort}`;
+    socket.on('error', () => socket.destroy());
+    const admitted = this.guard.admit(ip);
+    if (!admitted.ok) {
+      this.log('connection-refused', { peer: key, reason: admitted.reason });
+      socket.destroy();
+      return;
+    }
+    const c = new TrackerConnection(key, ip, socket, this.now());
+    this.guard.add(c);
+    this.conns.set(key, c);
     socket.setNoDelay(true);
-    // registered peers speak every keepalive period; anything quieter for 3 periods is gone
-    socket.setTimeout(this.keepaliveMs * KEEPALIVE_MISSES, () => socket.destroy());
-    let mode: 'framed' | 'legacy' | null = null;
     const fail = (err: unknown) => {
       const e = asSwarmError(err);
       this.log('connection-closed', { peer: key, code: e.code, reason: e.message });
-      if (mode === 'framed' && !socket.destroyed) for (const b of encodeFrame({ t: 'error', code: e.code, message: e.message })) socket.write(b);
+      if (c.mode === 'framed' && !socket.destroyed) for (const b of encodeFrame({ t: 'error', code: e.code, message: e.message })) socket.write(b);
       socket.end();
       socket.destroy();
     };
     const send = (h: Header) => {
       for (const b of encodeFrame(h)) socket.write(b);
+      this.checkWindow(c, framed);
     };
     const framed = new FrameDecoder(
       {
-        onMessage: (h) => this.onFramed(key, ip, h, send),
+        onMessage: (h) => this.onFramed(c, h, send),
         onPacket: () => {
           throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'data packets are not for the tracker');
         },
       },
-      { maxBodyBytes: 0 },
+      { maxHeaderBytes: MAX_TRACKER_REQUEST_BYTES, maxBodyBytes: 0 },
     );
-    const legacy = new JsonObjectSplitter((o) => this.onLegacy(key, ip, o, (v) => socket.write(JSON.stringify(v))));
+    const legacy = new JsonObjectSplitter((o) => this.onLegacy(c, o), MAX_TRACKER_REQUEST_BYTES);
     socket.on('data', (d: Buffer) => {
       try {
-        if (!mode) {
+        if (!c.mode) {
           const first = d.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
           if (first === undefined) return;
-          mode = first === 0x7b ? 'legacy' : 'framed';
+          c.mode = first === 0x7b ? 'legacy' : 'framed';
         }
-        if (mode === 'framed') framed.push(d);
-        else legacy.push(d);
+        if (c.mode === 'framed') {
+          framed.push(d);
+          c.partialSince = framed.idle ? 0 : c.partialSince || this.now();
+        } else {
+          legacy.push(d);
+          c.partialSince = legacy.idle ? 0 : c.partialSince || this.now();
+        }
       } catch (err) {
         fail(err);
       }
     });
-    socket.on('error', () => socket.destroy());
+    socket.on('drain', () => {
+      c.blockedSince = 0;
+      c.lastActivityAt = this.now();
+      if (c.owesLegacyAnswer) {
+        c.owesLegacyAnswer = false;
+        this.replyLegacy(c);
+      }
+      if (c.paused) {
+        c.paused = false;
+        socket.resume();
+        try {
+          framed.resume();
+        } catch (err) {
+          fail(err);
+        }
+      }
+    });
     socket.on('close', () => {
-      this.sockets.delete(key);
+      this.guard.remove(c);
+      if (this.conns.get(key) === c) this.conns.delete(key);
       if (this.registry.unregister(key)) {
         this.log('peer-left', { peer: key });
         this.emit('change', 'left', key);
@@ -126,74 +236,145 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     });
   }
 
-  private onFramed(key: string, ip: string, h: Header, send: (h: Header) => void): void {
-    checkMessage('trackerRequest', h);
-    const id = h.id as number | undefined;
+  private checkWindow(c: TrackerConnection, decoder: FrameDecoder | null): void {
+    if (c.paused || c.socket.writableLength <= REPLY_WINDOW_BYTES) return;
+    c.paused = true;
+    c.blockedSince ||= this.now();
+    decoder?.pause();
+    c.socket.pause();
+  }
+
+  private reportDropped(key: string, dropped: Dropped[]): Dropped[] {
+    if (dropped.length) this.log('entries-dropped', { peer: key, count: dropped.length, first: `${dropped[0]!.what}: ${dropped[0]!.reason}` });
+    return dropped.slice(0, MAX_DROPPED_REPORTED);
+  }
+
+  private onFramed(c: TrackerConnection, h: Header, send: (h: Header) => void): void {
+    const m = decodeMessage('trackerRequest', h);
+    c.lastActivityAt = this.now();
+    if (!c.hello) {
+      if (m.t !== 'hello') throw new SwarmError(ERROR_CODES.VERSION, `send hello first: this tracker speaks swarm protocol 2 (an older swarm sent "${h.t}"); run the same swarm version on both sides`);
+      checkHello(m, `peer ${c.key}`);
+      c.hello = m;
+      send(helloMessage(localHello()));
+      return;
+    }
+    this.handleFramed(c, m, send);
+  }
+
+  private handleFramed(c: TrackerConnection, m: TrackerRequest | { t: 'unknown'; type: string; id?: number }, send: (h: Header) => void): void {
+    const key = c.key;
     const now = this.now();
-    const files = (list: unknown[]): AnnouncedFile[] => list.map((f) => parseAnnounced(f, false));
-    switch (h.t) {
-      case 'register':
-        this.registry.register(key, { ip, port: h.port as number }, files(h.files as unknown[]), now);
-        this.log('peer-registered', { peer: key, port: h.port as number, files: (h.files as unknown[]).length });
+    switch (m.t) {
+      case 'hello':
+        return;
+      case 'unknown':
+        if (m.id !== undefined) send({ t: 'error', id: m.id, code: ERROR_CODES.UNKNOWN_MESSAGE, message: `unknown request "${m.type}"` });
+        return;
+      case 'register': {
+        const checked = checkAnnounced(m.files, false);
+        this.registry.register(key, { ip: c.ip, port: m.port }, checked.ok, now);
+        c.registered = true;
+        this.log('peer-registered', { peer: key, port: m.port, files: checked.ok.length, dropped: checked.dropped.length });
         this.emit('change', 'registered', key);
-        send({ t: 'directory', id, files: Object.fromEntries(this.registry.directory()) });
+        send({ t: 'ok', id: m.id, dropped: this.reportDropped(key, checked.dropped) });
         return;
+      }
       case 'keepalive':
-        this.registry.keepalive(key, now, h.port as number | undefined);
-        send({ t: 'ok', id });
+        this.registry.keepalive(key, now, m.port);
+        send({ t: 'ok', ...(m.id !== undefined ? { id: m.id } : {}) });
         return;
-      case 'update':
-        this.registry.update(key, files(h.files as unknown[]), now);
-        this.log('peer-updated', { peer: key, files: (h.files as unknown[]).length });
+      case 'update': {
+        const checked = checkAnnounced(m.files, false);
+        this.registry.update(key, checked.ok, now);
+        this.log('peer-updated', { peer: key, files: checked.ok.length, dropped: checked.dropped.length });
         this.emit('change', 'updated', key);
-        send({ t: 'ok', id });
+        send({ t: 'ok', id: m.id, dropped: this.reportDropped(key, checked.dropped) });
         return;
+      }
       case 'delete': {
-        const names = (h.names as unknown[]).filter((n): n is string => typeof n === 'string');
+        const names = m.names.filter((n): n is string => typeof n === 'string' && nameProblem(n) === null);
         this.registry.delete(key, names, now);
         this.log('peer-deleted', { peer: key, files: names.length });
         this.emit('change', 'deleted', key);
-        send({ t: 'ok', id });
+        send({ t: 'ok', id: m.id });
         return;
       }
       case 'unregister':
         this.registry.unregister(key);
+        c.registered = false;
         this.log('peer-unregistered', { peer: key });
         this.emit('change', 'unregistered', key);
-        send({ t: 'ok', id });
+        send({ t: 'ok', id: m.id });
         return;
-      case 'dir':
-        send({ t: 'directory', id, files: Object.fromEntries(this.registry.directory()) });
+      case 'dir': {
+        const limit = Math.max(1, Math.min(m.limit ?? DIR_PAGE_ENTRIES, DIR_PAGE_ENTRIES));
+        const names = this.registry.namesAfter(m.after, limit + 1);
+        const files: Record<string, unknown> = {};
+        let bytes = 0;
+        let last: string | undefined;
+        let cut = false;
+        for (let i = 0; i < Math.min(limit, names.length); i++) {
+          const e = this.registry.whoHas(names[i]!)!;
+          bytes += names[i]!.length + JSON.stringify(e).length + 4;
+          if (bytes > DIR_PAGE_BYTES && last !== undefined) {
+            cut = true;
+            break;
+          }
+          files[names[i]!] = e;
+          last = names[i]!;
+        }
+        const more = cut || names.length > limit;
+        send({ t: 'directory', id: m.id, files, ...(more && last !== undefined ? { next: last } : {}) });
         return;
+      }
       case 'who-has':
-        send({ t: 'holders', id, name: h.name as string, entry: this.registry.whoHas(h.name as string) });
+        send({ t: 'holders', id: m.id, name: m.name, versions: this.registry.versions(m.name).slice(0, MAX_VERSIONS_LISTED) });
         return;
+      case 'peers-of': {
+        const v = this.registry.peersOf(m.cid);
+        send({ t: 'peers', id: m.id, cid: m.cid, peers: v ? [...v.holders, ...v.partial] : [] });
+        return;
+      }
     }
   }
 
   /** seed 002, Table 1: Initial Message and Keep-alive, both answered with the directory. */
-  private onLegacy(key: string, ip: string, o: Record<string, unknown>, reply: (v: unknown) => void): void {
+  private onLegacy(c: TrackerConnection, o: Record<string, unknown>): void {
     const port = o.port;
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
       throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'seed-002 message without a valid "port"');
     }
     const now = this.now();
+    c.lastActivityAt = now;
     if (Array.isArray(o.files)) {
-      this.registry.register(key, { ip, port }, o.files.map((f) => parseAnnounced(f, true)), now);
-      this.log('legacy-peer-registered', { peer: key, port, files: o.files.length });
-      this.emit('change', 'registered', key);
-    } else if (this.registry.has(key)) {
-      this.registry.keepalive(key, now, port);
+      const checked = checkAnnounced(o.files, true);
+      this.registry.register(c.key, { ip: c.ip, port }, checked.ok, now);
+      c.registered = true;
+      this.log('legacy-peer-registered', { peer: c.key, port, files: checked.ok.length, dropped: checked.dropped.length });
+      this.reportDropped(c.key, checked.dropped);
+      this.emit('change', 'registered', c.key);
+    } else if (this.registry.has(c.key)) {
+      this.registry.keepalive(c.key, now, port);
     } else {
       throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'seed-002 keepalive before the initial message');
     }
-    reply(this.registry.legacyDirectory());
+    // a peer that does not read its answers gets one more when it has caught up, not one per message
+    if (c.socket.writableNeedDrain) c.owesLegacyAnswer = true;
+    else this.replyLegacy(c);
+  }
+
+  private replyLegacy(c: TrackerConnection): void {
+    if (c.socket.destroyed) return;
+    c.socket.write(JSON.stringify(this.registry.legacyDirectory()));
+    this.checkWindow(c, null);
   }
 
   async close(): Promise<void> {
     if (this.sweep) clearInterval(this.sweep);
+    this.guard.stop();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const s of this.sockets.values()) s.destroy();
+    for (const c of this.conns.values()) c.socket.destroy();
     await closed;
   }
 }

@@ -13,29 +13,29 @@ export interface FetchResult {
   error: SwarmError | null;
 }
 
-export async function fetchRange(port: number, name: string, cid: string, from: number, to: number): Promise<FetchResult> {
+export async function fetchRange(port: number, cid: string, from: number, to: number): Promise<FetchResult> {
   const pieces: { offset: number; data: Buffer }[] = [];
   let bad = 0;
   let lastFlags = 0;
   let settle: (e: SwarmError | null) => void = () => {};
   const finished = new Promise<SwarmError | null>((r) => (settle = r));
-  const c = new FramedClient('127.0.0.1', port, {
+  const c = new FramedClient('127.0.0.1', port, { side: 'peerReply', handler: {
     onPacket(h, raw, payload) {
       const data = Buffer.concat(payload);
       if (!packetChecksumOk(h, packetHeaderSum(raw), sum16(data))) bad++;
       pieces.push({ offset: h.offset, data });
       if (h.flags & FLAG_LAST_IN_CHUNK) lastFlags++;
     },
-    onMessage(h) {
-      if (h.t === 'done') settle(null);
-      if (h.t === 'error') settle(fromWire(h as { code?: unknown; message?: unknown }));
+    onMessage(m) {
+      if (m.t === 'done') settle(null);
+      if (m.t === 'error') settle(fromWire(m));
     },
     onClose(err) {
       settle(err);
     },
-  });
+  } });
   await c.connect();
-  c.write({ t: 'get', id: c.newId(), name, cid, from, to });
+  c.write({ t: 'get', id: c.newId(), cid, from, to });
   const error = await finished;
   c.destroy();
   pieces.sort((a, b) => a.offset - b.offset);

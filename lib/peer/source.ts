@@ -1,0 +1,47 @@
+/**
+ * What the peer server serves from, declared here and implemented above (share/ for complete
+ * files, download/ for partial ones): the peer layer never imports them.
+ *
+ * A `ChunkSource` is one content id that this peer can serve: its manifest, which chunks are
+ * verified, and a way to read them. `open()` returns a reader tied to the exact file the source
+ * was checked against (device and inode compared after opening), so a symlink or another file
+ * swapped in later is never read. A source only ever answers for verified chunks.
+ */
+import type { Manifest } from '../manifest.js';
+import type { FileInfo } from '../types.js';
+
+export interface SourceReader {
+  /** Read into `buf[at, at+length)` from file offset `position`; resolves bytes read (0 at end). */
+  read(buf: Buffer, at: number, length: number, position: number): Promise<number>;
+  /** Throws SWARM_ERR_FILE_CHANGED if the file no longer matches what was verified. */
+  checkUnchanged(): void;
+  close(): Promise<void>;
+}
+
+export interface ChunkSource {
+  readonly manifest: Manifest;
+  /** True when every chunk is verified (a seeder). */
+  readonly complete: boolean;
+  /** True when chunk i is verified and may be served. */
+  has(chunk: number): boolean;
+  /** The verified chunks as a bitfield (bit i, LSB first within a byte, set when chunk i is). */
+  bitfield(): Uint8Array;
+  open(): Promise<SourceReader>;
+}
+
+/** Listeners for changes of a source's chunks (partial holders announce `have`). */
+export type HaveListener = (cid: string, chunks: number[]) => void;
+
+/** Everything the server can answer for. */
+export interface SourceIndex {
+  /** A page of the files this peer shares, by name, starting after `after`. */
+  list(after: string | undefined, limit: number): { files: FileInfo[]; next?: string };
+  /** The file shared under `name`, if any. */
+  stat(name: string): FileInfo | undefined;
+  /** The source of a content id, complete or partial. */
+  byCid(cid: string): ChunkSource | undefined;
+  /** For seed 002's plain File Request: a reader of the complete file shared under `name`. */
+  openByName(name: string): Promise<{ reader: SourceReader; size: number } | undefined>;
+  /** Subscribe to newly verified chunks; returns the unsubscribe function. */
+  onHave?(listener: HaveListener): () => void;
+}
