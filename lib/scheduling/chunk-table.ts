@@ -56,6 +56,16 @@ export class ChunkTable {
     return this.state[i] === ChunkState.Verified;
   }
 
+  /** No chunk below this index is missing (a cheap place to start scanning). */
+  firstMaybeMissing(): number {
+    while (this.lowMissing < this.count && this.state[this.lowMissing] !== ChunkState.Missing) this.lowMissing++;
+    return this.lowMissing;
+  }
+
+  isMissing(i: number): boolean {
+    return this.state[i] === ChunkState.Missing;
+  }
+
   /** First run of missing chunks, at most `max` long, starting at or after `from`. */
   nextMissingRun(max: number, from = 0): { start: number; end: number } | null {
     let i = Math.max(from, this.lowMissing);

@@ -1,0 +1,90 @@
+/**
+ * A download in progress as a ChunkSource (peer/source.ts): it serves the chunks its ticket says
+ * are verified, from its part file, while it fetches the rest. So every downloader is a holder of
+ * what it already has, and a flash crowd feeds itself (seed 004's peers sharing chunks).
+ *
+ * Only verified chunks are ever served: `has(i)` is the ticket's bit, set only after the chunk
+ * matched its BLAKE3 hash and was written; the peer server refuses a range with any other chunk
+ * before reading a byte. Readers open the part file read-only with O_NOFOLLOW and check it is the
+ * very inode the download writes (device and inode), so nothing swapped in at that path is read.
+ * When the download completes and the part file takes its final name, the inode is the same:
+ * open readers go on, new ones open the final path.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { constants, fstatSync } from 'node:fs';
+import { ERROR_CODES, SwarmError } from '../errors.js';
+import { chunksOf, type Manifest } from '../manifest.js';
+import type { ChunkSource, SourceReader } from '../peer/source.js';
+import type { Ticket } from '../storage/ticket.js';
+
+class PartReader implements SourceReader {
+  private closed = false;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly size: number,
+  ) {}
+
+  async read(buf: Buffer, at: number, length: number, position: number): Promise<number> {
+    const { bytesRead } = await this.fh.read(buf, at, length, position);
+    return bytesRead;
+  }
+
+  checkUnchanged(): void {
+    if (this.closed) throw new SwarmError(ERROR_CODES.FILE_CHANGED, 'the partial download is no longer open');
+    if (fstatSync(this.fh.fd).size !== this.size) throw new SwarmError(ERROR_CODES.FILE_CHANGED, 'the partial download changed size');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close().catch(() => {});
+  }
+}
+
+export class PartialSource implements ChunkSource {
+  private readonly chunks: number;
+
+  constructor(
+    readonly manifest: Manifest,
+    private readonly ticket: Ticket,
+    /** Where the bytes are: the part file, then the final path once renamed. */
+    private path: string,
+    /** Device and inode of the part file (fstat of the descriptor the download writes). */
+    private readonly id: { dev: number; ino: number },
+  ) {
+    this.chunks = chunksOf(manifest);
+  }
+
+  get complete(): boolean {
+    return this.ticket.count() === this.chunks;
+  }
+
+  has(chunk: number): boolean {
+    return chunk >= 0 && chunk < this.chunks && this.ticket.has(chunk);
+  }
+
+  bitfield(): Uint8Array {
+    return this.ticket.bitfield();
+  }
+
+  /** The part file was renamed to its final name (same inode). */
+  moved(to: string): void {
+    this.path = to;
+  }
+
+  async open(): Promise<SourceReader> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      throw new SwarmError(ERROR_CODES.NOT_FOUND, `the partial download is gone: ${(err as Error).message}`);
+    }
+    const st = fstatSync(fh.fd);
+    if (st.dev !== this.id.dev || st.ino !== this.id.ino) {
+      await fh.close().catch(() => {});
+      throw new SwarmError(ERROR_CODES.FILE_CHANGED, 'the partial download was replaced by another file');
+    }
+    return new PartReader(fh, this.manifest.size);
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Everything one peer serves, as one SourceIndex (peer/source.ts): the files of its share (the
+ * library, when it shares a folder) and the contents it downloads (partial sources while they
+ * run, complete ones once adopted). The peer server answers from this and never knows which is
+ * which. Newly verified chunks of a download are announced to listeners (sessions push `have`
+ * to peers that said `interest`).
+ */
+import { kindOf } from '../share/kinds.js';
+import type { ChunkSource, HaveListener, SourceIndex, SourceReader } from '../peer/source.js';
+import type { FileInfo } from '../types.js';
+
+interface Held {
+  name: string;
+  mtime: number;
+  source: ChunkSource;
+}
+
+export class NodeSources implements SourceIndex {
+  private library: SourceIndex | null = null;
+  private readonly held = new Map<string, Held>();
+  private readonly byName = new Map<string, Held>();
+  private readonly listeners = new Set<HaveListener>();
+
+  setLibrary(library: SourceIndex | null): void {
+    this.library = library;
+  }
+
+  /** Serve `source` (a download in progress, or a finished one) under `name`. */
+  add(name: string, mtime: number, source: ChunkSource): void {
+    const h = { name, mtime, source };
+    this.held.set(source.manifest.cid, h);
+    this.byName.set(name, h);
+  }
+
+  remove(cid: string): void {
+    const h = this.held.get(cid);
+    if (!h) return;
+    this.held.delete(cid);
+    if (this.byName.get(h.name) === h) this.byName.delete(h.name);
+  }
+
+  /** Contents held outside the library (downloads), for the tracker announcement. */
+  heldContents(): { name: string; mtime: number; size: number; cid: string; partial: boolean }[] {
+    return [...this.held.values()].map((h) => ({ name: h.name, mtime: h.mtime, size: h.source.manifest.size, cid: h.source.manifest.cid, partial: !h.source.complete }));
+  }
+
+  /** Chunks of `cid` newly verified here. */
+  noteHave(cid: string, chunks: number[]): void {
+    for (const l of this.listeners) l(cid, chunks);
+  }
+
+  onHave(listener: HaveListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private info(h: Held): FileInfo {
+    return { name: h.name, size: h.source.manifest.size, mtime: h.mtime, kind: kindOf(h.name), cid: h.source.manifest.cid };
+  }
+
+  list(after: string | undefined, limit: number): { files: FileInfo[]; next?: string } {
+    const lib = this.library?.list(after, limit) ?? { files: [] };
+    const mine = [...this.byName.keys()].filter((n) => (after === undefined || n > after) && !this.library?.stat(n)).sort();
+    const merged: FileInfo[] = [];
+    let i = 0;
+    let j = 0;
+    while (merged.length < limit && (i < lib.files.length || j < mine.length)) {
+      if (j >= mine.length || (i < lib.files.length && lib.files[i]!.name < mine[j]!)) merged.push(lib.files[i++]!);
+      else merged.push(this.info(this.byName.get(mine[j++]!)!));
+    }
+    const more = i < lib.files.length || lib.next !== undefined || j < mine.length;
+    return more && merged.length ? { files: merged, next: merged[merged.length - 1]!.name } : { files: merged };
+  }
+
+  stat(name: string): FileInfo | undefined {
+    const fromLibrary = this.library?.stat(name);
+    if (fromLibrary) return fromLibrary;
+    const h = this.byName.get(name);
+    return h ? this.info(h) : undefined;
+  }
+
+  byCid(cid: string): ChunkSource | undefined {
+    const lib = this.library?.byCid(cid);
+    if (lib) return lib;
+    return this.held.get(cid)?.source;
+  }
+
+  async openByName(name: string): Promise<{ reader: SourceReader; size: number } | undefined> {
+    const fromLibrary = await this.library?.openByName(name);
+    if (fromLibrary) return fromLibrary;
+    const h = this.byName.get(name);
+    if (!h || !h.source.complete) return undefined;
+    return { reader: await h.source.open(), size: h.source.manifest.size };
+  }
+}

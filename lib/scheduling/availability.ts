@@ -1,0 +1,76 @@
+/**
+ * Who has which chunk: one bitfield per peer (from its `bitfield`, grown by its `have`s) and, per
+ * chunk, how many peers have it. Pure bookkeeping, no clock. The picker reads the counts to fetch
+ * the rarest chunks first; the coordinator asks `has(peer, i)` so a peer is only ever asked for
+ * chunks it has.
+ */
+
+/** Bit i (LSB first within a byte) of a bitfield. */
+export function bitSet(bits: Uint8Array, i: number): boolean {
+  return (bits[i >> 3]! & (1 << (i & 7))) !== 0;
+}
+
+/** A bitfield of `count` chunks with every bit set. */
+export function fullBitfield(count: number): Uint8Array {
+  const bits = new Uint8Array(Math.ceil(count / 8)).fill(0xff);
+  if (count % 8) bits[bits.length - 1] = (1 << count % 8) - 1;
+  return bits;
+}
+
+export class Availability {
+  /** How many known peers have each chunk. */
+  readonly counts: Uint16Array;
+  private readonly peers = new Map<number, Uint8Array>();
+
+  constructor(readonly chunkCount: number) {
+    this.counts = new Uint16Array(chunkCount);
+  }
+
+  /** A peer's whole bitfield (replacing what it said before). Bits past the end are ignored. */
+  setPeer(peer: number, bits: Uint8Array): void {
+    this.removePeer(peer);
+    const own = new Uint8Array(Math.ceil(this.chunkCount / 8));
+    own.set(bits.subarray(0, own.length));
+    if (this.chunkCount % 8 && own.length) own[own.length - 1]! &= (1 << this.chunkCount % 8) - 1;
+    this.peers.set(peer, own);
+    for (let i = 0; i < this.chunkCount; i++) if (bitSet(own, i)) this.counts[i]!++;
+  }
+
+  /** A peer newly has chunk i. Returns false when it is out of range or already known. */
+  have(peer: number, i: number): boolean {
+    const bits = this.peers.get(peer);
+    if (!bits || !Number.isInteger(i) || i < 0 || i >= this.chunkCount || bitSet(bits, i)) return false;
+    bits[i >> 3]! |= 1 << (i & 7);
+    this.counts[i]!++;
+    return true;
+  }
+
+  removePeer(peer: number): void {
+    const bits = this.peers.get(peer);
+    if (!bits) return;
+    this.peers.delete(peer);
+    for (let i = 0; i < this.chunkCount; i++) if (bitSet(bits, i)) this.counts[i]!--;
+  }
+
+  has(peer: number, i: number): boolean {
+    const bits = this.peers.get(peer);
+    return !!bits && bitSet(bits, i);
+  }
+
+  known(peer: number): boolean {
+    return this.peers.has(peer);
+  }
+
+  /** How many chunks a peer has. */
+  countOf(peer: number): number {
+    const bits = this.peers.get(peer);
+    if (!bits) return 0;
+    let n = 0;
+    for (const b of bits) for (let x = b; x; x &= x - 1) n++;
+    return n;
+  }
+
+  isComplete(peer: number): boolean {
+    return this.countOf(peer) === this.chunkCount;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The upload policy of a serving peer: which waiting chunk goes out next when several peers want
+ * data at once. Pure; the clock is passed in, sessions are numbers, grants are callbacks.
+ *
+ * A chunk is "in transit" from the moment its first byte is written until the receiver says it
+ * has it (`have`, which swarm peers send to every peer they fetch from), so the policy sees real
+ * delivery, not bytes parked in kernel buffers.
+ *
+ * - No contention (nobody waiting): every chunk goes at once; a single fast downloader is never
+ *   slowed down.
+ * - Contention: at most `slots` chunks in transit. A freed slot goes to the waiting chunk that
+ *   this peer has uploaded the fewest times (a seeder spreads distinct chunks first, instead of
+ *   sending the same chunk to everyone, so downloaders have different chunks to trade), then to
+ *   the chunk waiting longest (round robin among peers: fairness). Fewer chunks at once means
+ *   each arrives sooner and can be shared sooner (BitTorrent unchokes 4 peers for this reason).
+ * - A chunk never acknowledged frees its slot after `ackTimeoutMs` (a peer that does not send
+ *   `have`, or is gone), and that peer's next chunks wait behind the others'.
+ */
+
+interface Waiter {
+  session: number;
+  key: string;
+  since: number;
+  grant: () => void;
+}
+
+interface Transit {
+  session: number;
+  key: string;
+  at: number;
+}
+
+export class UploadSlots {
+  private readonly waiting: Waiter[] = [];
+  private readonly transit: Transit[] = [];
+  private readonly uploads = new Map<string, number>();
+  /** Sessions that let a chunk time out unacknowledged: their chunks go last. */
+  private readonly laggards = new Set<number>();
+  readonly counters = { granted: 0, waited: 0, timedOut: 0 };
+
+  constructor(
+    readonly slots = 4,
+    readonly ackTimeoutMs = 5_000,
+  ) {}
+
+  static key(cid: string, chunk: number): string {
+    return `${cid}:${chunk}`;
+  }
+
+  get inTransit(): number {
+    return this.transit.length;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Times this peer has sent chunk `key` (acknowledged or not). */
+  uploadsOf(key: string): number {
+    return this.uploads.get(key) ?? 0;
+  }
+
+  /** `session` wants to send chunk `key`: `grant` is called (maybe at once) when it may. */
+  want(session: number, key: string, now: number, grant: () => void): void {
+    if (this.waiting.length === 0 && (this.transit.length < this.slots || !this.contended(session))) {
+      this.start(session, key, now, grant);
+      return;
+    }
+    this.counters.waited++;
+    this.waiting.push({ session, key, since: now, grant });
+    this.pump(now);
+  }
+
+  /** True when another session is sending too (a lone downloader is never held back). */
+  private contended(session: number): boolean {
+    return this.transit.some((t) => t.session !== session);
+  }
+
+  private start(session: number, key: string, now: number, grant: () => void): void {
+    this.transit.push({ session, key, at: now });
+    this.uploads.set(key, this.uploadsOf(key) + 1);
+    this.counters.granted++;
+    grant();
+  }
+
+  /** The receiver has chunk `key`: its slot is free. */
+  acked(session: number, key: string, now: number): void {
+    const i = this.transit.findIndex((t) => t.session === session && t.key === key);
+    if (i < 0) return;
+    this.transit.splice(i, 1);
+    this.laggards.delete(session);
+    this.pump(now);
+  }
+
+  /** The session ended (closed, cancelled everything): its waits and slots go. */
+  drop(session: number, now: number): void {
+    for (let i = this.waiting.length - 1; i >= 0; i--) if (this.waiting[i]!.session === session) this.waiting.splice(i, 1);
+    for (let i = this.transit.length - 1; i >= 0; i--) if (this.transit[i]!.session === session) this.transit.splice(i, 1);
+    this.laggards.delete(session);
+    this.pump(now);
+  }
+
+  /** Free slots of chunks never acknowledged. Call on a timer. */
+  tick(now: number): void {
+    for (let i = this.transit.length - 1; i >= 0; i--) {
+      const t = this.transit[i]!;
+      if (now - t.at > this.ackTimeoutMs) {
+        this.transit.splice(i, 1);
+        this.laggards.add(t.session);
+        this.counters.timedOut++;
+      }
+    }
+    this.pump(now);
+  }
+
+  private pump(now: number): void {
+    while (this.waiting.length > 0) {
+      const lone = this.transit.length > 0 && this.waiting.every((w) => w.session === this.transit[0]!.session) && this.transit.every((t) => t.session === this.transit[0]!.session);
+      if (this.transit.length >= this.slots && !lone) return;
+      let best = 0;
+      for (let i = 1; i < this.waiting.length; i++) if (this.better(this.waiting[i]!, this.waiting[best]!)) best = i;
+      const w = this.waiting.splice(best, 1)[0]!;
+      this.start(w.session, w.key, now, w.grant);
+    }
+  }
+
+  private better(a: Waiter, b: Waiter): boolean {
+    const la = this.laggards.has(a.session) ? 1 : 0;
+    const lb = this.laggards.has(b.session) ? 1 : 0;
+    if (la !== lb) return la < lb;
+    const ua = this.uploadsOf(a.key);
+    const ub = this.uploadsOf(b.key);
+    if (ua !== ub) return ua < ub;
+    return a.since < b.since;
+  }
+}

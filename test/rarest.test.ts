@@ -1,0 +1,183 @@
+import t from 'tap';
+import { ChunkTable } from '../lib/scheduling/chunk-table.js';
+import { Availability, fullBitfield, bitSet } from '../lib/scheduling/availability.js';
+import { pickRarest, type RarestContext } from '../lib/scheduling/rarest.js';
+import { prng } from './helpers/prng.js';
+
+const bits = (count: number, chunks: number[]) => {
+  const b = new Uint8Array(Math.ceil(count / 8));
+  for (const i of chunks) b[i >> 3]! |= 1 << (i & 7);
+  return b;
+};
+
+t.test('availability: bitfields and haves count holders per chunk; a peer that leaves takes its counts', async (t) => {
+  const a = new Availability(10);
+  a.setPeer(1, fullBitfield(10));
+  a.setPeer(2, bits(10, [0, 1, 9]));
+  t.same([...a.counts], [2, 2, 1, 1, 1, 1, 1, 1, 1, 2]);
+  t.ok(a.have(2, 5));
+  t.notOk(a.have(2, 5), 'a have repeated counts once');
+  t.notOk(a.have(2, 10), 'out of range');
+  t.notOk(a.have(2, -1));
+  t.notOk(a.have(7, 1), 'unknown peer');
+  t.equal(a.counts[5], 2);
+  t.ok(a.isComplete(1));
+  t.equal(a.countOf(2), 4);
+  a.removePeer(1);
+  t.same([...a.counts], [1, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+  a.setPeer(3, Uint8Array.from([0xff, 0xff, 0xff]));
+  t.equal(a.countOf(3), 10, 'bits past the last chunk are ignored');
+  t.ok(bitSet(fullBitfield(10), 9));
+  t.notOk(bitSet(fullBitfield(10), 10));
+});
+
+function ctx(over: Partial<RarestContext> & { table: ChunkTable; counts: Uint16Array }): RarestContext {
+  return {
+    peerHas: () => true,
+    room: 8,
+    maxRun: 4,
+    random: prng(5),
+    randomOrder: false,
+    idle: false,
+    ownChunkSeconds: 0.01,
+    holderEta: () => 0.05,
+    ...over,
+  };
+}
+
+t.test('rarest first: only chunks the peer has; the rarest win; a run extends over equally rare chunks', async (t) => {
+  const table = new ChunkTable(12);
+  const counts = Uint16Array.from([3, 3, 1, 1, 1, 2, 1, 3, 3, 3, 1, 1]);
+  const has = (i: number) => i !== 10 && i !== 11;
+  const p = pickRarest(ctx({ table, counts, peerHas: has }));
+  t.ok(p && !p.duplicate);
+  t.ok([2, 3, 4, 6].includes(p!.start), `started at a rarest chunk the peer has (${p!.start})`);
+  for (let i = p!.start; i < p!.end; i++) t.equal(counts[i], 1, `chunk ${i} in the run is as rare`);
+  table.assign(2, 5);
+  table.assign(6, 7);
+  const q = pickRarest(ctx({ table, counts, peerHas: has }));
+  t.same([q!.start, q!.end], [5, 6], 'next rarest that it has: chunk 5 (count 2)');
+  t.equal(pickRarest(ctx({ table, counts, peerHas: () => false })), null, 'a peer with nothing we miss gets nothing');
+});
+
+t.test('rarest first: ties broken at random, so peers spread over the file', async (t) => {
+  const starts = new Set<number>();
+  const rand = prng(42);
+  for (let k = 0; k < 50; k++) {
+    const table = new ChunkTable(64);
+    const counts = new Uint16Array(64).fill(1);
+    starts.add(pickRarest(ctx({ table, counts, random: rand, maxRun: 1 }))!.start);
+  }
+  t.ok(starts.size > 25, `${starts.size} distinct starting chunks in 50 picks`);
+});
+
+t.test('random order for the first chunks ignores rarity', async (t) => {
+  const table = new ChunkTable(8);
+  const counts = Uint16Array.from([1, 9, 9, 9, 9, 9, 9, 9]);
+  const seen = new Set<number>();
+  const rand = prng(7);
+  for (let k = 0; k < 40; k++) seen.add(pickRarest(ctx({ table, counts, random: rand, randomOrder: true, maxRun: 1 }))!.start);
+  t.ok(seen.size > 4, 'many different chunks, not just the rarest');
+});
+
+t.test('endgame: an idle peer duplicates the chunk delivered last, only one it has, never a third holder', async (t) => {
+  const table = new ChunkTable(6);
+  const counts = new Uint16Array(6).fill(2);
+  table.assign(0, 6);
+  const eta = (i: number) => (i === 4 ? 3 : i === 5 ? 4 : 0.05);
+  t.equal(pickRarest(ctx({ table, counts, holderEta: eta })), null, 'busy peers get no duplicates');
+  t.same(pickRarest(ctx({ table, counts, idle: true, holderEta: eta })), { start: 5, end: 6, duplicate: true });
+  t.same(pickRarest(ctx({ table, counts, idle: true, holderEta: eta, peerHas: (i) => i !== 5 })), { start: 4, end: 5, duplicate: true }, 'only chunks it has');
+  table.assign(5, 6);
+  t.same(pickRarest(ctx({ table, counts, idle: true, holderEta: eta }))?.start, 4, 'chunk 5 has two holders now');
+  t.equal(pickRarest(ctx({ table, counts, idle: true, holderEta: eta, ownChunkSeconds: 10 })), null, 'not when this peer would be slower');
+});
+
+t.test('no starvation: a peer that alone has some chunks gets them asked of it', async (t) => {
+  // two peers; peer B alone has chunks 8..9. Alternate picks; every chunk ends assigned.
+  const table = new ChunkTable(10);
+  const av = new Availability(10);
+  av.setPeer(0, bits(10, [0, 1, 2, 3, 4, 5, 6, 7]));
+  av.setPeer(1, fullBitfield(10));
+  const rand = prng(3);
+  const got: Record<number, number[]> = { 0: [], 1: [] };
+  for (let round = 0; round < 10; round++) {
+    for (const peer of [0, 1]) {
+      const p = pickRarest(ctx({ table, counts: av.counts, peerHas: (i) => av.has(peer, i), random: rand, maxRun: 1, room: 1 }));
+      if (!p) continue;
+      table.assign(p.start, p.end);
+      got[peer]!.push(p.start);
+    }
+  }
+  t.same([...got[0]!, ...got[1]!].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'every chunk asked for exactly once');
+  t.ok(got[1]!.includes(8) && got[1]!.includes(9), 'the rare chunks went to the only peer that has them');
+  t.ok(got[1]!.indexOf(8) < 2 && got[1]!.indexOf(9) < 2, 'and first: they are the rarest');
+});
+
+t.test('request book: open, deliver, fail, end; budget and owners follow', async (t) => {
+  const { RequestBook } = await import('../lib/scheduling/request-book.js');
+  const { ByteBudget } = await import('../lib/scheduling/budget.js');
+  const table = new ChunkTable(10);
+  const budget = new ByteBudget(100);
+  const book = new RequestBook(table, budget, 10);
+  const r = book.open(1, 0, 4, false, 0);
+  t.equal(book.inflight(1), 4);
+  t.equal(budget.inFlight, 40);
+  t.equal(book.ownerOf(2), 1);
+  t.same(book.delivered(r.id, 0, 5), r);
+  t.equal(book.delivered(r.id, 0, 5), null, 'a chunk delivered twice counts once');
+  t.equal(book.delivered(r.id, 9, 5), null, 'a chunk never asked for is not accounted');
+  t.equal(budget.inFlight, 40, 'a delivered chunk keeps its budget until written');
+  t.ok(book.failed(r.id, 1));
+  t.equal(table.isMissing(1), true, 'a failed chunk is missing again');
+  t.equal(budget.inFlight, 30);
+  t.equal(book.eta(1, 3, 10), 2, 'chunk 3 is second in the queue: 2 chunks at 10 B/s');
+  t.same(book.timedOut(20, 10).map((x) => x.id), [r.id]);
+  t.equal(book.end(r.id), 2, 'two chunks never came');
+  t.ok(table.isMissing(2) && table.isMissing(3));
+  t.equal(book.inflight(1), 0);
+  t.equal(budget.inFlight, 10, 'only the delivered, unwritten chunk still holds budget');
+  t.equal(book.size, 0);
+  const d = book.open(2, 5, 6, false, 30);
+  const dup = book.open(3, 5, 6, true, 31);
+  t.equal(book.ownerOf(5), 2, 'a duplicate does not take ownership');
+  table.verify(5);
+  t.same(book.redundant().map((x) => x.id).sort(), [d.id, dup.id].sort(), 'both are redundant once the chunk is verified');
+  book.endPeer(2);
+  book.endPeer(3);
+  t.equal(book.size, 0);
+});
+
+t.test('upload slots: a lone downloader is never held back; under contention distinct chunks go first, round robin, acks free slots', async (t) => {
+  const { UploadSlots } = await import('../lib/scheduling/upload-slots.js');
+  const k = (c: number) => UploadSlots.key('cid', c);
+  const s = new UploadSlots(2, 1000);
+  const sent: string[] = [];
+  const want = (session: number, c: number, now: number) => s.want(session, k(c), now, () => sent.push(`${session}:${c}`));
+  for (let c = 0; c < 6; c++) want(1, c, 0);
+  t.equal(sent.length, 6, 'one session alone: everything at once');
+  for (let c = 0; c < 6; c++) s.acked(1, k(c), 1);
+  sent.length = 0;
+  // three sessions: 1 and 2 both want chunk 0 (already uploaded once), 3 wants chunk 9 (never)
+  want(1, 0, 10);
+  want(2, 0, 11);
+  t.same(sent, ['1:0', '2:0'], 'two slots');
+  want(3, 9, 12);
+  want(1, 1, 13);
+  t.same(sent, ['1:0', '2:0'], 'full: the others wait');
+  s.acked(1, k(0), 20);
+  t.same(sent.at(-1), '3:9', 'a freed slot goes to the chunk uploaded fewest times');
+  s.acked(2, k(0), 21);
+  t.same(sent.at(-1), '1:1');
+  s.tick(10_000);
+  t.equal(s.inTransit, 0, 'chunks never acknowledged free their slots');
+  t.equal(s.counters.timedOut, 2);
+  want(2, 7, 10_001);
+  want(3, 8, 10_001);
+  want(4, 6, 10_002);
+  t.ok(sent.includes('4:6') || sent.includes('2:7'), 'after a timeout, the laggards wait behind others');
+  s.drop(3, 10_003);
+  s.drop(2, 10_003);
+  s.drop(4, 10_003);
+  t.equal(s.inTransit + s.queued, 0, 'dropping sessions frees everything');
+});
