@@ -14,6 +14,8 @@ import { Library, type HashProgress } from './share/library.js';
 import type { ScanDiff } from './share/scanner.js';
 import { PeerServer } from './peer/server.js';
 import type { ServerLimits } from './net/guard.js';
+import type { AnnouncedFile } from './protocol/entries.js';
+import type { FileInfo } from './types.js';
 import { noLog, type Log } from './log.js';
 import { attachTracker, type TrackerLink, type TrackerLinkOptions, type TrackerState } from './tracker/link.js';
 
@@ -107,7 +109,16 @@ export async function serve(dir: string, opts: ServeOptions = {}): Promise<Serve
     h.host = addr.host;
     h.port = addr.port;
     log('serving', { dir: library.root, host: addr.host, port: addr.port, files: library.files().length });
-    h.tracker = await attachTracker(library, addr, { ...opts, log }, (state) => h.emit('tracker', state));
+    const announce = (files: FileInfo[]): AnnouncedFile[] => files.map((f) => ({ name: f.name, mtime: f.mtime, size: f.size, cid: f.cid, partial: false }));
+    const announcer = {
+      files: () => announce(library.files()),
+      onChange: (fn: (changed: AnnouncedFile[], removed: string[]) => void) =>
+        library.on('change', (diff) => {
+          const changed = new Set([...diff.added, ...diff.changed]);
+          fn(announce(library.files().filter((f) => changed.has(f.name))), diff.removed);
+        }),
+    };
+    h.tracker = await attachTracker(announcer, addr, { ...opts, log }, (state) => h.emit('tracker', state));
     library.on('change', (diff) => h.emit('change', diff));
   } catch (err) {
     await h.close({ graceful: false }).catch(() => {});

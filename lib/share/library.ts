@@ -26,6 +26,7 @@ import { ManifestCache } from './manifest-cache.js';
 import { Scanner, type FileStat, type ScanDiff, type ScanResult } from './scanner.js';
 import { FileReader, FileSource, openChecked } from './file-source.js';
 import { resolveInShare } from './names.js';
+import { readAdoptions, removeAdoption } from './adopt.js';
 
 const HASH_TASK_CHUNKS = 16;
 
@@ -56,12 +57,16 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
   realRoot = '';
   private readonly scanner: Scanner;
   private readonly cache: ManifestCache;
+  /** Where the manifest cache and adoption records live (default `<root>/.swarm`). */
+  readonly stateDir: string;
+  /** Manifests handed over by finished downloads in this process (see `adopt`). */
+  private readonly adopted = new Map<string, { st: FileStat; manifest: Manifest }>();
   private readonly sources = new Map<string, FileSource>();
   private readonly byContent = new Map<string, FileSource>();
   private sortedNames: string[] | null = null;
   private updating: Promise<void> = Promise.resolve();
   /** Counters for tests and the log: what the last start actually hashed. */
-  readonly counters = { filesHashed: 0, bytesHashed: 0 };
+  readonly counters = { filesHashed: 0, bytesHashed: 0, filesAdopted: 0 };
 
   constructor(root: string, private readonly opts: LibraryOptions) {
     super();
@@ -71,7 +76,8 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
       ...(opts.rescanMs !== undefined ? { intervalMs: opts.rescanMs } : {}),
       ...(opts.watch !== undefined ? { watch: opts.watch } : {}),
     });
-    this.cache = ManifestCache.inStateDir(opts.stateDir ?? path.join(this.root, STATE_DIR_NAME));
+    this.stateDir = opts.stateDir ?? path.join(this.root, STATE_DIR_NAME);
+    this.cache = ManifestCache.inStateDir(this.stateDir);
     this.scanner.on('change', (diff, scan) => {
       this.updating = this.updating
         .then(() => this.apply(diff, scan))
@@ -150,6 +156,15 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
     return { reader: new FileReader(await openChecked(this.realRoot, name, s.stat), name, s.stat), size: s.stat.size };
   }
 
+  /**
+   * A download in this process finished `name` here with manifest `m`: serve it without hashing.
+   * Takes effect at once (and survives the rescan that will notice the new file).
+   */
+  adopt(name: string, st: FileStat, m: Manifest): void {
+    this.adopted.set(name, { st, manifest: m });
+    void this.refresh().catch(() => {});
+  }
+
   /** Size, mtime (ms), device and inode the manifest of `name` was computed for. */
   statOf(name: string): FileStat | undefined {
     return this.sources.get(name)?.stat;
@@ -186,10 +201,22 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
     }
     const todo = [...diff.added, ...diff.changed].filter((n) => scan.has(n));
     const need: { name: string; st: FileStat }[] = [];
+    const records = todo.length ? await readAdoptions(this.stateDir) : new Map();
+    const same = (a: FileStat, b: FileStat) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.dev === b.dev && a.ino === b.ino;
     for (const name of todo) {
       const st = scan.get(name)!;
       // a changed file stops being served at once; it comes back when re-hashed
       this.forget(name);
+      // a finished download landed here: take its manifest instead of hashing (same inode, size, mtime)
+      const handed = this.adopted.get(name) ?? records.get(name);
+      if (handed && same(handed.st, st)) {
+        this.setSource(name, st, handed.manifest);
+        this.cache.set(name, st, handed.manifest);
+        this.counters.filesAdopted++;
+        this.adopted.delete(name);
+        if ('file' in handed) await removeAdoption(handed.file as string);
+        continue;
+      }
       const cached = this.cache.get(name, st);
       if (cached) this.setSource(name, st, cached);
       else need.push({ name, st });

@@ -1,18 +1,24 @@
 /**
- * How a serving peer finds its tracker. With `tracker` set, it registers there. Without it,
- * it starts a tracker in the same process on `trackerPort` (so one command makes a whole swarm);
- * if that port is taken, a tracker is already running here and it joins that one instead.
- * The library's changes become update/delete messages.
+ * How a peer finds its tracker. With `tracker` set, it registers there. Without it, a sharing
+ * peer (`embed`) starts a tracker in the same process on `trackerPort` (so one command makes a
+ * whole swarm); if that port is taken, a tracker is already running here and it joins that one
+ * instead; a downloading peer uses the default tracker. What it holds comes from an `Announcer`
+ * (declared here: the tracker layer never imports the share or the downloads), whose changes
+ * become update/delete messages.
  */
 import { DEFAULT_TRACKER_PORT, KEEPALIVE_MS } from '../constants.js';
 import type { SwarmError } from '../errors.js';
 import { parseHostPort } from '../net/framed-client.js';
-import type { Library } from '../share/library.js';
 import type { Log } from '../log.js';
 import { TrackerClient } from './client.js';
 import { TrackerServer } from './server.js';
 import type { AnnouncedFile } from '../protocol/entries.js';
-import type { FileInfo } from '../types.js';
+
+/** What a peer holds, and a way to hear when that changes. */
+export interface Announcer {
+  files(): AnnouncedFile[];
+  onChange(fn: (changed: AnnouncedFile[], removed: string[]) => void): void;
+}
 
 export interface TrackerLinkOptions {
   /** host:port of an external tracker. */
@@ -21,6 +27,8 @@ export interface TrackerLinkOptions {
   trackerPort?: number;
   /** Register with no tracker at all. */
   noTracker?: boolean;
+  /** Without `tracker`: start one here (a sharing peer), else use $SWARM_TRACKER or 127.0.0.1:7077. */
+  embed?: boolean;
   keepaliveMs?: number;
   log?: Log;
 }
@@ -42,7 +50,7 @@ export interface TrackerLink {
 }
 
 export async function attachTracker(
-  library: Library,
+  announcer: Announcer,
   served: { host: string; port: number },
   opts: TrackerLinkOptions,
   onState: (s: TrackerState) => void,
@@ -51,8 +59,8 @@ export async function attachTracker(
   let embedded: TrackerServer | null = null;
   let host: string;
   let port: number;
-  if (opts.tracker) {
-    ({ host, port } = parseHostPort(opts.tracker, DEFAULT_TRACKER_PORT));
+  if (opts.tracker || opts.embed === false) {
+    ({ host, port } = parseHostPort(opts.tracker ?? process.env.SWARM_TRACKER ?? `127.0.0.1:${DEFAULT_TRACKER_PORT}`, DEFAULT_TRACKER_PORT));
   } else {
     port = opts.trackerPort ?? DEFAULT_TRACKER_PORT;
     const candidate = new TrackerServer({ host: served.host, port, keepaliveMs: opts.keepaliveMs ?? KEEPALIVE_MS, ...(opts.log ? { log: opts.log } : {}) });
@@ -66,14 +74,12 @@ export async function attachTracker(
     }
     host = served.host === '0.0.0.0' || served.host === '::' ? '127.0.0.1' : served.host;
   }
-  const announce = (files: FileInfo[]): AnnouncedFile[] => files.map((f) => ({ name: f.name, mtime: f.mtime, size: f.size, cid: f.cid, partial: false }));
-  const client = new TrackerClient(host, port, served.port, () => announce(library.files()), opts.keepaliveMs ?? KEEPALIVE_MS);
+  const client = new TrackerClient(host, port, served.port, () => announcer.files(), opts.keepaliveMs ?? KEEPALIVE_MS);
   const address = `${host}:${port}`;
   client.on('state', (s) => onState({ ...s, address, embedded: !!embedded }));
-  library.on('change', (diff) => {
-    const changed = new Set([...diff.added, ...diff.changed]);
-    client.update(announce(library.files().filter((f) => changed.has(f.name))));
-    client.remove(diff.removed);
+  announcer.onChange((changed, removed) => {
+    client.update(changed);
+    client.remove(removed);
   });
   await client.start();
   return {
