@@ -22,6 +22,10 @@ interface GetCliOptions {
 const PROGRESS_JSON_MS = 1000;
 
 export function register(program: Command): void {
+  // `swarm get NAME --version CID`: without positional options commander takes `--version` after
+  // the subcommand as the program's own (prints swarm's version, exit 0, nothing fetched).
+  // Program options (-V, --version, -h) are then recognised only before the subcommand.
+  program.enablePositionalOptions();
   program
     .command('get')
     .description('download NAME from every peer that has it, in parallel chunks')

@@ -12,16 +12,24 @@
  *   table.complete: run() resolves; get.ts finishes the part file (fsync, rename, mtime)
  *
  * Endgame: once nothing is missing, an idle peer duplicates the chunk its holder would deliver
- * last, and requests made redundant are cancelled. A timer (TICK_MS) updates rates, drops
- * stalled peers, times out requests and emits progress snapshots.
+ * last, and requests made redundant are cancelled. A chunk has at most two holders, so an idle
+ * peer that has delivered verified chunks takes back a duplicate that a peer with nothing to show
+ * (or a much slower one) has sat on for RECLAIM_AFTER_MS: two stalling peers cannot hold a chunk
+ * between them. A timer (TICK_MS) updates rates, drops stalled peers, times out requests and
+ * emits progress snapshots.
+ *
+ * Trust: a peer gets requests only after its hello; a connection that never says hello, or a peer
+ * that delivers no useful byte within firstChunkMs of its first request, is set aside. A peer
+ * dropped after sending only data that failed its hash (however it left: strikes or hanging up)
+ * counts as dropped for bad data: when every peer went that way, the download fails with exit 5.
  */
 import { EventEmitter } from 'node:events';
-import { ERROR_CODES, SwarmError, asSwarmError, fromWire, type WireError } from '../errors.js';
+import { ERROR_CODES, SwarmError, asSwarmError, fromWire, isIntegrityCode, type WireError } from '../errors.js';
 import { chunkLength } from '../chunking.js';
 import { ChunkTable } from '../scheduling/chunk-table.js';
 import { PeerStats } from '../scheduling/peer-stats.js';
 import { ByteBudget } from '../scheduling/budget.js';
-import { pickRange } from '../scheduling/picker.js';
+import { ENDGAME_MARGIN, pickRange } from '../scheduling/picker.js';
 import type { ChunkPool } from '../pool.js';
 import type { PartFile } from '../storage/part-file.js';
 import type { Ticket } from '../storage/ticket.js';
@@ -36,6 +44,8 @@ import type { CoordinatorEvents, PeerView } from './events.js';
 const TICK_MS = 250;
 /** Junk (bytes of packets for no live request) that earns a strike, if it also exceeds the useful bytes. */
 const JUNK_STRIKE_BYTES = 8 << 20;
+/** An endgame duplicate with no chunk for this long may be taken back for a peer that delivers. */
+export const RECLAIM_AFTER_MS = 1_000;
 
 export interface CoordinatorOptions {
   pool: ChunkPool;
@@ -48,7 +58,10 @@ export interface CoordinatorOptions {
   stallMs: number;
   /** A request with no chunk delivered for this long is cancelled and its chunks requeued. */
   requestTimeoutMs: number;
-  /** A peer that sends no useful byte within this long of its first request is set aside. */
+  /**
+   * A peer that sends no useful byte within this long of its first request is set aside; so is a
+   * connection that does not say hello within this long.
+   */
   firstChunkMs: number;
   /** Aborts the run (Ctrl-C): settles with the signal's reason. */
   signal?: AbortSignal;
@@ -101,7 +114,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.holders.forEach((h, i) => {
       const host = hosts[i % hosts.length]!;
       const address = h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`;
-      const p: Peer = { id: i, address, host, stats: new PeerStats(now), state: 'connecting', inflight: 0, requests: new Map(), everConnected: false, junkBytes: 0, usefulBytes: 0, firstRequestAt: 0, droppedFor: null };
+      const p: Peer = { id: i, address, host, stats: new PeerStats(now), state: 'connecting', inflight: 0, requests: new Map(), tcpAt: 0, everConnected: false, badData: 0, junkBytes: 0, usefulBytes: 0, firstRequestAt: 0, droppedFor: null };
       this.peers.push(p);
       host.send({ type: 'connect', peerId: i, host: h.ip, port: h.port });
     });
@@ -166,9 +179,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const now = Date.now();
     switch (msg.type) {
       case 'connected':
-        p.state = 'active';
-        p.everConnected = true;
-        p.stats = new PeerStats(now);
+        // TCP only: requests wait for the peer's hello (a listener that never speaks gets none)
+        p.tcpAt = now;
         break;
       case 'bytes': {
         const useful = msg.n - msg.junk;
@@ -183,12 +195,18 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         break;
       }
       case 'hello':
+        if (p.state === 'connecting') {
+          p.state = 'active';
+          p.everConnected = true;
+          p.stats = new PeerStats(now);
+        }
         break;
       case 'chunk':
         this.onChunk(p, msg.reqId, msg.chunk, msg.bytes, msg.length, now);
         break;
       case 'strike':
         this.counters.badPackets++;
+        if (isIntegrityCode(msg.error.code)) p.badData++;
         this.releaseFromRequest(msg.reqId, msg.chunk);
         this.strike(p, msg.error);
         break;
@@ -246,6 +264,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
             }
           } else {
             this.counters.badChunks++;
+            p.badData++;
             this.table.release(chunk);
             this.strike(p, { code: ERROR_CODES.HASH_MISMATCH, message: `chunk ${chunk} does not match its hash` });
           }
@@ -306,6 +325,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private drop(p: Peer, reason: string, code: string): void {
     if (p.state === 'dropped') return;
     p.state = 'dropped';
+    // a peer that sent only bad data and then hung up (or stalled) lied all the same
+    if (p.badData > 0 && p.stats.chunksVerified === 0) p.droppedFor = 'bad-data';
     for (const r of [...p.requests.values()]) this.endRequest(r);
     p.host.send({ type: 'close', peerId: p.id });
     this.emit('peer-dropped', { peer: p.address, reason, code });
@@ -335,9 +356,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const active = this.peers.filter((p) => p.state === 'active').sort((a, b) => b.stats.rate - a.stats.rate);
     const cb = this.m.chunkBytes;
     const shares = budgetShares(active, Math.floor(this.budget.limit / cb));
+    const now = Date.now();
     for (const p of active) {
       const target = Math.min(p.stats.pipelineChunks(cb), shares.get(p)!);
       let room = target - p.inflight;
+      let reclaimed = false;
       while (room > 0) {
         const pick = pickRange({
           table: this.table,
@@ -347,7 +370,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           holderEta: (i) => etaOf(this.peers[this.owner[i]!], i, cb),
           idle: p.inflight === 0,
         });
-        if (!pick) break;
+        if (!pick) {
+          if (!reclaimed && p.inflight === 0 && this.reclaimFor(p, now)) {
+            reclaimed = true;
+            continue;
+          }
+          break;
+        }
         const fit = Math.floor(this.budget.free / cb);
         const n = Math.min(pick.end - pick.start, this.budget.inFlight === 0 ? Math.max(1, fit) : fit);
         if (n <= 0) return; // budget full: wait for writes
@@ -369,6 +398,35 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
   }
 
+  /**
+   * Endgame, `p` idle with nothing to pick: every chunk left has its two holders. Cancel one
+   * duplicate request (a chunk's second holder, never its first, whose place in the picker's
+   * estimates is kept) that has delivered nothing for RECLAIM_AFTER_MS and whose peer has no
+   * verified chunk or is much slower than `p`, so that `p` can take the chunk. Only a peer with
+   * verified chunks reclaims: it has shown it delivers.
+   */
+  private reclaimFor(p: Peer, now: number): boolean {
+    if (p.stats.chunksVerified === 0) return false;
+    let best: Req | null = null;
+    for (const r of this.requests.values()) {
+      const q = r.peer;
+      if (q === p || r.pending.size === 0 || now - r.lastChunkAt < RECLAIM_AFTER_MS) continue;
+      if (q.stats.chunksVerified > 0 && q.stats.rate * ENDGAME_MARGIN >= p.stats.rate) continue;
+      let duplicate = true;
+      for (const c of r.pending) {
+        if (this.owner[c] === q.id || this.table.isVerified(c)) {
+          duplicate = false;
+          break;
+        }
+      }
+      if (duplicate && (!best || r.lastChunkAt < best.lastChunkAt)) best = r;
+    }
+    if (!best) return false;
+    best.peer.host.send({ type: 'cancel', peerId: best.peer.id, reqId: best.id });
+    this.endRequest(best);
+    return true;
+  }
+
   /** In the endgame, cancel requests whose every pending chunk has arrived from someone else. */
   private cancelRedundant(): void {
     for (const r of redundantRequests(this.peers, (c) => this.table.isVerified(c))) {
@@ -380,6 +438,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private tick(): void {
     const now = Date.now();
     for (const p of this.peers) {
+      if (p.state === 'connecting' && p.tcpAt && now - p.tcpAt > this.o.firstChunkMs) {
+        this.drop(p, `connected but said nothing (no hello) within ${(this.o.firstChunkMs / 1000).toFixed(1)} s`, ERROR_CODES.PEER_TIMEOUT);
+        continue;
+      }
       if (p.state !== 'active') continue;
       p.stats.tick(now);
       if (p.usefulBytes === 0 && p.firstRequestAt && now - p.firstRequestAt > this.o.firstChunkMs) {

@@ -10,11 +10,14 @@
 import { FramedClient, READ_BUFFER_BYTES } from '../net/framed-client.js';
 import { arena, pieceSum, type ChecksumArena } from '../protocol/checksum-wasm.js';
 import { add16 } from '../protocol/checksum.js';
-import { ERROR_CODES, SwarmError, toWire, type WireError } from '../errors.js';
+import { ERROR_CODES, SwarmError, toWire, type ErrorCode, type WireError } from '../errors.js';
 import { packetChecksumOk, type PacketHeader } from '../protocol/packet.js';
 import { sum16 } from '../protocol/checksum.js';
 import type { PeerReply } from '../protocol/messages.js';
 import type { FromPeerHost } from './thread-messages.js';
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ERROR_CODES));
+const isErrorCode = (c: string): c is ErrorCode => KNOWN_CODES.has(c);
 
 export interface BufferSource {
   acquire(bytes: number): Uint8Array;
@@ -194,7 +197,11 @@ export class PeerFetcher {
     // zero-length chunks (0-byte files have none; this is for completeness) and leftovers
     this.dropAssemblies(r);
     if (m.t === 'done') this.post({ type: 'done', peerId: this.peerId, reqId: id });
-    else this.post({ type: 'done', peerId: this.peerId, reqId: id, error: { code: m.code as WireError['code'], message: m.message.slice(0, 500) } });
+    else {
+      // the peer's words: a code we know (anything else is a bad message), a bounded message
+      const code = isErrorCode(m.code) ? m.code : ERROR_CODES.BAD_MESSAGE;
+      this.post({ type: 'done', peerId: this.peerId, reqId: id, error: { code, message: m.message.slice(0, 500) } });
+    }
   }
 
   private dropAssemblies(r: Request): void {

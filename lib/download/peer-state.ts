@@ -22,12 +22,18 @@ export interface Peer {
   address: string;
   host: PeerHost;
   stats: PeerStats;
+  /** connecting: until its hello arrives (no request goes to a peer that has not said hello). */
   state: 'connecting' | 'active' | 'dropped';
   /** Chunks requested and not yet delivered or given up. */
   inflight: number;
   /** Open requests, in the order they were sent (which is the order the peer serves them). */
   requests: Map<number, Req>;
+  /** When its TCP connection was established (0: not yet): the hello is due within a deadline. */
+  tcpAt: number;
+  /** True once the peer said hello: it speaks our protocol. */
   everConnected: boolean;
+  /** Chunks and packets from it that failed their hash or checksum. */
+  badData: number;
   /** Bytes of packets that answered live requests, and bytes of packets that answered nothing. */
   usefulBytes: number;
   junkBytes: number;

@@ -8,9 +8,13 @@
  *
  * The manifest is asked of all holders of that version at once; the first that hashes to the
  * content id wins, so a holder that is silent or lies costs at most MANIFEST_TIMEOUT_MS and never
- * delays the others. A manifest is data about a content id: the name plays no part in it. When no
- * holder of the chosen version can give one, the error says so and names the other versions
- * (`swarm get NAME --version CID`), rather than silently falling back to an older file.
+ * delays the others. A holder that failed before one answered (its manifest did not hash to the
+ * content id: it lied about what it holds; or it refused) is left out of the download. A manifest
+ * is data about a content id: the name plays no part in it. Versions that tie for newest (same
+ * mtime: a liar can always claim the honest version's mtime with another content id) are asked
+ * at once, and the first of them in order of preference (more holders) whose manifest is valid
+ * wins. When no holder of the newest version can give one, the error says so and names the other
+ * versions (`swarm get NAME --version CID`), rather than silently falling back to an older file.
  */
 import { DEFAULT_PEER_PORT } from '../constants.js';
 import { ERROR_CODES, SwarmError, isIntegrityCode } from '../errors.js';
@@ -23,6 +27,8 @@ import type { PeerAddress, Version } from '../types.js';
 import { DEFAULT_TRACKER_PORT } from '../constants.js';
 
 export const MANIFEST_TIMEOUT_MS = 5_000;
+/** Versions tying for newest that are tried at once. */
+const MAX_TIED_VERSIONS = 8;
 
 export interface Target {
   name: string;
@@ -75,13 +81,19 @@ export async function fetchManifest(holders: PeerAddress[], cid: string, opts: {
   const onAbort = () => inner.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    let settled = false;
     const manifest = await new Promise<Manifest | null>((resolve) => {
       let left = holders.length;
       if (left === 0) resolve(null);
       for (const h of holders) {
         onPeer(h, timeoutMs, inner.signal, (c) => c.manifest(cid, timeoutMs)).then(
-          (m) => resolve(m),
+          (m) => {
+            settled = true;
+            resolve(m);
+          },
           (err: SwarmError) => {
+            // after the race is won, the rest were cut short by us: not their failure
+            if (settled) return;
             failures.push({ peer: addr(h), code: err.code ?? ERROR_CODES.INTERNAL, reason: err.message });
             if (--left === 0) resolve(null);
           },
@@ -118,24 +130,50 @@ export function describeVersions(versions: Version[]): string {
 }
 
 async function resolveVersion(name: string, versions: Version[], opts: ResolveOptions, source: string, skipped: Target['skipped']): Promise<Target> {
-  const chosen = pickVersion(name, versions, opts.version, source);
-  const others = versions.filter((v) => v !== chosen);
-  if (isLegacyCid(chosen.cid)) {
+  const first = pickVersion(name, versions, opts.version, source);
+  if (isLegacyCid(first.cid)) {
     throw new SwarmError(ERROR_CODES.NOT_FOUND, `${name} is held only by stock seed-002 peers, which publish no content id; swarm get fetches verified content only`);
   }
-  const holders = [...chosen.holders, ...chosen.partial];
+  const tied = opts.version ? [first] : versions.filter((v) => v.mtime === first.mtime && !isLegacyCid(v.cid)).slice(0, MAX_TIED_VERSIONS);
+  // every tied version is asked at once; the first in order of preference with a valid manifest
+  // wins, and the connections still asking close then
+  const asking = new AbortController();
+  const onAbort = () => asking.abort(opts.signal?.reason);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const { manifest, failures } = await fetchManifest(holders, chosen.cid, opts);
+    const attempts = tied.map((v) => fetchManifest([...v.holders, ...v.partial], v.cid, { ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}), signal: asking.signal }));
+    for (const a of attempts) a.catch(() => {}); // each is awaited in turn, or given up when one wins
+    const failed: { v: Version; err: SwarmError }[] = [];
+    let won: { chosen: Version; manifest: Manifest; failures: { peer: string; code: string; reason: string }[] } | null = null;
+    for (let i = 0; i < attempts.length && !won; i++) {
+      try {
+        won = { chosen: tied[i]!, ...(await attempts[i]!) };
+      } catch (err) {
+        failed.push({ v: tied[i]!, err: err as SwarmError });
+      }
+    }
+    asking.abort();
+    opts.signal?.throwIfAborted();
+    if (!won) {
+      const e = failed[0]!.err;
+      if (e.code === ERROR_CODES.INTERRUPTED || (e as Error).name === 'AbortError') throw e;
+      const which = opts.version ? `version ${first.cid.slice(0, 16)}` : `the newest version (${tied.map((v) => v.cid.slice(0, 16)).join(', ')})`;
+      const offer = versions.filter((v) => !tied.includes(v) && !isLegacyCid(v.cid));
+      const hint = offer.length ? `; other versions: ${describeVersions(offer)}: fetch one with swarm get ${JSON.stringify(name)} --version CID` : '';
+      throw new SwarmError(e.code ?? ERROR_CODES.NO_PEERS, `no holder of ${which} of ${name} gave a valid manifest: ${e.message}${hint}`, { versions: offer.map((v) => v.cid) });
+    }
+    const { chosen, manifest, failures } = won;
+    // holders that failed before one answered (a manifest that lies, an error, a refused
+    // connection) are left out; those still on their way then are kept
+    const leftOut = new Set(failures.map((f) => f.peer));
     for (const f of failures) skipped.push({ peer: f.peer, reason: f.reason });
+    for (const { v, err } of failed) skipped.push({ peer: source, reason: `version ${v.cid.slice(0, 16)} (same modification time, no valid manifest): ${err.message}` });
     if (manifest.size !== chosen.size && chosen.size >= 0) skipped.push({ peer: source, reason: `announced ${chosen.size} bytes, the manifest says ${manifest.size}` });
-    return { name, mtime: chosen.mtime, manifest, holders, source, skipped, others };
-  } catch (err) {
-    const e = err as SwarmError;
-    if (e.code === ERROR_CODES.INTERRUPTED || (e as Error).name === 'AbortError') throw err;
-    const which = opts.version ? `version ${chosen.cid.slice(0, 16)}` : `the newest version (${chosen.cid.slice(0, 16)})`;
-    const offer = others.filter((v) => !isLegacyCid(v.cid));
-    const hint = offer.length ? `; other versions: ${describeVersions(offer)}: fetch one with swarm get ${JSON.stringify(name)} --version CID` : '';
-    throw new SwarmError(e.code, `no holder of ${which} of ${name} gave a valid manifest: ${e.message}${hint}`, { versions: offer.map((v) => v.cid) });
+    const holders = [...chosen.holders, ...chosen.partial].filter((h) => !leftOut.has(addr(h)));
+    return { name, mtime: chosen.mtime, manifest, holders, source, skipped, others: versions.filter((v) => v !== chosen) };
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    asking.abort();
   }
 }
 

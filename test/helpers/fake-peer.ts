@@ -9,10 +9,17 @@
  *   stall         accepts requests and sends nothing
  *   cut           sends half a packet and closes
  *   huge          declares a 4 GiB frame
- *   empty-done    answers every get with `done` at once plus a few junk bytes
+ *   empty-done    answers every get with `done` at once plus a small packet for no request
  *   junk-drip     one real chunk per `dripMs`, and a flood of packets for requests never made
  *   silent        accepts the connection and never says anything (not even hello)
- * `stat` answers with `statAs` (name, mtime, cid) when given: a liar about what it holds.
+ *   trickle       real bytes of the requested chunks, `trickleBytesPerSec` of them, in small packets
+ *   refuse        answers every get with the error `getError`
+ * `stat` answers with `statAs` (name, mtime, cid) when given: a liar about what it holds; with
+ * `statError` it answers an error instead. `list` answers `listAs` when given (hostile names).
+ *
+ * `startFakeTracker` is the same for the tracker protocol: it answers `who-has` and `dir` with
+ * whatever the test hands it (poisoned directories). `registerFake` announces a fake peer to a
+ * real tracker, as any client can.
  */
 import net from 'node:net';
 import { openSync, readSync, closeSync } from 'node:fs';
@@ -20,8 +27,9 @@ import { FrameDecoder, encodeFrame, type Header } from '../../lib/protocol/frame
 import { encodePacketHead, FLAG_LAST_IN_CHUNK } from '../../lib/protocol/packet.js';
 import { chunksOf, type Manifest } from '../../lib/manifest.js';
 import { PROTOCOL_VERSION } from '../../lib/protocol/messages.js';
+import { FramedClient } from '../../lib/net/framed-client.js';
 
-export type FakeMode = 'honest' | 'bad-checksum' | 'wrong-bytes' | 'forge' | 'stall' | 'cut' | 'huge' | 'empty-done' | 'junk-drip' | 'silent';
+export type FakeMode = 'honest' | 'bad-checksum' | 'wrong-bytes' | 'forge' | 'stall' | 'cut' | 'huge' | 'empty-done' | 'junk-drip' | 'silent' | 'trickle' | 'refuse';
 
 export interface FakePeer {
   port: number;
@@ -41,7 +49,20 @@ export interface FakeOptions {
   /** A manifest to hand out instead of the real one (a liar). */
   manifestAs?: Manifest;
   dripMs?: number;
+  /** For trickle mode: payload bytes per second (default 4096). */
+  trickleBytesPerSec?: number;
+  /** What `list` answers (default: the one file, truthfully). */
+  listAs?: Record<string, unknown>[];
+  /** `stat` answers this error instead of an entry. */
+  statError?: { code: string; message: string };
+  /** For refuse mode: the error every get is answered with. */
+  getError?: { code: string; message: string };
+  /** Hang up after sending this many chunks on a connection (a liar that leaves before its strikes add up). */
+  closeAfterChunks?: number;
 }
+
+/** Chunks sent per connection (closeAfterChunks). */
+const chunksSent = new WeakMap<net.Socket, number>();
 
 export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o: FakeOptions = {}): Promise<FakePeer> {
   const sockets = new Set<net.Socket>();
@@ -60,9 +81,10 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
       onPacket() {},
       onMessage(h) {
         if (h.t === 'hello') send({ t: 'hello', v: PROTOCOL_VERSION, peer: 'fa4efa4efa4efa4e', agent: `fake/${mode}`, caps: [] });
-        if (h.t === 'list') send({ t: 'files', id: h.id, files: [{ name, size: m.size, mtime, kind: 'other', cid: m.cid }] });
+        if (h.t === 'list') send({ t: 'files', id: h.id, files: o.listAs ?? [{ name, size: m.size, mtime, kind: 'other', cid: m.cid }] });
         if (h.t === 'stat') {
-          if (h.name !== name && !o.statAs) send({ t: 'error', id: h.id, code: 'SWARM_ERR_NOT_FOUND', message: 'no such file' });
+          if (o.statError) send({ t: 'error', id: h.id, ...o.statError });
+          else if (h.name !== name && !o.statAs) send({ t: 'error', id: h.id, code: 'SWARM_ERR_NOT_FOUND', message: 'no such file' });
           else send({ t: 'entry', id: h.id, name: h.name, size: m.size, mtime, kind: 'other', cid: m.cid, ...o.statAs });
         }
         if (h.t === 'manifest') {
@@ -145,7 +167,38 @@ function sendRange(socket: net.Socket, file: string, m: Manifest, mode: FakeMode
     return;
   }
   if (mode === 'empty-done') {
-    socket.write(Buffer.concat([...encodeFrame({ t: 'done', id }), Buffer.alloc(0)]));
+    // the done, then a few junk bytes: a valid packet for a request nobody made
+    const junk = Buffer.alloc(16, 0x6a);
+    socket.write(Buffer.concat([...encodeFrame({ t: 'done', id }), encodePacketHead({ flags: 0, requestId: 0x7ffffff0, chunk: from, offset: from * m.chunkBytes }, junk), junk]));
+    return;
+  }
+  if (mode === 'refuse') {
+    socket.write(Buffer.concat(encodeFrame({ t: 'error', id, ...(o.getError ?? { code: 'SWARM_ERR_NOT_FOUND', message: 'no such content' }) })));
+    return;
+  }
+  if (mode === 'trickle') {
+    // real bytes of live requests, slowly: never junk, never quite stalled, never a whole chunk soon
+    const perTick = Math.max(1, Math.floor((o.trickleBytesPerSec ?? 4096) / 10));
+    let c = from;
+    let at = 0;
+    let real = readChunk(file, m, c);
+    const step = () => {
+      if (socket.destroyed) return;
+      const n = Math.min(perTick, real.length - at);
+      const payload = real.subarray(at, at + n);
+      const last = at + n >= real.length;
+      socket.write(encodePacketHead({ flags: last ? FLAG_LAST_IN_CHUNK : 0, requestId: id, chunk: c, offset: c * m.chunkBytes + at }, payload));
+      socket.write(payload);
+      at += n;
+      if (last) {
+        if (++c >= to) return void socket.write(Buffer.concat(encodeFrame({ t: 'done', id })));
+        at = 0;
+        real = readChunk(file, m, c);
+      }
+      const t = setTimeout(step, 100);
+      timers.add(t);
+    };
+    step();
     return;
   }
   if (mode === 'junk-drip') {
@@ -172,6 +225,88 @@ function sendRange(socket: net.Socket, file: string, m: Manifest, mode: FakeMode
     const real = readChunk(file, m, c);
     const bytes = mode === 'forge' && o.forge ? o.forge(c, real) : real;
     if (!writeChunk(socket, m, id, c, bytes, mode)) return;
+    const n = (chunksSent.get(socket) ?? 0) + 1;
+    chunksSent.set(socket, n);
+    if (o.closeAfterChunks !== undefined && n >= o.closeAfterChunks) {
+      socket.end(); // flushes what was written, then hangs up
+      return;
+    }
   }
   socket.write(Buffer.concat(encodeFrame({ t: 'done', id })));
+}
+
+export interface FakeTracker {
+  port: number;
+  /** Requests by type, for assertions (`who-has`, `dir`...). */
+  seen: Map<string, number>;
+  close(): Promise<void>;
+}
+
+export interface FakeTrackerAnswers {
+  /** The `versions` of a `holders` answer for a name (default: none). */
+  versions?: (name: string) => unknown[];
+  /** The `files` of `directory` answers, one object per page (the last has no `next`). */
+  directory?: Record<string, unknown>[];
+}
+
+/**
+ * A tracker that lies: it speaks protocol 2 and answers `who-has` and `dir` with what the test
+ * gives it, unchecked (huge mtimes, invalid ports, duplicate holders, hostile names...).
+ */
+export async function startFakeTracker(a: FakeTrackerAnswers): Promise<FakeTracker> {
+  const sockets = new Set<net.Socket>();
+  const seen = new Map<string, number>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const send = (h: Header) => encodeFrame(h).forEach((b) => socket.write(b));
+    const decoder = new FrameDecoder({
+      onPacket() {},
+      onMessage(h) {
+        seen.set(h.t, (seen.get(h.t) ?? 0) + 1);
+        if (h.t === 'hello') send({ t: 'hello', v: PROTOCOL_VERSION, peer: 'baadbaadbaadbaad', agent: 'fake-tracker', caps: [] });
+        else if (h.t === 'who-has') send({ t: 'holders', id: h.id, name: h.name, versions: a.versions?.(h.name as string) ?? [] });
+        else if (h.t === 'dir') {
+          const pages = a.directory ?? [{}];
+          const i = typeof h.after === 'string' ? Number(h.after) + 1 : 0;
+          send({ t: 'directory', id: h.id, files: pages[i] ?? {}, ...(i + 1 < pages.length ? { next: String(i) } : {}) });
+        } else if (typeof h.id === 'number') send({ t: 'ok', id: h.id });
+      },
+    });
+    socket.on('data', (d: Buffer) => {
+      try {
+        decoder.push(d);
+      } catch {
+        socket.destroy();
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/**
+ * Announce `servingPort` as a holder of `files` to a real tracker, as any client can (a fake
+ * peer, or an address where nothing answers). The registration lasts until `close()`.
+ */
+export async function registerFake(
+  trackerPort: number,
+  servingPort: number,
+  files: { name: string; mtime: number; size: number; cid: string }[],
+  /** The address it registers from, which the tracker lists (the tracker sorts holders by it). */
+  localAddress = '127.0.0.1',
+): Promise<{ close(): void }> {
+  const c = new FramedClient('127.0.0.1', trackerPort, { side: 'trackerReply', localAddress, hello: { peer: 'fa4efa4efa4efa4e', agent: 'fake', listen: servingPort } });
+  await c.connect();
+  await c.request({ t: 'register', port: servingPort, files }, 'ok');
+  return { close: () => c.destroy() };
 }
