@@ -6,6 +6,7 @@ import { chunkHash } from '../lib/hashing.js';
 import { WorkerPeerHost } from '../lib/download/peer-host.js';
 import type { FromPeerHost } from '../lib/download/thread-messages.js';
 import { serve } from '../lib/serve.js';
+import { localHello } from '../lib/net/identity.js';
 import { InlineChunkPool } from '../lib/pool.js';
 import { MIN_CHUNK_BYTES } from '../lib/constants.js';
 import { prng, randomBytes } from './helpers/prng.js';
@@ -46,7 +47,7 @@ t.test('a peer thread hands over whole chunks in their own buffers; returned buf
   );
   t.teardown(() => host.close());
   const both = new Promise<void>((r) => (onChunk = r));
-  host.send({ type: 'connect', peerId: 0, host: '127.0.0.1', port: h.port });
+  host.send({ type: 'connect', peerId: 0, host: '127.0.0.1', port: h.port, cid: m.cid, chunks: 2, hello: localHello() });
   host.send({ type: 'get', peerId: 0, reqId: 1, cid: m.cid, from: 0, to: 2, size: m.size, chunkBytes: m.chunkBytes });
   await both;
   const chunks = got.filter((x): x is Extract<FromPeerHost, { type: 'chunk' }> => x.type === 'chunk');

@@ -1,27 +1,24 @@
 /**
- * The coordinator of one download (main thread). Glue between the pure scheduling layer, the
- * peer hosts (threads owning connections) and the chunk pool (hash + write).
+ * The coordinator of one download (main thread): glue between the pure scheduling units, the peer
+ * hosts (threads owning connections) and the chunk pool (hash + write).
  *
- *   ChunkTable (from the ticket) ─► pump(): per peer, pickRange up to its pipeline, capped by
- *          ▲                        its rate-proportional share of the ByteBudget
- *          │                                 │ get {from,to}
- *          │                                 ▼
- *   ticket.mark ◄─ pool.verifyAndWrite ◄── 'chunk' (buffer transferred) ◄── peer host threads
- *          │        bad hash: strike, chunk back to missing     'strike' / 'done' / 'closed'
- *          ▼
- *   table.complete: run() resolves; get.ts finishes the part file (fsync, rename, mtime)
+ *   holders (tracker, --peer, peer exchange) ─► addHolders ─► host: connect, hello, interest
+ *   bitfield / have ─► Availability ─► pump(): per active peer, pickRarest among the chunks it
+ *          has, up to its pipeline, capped by its rate share of the ByteBudget ─► RequestBook
+ *          ─► host: get {cid, from, to}
+ *   'chunk' (buffer transferred) ─► pool.verifyAndWrite ─► ticket.mark ─► `have` to every peer
+ *          bad hash: strike, chunk back to missing        and 'verified' (we serve it at once)
+ *   table.complete: run() resolves; get.ts finishes the part file (fsync, mtime, final name)
  *
- * Endgame: once nothing is missing, an idle peer duplicates the chunk its holder would deliver
- * last, and requests made redundant are cancelled. A chunk has at most two holders, so an idle
- * peer that has delivered verified chunks takes back a duplicate that a peer with nothing to show
- * (or a much slower one) has sat on for RECLAIM_AFTER_MS: two stalling peers cannot hold a chunk
- * between them. A timer (TICK_MS) updates rates, drops stalled peers, times out requests and
- * emits progress snapshots.
+ * Rarest first, with the first chunks at random, so peers of a flash crowd fetch different chunks
+ * and have something to trade at once. Endgame: once nothing this peer has is missing, an idle
+ * peer duplicates the chunk its holder would deliver last, and requests made redundant are
+ * cancelled; an idle peer that delivers takes back a duplicate sat on by one that does not.
  *
- * Trust: a peer gets requests only after its hello; a connection that never says hello, or a peer
- * that delivers no useful byte within firstChunkMs of its first request, is set aside. A peer
- * dropped after sending only data that failed its hash (however it left: strikes or hanging up)
- * counts as dropped for bad data: when every peer went that way, the download fails with exit 5.
+ * Trust: requests go only to a peer that said hello and sent its bitfield, only for chunks it
+ * says it has. A connection to ourselves or a second one to the same peer is closed. A peer that
+ * delivers nothing useful in time, floods junk, answers with empty `done`s or lies in its
+ * bitfield earns strikes; three drop it. When every peer was dropped for bad data, exit 5.
  */
 import { EventEmitter } from 'node:events';
 import { ERROR_CODES, SwarmError, asSwarmError, fromWire, isIntegrityCode, type WireError } from '../errors.js';
@@ -29,15 +26,20 @@ import { chunkLength } from '../chunking.js';
 import { ChunkTable } from '../scheduling/chunk-table.js';
 import { PeerStats } from '../scheduling/peer-stats.js';
 import { ByteBudget } from '../scheduling/budget.js';
-import { ENDGAME_MARGIN, pickRange } from '../scheduling/picker.js';
+import { ENDGAME_MARGIN } from '../scheduling/picker.js';
+import { Availability } from '../scheduling/availability.js';
+import { pickRarest } from '../scheduling/rarest.js';
+import { RequestBook, type BookRequest } from '../scheduling/request-book.js';
 import type { ChunkPool } from '../pool.js';
 import type { PartFile } from '../storage/part-file.js';
 import type { Ticket } from '../storage/ticket.js';
 import type { PeerAddress } from '../types.js';
+import type { HelloFields } from '../protocol/messages.js';
+import { localHello } from '../net/identity.js';
 import { chunksOf, expectedHash, type Manifest } from '../manifest.js';
 import type { FromPeerHost } from './thread-messages.js';
 import type { PeerHostGroup } from './peer-host.js';
-import { averageRate, budgetShares, etaOf, peerView, redundantRequests, type Peer, type Req } from './peer-state.js';
+import { averageRate, budgetShares, peerView, type Peer } from './peer-state.js';
 export { defaultPeerThreads } from './peer-state.js';
 import type { CoordinatorEvents, PeerView } from './events.js';
 
@@ -46,6 +48,13 @@ const TICK_MS = 250;
 const JUNK_STRIKE_BYTES = 8 << 20;
 /** An endgame duplicate with no chunk for this long may be taken back for a peer that delivers. */
 export const RECLAIM_AFTER_MS = 1_000;
+/** The first chunks are picked at random (something to share at once), then rarest first. */
+export const RANDOM_FIRST_CHUNKS = 4;
+/** Newly verified chunks are told to peers in batches, at most this often. */
+const HAVE_FLUSH_MS = 100;
+/** A holder dropped (not for bad data) may be dialled again after this long. */
+const REDIAL_AFTER_MS = 30_000;
+export const DEFAULT_MAX_PEERS = 48;
 
 export interface CoordinatorOptions {
   pool: ChunkPool;
@@ -58,39 +67,55 @@ export interface CoordinatorOptions {
   stallMs: number;
   /** A request with no chunk delivered for this long is cancelled and its chunks requeued. */
   requestTimeoutMs: number;
-  /**
-   * A peer that sends no useful byte within this long of its first request is set aside; so is a
-   * connection that does not say hello within this long.
-   */
+  /** A peer that sends no useful byte within this long of its first request (or no hello, or no bitfield) is set aside. */
   firstChunkMs: number;
+  /** Our hello: peer id (to recognise ourselves) and listening port (for others to find us). Default: this process, not listening. */
+  hello?: HelloFields;
+  /** Holders connected at once, at most. */
+  maxPeers?: number;
   /** Aborts the run (Ctrl-C): settles with the signal's reason. */
   signal?: AbortSignal;
+  /** Uniform in [0, 1) (tests pass a seeded one). */
+  random?: () => number;
 }
 
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly table: ChunkTable;
   private readonly budget: ByteBudget;
-  private readonly peers: Peer[] = [];
-  private readonly owner: Int32Array;
-  private readonly requests = new Map<number, Req>();
+  private readonly book: RequestBook;
+  private readonly availability: Availability;
+  private readonly peers = new Map<number, Peer>();
+  /** Live peers by dialled address, and holders dropped (when, and whether for bad data). */
+  private readonly byKey = new Map<string, Peer>();
+  private readonly gone = new Map<string, { at: number; bad: boolean }>();
   private readonly writes = new Set<Promise<void>>();
-  private nextReq = 1;
+  private nextPeer = 0;
+  private nextHost = 0;
+  private running = false;
   private timer: NodeJS.Timeout | null = null;
+  private haveTimer: NodeJS.Timeout | null = null;
+  private haves: number[] = [];
   private settle: { resolve: () => void; reject: (e: SwarmError) => void } | null = null;
   private finished = false;
+  private readonly random: () => number;
   readonly counters = { badPackets: 0, badChunks: 0, fetchedChunks: 0, bytesFetched: 0, duplicateChunks: 0 };
   /** Pool time spent hashing and writing, milliseconds (for the breakdown). */
   readonly poolTimes = { hashMs: 0, writeMs: 0 };
   readonly resumedChunks: number;
 
-  constructor(private readonly m: Manifest, private readonly holders: PeerAddress[], private readonly o: CoordinatorOptions) {
+  constructor(private readonly m: Manifest, private readonly initial: PeerAddress[], private readonly o: CoordinatorOptions) {
     super();
     const chunks = chunksOf(m);
     this.table = new ChunkTable(chunks, (i) => o.ticket.has(i));
     this.resumedChunks = this.table.verified;
     this.budget = new ByteBudget(o.budgetBytes);
-    this.owner = new Int32Array(chunks).fill(-1);
+    this.book = new RequestBook(this.table, this.budget, m.chunkBytes);
+    this.availability = new Availability(chunks);
+    this.random = o.random ?? Math.random;
+    this.hello = o.hello ?? localHello();
   }
+
+  private readonly hello: HelloFields;
 
   get verifiedBytes(): number {
     let n = 0;
@@ -109,19 +134,40 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       (msg) => this.onHostMessage(msg),
       (err) => this.fail(err),
     );
-    const hosts = this.o.hosts.hosts;
-    const now = Date.now();
-    this.holders.forEach((h, i) => {
-      const host = hosts[i % hosts.length]!;
-      const address = h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`;
-      const p: Peer = { id: i, address, host, stats: new PeerStats(now), state: 'connecting', inflight: 0, requests: new Map(), tcpAt: 0, everConnected: false, badData: 0, junkBytes: 0, usefulBytes: 0, firstRequestAt: 0, droppedFor: null };
-      this.peers.push(p);
-      host.send({ type: 'connect', peerId: i, host: h.ip, port: h.port });
-    });
+    this.running = true;
+    this.addHolders(this.initial);
     this.timer = setInterval(() => this.tick(), TICK_MS);
-    return new Promise((resolve, reject) => {
+    const done = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
     });
+    this.failIfStuck();
+    return done;
+  }
+
+  /**
+   * More holders (from the tracker, or a peer's `peers`): each new address is dialled, up to
+   * maxPeers at once. A holder dropped for bad data is never dialled again; one dropped for other
+   * reasons may be after REDIAL_AFTER_MS.
+   */
+  addHolders(addrs: PeerAddress[]): void {
+    if (!this.running || this.finished) return;
+    const now = Date.now();
+    const cap = this.o.maxPeers ?? DEFAULT_MAX_PEERS;
+    for (const a of addrs) {
+      const key = `${a.ip}|${a.port}`;
+      if (this.byKey.has(key)) continue;
+      const g = this.gone.get(key);
+      if (g && (g.bad || now - g.at < REDIAL_AFTER_MS)) continue;
+      if (this.byKey.size >= cap) return;
+      const hosts = this.o.hosts.hosts;
+      const host = hosts[this.nextHost++ % hosts.length]!;
+      const id = this.nextPeer++;
+      const address = a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+      const p: Peer = { id, address, key, host, stats: new PeerStats(now), state: 'connecting', tcpAt: 0, everConnected: false, remoteId: null, complete: false, badData: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null };
+      this.peers.set(id, p);
+      this.byKey.set(key, p);
+      host.send({ type: 'connect', peerId: id, host: a.ip, port: a.port, cid: this.m.cid, chunks: this.table.count, hello: this.hello });
+    }
   }
 
   /** Stop now (Ctrl-C): running writes finish and are recorded; nothing else is fetched. */
@@ -139,11 +185,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.flushHaves();
   }
 
   /** Wait for chunk writes already handed to the pool (their chunks are then in the ticket). */
   async drainWrites(): Promise<void> {
     while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+    this.flushHaves();
   }
 
   /** Timings of the peer threads (before closing them). */
@@ -165,22 +213,43 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   peersUsed(): number {
-    return this.peers.filter((p) => p.stats.chunksVerified > 0).length;
+    return [...this.peers.values()].filter((p) => p.stats.chunksVerified > 0).length;
   }
 
   peersDropped(): number {
-    return this.peers.filter((p) => p.state === 'dropped' && p.everConnected).length;
+    return [...this.peers.values()].filter((p) => p.state === 'dropped' && p.everConnected && p.droppedFor !== 'self' && p.droppedFor !== 'duplicate').length;
   }
 
   private onHostMessage(msg: FromPeerHost): void {
     if (this.finished && msg.type !== 'chunk') return;
-    const p = this.peers[msg.peerId];
+    const p = this.peers.get(msg.peerId);
     if (!p) return;
     const now = Date.now();
     switch (msg.type) {
       case 'connected':
-        // TCP only: requests wait for the peer's hello (a listener that never speaks gets none)
-        p.tcpAt = now;
+        p.tcpAt = now; // TCP only: requests wait for hello and bitfield
+        break;
+      case 'hello':
+        this.onHello(p, msg.peer, now);
+        break;
+      case 'bitfield':
+        if (p.state !== 'known' && p.state !== 'active') break;
+        this.availability.setPeer(p.id, msg.bits);
+        p.complete = this.availability.isComplete(p.id);
+        p.state = 'active';
+        break;
+      case 'have':
+        for (const c of msg.chunks) this.availability.have(p.id, c);
+        p.complete = this.availability.isComplete(p.id);
+        break;
+      case 'peers':
+        this.addHolders(msg.peers);
+        break;
+      case 'busy':
+        p.busyAt = now;
+        break;
+      case 'misbehaved':
+        this.strike(p, msg.error);
         break;
       case 'bytes': {
         const useful = msg.n - msg.junk;
@@ -194,26 +263,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         }
         break;
       }
-      case 'hello':
-        if (p.state === 'connecting') {
-          p.state = 'active';
-          p.everConnected = true;
-          p.stats = new PeerStats(now);
-        }
-        break;
       case 'chunk':
         this.onChunk(p, msg.reqId, msg.chunk, msg.bytes, msg.length, now);
         break;
       case 'strike':
         this.counters.badPackets++;
         if (isIntegrityCode(msg.error.code)) p.badData++;
-        this.releaseFromRequest(msg.reqId, msg.chunk);
+        if (msg.chunk >= 0) this.book.failed(msg.reqId, msg.chunk);
         this.strike(p, msg.error);
         break;
       case 'done': {
-        const r = this.requests.get(msg.reqId);
-        const undelivered = r ? r.pending.size : 0;
-        if (r) this.endRequest(r);
+        const undelivered = this.book.end(msg.reqId);
         if (msg.error) this.onRequestError(p, msg.error);
         else if (undelivered > 0) this.strike(p, { code: ERROR_CODES.BAD_MESSAGE, message: `said a request was done with ${undelivered} chunk(s) not sent` });
         break;
@@ -228,22 +288,32 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.pump();
   }
 
-  private onChunk(p: Peer, reqId: number, chunk: number, bytes: Uint8Array, length: number, now: number): void {
-    const r = this.requests.get(reqId);
-    if (!r || !r.pending.delete(chunk)) {
-      // a chunk of a request we already gave up on (timed out, peer dropped): nothing to account
-      p.host.send({ type: 'buffer', bytes }, [bytes.buffer as ArrayBuffer]);
+  /** Its hello: ourselves (a tracker lists us too) or a second connection to one peer are closed quietly. */
+  private onHello(p: Peer, remoteId: string, now: number): void {
+    if (p.state !== 'connecting') return;
+    const twin = remoteId === this.hello.peer ? 'self' : [...this.peers.values()].some((q) => q !== p && q.state !== 'dropped' && q.remoteId === remoteId) ? 'duplicate' : null;
+    p.remoteId = remoteId;
+    if (twin) {
+      p.droppedFor = twin;
+      this.drop(p, twin === 'self' ? 'this is ourselves' : 'a second connection to the same peer', ERROR_CODES.PEER_CLOSED, true);
       return;
     }
-    r.lastChunkAt = now;
-    p.inflight--;
-    if (r.pending.size === 0) this.endRequest(r);
+    p.state = 'known';
+    p.everConnected = true;
+    p.stats = new PeerStats(now);
+  }
+
+  private giveBack(p: Peer, bytes: Uint8Array): void {
+    p.host.send({ type: 'buffer', bytes }, [bytes.buffer as ArrayBuffer]);
+  }
+
+  private onChunk(p: Peer, reqId: number, chunk: number, bytes: Uint8Array, length: number, now: number): void {
+    if (!this.book.delivered(reqId, chunk, now)) return this.giveBack(p, bytes); // a request given up on
     if (this.table.isVerified(chunk) || this.finished) {
       this.counters.duplicateChunks++;
       this.table.release(chunk);
       this.budget.give(this.m.chunkBytes);
-      p.host.send({ type: 'buffer', bytes }, [bytes.buffer as ArrayBuffer]);
-      return;
+      return this.giveBack(p, bytes);
     }
     this.table.received(chunk);
     const w: Promise<void> = this.o.pool
@@ -254,21 +324,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           this.poolTimes.hashMs += res.hashMs;
           this.poolTimes.writeMs += res.writeMs;
           this.budget.give(this.m.chunkBytes);
-          if (res.ok) {
-            if (this.table.verify(chunk)) {
-              this.o.part.wrote(length);
-              this.o.ticket.mark(chunk);
-              p.stats.onVerified(length, Date.now());
-              this.counters.fetchedChunks++;
-              if (this.table.ownersOf(chunk) > 0) this.cancelRedundant();
-            }
-          } else {
+          if (res.ok) this.onVerified(p, chunk, length);
+          else {
             this.counters.badChunks++;
             p.badData++;
             this.table.release(chunk);
             this.strike(p, { code: ERROR_CODES.HASH_MISMATCH, message: `chunk ${chunk} does not match its hash` });
           }
-          p.host.send({ type: 'buffer', bytes: res.bytes }, [res.bytes.buffer as ArrayBuffer]);
+          this.giveBack(p, res.bytes);
           if (this.table.complete && !this.finished) {
             this.finished = true;
             this.stop();
@@ -286,25 +349,26 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.writes.add(w);
   }
 
-  private releaseFromRequest(reqId: number, chunk: number): void {
-    const r = this.requests.get(reqId);
-    if (!r || chunk < 0 || !r.pending.delete(chunk)) return;
-    r.peer.inflight--;
-    this.table.release(chunk);
-    this.budget.give(this.m.chunkBytes);
-    if (r.pending.size === 0) this.endRequest(r);
+  private onVerified(p: Peer, chunk: number, length: number): void {
+    if (!this.table.verify(chunk)) return;
+    this.o.part.wrote(length);
+    this.o.ticket.mark(chunk);
+    p.stats.onVerified(length, Date.now());
+    this.counters.fetchedChunks++;
+    this.haves.push(chunk);
+    this.haveTimer ??= setTimeout(() => this.flushHaves(), HAVE_FLUSH_MS);
+    if (this.table.ownersOf(chunk) > 0) this.cancelRedundant();
   }
 
-  /** Forget a request; chunks it never delivered go back to missing. */
-  private endRequest(r: Req): void {
-    this.requests.delete(r.id);
-    r.peer.requests.delete(r.id);
-    for (const c of r.pending) {
-      this.table.release(c);
-      this.budget.give(this.m.chunkBytes);
-      r.peer.inflight--;
-    }
-    r.pending.clear();
+  /** Tell every peer (and whoever serves our partial copy) the chunks verified since last time. */
+  private flushHaves(): void {
+    if (this.haveTimer) clearTimeout(this.haveTimer);
+    this.haveTimer = null;
+    if (this.haves.length === 0) return;
+    const chunks = this.haves;
+    this.haves = [];
+    for (const h of this.o.hosts.hosts) h.send({ type: 'have', cid: this.m.cid, chunks });
+    this.emit('verified', chunks);
   }
 
   private onRequestError(p: Peer, e: WireError): void {
@@ -322,14 +386,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
   }
 
-  private drop(p: Peer, reason: string, code: string): void {
+  private drop(p: Peer, reason: string, code: string, quiet = false): void {
     if (p.state === 'dropped') return;
     p.state = 'dropped';
     // a peer that sent only bad data and then hung up (or stalled) lied all the same
-    if (p.badData > 0 && p.stats.chunksVerified === 0) p.droppedFor = 'bad-data';
-    for (const r of [...p.requests.values()]) this.endRequest(r);
+    if (p.badData > 0 && p.stats.chunksVerified === 0 && !p.droppedFor) p.droppedFor = 'bad-data';
+    this.book.endPeer(p.id);
+    this.availability.removePeer(p.id);
+    if (this.byKey.get(p.key) === p) this.byKey.delete(p.key);
+    this.gone.set(p.key, { at: Date.now(), bad: p.droppedFor === 'bad-data' || p.droppedFor === 'self' });
     p.host.send({ type: 'close', peerId: p.id });
-    this.emit('peer-dropped', { peer: p.address, reason, code });
+    if (!quiet) this.emit('peer-dropped', { peer: p.address, reason, code });
     this.failIfStuck();
   }
 
@@ -339,11 +406,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * a lack of peers.
    */
   private failIfStuck(): void {
-    if (this.finished || this.table.complete || this.writes.size > 0) return;
-    if (!this.peers.every((x) => x.state === 'dropped')) return;
+    if (!this.running || this.finished || this.table.complete || this.writes.size > 0) return;
+    if ([...this.peers.values()].some((x) => x.state !== 'dropped')) return;
     const missing = this.table.count - this.table.verified;
     const resume = `${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume`;
-    const connected = this.peers.filter((x) => x.everConnected);
+    const connected = [...this.peers.values()].filter((x) => x.everConnected && x.droppedFor !== 'self' && x.droppedFor !== 'duplicate');
     if (connected.length > 0 && connected.every((x) => x.droppedFor === 'bad-data')) {
       this.fail(new SwarmError(ERROR_CODES.HASH_MISMATCH, `every holder was dropped for sending bad data (${resume})`));
       return;
@@ -351,27 +418,39 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.fail(new SwarmError(ERROR_CODES.NO_PEERS, `no peer left to fetch from (${resume})`));
   }
 
+  private etaOf(chunk: number): number {
+    const owner = this.peers.get(this.book.ownerOf(chunk));
+    if (!owner || owner.state !== 'active') return Infinity;
+    return this.book.eta(owner.id, chunk, owner.stats.rate);
+  }
+
   private pump(): void {
-    if (this.finished) return;
-    const active = this.peers.filter((p) => p.state === 'active').sort((a, b) => b.stats.rate - a.stats.rate);
+    if (this.finished || !this.running) return;
+    const active = [...this.peers.values()].filter((p) => p.state === 'active').sort((a, b) => b.stats.rate - a.stats.rate);
     const cb = this.m.chunkBytes;
     const shares = budgetShares(active, Math.floor(this.budget.limit / cb));
     const now = Date.now();
+    const randomOrder = this.table.verified - this.resumedChunks < RANDOM_FIRST_CHUNKS && this.table.verified < this.table.count / 2;
     for (const p of active) {
       const target = Math.min(p.stats.pipelineChunks(cb), shares.get(p)!);
-      let room = target - p.inflight;
+      let room = target - this.book.inflight(p.id);
       let reclaimed = false;
       while (room > 0) {
-        const pick = pickRange({
+        const idle = this.book.inflight(p.id) === 0;
+        const pick = pickRarest({
           table: this.table,
+          counts: this.availability.counts,
+          peerHas: (i) => this.availability.has(p.id, i),
           room,
           maxRun: Math.max(1, Math.ceil(target / 2)),
-          ownChunkSeconds: cb / Math.max(p.stats.rate || averageRate(this.peers), 1),
-          holderEta: (i) => etaOf(this.peers[this.owner[i]!], i, cb),
-          idle: p.inflight === 0,
+          random: this.random,
+          randomOrder,
+          idle,
+          ownChunkSeconds: cb / Math.max(p.stats.rate || averageRate(this.peers.values()), 1),
+          holderEta: (i) => this.etaOf(i),
         });
         if (!pick) {
-          if (!reclaimed && p.inflight === 0 && this.reclaimFor(p, now)) {
+          if (!reclaimed && idle && this.reclaimFor(p, now)) {
             reclaimed = true;
             continue;
           }
@@ -380,20 +459,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         const fit = Math.floor(this.budget.free / cb);
         const n = Math.min(pick.end - pick.start, this.budget.inFlight === 0 ? Math.max(1, fit) : fit);
         if (n <= 0) return; // budget full: wait for writes
-        this.budget.tryTake(n * cb);
-        const end = pick.start + n;
-        this.table.assign(pick.start, end);
-        const r: Req = { id: this.nextReq++, peer: p, pending: new Set(), lastChunkAt: Date.now() };
-        for (let c = pick.start; c < end; c++) {
-          r.pending.add(c);
-          if (!pick.duplicate) this.owner[c] = p.id;
-        }
-        this.requests.set(r.id, r);
-        p.requests.set(r.id, r);
-        p.inflight += n;
+        const r = this.book.open(p.id, pick.start, pick.start + n, pick.duplicate, now);
         room -= n;
-        if (!p.firstRequestAt) p.firstRequestAt = Date.now();
-        p.host.send({ type: 'get', peerId: p.id, reqId: r.id, cid: this.m.cid, from: pick.start, to: end, size: this.m.size, chunkBytes: cb });
+        if (!p.firstRequestAt) p.firstRequestAt = now;
+        p.host.send({ type: 'get', peerId: p.id, reqId: r.id, cid: this.m.cid, from: pick.start, to: pick.start + n, size: this.m.size, chunkBytes: cb });
       }
     }
   }
@@ -407,14 +476,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    */
   private reclaimFor(p: Peer, now: number): boolean {
     if (p.stats.chunksVerified === 0) return false;
-    let best: Req | null = null;
-    for (const r of this.requests.values()) {
-      const q = r.peer;
+    let best: BookRequest | null = null;
+    for (const r of this.book.all()) {
+      const q = this.peers.get(r.peer)!;
       if (q === p || r.pending.size === 0 || now - r.lastChunkAt < RECLAIM_AFTER_MS) continue;
       if (q.stats.chunksVerified > 0 && q.stats.rate * ENDGAME_MARGIN >= p.stats.rate) continue;
       let duplicate = true;
       for (const c of r.pending) {
-        if (this.owner[c] === q.id || this.table.isVerified(c)) {
+        if (this.book.ownerOf(c) === q.id || this.table.isVerified(c) || !this.availability.has(p.id, c)) {
           duplicate = false;
           break;
         }
@@ -422,43 +491,49 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       if (duplicate && (!best || r.lastChunkAt < best.lastChunkAt)) best = r;
     }
     if (!best) return false;
-    best.peer.host.send({ type: 'cancel', peerId: best.peer.id, reqId: best.id });
-    this.endRequest(best);
+    this.cancel(best);
     return true;
+  }
+
+  private cancel(r: BookRequest): void {
+    this.peers.get(r.peer)?.host.send({ type: 'cancel', peerId: r.peer, reqId: r.id });
+    this.book.end(r.id);
   }
 
   /** In the endgame, cancel requests whose every pending chunk has arrived from someone else. */
   private cancelRedundant(): void {
-    for (const r of redundantRequests(this.peers, (c) => this.table.isVerified(c))) {
-      r.peer.host.send({ type: 'cancel', peerId: r.peer.id, reqId: r.id });
-      this.endRequest(r);
-    }
+    for (const r of this.book.redundant()) this.cancel(r);
   }
 
   private tick(): void {
     const now = Date.now();
-    for (const p of this.peers) {
+    const deadline = (this.o.firstChunkMs / 1000).toFixed(1);
+    for (const p of this.peers.values()) {
       if (p.state === 'connecting' && p.tcpAt && now - p.tcpAt > this.o.firstChunkMs) {
-        this.drop(p, `connected but said nothing (no hello) within ${(this.o.firstChunkMs / 1000).toFixed(1)} s`, ERROR_CODES.PEER_TIMEOUT);
+        this.drop(p, `connected but said nothing (no hello) within ${deadline} s`, ERROR_CODES.PEER_TIMEOUT);
+        continue;
+      }
+      if (p.state === 'known' && now - p.stats.lastByteAt > this.o.firstChunkMs) {
+        this.drop(p, `did not say which chunks it has within ${deadline} s`, ERROR_CODES.PEER_TIMEOUT);
         continue;
       }
       if (p.state !== 'active') continue;
       p.stats.tick(now);
-      if (p.usefulBytes === 0 && p.firstRequestAt && now - p.firstRequestAt > this.o.firstChunkMs) {
-        this.drop(p, `sent nothing within ${(this.o.firstChunkMs / 1000).toFixed(1)} s of its first request`, ERROR_CODES.PEER_TIMEOUT);
+      const alive = Math.max(p.busyAt, p.firstRequestAt);
+      if (p.usefulBytes === 0 && p.firstRequestAt && now - alive > this.o.firstChunkMs) {
+        this.drop(p, `sent nothing within ${deadline} s of its first request`, ERROR_CODES.PEER_TIMEOUT);
         continue;
       }
-      if (p.inflight > 0 && p.stats.stalledFor(now) > this.o.stallMs) {
-        this.drop(p, `stalled: no data for ${(p.stats.stalledFor(now) / 1000).toFixed(1)} s`, ERROR_CODES.PEER_TIMEOUT);
+      if (this.book.inflight(p.id) > 0 && now - Math.max(p.stats.lastByteAt, p.busyAt) > this.o.stallMs) {
+        this.drop(p, `stalled: no data for ${((now - p.stats.lastByteAt) / 1000).toFixed(1)} s`, ERROR_CODES.PEER_TIMEOUT);
         continue;
       }
-      for (const r of [...p.requests.values()]) {
-        if (now - r.lastChunkAt > this.o.requestTimeoutMs) {
-          p.host.send({ type: 'cancel', peerId: p.id, reqId: r.id });
-          this.endRequest(r);
-          this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: `request timed out after ${this.o.requestTimeoutMs} ms` });
-        }
-      }
+    }
+    for (const r of this.book.timedOut(now, this.o.requestTimeoutMs)) {
+      const p = this.peers.get(r.peer)!;
+      if (now - p.busyAt < this.o.requestTimeoutMs) continue; // waiting its turn at a busy peer
+      this.cancel(r);
+      this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: `request timed out after ${this.o.requestTimeoutMs} ms` });
     }
     this.pump();
     this.emit('snapshot', this.snapshot());
@@ -468,7 +543,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return {
       verifiedBytes: this.verifiedBytes,
       verifiedChunks: this.table.verified,
-      peers: this.peers.map(peerView),
+      peers: [...this.peers.values()].filter((p) => p.droppedFor !== 'self' && p.droppedFor !== 'duplicate').map((p) => peerView(p, this.book.inflight(p.id))),
     };
   }
 }

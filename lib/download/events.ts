@@ -9,6 +9,8 @@ export interface PeerView {
   chunks: number;
   inflight: number;
   strikes: number;
+  /** True for a peer that has the whole file (a seeder); false for a partial holder. */
+  complete: boolean;
 }
 
 export interface StartEvent {
@@ -75,6 +77,8 @@ export interface DownloadEvents {
 
 /** What the coordinator emits to `Download`. */
 export interface CoordinatorEvents {
+  /** Chunks newly verified and written (batched): they can be served at once. */
+  verified: [chunks: number[]];
   snapshot: [e: { verifiedBytes: number; verifiedChunks: number; peers: PeerView[] }];
   warning: [e: WarningEvent];
   'peer-dropped': [e: PeerDroppedEvent];

@@ -13,8 +13,14 @@ import { add16 } from '../protocol/checksum.js';
 import { ERROR_CODES, SwarmError, toWire, type ErrorCode, type WireError } from '../errors.js';
 import { packetChecksumOk, type PacketHeader } from '../protocol/packet.js';
 import { sum16 } from '../protocol/checksum.js';
-import type { PeerReply } from '../protocol/messages.js';
+import type { HelloFields, PeerReply } from '../protocol/messages.js';
+import { checkAddresses } from '../protocol/entries.js';
 import type { FromPeerHost } from './thread-messages.js';
+
+/** Chunk indexes taken from one `have` message; more is a protocol error. */
+const MAX_HAVE_CHUNKS = 65_536;
+/** Addresses taken from one `peers` message. */
+const MAX_PEX_PEERS = 100;
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ERROR_CODES));
 const isErrorCode = (c: string): c is ErrorCode => KNOWN_CODES.has(c);
@@ -58,19 +64,27 @@ export class PeerFetcher {
     readonly peerId: number,
     host: string,
     port: number,
+    /** The content fetched on this connection, and its chunk count (to check bitfields). */
+    readonly cid: string,
+    private readonly chunks: number,
+    hello: HelloFields,
     private readonly buffers: BufferSource,
     private readonly post: (m: FromPeerHost, transfer?: ArrayBuffer[]) => void,
     private readonly times: FetchTimes = { copyMs: 0, checksumMs: 0 },
     connectTimeoutMs = 5_000,
   ) {
     this.client = new FramedClient(host, port, {
+      hello,
       side: 'peerReply',
       handler: {
         onPacketStart: (h, headerSum) => this.onPacketStart(h, headerSum),
         onPacketData: (h, piece, at) => this.onPacketData(h, piece, at),
         onPacketEnd: (h) => this.onPacketEnd(h),
         onMessage: (m) => this.onMessage(m),
-        onHello: (h) => this.post({ type: 'hello', peerId: this.peerId, peer: h.peer, listen: h.listen ?? null }),
+        onHello: (h) => {
+          this.post({ type: 'hello', peerId: this.peerId, peer: h.peer, listen: h.listen ?? null });
+          this.client.write({ t: 'interest', cid: this.cid });
+        },
         onClose: (err) => this.onClose(err),
       },
       timeoutMs: connectTimeoutMs,
@@ -86,6 +100,11 @@ export class PeerFetcher {
   get(reqId: number, cid: string, from: number, to: number, size: number, chunkBytes: number): void {
     this.requests.set(reqId, { from, to, size, chunkBytes, chunks: new Map() });
     this.client.write({ t: 'get', id: reqId, cid, from, to });
+  }
+
+  /** Tell the peer which chunks we newly have (it frees upload slots, and learns a source). */
+  have(chunks: number[]): void {
+    this.client.write({ t: 'have', cid: this.cid, chunks });
   }
 
   cancel(reqId: number): void {
@@ -187,7 +206,37 @@ export class PeerFetcher {
     }
   }
 
+  private misbehaved(message: string): void {
+    this.post({ type: 'misbehaved', peerId: this.peerId, error: { code: ERROR_CODES.BAD_MESSAGE, message } });
+  }
+
   private onMessage(m: PeerReply): void {
+    switch (m.t) {
+      case 'bitfield': {
+        if (m.cid !== this.cid) return;
+        const bits = Buffer.from(m.have, 'base64');
+        if (bits.length !== Math.ceil(this.chunks / 8)) return this.misbehaved(`sent a bitfield of ${bits.length} bytes for ${this.chunks} chunks`);
+        this.post({ type: 'bitfield', peerId: this.peerId, bits: new Uint8Array(bits), complete: m.complete === true });
+        return;
+      }
+      case 'have': {
+        if (m.cid !== this.cid) return;
+        if (m.chunks.length > MAX_HAVE_CHUNKS || !m.chunks.every((c) => Number.isInteger(c) && (c as number) >= 0 && (c as number) < this.chunks)) {
+          return this.misbehaved('sent a have with chunks out of range');
+        }
+        this.post({ type: 'have', peerId: this.peerId, chunks: m.chunks as number[] });
+        return;
+      }
+      case 'peers': {
+        if (m.cid !== this.cid) return;
+        const { ok } = checkAddresses(m.peers, MAX_PEX_PEERS);
+        if (ok.length) this.post({ type: 'peers', peerId: this.peerId, peers: ok });
+        return;
+      }
+      case 'busy':
+        if (this.requests.has(m.id)) this.post({ type: 'busy', peerId: this.peerId, reqId: m.id });
+        return;
+    }
     if (m.t !== 'done' && m.t !== 'error') return;
     const id = m.id;
     if (id === undefined) return;

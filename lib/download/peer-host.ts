@@ -61,7 +61,7 @@ export class PeerHostCore implements BufferSource {
   handle(m: ToPeerHost): void {
     switch (m.type) {
       case 'connect': {
-        const f = new PeerFetcher(m.peerId, m.host, m.port, this, (msg, transfer) => {
+        const f = new PeerFetcher(m.peerId, m.host, m.port, m.cid, m.chunks, m.hello, this, (msg, transfer) => {
           if (msg.type === 'closed' || msg.type === 'chunk') this.flushBytes(f);
           if (msg.type === 'closed') this.fetchers.delete(m.peerId);
           this.post(msg, transfer);
@@ -81,6 +81,9 @@ export class PeerHostCore implements BufferSource {
         return;
       case 'close':
         this.fetchers.get(m.peerId)?.destroy();
+        return;
+      case 'have':
+        for (const f of this.fetchers.values()) if (f.cid === m.cid) f.have(m.chunks);
         return;
       case 'stats':
         this.post({ type: 'stats', peerId: -1, times: this.stats() });

@@ -1,37 +1,33 @@
 /**
- * What the coordinator keeps per peer and per request, and the estimates it derives from them:
- * mean rate, when a peer will deliver a chunk it holds (its place in the queue over its rate),
- * requests made redundant in the endgame, and the public view of a peer for progress output.
- * Pure functions over plain records.
+ * What the coordinator keeps per peer, and the pure estimates it derives from those records: mean
+ * rate, each peer's share of the byte budget, the public view of a peer for progress output, and
+ * the default number of peer threads.
+ *
+ * A peer's life: connecting (TCP, then its hello) ─► known (hello said; no request until its
+ * bitfield says what it has) ─► active ─► dropped. Requests live in the request book
+ * (scheduling/request-book.ts); a peer is asked only for chunks its bitfield or `have`s list.
  */
 import { availableParallelism } from 'node:os';
 import { MIN_PIPELINE_CHUNKS, type PeerStats } from '../scheduling/peer-stats.js';
 import type { PeerHost } from './peer-host.js';
 import type { PeerView } from './events.js';
 
-export interface Req {
-  id: number;
-  peer: Peer;
-  /** Chunks asked for and not yet delivered, in the order the peer sends them. */
-  pending: Set<number>;
-  lastChunkAt: number;
-}
-
 export interface Peer {
   id: number;
   address: string;
+  /** `ip|port` as dialled: the same holder is never dialled twice at once. */
+  key: string;
   host: PeerHost;
   stats: PeerStats;
-  /** connecting: until its hello arrives (no request goes to a peer that has not said hello). */
-  state: 'connecting' | 'active' | 'dropped';
-  /** Chunks requested and not yet delivered or given up. */
-  inflight: number;
-  /** Open requests, in the order they were sent (which is the order the peer serves them). */
-  requests: Map<number, Req>;
+  state: 'connecting' | 'known' | 'active' | 'dropped';
   /** When its TCP connection was established (0: not yet): the hello is due within a deadline. */
   tcpAt: number;
   /** True once the peer said hello: it speaks our protocol. */
   everConnected: boolean;
+  /** Its peer id (from hello): a second connection to the same peer, or to ourselves, is closed. */
+  remoteId: string | null;
+  /** True when its bitfield says it has every chunk. */
+  complete: boolean;
   /** Chunks and packets from it that failed their hash or checksum. */
   badData: number;
   /** Bytes of packets that answered live requests, and bytes of packets that answered nothing. */
@@ -39,8 +35,10 @@ export interface Peer {
   junkBytes: number;
   /** When the first request was sent (0: not yet). */
   firstRequestAt: number;
+  /** Last time it said a request of ours waits for its upload slots (alive, not stalled). */
+  busyAt: number;
   /** Why the peer was dropped, when it was for misbehaving. */
-  droppedFor: 'bad-data' | null;
+  droppedFor: 'bad-data' | 'self' | 'duplicate' | null;
 }
 
 /**
@@ -69,7 +67,7 @@ export function budgetShares(active: Peer[], budgetChunks: number): Map<Peer, nu
 }
 
 /** Mean rate of active peers that have one (a stand-in for peers not yet measured). */
-export function averageRate(peers: Peer[]): number {
+export function averageRate(peers: Iterable<Peer>): number {
   let sum = 0;
   let n = 0;
   for (const p of peers) {
@@ -81,38 +79,7 @@ export function averageRate(peers: Peer[]): number {
   return n ? sum / n : 0;
 }
 
-/** Seconds until `holder` delivers `chunk`; Infinity for a peer that is gone or has no rate yet. */
-export function etaOf(holder: Peer | undefined, chunk: number, chunkBytes: number): number {
-  if (!holder || holder.state !== 'active') return Infinity;
-  let ahead = 0;
-  for (const r of holder.requests.values()) {
-    for (const c of r.pending) {
-      ahead++;
-      if (c === chunk) return holder.stats.rate > 0 ? (ahead * chunkBytes) / holder.stats.rate : Infinity;
-    }
-  }
-  return 0;
-}
-
-/** Open requests all of whose pending chunks are already verified (fetched from someone else). */
-export function redundantRequests(peers: Peer[], isVerified: (chunk: number) => boolean): Req[] {
-  const out: Req[] = [];
-  for (const p of peers) {
-    for (const r of p.requests.values()) {
-      if (r.pending.size === 0) continue;
-      let redundant = true;
-      for (const c of r.pending) {
-        if (!isVerified(c)) {
-          redundant = false;
-          break;
-        }
-      }
-      if (redundant) out.push(r);
-    }
-  }
-  return out;
-}
-
-export function peerView(p: Peer): PeerView {
-  return { address: p.address, state: p.state, rate: p.stats.rate, chunks: p.stats.chunksVerified, inflight: p.inflight, strikes: p.stats.strikes };
+export function peerView(p: Peer, inflight: number): PeerView {
+  const state = p.state === 'known' ? 'connecting' : p.state;
+  return { address: p.address, state, rate: p.stats.rate, chunks: p.stats.chunksVerified, inflight, strikes: p.stats.strikes, complete: p.complete };
 }

@@ -4,14 +4,19 @@
  * ArrayBuffers, never copied.
  */
 import type { WireError } from '../errors.js';
+import type { HelloFields } from '../protocol/messages.js';
+import type { PeerAddress } from '../types.js';
 import type { PeerThreadTimes } from './breakdown.js';
 
 export type ToPeerHost =
-  | { type: 'connect'; peerId: number; host: string; port: number }
+  /** Connect, say `hello` (ours), then ask for the peer's bitfield of `cid` (`interest`). */
+  | { type: 'connect'; peerId: number; host: string; port: number; cid: string; chunks: number; hello: HelloFields }
   | { type: 'get'; peerId: number; reqId: number; cid: string; from: number; to: number; size: number; chunkBytes: number }
   | { type: 'cancel'; peerId: number; reqId: number }
   | { type: 'buffer'; bytes: Uint8Array }
   | { type: 'close'; peerId: number }
+  /** Chunks we newly verified: told to every peer we fetch `cid` from (they free upload slots). */
+  | { type: 'have'; cid: string; chunks: number[] }
   /** Ask for the host's timings (answered with 'stats'). */
   | { type: 'stats' }
   | { type: 'shutdown' };
@@ -29,5 +34,15 @@ export type FromPeerHost =
   | { type: 'done'; peerId: number; reqId: number; error?: WireError }
   /** The peer's hello (its id, listening port) arrived. */
   | { type: 'hello'; peerId: number; peer: string; listen: number | null }
+  /** Which chunks the peer has verified (checked: the right length); `complete` when all. */
+  | { type: 'bitfield'; peerId: number; bits: Uint8Array; complete: boolean }
+  /** Chunks the peer newly has (checked: in range). */
+  | { type: 'have'; peerId: number; chunks: number[] }
+  /** Other holders the peer knows (checked addresses; peer exchange). */
+  | { type: 'peers'; peerId: number; peers: PeerAddress[] }
+  /** A request of ours waits for one of the peer's upload slots. */
+  | { type: 'busy'; peerId: number; reqId: number }
+  /** The peer broke the protocol in a way that is a strike, outside any request. */
+  | { type: 'misbehaved'; peerId: number; error: WireError }
   | { type: 'closed'; peerId: number; error?: WireError }
   | { type: 'stats'; peerId: -1; times: PeerThreadTimes };

@@ -1,15 +1,20 @@
 /**
- * Who this process is on the wire: a random 64-bit peer id (hex), fixed for the life of the
- * process, and the agent string sent in `hello`. A peer id lets two connections between the same
- * peers be recognised (and a peer's connection to itself refused); it is not a credential.
+ * Who a peer is on the wire: a random 64-bit peer id (hex) and the agent string sent in `hello`.
+ * A peer id is chosen per running peer (a server, a download, the node that holds both), not per
+ * process, so two peers in one process (tests, a shell) are told apart; a node's downloads use
+ * its server's id, so a download recognises a connection to its own node. It is not a credential.
  */
 import { randomBytes } from 'node:crypto';
 import { VERSION } from '../version.js';
 import type { HelloFields } from '../protocol/messages.js';
 
-export const LOCAL_PEER_ID = randomBytes(8).toString('hex');
 export const AGENT = `swarm/${VERSION}`;
 
-export function localHello(listen: number | null = null, caps: string[] = []): HelloFields {
-  return { peer: LOCAL_PEER_ID, agent: AGENT, listen, caps };
+export function newPeerId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** A hello for a peer that has no identity of its own yet (a short-lived client). */
+export function localHello(listen: number | null = null, caps: string[] = [], peer = newPeerId()): HelloFields {
+  return { peer, agent: AGENT, listen, caps };
 }

@@ -3,8 +3,8 @@
  * JSON headers into typed unions in this one place. Everything that handles a message switches on
  * `t` and gets typed fields; nothing downstream casts.
  *
- *   peer protocol     hello, list, stat, manifest, get, cancel, interest
- *                     → hello, files, entry, manifest-ok, done, error, bitfield, have, peers
+ *   peer protocol     hello, list, stat, manifest, get, cancel, interest, have
+ *                     → hello, files, entry, manifest-ok, done, error, bitfield, have, peers, busy
  *   tracker protocol  hello, register, keepalive, update, delete, unregister, dir, who-has, peers-of
  *                     → hello, directory, ok, holders, peers, error
  *
@@ -52,6 +52,8 @@ const PEER_REQUESTS = {
   cancel: { id: 'uint' },
   /** Ask for the sender's bitfield of a content and its `have` updates (partial holders). */
   interest: { cid: 'cid' },
+  /** Chunks the requester has newly verified: the server's upload slots see them delivered. */
+  have: { cid: 'cid', chunks: 'array' },
 } as const;
 
 const PEER_REPLIES = {
@@ -67,6 +69,8 @@ const PEER_REPLIES = {
   have: { cid: 'cid', chunks: 'array' },
   /** Other holders of `cid` the sender knows (peer exchange). */
   peers: { cid: 'cid', peers: 'array' },
+  /** The request waits for an upload slot (others are being served): alive, not stalled. */
+  busy: { id: 'uint' },
 } as const;
 
 const TRACKER_REQUESTS = {

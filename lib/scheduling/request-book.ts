@@ -56,6 +56,11 @@ export class RequestBook {
     return this.inflightOf.get(peer) ?? 0;
   }
 
+  /** Every open request, in the order they were made. */
+  all(): IterableIterator<BookRequest> {
+    return this.requests.values();
+  }
+
   requestsOf(peer: number): IterableIterator<BookRequest> {
     return (this.byPeer.get(peer) ?? new Map<number, BookRequest>()).values();
   }

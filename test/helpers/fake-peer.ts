@@ -27,6 +27,8 @@ import { FrameDecoder, encodeFrame, type Header } from '../../lib/protocol/frame
 import { encodePacketHead, FLAG_LAST_IN_CHUNK } from '../../lib/protocol/packet.js';
 import { chunksOf, type Manifest } from '../../lib/manifest.js';
 import { PROTOCOL_VERSION } from '../../lib/protocol/messages.js';
+import { fullBitfield } from '../../lib/scheduling/availability.js';
+import { newPeerId } from '../../lib/net/identity.js';
 import { FramedClient } from '../../lib/net/framed-client.js';
 
 export type FakeMode = 'honest' | 'bad-checksum' | 'wrong-bytes' | 'forge' | 'stall' | 'cut' | 'huge' | 'empty-done' | 'junk-drip' | 'silent' | 'trickle' | 'refuse';
@@ -70,6 +72,7 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
   const state = { requests: 0, connections: 0 };
   const name = o.name ?? 'f.bin';
   const mtime = o.mtime ?? 1_700_000_000;
+  const fakeId = newPeerId();
   const server = net.createServer((socket) => {
     state.connections++;
     sockets.add(socket);
@@ -80,7 +83,9 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
     const decoder = new FrameDecoder({
       onPacket() {},
       onMessage(h) {
-        if (h.t === 'hello') send({ t: 'hello', v: PROTOCOL_VERSION, peer: 'fa4efa4efa4efa4e', agent: `fake/${mode}`, caps: [] });
+        if (h.t === 'hello') send({ t: 'hello', v: PROTOCOL_VERSION, peer: fakeId, agent: `fake/${mode}`, caps: [] });
+        // every fake claims the whole file (the liars lie about that too)
+        if (h.t === 'interest' && h.cid === m.cid) send({ t: 'bitfield', cid: m.cid, have: Buffer.from(fullBitfield(chunksOf(m))).toString('base64'), complete: true });
         if (h.t === 'list') send({ t: 'files', id: h.id, files: o.listAs ?? [{ name, size: m.size, mtime, kind: 'other', cid: m.cid }] });
         if (h.t === 'stat') {
           if (o.statError) send({ t: 'error', id: h.id, ...o.statError });
