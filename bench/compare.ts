@@ -1,108 +1,165 @@
 /**
  * Head-to-head on loopback, 4 sources: `swarm get` from 4 `swarm serve` processes; aria2c from
  * 4 nginx server blocks serving the same file (best settings found: -s16 -x4 -k1M); curl from one
- * of them; `cp` of the file (the local copy limit); and swarm's transport alone (receive only).
- * Tools run alternately (A B C D, A B C D, ...) so drift hits all alike, after one uncounted
- * warm-up round; every result's bytes are compared with the source; `sync` runs before each so no run pays for the last one's writeback.
- * swarm fsyncs the file before renaming it; aria2c, curl and cp do not (their writeback happens
- * after they exit), which favours them.
+ * of them; `cp` of the file (the local copy limit); and swarm's transport alone (receive and count
+ * only, bench/lib/raw-receive.ts). Tools run alternately (A B C D, A B C D, ...) so drift hits all
+ * alike, after one uncounted warm-up round; `sync` runs before each so no run pays for the last
+ * one's writeback. Every copy's SHA-256 is compared with the source's (hashed once); a run that
+ * fails or delivers other bytes is counted in "bytes ok" and makes the exit code 1, and the table
+ * is printed either way. swarm fsyncs the file before renaming it; aria2c, curl and cp do not
+ * (their writeback happens after they exit), which favours them.
  *
- * Exported for bench/run.ts; also runs alone: node dist/bench/compare.js [--gib 1] [--rounds 5]
+ * Exported for bench/run.ts; also runs alone:
+ *   node dist/bench/compare.js [--mib 1024] [--rounds 5] [--tools swarm,aria2c,...] [--dir /tmp/swarm-bench]
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { median, spreadPct } from './lib/stats.js';
-import { ensureDir, filesEqual, makeRandomFile, startServe, stopAll, timed, SWARM_BIN } from './lib/procs.js';
-import { startNginx, which } from './lib/nginx.js';
-
-export interface ToolResult {
-  tool: string;
-  gib: number;
-  seconds: number[];
-  rssMB: (number | null)[];
-  cpu: (number | null)[];
-  bytesOk: number;
-}
+import { fmt, GiB, mbps, median, MiB, sizeText, spreadPct, table, UNITS } from './lib/stats.js';
+import { Checks, ensureDir, makeRandomFile, removeAfterStop, SourceHash } from './lib/files.js';
+import { runMain, startServe, timed, SWARM_BIN, type Procs } from './lib/procs.js';
+import { startNginx, type Nginx } from './lib/nginx.js';
+import { missingText, missingTools } from './lib/tools.js';
+import { isMain, num, oneOf, parseOptions, str } from './lib/options.js';
+import { Aborted, checkAborted } from './lib/wait.js';
 
 export const ARIA2_ARGS = ['-s16', '-x4', '-k1M', '--file-allocation=none', '-q', '--allow-overwrite=true', '--auto-file-renaming=false'];
+export const H2H_TOOLS = ['swarm', 'aria2c', 'curl', 'cp', 'transport'] as const;
+export type H2HTool = (typeof H2H_TOOLS)[number];
+const TRANSPORT = 'transport';
+/** The name in tables. */
+export const toolLabel = (t: H2HTool): string => (t === TRANSPORT ? 'swarm transport only' : t);
+const RAW_RECEIVE = path.join(path.dirname(SWARM_BIN), '../bench/lib/raw-receive.js');
 
-export function missingTools(): string[] {
-  return ['aria2c', 'curl', 'nginx'].filter((t) => !which(t) && !(t === 'nginx' && which('/usr/sbin/nginx')));
+export interface ToolResult {
+  tool: H2HTool;
+  bytes: number;
+  /** counted rounds that succeeded */
+  seconds: number[];
+  rssMiB: (number | null)[];
+  cpu: (number | null)[];
+  /** every run, the warm-up included: SHA-256 equal (the transport: every byte counted) */
+  checks: Checks;
 }
 
-export async function headToHead(opts: { root: string; gib: number; rounds: number; tools?: string[] }): Promise<ToolResult[]> {
-  const src = ensureDir(path.join(opts.root, `h2h-src-${opts.gib}g`));
-  const out = ensureDir(path.join(opts.root, 'h2h-out'));
+export interface HeadToHead {
+  results: ToolResult[];
+  notes: string[];
+  /** what stopped the run early, if anything */
+  error: string | null;
+  failures: number;
+}
+
+/** The tools of `wanted` that can run here, and notes on those that cannot. */
+export function usableTools(wanted: readonly H2HTool[]): { tools: H2HTool[]; notes: string[] } {
+  const missing = missingTools(['aria2c', 'curl', 'nginx']);
+  const needs: Partial<Record<H2HTool, string[]>> = { aria2c: ['aria2c', 'nginx'], curl: ['curl', 'nginx'] };
+  const tools = wanted.filter((t) => !(needs[t] ?? []).some((x) => missing.includes(x)));
+  const left = wanted.filter((t) => !tools.includes(t));
+  return { tools, notes: left.length ? [`${missingText(missing)}: ${left.join(', ')} left out`] : [] };
+}
+
+export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: string; mib: number; rounds: number; tools?: readonly H2HTool[] }): Promise<HeadToHead> {
+  const bytes = Math.round(o.mib * MiB);
+  const { tools, notes } = usableTools(o.tools ?? H2H_TOOLS);
+  const out: HeadToHead = { results: tools.map((tool) => ({ tool, bytes, seconds: [], rssMiB: [], cpu: [], checks: new Checks() })), notes, error: null, failures: 0 };
+  const src = ensureDir(path.join(o.root, `h2h-src-${o.mib}m`));
+  const dest = path.join(ensureDir(path.join(o.root, 'h2h-out')), 'big.bin');
   const file = path.join(src, 'big.bin');
-  const bytes = opts.gib * 2 ** 30;
-  process.stderr.write(`head-to-head: writing ${opts.gib} GiB of fresh random data...\n`);
-  rmSync(path.join(src, '.swarm'), { recursive: true, force: true });
-  makeRandomFile(file, bytes);
-  const missing = missingTools();
-  if (missing.length) process.stderr.write(`missing: ${missing.join(', ')} — install with: apt-get install -y aria2 curl nginx-light (running what can run)\n`);
-  const first = await startServe(src, ['--port', '0', '--threads', '2']);
-  const rest = await Promise.all([0, 1, 2].map(() => startServe(src, ['--port', '0', '--threads', '1'])));
-  const peers = [first, ...rest].map((s) => `127.0.0.1:${s.port}`);
-  const nginx = missing.includes('nginx') ? null : await startNginx(src, 4, ensureDir(path.join(opts.root, 'nginx')));
-  const urls = nginx?.urls('big.bin') ?? [];
-  const dest = path.join(out, 'big.bin');
-  const all: Record<string, () => string[] | null> = {
-    swarm: () => [process.execPath, SWARM_BIN, 'get', 'big.bin', ...peers.flatMap((p) => ['--peer', p]), '-o', out, '-q'],
-    aria2c: () => (nginx && !missing.includes('aria2c') ? ['aria2c', ...ARIA2_ARGS, '-d', out, '-o', 'big.bin', ...urls] : null),
-    curl: () => (nginx && !missing.includes('curl') ? ['curl', '-s', '-o', dest, urls[0]!] : null),
-    cp: () => ['cp', file, dest],
-    'swarm transport only': () => [process.execPath, path.join(path.dirname(SWARM_BIN), '../bench/lib/raw-receive.js'), 'big.bin', ...peers],
-  };
-  const tools = (opts.tools ?? Object.keys(all)).filter((t) => all[t]!() !== null);
-  const results = new Map<string, ToolResult>(tools.map((t) => [t, { tool: t, gib: opts.gib, seconds: [], rssMB: [], cpu: [], bytesOk: 0 }]));
+  const nginxDir = path.join(o.root, 'h2h-nginx');
   try {
+    process.stderr.write(`head-to-head: writing ${sizeText(bytes)} of fresh random data...\n`);
+    rmSync(path.join(src, '.swarm'), { recursive: true, force: true });
+    makeRandomFile(file, bytes);
+    const source = await SourceHash.of(file);
+    let peers: string[] = [];
+    if (tools.includes('swarm') || tools.includes(TRANSPORT)) {
+      // the first seeder hashes; the others then find its manifest cache
+      const first = await startServe(procs, src, ['--port', '0', '--threads', '2']);
+      const rest = await Promise.all([0, 1, 2].map(() => startServe(procs, src, ['--port', '0', '--threads', '1'])));
+      peers = [first, ...rest].map((s) => `127.0.0.1:${s.port}`);
+    }
+    let nginx: Nginx | null = null;
+    if (tools.includes('aria2c') || tools.includes('curl')) nginx = await startNginx(procs, { root: src, servers: 4, prefix: ensureDir(nginxDir) });
+    const urls = nginx?.urls('big.bin') ?? [];
+    const argv: Record<H2HTool, () => string[]> = {
+      swarm: () => [process.execPath, SWARM_BIN, 'get', 'big.bin', ...peers.flatMap((p) => ['--peer', p]), '-o', path.dirname(dest), '-q'],
+      aria2c: () => ['aria2c', ...ARIA2_ARGS, '-d', path.dirname(dest), '-o', 'big.bin', ...urls],
+      curl: () => ['curl', '-s', '-o', dest, urls[0]!],
+      cp: () => ['cp', file, dest],
+      [TRANSPORT]: () => [process.execPath, RAW_RECEIVE, 'big.bin', ...peers],
+    };
     // round 0 is a warm-up for every tool (JIT of the swarm processes, nginx's and the page
     // cache's first touch) and is not counted
-    for (let r = 0; r <= opts.rounds; r++) {
-      for (const tool of tools) {
+    for (let r = 0; r <= o.rounds; r++) {
+      for (const res of out.results) {
+        checkAborted(signal);
         rmSync(dest, { force: true });
         rmSync(dest + '.aria2', { force: true });
         spawnSync('sync');
-        const t = timed(all[tool]!()!);
-        const res = results.get(tool)!;
-        if (t.code !== 0) throw new Error(`${tool} failed with exit code ${t.code}`);
-        const transportOnly = tool === 'swarm transport only';
-        if (!transportOnly && !filesEqual(file, dest)) throw new Error(`${tool}: downloaded bytes differ from the source`);
-        process.stderr.write(`  ${r === 0 ? 'warm-up' : `round ${r}`}: ${tool} ${t.seconds.toFixed(2)} s${t.maxRssMB ? `, ${t.maxRssMB.toFixed(0)} MB` : ''}\n`);
-        if (r === 0) continue;
-        res.bytesOk += transportOnly ? 0 : 1;
+        const t = await timed(procs, argv[res.tool](), signal);
+        const ok = res.checks.add(res.tool === TRANSPORT ? t.code === 0 : t.code === 0 && (await source.matches(dest)));
+        process.stderr.write(`  ${r === 0 ? 'warm-up' : `round ${r}`}: ${toolLabel(res.tool)} ${fmt(t.seconds, 2)} s${t.maxRssMiB ? `, ${fmt(t.maxRssMiB, 0)} MiB` : ''}${ok ? '' : t.code === 0 ? ', BYTES DIFFER' : `, FAILED (exit ${t.code})`}\n`);
+        if (r === 0 || t.code !== 0) continue;
         res.seconds.push(t.seconds);
-        res.rssMB.push(t.maxRssMB);
+        res.rssMiB.push(t.maxRssMiB);
         res.cpu.push(t.cpuSeconds);
       }
     }
+  } catch (e) {
+    out.error = e instanceof Aborted ? 'interrupted' : (e as Error).message;
   } finally {
-    nginx?.stop();
-    stopAll();
-    rmSync(dest, { force: true });
-    rmSync(src, { recursive: true, force: true });
+    // every seeder and mirror stopped (exits awaited) before their folder goes
+    await removeAfterStop(procs, [src, path.dirname(dest), nginxDir]);
   }
-  return [...results.values()];
+  out.failures = out.results.reduce((a, r) => a + r.checks.failed, 0) + (out.error && !signal.aborted ? 1 : 0);
+  return out;
 }
 
 export function summarize(r: ToolResult): { medianS: number; spread: number; mbps: number; sPerGiB: number; rss: number | null; cpuPerGiB: number | null } {
   const m = median(r.seconds);
-  const rss = r.rssMB.filter((x): x is number => x !== null);
+  const rss = r.rssMiB.filter((x): x is number => x !== null);
   const cpu = r.cpu.filter((x): x is number => x !== null);
   return {
     medianS: m,
     spread: spreadPct(r.seconds),
-    mbps: (r.gib * 1024) / m,
-    sPerGiB: m / r.gib,
+    mbps: mbps(r.bytes, m),
+    sPerGiB: m / (r.bytes / GiB),
     rss: rss.length ? Math.max(...rss) : null,
-    cpuPerGiB: cpu.length ? median(cpu) / r.gib : null,
+    cpuPerGiB: cpu.length ? median(cpu) / (r.bytes / GiB) : null,
   };
 }
 
-if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
-  const args = process.argv.slice(2);
-  const opt = (n: string, d: string) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1]! : d);
-  const res = await headToHead({ root: ensureDir(opt('dir', '/tmp/swarm-bench')), gib: Number(opt('gib', '1')), rounds: Number(opt('rounds', '5')) });
-  for (const r of res) console.log(r.tool, summarize(r));
+/** The head-to-head table with its header line and the time ratios. */
+export function headToHeadText(h: HeadToHead, o: { mib: number; rounds: number }): string {
+  const rows = h.results.map((r) => {
+    const s = summarize(r);
+    return [toolLabel(r.tool), fmt(s.sPerGiB, 2), `±${fmt(s.spread)}%`, fmt(s.mbps, 0), fmt(s.rss, 0), fmt(s.cpuPerGiB, 2), `${r.checks}${r.tool === TRANSPORT ? ' (count)' : ''}`];
+  });
+  const sw = h.results.find((r) => r.tool === 'swarm');
+  const ratios = h.results
+    .filter((r) => r !== sw && sw?.seconds.length && r.seconds.length)
+    .map((r) => `swarm/${toolLabel(r.tool)} ${fmt(summarize(sw!).medianS / summarize(r).medianS, 2)}×`);
+  return [
+    `Head-to-head: ${sizeText(o.mib * MiB)} over loopback from 4 sources, ${o.rounds} alternating round(s) after a warm-up, medians; ${UNITS}`,
+    table(['tool', 's/GiB', 'spread', 'MB/s', 'peak RSS MiB', 'CPU s/GiB', 'bytes ok'], rows),
+    `bytes ok: runs whose copy has the source's SHA-256, warm-up included (the transport keeps no copy: its byte count)${ratios.length ? `\ntime ${ratios.join('   ')}` : ''}`,
+    ...h.notes.map((n) => `note: ${n}`),
+    ...(h.results.some((r) => r.checks.failed) ? [`FAILED: ${h.results.reduce((a, r) => a + r.checks.failed, 0)} run(s) did not deliver the source's bytes`] : []),
+    ...(h.error ? [h.error === 'interrupted' ? 'interrupted: the table holds the rounds that finished' : `FAILED: ${h.error}`] : []),
+  ].join('\n');
+}
+
+if (isMain(import.meta.url)) {
+  const o = parseOptions('node dist/bench/compare.js [options]: swarm against aria2c, curl and cp over loopback', {
+    mib: num(1024, 'file size in MiB'),
+    rounds: num(5, 'counted rounds, after one warm-up'),
+    tools: oneOf(H2H_TOOLS, [...H2H_TOOLS], 'tools to run'),
+    dir: str('/tmp/swarm-bench', 'work folder (random data is written here)'),
+  });
+  runMain('compare', async ({ procs, signal }) => {
+    const h = await headToHead(procs, signal, { root: ensureDir(o.dir), mib: o.mib, rounds: o.rounds, tools: o.tools });
+    console.log(headToHeadText(h, o));
+    return h.failures ? 1 : 0;
+  });
 }

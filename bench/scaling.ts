@@ -1,142 +1,173 @@
 /**
- * Scaling under rate-limited peers (root only). The bench builds its own network in namespaces:
- * a client namespace and N peer namespaces, each peer joined to the client by a veth pair whose
- * peer side is shaped with `tc qdisc ... tbf rate 200mbit`. Addresses are link-local
- * (169.254.100+k.1 and .2), exist only inside these namespaces, and vanish with them; everything
- * is deleted at the end (and on Ctrl-C). Each peer namespace runs `swarm serve` and an nginx;
- * from the client namespace, `swarm get` and aria2c fetch the same fresh file from 1, 2, 4 and
- * 8 peers. Reported: MB/s, the fraction of the summed line rates, and × one line.
+ * Scaling under rate-limited peers (root only). The bench builds its own network in namespaces
+ * (bench/lib/netns.ts): a client and N peers on one bridge, each peer's upload shaped with
+ * `tc qdisc ... tbf rate 200mbit burst 256kb latency 50ms` (the client's is not: it only sends
+ * requests). Addresses are link-local (169.254.100.x), exist only inside these namespaces and
+ * vanish with them; everything is deleted at the end, on failure and on Ctrl-C. Each peer runs
+ * `swarm serve` and an nginx; from the client, `swarm get` and aria2c fetch the same fresh file
+ * from 1, 2, 4 and 8 peers, alternating. Reported: MB/s, the fraction of the summed line rates,
+ * and × one line; every copy's SHA-256 is compared with the source's ("bytes ok"; a failure makes
+ * the exit code 1). Processes are stopped by PID, their exits awaited, before anything is deleted.
  *
  *   node dist/bench/scaling.js [--mib 256] [--peers 1,2,4,8] [--rounds 2] [--tools swarm,aria2c]
- *                              [--get-args "--max-memory 96"]
+ *                              [--get-args "--max-memory 96"] [--dir /tmp/swarm-bench]
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { median } from './lib/stats.js';
-import { ensureDir, filesEqual, makeRandomFile, startServe, stopAll, timed, SWARM_BIN } from './lib/procs.js';
-import { startNginx, which, type Nginx } from './lib/nginx.js';
+import { fmt, mbps, median, MiB, sizeText, table, UNITS } from './lib/stats.js';
+import { Checks, ensureDir, makeRandomFile, removeAfterStop, SourceHash } from './lib/files.js';
+import { runMain, startServe, timed, SWARM_BIN, type Run } from './lib/procs.js';
+import { startNginx, type Nginx } from './lib/nginx.js';
+import { createLab, deleteStaleLabs, netnsSkipReason, type Lab } from './lib/netns.js';
+import { missingText, missingTools } from './lib/tools.js';
+import { args, isMain, nums, num, oneOf, parseOptions, str } from './lib/options.js';
+import { Aborted, checkAborted } from './lib/wait.js';
 import { ARIA2_ARGS } from './compare.js';
 
-export const LINE_RATE_BITS = 200e6;
-const LINE_BYTES_PER_SEC = LINE_RATE_BITS / 8;
+export const LINE_RATE_MBIT = 200;
+/** one line's rate in MB/s (10^6 bytes/s) */
+const LINE_MBPS = (LINE_RATE_MBIT * 1e6) / 8 / 1e6;
+const NS_PREFIX = 'swsc';
+const SUBNET = '169.254.100';
+const SERVE_PORT = 7070;
+const NGINX_PORT = 8080;
+export const SCALING_TOOLS = ['swarm', 'aria2c'] as const;
+type Tool = (typeof SCALING_TOOLS)[number];
 
 export interface ScalingRow {
   peers: number;
-  lineMBps: number;
-  swarm: number[];
-  aria2c: number[];
+  /** MB/s of each counted run, per tool */
+  mbps: Record<Tool, number[]>;
+  checks: Record<Tool, Checks>;
 }
 
-function sh(argv: string[]): void {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+export interface Scaling {
+  rows: ScalingRow[];
+  tools: Tool[];
+  notes: string[];
+  error: string | null;
+  failures: number;
 }
 
 export function scalingSkipReason(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces and tc)';
-  for (const t of ['ip', 'tc']) if (!which(t)) return `${t} not found (apt-get install -y iproute2)`;
-  return null;
+  return netnsSkipReason();
 }
 
-export async function scaling(opts: { root: string; mib: number; peers: number[]; rounds: number; getArgs?: string[]; tools?: ('swarm' | 'aria2c')[] }): Promise<ScalingRow[]> {
-  const tag = `swb${process.pid % 10000}`;
-  const client = `${tag}c`;
-  const maxPeers = Math.max(...opts.peers);
-  const peerNs = Array.from({ length: maxPeers }, (_, i) => `${tag}p${i + 1}`);
-  const addr = (k: number, side: 1 | 2) => `169.254.${100 + k}.${side}`;
-  const cleanup = () => {
-    stopAll();
-    for (const ns of [client, ...peerNs]) spawnSync('ip', ['netns', 'del', ns]);
-  };
-  process.once('exit', cleanup);
-  const nginxes: Nginx[] = [];
+export interface ScalingOptions {
+  root: string;
+  mib: number;
+  peers: number[];
+  rounds: number;
+  getArgs?: string[] | null;
+  tools?: readonly Tool[];
+}
+
+export async function scaling(run: Pick<Run, 'procs' | 'signal' | 'atExit'>, o: ScalingOptions): Promise<Scaling> {
+  const { procs, signal } = run;
+  const bytes = Math.round(o.mib * MiB);
+  const res: Scaling = { rows: [], tools: [], notes: [], error: null, failures: 0 };
+  const missing = missingTools(['aria2c', 'nginx']);
+  res.tools = (o.tools ?? SCALING_TOOLS).filter((t) => t === 'swarm' || !missing.length);
+  if (res.tools.length < (o.tools ?? SCALING_TOOLS).length) res.notes.push(`${missingText(missing)}: aria2c left out`);
+  res.rows = o.peers.map((n) => ({ peers: n, mbps: { swarm: [], aria2c: [] }, checks: { swarm: new Checks(), aria2c: new Checks() } }));
+  const stale = await deleteStaleLabs(NS_PREFIX);
+  if (stale.length) res.notes.push(`deleted namespaces left by a killed run: ${stale.join(', ')}`);
+  const src = ensureDir(path.join(o.root, 'scaling-src'));
+  const out = ensureDir(path.join(o.root, 'scaling-out'));
+  const dest = path.join(out, 'big.bin');
+  const nginxDirs: string[] = [];
+  let lab: Lab | null = null;
+  let forget = () => {};
   try {
-    sh(['ip', 'netns', 'add', client]);
-    sh(['ip', '-n', client, 'link', 'set', 'lo', 'up']);
-    peerNs.forEach((ns, i) => {
-      const k = i + 1;
-      sh(['ip', 'netns', 'add', ns]);
-      sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-      sh(['ip', 'link', 'add', `${tag}v${k}`, 'netns', ns, 'type', 'veth', 'peer', 'name', `${tag}w${k}`, 'netns', client]);
-      sh(['ip', '-n', ns, 'addr', 'add', `${addr(k, 1)}/30`, 'dev', `${tag}v${k}`]);
-      sh(['ip', '-n', client, 'addr', 'add', `${addr(k, 2)}/30`, 'dev', `${tag}w${k}`]);
-      sh(['ip', '-n', ns, 'link', 'set', `${tag}v${k}`, 'up']);
-      sh(['ip', '-n', client, 'link', 'set', `${tag}w${k}`, 'up']);
-      sh(['ip', 'netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', `${tag}v${k}`, 'root', 'tbf', 'rate', '200mbit', 'burst', '256kb', 'latency', '50ms']);
-    });
-    const src = ensureDir(path.join(opts.root, 'scaling-src'));
-    const out = ensureDir(path.join(opts.root, 'scaling-out'));
+    const maxPeers = Math.max(...o.peers);
+    // peer 0 is the client; peers 1..N seed
+    lab = createLab({ prefix: NS_PREFIX, peers: maxPeers + 1, subnet: SUBNET, tbf: { rateMbit: LINE_RATE_MBIT, burst: '256kb', latency: '50ms' }, unshaped: [0] });
+    const labNow = lab;
+    forget = run.atExit(() => labNow.destroy());
+    const [client, ...seeders] = lab.peers;
     const file = path.join(src, 'big.bin');
     rmSync(path.join(src, '.swarm'), { recursive: true, force: true });
-    process.stderr.write(`scaling: writing ${opts.mib} MiB of fresh random data...\n`);
-    makeRandomFile(file, opts.mib * 2 ** 20);
-    // aria2c needs nginx mirrors; without either, run swarm alone and say so
-    const haveAria = !!which('aria2c') && !!(which('nginx') ?? which('/usr/sbin/nginx'));
-    if (!haveAria) process.stderr.write('scaling: aria2c or nginx missing (apt-get install -y aria2 nginx-light): measuring swarm only\n');
-    const tools = (opts.tools ?? ['swarm', 'aria2c']).filter((tl) => tl === 'swarm' || haveAria);
-    // the first peer hashes; the others then find the manifest cache
-    const swarmPorts: string[] = [];
-    for (const [i, ns] of peerNs.entries()) {
-      await startServe(src, ['--host', addr(i + 1, 1), '--port', '7070', '--threads', '1'], ['ip', 'netns', 'exec', ns]);
-      swarmPorts.push(`${addr(i + 1, 1)}:7070`);
-      if (tools.includes('aria2c')) nginxes.push(await startNginx(src, 1, ensureDir(path.join(opts.root, `nginx-${i + 1}`)), addr(i + 1, 1), [8080], ['ip', 'netns', 'exec', ns]));
+    process.stderr.write(`scaling: writing ${sizeText(bytes)} of fresh random data...\n`);
+    makeRandomFile(file, bytes);
+    const source = await SourceHash.of(file);
+    // the first seeder hashes; the others then find its manifest cache
+    const nginxes: Nginx[] = [];
+    for (const p of seeders) {
+      await startServe(procs, src, ['--host', p.addr, '--port', String(SERVE_PORT), '--threads', '1'], lab.exec(p.ns));
+      if (res.tools.includes('aria2c')) {
+        nginxDirs.push(ensureDir(path.join(o.root, `scaling-nginx-${p.index}`)));
+        nginxes.push(await startNginx(procs, { root: src, prefix: nginxDirs.at(-1)!, host: p.addr, ports: [NGINX_PORT], cmdPrefix: lab.exec(p.ns) }));
+      }
     }
-    const inClient = ['ip', 'netns', 'exec', client];
-    const dest = path.join(out, 'big.bin');
-    const rows: ScalingRow[] = opts.peers.map((n) => ({ peers: n, lineMBps: (n * LINE_BYTES_PER_SEC) / 1e6, swarm: [], aria2c: [] }));
-    for (let r = 0; r < opts.rounds; r++) {
-      for (const row of rows) {
+    const inClient = lab.exec(client!.ns);
+    for (let r = 0; r < o.rounds; r++) {
+      for (const row of res.rows) {
         const n = row.peers;
-        for (const tool of tools) {
+        for (const tool of res.tools) {
+          checkAborted(signal);
           rmSync(dest, { force: true });
           rmSync(dest + '.aria2', { force: true });
           spawnSync('sync');
           const argv =
             tool === 'swarm'
-              ? [...inClient, process.execPath, SWARM_BIN, 'get', 'big.bin', ...swarmPorts.slice(0, n).flatMap((p) => ['--peer', p]), '-o', out, '-q', ...(opts.getArgs ?? [])]
+              ? [...inClient, process.execPath, SWARM_BIN, 'get', 'big.bin', ...seeders.slice(0, n).flatMap((p) => ['--peer', `${p.addr}:${SERVE_PORT}`]), '-o', out, '-q', ...(o.getArgs ?? [])]
               : [...inClient, 'aria2c', ...ARIA2_ARGS, '-d', out, '-o', 'big.bin', ...nginxes.slice(0, n).map((g) => g.urls('big.bin')[0]!)];
-          const t = timed(argv);
-          if (t.code !== 0) throw new Error(`${tool} with ${n} peers failed (${t.code})`);
-          if (!filesEqual(file, dest)) throw new Error(`${tool} with ${n} peers: bytes differ`);
-          const mbps = (opts.mib * 2 ** 20) / t.seconds / 1e6;
-          row[tool].push(mbps);
-          process.stderr.write(`  round ${r + 1}: ${n} peer(s) ${tool} ${mbps.toFixed(1)} MB/s (${((mbps / row.lineMBps) * 100).toFixed(1)}% of line)\n`);
+          const t = await timed(procs, argv, signal);
+          const ok = row.checks[tool].add(t.code === 0 && (await source.matches(dest)));
+          const rate = mbps(bytes, t.seconds);
+          if (ok) row.mbps[tool].push(rate);
+          process.stderr.write(`  round ${r + 1}: ${n} peer(s) ${tool} ${fmt(rate)} MB/s (${fmt((rate / (n * LINE_MBPS)) * 100)}% of line)${ok ? '' : t.code === 0 ? ', BYTES DIFFER' : `, FAILED (exit ${t.code})`}\n`);
         }
       }
     }
-    rmSync(dest, { force: true });
-    rmSync(src, { recursive: true, force: true });
-    return rows;
+  } catch (e) {
+    res.error = e instanceof Aborted ? 'interrupted' : (e as Error).message;
   } finally {
-    for (const g of nginxes) g.stop();
-    cleanup();
-    process.off('exit', cleanup);
+    // seeders and mirrors stopped (exits awaited) before their folders and namespaces go
+    await removeAfterStop(procs, [src, out, ...nginxDirs]);
+    lab?.destroy();
+    forget();
   }
+  res.failures = res.rows.reduce((a, r) => a + r.checks.swarm.failed + r.checks.aria2c.failed, 0) + (res.error && !signal.aborted ? 1 : 0);
+  return res;
 }
 
-export function scalingSummary(row: ScalingRow): { swarmMBps: number; swarmPct: number; swarmX: number; ariaMBps: number; ariaPct: number; ariaX: number } {
-  const s = median(row.swarm);
-  const a = row.aria2c.length ? median(row.aria2c) : NaN;
-  const one = LINE_BYTES_PER_SEC / 1e6;
-  return { swarmMBps: s, swarmPct: (s / row.lineMBps) * 100, swarmX: s / one, ariaMBps: a, ariaPct: (a / row.lineMBps) * 100, ariaX: a / one };
+export function scalingText(s: Scaling, o: { mib: number; rounds: number }): string {
+  const per = (r: ScalingRow, t: Tool) => {
+    if (!s.tools.includes(t)) return ['—', '—', '—', '—'];
+    const m = median(r.mbps[t]);
+    return [fmt(m), fmt((m / (r.peers * LINE_MBPS)) * 100), fmt(m / LINE_MBPS, 2), r.checks[t].toString()];
+  };
+  return [
+    `Scaling: ${sizeText(o.mib * MiB)} from N peers, each peer's upload capped at ${LINE_RATE_MBIT} Mbit/s = ${fmt(LINE_MBPS)} MB/s (tc tbf), network namespaces; medians of ${o.rounds}; ${UNITS}`,
+    table(
+      ['peers', 'line sum MB/s', 'swarm MB/s', 'swarm % of line', 'swarm × one line', 'swarm bytes ok', 'aria2c MB/s', 'aria2c % of line', 'aria2c × one line', 'aria2c bytes ok'],
+      s.rows.map((r) => [r.peers, fmt(r.peers * LINE_MBPS, 0), ...per(r, 'swarm'), ...per(r, 'aria2c')]),
+    ),
+    ...s.notes.map((n) => `note: ${n}`),
+    ...(s.rows.some((r) => r.checks.swarm.failed + r.checks.aria2c.failed) ? ['FAILED: some runs did not deliver the source\'s bytes (see "bytes ok")'] : []),
+    ...(s.error ? [s.error === 'interrupted' ? 'interrupted: the table holds the rounds that finished' : `FAILED: ${s.error}`] : []),
+  ].join('\n');
 }
 
-if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
-  const skip = scalingSkipReason();
-  if (skip) {
-    console.log(`scaling bench skipped: ${skip}`);
-  } else {
-    const args = process.argv.slice(2);
-    const opt = (n: string, d: string) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1]! : d);
-    const rows = await scaling({
-      root: ensureDir(opt('dir', '/tmp/swarm-bench')),
-      mib: Number(opt('mib', '256')),
-      peers: opt('peers', '1,2,4,8').split(',').map(Number),
-      rounds: Number(opt('rounds', '2')),
-      getArgs: opt('get-args', '').split(' ').filter(Boolean),
-      tools: opt('tools', 'swarm,aria2c').split(',') as ('swarm' | 'aria2c')[],
-    });
-    for (const r of rows) console.log(r.peers, scalingSummary(r));
-  }
+if (isMain(import.meta.url)) {
+  const o = parseOptions('node dist/bench/scaling.js [options]: swarm and aria2c from N rate-limited peers in network namespaces (root)', {
+    mib: num(256, 'file size in MiB'),
+    peers: nums([1, 2, 4, 8], 'numbers of peers'),
+    rounds: num(2, 'rounds (each runs every row and tool)'),
+    tools: oneOf(SCALING_TOOLS, [...SCALING_TOOLS], 'tools to run'),
+    'get-args': args('extra arguments for swarm get, e.g. "--max-memory 96"'),
+    dir: str('/tmp/swarm-bench', 'work folder (random data is written here)'),
+  });
+  runMain('scaling', async (run) => {
+    const skip = scalingSkipReason();
+    if (skip) {
+      console.log(`scaling bench skipped: ${skip}`);
+      return 0;
+    }
+    const s = await scaling(run, { root: ensureDir(o.dir), mib: o.mib, peers: o.peers, rounds: o.rounds, getArgs: o['get-args'], tools: o.tools });
+    console.log(scalingText(s, o));
+    return s.failures ? 1 : 0;
+  });
 }

@@ -1,38 +1,51 @@
 /**
- * One nginx process with N server blocks on 127.0.0.1, each serving the same folder: the HTTP
- * mirrors for aria2c and curl. Config, logs and pid live in a temp prefix; stopped by PID.
+ * One nginx process with N server blocks, each serving the same folder: the HTTP mirrors for
+ * aria2c and curl. Config, logs and pid live in a prefix folder; the process is one of the
+ * bench's `Procs`, stopped by PID (its exit awaited) like every other.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { freePort } from './ports.js';
 import path from 'node:path';
-
-export function which(cmd: string): string | null {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
+import { freePort } from './ports.js';
+import { tailOf, type Proc, type Procs } from './procs.js';
+import { which } from './tools.js';
+import { waitUntil } from './wait.js';
 
 export interface Nginx {
-  urls: (file: string) => string[];
-  stop(): void;
+  proc: Proc;
+  /** one URL of `file` per server block */
+  urls(file: string): string[];
 }
 
-/**
- * `cmdPrefix` runs nginx through another command (`ip netns exec NS`); the readiness check then
- * waits for the pid file, since the listening address is not reachable from here.
- */
-export async function startNginx(root: string, servers: number, prefix: string, listenHost = '127.0.0.1', ports?: number[], cmdPrefix: string[] = []): Promise<Nginx> {
-  const bin = which('nginx') ?? (which('/usr/sbin/nginx') ? '/usr/sbin/nginx' : null);
+export interface NginxOptions {
+  /** the folder served */
+  root: string;
+  /** config, logs and pid go here */
+  prefix: string;
+  /** server blocks (one port each; default 1) */
+  servers?: number;
+  host?: string;
+  /** fixed ports (inside a namespace), else free ports on 127.0.0.1 */
+  ports?: number[];
+  /** runs nginx through another command (`ip netns exec NS`): readiness is then its pid file */
+  cmdPrefix?: string[];
+}
+
+export async function startNginx(procs: Procs, o: NginxOptions): Promise<Nginx> {
+  const bin = which('nginx');
   if (!bin) throw new Error('nginx not found: apt-get install -y nginx-light');
-  mkdirSync(path.join(prefix, 'logs'), { recursive: true });
-  const list = ports ?? (await Promise.all(Array.from({ length: servers }, freePort)));
-  const blocks = list.map((p) => `server { listen ${listenHost}:${p}; root ${root}; location / { } }`).join('\n  ');
+  const host = o.host ?? '127.0.0.1';
+  const cmdPrefix = o.cmdPrefix ?? [];
+  mkdirSync(path.join(o.prefix, 'logs'), { recursive: true });
+  const ports = o.ports ?? (await Promise.all(Array.from({ length: o.servers ?? 1 }, freePort)));
+  const pidFile = path.join(o.prefix, 'nginx.pid');
+  rmSync(pidFile, { force: true });
+  const blocks = ports.map((p) => `server { listen ${host}:${p}; root ${o.root}; location / { } }`).join('\n  ');
   const conf = `daemon off;
 worker_processes 1;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log warn;
-user root;
+pid ${pidFile};
+error_log ${o.prefix}/logs/error.log warn;
+${process.getuid?.() === 0 ? 'user root;' : ''}
 events { worker_connections 256; }
 http {
   access_log off;
@@ -41,37 +54,35 @@ http {
   keepalive_timeout 30;
   types { application/octet-stream bin; }
   default_type application/octet-stream;
-  client_body_temp_path ${prefix}/body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
+  client_body_temp_path ${o.prefix}/body;
+  proxy_temp_path ${o.prefix}/proxy;
+  fastcgi_temp_path ${o.prefix}/fastcgi;
+  uwsgi_temp_path ${o.prefix}/uwsgi;
+  scgi_temp_path ${o.prefix}/scgi;
   ${blocks}
 }
 `;
-  const file = path.join(prefix, 'nginx.conf');
+  const file = path.join(o.prefix, 'nginx.conf');
   writeFileSync(file, conf);
-  const argv = [...cmdPrefix, bin, '-p', prefix, '-c', file];
-  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (cmdPrefix.length) {
-    for (let i = 0; i < 100 && !existsSync(path.join(prefix, 'nginx.pid')); i++) await new Promise((r) => setTimeout(r, 50));
-  }
-  // wait until every port accepts
-  for (const p of cmdPrefix.length ? [] : list) {
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise<boolean>((r) => {
-        const s = net.connect(p, listenHost === '0.0.0.0' ? '127.0.0.1' : listenHost);
-        s.once('connect', () => (s.destroy(), r(true)));
-        s.once('error', () => r(false));
-      });
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    urls: (name) => list.map((p) => `http://${listenHost}:${p}/${name}`),
-    stop: () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
+  const proc = procs.start('nginx', [...cmdPrefix, bin, '-p', o.prefix, '-c', file]);
+  const accepts = (p: number) =>
+    new Promise<boolean>((r) => {
+      const s = net.connect(p, host);
+      s.once('connect', () => (s.destroy(), r(true)));
+      s.once('error', () => r(false));
+    });
+  const ready = await waitUntil(
+    async () => {
+      if (proc.exit) return true;
+      if (cmdPrefix.length) return existsSync(pidFile);
+      for (const p of ports) if (!(await accepts(p))) return false;
+      return true;
     },
-  };
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
+  if (!ready || proc.exit) {
+    await procs.stop(proc);
+    throw new Error(`nginx did not start${proc.exit ? ` (exit ${proc.exit.code ?? proc.exit.signal})` : ''}\n${tailOf(proc)}`);
+  }
+  return { proc, urls: (name) => ports.map((p) => `http://${host}:${p}/${name}`) };
 }

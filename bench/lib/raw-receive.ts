@@ -1,7 +1,8 @@
 /**
  * The transport alone: fetch a file from swarm serve peers and only count the bytes (no copy,
- * checksum, hash or write). `node dist/bench/lib/raw-receive.js NAME host:port...` prints the
- * seconds. It is the floor for `swarm get` on the same peers.
+ * checksum, hash or write). `node dist/bench/lib/raw-receive.js NAME host:port...` prints
+ * {"seconds", "bytes"} and exits non-zero unless it counted exactly the file's size. It is the
+ * floor for `swarm get` on the same peers.
  */
 import { FramedClient } from '../../lib/net/framed-client.js';
 import { PeerClient } from '../../lib/peer/client.js';
@@ -19,9 +20,12 @@ const chunks = chunksOf(m);
 const per = Math.ceil(chunks / addrs.length);
 const t0 = process.hrtime.bigint();
 let total = 0;
+// one contiguous range per peer; with more peers than chunks, the last ones have none (an empty
+// range is not a request a peer accepts)
+const ranges = addrs.map((a, i) => ({ a, from: i * per, to: Math.min(chunks, (i + 1) * per) })).filter((r) => r.from < r.to);
 await Promise.all(
-  addrs.map(
-    (a, i) =>
+  ranges.map(
+    ({ a, from, to }) =>
       new Promise<void>((resolve, reject) => {
         const c = new FramedClient(a.host, a.port, {
           side: 'peerReply',
@@ -40,7 +44,7 @@ await Promise.all(
             },
           },
         });
-        c.connect().then(() => c.write({ t: 'get', id: 1, cid: m.cid, from: i * per, to: Math.min(chunks, (i + 1) * per) }), reject);
+        c.connect().then(() => c.write({ t: 'get', id: 1, cid: m.cid, from, to }), reject);
       }),
   ),
 );
