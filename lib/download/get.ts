@@ -3,8 +3,9 @@
  * sequence; the coordinator does the fetching.
  *
  *   resolve (tracker or named peers; manifest by content id) ─► output folder ─► lock NAME
- *   ─► what is at NAME? (folder: refuse; same content: done; another file: refuse unless
- *      --overwrite) ─► stale temp files removed ─► ticket + part file (resume?)
+ *   ─► temp files of a ticket save cut by a kill removed ─► what is at NAME? (folder: refuse;
+ *      same content: done, leftovers of its download removed; another file: refuse unless
+ *      --overwrite), all before any data is asked for ─► ticket + part file (resume?)
  *   ─► coordinator.run() ─► finish: fsync, mtime, NAME.swarm-part → NAME (never over a file that
  *      appeared meanwhile, unless --overwrite), drop ticket ─► unlock
  *   On failure or abort: running writes finish, the ticket is flushed, the part file stays.
@@ -13,7 +14,7 @@
  * it, and `abort()` at any moment settles the download with SWARM_ERR_INTERRUPTED.
  */
 import { EventEmitter } from 'node:events';
-import { lstat, stat, utimes } from 'node:fs/promises';
+import { lstat, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { createChunkPool, type ChunkPool } from '../pool.js';
@@ -59,7 +60,20 @@ export interface GetOptions {
   profile?: boolean;
   /** Stops the download like `abort()`. */
   signal?: AbortSignal;
+  /**
+   * For tests only: awaited at each step of the sequence (see GetStep), so a test can hold one
+   * download there while another runs, and so force an interleaving. An abort still settles the
+   * download at once while it is held. Production callers leave it unset.
+   */
+  onStep?: (step: GetStep) => void | Promise<void>;
 }
+
+/**
+ * The steps at which `onStep` is awaited, in order: the name is resolved; the target's lock is
+ * held; what is at NAME was checked (and the transfer will happen); part file and ticket are
+ * ready and 'start' was emitted; every chunk is on disk; NAME holds the file (lock still held).
+ */
+export type GetStep = 'resolved' | 'locked' | 'checked' | 'prepared' | 'transferred' | 'finished';
 
 export const DEFAULT_BUDGET_BYTES = 48 << 20;
 
@@ -85,6 +99,28 @@ export class Download extends EventEmitter<DownloadEvents> {
 
   private check(): void {
     if (this.signal.aborted) throw this.reason();
+  }
+
+  /**
+   * The test hook (GetOptions.onStep), raced with the abort signal; then the abort check, except
+   * at 'finished' (NAME holds the file: an abort is too late to matter).
+   */
+  private async step(step: GetStep): Promise<void> {
+    const hook = this.opts.onStep;
+    if (hook) {
+      let onAbort = (): void => {};
+      const aborted = new Promise<void>((resolve) => {
+        onAbort = resolve;
+        this.signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        const held = (async () => hook(step))();
+        await Promise.race([step === 'finished' ? held.catch(() => {}) : held, aborted]);
+      } finally {
+        this.signal.removeEventListener('abort', onAbort);
+      }
+    }
+    if (step !== 'finished') this.check();
   }
 
   private reason(): SwarmError {
@@ -118,7 +154,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       signal: this.signal,
     });
     for (const s of target.skipped) this.emit('warning', { peer: s.peer, message: `left out: ${s.reason}` });
-    this.check();
+    await this.step('resolved');
     const tResolved = performance.now();
     const m = target.manifest;
     const finalPath = path.resolve(this.opts.outDir ?? '.', ...name.split('/'));
@@ -140,13 +176,19 @@ export class Download extends EventEmitter<DownloadEvents> {
     });
     await ensureDir(path.dirname(finalPath), this.signal);
     this.check();
-    const lock = await TargetLock.acquire(finalPath);
+    const lock = await TargetLock.acquire(finalPath, this.signal);
     try {
-      const present = await this.whatIsThere(finalPath, target, pool);
-      if (present === 'same') return result({ upToDate: true });
-      this.check();
+      await this.step('locked');
+      // Under the lock nobody else writes this target's ticket: any temp file of it was left by a
+      // process killed while saving, also when NAME turns out to be complete already.
       const temps = await removeStaleTemps(finalPath);
       if (temps) this.emit('warning', { message: `removed ${temps} temporary file(s) left by an interrupted download of ${name}` });
+      const present = await this.whatIsThere(finalPath, target, pool);
+      if (present === 'same') {
+        await this.tidyFinished(finalPath, target.manifest);
+        return result({ upToDate: true });
+      }
+      await this.step('checked');
       return await this.transfer(target, finalPath, result, started, t0, tResolved, hosts, pool);
     } finally {
       await lock.release();
@@ -184,6 +226,24 @@ export class Download extends EventEmitter<DownloadEvents> {
     );
   }
 
+  /**
+   * NAME already holds this content: a part file and ticket of it are leftovers of a download
+   * killed after NAME got its bytes (the part file is then NAME's other link) or of one made
+   * pointless by a copy. Removed; a partial download of another version is kept.
+   */
+  private async tidyFinished(finalPath: string, m: Manifest): Promise<void> {
+    const { part, ticket } = partPaths(finalPath);
+    const loaded = await Ticket.load(ticket);
+    const ours = loaded.ticket !== null && loaded.ticket.cid === m.cid;
+    const fin = await stat(finalPath).catch(() => null);
+    const p = await lstat(part).catch(() => null);
+    const sameFile = !!fin && !!p && fin.dev === p.dev && fin.ino === p.ino;
+    let n = 0;
+    if (p && (ours || sameFile)) await unlink(part).then(() => n++, () => {});
+    if (ours) await unlink(ticket).then(() => n++, () => {});
+    if (n) this.emit('warning', { message: `removed what a finished download of ${m.cid.slice(0, 16)}… left beside ${finalPath}` });
+  }
+
   private async transfer(
     target: Target,
     finalPath: string,
@@ -218,64 +278,69 @@ export class Download extends EventEmitter<DownloadEvents> {
     for (let i = 0; i < chunks; i++) if (ticket.has(i)) haveBytes += chunkLength(m.size, m.chunkBytes, i);
     this.check();
     const part = await PartFile.open(finalPath, m.size, { keep: resume, needBytes: m.size - haveBytes });
-    if (!resume) await ticket.flush();
-    const c = new Coordinator(m, target.holders, {
-      pool,
-      part,
-      ticket,
-      hosts,
-      budgetBytes: this.opts.budgetBytes ?? DEFAULT_BUDGET_BYTES,
-      stallMs: this.opts.stallMs ?? 10_000,
-      requestTimeoutMs: this.opts.requestTimeoutMs ?? 20_000,
-      firstChunkMs: this.opts.firstChunkMs ?? 5_000,
-      signal: this.signal,
-    });
-    c.on('warning', (e) => this.emit('warning', e));
-    c.on('peer-dropped', (e) => this.emit('peer-dropped', e));
+    // From here on every way out closes the part file (a failed first ticket save included).
     const startBytes = haveBytes;
-    let rate = 0;
-    let lastBytes = startBytes;
-    let lastAt = Date.now();
-    c.on('snapshot', (s) => {
-      const now = Date.now();
-      const inst = ((s.verifiedBytes - lastBytes) * 1000) / Math.max(1, now - lastAt);
-      rate = rate === 0 ? inst : 0.3 * inst + 0.7 * rate;
-      lastBytes = s.verifiedBytes;
-      lastAt = now;
-      this.emit('progress', { bytes: s.verifiedBytes, total: m.size, rate, peers: s.peers });
-    });
-    this.emit('start', {
-      name,
-      path: finalPath,
-      size: m.size,
-      mtime: target.mtime,
-      cid: m.cid,
-      chunks,
-      chunkBytes: m.chunkBytes,
-      peers: target.holders.map((h) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`)),
-      resumedChunks: c.resumedChunks,
-      source: target.source,
-    });
-    let breakdown: Breakdown | undefined;
+    let c: Coordinator | null = null;
     try {
+      if (!resume) await ticket.flush();
+      const coord = new Coordinator(m, target.holders, {
+        pool,
+        part,
+        ticket,
+        hosts,
+        budgetBytes: this.opts.budgetBytes ?? DEFAULT_BUDGET_BYTES,
+        stallMs: this.opts.stallMs ?? 10_000,
+        requestTimeoutMs: this.opts.requestTimeoutMs ?? 20_000,
+        firstChunkMs: this.opts.firstChunkMs ?? 5_000,
+        signal: this.signal,
+      });
+      c = coord;
+      coord.on('warning', (e) => this.emit('warning', e));
+      coord.on('peer-dropped', (e) => this.emit('peer-dropped', e));
+      let rate = 0;
+      let lastBytes = startBytes;
+      let lastAt = Date.now();
+      coord.on('snapshot', (s) => {
+        const now = Date.now();
+        const inst = ((s.verifiedBytes - lastBytes) * 1000) / Math.max(1, now - lastAt);
+        rate = rate === 0 ? inst : 0.3 * inst + 0.7 * rate;
+        lastBytes = s.verifiedBytes;
+        lastAt = now;
+        this.emit('progress', { bytes: s.verifiedBytes, total: m.size, rate, peers: s.peers });
+      });
+      this.emit('start', {
+        name,
+        path: finalPath,
+        size: m.size,
+        mtime: target.mtime,
+        cid: m.cid,
+        chunks,
+        chunkBytes: m.chunkBytes,
+        peers: target.holders.map((h) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`)),
+        resumedChunks: coord.resumedChunks,
+        source: target.source,
+      });
+      let breakdown: Breakdown | undefined;
+      await this.step('prepared');
       const tSetup = performance.now();
       const elu = performance.eventLoopUtilization();
-      await c.run();
-      await c.drainWrites();
+      await coord.run();
+      await coord.drainWrites();
       const tTransfer = performance.now();
       const mainBusyMs = performance.eventLoopUtilization(elu).active;
-      const hostTimes = this.opts.profile ? await c.hostStats() : null;
-      await c.closeHosts();
+      const hostTimes = this.opts.profile ? await coord.hostStats() : null;
+      await coord.closeHosts();
       if (ticket.error) throw ticket.error;
-      this.check();
+      await this.step('transferred');
       await part.finish(target.mtime, this.opts.overwrite === true);
       await ticket.remove();
+      await this.step('finished');
       if (hostTimes) {
         const transfer = (tTransfer - tSetup) / 1000;
         const poolThreads = pool.threads;
-        const hash = c.poolTimes.hashMs / 1000;
-        const write = c.poolTimes.writeMs / 1000;
-        const inlineWork = (hostTimes.inline ? hostTimes.copyMs + hostTimes.checksumMs : 0) + (poolThreads === 0 ? c.poolTimes.hashMs + c.poolTimes.writeMs : 0);
+        const hash = coord.poolTimes.hashMs / 1000;
+        const write = coord.poolTimes.writeMs / 1000;
+        const inlineWork = (hostTimes.inline ? hostTimes.copyMs + hostTimes.checksumMs : 0) + (poolThreads === 0 ? coord.poolTimes.hashMs + coord.poolTimes.writeMs : 0);
         breakdown = {
           wallSeconds: (performance.now() - t0) / 1000,
           phases: { resolve: (tResolved - t0) / 1000, setup: (tSetup - tResolved) / 1000, transfer, finish: (performance.now() - tTransfer) / 1000 },
@@ -291,25 +356,27 @@ export class Download extends EventEmitter<DownloadEvents> {
           threads: { peer: hostTimes.threads, pool: poolThreads },
         };
       }
+      const seconds = (Date.now() - started) / 1000;
+      return result({
+        seconds,
+        rate: (m.size - startBytes) / Math.max(seconds, 1e-3),
+        peersUsed: coord.peersUsed(),
+        peersDropped: coord.peersDropped(),
+        badPackets: coord.counters.badPackets,
+        badChunks: coord.counters.badChunks,
+        resumedChunks: coord.resumedChunks,
+        fetchedChunks: coord.counters.fetchedChunks,
+        ...(breakdown ? { breakdown } : {}),
+      });
     } catch (err) {
-      await c.drainWrites();
-      await c.closeHosts();
+      if (c) {
+        await c.drainWrites();
+        await c.closeHosts();
+      }
       await ticket.flush().catch(() => {});
       await part.close();
       throw asSwarmError(err);
     }
-    const seconds = (Date.now() - started) / 1000;
-    return result({
-      seconds,
-      rate: (m.size - startBytes) / Math.max(seconds, 1e-3),
-      peersUsed: c.peersUsed(),
-      peersDropped: c.peersDropped(),
-      badPackets: c.counters.badPackets,
-      badChunks: c.counters.badChunks,
-      resumedChunks: c.resumedChunks,
-      fetchedChunks: c.counters.fetchedChunks,
-      ...(breakdown ? { breakdown } : {}),
-    });
   }
 }
 

@@ -14,7 +14,10 @@ export function ioError(err: unknown, doing: string): SwarmError {
   if (err instanceof SwarmError) return e;
   const sys = (err as NodeJS.ErrnoException).code ?? '';
   const code = e.code === ERROR_CODES.DISK_FULL ? e.code : ERROR_CODES.IO;
-  return new SwarmError(code, `${doing}: ${sys ? `${sys} ` : ''}${(err as Error).message}`, sys ? { errno: sys } : undefined, { cause: err });
+  const message = (err as Error)?.message ?? String(err);
+  // Node's own messages already start with the code ("ENOSPC: no space left…"): say it once
+  const prefix = sys && !message.startsWith(sys) ? `${sys} ` : '';
+  return new SwarmError(code, `${doing}: ${prefix}${message}`, sys ? { errno: sys } : undefined, { cause: err });
 }
 
 /** Create `dir` and its missing parents, one level at a time (at most one mkdir per level). */

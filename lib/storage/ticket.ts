@@ -5,6 +5,8 @@
  * no adversary reaches it, so the fast non-cryptographic hash is the right tool). Saves are atomic
  * (temp + rename) and coalesced: at most one every SAVE_INTERVAL_MS, and while one runs further
  * marks wait for the next. A crash therefore loses at most the chunks verified in the last 50 ms.
+ * A save still waiting its turn is dropped by `flush` (which writes the same bits at once) and by
+ * `remove` (the download is complete), so finishing never waits out the interval.
  * A save that fails (folder removed, disk full) is kept as `error` (a SwarmError) for the download
  * to stop on; it never becomes an unhandled rejection.
  */
@@ -38,6 +40,10 @@ export class Ticket {
   private saving: Promise<void> | null = null;
   private dirty = false;
   private lastSave = 0;
+  /** Removed (the download finished): no save may write the file again. */
+  private closed = false;
+  /** Ends the wait of a save waiting its turn. */
+  private wake: (() => void) | null = null;
   /** The first save that failed; the download stops on it. */
   error: SwarmError | null = null;
   private onError: ((e: SwarmError) => void) | null = null;
@@ -97,7 +103,7 @@ export class Ticket {
   mark(i: number): void {
     this.bits[i >> 3]! |= 1 << (i & 7);
     this.dirty = true;
-    if (!this.saving && !this.error) this.saving = this.saveLoop();
+    if (!this.saving && !this.error && !this.closed) this.saving = this.saveLoop();
   }
 
   private async text(): Promise<string> {
@@ -108,9 +114,19 @@ export class Ticket {
 
   private async saveLoop(): Promise<void> {
     try {
-      while (this.dirty) {
+      while (this.dirty && !this.closed) {
         const wait = this.lastSave + SAVE_INTERVAL_MS - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (wait > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, wait);
+            this.wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          this.wake = null;
+          if (!this.dirty || this.closed) break; // flushed or removed meanwhile
+        }
         this.dirty = false;
         this.lastSave = Date.now();
         await writeFileAtomic(this.file, await this.text(), false);
@@ -125,6 +141,9 @@ export class Ticket {
 
   /** Wait for pending saves, then write once more with fsync. Throws a SwarmError on failure. */
   async flush(): Promise<void> {
+    // a save waiting its turn would write what this writes now: drop it
+    this.dirty = false;
+    this.wake?.();
     while (this.saving) await this.saving;
     try {
       await writeFileAtomic(this.file, await this.text(), true);
@@ -134,6 +153,8 @@ export class Ticket {
   }
 
   async remove(): Promise<void> {
+    this.closed = true;
+    this.wake?.();
     while (this.saving) await this.saving;
     await unlink(this.file).catch(() => {});
   }

@@ -227,6 +227,7 @@ function sendRange(socket: net.Socket, file: string, m: Manifest, mode: FakeMode
     return;
   }
   for (let c = from; c < to; c++) {
+    if (socket.writableEnded || socket.destroyed) return; // it hung up (closeAfterChunks): nothing more
     const real = readChunk(file, m, c);
     const bytes = mode === 'forge' && o.forge ? o.forge(c, real) : real;
     if (!writeChunk(socket, m, id, c, bytes, mode)) return;
