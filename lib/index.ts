@@ -9,7 +9,8 @@ export { FrameDecoder, encodeFrame, encodeFrameBuffer, type Header, type FrameHa
 export { encodePacket, encodePacketHead, decodePacketHeader, packetChecksumOk, packetHeaderSum, type PacketHeader } from './protocol/packet.js';
 export { internetChecksum, sum16 } from './protocol/checksum.js';
 export { VERSION } from './version.js';
-export { serve, ServeHandle, type ServeOptions } from './serve.js';
+export { serve, type ServeHandle, type ServeOptions } from './serve.js';
+export { SwarmNode, type NodeOptions } from './node/node.js';
 export { tracker, TrackerServer, type TrackerOptions } from './tracker/server.js';
 export { trackerDirectory, trackerVersions, trackerPeersOf, withTracker } from './tracker/client.js';
 export { listLocal, listPeer, type LocalFileInfo } from './listing.js';
@@ -19,7 +20,7 @@ export { openLogFile, type Log } from './log.js';
 export { Library, type HashProgress } from './share/library.js';
 export { createChunkPool, ThreadChunkPool, InlineChunkPool, type ChunkPool } from './pool.js';
 export { scanShare, diffScans } from './share/scanner.js';
-export { get, Download, DEFAULT_BUDGET_BYTES, type GetOptions, type GetPromise } from './download/get.js';
+export { get, Download, DEFAULT_BUDGET_BYTES, type GetOptions, type GetPromise, type GetStep, type DownloadHost } from './download/get.js';
 export type { DoneEvent, StartEvent, ProgressEvent, PeerView } from './download/events.js';
 export { resolveTarget, defaultTracker, type Target } from './download/resolve.js';
 export { normalizeUserName, nameProblem } from './protocol/names.js';

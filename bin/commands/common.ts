@@ -8,6 +8,21 @@ export function intOption(v: string): number {
   return n;
 }
 
+/** A TCP port: 0 (any free one) to 65535. */
+export function portOption(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number, 0 to 65535');
+  return n;
+}
+
+/** `--seed` alone (until Ctrl-C) or `--seed SECONDS` (a positive number). */
+export function seedOption(v: string | undefined): number | true {
+  if (v === undefined) return true;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number of seconds above 0');
+  return n;
+}
+
 export function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }

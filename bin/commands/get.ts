@@ -1,9 +1,13 @@
-/** `swarm get NAME`: download one file from every peer that has it, with live bars. */
+/**
+ * `swarm get NAME`: download one file from every peer that has it, with live bars, and share what
+ * it has while it runs (a swarm peer: the tracker lists it as a partial holder). `--seed` keeps
+ * sharing the finished file; `--no-share` only takes.
+ */
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
-import { get, defaultTracker, formatBreakdown, SwarmError, ERROR_CODES, type DoneEvent, type PeerView } from '../../lib/index.js';
-import { humanBytes, humanRate, ndjson, printable } from '../format.js';
-import { collect, intOption } from './common.js';
+import { SwarmNode, defaultTracker, formatBreakdown, SwarmError, ERROR_CODES, type GetOptions } from '../../lib/index.js';
+import { ndjson } from '../format.js';
+import { collect, intOption, portOption, seedOption } from './common.js';
+import { barView, jsonView } from '../views/get-view.js';
 
 interface GetCliOptions {
   tracker?: string;
@@ -11,6 +15,10 @@ interface GetCliOptions {
   version?: string;
   overwrite?: boolean;
   output: string;
+  host: string;
+  port: number;
+  share: boolean;
+  seed?: number | true;
   threads?: number;
   peerThreads?: number;
   maxMemory: number;
@@ -19,8 +27,6 @@ interface GetCliOptions {
   profile?: boolean;
 }
 
-const PROGRESS_JSON_MS = 1000;
-
 export function register(program: Command): void {
   // `swarm get NAME --version CID`: without positional options commander takes `--version` after
   // the subcommand as the program's own (prints swarm's version, exit 0, nothing fetched).
@@ -28,18 +34,22 @@ export function register(program: Command): void {
   program.enablePositionalOptions();
   program
     .command('get')
-    .description('download NAME from every peer that has it, in parallel chunks')
+    .description('download NAME from every peer that has it, in parallel chunks, sharing what it has')
     .argument('<name>', 'file name in the swarm (relative path, e.g. isos/big file.iso)')
     .option('-t, --tracker <host:port>', `tracker to ask (default: $SWARM_TRACKER, else the local one, ${defaultTracker()})`)
     .option('--peer <host:port>', 'fetch from this peer (repeatable); skips the tracker', collect)
     .option('--version <cid>', 'fetch this version (a content id from swarm who, or its first 8+ hex digits) instead of the newest')
     .option('-o, --output <dir>', 'folder to save into (NAME\'s subfolders are created)', '.')
     .option('--overwrite', 'replace a different file already at NAME (default: leave it alone and stop)')
+    .option('--host <addr>', 'address to share on while downloading (0.0.0.0: your LAN)', '127.0.0.1')
+    .option('-p, --port <port>', 'port to share on (0: any free port)', portOption, 0)
+    .option('--no-share', 'only take: do not serve the chunks already fetched to other peers')
+    .option('--seed [seconds]', 'after the download, keep sharing the file (until Ctrl-C, or for SECONDS)', seedOption)
     .option('--threads <n>', 'hash+write threads (0: main thread)', intOption)
     .option('--peer-threads <n>', 'connection threads (0: main thread; default one per core)', intOption)
     .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB', intOption, 48)
     .option('--profile', 'measure where the time goes and print a breakdown at the end')
-    .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, error)')
+    .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, seeding, error)')
     .option('-q, --quiet', 'print nothing but errors')
     .addHelpText(
       'after',
@@ -48,108 +58,72 @@ The file is assembled in NAME.swarm-part with a NAME.swarm-ticket beside it, and
 NAME only when every chunk matched its BLAKE3 hash. Ctrl-C (or a lost swarm) keeps both: run the
 same command again to resume. A different file already at NAME is never replaced without
 --overwrite; two downloads of one target cannot run at once (NAME.swarm-lock).
-Exit codes: see README ("Exit codes").`,
+While it runs, get serves the chunks it has verified (on --host/--port) and the tracker lists it
+as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see README.`,
     )
     .action(async (name: string, o: GetCliOptions) => {
-      const p = get(name, {
+      if (o.seed !== undefined && !o.share) throw new SwarmError(ERROR_CODES.USAGE, '--seed and --no-share contradict each other');
+      const named = !!o.peer?.length;
+      const node = await SwarmNode.start({
+        listen: o.share,
+        host: o.host,
+        port: o.port,
+        ...(o.tracker ? { tracker: o.tracker } : {}),
+        // with named peers only, no tracker is asked (nor told about us)
+        noTracker: named && !o.tracker,
+        embed: false,
+        ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      });
+      const opts: GetOptions = {
         ...(o.tracker ? { tracker: o.tracker } : {}),
         ...(o.peer ? { peers: o.peer } : {}),
         ...(o.version ? { version: o.version } : {}),
         ...(o.overwrite ? { overwrite: true } : {}),
         outDir: o.output,
-        ...(o.threads !== undefined ? { threads: o.threads } : {}),
         ...(o.peerThreads !== undefined ? { peerThreads: o.peerThreads } : {}),
         budgetBytes: Math.max(1, o.maxMemory) << 20,
         ...(o.profile ? { profile: true } : {}),
-      });
+      };
+      const p = node.get(name, opts);
       const d = p.download;
       const onSignal = () => d.abort(new SwarmError(ERROR_CODES.INTERRUPTED, `interrupted; ${name}.swarm-part and its ticket are kept: run the same command again to resume`));
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
-      const view = o.json ? jsonView(d) : o.quiet ? null : barView(d);
+      const upload = o.share ? { stats: () => node.uploadStats() } : null;
+      const view = o.json ? jsonView(d, upload) : o.quiet ? null : barView(d, upload);
       try {
         const r = await p;
-        view?.done(r);
+        view?.done(r, node.uploadStats().bytes);
         if (r.breakdown && !o.json) process.stderr.write(formatBreakdown(r.breakdown) + '\n');
       } catch (err) {
         view?.stop();
+        await node.close({ graceful: false });
         throw err;
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
+      if (o.seed !== undefined) await seed(node, o, name);
+      await node.close({ graceful: true, waitMs: 2_000 });
     });
 }
 
-interface View {
-  done(r: DoneEvent): void;
-  stop(): void;
-}
-
-function jsonView(d: ReturnType<typeof get>['download']): View {
-  let last = 0;
-  d.on('start', (e) => ndjson({ event: 'start', ...e }));
-  d.on('progress', (e) => {
-    const now = Date.now();
-    if (now - last < PROGRESS_JSON_MS) return;
-    last = now;
-    ndjson({ event: 'progress', ...e, rate: Math.round(e.rate), peers: e.peers.map((p) => ({ ...p, rate: Math.round(p.rate) })) });
-  });
-  d.on('warning', (e) => ndjson({ event: 'warning', ...e }));
-  d.on('peer-dropped', (e) => ndjson({ event: 'peer-dropped', ...e }));
-  return { done: (r) => ndjson({ event: 'done', ...r }), stop: () => {} };
-}
-
-function peerLine(p: PeerView): string {
-  const state = p.state === 'active' ? (p.inflight > 0 ? 'fetching' : 'idle') : p.state;
-  return `${humanRate(p.rate).padStart(12)}  ${String(p.chunks).padStart(6)} chunks  ${state}${p.strikes ? `  ${p.strikes} strikes` : ''}`;
-}
-
-function barView(d: ReturnType<typeof get>['download']): View {
-  const tty = !!process.stderr.isTTY;
-  let multi: cliProgress.MultiBar | null = null;
-  let total: cliProgress.SingleBar | null = null;
-  const peerBars = new Map<string, cliProgress.SingleBar>();
-  const log = (s: string) => (multi ? multi.log(s + '\n') : process.stderr.write(s + '\n'));
-  d.on('start', (e) => {
-    const resumed = e.resumedChunks ? `, resuming with ${e.resumedChunks}/${e.chunks} chunks` : '';
-    process.stderr.write(`${printable(e.name)}: ${humanBytes(e.size)} from ${e.peers.length} peer(s) via ${e.source}${resumed}\n`);
-    if (!tty) return;
-    multi = new cliProgress.MultiBar(
-      { stream: process.stderr, hideCursor: true, clearOnComplete: false, format: '{label} |{bar}| {percentage}% {value}/{total} MiB {rate} ETA {eta_formatted}', barsize: 30 },
-      cliProgress.Presets.shades_classic,
-    );
-    total = multi.create(Math.max(1, Math.ceil(e.size / 2 ** 20)), Math.floor((e.resumedChunks * e.chunkBytes) / 2 ** 20), { label: 'total'.padEnd(21), rate: '' });
-    for (const peer of e.peers) {
-      peerBars.set(peer, multi.create(1, 0, { label: `  ${peer}`.padEnd(21), line: '' }, { format: '{label} {line}' }));
+/** Keep sharing after the download: until Ctrl-C, or for the given seconds. */
+async function seed(node: SwarmNode, o: GetCliOptions, name: string): Promise<void> {
+  const secs = o.seed === true ? null : o.seed!;
+  const say = (text: string, event: Record<string, unknown>) => (o.json ? ndjson(event) : o.quiet ? undefined : process.stderr.write(text + '\n'));
+  say(`seeding ${name} on ${node.host}:${node.port}${secs === null ? ' until Ctrl-C' : ` for ${secs} s`}`, { event: 'seeding', name, host: node.host, port: node.port, seconds: secs });
+  await new Promise<void>((resolve) => {
+    const timer = secs === null ? null : setTimeout(done, secs * 1000);
+    function done() {
+      if (timer) clearTimeout(timer);
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
     }
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
   });
-  d.on('progress', (e) => {
-    total?.update(Math.floor(e.bytes / 2 ** 20), { rate: humanRate(e.rate) });
-    for (const p of e.peers) peerBars.get(p.address)?.update(0, { line: peerLine(p) });
-  });
-  d.on('warning', (e) => log(`warning: ${e.peer ? e.peer + ': ' : ''}${printable(e.message)}`));
-  d.on('peer-dropped', (e) => log(`dropped ${e.peer}: ${printable(e.reason)}`));
-  const stop = () => {
-    (multi as cliProgress.MultiBar | null)?.stop();
-    multi = null;
-  };
-  return {
-    done(r) {
-      const t = total as cliProgress.SingleBar | null;
-      t?.update(t.getTotal(), { rate: '' }); // the last tick may predate the last chunk
-      stop();
-      if (r.upToDate) {
-        process.stderr.write(`${printable(r.path)} is already up to date\n`);
-        return;
-      }
-      process.stderr.write(
-        `saved ${printable(r.path)}: ${humanBytes(r.size)} in ${r.seconds.toFixed(1)} s (${humanRate(r.rate)}), ${r.peersUsed} peer(s) used` +
-          `${r.resumedChunks ? `, ${r.resumedChunks} chunks resumed` : ''}` +
-          `${r.peersDropped ? `, ${r.peersDropped} dropped` : ''}` +
-          `${r.badPackets || r.badChunks ? `, bad data dropped: ${r.badPackets} packets, ${r.badChunks} chunks` : ''}\n`,
-      );
-    },
-    stop,
-  };
+  const up = node.uploadStats();
+  say(`stopped seeding; ${up.bytes} bytes uploaded in all`, { event: 'stopped', uploaded: up.bytes });
 }

@@ -14,7 +14,7 @@
  * it, and `abort()` at any moment settles the download with SWARM_ERR_INTERRUPTED.
  */
 import { EventEmitter } from 'node:events';
-import { lstat, stat, unlink, utimes } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { createChunkPool, type ChunkPool } from '../pool.js';
@@ -25,10 +25,14 @@ import { TargetLock } from '../storage/lock.js';
 import { ensureDir, removeStaleTemps } from '../storage/fs-steps.js';
 import { chunkLength } from '../chunking.js';
 import { chunksOf, type Manifest } from '../manifest.js';
-import { CHUNK_HASH_BYTES, sameHash, hashAt } from '../hashing.js';
+import type { ChunkSource } from '../peer/source.js';
+import type { HelloFields } from '../protocol/messages.js';
+import type { PeerAddress } from '../types.js';
 import { Coordinator, defaultPeerThreads } from './coordinator.js';
 import { PeerHostGroup } from './peer-host.js';
 import { resolveTarget, type Target } from './resolve.js';
+import { whatIsThere, tidyFinished } from './target.js';
+import { PartialSource } from './partial-source.js';
 import type { DoneEvent, DownloadEvents } from './events.js';
 import { performance } from 'node:perf_hooks';
 import type { Breakdown } from './breakdown.js';
@@ -60,6 +64,8 @@ export interface GetOptions {
   profile?: boolean;
   /** Stops the download like `abort()`. */
   signal?: AbortSignal;
+  /** The peer this download runs in: it shares what is verified and finds more holders. */
+  host?: DownloadHost;
   /**
    * For tests only: awaited at each step of the sequence (see GetStep), so a test can hold one
    * download there while another runs, and so force an interleaving. An abort still settles the
@@ -76,6 +82,26 @@ export interface GetOptions {
 export type GetStep = 'resolved' | 'locked' | 'checked' | 'prepared' | 'transferred' | 'finished';
 
 export const DEFAULT_BUDGET_BYTES = 48 << 20;
+
+/**
+ * What a download asks of the peer it runs in (the SwarmNode implements it; declared here so the
+ * download never imports the node): serve what it has verified, tell others, find more holders,
+ * and take over the finished file.
+ */
+export interface DownloadHost {
+  /** Our hello: the node's peer id and listening port. */
+  readonly hello: HelloFields;
+  /** Serve `source` (a partial download) under `name` from now on. */
+  share(name: string, mtime: number, source: ChunkSource): void;
+  /** Stop serving it (the download failed or was stopped). */
+  unshare(name: string, cid: string): void;
+  /** Chunks newly verified (peers interested in `cid` hear of them). */
+  verified(cid: string, chunks: number[]): void;
+  /** The download completed at `finalPath`: adopt it without hashing again. */
+  finished(name: string, finalPath: string, manifest: Manifest, st: { size: number; mtimeMs: number; dev: number; ino: number }): void;
+  /** Ask for more holders of `cid` now and then; returns a function that stops asking. */
+  discover(cid: string, add: (peers: PeerAddress[]) => void): () => void;
+}
 
 export class Download extends EventEmitter<DownloadEvents> {
   private readonly controller = new AbortController();
@@ -183,9 +209,10 @@ export class Download extends EventEmitter<DownloadEvents> {
       // process killed while saving, also when NAME turns out to be complete already.
       const temps = await removeStaleTemps(finalPath);
       if (temps) this.emit('warning', { message: `removed ${temps} temporary file(s) left by an interrupted download of ${name}` });
-      const present = await this.whatIsThere(finalPath, target, pool);
+      const warn = (message: string) => this.emit('warning', { message });
+      const present = await whatIsThere(finalPath, target, pool, this.opts.overwrite === true, this.signal, warn);
       if (present === 'same') {
-        await this.tidyFinished(finalPath, target.manifest);
+        await tidyFinished(finalPath, target.manifest, warn);
         return result({ upToDate: true });
       }
       await this.step('checked');
@@ -193,55 +220,6 @@ export class Download extends EventEmitter<DownloadEvents> {
     } finally {
       await lock.release();
     }
-  }
-
-  /**
-   * What is at the final path: nothing, the very content (already up to date: same size and
-   * mtime, or same bytes, whose mtime is then set), or something else (refused unless overwrite).
-   */
-  private async whatIsThere(finalPath: string, target: Target, pool: ChunkPool): Promise<'none' | 'same' | 'other'> {
-    const st = await lstat(finalPath).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return null;
-      throw err;
-    });
-    if (!st) return 'none';
-    const m = target.manifest;
-    if (st.isDirectory()) throw new SwarmError(ERROR_CODES.EXISTS, `${finalPath} is a folder; nothing was downloaded (save elsewhere with -o DIR)`);
-    if (st.isFile() && st.size === m.size) {
-      if (Math.floor(st.mtimeMs / 1000) === target.mtime) return 'same';
-      if (await sameContent(finalPath, m, pool, this.signal)) {
-        await utimes(finalPath, target.mtime, target.mtime).catch(() => {});
-        this.emit('warning', { message: `${finalPath} already holds this content; only its modification time was set` });
-        return 'same';
-      }
-    }
-    if (this.opts.overwrite) {
-      this.emit('warning', { message: `${finalPath} holds other content; it will be replaced when the download completes (--overwrite)` });
-      return 'other';
-    }
-    const when = new Date(st.mtimeMs).toISOString().slice(0, 19).replace('T', ' ');
-    throw new SwarmError(
-      ERROR_CODES.EXISTS,
-      `${finalPath} already exists with other content (${st.size} bytes, modified ${when} UTC); it was left alone: use --overwrite to replace it, or -o DIR to save elsewhere`,
-    );
-  }
-
-  /**
-   * NAME already holds this content: a part file and ticket of it are leftovers of a download
-   * killed after NAME got its bytes (the part file is then NAME's other link) or of one made
-   * pointless by a copy. Removed; a partial download of another version is kept.
-   */
-  private async tidyFinished(finalPath: string, m: Manifest): Promise<void> {
-    const { part, ticket } = partPaths(finalPath);
-    const loaded = await Ticket.load(ticket);
-    const ours = loaded.ticket !== null && loaded.ticket.cid === m.cid;
-    const fin = await stat(finalPath).catch(() => null);
-    const p = await lstat(part).catch(() => null);
-    const sameFile = !!fin && !!p && fin.dev === p.dev && fin.ino === p.ino;
-    let n = 0;
-    if (p && (ours || sameFile)) await unlink(part).then(() => n++, () => {});
-    if (ours) await unlink(ticket).then(() => n++, () => {});
-    if (n) this.emit('warning', { message: `removed what a finished download of ${m.cid.slice(0, 16)}… left beside ${finalPath}` });
   }
 
   private async transfer(
@@ -281,9 +259,18 @@ export class Download extends EventEmitter<DownloadEvents> {
     // From here on every way out closes the part file (a failed first ticket save included).
     const startBytes = haveBytes;
     let c: Coordinator | null = null;
+    const host = this.opts.host;
+    let source: PartialSource | null = null;
+    let stopDiscovery = (): void => {};
     try {
       if (!resume) await ticket.flush();
+      if (host) {
+        // a holder from the first verified chunk on (at once, when resuming)
+        source = new PartialSource(m, ticket, partPath, part.identity());
+        host.share(name, target.mtime, source);
+      }
       const coord = new Coordinator(m, target.holders, {
+        ...(host ? { hello: host.hello } : {}),
         pool,
         part,
         ticket,
@@ -297,6 +284,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       c = coord;
       coord.on('warning', (e) => this.emit('warning', e));
       coord.on('peer-dropped', (e) => this.emit('peer-dropped', e));
+      if (host) coord.on('verified', (chunks) => host.verified(m.cid, chunks));
       let rate = 0;
       let lastBytes = startBytes;
       let lastAt = Date.now();
@@ -324,7 +312,10 @@ export class Download extends EventEmitter<DownloadEvents> {
       await this.step('prepared');
       const tSetup = performance.now();
       const elu = performance.eventLoopUtilization();
-      await coord.run();
+      const running = coord.run();
+      if (host) stopDiscovery = host.discover(m.cid, (peers) => coord.addHolders(peers));
+      await running;
+      stopDiscovery();
       await coord.drainWrites();
       const tTransfer = performance.now();
       const mainBusyMs = performance.eventLoopUtilization(elu).active;
@@ -334,6 +325,11 @@ export class Download extends EventEmitter<DownloadEvents> {
       await this.step('transferred');
       await part.finish(target.mtime, this.opts.overwrite === true);
       await ticket.remove();
+      if (host && source) {
+        source.moved(finalPath);
+        const st = await stat(finalPath).catch(() => null);
+        if (st) host.finished(name, finalPath, m, st);
+      }
       await this.step('finished');
       if (hostTimes) {
         const transfer = (tTransfer - tSetup) / 1000;
@@ -369,6 +365,8 @@ export class Download extends EventEmitter<DownloadEvents> {
         ...(breakdown ? { breakdown } : {}),
       });
     } catch (err) {
+      stopDiscovery();
+      if (host && source) host.unshare(name, m.cid);
       if (c) {
         await c.drainWrites();
         await c.closeHosts();
@@ -378,25 +376,6 @@ export class Download extends EventEmitter<DownloadEvents> {
       throw asSwarmError(err);
     }
   }
-}
-
-/** True when the file at `file` hashes, chunk by chunk, to the manifest. */
-async function sameContent(file: string, m: Manifest, pool: ChunkPool, signal: AbortSignal): Promise<boolean> {
-  const st = await stat(file);
-  const chunks = chunksOf(m);
-  const TASK = 16;
-  for (let first = 0; first < chunks; first += TASK * Math.max(1, pool.threads)) {
-    signal.throwIfAborted();
-    const tasks: Promise<{ first: number; hashes: Uint8Array }>[] = [];
-    for (let f = first; f < Math.min(chunks, first + TASK * Math.max(1, pool.threads)); f += TASK) {
-      const endChunk = Math.min(chunks, f + TASK);
-      tasks.push(pool.hashRange({ path: file, size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino, firstChunk: f, endChunk, chunkBytes: m.chunkBytes }).then((hashes) => ({ first: f, hashes })));
-    }
-    for (const { first: f, hashes } of await Promise.all(tasks)) {
-      for (let i = 0; i < hashes.length / CHUNK_HASH_BYTES; i++) if (!sameHash(hashAt(hashes, i), hashAt(m.hashes, f + i))) return false;
-    }
-  }
-  return true;
 }
 
 export type GetPromise = Promise<DoneEvent> & { download: Download };

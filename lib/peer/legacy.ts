@@ -63,19 +63,13 @@ export async function serveLegacyRequest(socket: Socket, first: Buffer, sources:
         at += n;
         if (!socket.write(Buffer.from(buf.subarray(0, n)))) {
           onBlocked(true);
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              socket.off('drain', done);
-              socket.off('close', done);
-              resolve();
-            };
-            socket.on('drain', done);
-            socket.on('close', done);
-          });
+          await drainedOrClosed(socket);
           onBlocked(false);
         }
       }
-      await new Promise<void>((resolve) => socket.end(resolve));
+      // the client may leave the rest unread: that is a stall too (the guard closes it)
+      if (socket.writableLength > 0) onBlocked(true);
+      await endedOrClosed(socket);
     } finally {
       await reader.close();
     }
@@ -83,4 +77,32 @@ export async function serveLegacyRequest(socket: Socket, first: Buffer, sources:
     log('legacy-file-request-failed', { peer, name, code: toWire(err).code });
     socket.destroy();
   }
+}
+
+// Both resolve at once for a socket already destroyed: a destroyed socket emits neither 'drain'
+// nor 'close' again, and never calls end()'s callback, so waiting on those would hold the file
+// handle forever (a client that asks and drops).
+function drainedOrClosed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) return resolve();
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
+function endedOrClosed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) return resolve();
+    const done = () => {
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('close', done);
+    socket.end(done);
+  });
 }

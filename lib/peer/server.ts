@@ -13,7 +13,7 @@ import { TokenBucket } from '../scheduling/token-bucket.js';
 import { ConnectionGuard, SERVE_LIMITS, type ServerLimits } from '../net/guard.js';
 import { encodeFrame } from '../protocol/frame.js';
 import { ERROR_CODES } from '../errors.js';
-import { localHello } from '../net/identity.js';
+import { localHello, newPeerId } from '../net/identity.js';
 import type { SourceIndex } from './source.js';
 
 export interface PeerServerOptions {
@@ -22,7 +22,12 @@ export interface PeerServerOptions {
   limits?: Partial<ServerLimits>;
   /** Upload limit for the whole server, bytes per second (0 or absent: none). */
   maxUploadBytesPerSec?: number;
+  /** The peer id this server says in hello (a node's downloads use the same, to recognise it). */
+  peerId?: string;
 }
+
+/** How long a refused socket may take to read why it was refused. */
+const REFUSED_LINGER_MS = 1_000;
 
 export function plainIp(addr: string | undefined): string {
   if (!addr) return '0.0.0.0';
@@ -35,8 +40,13 @@ export class PeerServer {
   readonly guard: ConnectionGuard<PeerSession>;
   private readonly upload: TokenBucket | null;
   private listenPort = 0;
+  /** Sockets refused by the guard, told why and about to close. */
+  private readonly refused = new Set<net.Socket>();
+
+  readonly peerId: string;
 
   constructor(private readonly sources: SourceIndex, opts: PeerServerOptions = {}) {
+    this.peerId = opts.peerId ?? newPeerId();
     this.log = opts.log ?? noLog;
     this.upload = opts.maxUploadBytesPerSec ? new TokenBucket(opts.maxUploadBytesPerSec, Date.now()) : null;
     this.guard = new ConnectionGuard<PeerSession>({ ...SERVE_LIMITS, ...opts.limits }, (s, reason) => this.log('peer-closed', { peer: s.remote, reason }));
@@ -49,12 +59,18 @@ export class PeerServer {
     const admitted = this.guard.admit(ip);
     if (!admitted.ok) {
       this.log('peer-refused', { peer: `${ip}:${socket.remotePort}`, reason: admitted.reason });
+      // say why, then go: read (and drop) what it sends so its close is seen, and never let a
+      // refused socket outlive REFUSED_LINGER_MS or the server (close() waits on every socket)
+      this.refused.add(socket);
+      socket.on('close', () => this.refused.delete(socket));
+      socket.on('end', () => socket.destroy());
+      socket.resume();
       for (const b of encodeFrame({ t: 'error', code: ERROR_CODES.BUSY, message: admitted.reason })) socket.write(b);
       socket.end();
-      setTimeout(() => socket.destroy(), 1_000).unref();
+      setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
       return;
     }
-    const s = new PeerSession(socket, ip, { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort) }, (ended, reason) => {
+    const s = new PeerSession(socket, ip, { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId) }, (ended, reason) => {
       this.guard.remove(ended);
       this.log('peer-disconnected', { peer: ended.remote, sent: ended.bytesSent, reason });
     });
@@ -80,14 +96,16 @@ export class PeerServer {
   }
 
   /** What connections hold right now (tests prove the bounds with these). */
-  usage(): { connections: number; openReaders: number; bufferedRequestBytes: number } {
+  usage(): { connections: number; openReaders: number; bufferedRequestBytes: number; unsentReplyBytes: number } {
     let openReaders = 0;
     let bufferedRequestBytes = 0;
+    let unsentReplyBytes = 0;
     for (const s of this.guard.connections()) {
       openReaders += s.openReaders;
       bufferedRequestBytes += s.bufferedRequestBytes;
+      unsentReplyBytes += s.unsentReplyBytes;
     }
-    return { connections: this.guard.size, openReaders, bufferedRequestBytes };
+    return { connections: this.guard.size, openReaders, bufferedRequestBytes, unsentReplyBytes };
   }
 
   private forced = false;
@@ -96,6 +114,7 @@ export class PeerServer {
   endAll(): void {
     this.forced = true;
     for (const s of [...this.guard.connections()]) s.destroy('server stopping');
+    for (const socket of [...this.refused]) socket.destroy();
   }
 
   async close(opts: { graceful: boolean; waitMs?: number } = { graceful: true }): Promise<void> {

@@ -165,8 +165,9 @@ export class FrameDecoder {
 
   // The owned tail: while tailEnd >= 0 the queue's last entry is tail[tailStart, tailEnd), and
   // appending extends that view. Bytes already handed out are never overwritten (only bytes past
-  // tailEnd are written). A new tail's capacity is at most twice what is buffered, so a
-  // connection holds about twice the bytes it actually sent, whatever the size of its reads.
+  // tailEnd are written). A new tail's capacity is at most twice what is buffered and takes over
+  // the old tail's bytes, so a connection holds at most about twice the bytes it actually sent,
+  // whatever the size of its reads.
   private tail: Buffer | null = null;
   private tailStart = 0;
   private tailEnd = -1;
@@ -181,11 +182,21 @@ export class FrameDecoder {
       return;
     }
     const capacity = Math.min(Math.max(MIN_TAIL_BYTES, 2 * (this.available + n)), MAX_TAIL_BYTES);
-    this.tail = Buffer.allocUnsafe(Math.max(n, capacity));
-    src.copy(this.tail, 0, from);
+    // The old tail's unconsumed bytes move into the new one when they fit, so a connection holds
+    // one tail, not a trail of ever larger ones (measured: 2.9 → 1.0-2.0 bytes held per byte
+    // dribbled). Geometric growth keeps the copying to about one extra copy of each byte.
+    const owned = this.tail && this.tailEnd >= 0 && last >= this.queueHead ? this.queue[last]!.subarray(last === this.queueHead ? this.headOffset : 0) : null;
+    const carry = owned && owned.length + n <= capacity ? owned : null;
+    const size = (carry ? carry.length : 0) + n;
+    this.tail = Buffer.allocUnsafe(Math.max(size, capacity));
+    if (carry) carry.copy(this.tail, 0);
+    src.copy(this.tail, size - n, from);
     this.tailStart = 0;
-    this.tailEnd = n;
-    this.queue.push(this.tail.subarray(0, n));
+    this.tailEnd = size;
+    if (carry) {
+      this.queue[last] = this.tail.subarray(0, size);
+      if (last === this.queueHead) this.headOffset = 0;
+    } else this.queue.push(this.tail.subarray(0, n));
   }
 
   /**
@@ -350,6 +361,10 @@ export class FrameDecoder {
       if (this.queueHead === this.queue.length) {
         this.queue.length = 0;
         this.queueHead = 0;
+        // between frames, keep no more than a small tail: a connection that once dribbled a big
+        // frame must not hold twice its size while idle (views already handed out keep theirs)
+        this.tailEnd = -1;
+        if (this.tail && this.tail.length > MIN_TAIL_BYTES) this.tail = null;
       } else if (this.queueHead > 64) {
         this.queue.splice(0, this.queueHead);
         this.queueHead = 0;

@@ -14,6 +14,11 @@ export class JsonObjectSplitter {
   private inString = false;
   private escaped = false;
 
+  /** Bytes of the message in progress held here. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+
   /** True between messages. */
   get idle(): boolean {
     return this.depth === 0 && this.pendingBytes === 0;

@@ -4,26 +4,42 @@
  *
  * Opening resolves the name inside the share (realpath, must stay inside), opens the result with
  * O_NOFOLLOW, then compares the descriptor's device, inode, size and mtime with the scan that the
- * manifest was computed from. A symlink or another file swapped in at any moment between the scan
- * and the open is a different inode and is refused; after the open, the descriptor can only ever
- * read that inode. Every read is followed by `checkUnchanged` (a synchronous fstat on the open
+ * manifest was computed from, and (on Linux) checks that the path the kernel gives the descriptor
+ * is inside the share. A symlink or another file swapped in at any moment between the scan and
+ * the open is a different inode, or a path outside, and is refused; after the open, the
+ * descriptor can only ever read that inode. Every read is followed by `checkUnchanged` (a synchronous fstat on the open
  * descriptor: the kernel answers from the in-memory inode, ~80 ms per GiB served cheaper than the
  * async call and its promise), so bytes written after hashing are never sent under the old id.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { constants, fstatSync } from 'node:fs';
+import { constants, fstatSync, readlinkSync } from 'node:fs';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import { chunksOf } from '../manifest.js';
 import type { ChunkSource, SourceReader } from '../peer/source.js';
 import type { FileStat } from './scanner.js';
-import { resolveInShare } from './names.js';
+import { isInside, resolveInShare } from './names.js';
+
+/** Descriptors opened here: still open, and ever opened (tests prove no path leaves one behind). */
+let openHandles = 0;
+let openedHandles = 0;
+
+export function fileHandles(): { open: number; opened: number } {
+  return { open: openHandles, opened: openedHandles };
+}
+
+async function closeHandle(fh: FileHandle): Promise<void> {
+  openHandles--;
+  await fh.close().catch(() => {});
+}
 
 export async function openChecked(realRoot: string, name: string, expect: FileStat): Promise<FileHandle> {
   const real = await resolveInShare(realRoot, name);
   let fh: FileHandle;
   try {
     fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+    openHandles++;
+    openedHandles++;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused ${JSON.stringify(name)}: it became a symlink`);
@@ -32,14 +48,31 @@ export async function openChecked(realRoot: string, name: string, expect: FileSt
   }
   const st = fstatSync(fh.fd);
   if (st.dev !== expect.dev || st.ino !== expect.ino) {
-    await fh.close().catch(() => {});
+    await closeHandle(fh);
     throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${name} was replaced by another file since it was hashed`);
   }
   if (st.size !== expect.size || st.mtimeMs !== expect.mtimeMs) {
-    await fh.close().catch(() => {});
+    await closeHandle(fh);
     throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${name} changed since it was hashed`);
   }
+  // O_NOFOLLOW guards the last segment only. Where the kernel names what the descriptor reached
+  // (Linux), that name must be inside the share: a folder on the path swapped for a symlink
+  // between realpath and open shows up here, even if a racing scan recorded the outside inode.
+  const reached = descriptorPath(fh.fd);
+  if (reached !== null && !isInside(realRoot, reached)) {
+    await closeHandle(fh);
+    throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused ${JSON.stringify(name)}: it led outside the share while being opened`);
+  }
   return fh;
+}
+
+/** The path the kernel gives an open descriptor, or null where it does not say (no /proc). */
+function descriptorPath(fd: number): string | null {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`).replace(/ \(deleted\)$/, '');
+  } catch {
+    return null;
+  }
 }
 
 export class FileReader implements SourceReader {
@@ -67,7 +100,7 @@ export class FileReader implements SourceReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.fh.close().catch(() => {});
+    await closeHandle(this.fh);
   }
 }
 

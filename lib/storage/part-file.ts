@@ -9,6 +9,7 @@
  */
 import { link, open, rename, utimes, statfs, unlink, lstat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { fstatSync } from 'node:fs';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import { PART_SUFFIX, TICKET_SUFFIX } from '../constants.js';
 import { ioError, syncDir } from './fs-steps.js';
@@ -41,6 +42,12 @@ export class PartFile {
       .finally(() => {
         this.flushing = null;
       });
+  }
+
+  /** Device and inode of the part file (a reader of it checks it opened this very file). */
+  identity(): { dev: number; ino: number } {
+    const st = fstatSync(this.fd);
+    return { dev: st.dev, ino: st.ino };
   }
 
   get fd(): number {

@@ -80,6 +80,8 @@ class TrackerConnection implements GuardedConnection {
   paused = false;
   /** seed 002: a directory answer is owed once the reader catches up. */
   owesLegacyAnswer = false;
+  /** Bytes received and not yet consumed by a complete message (set once the decoders exist). */
+  buffered: () => number = () => 0;
   readonly since: number;
 
   constructor(
@@ -191,6 +193,14 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
       { maxHeaderBytes: MAX_TRACKER_REQUEST_BYTES, maxBodyBytes: 0 },
     );
     const legacy = new JsonObjectSplitter((o) => this.onLegacy(c, o), MAX_TRACKER_REQUEST_BYTES);
+    c.buffered = () => (c.mode === 'legacy' ? legacy.buffered : framed.buffered);
+    // the frame deadline runs only while a message is still arriving: while we are paused for
+    // answers, what the decoder holds waits on us, not on the client
+    const trackPartial = () => {
+      const idle = c.mode === 'legacy' ? legacy.idle : framed.idle;
+      if (c.paused || idle) c.partialSince = 0;
+      else c.partialSince ||= this.now();
+    };
     socket.on('data', (d: Buffer) => {
       try {
         if (!c.mode) {
@@ -198,13 +208,9 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
           if (first === undefined) return;
           c.mode = first === 0x7b ? 'legacy' : 'framed';
         }
-        if (c.mode === 'framed') {
-          framed.push(d);
-          c.partialSince = framed.idle ? 0 : c.partialSince || this.now();
-        } else {
-          legacy.push(d);
-          c.partialSince = legacy.idle ? 0 : c.partialSince || this.now();
-        }
+        if (c.mode === 'framed') framed.push(d);
+        else legacy.push(d);
+        trackPartial();
       } catch (err) {
         fail(err);
       }
@@ -212,18 +218,20 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     socket.on('drain', () => {
       c.blockedSince = 0;
       c.lastActivityAt = this.now();
-      if (c.owesLegacyAnswer) {
-        c.owesLegacyAnswer = false;
-        this.replyLegacy(c);
-      }
+      // resume first: the answer owed below may fill the window again and pause us anew
       if (c.paused) {
         c.paused = false;
         socket.resume();
         try {
           framed.resume();
+          trackPartial();
         } catch (err) {
           fail(err);
         }
+      }
+      if (c.owesLegacyAnswer) {
+        c.owesLegacyAnswer = false;
+        this.replyLegacy(c);
       }
     });
     socket.on('close', () => {
@@ -236,10 +244,22 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     });
   }
 
+  /** What connections hold right now (tests prove the bounds with these). */
+  usage(): { connections: number; bufferedRequestBytes: number; unsentReplyBytes: number } {
+    let bufferedRequestBytes = 0;
+    let unsentReplyBytes = 0;
+    for (const c of this.guard.connections()) {
+      bufferedRequestBytes += c.buffered();
+      unsentReplyBytes += c.socket.writableLength;
+    }
+    return { connections: this.guard.size, bufferedRequestBytes, unsentReplyBytes };
+  }
+
   private checkWindow(c: TrackerConnection, decoder: FrameDecoder | null): void {
     if (c.paused || c.socket.writableLength <= REPLY_WINDOW_BYTES) return;
     c.paused = true;
     c.blockedSince ||= this.now();
+    c.partialSince = 0;
     decoder?.pause();
     c.socket.pause();
   }
@@ -359,9 +379,18 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     } else {
       throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'seed-002 keepalive before the initial message');
     }
-    // a peer that does not read its answers gets one more when it has caught up, not one per message
-    if (c.socket.writableNeedDrain) c.owesLegacyAnswer = true;
-    else this.replyLegacy(c);
+    // a peer that does not read its answers gets one more when it has caught up, not one per
+    // message; meanwhile it is not read either (so it cannot keep us parsing, and the send-stall
+    // deadline applies to it as to any reader that stopped)
+    if (c.socket.writableNeedDrain) {
+      c.owesLegacyAnswer = true;
+      if (!c.paused) {
+        c.paused = true;
+        c.blockedSince ||= now;
+        c.partialSince = 0;
+        c.socket.pause();
+      }
+    } else this.replyLegacy(c);
   }
 
   private replyLegacy(c: TrackerConnection): void {
