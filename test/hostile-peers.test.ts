@@ -184,7 +184,9 @@ async function forger() {
 
 
 t.test('liars alone (a forger, empty done + junk, wrong bytes with valid checksums, a forger that hangs up): exit 5 SWARM_ERR_HASH_MISMATCH within seconds, nothing under the final name', async (t) => {
-  const src = source(t, 1, 3 * MiB + 5);
+  // whole chunks only: the first chunk a liar sends is picked at random, and a chunk shorter than
+  // two xxhash64 stripes cannot be forged (the forger would send it as it is)
+  const src = source(t, 1, 3 * MiB);
   const honest = await honestPeer(t, src.dir);
   const m = honest.manifest();
   await honest.handle.close({ graceful: false }); // it only lent its manifest

@@ -54,6 +54,9 @@ export const RANDOM_FIRST_CHUNKS = 4;
 const HAVE_FLUSH_MS = 100;
 /** A holder dropped (not for bad data) may be dialled again after this long. */
 const REDIAL_AFTER_MS = 30_000;
+/** A holder that refused us for being full may be dialled again after this long. */
+const BUSY_REDIAL_MS = 3_000;
+const BUSY_REDIALS = 3;
 export const DEFAULT_MAX_PEERS = 48;
 
 export interface CoordinatorOptions {
@@ -87,7 +90,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly peers = new Map<number, Peer>();
   /** Live peers by dialled address, and holders dropped (when, and whether for bad data). */
   private readonly byKey = new Map<string, Peer>();
-  private readonly gone = new Map<string, { at: number; bad: boolean }>();
+  private readonly gone = new Map<string, { at: number; bad: boolean; busy: number }>();
   private readonly writes = new Set<Promise<void>>();
   private nextPeer = 0;
   private nextHost = 0;
@@ -157,7 +160,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       const key = `${a.ip}|${a.port}`;
       if (this.byKey.has(key)) continue;
       const g = this.gone.get(key);
-      if (g && (g.bad || now - g.at < REDIAL_AFTER_MS)) continue;
+      if (g && (g.bad || now - g.at < (this.busyRetryPending(g) ? BUSY_REDIAL_MS : REDIAL_AFTER_MS))) continue;
       if (this.byKey.size >= cap) return;
       const hosts = this.o.hosts.hosts;
       const host = hosts[this.nextHost++ % hosts.length]!;
@@ -394,7 +397,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.book.endPeer(p.id);
     this.availability.removePeer(p.id);
     if (this.byKey.get(p.key) === p) this.byKey.delete(p.key);
-    this.gone.set(p.key, { at: Date.now(), bad: p.droppedFor === 'bad-data' || p.droppedFor === 'self' });
+    // a busy holder (full of connections) may be tried again soon, a few times; others after REDIAL_AFTER_MS
+    const busy = code === ERROR_CODES.BUSY ? (this.gone.get(p.key)?.busy ?? 0) + 1 : 0;
+    this.gone.set(p.key, { at: Date.now(), bad: p.droppedFor === 'bad-data' || p.droppedFor === 'self', busy });
     p.host.send({ type: 'close', peerId: p.id });
     if (!quiet) this.emit('peer-dropped', { peer: p.address, reason, code });
     this.failIfStuck();
@@ -408,6 +413,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private failIfStuck(): void {
     if (!this.running || this.finished || this.table.complete || this.writes.size > 0) return;
     if ([...this.peers.values()].some((x) => x.state !== 'dropped')) return;
+    // a holder that was only busy is dialled again shortly (tick): not stuck yet
+    if ([...this.gone.values()].some((g) => this.busyRetryPending(g))) return;
     const missing = this.table.count - this.table.verified;
     const resume = `${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume`;
     const connected = [...this.peers.values()].filter((x) => x.everConnected && x.droppedFor !== 'self' && x.droppedFor !== 'duplicate');
@@ -416,6 +423,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       return;
     }
     this.fail(new SwarmError(ERROR_CODES.NO_PEERS, `no peer left to fetch from (${resume})`));
+  }
+
+  /** A holder that refused us for being full, and may be asked again (a few times, soon). */
+  private busyRetryPending(g: { bad: boolean; busy: number }): boolean {
+    return !g.bad && g.busy > 0 && g.busy <= BUSY_REDIALS;
   }
 
   private etaOf(chunk: number): number {
@@ -507,6 +519,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   private tick(): void {
     const now = Date.now();
+    // everyone is gone: dial the first holders again where allowed (busy ones come back soon)
+    if (this.byKey.size === 0) this.addHolders(this.initial);
     const deadline = (this.o.firstChunkMs / 1000).toFixed(1);
     for (const p of this.peers.values()) {
       if (p.state === 'connecting' && p.tcpAt && now - p.tcpAt > this.o.firstChunkMs) {

@@ -60,7 +60,25 @@ export function defaultTracker(explicit?: string): string {
 const addr = (a: PeerAddress) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
 
 /** Run `fn` on a connection to `a`, closed afterwards and when `signal` aborts. */
+/**
+ * A holder that answers BUSY (full of connections, none of them idle) is asked again a little
+ * later, BUSY_RETRIES times: a server under attack evicts stuck connections within seconds.
+ */
+const BUSY_RETRIES = 3;
+const BUSY_WAIT_MS = 700;
+
 async function onPeer<T>(a: PeerAddress, timeoutMs: number, signal: AbortSignal | undefined, fn: (c: PeerClient) => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await onPeerOnce(a, timeoutMs, signal, fn);
+    } catch (err) {
+      if ((err as SwarmError).code !== ERROR_CODES.BUSY || attempt >= BUSY_RETRIES || signal?.aborted) throw err;
+      await new Promise((r) => setTimeout(r, BUSY_WAIT_MS * (attempt + 1)));
+    }
+  }
+}
+
+async function onPeerOnce<T>(a: PeerAddress, timeoutMs: number, signal: AbortSignal | undefined, fn: (c: PeerClient) => Promise<T>): Promise<T> {
   const c = new PeerClient(a.ip, a.port, { timeoutMs });
   const stop = () => c.destroy(new SwarmError(ERROR_CODES.INTERRUPTED, 'interrupted'));
   signal?.addEventListener('abort', stop, { once: true });

@@ -86,7 +86,6 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
   private readonly heldChanged = new Set<(changed: AnnouncedFile[], removed: string[]) => void>();
   private readonly downloads = new Set<GetPromise>();
   private closed = false;
-  private sentByEnded = 0;
 
   private constructor(private readonly opts: NodeOptions) {
     super();
@@ -137,10 +136,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
     }
     if (o.listen !== false) {
       this.server = new PeerServer(this.sources, {
-        log: (event, fields) => {
-          if (event === 'peer-disconnected') this.sentByEnded += Number(fields?.sent ?? 0);
-          this.log(event, fields);
-        },
+        log: this.log,
         peerId: this.peerId,
         ...(o.limits ? { limits: o.limits } : {}),
         ...(o.maxUploadBytesPerSec ? { maxUploadBytesPerSec: o.maxUploadBytesPerSec } : {}),
@@ -227,7 +223,11 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
     let stopped = false;
     const ask = () => {
       trackerPeersOf(address, cid)
-        .then((peers) => !stopped && add(peers), () => {})
+        .then((peers) => {
+          if (stopped) return;
+          for (const a of peers) this.sources.noteHolder(cid, a);
+          add(peers);
+        }, () => {})
         .finally(() => {
           if (stopped) return;
           delay = Math.min(DISCOVER_MAX_MS, delay * 2);
@@ -245,13 +245,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
 
   /** Bytes this node has uploaded, and the peers it is sending to right now. */
   uploadStats(): { bytes: number; peers: number } {
-    let bytes = this.sentByEnded;
-    let peers = 0;
-    for (const s of this.server?.guard.connections() ?? []) {
-      bytes += s.bytesSent;
-      if (s.busy) peers++;
-    }
-    return { bytes, peers };
+    return this.server?.uploadStats() ?? { bytes: 0, peers: 0 };
   }
 
   /** Downloads still running. */

@@ -7,7 +7,12 @@
  */
 import { kindOf } from '../share/kinds.js';
 import type { ChunkSource, HaveListener, SourceIndex, SourceReader } from '../peer/source.js';
-import type { FileInfo } from '../types.js';
+import type { FileInfo, PeerAddress } from '../types.js';
+
+/** Holders remembered per content, contents remembered, and for how long (peer exchange). */
+const MAX_KNOWN_HOLDERS = 200;
+const MAX_KNOWN_CONTENTS = 1000;
+const KNOWN_FOR_MS = 10 * 60_000;
 
 interface Held {
   name: string;
@@ -20,6 +25,8 @@ export class NodeSources implements SourceIndex {
   private readonly held = new Map<string, Held>();
   private readonly byName = new Map<string, Held>();
   private readonly listeners = new Set<HaveListener>();
+  /** Holders of a content this peer knows of (for peer exchange), newest first out when full. */
+  private readonly known = new Map<string, Map<string, { addr: PeerAddress; at: number }>>();
 
   setLibrary(library: SourceIndex | null): void {
     this.library = library;
@@ -47,6 +54,25 @@ export class NodeSources implements SourceIndex {
   /** Chunks of `cid` newly verified here. */
   noteHave(cid: string, chunks: number[]): void {
     for (const l of this.listeners) l(cid, chunks);
+  }
+
+  noteHolder(cid: string, addr: PeerAddress): void {
+    let m = this.known.get(cid);
+    if (!m) {
+      if (this.known.size >= MAX_KNOWN_CONTENTS) this.known.delete(this.known.keys().next().value!);
+      this.known.set(cid, (m = new Map()));
+    }
+    const key = `${addr.ip}|${addr.port}`;
+    m.delete(key);
+    m.set(key, { addr: { ip: addr.ip, port: addr.port }, at: Date.now() });
+    if (m.size > MAX_KNOWN_HOLDERS) m.delete(m.keys().next().value!);
+  }
+
+  holdersOf(cid: string): PeerAddress[] {
+    const m = this.known.get(cid);
+    if (!m) return [];
+    const fresh = Date.now() - KNOWN_FOR_MS;
+    return [...m.values()].filter((k) => k.at >= fresh).reverse().map((k) => k.addr);
   }
 
   onHave(listener: HaveListener): () => void {

@@ -14,6 +14,7 @@ import { ConnectionGuard, SERVE_LIMITS, type ServerLimits } from '../net/guard.j
 import { encodeFrame } from '../protocol/frame.js';
 import { ERROR_CODES } from '../errors.js';
 import { localHello, newPeerId } from '../net/identity.js';
+import { UploadSlots } from '../scheduling/upload-slots.js';
 import type { SourceIndex } from './source.js';
 
 export interface PeerServerOptions {
@@ -24,7 +25,15 @@ export interface PeerServerOptions {
   maxUploadBytesPerSec?: number;
   /** The peer id this server says in hello (a node's downloads use the same, to recognise it). */
   peerId?: string;
+  /**
+   * Chunks in transit at once while several peers want data (scheduling/upload-slots.ts); 0 turns
+   * the policy off (every chunk at once). Default UPLOAD_SLOTS.
+   */
+  uploadSlots?: number;
 }
+
+/** Default chunks in transit under contention (see PeerServerOptions.uploadSlots). */
+export const UPLOAD_SLOTS = 4;
 
 /** How long a refused socket may take to read why it was refused. */
 const REFUSED_LINGER_MS = 1_000;
@@ -44,9 +53,17 @@ export class PeerServer {
   private readonly refused = new Set<net.Socket>();
 
   readonly peerId: string;
+  /** The upload policy: which waiting chunk goes next when several peers want data. */
+  readonly slots: UploadSlots | null;
+  private nextSession = 1;
+  private slotTimer: NodeJS.Timeout | null = null;
+  /** Bytes sent by connections that have ended. */
+  private sentByEnded = 0;
 
   constructor(private readonly sources: SourceIndex, opts: PeerServerOptions = {}) {
     this.peerId = opts.peerId ?? newPeerId();
+    const slots = opts.uploadSlots ?? UPLOAD_SLOTS;
+    this.slots = slots > 0 ? new UploadSlots(slots) : null;
     this.log = opts.log ?? noLog;
     this.upload = opts.maxUploadBytesPerSec ? new TokenBucket(opts.maxUploadBytesPerSec, Date.now()) : null;
     this.guard = new ConnectionGuard<PeerSession>({ ...SERVE_LIMITS, ...opts.limits }, (s, reason) => this.log('peer-closed', { peer: s.remote, reason }));
@@ -70,8 +87,10 @@ export class PeerServer {
       setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
       return;
     }
-    const s = new PeerSession(socket, ip, { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId) }, (ended, reason) => {
+    const ctx = { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId), slots: this.slots, id: this.nextSession++ };
+    const s = new PeerSession(socket, ip, ctx, (ended, reason) => {
       this.guard.remove(ended);
+      this.sentByEnded += ended.bytesSent;
       this.log('peer-disconnected', { peer: ended.remote, sent: ended.bytesSent, reason });
     });
     this.guard.add(s);
@@ -82,6 +101,11 @@ export class PeerServer {
     const a = await listenOn(this.server, port, host, 'peers');
     this.listenPort = a.port;
     this.guard.start();
+    if (this.slots) {
+      const slots = this.slots;
+      this.slotTimer = setInterval(() => slots.tick(Date.now()), 500);
+      this.slotTimer.unref();
+    }
     return { host: a.address, port: a.port };
   }
 
@@ -93,6 +117,17 @@ export class PeerServer {
     let n = 0;
     for (const s of this.guard.connections()) if (s.busy) n++;
     return n;
+  }
+
+  /** Bytes this server has sent, and connections it is sending to now. */
+  uploadStats(): { bytes: number; peers: number } {
+    let bytes = this.sentByEnded;
+    let peers = 0;
+    for (const s of this.guard.connections()) {
+      bytes += s.bytesSent;
+      if (s.busy) peers++;
+    }
+    return { bytes, peers };
   }
 
   /** What connections hold right now (tests prove the bounds with these). */
@@ -124,6 +159,7 @@ export class PeerServer {
       while (this.busy > 0 && !this.forced && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     }
     this.guard.stop();
+    if (this.slotTimer) clearInterval(this.slotTimer);
     this.endAll();
     await closed;
   }

@@ -1,12 +1,13 @@
 /**
- * One incoming peer connection: hello, then list / stat / manifest / get / cancel / interest, or
- * seed 002's plain-name File Request (legacy.ts).
+ * One incoming peer connection: hello, then list / stat / manifest / get / cancel / interest /
+ * have, or seed 002's plain-name File Request (legacy.ts).
  *
  *   socket ─► FrameDecoder ─► hello (first, within the handshake deadline)
- *                          ├► list, stat, manifest, interest: answered at once
- *                          └► get: queued ─► sender loop: read 1 MiB ─► 64 KiB packets ─► socket
- *                                            (next read overlaps the send; waits on 'drain';
- *                                            256 KiB reads for a connection's first 16 MiB)
+ *                          ├► list, stat, manifest: answered at once
+ *                          ├► interest: bitfield, known holders (peer exchange), then every
+ *                          │  chunk we newly verify as `have` (partial holders grow)
+ *                          ├► have: the client got those chunks (frees our upload slots)
+ *                          └► get: queued ─► RangeSender (sender.ts): packets ─► socket
  *
  * Everything the remote side can make us hold is bounded: replies (when the socket holds more
  * than REPLY_WINDOW_BYTES unsent, the decoder and the socket pause, so a client that does not
@@ -17,31 +18,24 @@
  */
 import type { Socket } from 'node:net';
 import { ERROR_CODES, SwarmError, toWire, asSwarmError } from '../errors.js';
-import { PACKET_PAYLOAD_BYTES } from '../constants.js';
 import { FrameDecoder, encodeFrame, type Header } from '../protocol/frame.js';
-import { encodePacketHead, FLAG_LAST_IN_CHUNK } from '../protocol/packet.js';
 import { checkHello, decodeMessage, helloMessage, type Hello, type PeerRequest } from '../protocol/messages.js';
 import { chunksOf } from '../manifest.js';
 import type { Log } from '../log.js';
 import { serveLegacyRequest } from './legacy.js';
 import type { TokenBucket } from '../scheduling/token-bucket.js';
-import { arena, type ChecksumArena } from '../protocol/checksum-wasm.js';
-import { sum16 } from '../protocol/checksum.js';
+import { UploadSlots } from '../scheduling/upload-slots.js';
 import type { GuardedConnection, ServerLimits } from '../net/guard.js';
 import type { HelloFields } from '../protocol/messages.js';
+import type { PeerAddress } from '../types.js';
 import type { ChunkSource, SourceIndex, SourceReader } from './source.js';
+import { RangeSender, type RangeRequest } from './sender.js';
 
-const READ_BYTES = 1 << 20;
-/**
- * A connection's first WARMUP_BYTES go out in pieces of WARMUP_READ_BYTES. A client that never
- * reads stops us inside the kernel's socket buffers (a few MiB), so it pins two small pieces, not
- * two 1 MiB ones (measured with 256 such clients: 2.05 → 0.5 MiB of RSS each); one that reads
- * gets 1 MiB pieces after that (256 KiB pieces throughout cost ~30% more CPU per GiB served).
- */
-const WARMUP_BYTES = 16 << 20;
-const WARMUP_READ_BYTES = 256 << 10;
-const READ_BUFFERS = 4;
 export const MAX_QUEUED_GETS = 1024;
+/** Contents one connection may subscribe to with `interest`. */
+const MAX_INTERESTS = 64;
+/** Holders sent in one `peers` message. */
+const PEX_PEERS = 50;
 /** Unsent reply bytes at which we stop reading the client's requests. */
 export const REPLY_WINDOW_BYTES = 256 << 10;
 /** Largest request frame: requests are small JSON headers with no body. */
@@ -53,23 +47,27 @@ const MAX_OPEN_READERS = 16;
  * piece (1 MiB at most); one that reads nothing has waited seconds by the time anyone needs its slot.
  */
 const STUCK_EVICT_MS = 500;
+/**
+ * When the server is full, a connection with a chunk unacknowledged for this long may be evicted.
+ * A reader at ≥ 1 MiB/s acknowledges a 1 MiB chunk sooner; one that never does holds an upload
+ * slot, not only a connection.
+ */
+const UNACKED_EVICT_MS = 2_000;
 /** Files per `files` page, and the JSON bytes a page may reach before it is cut. */
 const LIST_PAGE_FILES = 1000;
 const LIST_PAGE_BYTES = 256 << 10;
 
-interface GetRequest {
-  id: number;
-  source: ChunkSource;
-  from: number;
-  to: number;
-  cancelled: boolean;
-}
+type GetRequest = RangeRequest;
 
 export interface SessionContext {
   sources: SourceIndex;
   log: Log;
   upload: TokenBucket | null;
   hello: HelloFields;
+  /** The server's upload policy (null: every chunk goes at once). */
+  slots: UploadSlots | null;
+  /** This connection's number for the upload policy. */
+  id: number;
 }
 
 export class PeerSession implements GuardedConnection {
@@ -78,18 +76,16 @@ export class PeerSession implements GuardedConnection {
   private current: GetRequest | null = null;
   private sending = false;
   private closed = false;
-  private readonly freeBuffers: Buffer[] = [];
-  /** Read buffers live in wasm memory, so outgoing payloads are checksummed where they were read. */
-  private readArena: ChecksumArena | null | undefined;
-  private buffersOut = 0;
-  private bufferWaiters: (() => void)[] = [];
+  private readonly sender: RangeSender;
+  /** Contents this peer asked to hear `have`s of, and the unsubscribe function. */
+  private readonly interests = new Set<string>();
+  private unsubscribe: (() => void) | null = null;
   private mode: 'unknown' | 'framed' | 'legacy' = 'unknown';
   private readonly readers = new Map<string, Promise<SourceReader>>();
   readonly remote: string;
   readonly ip: string;
   readonly since: number;
   remoteHello: Hello | null = null;
-  bytesSent = 0;
   /** Clocks read by the guard (net/guard.ts). */
   private lastActivityAt: number;
   private partialSince = 0;
@@ -115,6 +111,17 @@ export class PeerSession implements GuardedConnection {
       },
       { maxHeaderBytes: MAX_REQUEST_HEADER_BYTES, maxBodyBytes: 0 },
     );
+    this.sender = new RangeSender(socket, ctx.upload, {
+      closed: () => this.closed,
+      blocked: (at) => {
+        this.blockedSince ||= at;
+      },
+      active: () => {
+        this.lastActivityAt = Date.now();
+      },
+      slot: (cid, chunk) => this.slot(cid, chunk),
+      waiting: (id) => this.send({ t: 'busy', id }),
+    });
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('drain', () => this.onDrain());
     socket.on('error', () => this.destroy('socket error'));
@@ -124,6 +131,27 @@ export class PeerSession implements GuardedConnection {
   /** True while a get is being sent or queued: a graceful shutdown waits for these. */
   get busy(): boolean {
     return this.sending || this.queue.length > 0;
+  }
+
+  get bytesSent(): number {
+    return this.sender.bytesSent;
+  }
+
+  /** The address this peer serves on, if it said (hello's listen port), for peer exchange. */
+  get listenAddress(): PeerAddress | null {
+    const port = this.remoteHello?.listen;
+    return port ? { ip: this.ip, port } : null;
+  }
+
+  /** Resolves false when chunk `chunk` of `cid` may go at once, true after waiting for a slot. */
+  private slot(cid: string, chunk: number): Promise<boolean> {
+    const slots = this.ctx.slots;
+    if (!slots) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      let sync = true;
+      slots.want(this.ctx.id, UploadSlots.key(cid, chunk), Date.now(), () => resolve(!sync));
+      sync = false;
+    });
   }
 
   get openReaders(): number {
@@ -139,11 +167,18 @@ export class PeerSession implements GuardedConnection {
     return this.socket.writableLength;
   }
 
+  /** Since when a chunk we sent has gone unacknowledged (0: none in transit). */
+  private unackedSince(): number {
+    return this.ctx.slots?.unackedSince(this.ctx.id) ?? 0;
+  }
+
   overdue(now: number, limits: ServerLimits): string | null {
     if (this.mode === 'legacy') return this.blockedSince && now - this.blockedSince > limits.sendStallMs ? 'stopped reading the file it asked for' : null;
     if (!this.remoteHello && now - this.since > limits.handshakeMs) return `no hello within ${limits.handshakeMs} ms`;
     if (this.partialSince && now - this.partialSince > limits.frameMs) return `a request took longer than ${limits.frameMs} ms to arrive`;
     if (this.blockedSince && now - this.blockedSince > limits.sendStallMs) return `did not read replies for ${limits.sendStallMs} ms`;
+    const unacked = this.unackedSince();
+    if (unacked && now - unacked > limits.sendStallMs) return `did not acknowledge a chunk for ${limits.sendStallMs} ms`;
     if (!this.busy && now - this.lastActivityAt > limits.idleMs) return `idle for ${limits.idleMs} ms`;
     return null;
   }
@@ -151,6 +186,9 @@ export class PeerSession implements GuardedConnection {
   evictRank(now: number): number {
     if (!this.remoteHello && this.mode !== 'legacy') return 4e12 + (now - this.since);
     if (this.blockedSince && now - this.blockedSince > STUCK_EVICT_MS) return 3e12 + (now - this.blockedSince);
+    // a swarm peer says `have` for every chunk it gets; one that does not is stuck or hostile
+    const unacked = this.unackedSince();
+    if (unacked && now - unacked > UNACKED_EVICT_MS) return 3e12 + (now - unacked);
     if (this.partialSince && now - this.partialSince > 1_000) return 2e12 + (now - this.partialSince);
     if (!this.busy) return 1e12 + (now - this.lastActivityAt);
     return 0;
@@ -286,7 +324,26 @@ export class PeerSession implements GuardedConnection {
       }
       case 'interest': {
         const src = this.ctx.sources.byCid(m.cid);
-        if (src) this.send({ t: 'bitfield', cid: m.cid, have: Buffer.from(src.bitfield()).toString('base64'), complete: src.complete });
+        if (!src) return;
+        this.send({ t: 'bitfield', cid: m.cid, have: Buffer.from(src.bitfield()).toString('base64'), complete: src.complete });
+        if (this.interests.size < MAX_INTERESTS && !this.interests.has(m.cid)) {
+          this.interests.add(m.cid);
+          this.unsubscribe ??= this.ctx.sources.onHave?.((cid, chunks) => {
+            if (this.interests.has(cid)) this.send({ t: 'have', cid, chunks });
+          }) ?? null;
+          const listen = this.listenAddress;
+          if (listen) this.ctx.sources.noteHolder?.(m.cid, listen);
+          const peers = (this.ctx.sources.holdersOf?.(m.cid) ?? []).filter((a) => !(listen && a.ip === listen.ip && a.port === listen.port)).slice(0, PEX_PEERS);
+          if (peers.length) this.send({ t: 'peers', cid: m.cid, peers });
+        }
+        return;
+      }
+      case 'have': {
+        // the client has these chunks now: whatever we sent it of them is delivered
+        const slots = this.ctx.slots;
+        if (!slots) return;
+        const now = Date.now();
+        for (const c of m.chunks.slice(0, 65_536)) if (typeof c === 'number') slots.acked(this.ctx.id, UploadSlots.key(m.cid, c), now);
         return;
       }
       case 'get': {
@@ -320,7 +377,7 @@ export class PeerSession implements GuardedConnection {
         if (req.cancelled) continue;
         this.current = req;
         try {
-          await this.sendRange(req);
+          await this.sender.send(req, await this.reader(req.source));
           if (!req.cancelled) this.send({ t: 'done', id: req.id });
         } catch (err) {
           const e = toWire(err);
@@ -360,115 +417,6 @@ export class PeerSession implements GuardedConnection {
     r.then((reader) => reader.close(), () => {});
   }
 
-  private async sendRange(req: GetRequest): Promise<void> {
-    const m = req.source.manifest;
-    const f = await this.reader(req.source);
-    f.checkUnchanged();
-    // pieces of at most READ_BYTES (smaller while warming up), never straddling a chunk boundary
-    const pieces: { chunk: number; offset: number; length: number; last: boolean }[] = [];
-    let planned = this.bytesSent;
-    for (let c = req.from; c < req.to; c++) {
-      const start = c * m.chunkBytes;
-      const end = Math.min(m.size, start + m.chunkBytes);
-      for (let at = start; at < end; ) {
-        const length = Math.min(planned < WARMUP_BYTES ? WARMUP_READ_BYTES : READ_BYTES, end - at);
-        pieces.push({ chunk: c, offset: at, length, last: at + length === end });
-        at += length;
-        planned += length;
-      }
-    }
-    const read = async (i: number) => {
-      const p = pieces[i]!;
-      const buf = await this.acquireBuffer();
-      let got = 0;
-      try {
-        if (this.closed) throw new SwarmError(ERROR_CODES.PEER_CLOSED, 'connection closed');
-        while (got < p.length) {
-          const n = await f.read(buf, got, p.length - got, p.offset + got);
-          if (n === 0) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `content ${m.cid.slice(0, 16)}… shrank while being served`);
-          got += n;
-        }
-        // checked after every read, so bytes read after a change are never sent
-        f.checkUnchanged();
-      } catch (err) {
-        this.releaseBuffer(buf);
-        throw err;
-      }
-      return buf;
-    };
-    let next: Promise<Buffer> | null = read(0);
-    for (let i = 0; i < pieces.length; i++) {
-      const buf = await next!;
-      next = null;
-      if (req.cancelled || this.closed) {
-        this.releaseBuffer(buf);
-        return;
-      }
-      if (i + 1 < pieces.length) {
-        next = read(i + 1);
-        next.catch(() => {}); // awaited next iteration; don't let it be unhandled meanwhile
-      }
-      if (this.ctx.upload) {
-        const wait = this.ctx.upload.delayFor(pieces[i]!.length, Date.now());
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      }
-      const ok = this.sendPiece(req.id, pieces[i]!, buf);
-      this.lastActivityAt = Date.now();
-      if (!ok && !this.closed) await this.drained();
-    }
-    if (next) this.releaseBuffer(await next);
-  }
-
-  private sendPiece(requestId: number, p: { chunk: number; offset: number; length: number; last: boolean }, buf: Buffer): boolean {
-    let ok = true;
-    this.socket.cork();
-    for (let at = 0; at < p.length; at += PACKET_PAYLOAD_BYTES) {
-      const n = Math.min(PACKET_PAYLOAD_BYTES, p.length - at);
-      const payload = buf.subarray(at, at + n);
-      const final = at + n >= p.length;
-      const payloadSum = this.readArena?.owns(payload) ? this.readArena.sum16(payload) : sum16(payload);
-      const head = encodePacketHead({ flags: final && p.last ? FLAG_LAST_IN_CHUNK : 0, requestId, chunk: p.chunk, offset: p.offset + at }, payload, payloadSum);
-      this.socket.write(head);
-      ok = final ? this.socket.write(payload, () => this.releaseBuffer(buf)) : this.socket.write(payload);
-    }
-    this.socket.uncork();
-    this.bytesSent += p.length;
-    return ok;
-  }
-
-  private drained(): Promise<void> {
-    this.blockedSince ||= Date.now();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
-  }
-
-  private acquireBuffer(): Promise<Buffer> {
-    const free = this.freeBuffers.pop();
-    if (free) {
-      this.buffersOut++;
-      return Promise.resolve(free);
-    }
-    if (this.buffersOut < READ_BUFFERS) {
-      if (this.readArena === undefined) this.readArena = arena(READ_BUFFERS * READ_BYTES);
-      const slot = this.buffersOut++;
-      return Promise.resolve(this.readArena ? this.readArena.bytes.subarray(slot * READ_BYTES, (slot + 1) * READ_BYTES) : Buffer.allocUnsafeSlow(READ_BYTES));
-    }
-    return new Promise((resolve) => this.bufferWaiters.push(() => resolve(this.acquireBuffer())));
-  }
-
-  private releaseBuffer(buf: Buffer): void {
-    this.buffersOut--;
-    this.freeBuffers.push(buf);
-    this.bufferWaiters.shift()?.();
-  }
-
   /** End the connection (idempotent): cancels its requests, closes its files. */
   destroy(reason = 'closed'): void {
     if (this.closed) return;
@@ -477,7 +425,9 @@ export class PeerSession implements GuardedConnection {
     this.queue.length = 0;
     if (this.current) this.current.cancelled = true;
     this.socket.destroy();
-    for (const w of this.bufferWaiters.splice(0)) w();
+    this.sender.destroy();
+    this.unsubscribe?.();
+    this.ctx.slots?.drop(this.ctx.id, Date.now());
     for (const cid of [...this.readers.keys()]) this.forgetReader(cid);
     this.onEnd(this, reason);
   }

@@ -8,7 +8,7 @@
  * swapped in later is never read. A source only ever answers for verified chunks.
  */
 import type { Manifest } from '../manifest.js';
-import type { FileInfo } from '../types.js';
+import type { FileInfo, PeerAddress } from '../types.js';
 
 export interface SourceReader {
   /** Read into `buf[at, at+length)` from file offset `position`; resolves bytes read (0 at end). */
@@ -44,4 +44,8 @@ export interface SourceIndex {
   openByName(name: string): Promise<{ reader: SourceReader; size: number } | undefined>;
   /** Subscribe to newly verified chunks; returns the unsubscribe function. */
   onHave?(listener: HaveListener): () => void;
+  /** Other holders of `cid` this peer knows (peer exchange). */
+  holdersOf?(cid: string): PeerAddress[];
+  /** A peer that serves on `addr` is interested in `cid` (it is a holder to tell others of). */
+  noteHolder?(cid: string, addr: PeerAddress): void;
 }

@@ -55,6 +55,14 @@ export class UploadSlots {
     return this.waiting.length;
   }
 
+  /** When the oldest chunk `session` has in transit was started (0: none): a peer that never
+   * acknowledges is stuck, and its connection can be treated as such. */
+  unackedSince(session: number): number {
+    let oldest = 0;
+    for (const t of this.transit) if (t.session === session && (!oldest || t.at < oldest)) oldest = t.at;
+    return oldest;
+  }
+
   /** Times this peer has sent chunk `key` (acknowledged or not). */
   uploadsOf(key: string): number {
     return this.uploads.get(key) ?? 0;
