@@ -181,3 +181,26 @@ t.test('upload slots: a lone downloader is never held back; under contention dis
   s.drop(4, 10_003);
   t.equal(s.inTransit + s.queued, 0, 'dropping sessions frees everything');
 });
+
+t.test('spread: with several downloaders a seeder shows each a few chunks, the least given out first; all once every chunk went out', async (t) => {
+  const { Spread } = await import('../lib/scheduling/spread.js');
+  const s = new Spread(12, prng(9), 2);
+  const shownOf = (bits: Uint8Array) => [...Array(12).keys()].filter((i) => (bits[i >> 3]! & (1 << (i & 7))) !== 0);
+  t.equal(shownOf(s.join(1)).length, 12, 'one downloader alone sees everything');
+  const b = shownOf(s.join(2));
+  const c = shownOf(s.join(3));
+  t.equal(b.length, 2, 'the second sees a window of 2');
+  t.equal(c.length, 2);
+  t.same(b.filter((i) => c.includes(i)), [], 'and the third another two: distinct chunks first');
+  const more = s.had(2, b[0]!);
+  t.equal(more.length, 1, 'a peer that has a shown chunk is shown one more');
+  t.notOk(b.includes(more[0]!) || c.includes(more[0]!), 'again one nobody was shown');
+  t.ok(s.shown(1, 5) && s.shown(2, b[1]!), 'shown() tells what a peer may be sent');
+  let finished = new Map<number, number[]>();
+  for (let i = 0; i < 12; i++) finished = s.sentTo(1, i);
+  t.ok(s.finished, 'every chunk sent once: the spread is over');
+  t.ok((finished.get(2)?.length ?? 0) > 0 && (finished.get(3)?.length ?? 0) > 0, 'the rest is shown to everyone at once');
+  t.equal(shownOf(s.join(4)).length, 12, 'and a newcomer sees everything');
+  s.leave(2);
+  s.leave(3);
+});

@@ -47,7 +47,7 @@ t.test('a peer thread hands over whole chunks in their own buffers; returned buf
   );
   t.teardown(() => host.close());
   const both = new Promise<void>((r) => (onChunk = r));
-  host.send({ type: 'connect', peerId: 0, host: '127.0.0.1', port: h.port, cid: m.cid, chunks: 2, hello: localHello() });
+  host.send({ type: 'connect', peerId: 0, host: '127.0.0.1', port: h.port, cid: m.cid, chunks: 2, hello: localHello(), bits: new Uint8Array(1) });
   host.send({ type: 'get', peerId: 0, reqId: 1, cid: m.cid, from: 0, to: 2, size: m.size, chunkBytes: m.chunkBytes });
   await both;
   const chunks = got.filter((x): x is Extract<FromPeerHost, { type: 'chunk' }> => x.type === 'chunk');

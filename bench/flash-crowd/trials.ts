@@ -109,7 +109,7 @@ export async function flashCrowd(opts: FlashCrowdOptions, signal: AbortSignal, l
                   if (isDone(k) || dl.res.note) return;
                   if (dl.proc!.exit) {
                     // exited: done just now (a plain get exits when done), or failed
-                    if (!isDone(k)) dl.res.note = `exited (${dl.proc!.exit.code ?? dl.proc!.exit.signal}) before the file was complete`;
+                    if (!isDone(k)) dl.res.note = `exited (${dl.proc!.exit.code ?? dl.proc!.exit.signal}) before the file was complete: ${tailOf(dl.proc!).slice(-1500)}`;
                     return;
                   }
                   open++;

@@ -169,8 +169,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       const p: Peer = { id, address, key, host, stats: new PeerStats(now), state: 'connecting', tcpAt: 0, everConnected: false, remoteId: null, complete: false, badData: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null };
       this.peers.set(id, p);
       this.byKey.set(key, p);
-      host.send({ type: 'connect', peerId: id, host: a.ip, port: a.port, cid: this.m.cid, chunks: this.table.count, hello: this.hello });
+      host.send({ type: 'connect', peerId: id, host: a.ip, port: a.port, cid: this.m.cid, chunks: this.table.count, hello: this.hello, bits: this.bitfield() });
     }
+  }
+
+  /** The chunks verified here, as a bitfield (a copy: it crosses to a peer thread). */
+  private bitfield(): Uint8Array {
+    const bits = new Uint8Array(Math.ceil(this.table.count / 8));
+    for (let i = 0; i < this.table.count; i++) if (this.table.isVerified(i)) bits[i >> 3]! |= 1 << (i & 7);
+    return bits;
   }
 
   /** Stop now (Ctrl-C): running writes finish and are recorded; nothing else is fetched. */

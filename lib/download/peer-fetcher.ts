@@ -68,6 +68,8 @@ export class PeerFetcher {
     readonly cid: string,
     private readonly chunks: number,
     hello: HelloFields,
+    /** What we hold (told in `interest`, kept current by `have`). */
+    private readonly mine: Uint8Array,
     private readonly buffers: BufferSource,
     private readonly post: (m: FromPeerHost, transfer?: ArrayBuffer[]) => void,
     private readonly times: FetchTimes = { copyMs: 0, checksumMs: 0 },
@@ -83,7 +85,7 @@ export class PeerFetcher {
         onMessage: (m) => this.onMessage(m),
         onHello: (h) => {
           this.post({ type: 'hello', peerId: this.peerId, peer: h.peer, listen: h.listen ?? null });
-          this.client.write({ t: 'interest', cid: this.cid });
+          this.client.write({ t: 'interest', cid: this.cid, have: Buffer.from(this.mine).toString('base64') });
         },
         onClose: (err) => this.onClose(err),
       },
@@ -104,6 +106,7 @@ export class PeerFetcher {
 
   /** Tell the peer which chunks we newly have (it frees upload slots, and learns a source). */
   have(chunks: number[]): void {
+    for (const c of chunks) if (c >= 0 && c < this.chunks) this.mine[c >> 3]! |= 1 << (c & 7);
     this.client.write({ t: 'have', cid: this.cid, chunks });
   }
 

@@ -61,7 +61,7 @@ export class PeerHostCore implements BufferSource {
   handle(m: ToPeerHost): void {
     switch (m.type) {
       case 'connect': {
-        const f = new PeerFetcher(m.peerId, m.host, m.port, m.cid, m.chunks, m.hello, this, (msg, transfer) => {
+        const f = new PeerFetcher(m.peerId, m.host, m.port, m.cid, m.chunks, m.hello, m.bits, this, (msg, transfer) => {
           if (msg.type === 'closed' || msg.type === 'chunk') this.flushBytes(f);
           if (msg.type === 'closed') this.fetchers.delete(m.peerId);
           this.post(msg, transfer);

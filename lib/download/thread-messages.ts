@@ -10,7 +10,7 @@ import type { PeerThreadTimes } from './breakdown.js';
 
 export type ToPeerHost =
   /** Connect, say `hello` (ours), then ask for the peer's bitfield of `cid` (`interest`). */
-  | { type: 'connect'; peerId: number; host: string; port: number; cid: string; chunks: number; hello: HelloFields }
+  | { type: 'connect'; peerId: number; host: string; port: number; cid: string; chunks: number; hello: HelloFields; bits: Uint8Array }
   | { type: 'get'; peerId: number; reqId: number; cid: string; from: number; to: number; size: number; chunkBytes: number }
   | { type: 'cancel'; peerId: number; reqId: number }
   | { type: 'buffer'; bytes: Uint8Array }

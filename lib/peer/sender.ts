@@ -46,10 +46,12 @@ export interface SenderHooks {
   blocked(at: number): void;
   /** Data went out (the connection is doing real work). */
   active(): void;
-  /** Wait for an upload slot for chunk `chunk`; resolves `false` when granted at once. */
-  slot(cid: string, chunk: number): Promise<boolean>;
-  /** The request waits for a slot (say `busy` once). */
-  waiting(id: number): void;
+  /** Wait for an upload slot for chunk `chunk` of request `id` (the session says `busy` meanwhile). */
+  slot(id: number, cid: string, chunk: number): Promise<void>;
+  /** Chunk `chunk` went out whole. */
+  sent(cid: string, chunk: number): void;
+  /** Chunk `chunk` was started and will not be finished (cancelled, closed): free its slot. */
+  abandoned(cid: string, chunk: number): void;
 }
 
 interface Piece {
@@ -108,37 +110,43 @@ export class RangeSender {
       }
       return buf;
     };
-    let told = false;
     let next: Promise<Buffer> | null = read(0);
-    for (let i = 0; i < pieces.length; i++) {
-      const p = pieces[i]!;
-      if (p.offset === p.chunk * m.chunkBytes) {
-        // a chunk begins: our upload policy decides when (others may be served first)
-        const waited = await this.hooks.slot(m.cid, p.chunk);
-        if (waited && !told) {
-          told = true;
-          this.hooks.waiting(req.id);
+    next.catch(() => {}); // awaited below, maybe after a wait for an upload slot: never unhandled meanwhile
+    let open = -1; // the chunk started and not yet sent whole
+    try {
+      for (let i = 0; i < pieces.length; i++) {
+        const p = pieces[i]!;
+        if (p.offset === p.chunk * m.chunkBytes) {
+          // a chunk begins: our upload policy decides when (others may be served first)
+          await this.hooks.slot(req.id, m.cid, p.chunk);
+          open = p.chunk;
         }
+        const buf = await next!;
+        next = null;
+        if (req.cancelled || this.hooks.closed()) {
+          this.releaseBuffer(buf);
+          return;
+        }
+        if (i + 1 < pieces.length) {
+          next = read(i + 1);
+          next.catch(() => {}); // awaited next iteration; don't let it be unhandled meanwhile
+        }
+        if (this.upload) {
+          const wait = this.upload.delayFor(p.length, Date.now());
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        const ok = this.sendPiece(req.id, p, buf);
+        this.hooks.active();
+        if (p.last) {
+          open = -1;
+          this.hooks.sent(m.cid, p.chunk);
+        }
+        if (!ok && !this.hooks.closed()) await this.drained();
       }
-      const buf = await next!;
-      next = null;
-      if (req.cancelled || this.hooks.closed()) {
-        this.releaseBuffer(buf);
-        return;
-      }
-      if (i + 1 < pieces.length) {
-        next = read(i + 1);
-        next.catch(() => {}); // awaited next iteration; don't let it be unhandled meanwhile
-      }
-      if (this.upload) {
-        const wait = this.upload.delayFor(p.length, Date.now());
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      }
-      const ok = this.sendPiece(req.id, p, buf);
-      this.hooks.active();
-      if (!ok && !this.hooks.closed()) await this.drained();
+      if (next) this.releaseBuffer(await next);
+    } finally {
+      if (open >= 0) this.hooks.abandoned(m.cid, open);
     }
-    if (next) this.releaseBuffer(await next);
   }
 
   private sendPiece(requestId: number, p: Piece, buf: Buffer): boolean {

@@ -15,6 +15,7 @@ import { encodeFrame } from '../protocol/frame.js';
 import { ERROR_CODES } from '../errors.js';
 import { localHello, newPeerId } from '../net/identity.js';
 import { UploadSlots } from '../scheduling/upload-slots.js';
+import { Spreads } from './spreads.js';
 import type { SourceIndex } from './source.js';
 
 export interface PeerServerOptions {
@@ -30,6 +31,8 @@ export interface PeerServerOptions {
    * the policy off (every chunk at once). Default UPLOAD_SLOTS.
    */
   uploadSlots?: number;
+  /** Show a seeded content to several downloaders a few chunks at a time (default true). */
+  spread?: boolean;
 }
 
 /** Default chunks in transit under contention (see PeerServerOptions.uploadSlots). */
@@ -55,6 +58,8 @@ export class PeerServer {
   readonly peerId: string;
   /** The upload policy: which waiting chunk goes next when several peers want data. */
   readonly slots: UploadSlots | null;
+  /** How this server shows a content it seeds to several downloaders at once. */
+  readonly spreads: Spreads | null;
   private nextSession = 1;
   private slotTimer: NodeJS.Timeout | null = null;
   /** Bytes sent by connections that have ended. */
@@ -64,6 +69,7 @@ export class PeerServer {
     this.peerId = opts.peerId ?? newPeerId();
     const slots = opts.uploadSlots ?? UPLOAD_SLOTS;
     this.slots = slots > 0 ? new UploadSlots(slots) : null;
+    this.spreads = opts.spread === false ? null : new Spreads();
     this.log = opts.log ?? noLog;
     this.upload = opts.maxUploadBytesPerSec ? new TokenBucket(opts.maxUploadBytesPerSec, Date.now()) : null;
     this.guard = new ConnectionGuard<PeerSession>({ ...SERVE_LIMITS, ...opts.limits }, (s, reason) => this.log('peer-closed', { peer: s.remote, reason }));
@@ -87,7 +93,7 @@ export class PeerServer {
       setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
       return;
     }
-    const ctx = { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId), slots: this.slots, id: this.nextSession++ };
+    const ctx = { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId), slots: this.slots, id: this.nextSession++, spreads: this.spreads };
     const s = new PeerSession(socket, ip, ctx, (ended, reason) => {
       this.guard.remove(ended);
       this.sentByEnded += ended.bytesSent;

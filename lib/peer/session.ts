@@ -30,6 +30,7 @@ import type { HelloFields } from '../protocol/messages.js';
 import type { PeerAddress } from '../types.js';
 import type { ChunkSource, SourceIndex, SourceReader } from './source.js';
 import { RangeSender, type RangeRequest } from './sender.js';
+import type { Spreads } from './spreads.js';
 
 export const MAX_QUEUED_GETS = 1024;
 /** Contents one connection may subscribe to with `interest`. */
@@ -68,7 +69,12 @@ export interface SessionContext {
   slots: UploadSlots | null;
   /** This connection's number for the upload policy. */
   id: number;
+  /** How a seeder shows its content to several downloaders (null: everything at once). */
+  spreads: Spreads | null;
 }
+
+/** While a request waits for an upload slot, `busy` is said again this often. */
+const BUSY_REPEAT_MS = 2_000;
 
 export class PeerSession implements GuardedConnection {
   private readonly decoder: FrameDecoder;
@@ -119,8 +125,9 @@ export class PeerSession implements GuardedConnection {
       active: () => {
         this.lastActivityAt = Date.now();
       },
-      slot: (cid, chunk) => this.slot(cid, chunk),
-      waiting: (id) => this.send({ t: 'busy', id }),
+      slot: (id, cid, chunk) => this.slot(id, cid, chunk),
+      sent: (cid, chunk) => this.ctx.spreads?.sent(this.ctx.id, cid, chunk),
+      abandoned: (cid, chunk) => this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(cid, chunk), Date.now()),
     });
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('drain', () => this.onDrain());
@@ -143,14 +150,25 @@ export class PeerSession implements GuardedConnection {
     return port ? { ip: this.ip, port } : null;
   }
 
-  /** Resolves false when chunk `chunk` of `cid` may go at once, true after waiting for a slot. */
-  private slot(cid: string, chunk: number): Promise<boolean> {
+  /**
+   * Resolves when chunk `chunk` of `cid` may go. A request that has to wait is told so (`busy`),
+   * again every BUSY_REPEAT_MS, so its requester takes the wait for a queue, not a stall.
+   */
+  private slot(id: number, cid: string, chunk: number): Promise<void> {
     const slots = this.ctx.slots;
-    if (!slots) return Promise.resolve(false);
+    if (!slots) return Promise.resolve();
     return new Promise((resolve) => {
-      let sync = true;
-      slots.want(this.ctx.id, UploadSlots.key(cid, chunk), Date.now(), () => resolve(!sync));
-      sync = false;
+      let timer: NodeJS.Timeout | null = null;
+      let granted = false;
+      slots.want(this.ctx.id, UploadSlots.key(cid, chunk), Date.now(), () => {
+        granted = true;
+        if (timer) clearInterval(timer);
+        resolve();
+      });
+      if (granted) return;
+      this.send({ t: 'busy', id });
+      timer = setInterval(() => (this.closed ? clearInterval(timer!) : this.send({ t: 'busy', id })), BUSY_REPEAT_MS);
+      timer.unref();
     });
   }
 
@@ -325,7 +343,10 @@ export class PeerSession implements GuardedConnection {
       case 'interest': {
         const src = this.ctx.sources.byCid(m.cid);
         if (!src) return;
-        this.send({ t: 'bitfield', cid: m.cid, have: Buffer.from(src.bitfield()).toString('base64'), complete: src.complete });
+        const theirs = m.have !== undefined ? Buffer.from(m.have, 'base64') : undefined;
+        // a seeder shows each of several downloaders a few chunks at a time (spreads.ts)
+        const shown = this.ctx.spreads ? this.ctx.spreads.join(this.ctx.id, src, theirs, (cid, chunks) => this.send({ t: 'have', cid, chunks })) : src.bitfield();
+        this.send({ t: 'bitfield', cid: m.cid, have: Buffer.from(shown).toString('base64'), complete: src.complete });
         if (this.interests.size < MAX_INTERESTS && !this.interests.has(m.cid)) {
           this.interests.add(m.cid);
           this.unsubscribe ??= this.ctx.sources.onHave?.((cid, chunks) => {
@@ -339,11 +360,12 @@ export class PeerSession implements GuardedConnection {
         return;
       }
       case 'have': {
-        // the client has these chunks now: whatever we sent it of them is delivered
-        const slots = this.ctx.slots;
-        if (!slots) return;
+        // the client has these chunks now: whatever we sent it of them is delivered, and a seeder
+        // may show it more
+        const chunks = m.chunks.slice(0, 65_536).filter((c): c is number => typeof c === 'number' && Number.isInteger(c) && c >= 0);
         const now = Date.now();
-        for (const c of m.chunks.slice(0, 65_536)) if (typeof c === 'number') slots.acked(this.ctx.id, UploadSlots.key(m.cid, c), now);
+        for (const c of chunks) this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(m.cid, c), now);
+        this.ctx.spreads?.had(this.ctx.id, m.cid, chunks);
         return;
       }
       case 'get': {
@@ -428,6 +450,7 @@ export class PeerSession implements GuardedConnection {
     this.sender.destroy();
     this.unsubscribe?.();
     this.ctx.slots?.drop(this.ctx.id, Date.now());
+    this.ctx.spreads?.leave(this.ctx.id);
     for (const cid of [...this.readers.keys()]) this.forgetReader(cid);
     this.onEnd(this, reason);
   }

@@ -50,8 +50,8 @@ const PEER_REQUESTS = {
   manifest: { id: 'uint', cid: 'cid' },
   get: { id: 'uint', cid: 'cid', from: 'uint', to: 'uint' },
   cancel: { id: 'uint' },
-  /** Ask for the sender's bitfield of a content and its `have` updates (partial holders). */
-  interest: { cid: 'cid' },
+  /** Ask for the sender's bitfield of a content and its `have` updates; `have`: what we hold already (base64 bitfield). */
+  interest: { cid: 'cid', have: '?string' },
   /** Chunks the requester has newly verified: the server's upload slots see them delivered. */
   have: { cid: 'cid', chunks: 'array' },
 } as const;
