@@ -3,9 +3,14 @@
  * The `swarm` command line. A thin layer over lib/index.ts: it parses options (commander),
  * draws progress (cli-progress), prints results, and maps error codes to exit codes. This is the
  * only place that calls process.exit.
+ *
+ * Start-up is kept short (a flash crowd starts many peers at once on few cores): only errors,
+ * version and constants are loaded to build the commands; each command loads the public API
+ * (lib/index.js) when it runs, and the bars library only when it draws bars.
  */
 import { Command, CommanderError } from 'commander';
-import { SwarmError, exitCodeFor, EXIT_CODES, VERSION, asSwarmError } from '../lib/index.js';
+import { SwarmError, exitCodeFor, EXIT_CODES, asSwarmError } from '../lib/errors.js';
+import { VERSION } from '../lib/version.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerTracker } from './commands/tracker.js';
 import { register as registerLs } from './commands/ls.js';
@@ -27,7 +32,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Output into a closed pipe (`swarm ls | head`) ends the command quietly, as other Unix tools do,
+ * instead of an EPIPE stack trace.
+ */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
+  quietOnClosedPipe(process.stdout);
+  quietOnClosedPipe(process.stderr);
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

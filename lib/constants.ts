@@ -46,3 +46,8 @@ export const TEMP_MARK = '.swarm-tmp-';
 
 /** Bytes before every frame's JSON header: two u32 lengths. */
 export const FRAME_PREFIX_BYTES = 8;
+
+/** The tracker to ask when none is named: $SWARM_TRACKER, else the one a local `swarm serve` embeds. */
+export function defaultTracker(explicit?: string): string {
+  return explicit ?? process.env.SWARM_TRACKER ?? `127.0.0.1:${DEFAULT_TRACKER_PORT}`;
+}

@@ -27,3 +27,4 @@ export { normalizeUserName, nameProblem } from './protocol/names.js';
 export { PROTOCOL_VERSION } from './protocol/messages.js';
 export { CHUNK_HASH_NAME } from './hashing.js';
 export { formatBreakdown, type Breakdown } from './download/breakdown.js';
+export { defaultLayout, type Layout } from './layout.js';

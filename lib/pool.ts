@@ -8,7 +8,8 @@
  * transferred to the pool and come back in the result for reuse.
  */
 import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import { createRequire } from 'node:module';
+import type { Piscina } from 'piscina';
 import { ERROR_CODES, SwarmError, fromWire, type WireError } from './errors.js';
 import { hashRange, verifyAndWrite, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
 
@@ -29,6 +30,16 @@ export function defaultPoolThreads(): number {
   return Math.max(1, Math.min(availableParallelism(), 8));
 }
 
+/**
+ * piscina is loaded when a thread pool is first made (a process that hashes and writes on its own
+ * thread never pays for it: ~20 ms of start-up, which counts when many peers start at once).
+ */
+let piscinaClass: typeof Piscina | null = null;
+function loadPiscina(): typeof Piscina {
+  piscinaClass ??= (createRequire(import.meta.url)('piscina') as { Piscina: typeof Piscina }).Piscina;
+  return piscinaClass;
+}
+
 type TaskResult = { hashes?: Uint8Array; error?: WireError } & Partial<WriteResult>;
 
 export class ThreadChunkPool implements ChunkPool {
@@ -38,7 +49,8 @@ export class ThreadChunkPool implements ChunkPool {
 
   constructor(threads = defaultPoolThreads()) {
     this.threads = threads;
-    this.pool = new Piscina({
+    const PiscinaPool = loadPiscina();
+    this.pool = new PiscinaPool({
       filename: CHUNK_TASK_URL.href,
       minThreads: threads,
       maxThreads: threads,

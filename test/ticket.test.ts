@@ -26,11 +26,32 @@ t.test('ticket: a damaged ticket is not trusted; an old one is recognised', asyn
   const tk = new Ticket(file, { name: 'x', cid: 'abc', size: 100, chunkBytes: 10, mtime: 5 }, 10);
   tk.mark(1);
   await tk.flush();
+  await tk.close();
   const text = readFileSync(file, 'utf8');
-  writeFileSync(file, text.replace('"verified":"', '"verified":"/'));
-  t.same(await Ticket.load(file), { ticket: null, why: 'damaged' }, 'one flipped character: the checksum catches it');
+  // a torn write overwrites bytes in place: flip one character of the first slot, then of both
+  writeFileSync(file, text.replace('"verified":"A', '"verified":"B'));
+  t.equal((await Ticket.load(file)).ticket?.verified, Buffer.from([2, 0]).toString('base64'), 'one slot spoiled (a torn write): the other one holds');
+  writeFileSync(file, text.replaceAll('"verified":"A', '"verified":"B'));
+  t.same(await Ticket.load(file), { ticket: null, why: 'damaged' }, 'both slots spoiled: the checksums catch it');
   writeFileSync(file, JSON.stringify({ version: 1, name: 'x', cid: '00ff', size: 100, chunkBytes: 10, mtime: 5, verified: 'AA==' }));
   t.same(await Ticket.load(file), { ticket: null, why: 'old-format' });
+});
+
+t.test('ticket: saves alternate between two slots written in place; the newest valid one is loaded', async (t) => {
+  const dir = t.testdir({});
+  const file = path.join(dir, 'x.swarm-ticket');
+  const tk = new Ticket(file, { name: 'x', cid: 'abc', size: 100, chunkBytes: 10, mtime: 5 }, 10);
+  await tk.flush();
+  const size = readFileSync(file).length;
+  for (let i = 0; i < 10; i++) {
+    tk.mark(i);
+    await tk.flush();
+    t.equal(readFileSync(file).length, size, 'the file keeps its size: slots are overwritten in place');
+    const back = Ticket.fromData(file, (await Ticket.load(file)).ticket!, 10);
+    t.equal(back.count(), i + 1, `after save ${i + 1} the newest slot is loaded`);
+  }
+  await tk.remove();
+  t.same(readdirSync(dir), [], 'no temp file, no ticket left');
 });
 
 t.test('ticket: a save that fails surfaces as a typed error, never an unhandled rejection', async (t) => {

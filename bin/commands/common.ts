@@ -1,6 +1,6 @@
 /** Option parsers and signal handling shared by the commands. */
 import { InvalidArgumentError } from 'commander';
-import { SwarmError, ERROR_CODES } from '../../lib/index.js';
+import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 
 export function intOption(v: string): number {
   const n = Number(v);

@@ -4,7 +4,9 @@
  * sharing the finished file; `--no-share` only takes.
  */
 import type { Command } from 'commander';
-import { SwarmNode, defaultTracker, formatBreakdown, SwarmError, ERROR_CODES, type GetOptions } from '../../lib/index.js';
+import type { SwarmNode, GetOptions } from '../../lib/index.js';
+import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
+import { defaultTracker } from '../../lib/constants.js';
 import { ndjson } from '../format.js';
 import { collect, intOption, portOption, seedOption } from './common.js';
 import { barView, jsonView } from '../views/get-view.js';
@@ -45,8 +47,8 @@ export function register(program: Command): void {
     .option('-p, --port <port>', 'port to share on (0: any free port)', portOption, 0)
     .option('--no-share', 'only take: do not serve the chunks already fetched to other peers')
     .option('--seed [seconds]', 'after the download, keep sharing the file (until Ctrl-C, or for SECONDS)', seedOption)
-    .option('--threads <n>', 'hash+write threads (0: main thread)', intOption)
-    .option('--peer-threads <n>', 'connection threads (0: main thread; default one per core)', intOption)
+    .option('--threads <n>', 'hash+write threads (0: main thread; default: 0 on 1-2 cores, else one per core)', intOption)
+    .option('--peer-threads <n>', 'connection threads (0: main thread; default: 0 on 1-2 cores, else half the cores)', intOption)
     .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB', intOption, 48)
     .option('--profile', 'measure where the time goes and print a breakdown at the end')
     .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, seeding, error)')
@@ -63,6 +65,8 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
     )
     .action(async (name: string, o: GetCliOptions) => {
       if (o.seed !== undefined && !o.share) throw new SwarmError(ERROR_CODES.USAGE, '--seed and --no-share contradict each other');
+      const { SwarmNode, formatBreakdown, defaultLayout } = await import('../../lib/index.js');
+      const layout = defaultLayout();
       const named = !!o.peer?.length;
       const node = await SwarmNode.start({
         listen: o.share,
@@ -72,7 +76,7 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
         // with named peers only, no tracker is asked (nor told about us)
         noTracker: named && !o.tracker,
         embed: false,
-        ...(o.threads !== undefined ? { threads: o.threads } : {}),
+        threads: o.threads ?? layout.poolThreads,
       });
       const opts: GetOptions = {
         ...(o.tracker ? { tracker: o.tracker } : {}),
@@ -80,7 +84,7 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
         ...(o.version ? { version: o.version } : {}),
         ...(o.overwrite ? { overwrite: true } : {}),
         outDir: o.output,
-        ...(o.peerThreads !== undefined ? { peerThreads: o.peerThreads } : {}),
+        peerThreads: o.peerThreads ?? layout.peerThreads,
         budgetBytes: Math.max(1, o.maxMemory) << 20,
         ...(o.profile ? { profile: true } : {}),
       };
@@ -90,11 +94,14 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       const upload = o.share ? { stats: () => node.uploadStats() } : null;
-      const view = o.json ? jsonView(d, upload) : o.quiet ? null : barView(d, upload);
+      const view = o.json ? jsonView(d, upload) : o.quiet ? null : await barView(d, upload);
       try {
         const r = await p;
         view?.done(r, node.uploadStats().bytes);
-        if (r.breakdown && !o.json) process.stderr.write(formatBreakdown(r.breakdown) + '\n');
+        if (r.breakdown && !o.json) {
+          const used = o.threads !== undefined || o.peerThreads !== undefined ? 'set by --threads/--peer-threads' : layout.why;
+          process.stderr.write(`${formatBreakdown(r.breakdown)}\nlayout: ${r.breakdown.threads.peer} peer thread(s), ${r.breakdown.threads.pool} pool thread(s) (${used})\n`);
+        }
       } catch (err) {
         view?.stop();
         await node.close({ graceful: false });

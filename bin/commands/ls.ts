@@ -1,6 +1,7 @@
 /** `swarm ls`: files in a local folder (LISTL), on a peer (LISTR), or in a tracker's directory; `swarm who`. */
 import type { Command } from 'commander';
-import { listLocal, listPeer, trackerDirectory, trackerVersions, defaultTracker, SwarmError, ERROR_CODES } from '../../lib/index.js';
+import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
+import { defaultTracker } from '../../lib/constants.js';
 import { humanBytes, humanTime, printTable, printable } from '../format.js';
 
 const addr = (h: { ip: string; port: number }) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`);
@@ -19,6 +20,7 @@ export function register(program: Command): void {
     .option('-t, --tracker [host:port]', `list the tracker's directory (name, size, mtime, holders; default ${defaultTracker()})`)
     .option('--json', 'print JSON')
     .action(async (dir: string | undefined, o: { peer?: string; tracker?: string | true; json?: boolean }) => {
+      const { listLocal, listPeer, trackerDirectory } = await import('../../lib/index.js');
       const modes = [dir !== undefined, !!o.peer, !!o.tracker].filter(Boolean).length;
       if (modes !== 1) throw new SwarmError(ERROR_CODES.USAGE, 'give exactly one of: a folder, --peer host:port, --tracker [host:port]');
       if (o.tracker) {
@@ -61,6 +63,7 @@ export function register(program: Command): void {
     .option('-t, --tracker <host:port>', `tracker to ask (default ${defaultTracker()})`)
     .option('--json', 'print JSON')
     .action(async (name: string, o: { tracker?: string; json?: boolean }) => {
+      const { trackerVersions } = await import('../../lib/index.js');
       const tracker = defaultTracker(o.tracker);
       const { versions, dropped } = await trackerVersions(tracker, name);
       warnDropped(dropped, `tracker ${tracker}`, !!o.json);

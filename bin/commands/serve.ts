@@ -1,7 +1,8 @@
 /** `swarm serve DIR`: share a folder (and embed or join a tracker). */
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
-import { serve, openLogFile, constants, type ServeHandle, type HashProgress } from '../../lib/index.js';
+import type { SingleBar } from 'cli-progress';
+import type { ServeHandle, HashProgress } from '../../lib/index.js';
+import * as constants from '../../lib/constants.js';
 import { humanBytes, ndjson, printable } from '../format.js';
 import { intOption, onInterrupt } from './common.js';
 
@@ -26,10 +27,13 @@ Ctrl-C stops accepting peers and lets running transfers finish; a second Ctrl-C 
 Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
     )
     .action(async (dir: string, o: { port: number; host: string; tracker?: string | boolean; trackerPort: number; threads?: number; log?: string; json?: boolean; maxUpload?: number }) => {
+      const { serve, openLogFile } = await import('../../lib/index.js');
+      // bars only on a terminal, for large shares: the bars library is loaded only then
+      const cliProgress = !o.json && process.stderr.isTTY ? (await import('cli-progress')).default : null;
       const fileLog = o.log ? openLogFile(o.log) : null;
       const json = !!o.json;
       const say = (text: string, event: Record<string, unknown>) => (json ? ndjson(event) : process.stderr.write(text + '\n'));
-      let bar: cliProgress.SingleBar | null = null;
+      let bar: SingleBar | null = null;
       let lastJson = 0;
       const onHashing = (p: HashProgress) => {
         const finished = p.filesDone === p.filesTotal;
@@ -41,7 +45,7 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
           }
           return;
         }
-        if (!process.stderr.isTTY || p.bytesTotal < 64 << 20) return;
+        if (!cliProgress || p.bytesTotal < 64 << 20) return;
         if (!bar) {
           bar = new cliProgress.SingleBar({ format: 'hashing |{bar}| {percentage}% {value}/{total} MiB  {files}', stream: process.stderr }, cliProgress.Presets.shades_classic);
           bar.start(Math.ceil(p.bytesTotal / 2 ** 20), 0, { files: '' });

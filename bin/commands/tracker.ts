@@ -1,6 +1,6 @@
 /** `swarm tracker`: run the directory server on its own. */
 import type { Command } from 'commander';
-import { tracker, openLogFile, constants } from '../../lib/index.js';
+import * as constants from '../../lib/constants.js';
 import { ndjson } from '../format.js';
 import { intOption, onInterrupt } from './common.js';
 
@@ -14,6 +14,7 @@ export function register(program: Command): void {
     .option('--log <file>', 'append one line per event to this file')
     .option('--json', 'print NDJSON events instead of text')
     .action(async (o: { port: number; host: string; keepalive: number; log?: string; json?: boolean }) => {
+      const { tracker, openLogFile } = await import('../../lib/index.js');
       const fileLog = o.log ? openLogFile(o.log) : null;
       const t = await tracker({ port: o.port, host: o.host, keepaliveMs: o.keepalive, ...(fileLog ? { log: fileLog.log } : {}) });
       if (o.json) ndjson({ event: 'tracker-listening', host: t.host, port: t.port });

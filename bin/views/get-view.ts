@@ -3,7 +3,7 @@
  * ETA; an upload line; one line per peer), NDJSON events with `--json`, nothing with `--quiet`.
  * Both directions: a download that shares shows what it uploads and to how many peers.
  */
-import cliProgress from 'cli-progress';
+import type { MultiBar, SingleBar } from 'cli-progress';
 import type { DoneEvent, PeerView, Download } from '../../lib/index.js';
 import { humanBytes, humanRate, ndjson, printable } from '../format.js';
 
@@ -64,18 +64,20 @@ function peerLine(p: PeerView): string {
   return `${humanRate(p.rate).padStart(12)}  ${String(p.chunks).padStart(6)} chunks  ${p.complete ? 'seeder ' : 'partial'}  ${state}${p.strikes ? `  ${p.strikes} strikes` : ''}`;
 }
 
-export function barView(d: Download, up: Upload | null): GetView {
+export async function barView(d: Download, up: Upload | null): Promise<GetView> {
   const tty = !!process.stderr.isTTY;
-  let multi: cliProgress.MultiBar | null = null;
-  let total: cliProgress.SingleBar | null = null;
-  let upBar: cliProgress.SingleBar | null = null;
-  const peerBars = new Map<string, cliProgress.SingleBar>();
+  // the bars library is loaded only where bars are drawn
+  const cliProgress = tty ? (await import('cli-progress')).default : null;
+  let multi: MultiBar | null = null;
+  let total: SingleBar | null = null;
+  let upBar: SingleBar | null = null;
+  const peerBars = new Map<string, SingleBar>();
   const meter = uploadMeter(up);
   const log = (s: string) => (multi ? multi.log(s + '\n') : process.stderr.write(s + '\n'));
   d.on('start', (e) => {
     const resumed = e.resumedChunks ? `, resuming with ${e.resumedChunks}/${e.chunks} chunks` : '';
     process.stderr.write(`${printable(e.name)}: ${humanBytes(e.size)} from ${e.peers.length} peer(s) via ${e.source}${resumed}\n`);
-    if (!tty) return;
+    if (!cliProgress) return;
     multi = new cliProgress.MultiBar(
       { stream: process.stderr, hideCursor: true, clearOnComplete: false, format: '{label} |{bar}| {percentage}% {value}/{total} MiB {rate} ETA {eta_formatted}', barsize: 30 },
       cliProgress.Presets.shades_classic,
@@ -99,12 +101,12 @@ export function barView(d: Download, up: Upload | null): GetView {
   d.on('warning', (e) => log(`warning: ${e.peer ? e.peer + ': ' : ''}${printable(e.message)}`));
   d.on('peer-dropped', (e) => log(`dropped ${e.peer}: ${printable(e.reason)}`));
   const stop = () => {
-    (multi as cliProgress.MultiBar | null)?.stop();
+    (multi as MultiBar | null)?.stop();
     multi = null;
   };
   return {
     done(r, uploaded) {
-      const t = total as cliProgress.SingleBar | null;
+      const t = total as SingleBar | null;
       t?.update(t.getTotal(), { rate: '' }); // the last tick may predate the last chunk
       stop();
       if (r.upToDate) {

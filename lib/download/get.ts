@@ -372,6 +372,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         await c.closeHosts();
       }
       await ticket.flush().catch(() => {});
+      await ticket.close();
       await part.close();
       throw asSwarmError(err);
     }

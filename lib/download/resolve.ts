@@ -24,7 +24,6 @@ import { trackerVersions } from '../tracker/client.js';
 import { isLegacyCid } from '../protocol/entries.js';
 import type { Manifest } from '../manifest.js';
 import type { PeerAddress, Version } from '../types.js';
-import { DEFAULT_TRACKER_PORT } from '../constants.js';
 
 export const MANIFEST_TIMEOUT_MS = 5_000;
 /** Versions tying for newest that are tried at once. */
@@ -53,9 +52,8 @@ export interface ResolveOptions {
   signal?: AbortSignal;
 }
 
-export function defaultTracker(explicit?: string): string {
-  return explicit ?? process.env.SWARM_TRACKER ?? `127.0.0.1:${DEFAULT_TRACKER_PORT}`;
-}
+export { defaultTracker } from '../constants.js';
+import { defaultTracker } from '../constants.js';
 
 const addr = (a: PeerAddress) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
 
