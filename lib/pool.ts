@@ -9,6 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
+import { workerUrl } from './paths.js';
 import type { Piscina } from 'piscina';
 import { ERROR_CODES, SwarmError, fromWire, type WireError } from './errors.js';
 import { hashRange, verifyAndWrite, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
@@ -24,7 +25,7 @@ export interface ChunkPool {
   destroy(): Promise<void>;
 }
 
-export const CHUNK_TASK_URL = new URL('../workers/chunk-task.js', import.meta.url);
+export const CHUNK_TASK_URL = workerUrl('chunk-task.js');
 
 export function defaultPoolThreads(): number {
   return Math.max(1, Math.min(availableParallelism(), 8));

@@ -1,9 +1,10 @@
 /** The package version, read once from package.json (two levels above dist/lib). */
 import { readFileSync } from 'node:fs';
+import { packageJsonUrl } from './paths.js';
 
 function readVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(packageJsonUrl(), 'utf8')) as { version?: string };
     return pkg.version ?? '0.0.0';
   } catch {
     return '0.0.0';

@@ -5,6 +5,7 @@
  * `WorkerPeerHost` is the main thread's handle on a worker.
  */
 import { Worker } from 'node:worker_threads';
+import { workerUrl } from '../paths.js';
 import { ERROR_CODES, SwarmError, toWire } from '../errors.js';
 import type { FromPeerHost, ToPeerHost } from './thread-messages.js';
 import { PeerFetcher, type BufferSource, type FetchTimes } from './peer-fetcher.js';
@@ -109,7 +110,7 @@ export interface PeerHost {
   close(): Promise<void>;
 }
 
-export const PEER_WORKER_URL = new URL('../../workers/peer-worker.js', import.meta.url);
+export const PEER_WORKER_URL = workerUrl('peer-worker.js');
 
 export class WorkerPeerHost implements PeerHost {
   private readonly worker: Worker;

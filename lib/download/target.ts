@@ -4,7 +4,7 @@
  * mtime is then set: "already up to date"); a folder (refused); or another file (refused unless
  * the user asked to overwrite). A user's own file is never replaced silently.
  */
-import { lstat, stat, unlink, utimes } from 'node:fs/promises';
+import { lstat, realpath, stat, unlink, utimes } from 'node:fs/promises';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { ChunkPool } from '../pool.js';
 import { partPaths } from '../storage/part-file.js';
@@ -64,6 +64,8 @@ export async function tidyFinished(finalPath: string, m: Manifest, warn: (messag
 
 /** True when the file at `file` hashes, chunk by chunk, to the manifest. */
 export async function sameContent(file: string, m: Manifest, pool: ChunkPool, signal: AbortSignal): Promise<boolean> {
+  // the real path: the hash task checks the descriptor it opens is the file at that very path
+  file = await realpath(file);
   const st = await stat(file);
   const chunks = chunksOf(m);
   const TASK = 16;
