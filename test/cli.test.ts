@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { TrackerServer } from '../lib/tracker/server.js';
 import { tempDir } from './helpers/tmp.js';
-import { servePeer, swarm } from './helpers/procs.js';
+import { servePeer, swarm, SWARM_BIN } from './helpers/procs.js';
 
 async function json(t: Parameters<typeof swarm>[0], args: string[]): Promise<unknown> {
   const p = swarm(t, args);
@@ -45,4 +45,34 @@ t.test('ls (folder, peer, tracker) and who, as a script would use them', async (
   t.equal((await nobody.exit).code, 3, 'who of an unknown name: not found');
   const both = swarm(t, ['ls', dir, '--peer', `127.0.0.1:${port}`]);
   t.equal((await both.exit).code, 2, 'ls with two sources at once is a usage error');
+});
+
+t.test('bad option values are usage errors with a clear message, never silently taken', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['serve', '.', '--port', '70000'], /port number, 0 to 65535/],
+    [['serve', '.', '--max-upload', 'abc'], /number above 0/],
+    [['serve', '.', '--max-upload', '-5'], /number above 0/],
+    [['serve', '.', '--no-tracker', '--tracker', '127.0.0.1:1'], /contradict/],
+    [['serve', '.', '--log', '/nonexistent-swarm-dir/x.log', '--port', '0', '--no-tracker'], /cannot write the log file/],
+    [['tracker', '--keepalive', '0'], /from 100 to 600000/],
+    [['get', 'x', '--max-memory', '0'], /from 1 to 65536/],
+    [['get', 'x', '--seed', '--no-share'], /contradict/],
+  ];
+  for (const [args, msg] of cases) {
+    const p = swarm(t, args);
+    const { code } = await p.exit;
+    t.equal(code, 2, `${args.join(' ')}: exit 2`);
+    t.match(p.stderr(), msg, `${args.join(' ')}: says why`);
+  }
+});
+
+t.test('output into a closed pipe ends quietly (no EPIPE stack trace)', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [SWARM_BIN, 'get', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout.once('data', () => child.stdout.destroy()); // like `| head -1`
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  t.notMatch(err, /EPIPE|\n\s+at /, 'no stack trace');
+  t.equal(code, 0, 'exit 0');
 });

@@ -1,11 +1,40 @@
 /** Option parsers and signal handling shared by the commands. */
 import { InvalidArgumentError } from 'commander';
+import { closeSync, openSync } from 'node:fs';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 
 export function intOption(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
   return n;
+}
+
+/** A whole number within [min, max] (what the option can sensibly take). */
+export function boundedInt(min: number, max: number, unit = ''): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}${unit}`);
+    return n;
+  };
+}
+
+/** A number above 0 (a rate, a size). */
+export function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number above 0');
+  return n;
+}
+
+/**
+ * A log file the user named must be writable now: opening it later and failing silently would
+ * log nothing while the user thinks it does.
+ */
+export function checkLogFile(file: string): void {
+  try {
+    closeSync(openSync(file, 'a'));
+  } catch (err) {
+    throw new SwarmError(ERROR_CODES.USAGE, `cannot write the log file ${file}: ${(err as Error).message}`);
+  }
 }
 
 /** A TCP port: 0 (any free one) to 65535. */

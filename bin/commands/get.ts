@@ -8,7 +8,7 @@ import type { SwarmNode, GetOptions } from '../../lib/index.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { defaultTracker } from '../../lib/constants.js';
 import { ndjson } from '../format.js';
-import { collect, intOption, portOption, seedOption } from './common.js';
+import { boundedInt, collect, intOption, portOption, seedOption } from './common.js';
 import { barView, jsonView } from '../views/get-view.js';
 
 interface GetCliOptions {
@@ -49,7 +49,7 @@ export function register(program: Command): void {
     .option('--seed [seconds]', 'after the download, keep sharing the file (until Ctrl-C, or for SECONDS)', seedOption)
     .option('--threads <n>', 'hash+write threads (0: main thread; default: 0 on 1-2 cores, else one per core)', intOption)
     .option('--peer-threads <n>', 'connection threads (0: main thread; default: 0 on 1-2 cores, else half the cores)', intOption)
-    .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB', intOption, 48)
+    .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB (1 to 65536)', boundedInt(1, 65536, ' MiB'), 48)
     .option('--profile', 'measure where the time goes and print a breakdown at the end')
     .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, seeding, error)')
     .option('-q, --quiet', 'print nothing but errors')
@@ -85,7 +85,7 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
         ...(o.overwrite ? { overwrite: true } : {}),
         outDir: o.output,
         peerThreads: o.peerThreads ?? layout.peerThreads,
-        budgetBytes: Math.max(1, o.maxMemory) << 20,
+        budgetBytes: o.maxMemory * 2 ** 20,
         ...(o.profile ? { profile: true } : {}),
       };
       const p = node.get(name, opts);

@@ -1,4 +1,4 @@
-/** `swarm ls`: files in a local folder (LISTL), on a peer (LISTR), or in a tracker's directory; `swarm who`. */
+/** `swarm ls`: files in a local folder, on a peer, or in a tracker's directory; `swarm who`: the holders of one name. */
 import type { Command } from 'commander';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { defaultTracker } from '../../lib/constants.js';

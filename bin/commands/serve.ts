@@ -3,21 +3,22 @@ import type { Command } from 'commander';
 import type { SingleBar } from 'cli-progress';
 import type { ServeHandle, HashProgress } from '../../lib/index.js';
 import * as constants from '../../lib/constants.js';
-import { humanBytes, ndjson, printable } from '../format.js';
-import { intOption, onInterrupt } from './common.js';
+import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
+import { count, humanBytes, ndjson, printable } from '../format.js';
+import { checkLogFile, intOption, onInterrupt, portOption, positiveNumber } from './common.js';
 
 export function register(program: Command): void {
   program
     .command('serve')
     .description('share a folder: scan and hash it, answer peers, register with a tracker')
     .argument('<dir>', 'folder to share (subfolders included)')
-    .option('-p, --port <port>', `peer port (0 picks a free one)`, intOption, constants.DEFAULT_PEER_PORT)
+    .option('-p, --port <port>', `peer port (0 picks a free one)`, portOption, constants.DEFAULT_PEER_PORT)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('-t, --tracker <host:port>', 'register with this tracker (default: embed one, or join the one already running here)')
-    .option('--tracker-port <port>', 'port of the embedded tracker', intOption, constants.DEFAULT_TRACKER_PORT)
+    .option('--tracker-port <port>', 'port of the embedded tracker', portOption, constants.DEFAULT_TRACKER_PORT)
     .option('--no-tracker', 'do not use a tracker at all')
     .option('--threads <n>', 'hashing threads (0: hash on the main thread)', intOption)
-    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', Number)
+    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', positiveNumber)
     .option('--log <file>', 'append one line per event to this file')
     .option('--json', 'print NDJSON events instead of text')
     .addHelpText(
@@ -27,6 +28,11 @@ Ctrl-C stops accepting peers and lets running transfers finish; a second Ctrl-C 
 Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
     )
     .action(async (dir: string, o: { port: number; host: string; tracker?: string | boolean; trackerPort: number; threads?: number; log?: string; json?: boolean; maxUpload?: number }) => {
+      // --tracker X with --no-tracker: commander keeps whichever came last; say it instead
+      if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
+        throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
+      }
+      if (o.log) checkLogFile(o.log);
       const { serve, openLogFile } = await import('../../lib/index.js');
       // bars only on a terminal, for large shares: the bars library is loaded only then
       const cliProgress = !o.json && process.stderr.isTTY ? (await import('cli-progress')).default : null;
@@ -86,7 +92,7 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
       const trackerText = handle.tracker
         ? `${handle.tracker.embedded ? 'embedded tracker on' : 'tracker'} ${handle.tracker.address}${handle.tracker.client.connected ? '' : ' (not reachable yet, retrying)'}`
         : 'no tracker';
-      say(`sharing ${files.length} files (${humanBytes(total)}) from ${handle.library.root} on ${handle.host}:${handle.port}; ${trackerText}; hashed ${handle.library.counters.filesHashed} files in ${((Date.now() - startedHashing) / 1000).toFixed(1)} s`, {
+      say(`sharing ${count(files.length, 'file')} (${humanBytes(total)}) from ${handle.library.root} on ${handle.host}:${handle.port}; ${trackerText}; hashed ${count(handle.library.counters.filesHashed, 'file')} in ${((Date.now() - startedHashing) / 1000).toFixed(1)} s`, {
         event: 'serving',
         dir: handle.library.root,
         host: handle.host,

@@ -5,7 +5,7 @@
  */
 import type { MultiBar, SingleBar } from 'cli-progress';
 import type { DoneEvent, PeerView, Download } from '../../lib/index.js';
-import { humanBytes, humanRate, ndjson, printable } from '../format.js';
+import { count, humanBytes, humanRate, ndjson, printable } from '../format.js';
 
 const PROGRESS_JSON_MS = 1000;
 
@@ -76,7 +76,7 @@ export async function barView(d: Download, up: Upload | null): Promise<GetView> 
   const log = (s: string) => (multi ? multi.log(s + '\n') : process.stderr.write(s + '\n'));
   d.on('start', (e) => {
     const resumed = e.resumedChunks ? `, resuming with ${e.resumedChunks}/${e.chunks} chunks` : '';
-    process.stderr.write(`${printable(e.name)}: ${humanBytes(e.size)} from ${e.peers.length} peer(s) via ${e.source}${resumed}\n`);
+    process.stderr.write(`${printable(e.name)}: ${humanBytes(e.size)} from ${count(e.peers.length, 'peer')} via ${e.source}${resumed}\n`);
     if (!cliProgress) return;
     multi = new cliProgress.MultiBar(
       { stream: process.stderr, hideCursor: true, clearOnComplete: false, format: '{label} |{bar}| {percentage}% {value}/{total} MiB {rate} ETA {eta_formatted}', barsize: 30 },
@@ -88,7 +88,7 @@ export async function barView(d: Download, up: Upload | null): Promise<GetView> 
   d.on('progress', (e) => {
     total?.update(Math.floor(e.bytes / 2 ** 20), { rate: humanRate(e.rate) });
     const u = meter();
-    upBar?.update(0, { line: `${humanRate(u.rate).padStart(12)}  to ${u.peers} peer(s), ${humanBytes(u.bytes)} sent` });
+    upBar?.update(0, { line: `${humanRate(u.rate).padStart(12)}  to ${count(u.peers, 'peer')}, ${humanBytes(u.bytes)} sent` });
     for (const p of e.peers) {
       let bar = peerBars.get(p.address);
       if (!bar && multi && p.state !== 'dropped') {
@@ -114,7 +114,7 @@ export async function barView(d: Download, up: Upload | null): Promise<GetView> 
         return;
       }
       process.stderr.write(
-        `saved ${printable(r.path)}: ${humanBytes(r.size)} in ${r.seconds.toFixed(1)} s (${humanRate(r.rate)}), ${r.peersUsed} peer(s) used` +
+        `saved ${printable(r.path)}: ${humanBytes(r.size)} in ${r.seconds.toFixed(1)} s (${humanRate(r.rate)}), ${count(r.peersUsed, 'peer')} used` +
           `${r.resumedChunks ? `, ${r.resumedChunks} chunks resumed` : ''}` +
           `${r.peersDropped ? `, ${r.peersDropped} dropped` : ''}` +
           `${uploaded ? `, ${humanBytes(uploaded)} uploaded` : ''}` +

@@ -15,6 +15,8 @@ export interface Proc {
   waitFor(pred: (o: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(sig?: NodeJS.Signals): void;
+  /** Everything written to stderr so far. */
+  stderr(): string;
 }
 
 export function swarm(t: { teardown(fn: () => unknown): void }, args: string[], cwd?: string): Proc {
@@ -48,6 +50,7 @@ export function swarm(t: { teardown(fn: () => unknown): void }, args: string[], 
     lines,
     exit,
     kill: (sig = 'SIGTERM') => child.kill(sig),
+    stderr: () => stderr.join(''),
     waitFor(pred, ms = 20_000) {
       for (const line of lines) {
         try {
