@@ -61,6 +61,8 @@ export interface FakeOptions {
   getError?: { code: string; message: string };
   /** Hang up after sending this many chunks on a connection (a liar that leaves before its strikes add up). */
   closeAfterChunks?: number;
+  /** What its bitfield says of itself (default true: a seeder); false poses as a partial holder with every chunk. */
+  complete?: boolean;
 }
 
 /** Chunks sent per connection (closeAfterChunks). */
@@ -85,7 +87,7 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
       onMessage(h) {
         if (h.t === 'hello') send({ t: 'hello', v: PROTOCOL_VERSION, peer: fakeId, agent: `fake/${mode}`, caps: [] });
         // every fake claims the whole file (the liars lie about that too)
-        if (h.t === 'interest' && h.cid === m.cid) send({ t: 'bitfield', cid: m.cid, have: Buffer.from(fullBitfield(chunksOf(m))).toString('base64'), complete: true });
+        if (h.t === 'interest' && h.cid === m.cid) send({ t: 'bitfield', cid: m.cid, have: Buffer.from(fullBitfield(chunksOf(m))).toString('base64'), complete: o.complete ?? true });
         if (h.t === 'list') send({ t: 'files', id: h.id, files: o.listAs ?? [{ name, size: m.size, mtime, kind: 'other', cid: m.cid }] });
         if (h.t === 'stat') {
           if (o.statError) send({ t: 'error', id: h.id, ...o.statError });
@@ -307,7 +309,8 @@ export async function startFakeTracker(a: FakeTrackerAnswers): Promise<FakeTrack
 export async function registerFake(
   trackerPort: number,
   servingPort: number,
-  files: { name: string; mtime: number; size: number; cid: string }[],
+  /** `partial: true` registers it as a partial holder (a download in progress). */
+  files: { name: string; mtime: number; size: number; cid: string; partial?: boolean }[],
   /** The address it registers from, which the tracker lists (the tracker sorts holders by it). */
   localAddress = '127.0.0.1',
 ): Promise<{ close(): void }> {
