@@ -266,7 +266,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       if (!resume) await ticket.flush();
       if (host) {
         // a holder from the first verified chunk on (at once, when resuming)
-        source = new PartialSource(m, ticket, partPath, part.identity());
+        source = new PartialSource(m, ticket, partPath, part.identity(), finalPath);
         host.share(name, target.mtime, source);
       }
       const coord = new Coordinator(m, target.holders, {
@@ -324,9 +324,9 @@ export class Download extends EventEmitter<DownloadEvents> {
       if (ticket.error) throw ticket.error;
       await this.step('transferred');
       await part.finish(target.mtime, this.opts.overwrite === true);
+      source?.moved(finalPath);
       await ticket.remove();
       if (host && source) {
-        source.moved(finalPath);
         const st = await stat(finalPath).catch(() => null);
         if (st) host.finished(name, finalPath, m, st);
       }

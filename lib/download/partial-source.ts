@@ -57,6 +57,8 @@ export class PartialSource implements ChunkSource {
     private path: string,
     /** Device and inode of the part file (fstat of the descriptor the download writes). */
     private readonly id: { dev: number; ino: number },
+    /** The final name: the part file is linked there when the download finishes. */
+    private readonly finalPath?: string,
   ) {
     this.chunks = chunksOf(manifest);
   }
@@ -80,10 +82,15 @@ export class PartialSource implements ChunkSource {
 
   async open(): Promise<SourceReader> {
     let fh: FileHandle;
+    const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
     try {
-      fh = await open(this.path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fh = await open(this.path, flags);
     } catch (err) {
-      throw new SwarmError(ERROR_CODES.NOT_FOUND, `the partial download is gone: ${(err as Error).message}`);
+      // between the link to the final name and moved(): same inode, checked below
+      const retry = (err as NodeJS.ErrnoException).code === 'ENOENT' && this.finalPath && this.finalPath !== this.path;
+      const again = retry ? await open(this.finalPath!, flags).catch(() => null) : null;
+      if (!again) throw new SwarmError(ERROR_CODES.NOT_FOUND, `the partial download is gone: ${(err as Error).message}`);
+      fh = again;
     }
     const st = fstatSync(fh.fd);
     if (st.dev !== this.id.dev || st.ino !== this.id.ino) {

@@ -214,7 +214,10 @@ export async function resolveTarget(name: string, opts: ResolveOptions): Promise
     const good = answers.filter((x) => x.f);
     if (good.length === 0) {
       const allNotFound = answers.every((x) => x.code === ERROR_CODES.NOT_FOUND);
-      throw new SwarmError(allNotFound ? ERROR_CODES.NOT_FOUND : ERROR_CODES.NO_PEERS, allNotFound ? `no named peer has ${name}` : `no named peer could serve ${name}: ${skipped.map((s) => `${s.peer}: ${s.reason}`).join('; ')}`);
+      if (allNotFound) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no named peer has ${name}`);
+      // every named peer an older swarm: say so with its own code (exit 7), not "no peers"
+      const allOld = answers.every((x) => x.code === ERROR_CODES.VERSION);
+      throw new SwarmError(allOld ? ERROR_CODES.VERSION : ERROR_CODES.NO_PEERS, `no named peer could serve ${name}: ${skipped.map((s) => `${s.peer}: ${s.reason}`).join('; ')}`);
     }
     const byCid = new Map<string, Version>();
     for (const { a, f } of good) {

@@ -285,18 +285,20 @@ export class PeerSession implements GuardedConnection {
   }
 
   private onMessage(h: Header): void {
-    const m = decodeMessage('peerRequest', h);
     this.lastActivityAt = Date.now();
     if (!this.remoteHello) {
-      if (m.t !== 'hello') {
-        throw new SwarmError(ERROR_CODES.VERSION, `send hello first: this peer speaks swarm protocol 2 (an older swarm sent "${h.t}"); run the same swarm version on both sides`);
+      // checked on the raw header: an older swarm's first request need not decode in protocol 2
+      if (h.t !== 'hello') {
+        throw new SwarmError(ERROR_CODES.VERSION, `send hello first: this peer speaks swarm protocol 2 (an older swarm sent ${JSON.stringify(String(h.t).slice(0, 32))}); run the same swarm version on both sides`);
       }
+      const m = decodeMessage('peerRequest', h);
+      if (m.t !== 'hello') throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'hello expected');
       checkHello(m, `peer ${this.remote}`);
       this.remoteHello = m;
       this.send(helloMessage(this.ctx.hello));
       return;
     }
-    this.handle(m);
+    this.handle(decodeMessage('peerRequest', h));
   }
 
   private handle(m: PeerRequest | { t: 'unknown'; type: string; id?: number }): void {

@@ -12,7 +12,7 @@
  * busy with a bounded number of tasks in flight.
  */
 import { EventEmitter } from 'node:events';
-import { realpath, stat } from 'node:fs/promises';
+import { mkdir, realpath, stat } from 'node:fs/promises';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
@@ -93,6 +93,9 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
     const st = await stat(this.root).catch(() => null);
     if (!st?.isDirectory()) throw new SwarmError(ERROR_CODES.NOT_FOUND, `not a folder: ${this.root}`);
     this.realRoot = await realpath(this.root);
+    // the state folder exists from the start, so a download finishing into this share (another
+    // swarm process) leaves an adoption record here; a read-only share simply gets none
+    await mkdir(this.stateDir, { recursive: true }).catch(() => {});
     const cache = await this.cache.load();
     if (cache === 'old-format') this.opts.onSkip?.(STATE_DIR_NAME, 'the manifest cache is from an older swarm (xxhash64 chunk hashes); every file is hashed again once, with BLAKE3');
     if (cache === 'damaged') this.opts.onSkip?.(STATE_DIR_NAME, 'the manifest cache is damaged; every file is hashed again');
