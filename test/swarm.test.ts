@@ -4,7 +4,7 @@
  *   - three peers: a seeder that shows each downloader a disjoint part and sends each chunk once,
  *     then leaves; two sharing downloaders (SwarmNode, found through a real tracker) finish
  *     byte-identical, each with chunks it can only have got from the other; and the same with a
- *     seeder that leaves before the tracker is asked again (a known failure, marked todo);
+ *     seeder that leaves before the tracker is asked again;
  *   - a partial holder refuses chunks it has not verified (its part file corrupted there), serves
  *     the ones it has, and a whole download from it never receives a corrupted byte;
  *   - version handshake with older peers: a version-1 client (no hello) and a version-1 server
@@ -140,9 +140,6 @@ t.test('three peers: a seeder sends each chunk once and leaves; two downloaders 
   t.equal(rb.fetchedChunks, chunks);
 });
 
-const FAST_SEEDER_TODO =
-  'lib/download/coordinator.ts failIfStuck() (called from drop()) fails the download with SWARM_ERR_NO_PEERS the moment its last peer (the seeder) hangs up, although the node keeps discovering (node.ts discover(): tracker peers-of after 1 s, 2 s, 4 s...) and the other downloader, registered as a partial holder, has every missing chunk. Each downloader only knew the seeder (neither was registered when the other resolved), so both fail with about half the chunks. Fix: when the last peer goes and a discovery source exists, ask it at once (peers-of) and fail only if that brings no new holder; also hand holders learnt by the server (NodeSources.noteHolder on an incoming interest) to the running download of that content, and let a seeder send `peers` to sessions already interested when a new holder arrives';
-
 t.test('the same with a seeder at full speed: it is gone before the tracker is asked again', async (t) => {
   const name = 'fast.bin';
   const mtime = 1_700_000_200;
@@ -161,7 +158,7 @@ t.test('the same with a seeder at full speed: it is gone before the tracker is a
   const results = await within(Promise.allSettled(nodes.map((n, i) => n.get(name, { tracker, outDir: outs[i]!, peerThreads: 0 }))), 30_000, 'both downloads');
   await within(seeder.left, 5_000, 'the seeder leaving');
   results.forEach((r, i) => {
-    t.equal(r.status, 'fulfilled', `downloader ${i} finished${r.status === 'rejected' ? ` (it failed: ${(r.reason as Error).message})` : ''}`, { todo: FAST_SEEDER_TODO });
+    t.equal(r.status, 'fulfilled', `downloader ${i} finished${r.status === 'rejected' ? ` (it failed: ${(r.reason as Error).message})` : ''}`);
     if (r.status === 'fulfilled') t.ok(readFileSync(path.join(outs[i]!, name)).equals(data), `downloader ${i}: byte-identical`);
   });
 });
@@ -437,7 +434,7 @@ t.test('a partial holder that completes goes on serving: no moment when its cont
       })();
     },
     finished: () => void (finished = true),
-    discover: () => () => {},
+    discover: () => ({ now: () => false, stop: () => {} }),
   };
   const out = tempDir(t);
   await get(name, { peers: [`127.0.0.1:${seed.port}`], outDir: out, threads: 0, peerThreads: 0, host });

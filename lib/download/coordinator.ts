@@ -80,6 +80,10 @@ export interface CoordinatorOptions {
   signal?: AbortSignal;
   /** Uniform in [0, 1) (tests pass a seeded one). */
   random?: () => number;
+  /** Ask for holders at once (the tracker), when the last peer is gone; false: there is no one to ask. */
+  rediscover?: () => boolean;
+  /** With rediscover: how long to wait for a new holder before giving up. */
+  stuckGraceMs?: number;
 }
 
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
@@ -100,6 +104,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private haves: number[] = [];
   private settle: { resolve: () => void; reject: (e: SwarmError) => void } | null = null;
   private finished = false;
+  /** When the last peer went (and new holders may still come); 0 while some peer is left. */
+  private stuckSince = 0;
   private readonly random: () => number;
   readonly counters = { badPackets: 0, badChunks: 0, fetchedChunks: 0, bytesFetched: 0, duplicateChunks: 0 };
   /** Pool time spent hashing and writing, milliseconds (for the breakdown). */
@@ -419,13 +425,28 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    */
   private failIfStuck(): void {
     if (!this.running || this.finished || this.table.complete || this.writes.size > 0) return;
-    if ([...this.peers.values()].some((x) => x.state !== 'dropped')) return;
+    if ([...this.peers.values()].some((x) => x.state !== 'dropped')) {
+      this.stuckSince = 0;
+      return;
+    }
     // a holder that was only busy is dialled again shortly (tick): not stuck yet
     if ([...this.gone.values()].some((g) => this.busyRetryPending(g))) return;
     const missing = this.table.count - this.table.verified;
     const resume = `${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume`;
     const connected = [...this.peers.values()].filter((x) => x.everConnected && x.droppedFor !== 'self' && x.droppedFor !== 'duplicate');
-    if (connected.length > 0 && connected.every((x) => x.droppedFor === 'bad-data')) {
+    const allLied = connected.length > 0 && connected.every((x) => x.droppedFor === 'bad-data');
+    // holders may still be found (a tracker): ask it now, give up after the grace
+    if (!allLied && this.o.rediscover && this.o.stuckGraceMs) {
+      const now = Date.now();
+      if (this.stuckSince === 0) {
+        if (!this.o.rediscover()) return this.fail(new SwarmError(ERROR_CODES.NO_PEERS, `no peer left to fetch from (${resume})`));
+        this.stuckSince = now;
+        this.emit('warning', { code: ERROR_CODES.NO_PEERS, message: `every peer is gone; looking for other holders for ${(this.o.stuckGraceMs / 1000).toFixed(0)} s` });
+        return;
+      }
+      if (now - this.stuckSince < this.o.stuckGraceMs) return;
+    }
+    if (allLied) {
       this.fail(new SwarmError(ERROR_CODES.HASH_MISMATCH, `every holder was dropped for sending bad data (${resume})`));
       return;
     }
@@ -557,6 +578,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: `request timed out after ${this.o.requestTimeoutMs} ms` });
     }
     this.pump();
+    if (this.stuckSince) this.failIfStuck();
     this.emit('snapshot', this.snapshot());
   }
 

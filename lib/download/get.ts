@@ -58,6 +58,8 @@ export interface GetOptions {
   requestTimeoutMs?: number;
   /** A peer that delivers nothing within this long of its first request is set aside. */
   firstChunkMs?: number;
+  /** With a host: how long a download whose every peer is gone waits for new holders. Default 10 s. */
+  stuckGraceMs?: number;
   /** Reuse a pool (benchmarks, long-running callers). */
   pool?: ChunkPool;
   /** Measure where the time goes; the result then carries `breakdown`. */
@@ -82,6 +84,7 @@ export interface GetOptions {
 export type GetStep = 'resolved' | 'locked' | 'checked' | 'prepared' | 'transferred' | 'finished';
 
 export const DEFAULT_BUDGET_BYTES = 48 << 20;
+export const DEFAULT_STUCK_GRACE_MS = 10_000;
 
 /**
  * What a download asks of the peer it runs in (the SwarmNode implements it; declared here so the
@@ -99,8 +102,17 @@ export interface DownloadHost {
   verified(cid: string, chunks: number[]): void;
   /** The download completed at `finalPath`: adopt it without hashing again. */
   finished(name: string, finalPath: string, manifest: Manifest, st: { size: number; mtimeMs: number; dev: number; ino: number }): void;
-  /** Ask for more holders of `cid` now and then; returns a function that stops asking. */
-  discover(cid: string, add: (peers: PeerAddress[]) => void): () => void;
+  /**
+   * Ask for more holders of `cid` now and then (tracker), and pass on holders that reach this node
+   * (peers that said `interest` in it). `now()` asks at once, `stop()` ends it.
+   */
+  discover(cid: string, add: (peers: PeerAddress[]) => void): Discovery;
+}
+
+export interface Discovery {
+  /** Ask again at once; false when there is nowhere to ask (no tracker). */
+  now(): boolean;
+  stop(): void;
 }
 
 export class Download extends EventEmitter<DownloadEvents> {
@@ -261,7 +273,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     let c: Coordinator | null = null;
     const host = this.opts.host;
     let source: PartialSource | null = null;
-    let stopDiscovery = (): void => {};
+    let discovery: Discovery | null = null;
     try {
       if (!resume) await ticket.flush();
       if (host) {
@@ -280,6 +292,8 @@ export class Download extends EventEmitter<DownloadEvents> {
         requestTimeoutMs: this.opts.requestTimeoutMs ?? 20_000,
         firstChunkMs: this.opts.firstChunkMs ?? 5_000,
         signal: this.signal,
+        // a sharing download may find holders after its last one leaves: wait a little for them
+        ...(host ? { rediscover: () => discovery?.now() ?? false, stuckGraceMs: this.opts.stuckGraceMs ?? DEFAULT_STUCK_GRACE_MS } : {}),
       });
       c = coord;
       coord.on('warning', (e) => this.emit('warning', e));
@@ -313,9 +327,9 @@ export class Download extends EventEmitter<DownloadEvents> {
       const tSetup = performance.now();
       const elu = performance.eventLoopUtilization();
       const running = coord.run();
-      if (host) stopDiscovery = host.discover(m.cid, (peers) => coord.addHolders(peers));
+      if (host) discovery = host.discover(m.cid, (peers) => coord.addHolders(peers));
       await running;
-      stopDiscovery();
+      discovery?.stop();
       await coord.drainWrites();
       const tTransfer = performance.now();
       const mainBusyMs = performance.eventLoopUtilization(elu).active;
@@ -365,7 +379,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         ...(breakdown ? { breakdown } : {}),
       });
     } catch (err) {
-      stopDiscovery();
+      (discovery as Discovery | null)?.stop();
       if (host && source) host.unshare(name, m.cid);
       if (c) {
         await c.drainWrites();

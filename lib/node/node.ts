@@ -32,7 +32,7 @@ import type { HelloFields } from '../protocol/messages.js';
 import type { Manifest } from '../manifest.js';
 import type { FileInfo, PeerAddress } from '../types.js';
 import { DEFAULT_PEER_PORT, STATE_DIR_NAME } from '../constants.js';
-import { get as runGet, type DownloadHost, type GetOptions, type GetPromise } from '../download/get.js';
+import { get as runGet, type Discovery, type DownloadHost, type GetOptions, type GetPromise } from '../download/get.js';
 import { NodeSources } from './sources.js';
 import { existsSync } from 'node:fs';
 
@@ -215,31 +215,53 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
     }
   }
 
-  discover(cid: string, add: (peers: PeerAddress[]) => void): () => void {
+  discover(cid: string, add: (peers: PeerAddress[]) => void): Discovery {
+    // holders that reach this node (their interest in cid) go to the download at once
+    const unheld = this.sources.onHolder((c, a) => {
+      if (c === cid) add([a]);
+    });
     const address = this.tracker?.address ?? this.opts.tracker;
-    if (!address || this.opts.noTracker) return () => {};
+    const asks = !!address && !this.opts.noTracker;
     let delay = DISCOVER_FIRST_MS;
     let timer: NodeJS.Timeout | null = null;
+    let asking = false;
     let stopped = false;
+    const schedule = (ms: number) => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(ask, ms);
+      timer.unref();
+    };
     const ask = () => {
-      trackerPeersOf(address, cid)
+      timer = null;
+      if (stopped || asking) return;
+      asking = true;
+      trackerPeersOf(address!, cid)
         .then((peers) => {
           if (stopped) return;
           for (const a of peers) this.sources.noteHolder(cid, a);
           add(peers);
         }, () => {})
         .finally(() => {
+          asking = false;
           if (stopped) return;
           delay = Math.min(DISCOVER_MAX_MS, delay * 2);
-          timer = setTimeout(ask, delay);
-          timer.unref();
+          schedule(delay);
         });
     };
-    timer = setTimeout(ask, delay);
-    timer.unref();
-    return () => {
-      stopped = true;
-      if (timer) clearTimeout(timer);
+    if (asks) schedule(delay);
+    return {
+      now: () => {
+        if (!asks || stopped) return false;
+        if (asking) return true;
+        delay = DISCOVER_FIRST_MS;
+        schedule(0);
+        return true;
+      },
+      stop: () => {
+        stopped = true;
+        unheld();
+        if (timer) clearTimeout(timer);
+      },
     };
   }
 

@@ -6,7 +6,7 @@
  * to peers that said `interest`).
  */
 import { kindOf } from '../share/kinds.js';
-import type { ChunkSource, HaveListener, SourceIndex, SourceReader } from '../peer/source.js';
+import type { ChunkSource, HaveListener, HolderListener, SourceIndex, SourceReader } from '../peer/source.js';
 import type { FileInfo, PeerAddress } from '../types.js';
 
 /** Holders remembered per content, contents remembered, and for how long (peer exchange). */
@@ -25,6 +25,7 @@ export class NodeSources implements SourceIndex {
   private readonly held = new Map<string, Held>();
   private readonly byName = new Map<string, Held>();
   private readonly listeners = new Set<HaveListener>();
+  private readonly holderListeners = new Set<HolderListener>();
   /** Holders of a content this peer knows of (for peer exchange), newest first out when full. */
   private readonly known = new Map<string, Map<string, { addr: PeerAddress; at: number }>>();
 
@@ -63,9 +64,17 @@ export class NodeSources implements SourceIndex {
       this.known.set(cid, (m = new Map()));
     }
     const key = `${addr.ip}|${addr.port}`;
+    const old = m.get(key);
     m.delete(key);
     m.set(key, { addr: { ip: addr.ip, port: addr.port }, at: Date.now() });
     if (m.size > MAX_KNOWN_HOLDERS) m.delete(m.keys().next().value!);
+    // told once per holder, and again only once it was forgotten
+    if (!old || old.at < Date.now() - KNOWN_FOR_MS) for (const l of this.holderListeners) l(cid, { ip: addr.ip, port: addr.port });
+  }
+
+  onHolder(listener: HolderListener): () => void {
+    this.holderListeners.add(listener);
+    return () => this.holderListeners.delete(listener);
   }
 
   holdersOf(cid: string): PeerAddress[] {

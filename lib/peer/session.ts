@@ -37,6 +37,8 @@ export const MAX_QUEUED_GETS = 1024;
 const MAX_INTERESTS = 64;
 /** Holders sent in one `peers` message. */
 const PEX_PEERS = 50;
+/** New holders are passed on to interested peers in batches, at most this often. */
+const PEX_BATCH_MS = 500;
 /** Unsent reply bytes at which we stop reading the client's requests. */
 export const REPLY_WINDOW_BYTES = 256 << 10;
 /** Largest request frame: requests are small JSON headers with no body. */
@@ -86,6 +88,10 @@ export class PeerSession implements GuardedConnection {
   /** Contents this peer asked to hear `have`s of, and the unsubscribe function. */
   private readonly interests = new Set<string>();
   private unsubscribe: (() => void) | null = null;
+  /** Holders of those contents heard of since the last `peers` sent, sent in one batch. */
+  private readonly newHolders = new Map<string, PeerAddress[]>();
+  private holderTimer: NodeJS.Timeout | null = null;
+  private unheld: (() => void) | null = null;
   private mode: 'unknown' | 'framed' | 'legacy' = 'unknown';
   private readonly readers = new Map<string, Promise<SourceReader>>();
   readonly remote: string;
@@ -355,6 +361,7 @@ export class PeerSession implements GuardedConnection {
             if (this.interests.has(cid)) this.send({ t: 'have', cid, chunks });
           }) ?? null;
           const listen = this.listenAddress;
+          this.unheld ??= this.ctx.sources.onHolder?.((cid, a) => this.queueHolder(cid, a)) ?? null;
           if (listen) this.ctx.sources.noteHolder?.(m.cid, listen);
           const peers = (this.ctx.sources.holdersOf?.(m.cid) ?? []).filter((a) => !(listen && a.ip === listen.ip && a.port === listen.port)).slice(0, PEX_PEERS);
           if (peers.length) this.send({ t: 'peers', cid: m.cid, peers });
@@ -441,6 +448,23 @@ export class PeerSession implements GuardedConnection {
     r.then((reader) => reader.close(), () => {});
   }
 
+  /** A holder of a content this peer is interested in arrived: tell it soon (one batch). */
+  private queueHolder(cid: string, a: PeerAddress): void {
+    if (this.closed || !this.interests.has(cid)) return;
+    const listen = this.listenAddress;
+    if (listen && a.ip === listen.ip && a.port === listen.port) return;
+    let list = this.newHolders.get(cid);
+    if (!list) this.newHolders.set(cid, (list = []));
+    if (list.length >= PEX_PEERS) return;
+    list.push(a);
+    this.holderTimer ??= setTimeout(() => {
+      this.holderTimer = null;
+      for (const [c, peers] of this.newHolders) if (!this.closed) this.send({ t: 'peers', cid: c, peers });
+      this.newHolders.clear();
+    }, PEX_BATCH_MS);
+    this.holderTimer.unref();
+  }
+
   /** End the connection (idempotent): cancels its requests, closes its files. */
   destroy(reason = 'closed'): void {
     if (this.closed) return;
@@ -451,6 +475,8 @@ export class PeerSession implements GuardedConnection {
     this.socket.destroy();
     this.sender.destroy();
     this.unsubscribe?.();
+    this.unheld?.();
+    if (this.holderTimer) clearTimeout(this.holderTimer);
     this.ctx.slots?.drop(this.ctx.id, Date.now());
     this.ctx.spreads?.leave(this.ctx.id);
     for (const cid of [...this.readers.keys()]) this.forgetReader(cid);

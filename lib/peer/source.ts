@@ -48,4 +48,9 @@ export interface SourceIndex {
   holdersOf?(cid: string): PeerAddress[];
   /** A peer that serves on `addr` is interested in `cid` (it is a holder to tell others of). */
   noteHolder?(cid: string, addr: PeerAddress): void;
+  /** Subscribe to holders newly noted; returns the unsubscribe function. */
+  onHolder?(listener: HolderListener): () => void;
 }
+
+/** A holder of `cid` this peer had not heard of. */
+export type HolderListener = (cid: string, addr: PeerAddress) => void;
