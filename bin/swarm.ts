@@ -15,6 +15,7 @@ import { register as registerServe } from './commands/serve.js';
 import { register as registerTracker } from './commands/tracker.js';
 import { register as registerLs } from './commands/ls.js';
 import { register as registerGet } from './commands/get.js';
+import { register as registerSearch } from './commands/search.js';
 import { printable } from './format.js';
 
 export function buildProgram(): Command {
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerTracker(program);
   registerLs(program);
+  registerSearch(program);
   return program;
 }
 

@@ -8,6 +8,9 @@ export const DEFAULT_PEER_PORT = 7070;
 /** Default TCP port of the tracker (`swarm tracker`, or the one `swarm serve` embeds). */
 export const DEFAULT_TRACKER_PORT = 7077;
 
+/** Default UDP port of LAN announcements (`--lan`, seed 004). */
+export const DEFAULT_LAN_PORT = 7071;
+
 /** Largest JSON header a frame may declare. Manifests carry their hashes in the body, so 1 MiB is generous. */
 export const MAX_HEADER_BYTES = 1 << 20;
 /** Largest body a frame may declare: one data packet or one manifest's hash table. */

@@ -10,9 +10,10 @@ import { defaultTracker } from '../../lib/constants.js';
 import { ndjson } from '../format.js';
 import { boundedInt, collect, intOption, portOption, seedOption } from './common.js';
 import { barView, jsonView } from '../views/get-view.js';
+import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
-interface GetCliOptions {
-  tracker?: string;
+interface GetCliOptions extends DiscoveryCliOptions {
+  tracker?: string | boolean;
   peer?: string[];
   version?: string;
   overwrite?: boolean;
@@ -34,12 +35,14 @@ export function register(program: Command): void {
   // the subcommand as the program's own (prints swarm's version, exit 0, nothing fetched).
   // Program options (-V, --version, -h) are then recognised only before the subcommand.
   program.enablePositionalOptions();
-  program
+  const cmd = program
     .command('get')
     .description('download NAME from every peer that has it, in parallel chunks, sharing what it has')
     .argument('<name>', 'file name in the swarm (relative path, e.g. isos/big file.iso)')
     .option('-t, --tracker <host:port>', `tracker to ask (default: $SWARM_TRACKER, else the local one, ${defaultTracker()})`)
-    .option('--peer <host:port>', 'fetch from this peer (repeatable); skips the tracker', collect)
+    .option('--no-tracker', 'ask no tracker: holders come from --peer, --neighbor or --lan')
+    .option('--peer <host:port>', 'fetch from this peer (repeatable); skips the tracker unless -t is given', collect);
+  addDiscoveryOptions(cmd)
     .option('--version <cid>', 'fetch this version (a content id from swarm who, or its first 8+ hex digits) instead of the newest')
     .option('-o, --output <dir>', 'folder to save into (NAME\'s subfolders are created)', '.')
     .option('--overwrite', 'replace a different file already at NAME (default: leave it alone and stop)')
@@ -65,6 +68,11 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
     )
     .action(async (name: string, o: GetCliOptions) => {
       if (o.seed !== undefined && !o.share) throw new SwarmError(ERROR_CODES.USAGE, '--seed and --no-share contradict each other');
+      if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
+        throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
+      }
+      const tracker = typeof o.tracker === 'string' ? o.tracker : undefined;
+      const discovery = discoveryNodeOptions(o);
       const { SwarmNode, formatBreakdown, defaultLayout } = await import('../../lib/index.js');
       const layout = defaultLayout();
       const named = !!o.peer?.length;
@@ -72,14 +80,16 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
         listen: o.share,
         host: o.host,
         port: o.port,
-        ...(o.tracker ? { tracker: o.tracker } : {}),
+        ...(tracker ? { tracker } : {}),
         // with named peers only, no tracker is asked (nor told about us)
-        noTracker: named && !o.tracker,
+        noTracker: o.tracker === false || (named && !tracker),
         embed: false,
         threads: o.threads ?? layout.poolThreads,
+        ...discovery,
       });
       const opts: GetOptions = {
-        ...(o.tracker ? { tracker: o.tracker } : {}),
+        ...(tracker ? { tracker } : {}),
+        ...(o.tracker === false ? { noTracker: true } : {}),
         ...(o.peer ? { peers: o.peer } : {}),
         ...(o.version ? { version: o.version } : {}),
         ...(o.overwrite ? { overwrite: true } : {}),

@@ -6,9 +6,10 @@ import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { count, humanBytes, ndjson, printable } from '../format.js';
 import { checkLogFile, intOption, onInterrupt, portOption, positiveNumber } from './common.js';
+import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('share a folder: scan and hash it, answer peers, register with a tracker')
     .argument('<dir>', 'folder to share (subfolders included)')
@@ -20,19 +21,21 @@ export function register(program: Command): void {
     .option('--threads <n>', 'hashing threads (0: hash on the main thread)', intOption)
     .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', positiveNumber)
     .option('--log <file>', 'append one line per event to this file')
-    .option('--json', 'print NDJSON events instead of text')
+    .option('--json', 'print NDJSON events instead of text');
+  addDiscoveryOptions(cmd)
     .addHelpText(
       'after',
       `
 Ctrl-C stops accepting peers and lets running transfers finish; a second Ctrl-C ends at once.
 Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
     )
-    .action(async (dir: string, o: { port: number; host: string; tracker?: string | boolean; trackerPort: number; threads?: number; log?: string; json?: boolean; maxUpload?: number }) => {
+    .action(async (dir: string, o: DiscoveryCliOptions & { port: number; host: string; tracker?: string | boolean; trackerPort: number; threads?: number; log?: string; json?: boolean; maxUpload?: number }) => {
       // --tracker X with --no-tracker: commander keeps whichever came last; say it instead
       if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
         throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
       }
       if (o.log) checkLogFile(o.log);
+      const discovery = discoveryNodeOptions(o);
       const { serve, openLogFile } = await import('../../lib/index.js');
       // bars only on a terminal, for large shares: the bars library is loaded only then
       const cliProgress = !o.json && process.stderr.isTTY ? (await import('cli-progress')).default : null;
@@ -72,6 +75,7 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
         ...(fileLog ? { log: fileLog.log } : {}),
         ...(o.maxUpload && o.maxUpload > 0 ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
+        ...discovery,
         onHashing,
         onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
       }).catch(async (err) => {
@@ -92,7 +96,8 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
       const trackerText = handle.tracker
         ? `${handle.tracker.embedded ? 'embedded tracker on' : 'tracker'} ${handle.tracker.address}${handle.tracker.client.connected ? '' : ' (not reachable yet, retrying)'}`
         : 'no tracker';
-      say(`sharing ${count(files.length, 'file')} (${humanBytes(total)}) from ${handle.library.root} on ${handle.host}:${handle.port}; ${trackerText}; hashed ${count(handle.library.counters.filesHashed, 'file')} in ${((Date.now() - startedHashing) / 1000).toFixed(1)} s`, {
+      const overlayText = `${discovery.neighbors?.length ? `; overlay: ${count(discovery.neighbors.length, 'neighbour')}` : ''}${handle.lan ? `; LAN announcements on UDP ${handle.lan.port}` : ''}`;
+      say(`sharing ${count(files.length, 'file')} (${humanBytes(total)}) from ${handle.library.root} on ${handle.host}:${handle.port}; ${trackerText}${overlayText}; hashed ${count(handle.library.counters.filesHashed, 'file')} in ${((Date.now() - startedHashing) / 1000).toFixed(1)} s`, {
         event: 'serving',
         dir: handle.library.root,
         host: handle.host,
@@ -102,6 +107,8 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         tracker: handle.tracker?.address ?? null,
         embeddedTracker: !!handle.tracker?.embedded,
         trackerConnected: !!handle.tracker?.client.connected,
+        neighbors: discovery.neighbors ?? [],
+        lan: handle.lan ? { port: handle.lan.port } : null,
       });
       if (!json) for (const f of files.slice(0, 20)) process.stderr.write(`  ${f.name}  ${humanBytes(f.size)}\n`);
       if (!json && files.length > 20) process.stderr.write(`  ... and ${files.length - 20} more (swarm ls ${dir})\n`);

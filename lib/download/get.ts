@@ -30,7 +30,7 @@ import type { HelloFields } from '../protocol/messages.js';
 import type { PeerAddress } from '../types.js';
 import { Coordinator, defaultPeerThreads } from './coordinator.js';
 import { PeerHostGroup } from './peer-host.js';
-import { resolveTarget, type Target } from './resolve.js';
+import { resolveTarget, type Target, type VersionFinder } from './resolve.js';
 import { whatIsThere, tidyFinished } from './target.js';
 import { PartialSource } from './partial-source.js';
 import type { DoneEvent, DownloadEvents } from './events.js';
@@ -42,6 +42,8 @@ export interface GetOptions {
   tracker?: string;
   /** Fetch from these peers (host:port) instead of asking a tracker. */
   peers?: string[];
+  /** Ask no tracker (holders come from --peer, the overlay or the LAN). */
+  noTracker?: boolean;
   /** A content id (or unique prefix) to fetch instead of the newest version. */
   version?: string;
   /** Folder the file lands in (NAME's subfolders are created); default the current folder. */
@@ -107,6 +109,8 @@ export interface DownloadHost {
    * (peers that said `interest` in it). `now()` asks at once, `stop()` ends it.
    */
   discover(cid: string, add: (peers: PeerAddress[]) => void): Discovery;
+  /** Where else to look for holders of a name (the overlay, the LAN). */
+  finders?(): VersionFinder[];
 }
 
 export interface Discovery {
@@ -189,6 +193,8 @@ export class Download extends EventEmitter<DownloadEvents> {
       ...(this.opts.tracker ? { tracker: this.opts.tracker } : {}),
       ...(this.opts.peers ? { peers: this.opts.peers } : {}),
       ...(this.opts.version ? { version: this.opts.version } : {}),
+      ...(this.opts.noTracker ? { noTracker: true } : {}),
+      finders: this.opts.host?.finders?.() ?? [],
       signal: this.signal,
     });
     for (const s of target.skipped) this.emit('warning', { peer: s.peer, message: `left out: ${s.reason}` });

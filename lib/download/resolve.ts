@@ -2,9 +2,10 @@
  * Turning a NAME into what a download needs: the version to fetch (content id, size, mtime), its
  * manifest, and every peer that holds it.
  *
- * With a tracker: every version of NAME (newest first); the one asked for with `--version`, else
- * the newest. With named peers (--peer): each is asked what it shares under NAME, in parallel, and
- * the newest version among the answers wins (more holders on a tie).
+ * Every source that is enabled is asked at once and the answers merged by content id: a tracker
+ * (every version of NAME), named peers (--peer: each is asked what it shares under NAME), and the
+ * finders a node adds (the overlay and the LAN: discovery/). The version asked for with
+ * `--version` is fetched, else the newest (more holders on a tie).
  *
  * The manifest is asked of all holders of that version at once; the first that hashes to the
  * content id wins, so a holder that is silent or lies costs at most MANIFEST_TIMEOUT_MS and never
@@ -50,6 +51,10 @@ export interface ResolveOptions {
   version?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Do not ask a tracker (`--no-tracker`). */
+  noTracker?: boolean;
+  /** More places to find holders (the overlay, the LAN), merged with the others. */
+  finders?: VersionFinder[];
 }
 
 export { defaultTracker } from '../constants.js';
@@ -193,44 +198,116 @@ async function resolveVersion(name: string, versions: Version[], opts: ResolveOp
   }
 }
 
+/**
+ * A place to find holders of a name besides the tracker and named peers: the overlay, the LAN
+ * (discovery/). Its versions are merged with the others' by content id.
+ */
+export interface VersionFinder {
+  label: string;
+  versions(name: string, signal?: AbortSignal): Promise<Version[]>;
+}
+
+/** Versions from several sources as one list, merged by content id (the first source's mtime wins), newest first. */
+export function mergeVersions(lists: Version[][]): Version[] {
+  const byCid = new Map<string, Version>();
+  const key = (a: PeerAddress) => `${a.ip}|${a.port}`;
+  for (const list of lists) {
+    for (const v of list) {
+      const m = byCid.get(v.cid);
+      if (!m) {
+        byCid.set(v.cid, { cid: v.cid, size: v.size, mtime: v.mtime, holders: [...v.holders], partial: [...v.partial] });
+        continue;
+      }
+      const have = new Set([...m.holders, ...m.partial].map(key));
+      for (const h of v.holders) if (!have.has(key(h))) (have.add(key(h)), m.holders.push(h));
+      for (const h of v.partial) if (!have.has(key(h))) (have.add(key(h)), m.partial.push(h));
+    }
+  }
+  return [...byCid.values()].sort((x, y) => y.mtime - x.mtime || y.holders.length + y.partial.length - (x.holders.length + x.partial.length));
+}
+
+async function namedPeerVersions(name: string, peers: string[], timeoutMs: number, opts: ResolveOptions, skipped: Target['skipped']): Promise<Version[]> {
+  const addrs = peers.map((p) => parseHostPort(p, DEFAULT_PEER_PORT)).map(({ host, port }) => ({ ip: host, port }));
+  const unique = [...new Map(addrs.map((a) => [addr(a), a])).values()];
+  const answers = await Promise.all(
+    unique.map((a) =>
+      onPeer(a, timeoutMs, opts.signal, (c) => c.stat(name, timeoutMs)).then(
+        (f) => ({ a, f, code: null as string | null }),
+        (err: SwarmError) => {
+          skipped.push({ peer: addr(a), reason: err.message });
+          return { a, f: null, code: err.code };
+        },
+      ),
+    ),
+  );
+  opts.signal?.throwIfAborted();
+  const good = answers.filter((x) => x.f);
+  if (good.length === 0) {
+    const allNotFound = answers.every((x) => x.code === ERROR_CODES.NOT_FOUND);
+    if (allNotFound) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no named peer has ${name}`);
+    // every named peer an older swarm: say so with its own code (exit 7), not "no peers"
+    const allOld = answers.every((x) => x.code === ERROR_CODES.VERSION);
+    throw new SwarmError(allOld ? ERROR_CODES.VERSION : ERROR_CODES.NO_PEERS, `no named peer could serve ${name}: ${skipped.map((s) => `${s.peer}: ${s.reason}`).join('; ')}`);
+  }
+  const byCid = new Map<string, Version>();
+  for (const { a, f } of good) {
+    const v = byCid.get(f!.cid);
+    if (v) v.holders.push(a);
+    else byCid.set(f!.cid, { cid: f!.cid, size: f!.size, mtime: f!.mtime, holders: [a], partial: [] });
+  }
+  return [...byCid.values()].sort((x, y) => y.mtime - x.mtime || y.holders.length - x.holders.length);
+}
+
+/**
+ * Every enabled source is asked at once: named peers (`--peer`), the tracker (unless there are
+ * named peers and no tracker was named, or `noTracker`), and the host's finders (overlay, LAN).
+ * Their answers are merged by content id. A source that fails while another answers is a warning
+ * (in `skipped`); when all fail, the first one's error is the download's.
+ */
 export async function resolveTarget(name: string, opts: ResolveOptions): Promise<Target> {
   const skipped: Target['skipped'] = [];
   const timeoutMs = opts.timeoutMs ?? MANIFEST_TIMEOUT_MS;
-  if (opts.peers && opts.peers.length > 0) {
-    const addrs = opts.peers.map((p) => parseHostPort(p, DEFAULT_PEER_PORT)).map(({ host, port }) => ({ ip: host, port }));
-    const unique = [...new Map(addrs.map((a) => [addr(a), a])).values()];
-    const answers = await Promise.all(
-      unique.map((a) =>
-        onPeer(a, timeoutMs, opts.signal, (c) => c.stat(name, timeoutMs)).then(
-          (f) => ({ a, f, code: null as string | null }),
-          (err: SwarmError) => {
-            skipped.push({ peer: addr(a), reason: err.message });
-            return { a, f: null, code: err.code };
-          },
-        ),
-      ),
-    );
-    opts.signal?.throwIfAborted();
-    const good = answers.filter((x) => x.f);
-    if (good.length === 0) {
-      const allNotFound = answers.every((x) => x.code === ERROR_CODES.NOT_FOUND);
-      if (allNotFound) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no named peer has ${name}`);
-      // every named peer an older swarm: say so with its own code (exit 7), not "no peers"
-      const allOld = answers.every((x) => x.code === ERROR_CODES.VERSION);
-      throw new SwarmError(allOld ? ERROR_CODES.VERSION : ERROR_CODES.NO_PEERS, `no named peer could serve ${name}: ${skipped.map((s) => `${s.peer}: ${s.reason}`).join('; ')}`);
-    }
-    const byCid = new Map<string, Version>();
-    for (const { a, f } of good) {
-      const v = byCid.get(f!.cid);
-      if (v) v.holders.push(a);
-      else byCid.set(f!.cid, { cid: f!.cid, size: f!.size, mtime: f!.mtime, holders: [a], partial: [] });
-    }
-    const versions = [...byCid.values()].sort((x, y) => y.mtime - x.mtime || y.holders.length - x.holders.length);
-    return resolveVersion(name, versions, opts, 'the named peers', skipped);
+  const named = opts.peers && opts.peers.length > 0 ? opts.peers : null;
+  const tracker = opts.noTracker || (named && !opts.tracker) ? null : defaultTracker(opts.tracker);
+  const asks: { label: string; versions: Promise<Version[]> }[] = [];
+  if (named) asks.push({ label: 'the named peers', versions: namedPeerVersions(name, named, timeoutMs, opts, skipped) });
+  if (tracker) {
+    asks.push({
+      label: `tracker ${tracker}`,
+      versions: trackerVersions(tracker, name).then((r) => {
+        if (r.versions.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no peer in the swarm of ${tracker} has ${name}`);
+        return r.versions;
+      }),
+    });
   }
-  const tracker = defaultTracker(opts.tracker);
-  const { versions } = await trackerVersions(tracker, name);
+  for (const f of opts.finders ?? []) {
+    asks.push({
+      label: f.label,
+      versions: f.versions(name, opts.signal).then((v) => {
+        if (v.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `${f.label} found no peer that has ${name}`);
+        return v;
+      }),
+    });
+  }
+  if (asks.length === 0) throw new SwarmError(ERROR_CODES.NO_PEERS, `nowhere to look for ${name}: no tracker, no --peer, no --neighbor or --lan`);
+  const settled = await Promise.allSettled(asks.map((a) => a.versions));
   opts.signal?.throwIfAborted();
-  if (versions.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no peer in the swarm of ${tracker} has ${name}`);
-  return resolveVersion(name, versions, opts, `tracker ${tracker}`, skipped);
+  const lists: Version[][] = [];
+  const used: string[] = [];
+  const errors: SwarmError[] = [];
+  settled.forEach((r, i) => {
+    if (r.status === 'fulfilled') {
+      lists.push(r.value);
+      used.push(asks[i]!.label);
+    } else errors.push(r.reason as SwarmError);
+  });
+  if (lists.length === 0) {
+    // all failed: "not found" only when every source said so; otherwise the first failure that was not
+    const notFound = errors.every((e) => e.code === ERROR_CODES.NOT_FOUND);
+    throw notFound ? errors[0]! : errors.find((e) => e.code !== ERROR_CODES.NOT_FOUND)!;
+  }
+  settled.forEach((r, i) => {
+    if (r.status === 'rejected' && (r.reason as SwarmError).code !== ERROR_CODES.NOT_FOUND) skipped.push({ peer: asks[i]!.label, reason: (r.reason as Error).message });
+  });
+  return resolveVersion(name, mergeVersions(lists), opts, used.join(' and '), skipped);
 }

@@ -232,6 +232,11 @@ export class FramedClient<S extends ReplySide = 'peerReply'> {
     this.handler.onMessage?.(m as MessageFor<S>, body);
   }
 
+  /** Bytes written and not yet taken by the kernel (a peer that does not read makes this grow). */
+  get pendingBytes(): number {
+    return this.socket?.writableLength ?? 0;
+  }
+
   get connected(): boolean {
     return !this.closed && !!this.socket;
   }

@@ -4,7 +4,8 @@
  * finished), the tracker link, the chunk pool, and the running downloads.
  *
  *   SwarmNode ── PeerServer ◄── peers           (answers from NodeSources: library + downloads)
- *      │     └─ TrackerLink ──► tracker          (announces complete files and partial downloads)
+ *      │     ├─ TrackerLink ──► tracker          (announces complete files and partial downloads)
+ *      │     └─ Overlay ◄─► neighbours           (SEARCH / DISCOVER, seed 001; PeerBook, LAN: discovery.ts)
  *      ├── library (a shared folder, optional) ◄── adopts what a download finishes inside it
  *      └── downloads ── Download (download/get.ts) through the DownloadHost interface:
  *             share(partial source) · verified(chunks) · finished(file) · discover(cid)
@@ -31,10 +32,15 @@ import type { AnnouncedFile } from '../protocol/entries.js';
 import type { HelloFields } from '../protocol/messages.js';
 import type { Manifest } from '../manifest.js';
 import type { FileInfo, PeerAddress } from '../types.js';
-import { DEFAULT_PEER_PORT, STATE_DIR_NAME } from '../constants.js';
+import { DEFAULT_PEER_PORT, STATE_DIR_NAME, defaultTracker } from '../constants.js';
 import { get as runGet, type Discovery, type DownloadHost, type GetOptions, type GetPromise } from '../download/get.js';
 import { NodeSources } from './sources.js';
 import { existsSync } from 'node:fs';
+import { PeerBook } from '../discovery/peer-book.js';
+import { Overlay } from '../discovery/overlay.js';
+import { LanDiscovery } from '../discovery/lan.js';
+import { resolveAddresses, NodeDiscovery, type LanSettings } from './discovery.js';
+import type { VersionFinder } from '../download/resolve.js';
 
 export interface NodeOptions extends TrackerLinkOptions {
   /** A folder to share (serve); none: the node serves only what it downloads. */
@@ -59,6 +65,10 @@ export interface NodeOptions extends TrackerLinkOptions {
   onHashing?: (p: HashProgress) => void;
   /** Warnings (skipped files and the like), including those of the first scan. */
   onWarning?: (message: string) => void;
+  /** Overlay neighbours to start with (`--neighbor host:port`, seed 001). */
+  neighbors?: string[];
+  /** Announce and listen on the LAN (`--lan`, seed 004); absent: off. */
+  lan?: LanSettings;
 }
 
 export interface NodeEvents {
@@ -74,6 +84,12 @@ const DISCOVER_MAX_MS = 10_000;
 
 export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost {
   readonly sources = new NodeSources();
+  /** Known peers (seed 001's list) and the overlay that floods SEARCH and DISCOVER through them. */
+  readonly book = new PeerBook();
+  readonly overlay: Overlay;
+  /** Peers finding (overlay searches, LAN, DISCOVER) for get, search and peers. */
+  readonly discovery: NodeDiscovery;
+  lan: LanDiscovery | null = null;
   readonly peerId: string;
   library: Library | null = null;
   server: PeerServer | null = null;
@@ -93,6 +109,15 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
     this.pool = opts.pool ?? createChunkPool(opts.threads);
     this.ownPool = !opts.pool;
     this.peerId = newPeerId();
+    this.overlay = new Overlay({
+      peerId: this.peerId,
+      book: this.book,
+      self: () => (this.port ? { ip: this.host, port: this.port } : null),
+      local: (match, limit) => this.sources.find(match, limit),
+      hello: () => this.hello,
+      log: this.log,
+    });
+    this.discovery = new NodeDiscovery(this, this.log);
   }
 
   get hello(): HelloFields {
@@ -138,12 +163,14 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
       this.server = new PeerServer(this.sources, {
         log: this.log,
         peerId: this.peerId,
+        overlay: this.overlay,
         ...(o.limits ? { limits: o.limits } : {}),
         ...(o.maxUploadBytesPerSec ? { maxUploadBytesPerSec: o.maxUploadBytesPerSec } : {}),
       });
       const addr = await this.server.listen(o.port ?? (o.share !== undefined ? DEFAULT_PEER_PORT : 0), o.host ?? '127.0.0.1');
       this.host = addr.host;
       this.port = addr.port;
+      this.book.setSelf([{ ip: addr.host, port: addr.port }, { ip: '127.0.0.1', port: addr.port }]);
       this.log('serving', { dir: this.library?.root ?? '', host: addr.host, port: addr.port, files: this.library?.files().length ?? 0 });
       const announcer = {
         files: () => [...this.libraryFiles(), ...this.sources.heldContents()],
@@ -158,6 +185,19 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
       this.tracker = await attachTracker(announcer, addr, { ...o, log: this.log, embed: o.embed ?? o.share !== undefined }, (state) => this.emit('tracker', state));
     }
     this.library?.on('change', (diff) => this.emit('change', diff));
+    for (const a of await resolveAddresses(o.neighbors ?? [])) this.book.add(a, 'neighbor');
+    if (o.lan) await this.discovery.startLan(o.lan);
+  }
+
+  /** The tracker this node asks and tells, or null (none, or --no-tracker). */
+  trackerAddress(): string | null {
+    if (this.opts.noTracker) return null;
+    return this.tracker?.address ?? defaultTracker(this.opts.tracker);
+  }
+
+  /** Where a download looks for holders besides the tracker and --peer: the overlay, when there is one. */
+  finders(): VersionFinder[] {
+    return this.discovery.finders();
   }
 
   private announce(files: FileInfo[]): AnnouncedFile[] {
@@ -238,7 +278,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
       trackerPeersOf(address!, cid)
         .then((peers) => {
           if (stopped) return;
-          for (const a of peers) this.sources.noteHolder(cid, a);
+          for (const a of peers) {
+            this.sources.noteHolder(cid, a);
+            this.book.add(a, 'tracker');
+          }
           add(peers);
         }, () => {})
         .finally(() => {
@@ -287,6 +330,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
     this.closed = true;
     for (const d of this.downloads) d.download.abort();
     this.library?.stop();
+    this.overlay.close();
+    await this.lan?.close();
     await this.tracker?.close();
     await this.server?.close(opts);
     await Promise.allSettled([...this.downloads]);

@@ -107,6 +107,22 @@ export class NodeSources implements SourceIndex {
     return more && merged.length ? { files: merged, next: merged[merged.length - 1]!.name } : { files: merged };
   }
 
+  /** Files here whose name `match` accepts, at most `limit` (an overlay SEARCH is answered from this). */
+  find(match: (name: string) => boolean, limit: number): FileInfo[] {
+    const out: FileInfo[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = this.list(after, 1000);
+      for (const f of page.files) {
+        if (!match(f.name)) continue;
+        out.push(f);
+        if (out.length >= limit) return out;
+      }
+      if (page.next === undefined || page.next === after) return out;
+      after = page.next;
+    }
+  }
+
   stat(name: string): FileInfo | undefined {
     const fromLibrary = this.library?.stat(name);
     if (fromLibrary) return fromLibrary;

@@ -17,6 +17,7 @@ import { localHello, newPeerId } from '../net/identity.js';
 import { UploadSlots } from '../scheduling/upload-slots.js';
 import { Spreads } from './spreads.js';
 import type { SourceIndex } from './source.js';
+import type { OverlayPort } from './overlay-port.js';
 
 export interface PeerServerOptions {
   log?: Log;
@@ -33,6 +34,8 @@ export interface PeerServerOptions {
   uploadSlots?: number;
   /** Show a seeded content to several downloaders a few chunks at a time (default true). */
   spread?: boolean;
+  /** Where search / discover requests go (discovery/overlay.ts); absent: they are ignored. */
+  overlay?: OverlayPort;
 }
 
 /** Default chunks in transit under contention (see PeerServerOptions.uploadSlots). */
@@ -51,6 +54,7 @@ export class PeerServer {
   private readonly log: Log;
   readonly guard: ConnectionGuard<PeerSession>;
   private readonly upload: TokenBucket | null;
+  private readonly overlay: OverlayPort | null;
   private listenPort = 0;
   /** Sockets refused by the guard, told why and about to close. */
   private readonly refused = new Set<net.Socket>();
@@ -71,6 +75,7 @@ export class PeerServer {
     this.slots = slots > 0 ? new UploadSlots(slots) : null;
     this.spreads = opts.spread === false ? null : new Spreads();
     this.log = opts.log ?? noLog;
+    this.overlay = opts.overlay ?? null;
     this.upload = opts.maxUploadBytesPerSec ? new TokenBucket(opts.maxUploadBytesPerSec, Date.now()) : null;
     this.guard = new ConnectionGuard<PeerSession>({ ...SERVE_LIMITS, ...opts.limits }, (s, reason) => this.log('peer-closed', { peer: s.remote, reason }));
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -93,7 +98,7 @@ export class PeerServer {
       setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
       return;
     }
-    const ctx = { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId), slots: this.slots, id: this.nextSession++, spreads: this.spreads };
+    const ctx = { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId), slots: this.slots, id: this.nextSession++, spreads: this.spreads, overlay: this.overlay };
     const s = new PeerSession(socket, ip, ctx, (ended, reason) => {
       this.guard.remove(ended);
       this.sentByEnded += ended.bytesSent;

@@ -1,6 +1,7 @@
 /**
  * One incoming peer connection: hello, then list / stat / manifest / get / cancel / interest /
- * have, or seed 002's plain-name File Request (legacy.ts).
+ * have, search / discover (handed to the overlay: overlay-port.ts), or seed 002's plain-name File
+ * Request (legacy.ts).
  *
  *   socket ─► FrameDecoder ─► hello (first, within the handshake deadline)
  *                          ├► list, stat, manifest: answered at once
@@ -31,6 +32,7 @@ import type { PeerAddress } from '../types.js';
 import type { ChunkSource, SourceIndex, SourceReader } from './source.js';
 import { RangeSender, type RangeRequest } from './sender.js';
 import type { Spreads } from './spreads.js';
+import type { OverlayPort } from './overlay-port.js';
 
 export const MAX_QUEUED_GETS = 1024;
 /** Contents one connection may subscribe to with `interest`. */
@@ -73,6 +75,8 @@ export interface SessionContext {
   id: number;
   /** How a seeder shows its content to several downloaders (null: everything at once). */
   spreads: Spreads | null;
+  /** Where search and discover requests go (null: this peer is not in an overlay). */
+  overlay: OverlayPort | null;
 }
 
 /** While a request waits for an upload slot, `busy` is said again this often. */
@@ -389,6 +393,23 @@ export class PeerSession implements GuardedConnection {
         }
         this.queue.push({ id: m.id, source: src, from: m.from, to: m.to, cancelled: false });
         if (!this.sending) void this.sendLoop();
+        return;
+      }
+      case 'search':
+      case 'discover': {
+        const overlay = this.ctx.overlay;
+        if (!overlay) return; // not in an overlay: nothing to forward to, nothing to say
+        overlay.request(m, {
+          key: `s${this.ctx.id}`,
+          ip: this.ip,
+          peer: this.remoteHello!.peer,
+          listen: this.listenAddress,
+          reply: (h) => {
+            if (this.closed) return false;
+            this.send(h);
+            return true;
+          },
+        });
         return;
       }
       case 'cancel': {

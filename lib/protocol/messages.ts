@@ -3,8 +3,9 @@
  * JSON headers into typed unions in this one place. Everything that handles a message switches on
  * `t` and gets typed fields; nothing downstream casts.
  *
- *   peer protocol     hello, list, stat, manifest, get, cancel, interest, have
- *                     → hello, files, entry, manifest-ok, done, error, bitfield, have, peers, busy
+ *   peer protocol     hello, list, stat, manifest, get, cancel, interest, have, search, discover
+ *                     → hello, files, entry, manifest-ok, done, error, bitfield, have, peers, busy,
+ *                       hits, pong
  *   tracker protocol  hello, register, keepalive, update, delete, unregister, dir, who-has, peers-of
  *                     → hello, directory, ok, holders, peers, error
  *
@@ -54,6 +55,10 @@ const PEER_REQUESTS = {
   interest: { cid: 'cid', have: '?string' },
   /** Chunks the requester has newly verified: the server's upload slots see them delivered. */
   have: { cid: 'cid', chunks: 'array' },
+  /** Overlay (seed 001): find files matching `pattern` within `ttl` hops; `sid` names the search. */
+  search: { sid: 'peerId', pattern: 'string', ttl: 'uint', hops: 'uint' },
+  /** Overlay (seed 001): learn the peers within `ttl` hops. */
+  discover: { sid: 'peerId', ttl: 'uint', hops: 'uint' },
 } as const;
 
 const PEER_REPLIES = {
@@ -71,6 +76,10 @@ const PEER_REPLIES = {
   peers: { cid: 'cid', peers: 'array' },
   /** The request waits for an upload slot (others are being served): alive, not stalled. */
   busy: { id: 'uint' },
+  /** Overlay: files matching search `sid` held by `holder` ({ip?, port}); routed back along the search's path. */
+  hits: { sid: 'peerId', holder: 'object', files: 'array' },
+  /** Overlay: a peer that a `discover` reached (`ip` absent: the address the hop before it connected to). */
+  pong: { sid: 'peerId', peer: 'peerId', ip: '?string', port: 'port', hops: 'uint' },
 } as const;
 
 const TRACKER_REQUESTS = {

@@ -1,0 +1,126 @@
+/**
+ * `swarm search PATTERN`: files matching a name pattern, from the overlay (seed 001's SEARCH, TTL
+ * hops through the neighbours), the LAN and the tracker's directory, merged by name and content id.
+ * `swarm peers`: the peers this swarm knows, where each was learnt and when it was last seen
+ * (with `--discover TTL`, seed 001's DISCOVER first).
+ */
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
+import { defaultTracker } from '../../lib/constants.js';
+import { count, humanBytes, humanTime, printTable, printable } from '../format.js';
+import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
+
+const MAX_TTL = 7;
+const addr = (h: { ip: string; port: number }) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`);
+
+function ttlOption(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || n < 1 || n > MAX_TTL) throw new InvalidArgumentError(`expected a number of hops from 1 to ${MAX_TTL}`);
+  return n;
+}
+
+/** Seconds to wait, 0.1 to 60. */
+function waitOption(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0.1 || n > 60) throw new InvalidArgumentError('expected seconds from 0.1 to 60');
+  return n;
+}
+
+interface CommonOptions extends DiscoveryCliOptions {
+  tracker?: string | boolean;
+  wait?: number;
+  json?: boolean;
+}
+
+function trackerOptions(o: CommonOptions): { tracker?: string; noTracker: boolean } {
+  if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
+    throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
+  }
+  return { ...(typeof o.tracker === 'string' ? { tracker: o.tracker } : {}), noTracker: o.tracker === false };
+}
+
+export function register(program: Command): void {
+  addDiscoveryOptions(
+    program
+      .command('search')
+      .description('find files by name in the swarm: overlay neighbours, the LAN, the tracker')
+      .argument('<pattern>', 'part of a name (case-insensitive), or a glob with * and ? (quote it)')
+      .option('--ttl <hops>', `how far the overlay search goes, 1 to ${MAX_TTL} hops`, ttlOption, 5)
+      .option('--wait <seconds>', 'how long to wait for answers at most', waitOption, 2)
+      .option('-t, --tracker <host:port>', `also search this tracker's directory (default: $SWARM_TRACKER, else ${defaultTracker()})`)
+      .option('--no-tracker', 'do not ask a tracker'),
+  )
+    .option('--json', 'print the results as JSON')
+    .addHelpText(
+      'after',
+      `
+Every holder found is listed with the content id (cid) of its version: fetch one with
+swarm get NAME (add --neighbor/--lan to get through the overlay without a tracker).
+Exit code 3 when nothing matches; a source that cannot be reached is a warning.`,
+    )
+    .action(async (pattern: string, o: CommonOptions & { ttl: number }) => {
+      const { SwarmNode } = await import('../../lib/index.js');
+      const node = await SwarmNode.start({ listen: false, embed: false, threads: 0, ...trackerOptions(o), ...discoveryNodeOptions(o) });
+      try {
+        const { results, asked, warnings } = await node.discovery.search(pattern, { ttl: o.ttl, waitMs: (o.wait ?? 2) * 1000 });
+        for (const w of warnings) process.stderr.write(`warning: ${printable(w)}\n`);
+        if (o.json) process.stdout.write(JSON.stringify(results) + '\n');
+        else if (results.length === 0) process.stderr.write(`nothing matches ${printable(pattern)} (asked ${asked.join(', ')})\n`);
+        else {
+          printTable(
+            ['NAME', 'TYPE', 'SIZE', 'MODIFIED (UTC)', 'CID', 'HOLDERS'],
+            results.map((r) => [printable(r.name), r.kind, humanBytes(r.size), humanTime(r.mtime), r.cid.slice(0, 16), r.holders.map(addr).join(' ')]),
+            [2],
+          );
+          process.stderr.write(`${count(results.length, 'result')} from ${asked.join(', ')}\n`);
+        }
+        if (results.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `nothing matches ${pattern}`);
+      } finally {
+        await node.close({ graceful: false });
+      }
+    });
+
+  addDiscoveryOptions(
+    program
+      .command('peers')
+      .description('the peers this swarm knows: neighbours, LAN, tracker, DISCOVER answers')
+      .option('--discover <hops>', `first ask the overlay who is within this many hops (seed 001's DISCOVER, 1 to ${MAX_TTL})`, ttlOption)
+      .option('--wait <seconds>', 'how long to listen for the LAN and DISCOVER answers', waitOption, 2)
+      .option('-t, --tracker <host:port>', `also list the holders a tracker knows (default: $SWARM_TRACKER, else ${defaultTracker()})`)
+      .option('--no-tracker', 'do not ask a tracker'),
+  )
+    .option('--json', 'print the peers as JSON')
+    .action(async (o: CommonOptions & { discover?: number }) => {
+      const { SwarmNode, trackerDirectory } = await import('../../lib/index.js');
+      const node = await SwarmNode.start({ listen: false, embed: false, threads: 0, ...trackerOptions(o), ...discoveryNodeOptions(o) });
+      try {
+        const waitMs = (o.wait ?? 2) * 1000;
+        const tracker = node.trackerAddress();
+        const jobs: Promise<unknown>[] = [];
+        if (tracker) {
+          jobs.push(
+            trackerDirectory(tracker).then(
+              ({ entries }) => {
+                for (const [, e] of entries) for (const h of [...e.holders, ...e.partial]) node.book.add(h, 'tracker');
+              },
+              (err: Error) => process.stderr.write(`warning: ${printable(err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`)}\n`),
+            ),
+          );
+        }
+        if (o.discover) jobs.push(node.discovery.discoverPeers(o.discover, waitMs));
+        else if (o.lan) jobs.push(new Promise((r) => setTimeout(r, waitMs)));
+        await Promise.all(jobs);
+        const peers = node.discovery.peers();
+        if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, peer: p.peer ?? null, sources: p.sources, lastSeen: p.lastSeen }))) + '\n');
+        if (peers.length === 0) return void process.stderr.write('no peers known (name one with --neighbor, or try --lan or a tracker)\n');
+        const now = Date.now();
+        printTable(
+          ['ADDRESS', 'PEER ID', 'FROM', 'LAST SEEN'],
+          peers.map((p) => [addr(p), p.peer ?? '-', p.sources.join(','), `${Math.max(0, Math.round((now - p.lastSeen) / 1000))} s ago`]),
+        );
+      } finally {
+        await node.close({ graceful: false });
+      }
+    });
+}

@@ -1,0 +1,310 @@
+/**
+ * The overlay of seed 001 (a Gnutella-style network): each peer keeps neighbours (peer-book.ts)
+ * and floods SEARCH and DISCOVER to them, hop by hop, within a TTL.
+ *
+ *   origin ─search{sid,ttl}─► neighbour ─search{sid,ttl-1}─► its neighbours … (each sid once per peer)
+ *   origin ◄──────hits{sid}── neighbour ◄────────hits{sid}── holder           (back along the path)
+ *
+ * **Routing of answers: back along the path** (as Gnutella's query hits), not straight to the
+ * origin as seed 001 does. Each peer remembers, for a while, which connection a message id came
+ * in on and sends the answers for that id back on it. Why:
+ * - no reflection: seed 001 has every peer that matches connect to the address written in the
+ *   message, so one forged SEARCH makes a whole network open connections to a victim; here an
+ *   answer only ever travels on a connection its receiver itself opened or accepted;
+ * - answers reach an origin that cannot be connected to (behind NAT, or `get --no-share`), on the
+ *   connections it opened itself, and no connection is opened per answer;
+ * - the cost is a few hops of latency per answer and a table of recent ids (bounded, flood.ts).
+ *
+ * Messages travel on the peer protocol (`search`, `discover` → `hits`, `pong`) over links: one
+ * outgoing connection per neighbour, opened on first use and closed when idle. A holder's IP in a
+ * hit is filled in by the first hop (the address it connected to), so a peer need not know its
+ * own address. Bounds: TTL at most MAX_TTL, each id handled once (seen set), messages per
+ * connection per second, forwards per second in all, hits per message and per id.
+ */
+import { isIP } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { PeerClient } from '../peer/client.js';
+import type { OverlayFrom, OverlayPort, OverlayRequest } from '../peer/overlay-port.js';
+import type { Header } from '../protocol/frame.js';
+import type { HelloFields, PeerReply } from '../protocol/messages.js';
+import { checkFiles } from '../protocol/entries.js';
+import { noLog, type Log } from '../log.js';
+import type { FileInfo, PeerAddress } from '../types.js';
+import { ExpiringMap, MAX_PATTERN_CHARS, MAX_TTL, RateLimiter, SEEN_MAX, SEEN_MS, matcher } from './flood.js';
+import { keyOf, type PeerBook } from './peer-book.js';
+
+/** Neighbours a message is flooded to. */
+export const DEFAULT_MAX_NEIGHBORS = 8;
+/** Messages one connection may make us handle per second, and in a burst. */
+const PER_SENDER_PER_SEC = 20;
+const PER_SENDER_BURST = 40;
+/** Messages forwarded per second in all (each to up to maxNeighbors links). */
+const FORWARDS_PER_SEC = 200;
+/** Files in one `hits` message, and files passed back per message id by one peer. */
+const HITS_PER_MESSAGE = 50;
+const HITS_PER_ID = 500;
+/** Pongs passed back per message id by one peer. */
+const PONGS_PER_ID = 500;
+/** How long answers to a message are routed back (longer than any search waits). */
+const ROUTE_MS = 30_000;
+/** A link with no traffic for this long is closed (reopened on the next message). */
+const LINK_IDLE_MS = 60_000;
+const CONNECT_TIMEOUT_MS = 3_000;
+/** Unsent bytes on a link beyond which messages to it are dropped. */
+const LINK_BACKLOG_BYTES = 256 << 10;
+
+export interface OverlayOptions {
+  peerId: string;
+  book: PeerBook;
+  /** Where this peer serves (null: it does not; it can still search through its links). */
+  self: () => PeerAddress | null;
+  /** Files here that `match` accepts, at most `limit` (what this peer answers a SEARCH with). */
+  local: (match: (name: string) => boolean, limit: number) => FileInfo[];
+  /** The hello our links send. */
+  hello: () => HelloFields;
+  maxNeighbors?: number;
+  log?: Log;
+}
+
+export interface Hit {
+  file: FileInfo;
+  holder: PeerAddress;
+}
+
+export interface Pong {
+  peer: string;
+  addr: PeerAddress;
+  hops: number;
+}
+
+type Route =
+  | { kind: 'origin'; onHits?: (hits: Hit[]) => void; onPong?: (p: Pong) => void }
+  | { kind: 'remote'; from: OverlayFrom; budget: number };
+
+export interface OverlayCounters {
+  /** search/discover messages received, and of them: seen before, over a rate limit, malformed. */
+  received: number;
+  duplicates: number;
+  limited: number;
+  malformed: number;
+  /** Messages sent to a neighbour (forwards and our own), answers sent and passed back. */
+  sent: number;
+  answered: number;
+  routedBack: number;
+  /** Answers that came back for no known id, or were bad. */
+  strayAnswers: number;
+}
+
+interface Link {
+  client: PeerClient;
+  idle: NodeJS.Timeout;
+  /** The neighbour's peer id, once its hello came. */
+  peer: string | null;
+}
+
+export class Overlay implements OverlayPort {
+  readonly counters: OverlayCounters = { received: 0, duplicates: 0, limited: 0, malformed: 0, sent: 0, answered: 0, routedBack: 0, strayAnswers: 0 };
+  private readonly seen = new ExpiringMap<true>(SEEN_MAX, SEEN_MS);
+  private readonly routes = new ExpiringMap<Route>(SEEN_MAX, ROUTE_MS);
+  private readonly perSender = new RateLimiter(PER_SENDER_PER_SEC, PER_SENDER_BURST);
+  private readonly forwards = new RateLimiter(FORWARDS_PER_SEC, FORWARDS_PER_SEC);
+  private readonly links = new Map<string, Link>();
+  private readonly log: Log;
+  private readonly maxNeighbors: number;
+  private closed = false;
+
+  constructor(private readonly o: OverlayOptions) {
+    this.log = o.log ?? noLog;
+    this.maxNeighbors = o.maxNeighbors ?? DEFAULT_MAX_NEIGHBORS;
+  }
+
+  // ── as origin ───────────────────────────────────────────────────────────────────────────────
+
+  /** Flood a SEARCH; hits arrive through `onHits` until `stop()` (or ROUTE_MS). */
+  search(pattern: string, ttl: number, onHits: (hits: Hit[]) => void): { sid: string; neighbours: number; stop: () => void } {
+    const sid = newSid();
+    this.seen.set(sid, true);
+    this.routes.set(sid, { kind: 'origin', onHits });
+    const n = this.flood({ t: 'search', sid, pattern: pattern.slice(0, MAX_PATTERN_CHARS), ttl: clampTtl(ttl), hops: 0 }, null);
+    return { sid, neighbours: n, stop: () => this.routes.delete(sid) };
+  }
+
+  /** Flood a DISCOVER; every peer it reaches answers through `onPong` until `stop()`. */
+  discover(ttl: number, onPong: (p: Pong) => void): { sid: string; neighbours: number; stop: () => void } {
+    const sid = newSid();
+    this.seen.set(sid, true);
+    this.routes.set(sid, { kind: 'origin', onPong });
+    const n = this.flood({ t: 'discover', sid, ttl: clampTtl(ttl), hops: 0 }, null);
+    return { sid, neighbours: n, stop: () => this.routes.delete(sid) };
+  }
+
+  // ── as a hop: requests from a connection to our server ──────────────────────────────────────
+
+  request(m: OverlayRequest, from: OverlayFrom): void {
+    if (this.closed) return;
+    this.counters.received++;
+    if (!this.perSender.take(from.key)) {
+      this.counters.limited++;
+      return;
+    }
+    if (this.seen.has(m.sid)) {
+      this.counters.duplicates++;
+      return;
+    }
+    this.seen.set(m.sid, true);
+    const ttl = clampTtl(m.ttl);
+    if (ttl < 1 || m.hops > MAX_TTL) {
+      this.counters.malformed++;
+      return;
+    }
+    this.routes.set(m.sid, { kind: 'remote', from, budget: m.t === 'search' ? HITS_PER_ID : PONGS_PER_ID });
+    const me = this.o.self();
+    if (m.t === 'search') {
+      if (m.pattern.length === 0 || m.pattern.length > MAX_PATTERN_CHARS) {
+        this.counters.malformed++;
+        return;
+      }
+      const files = me ? this.o.local(matcher(m.pattern), HITS_PER_MESSAGE) : [];
+      if (files.length && me) {
+        this.counters.answered++;
+        from.reply({ t: 'hits', sid: m.sid, holder: holderOf(me), files });
+      }
+    } else if (me) {
+      this.counters.answered++;
+      from.reply({ t: 'pong', sid: m.sid, peer: this.o.peerId, ...(holderOf(me).ip ? { ip: me.ip } : {}), port: me.port, hops: m.hops + 1 });
+    }
+    if (from.listen) this.o.book.touch(from.listen, from.peer);
+    if (ttl > 1 && this.forwards.take('all')) this.flood({ ...m, ttl: ttl - 1, hops: m.hops + 1 }, from);
+  }
+
+  // ── answers coming back on our links ────────────────────────────────────────────────────────
+
+  private onAnswer(link: Link, host: string, m: PeerReply): void {
+    if (m.t !== 'hits' && m.t !== 'pong') return;
+    const route = this.routes.get(m.sid);
+    if (!route) {
+      this.counters.strayAnswers++;
+      return;
+    }
+    if (m.t === 'hits') {
+      const h = m.holder as { ip?: unknown; port?: unknown };
+      const ip = h.ip === undefined ? host : h.ip;
+      if (typeof ip !== 'string' || isIP(ip) === 0 || typeof h.port !== 'number' || !Number.isInteger(h.port) || h.port < 1 || h.port > 65535) {
+        this.counters.strayAnswers++;
+        return;
+      }
+      const holder = { ip, port: h.port };
+      const files = checkFiles(m.files.slice(0, HITS_PER_MESSAGE)).ok;
+      if (files.length === 0) return;
+      if (route.kind === 'origin') {
+        route.onHits?.(files.map((file) => ({ file, holder })));
+        return;
+      }
+      const n = Math.min(files.length, route.budget);
+      if (n <= 0) return;
+      route.budget -= n;
+      this.counters.routedBack++;
+      route.from.reply({ t: 'hits', sid: m.sid, holder, files: files.slice(0, n) });
+      return;
+    }
+    const ip = m.ip ?? host;
+    if (isIP(ip) === 0 || m.hops > MAX_TTL + 1) {
+      this.counters.strayAnswers++;
+      return;
+    }
+    if (route.kind === 'origin') {
+      route.onPong?.({ peer: m.peer, addr: { ip, port: m.port }, hops: m.hops });
+      return;
+    }
+    if (route.budget <= 0) return;
+    route.budget--;
+    this.counters.routedBack++;
+    route.from.reply({ t: 'pong', sid: m.sid, peer: m.peer, ip, port: m.port, hops: m.hops });
+    void link;
+  }
+
+  // ── links ───────────────────────────────────────────────────────────────────────────────────
+
+  /** Send `m` to every neighbour but the one it came from; returns how many it went to. */
+  private flood(m: Header, from: OverlayFrom | null): number {
+    let n = 0;
+    for (const k of this.o.book.neighbours(this.maxNeighbors)) {
+      // the sender, known by its peer id or by the address it serves on
+      if (from && (k.peer === from.peer || (from.listen && k.ip === from.listen.ip && k.port === from.listen.port))) continue;
+      const link = this.link(k);
+      if (from && link.peer === from.peer) continue;
+      // a neighbour that does not read gets no more (what we hold for it stays bounded)
+      if (link.client.pendingBytes > LINK_BACKLOG_BYTES) continue;
+      link.client.write(m);
+      this.counters.sent++;
+      n++;
+    }
+    return n;
+  }
+
+  private link(a: PeerAddress): Link {
+    const key = keyOf(a);
+    const old = this.links.get(key);
+    if (old && old.client.connected) {
+      old.idle.refresh();
+      return old;
+    }
+    const link: Link = {
+      client: null as unknown as PeerClient,
+      idle: setTimeout(() => this.dropLink(key, link), LINK_IDLE_MS),
+      peer: null,
+    };
+    link.idle.unref();
+    link.client = new PeerClient(a.ip, a.port, {
+      hello: this.o.hello(),
+      timeoutMs: CONNECT_TIMEOUT_MS,
+      handler: {
+        onHello: (h) => {
+          link.peer = h.peer;
+          this.o.book.touch(a, h.peer);
+        },
+        onMessage: (m) => this.onAnswer(link, a.ip, m),
+        onClose: () => {
+          if (this.links.get(key) === link) this.links.delete(key);
+          clearTimeout(link.idle);
+        },
+      },
+    });
+    link.client.connect().catch((err: Error) => this.log('overlay-link-failed', { peer: key, reason: err.message }));
+    this.links.set(key, link);
+    return link;
+  }
+
+  private dropLink(key: string, link: Link): void {
+    if (this.links.get(key) === link) this.links.delete(key);
+    link.client.destroy();
+  }
+
+  /** Links open now (for `peers` and tests). */
+  get linkCount(): number {
+    return this.links.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const [key, link] of this.links) {
+      clearTimeout(link.idle);
+      link.client.destroy();
+      this.links.delete(key);
+    }
+  }
+}
+
+function clampTtl(ttl: number): number {
+  return Math.min(Math.max(0, Math.floor(ttl)), MAX_TTL);
+}
+
+function newSid(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** How we name ourselves in a hit: the port, and the IP only when we serve on one address. */
+function holderOf(me: PeerAddress): { ip?: string; port: number } {
+  const wildcard = me.ip === '' || me.ip === '0.0.0.0' || me.ip === '::';
+  return wildcard ? { port: me.port } : { ip: me.ip, port: me.port };
+}

@@ -1,0 +1,116 @@
+/**
+ * The peers this peer knows (seed 001's List_of_Peers), where each was learnt and when it was
+ * last seen: named on the command line (`--neighbor`), announced on the LAN, listed by the
+ * tracker, or found by DISCOVER. The overlay floods to the first `maxNeighbors` of them, named
+ * ones first; the rest are candidates. Bounded: when full, the peer seen longest ago that was not
+ * named by the user makes room. `reset()` is seed 001's RESET: the list is emptied.
+ */
+import type { PeerAddress } from '../types.js';
+
+export type PeerSourceKind = 'neighbor' | 'lan' | 'tracker' | 'discover';
+
+/** Order of preference when choosing neighbours. */
+const RANK: Record<PeerSourceKind, number> = { neighbor: 0, lan: 1, discover: 2, tracker: 3 };
+
+export interface KnownPeer {
+  ip: string;
+  port: number;
+  /** Its peer id, once known (a hello, a LAN announcement, a pong). */
+  peer?: string;
+  sources: PeerSourceKind[];
+  lastSeen: number;
+}
+
+export const DEFAULT_MAX_KNOWN = 512;
+
+export const keyOf = (a: PeerAddress): string => `${a.ip}|${a.port}`;
+
+export class PeerBook {
+  private readonly known = new Map<string, KnownPeer>();
+  /** Addresses that are this very peer (never a neighbour of itself). */
+  private readonly selves = new Set<string>();
+
+  constructor(private readonly max = DEFAULT_MAX_KNOWN) {}
+
+  /** Addresses that are this peer itself: never added. */
+  setSelf(addrs: PeerAddress[]): void {
+    this.selves.clear();
+    for (const a of addrs) this.selves.add(keyOf(a));
+  }
+
+  isSelf(a: PeerAddress): boolean {
+    return this.selves.has(keyOf(a));
+  }
+
+  /** Note `a` as learnt from `source` (seen now). False when it is us or there is no room. */
+  add(a: PeerAddress, source: PeerSourceKind, peer?: string): boolean {
+    const key = keyOf(a);
+    if (this.selves.has(key)) return false;
+    const now = Date.now();
+    let k = this.known.get(key);
+    if (!k) {
+      if (this.known.size >= this.max && !this.makeRoom()) return false;
+      k = { ip: a.ip, port: a.port, sources: [], lastSeen: now };
+      this.known.set(key, k);
+    }
+    if (!k.sources.includes(source)) k.sources.push(source);
+    k.lastSeen = now;
+    if (peer) k.peer = peer;
+    return true;
+  }
+
+  /** Forget that `a` came from `source`; forgotten altogether when no source is left. */
+  remove(a: PeerAddress, source: PeerSourceKind): void {
+    const key = keyOf(a);
+    const k = this.known.get(key);
+    if (!k) return;
+    k.sources = k.sources.filter((s) => s !== source);
+    if (k.sources.length === 0) this.known.delete(key);
+  }
+
+  /** Seen now (it answered). */
+  touch(a: PeerAddress, peer?: string): void {
+    const k = this.known.get(keyOf(a));
+    if (!k) return;
+    k.lastSeen = Date.now();
+    if (peer) k.peer = peer;
+  }
+
+  has(a: PeerAddress): boolean {
+    return this.known.has(keyOf(a));
+  }
+
+  get size(): number {
+    return this.known.size;
+  }
+
+  /** Seed 001's RESET: forget every peer. */
+  reset(): number {
+    const n = this.known.size;
+    this.known.clear();
+    return n;
+  }
+
+  /** Every known peer, most recently seen first. */
+  list(): KnownPeer[] {
+    return [...this.known.values()].sort((a, b) => b.lastSeen - a.lastSeen).map((k) => ({ ...k, sources: [...k.sources] }));
+  }
+
+  /** The peers to flood to: named ones first, then LAN, DISCOVER, tracker; newest first within each. */
+  neighbours(max: number): KnownPeer[] {
+    const rank = (k: KnownPeer) => Math.min(...k.sources.map((s) => RANK[s]));
+    return [...this.known.values()].sort((a, b) => rank(a) - rank(b) || b.lastSeen - a.lastSeen).slice(0, max);
+  }
+
+  /** Drop the peer seen longest ago that the user did not name (false: every one was named). */
+  private makeRoom(): boolean {
+    let oldest: [string, KnownPeer] | null = null;
+    for (const e of this.known) {
+      if (e[1].sources.includes('neighbor')) continue;
+      if (!oldest || e[1].lastSeen < oldest[1].lastSeen) oldest = e;
+    }
+    if (!oldest) return false;
+    this.known.delete(oldest[0]);
+    return true;
+  }
+}
