@@ -51,6 +51,11 @@ export const TEMP_MARK = '.swarm-tmp-';
 export const FRAME_PREFIX_BYTES = 8;
 
 /** The tracker to ask when none is named: $SWARM_TRACKER, else the one a local `swarm serve` embeds. */
+/** True when a tracker was asked for (named, or $SWARM_TRACKER), not only the local default. */
+export function trackerNamed(explicit?: string): boolean {
+  return !!explicit || !!process.env.SWARM_TRACKER;
+}
+
 export function defaultTracker(explicit?: string): string {
   return explicit ?? process.env.SWARM_TRACKER ?? `127.0.0.1:${DEFAULT_TRACKER_PORT}`;
 }

@@ -22,7 +22,7 @@ export { createChunkPool, ThreadChunkPool, InlineChunkPool, type ChunkPool } fro
 export { scanShare, diffScans } from './share/scanner.js';
 export { get, Download, DEFAULT_BUDGET_BYTES, type GetOptions, type GetPromise, type GetStep, type DownloadHost } from './download/get.js';
 export type { DoneEvent, StartEvent, ProgressEvent, PeerView } from './download/events.js';
-export { resolveTarget, defaultTracker, type Target } from './download/resolve.js';
+export { resolveTarget, mergeVersions, defaultTracker, type Target, type VersionFinder } from './download/resolve.js';
 export { normalizeUserName, nameProblem } from './protocol/names.js';
 export { PROTOCOL_VERSION } from './protocol/messages.js';
 export { CHUNK_HASH_NAME } from './hashing.js';

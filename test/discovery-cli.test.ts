@@ -61,6 +61,14 @@ t.test('search, peers and get through a chain of serve processes, no tracker', a
   t.ok(known.find((k) => k.port === a.port)!.sources.includes('neighbor'), 'the named one is a neighbour');
   t.ok(known.find((k) => k.port === c.port)!.sources.includes('discover'), 'the far one came from DISCOVER');
 
+  const who = swarm(t, ['who', 'films/Holiday.MP4', ...via, '--json']);
+  t.equal((await ended(who)).code, 0);
+  t.match(JSON.parse(who.lines[0]!), { name: 'films/Holiday.MP4', versions: [{ size: data.length, holders: [{ port: c.port }] }] }, 'who: the versions the overlay found');
+  const whoNone = swarm(t, ['who', 'nothing.bin', ...via]);
+  t.equal((await ended(whoNone)).code, 3, 'who: nothing found is exit 3');
+  const nowhere = swarm(t, ['who', 'x', '--no-tracker']);
+  t.equal((await ended(nowhere)).code, 2, 'who --no-tracker alone has nowhere to ask: exit 2');
+
   const out = tempDir(t);
   const g = swarm(t, ['get', 'films/Holiday.MP4', ...via, '-o', out, '--json', '--threads', '0', '--peer-threads', '0']);
   const r = await ended(g);

@@ -1,8 +1,10 @@
 /** `swarm ls`: files in a local folder, on a peer, or in a tracker's directory; `swarm who`: the holders of one name. */
 import type { Command } from 'commander';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
-import { defaultTracker } from '../../lib/constants.js';
+import { defaultTracker, trackerNamed } from '../../lib/constants.js';
 import { humanBytes, humanTime, printTable, printable } from '../format.js';
+import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
+import type { Version } from '../../lib/index.js';
 
 const addr = (h: { ip: string; port: number }) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`);
 
@@ -56,17 +58,55 @@ export function register(program: Command): void {
       printTable(['TYPE', 'NAME', 'SIZE', 'MODIFIED (UTC)'], files.map((f) => [f.kind, printable(f.name), humanBytes(f.size), humanTime(f.mtime)]), [2]);
     });
 
-  program
-    .command('who')
-    .description('which peers hold NAME, for every version the tracker knows (newest first)')
-    .argument('<name>', 'file name as the swarm knows it (relative path)')
-    .option('-t, --tracker <host:port>', `tracker to ask (default ${defaultTracker()})`)
+  addDiscoveryOptions(
+    program
+      .command('who')
+      .description('which peers hold NAME, for every version known (newest first): tracker, overlay, LAN')
+      .argument('<name>', 'file name as the swarm knows it (relative path)')
+      .option('-t, --tracker <host:port>', `tracker to ask (default ${defaultTracker()})`)
+      .option('--no-tracker', 'ask no tracker (only --neighbor / --lan)'),
+  )
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { tracker?: string; json?: boolean }) => {
-      const { trackerVersions } = await import('../../lib/index.js');
-      const tracker = defaultTracker(o.tracker);
-      const { versions, dropped } = await trackerVersions(tracker, name);
-      warnDropped(dropped, `tracker ${tracker}`, !!o.json);
+    .action(async (name: string, o: DiscoveryCliOptions & { tracker?: string | boolean; json?: boolean }) => {
+      if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
+        throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
+      }
+      const disc = discoveryNodeOptions(o);
+      const { trackerVersions, mergeVersions, SwarmNode } = await import('../../lib/index.js');
+      const tracker = o.tracker === false ? null : defaultTracker(typeof o.tracker === 'string' ? o.tracker : undefined);
+      const overlay = !!(disc.neighbors || disc.lan);
+      if (!tracker && !overlay) throw new SwarmError(ERROR_CODES.USAGE, 'nowhere to ask: --no-tracker needs --neighbor or --lan');
+      const lists: Version[][] = [];
+      const failures: Error[] = [];
+      const asks: Promise<void>[] = [];
+      if (tracker) {
+        asks.push(
+          trackerVersions(tracker, name).then(
+            ({ versions, dropped }) => {
+              warnDropped(dropped, `tracker ${tracker}`, !!o.json);
+              lists.push(versions);
+            },
+            (err: Error) => void failures.push(err),
+          ),
+        );
+      }
+      if (overlay) {
+        asks.push(
+          (async () => {
+            const node = await SwarmNode.start({ listen: false, noTracker: true, embed: false, threads: 0, ...disc });
+            try {
+              for (const f of node.finders()) lists.push(await f.versions(name));
+            } finally {
+              await node.close({ graceful: false });
+            }
+          })().catch((err: Error) => void failures.push(err)),
+        );
+      }
+      await Promise.all(asks);
+      if (lists.length === 0) throw failures[0]!;
+      const quiet = overlay && !trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined);
+      for (const f of failures) if (!o.json && !(quiet && (f as SwarmError).code === ERROR_CODES.TRACKER_UNREACHABLE)) process.stderr.write(`warning: ${printable(f.message)}\n`);
+      const versions = mergeVersions(lists);
       if (versions.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `no peer holds ${name}`);
       if (o.json) return void process.stdout.write(JSON.stringify({ name, versions }) + '\n');
       versions.forEach((v, i) => {

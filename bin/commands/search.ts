@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
-import { defaultTracker } from '../../lib/constants.js';
+import { defaultTracker, trackerNamed } from '../../lib/constants.js';
 import { count, humanBytes, humanTime, printTable, printable } from '../format.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
@@ -63,7 +63,8 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
       const { SwarmNode } = await import('../../lib/index.js');
       const node = await SwarmNode.start({ listen: false, embed: false, threads: 0, ...trackerOptions(o), ...discoveryNodeOptions(o) });
       try {
-        const { results, asked, warnings } = await node.discovery.search(pattern, { ttl: o.ttl, waitMs: (o.wait ?? 2) * 1000 });
+        const named = trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined);
+        const { results, asked, warnings } = await node.discovery.search(pattern, { ttl: o.ttl, waitMs: (o.wait ?? 2) * 1000, quietTracker: !named });
         for (const w of warnings) process.stderr.write(`warning: ${printable(w)}\n`);
         if (o.json) process.stdout.write(JSON.stringify(results) + '\n');
         else if (results.length === 0) process.stderr.write(`nothing matches ${printable(pattern)} (asked ${asked.join(', ')})\n`);
@@ -104,7 +105,7 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
               ({ entries }) => {
                 for (const [, e] of entries) for (const h of [...e.holders, ...e.partial]) node.book.add(h, 'tracker');
               },
-              (err: Error) => process.stderr.write(`warning: ${printable(err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`)}\n`),
+              (err: Error) => (o.neighbor?.length || o.lan) && !trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined) ? undefined : process.stderr.write(`warning: ${printable(err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`)}\n`),
             ),
           );
         }

@@ -58,7 +58,7 @@ export interface ResolveOptions {
 }
 
 export { defaultTracker } from '../constants.js';
-import { defaultTracker } from '../constants.js';
+import { defaultTracker, trackerNamed } from '../constants.js';
 
 const addr = (a: PeerAddress) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
 
@@ -269,9 +269,12 @@ export async function resolveTarget(name: string, opts: ResolveOptions): Promise
   const timeoutMs = opts.timeoutMs ?? MANIFEST_TIMEOUT_MS;
   const named = opts.peers && opts.peers.length > 0 ? opts.peers : null;
   const tracker = opts.noTracker || (named && !opts.tracker) ? null : defaultTracker(opts.tracker);
+  // the local default tracker that is not running is no news when other sources answered
+  const quiet = new Set<string>();
   const asks: { label: string; versions: Promise<Version[]> }[] = [];
   if (named) asks.push({ label: 'the named peers', versions: namedPeerVersions(name, named, timeoutMs, opts, skipped) });
   if (tracker) {
+    if (!trackerNamed(opts.tracker) && (opts.finders?.length ?? 0) > 0) quiet.add(`tracker ${tracker}`);
     asks.push({
       label: `tracker ${tracker}`,
       versions: trackerVersions(tracker, name).then((r) => {
@@ -307,7 +310,7 @@ export async function resolveTarget(name: string, opts: ResolveOptions): Promise
     throw notFound ? errors[0]! : errors.find((e) => e.code !== ERROR_CODES.NOT_FOUND)!;
   }
   settled.forEach((r, i) => {
-    if (r.status === 'rejected' && (r.reason as SwarmError).code !== ERROR_CODES.NOT_FOUND) skipped.push({ peer: asks[i]!.label, reason: (r.reason as Error).message });
+    if (r.status === 'rejected' && (r.reason as SwarmError).code !== ERROR_CODES.NOT_FOUND && !quiet.has(asks[i]!.label)) skipped.push({ peer: asks[i]!.label, reason: (r.reason as Error).message });
   });
   return resolveVersion(name, mergeVersions(lists), opts, used.join(' and '), skipped);
 }

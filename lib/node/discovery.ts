@@ -73,6 +73,8 @@ export interface SearchOptions {
   waitMs?: number;
   /** Ask the tracker's directory too (default: when the node has one). */
   tracker?: boolean;
+  /** No warning when the tracker cannot be reached and the overlay is asked (it was only the default). */
+  quietTracker?: boolean;
   signal?: AbortSignal;
 }
 
@@ -165,7 +167,11 @@ export class NodeDiscovery {
           ({ entries }) => {
             for (const [name, e] of entries) if (match(name)) set.add({ name, kind: kindOf(name), size: e.size, mtime: e.mtime, cid: e.cid }, [...e.holders, ...e.partial], 'tracker');
           },
-          (err: Error) => void warnings.push(err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`),
+          (err: Error) => {
+            // the local default tracker not running is no news when the overlay was asked too
+            if (o.quietTracker && (n.book.size > 0 || n.lan)) return;
+            warnings.push(err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`);
+          },
         ),
       );
     }
