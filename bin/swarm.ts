@@ -16,6 +16,7 @@ import { register as registerTracker } from './commands/tracker.js';
 import { register as registerLs } from './commands/ls.js';
 import { register as registerGet } from './commands/get.js';
 import { register as registerSearch } from './commands/search.js';
+import { register as registerShell } from './commands/shell.js';
 import { printable } from './format.js';
 
 export function buildProgram(): Command {
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerTracker(program);
   registerLs(program);
   registerSearch(program);
+  registerShell(program);
   return program;
 }
 

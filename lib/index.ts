@@ -34,3 +34,5 @@ export { MAX_TTL } from './discovery/flood.js';
 export { LanDiscovery, DEFAULT_LAN_PORT, DEFAULT_LAN_BROADCAST, type LanPeer } from './discovery/lan.js';
 export { DEFAULT_SEARCH_TTL, DEFAULT_SEARCH_WAIT_MS, type SearchResult } from './discovery/search.js';
 export type { LanSettings } from './node/discovery.js';
+export { Shell, type ShellOptions } from './shell/shell.js';
+export { COMMANDS as SHELL_COMMANDS, parseLine } from './shell/commands.js';

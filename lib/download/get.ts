@@ -194,7 +194,8 @@ export class Download extends EventEmitter<DownloadEvents> {
       ...(this.opts.peers ? { peers: this.opts.peers } : {}),
       ...(this.opts.version ? { version: this.opts.version } : {}),
       ...(this.opts.noTracker ? { noTracker: true } : {}),
-      finders: this.opts.host?.finders?.() ?? [],
+      // named peers are the ones asked for: the overlay is not searched beside them
+      finders: this.opts.peers?.length ? [] : (this.opts.host?.finders?.() ?? []),
       signal: this.signal,
     });
     for (const s of target.skipped) this.emit('warning', { peer: s.peer, message: `left out: ${s.reason}` });

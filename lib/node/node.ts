@@ -36,6 +36,7 @@ import { DEFAULT_PEER_PORT, STATE_DIR_NAME, defaultTracker } from '../constants.
 import { get as runGet, type Discovery, type DownloadHost, type GetOptions, type GetPromise } from '../download/get.js';
 import { NodeSources } from './sources.js';
 import { existsSync } from 'node:fs';
+import { ERROR_CODES, SwarmError } from '../errors.js';
 import { PeerBook } from '../discovery/peer-book.js';
 import { Overlay } from '../discovery/overlay.js';
 import { LanDiscovery } from '../discovery/lan.js';
@@ -193,6 +194,30 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
   trackerAddress(): string | null {
     if (this.opts.noTracker) return null;
     return this.tracker?.address ?? defaultTracker(this.opts.tracker);
+  }
+
+  /** Seed 003's `register`: (re-)register with the tracker; says how many files and how many it refused. */
+  async trackerRegister(): Promise<{ address: string; files: number; dropped: number }> {
+    const t = this.tracker;
+    if (!t) throw new SwarmError(ERROR_CODES.USAGE, this.server ? 'no tracker: this peer was started with --no-tracker' : 'this peer does not serve, so it cannot register');
+    let dropped = 0;
+    const counted = (s: TrackerState) => void (dropped = s.dropped?.length ?? 0);
+    this.on('tracker', counted);
+    try {
+      await t.register();
+    } finally {
+      this.off('tracker', counted);
+    }
+    if (!t.client.connected) throw new SwarmError(ERROR_CODES.TRACKER_UNREACHABLE, `tracker ${t.address} cannot be reached; it is tried again every few seconds`);
+    return { address: t.address, files: [...this.libraryFiles(), ...this.sources.heldContents()].length, dropped };
+  }
+
+  /** Seed 003's `unregister`: leave the tracker's directory (null: there was none). */
+  async trackerUnregister(): Promise<string | null> {
+    const t = this.tracker;
+    if (!t || !t.registered) return null;
+    await t.unregister();
+    return t.address;
   }
 
   /** Where a download looks for holders besides the tracker and --peer: the overlay, when there is one. */

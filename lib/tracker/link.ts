@@ -46,6 +46,12 @@ export interface TrackerLink {
   client: TrackerClient;
   embedded: TrackerServer | null;
   address: string;
+  /** False after unregister() (seed 003's `unregister`), until register(). */
+  registered: boolean;
+  /** Register again (a new connection), or re-announce everything when registered. */
+  register(): Promise<void>;
+  /** Leave the tracker's directory; the embedded tracker, if any, keeps running. */
+  unregister(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,21 +80,42 @@ export async function attachTracker(
     }
     host = served.host === '0.0.0.0' || served.host === '::' ? '127.0.0.1' : served.host;
   }
-  const client = new TrackerClient(host, port, served.port, () => announcer.files(), opts.keepaliveMs ?? KEEPALIVE_MS);
   const address = `${host}:${port}`;
-  client.on('state', (s) => onState({ ...s, address, embedded: !!embedded }));
-  announcer.onChange((changed, removed) => {
-    client.update(changed);
-    client.remove(removed);
-  });
-  await client.start();
-  return {
-    client,
+  const newClient = () => {
+    const c = new TrackerClient(host, port, served.port, () => announcer.files(), opts.keepaliveMs ?? KEEPALIVE_MS);
+    c.on('state', (s) => onState({ ...s, address, embedded: !!embedded }));
+    return c;
+  };
+  const link: TrackerLink = {
+    client: newClient(),
     embedded,
     address,
+    registered: true,
+    async register() {
+      if (link.registered && link.client.connected) {
+        // registered already: announce everything again (what the tracker may have missed)
+        link.client.update(announcer.files());
+        return;
+      }
+      await link.client.close();
+      link.client = newClient();
+      link.registered = true;
+      await link.client.start();
+    },
+    async unregister() {
+      link.registered = false;
+      await link.client.close();
+    },
     async close() {
-      await client.close();
+      await link.client.close();
       await embedded?.close();
     },
   };
+  // changes go to whichever client is current (register/unregister replace it)
+  announcer.onChange((changed, removed) => {
+    link.client.update(changed);
+    link.client.remove(removed);
+  });
+  await link.client.start();
+  return link;
 }
