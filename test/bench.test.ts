@@ -85,6 +85,15 @@ t.test('codec: random payloads, every run checked', async (t) => {
   t.equal(tableRows(r.stdout, 'kernel').length >= 2, true, 'checksum kernel table');
 });
 
+t.test('overlay: a small network, every search found, each id handled once per peer', async (t) => {
+  const r = await bench(t, 'overlay', ['--peers', '16', '--searches', '3', '--ttls', '2,4', '--results', tempDir(t)]);
+  exits(t, r, 0);
+  const rows = tableRows(r.stdout, 'peers');
+  t.equal(rows.length, 2, 'one row per TTL');
+  t.ok(rows.every((x) => x.violations === '0' && x.lost === '0'), 'no peer handled an id twice; nothing lost');
+  t.equal(rows.find((x) => x.TTL === '4')?.found, '100%', 'TTL 4 reaches the holder every time');
+});
+
 t.test('hash: known answers and the cost table', async (t) => {
   const r = await bench(t, 'hash', ['--mib', '8', '--runs', '1']);
   exits(t, r, 0);

@@ -93,6 +93,8 @@ export interface OverlayCounters {
   routedBack: number;
   /** Answers that came back for no known id, or were bad. */
   strayAnswers: number;
+  /** Messages not passed on because this peer's forwards per second were used up. */
+  forwardLimited: number;
 }
 
 interface Link {
@@ -103,7 +105,7 @@ interface Link {
 }
 
 export class Overlay implements OverlayPort {
-  readonly counters: OverlayCounters = { received: 0, duplicates: 0, limited: 0, malformed: 0, sent: 0, answered: 0, routedBack: 0, strayAnswers: 0 };
+  readonly counters: OverlayCounters = { received: 0, duplicates: 0, limited: 0, malformed: 0, sent: 0, answered: 0, routedBack: 0, strayAnswers: 0, forwardLimited: 0 };
   private readonly seen = new ExpiringMap<true>(SEEN_MAX, SEEN_MS);
   private readonly routes = new ExpiringMap<Route>(SEEN_MAX, ROUTE_MS);
   private readonly perSender = new RateLimiter(PER_SENDER_PER_SEC, PER_SENDER_BURST);
@@ -143,12 +145,14 @@ export class Overlay implements OverlayPort {
   request(m: OverlayRequest, from: OverlayFrom): void {
     if (this.closed) return;
     this.counters.received++;
-    if (!this.perSender.take(from.key)) {
-      this.counters.limited++;
-      return;
-    }
+    // a copy of a message already handled costs one lookup, and is not charged to its sender:
+    // in a flood most copies are duplicates, and charging them would cap the whole network's rate
     if (this.seen.has(m.sid)) {
       this.counters.duplicates++;
+      return;
+    }
+    if (!this.perSender.take(from.key)) {
+      this.counters.limited++;
       return;
     }
     this.seen.set(m.sid, true);
@@ -174,7 +178,9 @@ export class Overlay implements OverlayPort {
       from.reply({ t: 'pong', sid: m.sid, peer: this.o.peerId, ...(holderOf(me).ip ? { ip: me.ip } : {}), port: me.port, hops: m.hops + 1 });
     }
     if (from.listen) this.o.book.touch(from.listen, from.peer);
-    if (ttl > 1 && this.forwards.take('all')) this.flood({ ...m, ttl: ttl - 1, hops: m.hops + 1 }, from);
+    if (ttl <= 1) return;
+    if (this.forwards.take('all')) this.flood({ ...m, ttl: ttl - 1, hops: m.hops + 1 }, from);
+    else this.counters.forwardLimited++;
   }
 
   // ── answers coming back on our links ────────────────────────────────────────────────────────

@@ -27,6 +27,8 @@ export const keyOf = (a: PeerAddress): string => `${a.ip}|${a.port}`;
 
 export class PeerBook {
   private readonly known = new Map<string, KnownPeer>();
+  /** neighbours() in rank order, kept until the book changes (it is asked for on every forward). */
+  private ranked: KnownPeer[] | null = null;
   /** Addresses that are this very peer (never a neighbour of itself). */
   private readonly selves = new Set<string>();
 
@@ -52,8 +54,12 @@ export class PeerBook {
       if (this.known.size >= this.max && !this.makeRoom()) return false;
       k = { ip: a.ip, port: a.port, sources: [], lastSeen: now };
       this.known.set(key, k);
+      this.ranked = null;
     }
-    if (!k.sources.includes(source)) k.sources.push(source);
+    if (!k.sources.includes(source)) {
+      k.sources.push(source);
+      this.ranked = null;
+    }
     k.lastSeen = now;
     if (peer) k.peer = peer;
     return true;
@@ -66,6 +72,7 @@ export class PeerBook {
     if (!k) return;
     k.sources = k.sources.filter((s) => s !== source);
     if (k.sources.length === 0) this.known.delete(key);
+    this.ranked = null;
   }
 
   /** Seen now (it answered). */
@@ -88,6 +95,7 @@ export class PeerBook {
   reset(): number {
     const n = this.known.size;
     this.known.clear();
+    this.ranked = null;
     return n;
   }
 
@@ -96,10 +104,14 @@ export class PeerBook {
     return [...this.known.values()].sort((a, b) => b.lastSeen - a.lastSeen).map((k) => ({ ...k, sources: [...k.sources] }));
   }
 
-  /** The peers to flood to: named ones first, then LAN, DISCOVER, tracker; newest first within each. */
+  /**
+   * The peers to flood to: named ones first, then LAN, DISCOVER, tracker; within each, the order
+   * they were learnt in (kept until the book changes: this is asked on every forward).
+   */
   neighbours(max: number): KnownPeer[] {
     const rank = (k: KnownPeer) => Math.min(...k.sources.map((s) => RANK[s]));
-    return [...this.known.values()].sort((a, b) => rank(a) - rank(b) || b.lastSeen - a.lastSeen).slice(0, max);
+    this.ranked ??= [...this.known.values()].sort((a, b) => rank(a) - rank(b));
+    return this.ranked.slice(0, max);
   }
 
   /** Drop the peer seen longest ago that the user did not name (false: every one was named). */
@@ -111,6 +123,7 @@ export class PeerBook {
     }
     if (!oldest) return false;
     this.known.delete(oldest[0]);
+    this.ranked = null;
     return true;
   }
 }
