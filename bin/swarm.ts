@@ -17,6 +17,7 @@ import { register as registerLs } from './commands/ls.js';
 import { register as registerGet } from './commands/get.js';
 import { register as registerSearch } from './commands/search.js';
 import { register as registerShell } from './commands/shell.js';
+import { register as registerSync } from './commands/sync.js';
 import { printable } from './format.js';
 
 export function buildProgram(): Command {
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerLs(program);
   registerSearch(program);
   registerShell(program);
+  registerSync(program);
   return program;
 }
 

@@ -18,6 +18,7 @@ import { UploadSlots } from '../scheduling/upload-slots.js';
 import { Spreads } from './spreads.js';
 import type { SourceIndex } from './source.js';
 import type { OverlayPort } from './overlay-port.js';
+import type { SyncPort } from './sync-port.js';
 
 export interface PeerServerOptions {
   log?: Log;
@@ -55,6 +56,8 @@ export class PeerServer {
   readonly guard: ConnectionGuard<PeerSession>;
   private readonly upload: TokenBucket | null;
   private readonly overlay: OverlayPort | null;
+  /** The sync index sessions answer from (set by a syncing node once it has one). */
+  sync: SyncPort | null = null;
   private listenPort = 0;
   /** Sockets refused by the guard, told why and about to close. */
   private readonly refused = new Set<net.Socket>();
@@ -98,7 +101,7 @@ export class PeerServer {
       setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
       return;
     }
-    const ctx = { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId), slots: this.slots, id: this.nextSession++, spreads: this.spreads, overlay: this.overlay };
+    const ctx = { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId), slots: this.slots, id: this.nextSession++, spreads: this.spreads, overlay: this.overlay, sync: this.sync };
     const s = new PeerSession(socket, ip, ctx, (ended, reason) => {
       this.guard.remove(ended);
       this.sentByEnded += ended.bytesSent;

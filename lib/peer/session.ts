@@ -33,12 +33,15 @@ import type { ChunkSource, SourceIndex, SourceReader } from './source.js';
 import { RangeSender, type RangeRequest } from './sender.js';
 import type { Spreads } from './spreads.js';
 import type { OverlayPort } from './overlay-port.js';
+import type { SyncPort } from './sync-port.js';
 
 export const MAX_QUEUED_GETS = 1024;
 /** Contents one connection may subscribe to with `interest`. */
 const MAX_INTERESTS = 64;
 /** Holders sent in one `peers` message. */
 const PEX_PEERS = 50;
+/** A watched sync index that changes is told of at most this often. */
+const SYNC_NEWS_MS = 200;
 /** New holders are passed on to interested peers in batches, at most this often. */
 const PEX_BATCH_MS = 500;
 /** Unsent reply bytes at which we stop reading the client's requests. */
@@ -77,6 +80,8 @@ export interface SessionContext {
   spreads: Spreads | null;
   /** Where search and discover requests go (null: this peer is not in an overlay). */
   overlay: OverlayPort | null;
+  /** The sync index this peer answers from (null: it does not sync a folder). */
+  sync: SyncPort | null;
 }
 
 /** While a request waits for an upload slot, `busy` is said again this often. */
@@ -97,6 +102,9 @@ export class PeerSession implements GuardedConnection {
   private holderTimer: NodeJS.Timeout | null = null;
   private unheld: (() => void) | null = null;
   private mode: 'unknown' | 'framed' | 'legacy' = 'unknown';
+  /** Watching our sync index: the unsubscribe function, and the pending news timer. */
+  private unwatch: (() => void) | null = null;
+  private newsTimer: NodeJS.Timeout | null = null;
   private readonly readers = new Map<string, Promise<SourceReader>>();
   readonly remote: string;
   readonly ip: string;
@@ -412,6 +420,28 @@ export class PeerSession implements GuardedConnection {
         });
         return;
       }
+      case 'sync-index': {
+        const sync = this.ctx.sync;
+        if (!sync) return this.send({ t: 'error', id: m.id, code: ERROR_CODES.NOT_FOUND, message: 'this peer does not sync a folder' });
+        const page = sync.page(m.after);
+        return this.send({ t: 'sync-entries', id: m.id, entries: page.entries, ...(page.next !== undefined ? { next: page.next } : {}) });
+      }
+      case 'sync-watch': {
+        const sync = this.ctx.sync;
+        if (!sync || this.unwatch) return;
+        // changes come in bursts (a folder copied in): one `sync-news` per burst, at most every 200 ms
+        this.unwatch = sync.onChange(() => {
+          this.newsTimer ??= setTimeout(() => {
+            this.newsTimer = null;
+            this.send({ t: 'sync-news', version: sync.version });
+          }, SYNC_NEWS_MS);
+          this.newsTimer.unref();
+        });
+        this.send({ t: 'sync-news', version: sync.version });
+        const listen = this.listenAddress;
+        if (listen) sync.watchedBy?.(listen);
+        return;
+      }
       case 'cancel': {
         for (const r of this.queue) if (r.id === m.id) r.cancelled = true;
         const cur = this.current;
@@ -497,6 +527,8 @@ export class PeerSession implements GuardedConnection {
     this.sender.destroy();
     this.unsubscribe?.();
     this.unheld?.();
+    this.unwatch?.();
+    if (this.newsTimer) clearTimeout(this.newsTimer);
     if (this.holderTimer) clearTimeout(this.holderTimer);
     this.ctx.slots?.drop(this.ctx.id, Date.now());
     this.ctx.spreads?.leave(this.ctx.id);

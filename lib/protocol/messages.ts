@@ -59,6 +59,10 @@ const PEER_REQUESTS = {
   search: { sid: 'peerId', pattern: 'string', ttl: 'uint', hops: 'uint' },
   /** Overlay (seed 001): learn the peers within `ttl` hops. */
   discover: { sid: 'peerId', ttl: 'uint', hops: 'uint' },
+  /** Sync (seed 000's index): a page of the sender's sync index, in name order after `after`. */
+  'sync-index': { id: 'uint', after: '?string' },
+  /** Sync: push `sync-news` whenever the index changes (seed 000's news). */
+  'sync-watch': {},
 } as const;
 
 const PEER_REPLIES = {
@@ -80,6 +84,10 @@ const PEER_REPLIES = {
   hits: { sid: 'peerId', holder: 'object', files: 'array' },
   /** Overlay: a peer that a `discover` reached (`ip` absent: the address the hop before it connected to). */
   pong: { sid: 'peerId', peer: 'peerId', ip: '?string', port: 'port', hops: 'uint' },
+  /** Sync: a page of the index: [{name, cid, mtime, size, deleted?, agreed?}]. */
+  'sync-entries': { id: 'uint', entries: 'array', next: '?string' },
+  /** Sync: the index changed (ask again). */
+  'sync-news': { version: 'uint' },
 } as const;
 
 const TRACKER_REQUESTS = {

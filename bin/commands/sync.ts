@@ -1,0 +1,116 @@
+/**
+ * `swarm sync DIR`: share DIR and keep it in step with every peer that syncs (seeds 000 and 002):
+ * new and newer files fetched (chunked, from every holder, mtime from the peer), deletions passed
+ * on, conflicts kept as copies. `--once` syncs and exits.
+ */
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import * as constants from '../../lib/constants.js';
+import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
+import { count, humanBytes, ndjson, printable } from '../format.js';
+import { checkLogFile, intOption, onInterrupt, portOption, positiveNumber } from './common.js';
+import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
+
+interface SyncCliOptions extends DiscoveryCliOptions {
+  port: number;
+  host: string;
+  tracker?: string | boolean;
+  trackerPort: number;
+  threads?: number;
+  maxUpload?: number;
+  log?: string;
+  json?: boolean;
+  once?: boolean;
+  delete: boolean;
+  trashDays: number;
+  parallel: number;
+}
+
+function daysOption(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 36500) throw new InvalidArgumentError('expected a number of days, 0 to 36500');
+  return n;
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('sync')
+    .description('keep a folder in step with the swarm: fetch what is new or newer, pass on deletions, keep conflicts')
+    .argument('<dir>', 'folder to keep in step (subfolders included)')
+    .option('--once', 'sync once and exit (for scripts): exit 0 when nothing is left to do')
+    .option('--no-delete', 'never delete here because a peer did, and pass no deletions on')
+    .option('--trash-days <days>', 'days replaced and deleted files stay in DIR/.swarm/trash/', daysOption, 30)
+    .option('--parallel <n>', 'files fetched at once', intOption, 4)
+    .option('-p, --port <port>', 'peer port (0 picks a free one)', portOption, constants.DEFAULT_PEER_PORT)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('-t, --tracker <host:port>', 'tracker to register with and read the directory of (default: embed one, or join the local one)')
+    .option('--tracker-port <port>', 'port of the embedded tracker', portOption, constants.DEFAULT_TRACKER_PORT)
+    .option('--no-tracker', 'no tracker (peers from --neighbor / --lan)')
+    .option('--threads <n>', 'hashing threads (0: main thread)', intOption)
+    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', positiveNumber)
+    .option('--log <file>', 'append one line per event to this file')
+    .option('--json', 'print NDJSON events');
+  addDiscoveryOptions(cmd).action(async (dir: string, o: SyncCliOptions) => {
+    if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
+      throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
+    }
+    if (o.parallel < 1 || o.parallel > 64) throw new SwarmError(ERROR_CODES.USAGE, '--parallel must be 1 to 64');
+    if (o.log) checkLogFile(o.log);
+    const discovery = discoveryNodeOptions(o);
+    const { serve, openLogFile, Syncer } = await import('../../lib/index.js');
+    const fileLog = o.log ? openLogFile(o.log) : null;
+    const say = (text: string, event: Record<string, unknown>) => (o.json ? ndjson(event) : process.stderr.write(text + '\n'));
+    const node = await serve(dir, {
+      port: o.port,
+      host: o.host,
+      ...(typeof o.tracker === 'string' ? { tracker: o.tracker } : {}),
+      noTracker: o.tracker === false,
+      trackerPort: o.trackerPort,
+      ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      ...(fileLog ? { log: fileLog.log } : {}),
+      ...(o.maxUpload ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
+      ...discovery,
+      onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
+    });
+    const syncer = new Syncer(node, { noDelete: !o.delete, trashDays: o.trashDays, parallel: o.parallel });
+    syncer.on('fetched', (e) => say(`fetched ${printable(e.name)} (${humanBytes(e.size)}) from ${count(e.from, 'peer')}`, { event: 'fetched', ...e }));
+    syncer.on('deleted', (e) => say(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`, { event: 'deleted', ...e }));
+    syncer.on('conflict', (e) => say(`conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`, { event: 'conflict', ...e }));
+    syncer.on('warning', (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }));
+    try {
+      await syncer.start();
+      const files = node.library.files();
+      say(`syncing ${node.library.root} (${count(files.length, 'file')}) on ${node.host}:${node.port}; ${node.tracker ? `tracker ${node.tracker.address}` : 'no tracker'}`, {
+        event: 'syncing',
+        dir: node.library.root,
+        host: node.host,
+        port: node.port,
+        files: files.length,
+        tracker: node.tracker?.address ?? null,
+      });
+      const r = await syncer.syncOnce();
+      const now = node.library.files();
+      say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
+      if (o.once) {
+        if (r.pending) throw new SwarmError(ERROR_CODES.NO_PEERS, `${count(r.pending, 'file')} could not be fetched (see the warnings); run again to retry`);
+        return;
+      }
+      syncer.on('idle', (e) => say(`in step: ${count(e.files, 'file')}${e.pending ? `; ${e.pending} waiting to be retried` : ''}`, { event: 'in-step', ...e }));
+      await onInterrupt(
+        async () => {
+          say('stopping (Ctrl-C again to quit now)', { event: 'stopping' });
+          await syncer.close();
+          await node.close({ graceful: true });
+        },
+        async () => {
+          await node.close({ graceful: false });
+        },
+      );
+      say('stopped', { event: 'stopped' });
+    } finally {
+      await syncer.close();
+      await node.close({ graceful: false });
+      await fileLog?.close();
+    }
+  });
+}

@@ -1,0 +1,13 @@
+/**
+ * What the peer server answers `sync-index` and `sync-watch` from (seed 000's index and news),
+ * declared here and implemented above (sync/), so the peer layer never imports sync.
+ */
+export interface SyncPort {
+  /** A page of the index after `after` (entries as they go on the wire). */
+  page(after: string | undefined): { entries: unknown[]; next?: string };
+  /** The index version now; `onChange` tells of every change. */
+  readonly version: number;
+  onChange(fn: () => void): () => void;
+  /** A peer that serves on `addr` watches our index: it syncs too, so we read its index back. */
+  watchedBy?(addr: { ip: string; port: number }): void;
+}

@@ -1,0 +1,89 @@
+/**
+ * What `swarm sync` does about one name, given what this peer has and what another peer says it
+ * has: pure, no files or sockets, so every case is tested on its own and every peer decides the
+ * same way (they converge).
+ *
+ * An entry is a live version (content id, mtime) or a deletion (a tombstone: the content id that
+ * was deleted and when). Each side also says which version it last agreed on with the swarm
+ * (`agreed`: the content id it fetched or saw everywhere), which is how "changed since we last
+ * agreed" is told from "the other side changed":
+ *
+ *   remote live, nothing here ........................... fetch
+ *   remote live, tombstone here ......................... fetch if the remote's version is not the
+ *                                                         one we deleted and is newer than the deletion
+ *   same content id ..................................... agree (nothing to move)
+ *   both live, differ: ours is what we agreed on ........ fetch (only they changed it)
+ *                      theirs is what they agreed on .... keep (only we changed it; they will fetch)
+ *                      neither changed (agreed apart) ... the newer one, no copy
+ *                      both changed ..................... conflict: the newer mtime wins (a tie: the
+ *                                                         larger content id), on every peer alike; the
+ *                                                         loser keeps its version as a conflict copy
+ *   remote tombstone, ours live: the version it deleted . delete here (to the trash)
+ *                                another version ........ keep (an edit, or one they never had)
+ *   remote tombstone, nothing or a tombstone here ....... remember the deletion (never resurrect)
+ */
+
+export interface SyncEntry {
+  name: string;
+  cid: string;
+  /** Modification time, seconds (for a tombstone: the deleted version's). */
+  mtime: number;
+  size: number;
+  /** When it was deleted, seconds since the epoch; absent for a live file. */
+  deleted?: number;
+  /** The content id this side last agreed on with its peers, if any. */
+  agreed?: string;
+}
+
+export type SyncAction =
+  | { do: 'nothing' }
+  | { do: 'agree'; cid: string }
+  | { do: 'fetch'; remote: SyncEntry }
+  | { do: 'conflict'; remote: SyncEntry; ours: 'wins' | 'loses' }
+  | { do: 'delete'; tombstone: SyncEntry }
+  | { do: 'remember-deletion'; tombstone: SyncEntry };
+
+/** The winner of two versions that both changed: newer mtime, then the larger content id. */
+export function newerWins(a: { cid: string; mtime: number }, b: { cid: string; mtime: number }): 'a' | 'b' {
+  if (a.mtime !== b.mtime) return a.mtime > b.mtime ? 'a' : 'b';
+  return a.cid > b.cid ? 'a' : 'b';
+}
+
+export function decide(local: SyncEntry | undefined, remote: SyncEntry): SyncAction {
+  if (remote.deleted !== undefined) {
+    if (!local) return { do: 'remember-deletion', tombstone: remote };
+    if (local.deleted !== undefined) return local.deleted >= remote.deleted ? { do: 'nothing' } : { do: 'remember-deletion', tombstone: remote };
+    // ours is live: delete it only if it is the very version they deleted
+    return local.cid === remote.cid ? { do: 'delete', tombstone: remote } : { do: 'nothing' };
+  }
+  if (!local) return { do: 'fetch', remote };
+  if (local.deleted !== undefined) {
+    if (remote.cid === local.cid) return { do: 'nothing' }; // the version we deleted: they will delete it
+    return remote.mtime > local.deleted ? { do: 'fetch', remote } : { do: 'nothing' };
+  }
+  if (local.cid === remote.cid) return local.agreed === local.cid ? { do: 'nothing' } : { do: 'agree', cid: local.cid };
+  const weChanged = local.agreed !== local.cid;
+  const theyChanged = remote.agreed !== remote.cid;
+  if (!weChanged && theyChanged) return { do: 'fetch', remote };
+  if (weChanged && !theyChanged) return { do: 'nothing' };
+  // neither changed since its own agreement (they agreed with different peers): the newer, no copy
+  if (!weChanged && !theyChanged) return newerWins(local, remote) === 'b' ? { do: 'fetch', remote } : { do: 'nothing' };
+  // both changed since they last agreed (or neither ever agreed): the same rule on every peer
+  return { do: 'conflict', remote, ours: newerWins(local, remote) === 'a' ? 'wins' : 'loses' };
+}
+
+/** `NAME.sync-conflict-YYYYMMDD-HHMMSS-PEERID.EXT` for the losing version of NAME (mtime in seconds). */
+export function conflictName(name: string, mtime: number, peerId: string): string {
+  const d = new Date(mtime * 1000).toISOString();
+  const stamp = `${d.slice(0, 4)}${d.slice(5, 7)}${d.slice(8, 10)}-${d.slice(11, 13)}${d.slice(14, 16)}${d.slice(17, 19)}`;
+  const slash = name.lastIndexOf('/');
+  const dot = name.lastIndexOf('.');
+  const hasExt = dot > slash + 1;
+  const base = hasExt ? name.slice(0, dot) : name;
+  const ext = hasExt ? name.slice(dot) : '';
+  return `${base}.sync-conflict-${stamp}-${peerId.slice(0, 7)}${ext}`;
+}
+
+export function isConflictCopy(name: string): boolean {
+  return /\.sync-conflict-\d{8}-\d{6}-[0-9a-f]{7}(\.[^/]*)?$/.test(name);
+}
