@@ -80,6 +80,36 @@ t.test('search, peers and get through a chain of serve processes, no tracker', a
   t.match(none.stderr(), /overlay found no peer that has no-such-file\.bin/);
 });
 
+t.test('links are two-way: in a star where everyone names one hub, a search through the hub finds them all', async (t) => {
+  const hubDir = tempDir(t);
+  const hub = await serveProc(t, hubDir, []);
+  const leafDirs = [tempDir(t), tempDir(t)];
+  writeFileSync(path.join(leafDirs[0]!, 'song.mp3'), 'la la');
+  writeFileSync(path.join(leafDirs[1]!, 'photos-cat.jpg'), 'meow');
+  const leaves = [];
+  for (const d of leafDirs) leaves.push(await serveProc(t, d, ['--neighbor', `127.0.0.1:${hub.port}`]));
+  // the leaves opened their links at start: the hub knows them without being told
+  const s = swarm(t, ['search', '*', '--no-tracker', '--neighbor', `127.0.0.1:${hub.port}`, '--json']);
+  t.equal((await ended(s)).code, 0, s.stderr());
+  const names = (JSON.parse(s.lines[0]!) as { name: string }[]).map((r) => r.name).sort();
+  t.same(names, ['photos-cat.jpg', 'song.mp3'], 'both leaves found through the hub that never named them');
+  const glob = swarm(t, ['search', 'PHOTOS*', '--no-tracker', '--neighbor', `127.0.0.1:${hub.port}`, '--json']);
+  t.equal((await ended(glob)).code, 0, 'a glob without / matches the file name');
+});
+
+t.test('a neighbour that does not answer is said, and is "no peers" (exit 4), not "not found"', async (t) => {
+  const s = swarm(t, ['search', 'iso', '--no-tracker', '--neighbor', '127.0.0.1:1', '--wait', '1']);
+  t.equal((await ended(s)).code, 4, 'exit 4');
+  t.match(s.stderr(), /no neighbour answered: 127\.0\.0\.1:1 \(/, 'names the neighbour and why');
+  const g = swarm(t, ['get', 'x.iso', '--no-tracker', '--neighbor', '127.0.0.1:1', '-o', tempDir(t)]);
+  t.equal((await ended(g)).code, 4, 'get: exit 4');
+  t.match(g.stderr(), /no neighbour answered/);
+  const j = swarm(t, ['search', 'zzz', '--no-tracker', '--neighbor', '127.0.0.1:1', '--wait', '0.5', '--json']);
+  await ended(j);
+  t.equal(j.lines.length, 1, '--json: one document');
+  t.match(JSON.parse(j.lines[0]!), { event: 'error', code: 'SWARM_ERR_NO_PEERS' });
+});
+
 t.test('discovery options: bad values are refused with exit 2, naming the option', async (t) => {
   const cases: [string[], RegExp][] = [
     [['search', 'x', '--neighbor', 'nohost'], /--neighbor/],

@@ -204,7 +204,10 @@ t.test('flood bookkeeping', async (t) => {
   t.ok(Number(process.hrtime.bigint() - started) / 1e6 < 2_000, 'and is decided in name × pattern steps, not exponentially');
   t.equal(matcher('*.MP4')('films/Holiday.mp4'), true, 'glob, case-insensitive');
   t.equal(matcher('h?liday')('holiday'), true);
-  t.equal(matcher('h?liday')('films/holiday'), false, 'a glob covers the whole name');
+  t.equal(matcher('h?liday')('films/holiday'), true, 'a glob without / is matched against the file name too');
+  t.equal(matcher('f*/h?liday')('films/holiday'), true, 'a glob with / covers the whole path');
+  t.equal(matcher('f*/h?liday')('x/films/holiday'), false);
+  t.equal(matcher('h?liday')('films/holiday.mp4'), false, 'a glob covers the whole file name');
   t.equal(matcher('liday')('films/HOLIDAY.mp4'), true, 'substring without wildcards');
   t.equal(matcher('a.b')('axb'), false, 'dots are literal');
 

@@ -6,7 +6,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { isIP } from 'node:net';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
-import { collect, portOption } from './common.js';
+import { boundedInt, collect } from './common.js';
 
 export interface DiscoveryCliOptions {
   neighbor?: string[];
@@ -35,8 +35,8 @@ export function addDiscoveryOptions(cmd: Command): Command {
   return cmd
     .option('--neighbor <host:port>', 'an overlay neighbour to search and discover through (repeatable)', neighborOption)
     .option('--lan', 'find peers on the LAN by UDP broadcast, and be found (off unless given)')
-    .option('--lan-port <port>', `UDP port of LAN announcements (default ${DEFAULT_LAN_PORT})`, portOption)
-    .option('--lan-broadcast <addr>', 'where LAN announcements go (default 255.255.255.255)', broadcastOption);
+    .option('--lan-port <port>', `UDP port of LAN announcements, 1 to 65535 (default: ${DEFAULT_LAN_PORT})`, boundedInt(1, 65535))
+    .option('--lan-broadcast <addr>', 'where LAN announcements go (default: 255.255.255.255)', broadcastOption);
 }
 
 /** NodeOptions for the discovery options given. */
@@ -44,7 +44,6 @@ export function discoveryNodeOptions(o: DiscoveryCliOptions): { neighbors?: stri
   if (!o.lan && (o.lanPort !== undefined || o.lanBroadcast !== undefined)) {
     throw new SwarmError(ERROR_CODES.USAGE, '--lan-port and --lan-broadcast need --lan');
   }
-  if (o.lanPort === 0) throw new SwarmError(ERROR_CODES.USAGE, '--lan-port must be 1 to 65535');
   return {
     ...(o.neighbor?.length ? { neighbors: o.neighbor } : {}),
     ...(o.lan ? { lan: { ...(o.lanPort !== undefined ? { port: o.lanPort } : {}), ...(o.lanBroadcast ? { broadcast: o.lanBroadcast } : {}) } } : {}),

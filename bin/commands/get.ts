@@ -100,7 +100,11 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
       };
       const p = node.get(name, opts);
       const d = p.download;
-      const onSignal = () => d.abort(new SwarmError(ERROR_CODES.INTERRUPTED, `interrupted; ${name}.swarm-part and its ticket are kept: run the same command again to resume`));
+      // the part file exists only once the download started; before that, nothing is kept
+      let started = false;
+      d.once('start', () => (started = true));
+      const onSignal = () =>
+        d.abort(new SwarmError(ERROR_CODES.INTERRUPTED, started ? `interrupted; ${name}.swarm-part and its ticket are kept: run the same command again to resume` : `interrupted while looking for holders of ${name}; nothing was written`));
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       const upload = o.share ? { stats: () => node.uploadStats() } : null;

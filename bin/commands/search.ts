@@ -45,9 +45,9 @@ export function register(program: Command): void {
     program
       .command('search')
       .description('find files by name in the swarm: overlay neighbours, the LAN, the tracker')
-      .argument('<pattern>', 'part of a name (case-insensitive), or a glob with * and ? (quote it)')
+      .argument('<pattern>', 'part of a name (case-insensitive), or a glob with * and ? matched against the whole path or, without a /, the file name (quote it)')
       .option('--ttl <hops>', `how far the overlay search goes, 1 to ${MAX_TTL} hops`, ttlOption, 5)
-      .option('--wait <seconds>', 'how long to wait for answers at most', waitOption, 2)
+      .option('--wait <seconds>', 'how long to wait for answers at most, 0.1 to 60 (it stops 0.5 s after the last answer)', waitOption, 2)
       .option('-t, --tracker <host:port>', `also search this tracker's directory (default: $SWARM_TRACKER, else ${defaultTracker()})`)
       .option('--no-tracker', 'do not ask a tracker'),
   )
@@ -66,17 +66,18 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         const named = trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined);
         const { results, asked, warnings } = await node.discovery.search(pattern, { ttl: o.ttl, waitMs: (o.wait ?? 2) * 1000, quietTracker: !named });
         for (const w of warnings) process.stderr.write(`warning: ${printable(w)}\n`);
+        const from = asked.join(' and ');
+        // nothing: one error (exit 3) and, with --json, that error as the one document
+        if (results.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `nothing matches ${pattern} (asked ${from})`);
         if (o.json) process.stdout.write(JSON.stringify(results) + '\n');
-        else if (results.length === 0) process.stderr.write(`nothing matches ${printable(pattern)} (asked ${asked.join(', ')})\n`);
         else {
           printTable(
             ['NAME', 'TYPE', 'SIZE', 'MODIFIED (UTC)', 'CID', 'HOLDERS'],
             results.map((r) => [printable(r.name), r.kind, humanBytes(r.size), humanTime(r.mtime), r.cid.slice(0, 16), r.holders.map(addr).join(' ')]),
             [2],
           );
-          process.stderr.write(`${count(results.length, 'result')} from ${asked.join(', ')}\n`);
+          process.stderr.write(`${count(results.length, 'result')} from ${from}\n`);
         }
-        if (results.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `nothing matches ${pattern}`);
       } finally {
         await node.close({ graceful: false });
       }
@@ -86,7 +87,7 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
     program
       .command('peers')
       .description('the peers this swarm knows: neighbours, LAN, tracker, DISCOVER answers')
-      .option('--discover <hops>', `first ask the overlay who is within this many hops (seed 001's DISCOVER, 1 to ${MAX_TTL})`, ttlOption)
+      .option('--discover <hops>', `first ask the overlay who is within this many hops (seed 001's DISCOVER, 1 to ${MAX_TTL}; default 1 with --neighbor or --lan)`, ttlOption)
       .option('--wait <seconds>', 'how long to listen for the LAN and DISCOVER answers', waitOption, 2)
       .option('-t, --tracker <host:port>', `also list the holders a tracker knows (default: $SWARM_TRACKER, else ${defaultTracker()})`)
       .option('--no-tracker', 'do not ask a tracker'),
@@ -109,16 +110,18 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
             ),
           );
         }
-        if (o.discover) jobs.push(node.discovery.discoverPeers(o.discover, waitMs));
-        else if (o.lan) jobs.push(new Promise((r) => setTimeout(r, waitMs)));
+        // named neighbours are asked at least who they are (DISCOVER within 1 hop), so what is
+        // shown was seen, not only typed
+        const hops = o.discover ?? (o.neighbor?.length || o.lan ? 1 : 0);
+        if (hops) jobs.push(node.discovery.discoverPeers(hops, waitMs));
         await Promise.all(jobs);
         const peers = node.discovery.peers();
-        if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, peer: p.peer ?? null, sources: p.sources, lastSeen: p.lastSeen }))) + '\n');
+        if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, peer: p.peer ?? null, sources: p.sources, lastSeen: p.lastSeen ? Math.floor(p.lastSeen / 1000) : null }))) + '\n');
         if (peers.length === 0) return void process.stderr.write('no peers known (name one with --neighbor, or try --lan or a tracker)\n');
         const now = Date.now();
         printTable(
           ['ADDRESS', 'PEER ID', 'FROM', 'LAST SEEN'],
-          peers.map((p) => [addr(p), p.peer ?? '-', p.sources.join(','), `${Math.max(0, Math.round((now - p.lastSeen) / 1000))} s ago`]),
+          peers.map((p) => [addr(p), p.peer ?? '-', p.sources.join(','), p.lastSeen ? `${Math.max(0, Math.round((now - p.lastSeen) / 1000))} s ago` : 'never (no answer)']),
         );
       } finally {
         await node.close({ graceful: false });

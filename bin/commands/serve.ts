@@ -96,7 +96,8 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
       const trackerText = handle.tracker
         ? `${handle.tracker.embedded ? 'embedded tracker on' : 'tracker'} ${handle.tracker.address}${handle.tracker.client.connected ? '' : ' (not reachable yet, retrying)'}`
         : 'no tracker';
-      const overlayText = `${discovery.neighbors?.length ? `; overlay: ${count(discovery.neighbors.length, 'neighbour')}` : ''}${handle.lan ? `; LAN announcements on UDP ${handle.lan.port}` : ''}`;
+      const named = handle.book.list().filter((k) => k.sources.includes('neighbor')).length;
+      const overlayText = `${named ? `; overlay: ${count(named, 'neighbour')}` : ''}${handle.lan ? `; LAN announcements on UDP ${handle.lan.port}` : ''}`;
       say(`sharing ${count(files.length, 'file')} (${humanBytes(total)}) from ${handle.library.root} on ${handle.host}:${handle.port}; ${trackerText}${overlayText}; hashed ${count(handle.library.counters.filesHashed, 'file')} in ${((Date.now() - startedHashing) / 1000).toFixed(1)} s`, {
         event: 'serving',
         dir: handle.library.root,

@@ -88,7 +88,8 @@ export const MAX_PATTERN_CHARS = 256;
 
 /**
  * Does a name match a search pattern? Case-insensitive; a pattern with `*` or `?` is a glob over
- * the whole name (`*` any run of characters, `?` one), otherwise a substring. The glob is matched
+ * the whole name, or over the file name when it has no `/` (`*` any run of characters, `?` one);
+ * otherwise a substring. The glob is matched
  * by the two-pointer method (back to the last `*` on a mismatch): at most name × pattern steps, so
  * a hostile pattern such as `*a*a*a*a*b` cannot make a peer backtrack exponentially, as a regular
  * expression would.
@@ -96,6 +97,8 @@ export const MAX_PATTERN_CHARS = 256;
 export function matcher(pattern: string): (name: string) => boolean {
   const p = pattern.toLowerCase();
   if (!/[*?]/.test(p)) return (name) => name.toLowerCase().includes(p);
+  // a glob without a slash is about the file name (`cat*` finds photos/cat.jpg), as in find -name
+  if (!p.includes('/')) return (name) => globMatch(p, name.toLowerCase()) || globMatch(p, name.slice(name.lastIndexOf('/') + 1).toLowerCase());
   return (name) => globMatch(p, name.toLowerCase());
 }
 

@@ -102,6 +102,7 @@ interface Link {
   idle: NodeJS.Timeout;
   /** The neighbour's peer id, once its hello came. */
   peer: string | null;
+  opened: number;
 }
 
 export class Overlay implements OverlayPort {
@@ -111,6 +112,8 @@ export class Overlay implements OverlayPort {
   private readonly perSender = new RateLimiter(PER_SENDER_PER_SEC, PER_SENDER_BURST);
   private readonly forwards = new RateLimiter(FORWARDS_PER_SEC, FORWARDS_PER_SEC);
   private readonly links = new Map<string, Link>();
+  /** Links that failed (refused, timed out, closed before hello), with why: for warnings. */
+  private readonly failures = new Map<string, { reason: string; at: number }>();
   private readonly log: Log;
   private readonly maxNeighbors: number;
   private closed = false;
@@ -123,21 +126,23 @@ export class Overlay implements OverlayPort {
   // ── as origin ───────────────────────────────────────────────────────────────────────────────
 
   /** Flood a SEARCH; hits arrive through `onHits` until `stop()` (or ROUTE_MS). */
-  search(pattern: string, ttl: number, onHits: (hits: Hit[]) => void): { sid: string; neighbours: number; stop: () => void } {
+  search(pattern: string, ttl: number, onHits: (hits: Hit[]) => void): { sid: string; neighbours: number; sentTo: PeerAddress[]; stop: () => void } {
     const sid = newSid();
     this.seen.set(sid, true);
     this.routes.set(sid, { kind: 'origin', onHits });
-    const n = this.flood({ t: 'search', sid, pattern: pattern.slice(0, MAX_PATTERN_CHARS), ttl: clampTtl(ttl), hops: 0 }, null);
-    return { sid, neighbours: n, stop: () => this.routes.delete(sid) };
+    const sentTo: PeerAddress[] = [];
+    const n = this.flood({ t: 'search', sid, pattern: pattern.slice(0, MAX_PATTERN_CHARS), ttl: clampTtl(ttl), hops: 0 }, null, sentTo);
+    return { sid, neighbours: n, sentTo, stop: () => this.routes.delete(sid) };
   }
 
   /** Flood a DISCOVER; every peer it reaches answers through `onPong` until `stop()`. */
-  discover(ttl: number, onPong: (p: Pong) => void): { sid: string; neighbours: number; stop: () => void } {
+  discover(ttl: number, onPong: (p: Pong) => void): { sid: string; neighbours: number; sentTo: PeerAddress[]; stop: () => void } {
     const sid = newSid();
     this.seen.set(sid, true);
     this.routes.set(sid, { kind: 'origin', onPong });
-    const n = this.flood({ t: 'discover', sid, ttl: clampTtl(ttl), hops: 0 }, null);
-    return { sid, neighbours: n, stop: () => this.routes.delete(sid) };
+    const sentTo: PeerAddress[] = [];
+    const n = this.flood({ t: 'discover', sid, ttl: clampTtl(ttl), hops: 0 }, null, sentTo);
+    return { sid, neighbours: n, sentTo, stop: () => this.routes.delete(sid) };
   }
 
   // ── as a hop: requests from a connection to our server ──────────────────────────────────────
@@ -181,6 +186,26 @@ export class Overlay implements OverlayPort {
     if (ttl <= 1) return;
     if (this.forwards.take('all')) this.flood({ ...m, ttl: ttl - 1, hops: m.hops + 1 }, from);
     else this.counters.forwardLimited++;
+  }
+
+  /** A peer that takes part in the overlay connected to us: it is a neighbour too (links are two-way). */
+  joined(from: OverlayFrom): void {
+    if (this.closed || !from.listen) return;
+    this.o.book.add(from.listen, 'inbound', from.peer);
+  }
+
+  /** Open the link to `a` now (named neighbours at start): it learns of us, and we of it. */
+  connect(a: PeerAddress): void {
+    if (!this.closed) this.link(a);
+  }
+
+  /** Whether a link answered: 'up' (its hello came), 'failed' (with why), or 'waiting'. */
+  linkState(a: PeerAddress): { state: 'up' | 'failed' | 'waiting'; reason?: string } {
+    const l = this.links.get(keyOf(a));
+    if (l?.peer) return { state: 'up' };
+    const f = this.failures.get(keyOf(a));
+    if (f && (!l || f.at >= l.opened)) return { state: 'failed', reason: f.reason };
+    return { state: 'waiting' };
   }
 
   // ── answers coming back on our links ────────────────────────────────────────────────────────
@@ -232,7 +257,7 @@ export class Overlay implements OverlayPort {
   // ── links ───────────────────────────────────────────────────────────────────────────────────
 
   /** Send `m` to every neighbour but the one it came from; returns how many it went to. */
-  private flood(m: Header, from: OverlayFrom | null): number {
+  private flood(m: Header, from: OverlayFrom | null, sentTo?: PeerAddress[]): number {
     let n = 0;
     for (const k of this.o.book.neighbours(this.maxNeighbors)) {
       // the sender, known by its peer id or by the address it serves on
@@ -243,6 +268,7 @@ export class Overlay implements OverlayPort {
       if (link.client.pendingBytes > LINK_BACKLOG_BYTES) continue;
       link.client.write(m);
       this.counters.sent++;
+      sentTo?.push({ ip: k.ip, port: k.port });
       n++;
     }
     return n;
@@ -259,6 +285,7 @@ export class Overlay implements OverlayPort {
       client: null as unknown as PeerClient,
       idle: setTimeout(() => this.dropLink(key, link), LINK_IDLE_MS),
       peer: null,
+      opened: Date.now(),
     };
     link.idle.unref();
     link.client = new PeerClient(a.ip, a.port, {
@@ -267,18 +294,33 @@ export class Overlay implements OverlayPort {
       handler: {
         onHello: (h) => {
           link.peer = h.peer;
+          this.failures.delete(key);
           this.o.book.touch(a, h.peer);
         },
         onMessage: (m) => this.onAnswer(link, a.ip, m),
-        onClose: () => {
+        onClose: (err) => {
           if (this.links.get(key) === link) this.links.delete(key);
           clearTimeout(link.idle);
+          if (!link.peer) this.linkFailed(a, err?.message ?? 'closed before saying hello');
         },
       },
     });
-    link.client.connect().catch((err: Error) => this.log('overlay-link-failed', { peer: key, reason: err.message }));
+    link.client.connect().catch((err: Error) => this.linkFailed(a, err.message));
     this.links.set(key, link);
     return link;
+  }
+
+  /**
+   * A neighbour that cannot be reached: remembered for warnings; one learnt second-hand (inbound,
+   * DISCOVER, tracker) is forgotten, one the user named or the LAN announces is kept.
+   */
+  private linkFailed(a: PeerAddress, reason: string): void {
+    const key = keyOf(a);
+    if (this.failures.get(key)?.reason === reason && Date.now() - this.failures.get(key)!.at < 1_000) return;
+    this.failures.set(key, { reason, at: Date.now() });
+    if (this.failures.size > 4096) this.failures.delete(this.failures.keys().next().value!);
+    this.log('overlay-link-failed', { peer: key, reason });
+    for (const s of ['inbound', 'discover', 'tracker'] as const) this.o.book.remove(a, s);
   }
 
   private dropLink(key: string, link: Link): void {

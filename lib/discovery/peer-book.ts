@@ -7,10 +7,11 @@
  */
 import type { PeerAddress } from '../types.js';
 
-export type PeerSourceKind = 'neighbor' | 'lan' | 'tracker' | 'discover';
+/** inbound: a peer that connected to us and takes part in the overlay (links are two-way). */
+export type PeerSourceKind = 'neighbor' | 'lan' | 'inbound' | 'tracker' | 'discover';
 
 /** Order of preference when choosing neighbours. */
-const RANK: Record<PeerSourceKind, number> = { neighbor: 0, lan: 1, discover: 2, tracker: 3 };
+const RANK: Record<PeerSourceKind, number> = { neighbor: 0, lan: 1, inbound: 2, discover: 3, tracker: 4 };
 
 export interface KnownPeer {
   ip: string;
@@ -18,6 +19,7 @@ export interface KnownPeer {
   /** Its peer id, once known (a hello, a LAN announcement, a pong). */
   peer?: string;
   sources: PeerSourceKind[];
+  /** When it last answered or was heard of (ms); 0: a named neighbour never reached yet. */
   lastSeen: number;
 }
 
@@ -52,7 +54,8 @@ export class PeerBook {
     let k = this.known.get(key);
     if (!k) {
       if (this.known.size >= this.max && !this.makeRoom()) return false;
-      k = { ip: a.ip, port: a.port, sources: [], lastSeen: now };
+      // a peer named by the user has not been seen until it answers
+      k = { ip: a.ip, port: a.port, sources: [], lastSeen: source === 'neighbor' ? 0 : now };
       this.known.set(key, k);
       this.ranked = null;
     }
@@ -60,7 +63,7 @@ export class PeerBook {
       k.sources.push(source);
       this.ranked = null;
     }
-    k.lastSeen = now;
+    if (source !== 'neighbor') k.lastSeen = now;
     if (peer) k.peer = peer;
     return true;
   }
@@ -99,9 +102,9 @@ export class PeerBook {
     return n;
   }
 
-  /** Every known peer, most recently seen first. */
+  /** Every known peer, by address (a stable order). */
   list(): KnownPeer[] {
-    return [...this.known.values()].sort((a, b) => b.lastSeen - a.lastSeen).map((k) => ({ ...k, sources: [...k.sources] }));
+    return [...this.known.values()].sort((a, b) => (a.ip === b.ip ? a.port - b.port : a.ip < b.ip ? -1 : 1)).map((k) => ({ ...k, sources: [...k.sources] }));
   }
 
   /**

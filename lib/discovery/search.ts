@@ -4,6 +4,7 @@
  * holder finder for `get` (resolve.ts's VersionFinder) when no tracker answers.
  */
 import type { VersionFinder } from '../download/resolve.js';
+import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { FileInfo, FileKind, PeerAddress, Version } from '../types.js';
 import type { Hit, Overlay } from './overlay.js';
 
@@ -22,16 +23,42 @@ export const DEFAULT_SEARCH_TTL = 5;
 /** How long a search waits for hits at most, and how long after the last hit it stops. */
 export const DEFAULT_SEARCH_WAIT_MS = 2_000;
 export const SEARCH_QUIET_MS = 500;
+/** Files one overlay answer carries at most (overlay.ts): an answer this long may have been cut. */
+const HITS_PER_ANSWER = 50;
 /** Holders kept per result, results kept per search. */
 const MAX_HOLDERS = 64;
 const MAX_RESULTS = 10_000;
 
+export interface OverlaySearchResult {
+  hits: Hit[];
+  /** Neighbours the search went to, and those of them whose link never answered (with why). */
+  asked: number;
+  unreachable: { addr: PeerAddress; reason: string }[];
+  /** Some peer answered with as many files as one answer may carry: there may be more. */
+  capped: boolean;
+}
+
+export interface OverlaySearchOptions {
+  ttl?: number;
+  waitMs?: number;
+  quietMs?: number;
+  signal?: AbortSignal;
+  onHits?: (h: Hit[]) => void;
+}
+
 /** Flood SEARCH `pattern`; resolves with the hits, `quietMs` after the last one or at `waitMs`. */
-export function overlaySearch(overlay: Overlay, pattern: string, o: { ttl?: number; waitMs?: number; quietMs?: number; signal?: AbortSignal; onHits?: (h: Hit[]) => void } = {}): Promise<Hit[]> {
+export async function overlaySearch(overlay: Overlay, pattern: string, o: OverlaySearchOptions = {}): Promise<Hit[]> {
+  return (await searchOverlay(overlay, pattern, o)).hits;
+}
+
+/** overlaySearch, with which neighbours never answered and whether answers were cut. */
+export function searchOverlay(overlay: Overlay, pattern: string, o: OverlaySearchOptions = {}): Promise<OverlaySearchResult> {
   return new Promise((resolve) => {
     const hits: Hit[] = [];
+    let capped = false;
     let quiet: NodeJS.Timeout | null = null;
     const s = overlay.search(pattern, o.ttl ?? DEFAULT_SEARCH_TTL, (h) => {
+      if (h.length >= HITS_PER_ANSWER) capped = true;
       if (hits.length >= MAX_RESULTS * 4) return;
       hits.push(...h);
       o.onHits?.(h);
@@ -45,9 +72,19 @@ export function overlaySearch(overlay: Overlay, pattern: string, o: { ttl?: numb
       clearTimeout(all);
       if (quiet) clearTimeout(quiet);
       o.signal?.removeEventListener('abort', finish);
-      resolve(hits);
+      const unreachable: OverlaySearchResult['unreachable'] = [];
+      for (const a of s.sentTo) {
+        const st = overlay.linkState(a);
+        if (st.state !== 'up') unreachable.push({ addr: a, reason: st.reason ?? 'no answer yet' });
+      }
+      resolve({ hits, asked: s.sentTo.length, unreachable, capped });
     }
   });
+}
+
+/** Why no neighbour could be asked, as one line. */
+export function unreachableText(u: OverlaySearchResult['unreachable']): string {
+  return u.map((x) => `${x.addr.ip.includes(':') ? `[${x.addr.ip}]` : x.addr.ip}:${x.addr.port} (${x.reason})`).join(', ');
 }
 
 /** Results merged by name and content id; holders collapsed. */
@@ -69,8 +106,9 @@ export class ResultSet {
     }
   }
 
-  addHits(hits: Hit[], source = 'overlay'): void {
-    for (const h of hits) this.add(h.file, [h.holder], source);
+  /** Hits; a holder that `isLan` says was heard on the LAN is counted as found there. */
+  addHits(hits: Hit[], isLan: (a: PeerAddress) => boolean = () => false): void {
+    for (const h of hits) this.add(h.file, [h.holder], isLan(h.holder) ? 'lan' : 'overlay');
   }
 
   /** By name, then newest first. */
@@ -95,6 +133,14 @@ export function versionsOf(name: string, hits: Hit[]): Version[] {
 export function overlayFinder(overlay: Overlay, ttl = DEFAULT_SEARCH_TTL): VersionFinder {
   return {
     label: 'the overlay',
-    versions: async (name, signal) => versionsOf(name, await overlaySearch(overlay, name, { ttl, ...(signal ? { signal } : {}) })),
+    versions: async (name, signal) => {
+      const r = await searchOverlay(overlay, name, { ttl, ...(signal ? { signal } : {}) });
+      const v = versionsOf(name, r.hits);
+      // every neighbour down is not "nobody has it": say so, with why (exit 4, not 3)
+      if (v.length === 0 && r.asked > 0 && r.unreachable.length === r.asked) {
+        throw new SwarmError(ERROR_CODES.NO_PEERS, `no neighbour answered: ${unreachableText(r.unreachable)}`);
+      }
+      return v;
+    },
   };
 }

@@ -198,7 +198,8 @@ export class Download extends EventEmitter<DownloadEvents> {
       finders: this.opts.peers?.length ? [] : (this.opts.host?.finders?.() ?? []),
       signal: this.signal,
     });
-    for (const s of target.skipped) this.emit('warning', { peer: s.peer, message: `left out: ${s.reason}` });
+    // a source's own message already names it (tracker X unreachable: ...): not said twice
+    for (const s of target.skipped) this.emit('warning', s.reason.startsWith(s.peer) ? { message: `left out: ${s.reason}` } : { peer: s.peer, message: `left out: ${s.reason}` });
     await this.step('resolved');
     const tResolved = performance.now();
     const m = target.manifest;

@@ -14,7 +14,7 @@ import { trackerDirectory } from '../tracker/client.js';
 import { kindOf } from '../share/kinds.js';
 import { LanDiscovery, type LanPeer } from '../discovery/lan.js';
 import { matcher, MAX_PATTERN_CHARS } from '../discovery/flood.js';
-import { overlayFinder, overlaySearch, ResultSet, DEFAULT_SEARCH_TTL, DEFAULT_SEARCH_WAIT_MS, type SearchResult } from '../discovery/search.js';
+import { overlayFinder, searchOverlay, unreachableText, ResultSet, DEFAULT_SEARCH_TTL, DEFAULT_SEARCH_WAIT_MS, SEARCH_QUIET_MS, type SearchResult } from '../discovery/search.js';
 import type { KnownPeer, PeerBook } from '../discovery/peer-book.js';
 import type { Overlay, Pong } from '../discovery/overlay.js';
 import type { VersionFinder } from '../download/resolve.js';
@@ -43,6 +43,10 @@ export interface DiscoveryHost {
   port: number;
   /** The tracker this node talks to, or null (none, or --no-tracker). */
   trackerAddress(): string | null;
+  /** Where this node serves (for the LAN: is it reachable from other machines?). */
+  host: string;
+  /** Tell the user something is off (the node's warning event). */
+  warn(message: string): void;
 }
 
 /** A LAN peer's `stop` is believed only if it no longer answers as itself within this long. */
@@ -78,17 +82,46 @@ export interface SearchOptions {
   signal?: AbortSignal;
 }
 
+/** Named neighbours whose link is down are tried again this often (they learn of us when it opens). */
+const RELINK_MS = 30_000;
+
 export class NodeDiscovery {
   private lanHeard: (() => void)[] = [];
+  private relink: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly node: DiscoveryHost,
     private readonly log: Log,
   ) {}
 
+  /**
+   * Open links to the named neighbours now, and again every RELINK_MS while one is down: a
+   * neighbour learns of us from our hello (links are two-way), before anyone searches.
+   */
+  linkNeighbours(): void {
+    const n = this.node;
+    const named = () => n.book.list().filter((k) => k.sources.includes('neighbor'));
+    for (const k of named()) n.overlay.connect(k);
+    if (this.relink || named().length === 0) return;
+    this.relink = setInterval(() => {
+      for (const k of named()) if (n.overlay.linkState(k).state !== 'up') n.overlay.connect(k);
+    }, RELINK_MS);
+    this.relink.unref();
+  }
+
+  stop(): void {
+    if (this.relink) clearInterval(this.relink);
+    this.relink = null;
+  }
+
   /** Join the LAN: announce our transfer port (when we serve) and add the peers we hear. */
   async startLan(s: LanSettings): Promise<void> {
     const n = this.node;
+    const loopbackHost = /^127\.|^::1$|^localhost$/.test(n.host);
+    const loopbackBroadcast = /^127\./.test(s.broadcast ?? '255.255.255.255');
+    if (n.port && loopbackHost && !loopbackBroadcast) {
+      n.warn(`--lan announces port ${n.port}, but this peer listens on ${n.host} only: other machines will hear of it and cannot connect (listen with --host 0.0.0.0)`);
+    }
     const lan = await LanDiscovery.start({
       peerId: n.peerId,
       transferPort: n.port,
@@ -159,35 +192,49 @@ export class NodeDiscovery {
     const warnings: string[] = [];
     const tracker = o.tracker === false ? null : n.trackerAddress();
     const jobs: Promise<void>[] = [];
+    let trackerFailed: string | null = null;
     if (tracker) {
-      asked.push(`tracker ${tracker}`);
       const match = matcher(pattern);
       jobs.push(
         trackerDirectory(tracker).then(
           ({ entries }) => {
+            asked.push(`tracker ${tracker}`);
             for (const [name, e] of entries) if (match(name)) set.add({ name, kind: kindOf(name), size: e.size, mtime: e.mtime, cid: e.cid }, [...e.holders, ...e.partial], 'tracker');
           },
           (err: Error) => {
+            trackerFailed = err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`;
             // the local default tracker not running is no news when the overlay was asked too
             if (o.quietTracker && (n.book.size > 0 || n.lan)) return;
-            warnings.push(err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`);
+            warnings.push(trackerFailed);
           },
         ),
       );
     }
+    let overlayFailed: string | null = null;
     if (n.book.size > 0 || n.lan) {
       jobs.push(
         (async () => {
           await this.lanFirst(o.signal);
-          const neighbours = Math.min(n.book.size, 8);
-          asked.push(`the overlay (${neighbours} ${neighbours === 1 ? 'neighbour' : 'neighbours'}, TTL ${o.ttl ?? DEFAULT_SEARCH_TTL})`);
-          const hits = await overlaySearch(n.overlay, pattern, { ttl: o.ttl ?? DEFAULT_SEARCH_TTL, waitMs: o.waitMs ?? DEFAULT_SEARCH_WAIT_MS, ...(o.signal ? { signal: o.signal } : {}) });
-          set.addHits(hits);
+          const ttl = o.ttl ?? DEFAULT_SEARCH_TTL;
+          const r = await searchOverlay(n.overlay, pattern, { ttl, waitMs: o.waitMs ?? DEFAULT_SEARCH_WAIT_MS, ...(o.signal ? { signal: o.signal } : {}) });
+          const lan = new Set((n.lan?.peers() ?? []).map((p) => `${p.ip}|${p.port}`));
+          set.addHits(r.hits, (a) => lan.has(`${a.ip}|${a.port}`));
+          const up = r.asked - r.unreachable.length;
+          if (r.asked > 0 && up === 0) overlayFailed = `no neighbour answered: ${unreachableText(r.unreachable)}`;
+          else {
+            asked.push(`${n.lan ? 'the overlay and LAN' : 'the overlay'} [${up} of ${r.asked} ${r.asked === 1 ? 'neighbour' : 'neighbours'}, TTL ${ttl}]`);
+            if (r.unreachable.length) warnings.push(`${r.unreachable.length === 1 ? 'a neighbour' : `${r.unreachable.length} neighbours`} did not answer: ${unreachableText(r.unreachable)}`);
+          }
+          if (r.asked === 0) overlayFailed = n.lan ? 'no peer heard on the LAN yet' : 'no neighbour to ask';
+          if (r.capped) warnings.push(`some peers sent as many matches as one answer holds (50 each); there may be more: narrow the pattern`);
         })(),
       );
     }
     if (jobs.length === 0) throw new SwarmError(ERROR_CODES.NO_PEERS, 'nowhere to search: no tracker, no --neighbor, no --lan');
     await Promise.all(jobs);
+    // nothing answered at all: that is "no peers" (exit 4), not "nothing matches" (exit 3)
+    if (overlayFailed && asked.length === 0) throw new SwarmError(ERROR_CODES.NO_PEERS, trackerFailed ? `${overlayFailed}; ${trackerFailed}` : overlayFailed);
+    if (overlayFailed) warnings.push(overlayFailed);
     return { results: set.results(), asked, warnings };
   }
 
@@ -197,14 +244,19 @@ export class NodeDiscovery {
     const n = this.node;
     const pongs: Pong[] = [];
     await new Promise<void>((resolve) => {
+      let quiet: NodeJS.Timeout | null = null;
       const d = n.overlay.discover(ttl, (p) => {
         if (pongs.length >= 4096) return;
         pongs.push(p);
         n.book.add(p.addr, 'discover', p.peer);
+        // like a search: done a moment after the last answer, not at the end of the wait
+        if (quiet) quiet.refresh();
+        else quiet = setTimeout(done, SEARCH_QUIET_MS);
       });
       const done = () => {
         d.stop();
         clearTimeout(t);
+        if (quiet) clearTimeout(quiet);
         signal?.removeEventListener('abort', done);
         resolve();
       };

@@ -122,7 +122,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
   }
 
   get hello(): HelloFields {
-    return { peer: this.peerId, agent: AGENT, listen: this.port || null, caps: ['bitfield', 'have', 'pex'] };
+    return { peer: this.peerId, agent: AGENT, listen: this.port || null, caps: ['bitfield', 'have', 'pex', 'overlay'] };
   }
 
   static async start(opts: NodeOptions = {}): Promise<SwarmNode> {
@@ -187,7 +187,14 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
     }
     this.library?.on('change', (diff) => this.emit('change', diff));
     for (const a of await resolveAddresses(o.neighbors ?? [])) this.book.add(a, 'neighbor');
+    this.discovery.linkNeighbours();
     if (o.lan) await this.discovery.startLan(o.lan);
+  }
+
+  /** Tell the user something is off (warning event, and the onWarning option). */
+  warn(message: string): void {
+    this.opts.onWarning?.(message);
+    this.emit('warning', message);
   }
 
   /** The tracker this node asks and tells, or null (none, or --no-tracker). */
@@ -355,6 +362,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
     this.closed = true;
     for (const d of this.downloads) d.download.abort();
     this.library?.stop();
+    this.discovery.stop();
     this.overlay.close();
     await this.lan?.close();
     await this.tracker?.close();

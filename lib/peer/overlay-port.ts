@@ -24,4 +24,6 @@ export interface OverlayFrom {
 
 export interface OverlayPort {
   request(m: OverlayRequest, from: OverlayFrom): void;
+  /** A peer that takes part in the overlay (its hello says `overlay`) connected: links are two-way. */
+  joined?(from: OverlayFrom): void;
 }

@@ -32,7 +32,7 @@ import type { PeerAddress } from '../types.js';
 import type { ChunkSource, SourceIndex, SourceReader } from './source.js';
 import { RangeSender, type RangeRequest } from './sender.js';
 import type { Spreads } from './spreads.js';
-import type { OverlayPort } from './overlay-port.js';
+import type { OverlayFrom, OverlayPort } from './overlay-port.js';
 import type { SyncPort } from './sync-port.js';
 
 export const MAX_QUEUED_GETS = 1024;
@@ -314,6 +314,7 @@ export class PeerSession implements GuardedConnection {
       checkHello(m, `peer ${this.remote}`);
       this.remoteHello = m;
       this.send(helloMessage(this.ctx.hello));
+      if (this.ctx.overlay?.joined && this.listenAddress && Array.isArray(m.caps) && m.caps.includes('overlay')) this.ctx.overlay.joined(this.overlayFrom());
       return;
     }
     this.handle(decodeMessage('peerRequest', h));
@@ -407,17 +408,7 @@ export class PeerSession implements GuardedConnection {
       case 'discover': {
         const overlay = this.ctx.overlay;
         if (!overlay) return; // not in an overlay: nothing to forward to, nothing to say
-        overlay.request(m, {
-          key: `s${this.ctx.id}`,
-          ip: this.ip,
-          peer: this.remoteHello!.peer,
-          listen: this.listenAddress,
-          reply: (h) => {
-            if (this.closed) return false;
-            this.send(h);
-            return true;
-          },
-        });
+        overlay.request(m, this.overlayFrom());
         return;
       }
       case 'sync-index': {
@@ -497,6 +488,21 @@ export class PeerSession implements GuardedConnection {
     if (!r) return;
     this.readers.delete(cid);
     r.then((reader) => reader.close(), () => {});
+  }
+
+  /** This connection as the overlay sees it: who sent, and a way to answer on it. */
+  private overlayFrom(): OverlayFrom {
+    return {
+      key: `s${this.ctx.id}`,
+      ip: this.ip,
+      peer: this.remoteHello!.peer,
+      listen: this.listenAddress,
+      reply: (h) => {
+        if (this.closed) return false;
+        this.send(h);
+        return true;
+      },
+    };
   }
 
   /** A holder of a content this peer is interested in arrived: tell it soon (one batch). */
