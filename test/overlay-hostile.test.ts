@@ -274,24 +274,73 @@ t.test(
   },
 );
 
-const TODO_GLOB = 'local matching is rate-limited per connection only (20/s, burst 40) and costs files × name × pattern steps: "*" + 40 × "?" + "!" over 1000 names of ~150 chars is ~15-25 ms a search, so 6 connections × 40 block the event loop for seconds (lib/discovery/overlay.ts request: a global budget for local answers; flood.ts matcher: a step budget per search)';
+const TODO_GLOB =
+  'local matching is rate-limited per connection only (20/s, burst 40), not in all, and costs files × name × pattern steps: "*" + 160 × "?" + "!" over 100 names of ~310 characters is ~20 ms a search, and each connection\'s burst of 40 is matched in one go (~0.8 s or more with the event loop blocked); 3000 files of ~85 characters against a `swarm serve` process: 4 connections at 19/s gave honest requests a median of 2.6 s (lib/discovery/overlay.ts request: a global budget for local answers, yielding between them; flood.ts matcher: a step budget per search)';
 
-t.test(
-  'slow-glob searches from 6 connections do not stall a serving peer',
-  async (t) => {
-    const files: Record<string, string> = {};
-    for (let i = 0; i < 1000; i++) files[`d${i % 10}/file-${i}-${'abcdefghijklmnopqrstuvwxyz'.repeat(5)}.bin`] = `${i}`;
-    const v = await node(t, { share: shareDir(t, files), watch: false });
-    const conns = await Promise.all([2, 3, 4, 5, 6, 7].map((k) => raw(t, v.port, `127.0.0.${k}`)));
-    const honest = await raw(t, v.port, '127.0.0.9');
-    await sleep(100);
-    const pattern = '*' + '?'.repeat(40) + '!';
-    for (const c of conns) for (let i = 0; i < 40; i++) c.send({ t: 'search', sid: newId(), pattern, ttl: 1, hops: 0 });
-    await sleep(50);
-    const asked = Date.now();
-    honest.send({ t: 'stat', id: 1, name: 'd0/none.bin' });
-    await until(() => honest.got.some((h) => h.t === 'error' || h.t === 'entry'), 10_000);
-    const ms = Date.now() - asked;
-    t.ok(ms < 1_000, `an honest request was answered in ${ms} ms during the flood (want < 1 s)`, { todo: TODO_GLOB });
-  },
-);
+t.test('slow-glob searches from 4 connections do not stall a serving peer', async (t) => {
+  const seg = 'abcdefghijklmnopqrstuvwxyz'.repeat(4).slice(0, 100);
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 100; i++) files[`d${i % 10}/${seg}/${seg}/${seg}/f${i}.bin`] = `${i}`;
+  const v = await node(t, { share: shareDir(t, files), watch: false });
+  const conns = await Promise.all([2, 3, 4, 5].map((k) => raw(t, v.port, `127.0.0.${k}`)));
+  await sleep(100);
+  // the peer runs in this process: the longest gap between 10 ms ticks is how long it stalled
+  let last = Date.now();
+  let stall = 0;
+  const tick = setInterval(() => {
+    stall = Math.max(stall, Date.now() - last);
+    last = Date.now();
+  }, 10);
+  t.teardown(() => clearInterval(tick));
+  const pattern = '*' + '?'.repeat(160) + '!';
+  // each connection sends its burst (40), all within the per-connection limit
+  for (const c of conns) for (let i = 0; i < 40; i++) c.send({ t: 'search', sid: newId(), pattern, ttl: 1, hops: 0 });
+  await until(() => counters(v).received >= 160, 15_000);
+  await sleep(30);
+  clearInterval(tick);
+  t.equal(counters(v).received, 160, 'every search was read');
+  t.equal(counters(v).limited, 0, 'none was over the per-connection limit');
+  t.ok(stall < 200, `the serving peer stalled at most ${stall} ms (want < 0.2 s)`, { todo: TODO_GLOB });
+});
+
+const TODO_INBOUND =
+  'since abc91ba a connection whose hello says caps ["overlay"] and a listen port joins the peer book as an inbound neighbour: 512 short connections from 8 addresses (64 each, the per-address cap), each claiming another port, fill the book (512), PeerBook.makeRoom evicts the real LAN/DISCOVER/tracker neighbours (oldest lastSeen first) and the attacker\'s ports take every flood slot; measured with /tmp/hostile-ov/a9-inbound.mjs: honest searches through the peer 0 of 5 found (lib/discovery/overlay.ts joined: cap inbound entries per source address and in all, below the book size; peer-book.ts makeRoom: evict inbound entries that never answered a link before anything else)';
+
+t.test('inbound joins from a few addresses do not push real neighbours out of the peer book', async (t) => {
+  const h = await node(t, { share: shareDir(t, { 'needle.bin': 'x' }), watch: false });
+  const v = await node(t);
+  const hAddr = { ip: '127.0.0.1', port: h.port };
+  v.book.add(hAddr, 'discover');
+  let joins = 0;
+  for (let k = 2; k < 10; k++) {
+    await Promise.all(
+      Array.from(
+        { length: 64 },
+        (_, i) =>
+          new Promise<void>((resolve) => {
+            const s = net.connect({ host: '127.0.0.1', port: v.port, localAddress: `127.0.0.${k}` });
+            t.teardown(() => s.destroy());
+            s.on('error', () => resolve());
+            s.on('connect', () => {
+              // the claimed listen ports are never connected to: this test floods nothing
+              s.write(encodeFrameBuffer({ t: 'hello', v: PROTOCOL_VERSION, peer: newId(), agent: 'hostile/0', listen: 30100 + i, caps: ['overlay'] }));
+              setTimeout(() => {
+                joins++;
+                s.destroy();
+                resolve();
+              }, 30);
+            });
+          }),
+      ),
+    );
+  }
+  await sleep(100);
+  t.equal(joins, 512, '512 short connections said hello');
+  t.ok(v.book.size <= 512, `the book stays bounded (${v.book.size})`);
+  t.ok(v.book.has(hAddr), 'the neighbour learnt by DISCOVER is still in the book', { todo: TODO_INBOUND });
+  t.ok(
+    v.book.neighbours(8).some((k) => k.port === h.port),
+    'and still among the peers searches are flooded to',
+    { todo: TODO_INBOUND },
+  );
+});

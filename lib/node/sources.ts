@@ -72,6 +72,13 @@ export class NodeSources implements SourceIndex {
     if (!old || old.at < Date.now() - KNOWN_FOR_MS) for (const l of this.holderListeners) l(cid, { ip: addr.ip, port: addr.port });
   }
 
+  forgetHolder(cid: string, addr: PeerAddress): void {
+    const m = this.known.get(cid);
+    if (!m) return;
+    m.delete(`${addr.ip}|${addr.port}`);
+    if (m.size === 0) this.known.delete(cid);
+  }
+
   onHolder(listener: HolderListener): () => void {
     this.holderListeners.add(listener);
     return () => this.holderListeners.delete(listener);

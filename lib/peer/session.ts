@@ -533,6 +533,10 @@ export class PeerSession implements GuardedConnection {
     this.sender.destroy();
     this.unsubscribe?.();
     this.unheld?.();
+    // a peer whose connection ended is not passed on as a holder (a download that finished and
+    // exited would otherwise be handed out for minutes); one that still serves is heard of again
+    const listen = this.listenAddress;
+    if (listen) for (const cid of this.interests) this.ctx.sources.forgetHolder?.(cid, listen);
     this.unwatch?.();
     if (this.newsTimer) clearTimeout(this.newsTimer);
     if (this.holderTimer) clearTimeout(this.holderTimer);

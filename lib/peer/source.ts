@@ -48,6 +48,8 @@ export interface SourceIndex {
   holdersOf?(cid: string): PeerAddress[];
   /** A peer that serves on `addr` is interested in `cid` (it is a holder to tell others of). */
   noteHolder?(cid: string, addr: PeerAddress): void;
+  /** The peer on `addr` closed its connection to us: no longer a holder to tell others of. */
+  forgetHolder?(cid: string, addr: PeerAddress): void;
   /** Subscribe to holders newly noted; returns the unsubscribe function. */
   onHolder?(listener: HolderListener): () => void;
 }

@@ -12,6 +12,8 @@
  *   remote live, tombstone here ......................... fetch if the remote's version is not the
  *                                                         one we deleted and is newer than the deletion
  *   same content id ..................................... agree (nothing to move)
+ *   both live, differ, a side never agreed on it ........ the newer mtime wins (seed 002); the
+ *                                                         version replaced goes to the trash
  *   both live, differ: ours is what we agreed on ........ fetch (only they changed it)
  *                      theirs is what they agreed on .... keep (only we changed it; they will fetch)
  *                      neither changed (agreed apart) ... the newer one, no copy
@@ -62,13 +64,16 @@ export function decide(local: SyncEntry | undefined, remote: SyncEntry): SyncAct
     return remote.mtime > local.deleted ? { do: 'fetch', remote } : { do: 'nothing' };
   }
   if (local.cid === remote.cid) return local.agreed === local.cid ? { do: 'nothing' } : { do: 'agree', cid: local.cid };
+  // first contact about this name (a side never agreed on it with anyone): the newer wins, as in
+  // seed 002; the version replaced goes to the trash
+  if (local.agreed === undefined || remote.agreed === undefined) return newerWins(local, remote) === 'b' ? { do: 'fetch', remote } : { do: 'nothing' };
   const weChanged = local.agreed !== local.cid;
   const theyChanged = remote.agreed !== remote.cid;
   if (!weChanged && theyChanged) return { do: 'fetch', remote };
   if (weChanged && !theyChanged) return { do: 'nothing' };
   // neither changed since its own agreement (they agreed with different peers): the newer, no copy
   if (!weChanged && !theyChanged) return newerWins(local, remote) === 'b' ? { do: 'fetch', remote } : { do: 'nothing' };
-  // both changed since they last agreed (or neither ever agreed): the same rule on every peer
+  // both changed since they last agreed: the same rule on every peer, and the loser kept as a copy
   return { do: 'conflict', remote, ours: newerWins(local, remote) === 'a' ? 'wins' : 'loses' };
 }
 

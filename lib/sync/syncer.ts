@@ -135,12 +135,28 @@ export class Syncer extends EventEmitter<SyncEvents> {
     return { pending: this.tickets.size };
   }
 
-  private async pullAll(): Promise<void> {
-    if (this.closed) return;
-    const peers = await this.peers();
-    await Promise.all(peers.map((a) => this.pull(a)));
-    this.plan();
-    this.pump();
+  private allPull: Promise<void> | null = null;
+
+  /** Every peer's index, then plan and run: news that comes meanwhile waits for it (whole picture first). */
+  private pullAll(): Promise<void> {
+    this.allPull ??= (async () => {
+      if (this.closed) return;
+      const peers = await this.peers();
+      await Promise.all(peers.map((a) => this.pull(a)));
+      this.plan();
+      this.pump();
+    })().finally(() => (this.allPull = null));
+    return this.allPull;
+  }
+
+  /** The peers whose last index says they have `cid` (read when a ticket starts: the latest word). */
+  private holdersOf(name: string, cid: string): PeerAddress[] {
+    const out: PeerAddress[] = [];
+    for (const r of this.remote.values()) {
+      const e = r.entries.get(name);
+      if (e && e.deleted === undefined && e.cid === cid) out.push(r.addr);
+    }
+    return out;
   }
 
   /** One peer's whole index (pages), and a watch for its news. Joins a pull already running. */
@@ -211,10 +227,12 @@ export class Syncer extends EventEmitter<SyncEvents> {
     if (this.closed || this.newsTimers.has(key(a))) return;
     const t = setTimeout(() => {
       this.newsTimers.delete(key(a));
-      void this.pull(a).then(() => {
-        this.plan();
-        this.pump();
-      });
+      void (this.allPull ?? Promise.resolve())
+        .then(() => this.pull(a))
+        .then(() => {
+          this.plan();
+          this.pump();
+        });
     }, 50);
     t.unref();
     this.newsTimers.set(key(a), t);
@@ -316,6 +334,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
         this.emit('deleted', { name: t.name });
         return;
       }
+      const now = this.holdersOf(t.name, t.remote.cid);
+      if (now.length) t.holders = now;
       if (t.holders.length === 0) throw new SwarmError(ERROR_CODES.NO_PEERS, 'no peer holds it now');
       const local = this.index.get(t.name);
       if (t.conflict && local && local.deleted === undefined) {

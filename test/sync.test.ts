@@ -1,0 +1,192 @@
+/**
+ * `swarm sync` (issue "keep folders in step"): the decision table (plan.ts) case by case, then
+ * folders kept in step by in-process peers on loopback (neighbours, no tracker): two and three
+ * folders converge (new, newer, subfolders, mtimes, unicode and spaces, a 0-byte file, a file over
+ * 64 MiB from two holders); a file changed on two peers while apart ends as the newer version plus
+ * a conflict copy, the same on both; a deletion propagates and a peer that was away does not bring
+ * the file back; a push reaches the other peer without waiting for a poll.
+ */
+import t from 'tap';
+import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { serve, type ServeHandle } from '../lib/serve.js';
+import { Syncer } from '../lib/sync/syncer.js';
+import { decide, conflictName, isConflictCopy, type SyncEntry } from '../lib/sync/plan.js';
+import { prng, randomBytes } from './helpers/prng.js';
+import { tempDir } from './helpers/tmp.js';
+
+type T = { teardown(fn: () => unknown): void };
+const C1 = '1'.repeat(64);
+const C2 = '2'.repeat(64);
+const C3 = '3'.repeat(64);
+const e = (cid: string, mtime: number, extra: Partial<SyncEntry> = {}): SyncEntry => ({ name: 'f', cid, mtime, size: 1, ...extra });
+
+t.test('decisions', async (t) => {
+  t.same(decide(undefined, e(C1, 10)), { do: 'fetch', remote: e(C1, 10) }, 'new there: fetch');
+  t.same(decide(e(C1, 10, { agreed: C1 }), e(C1, 10, { agreed: C1 })), { do: 'nothing' }, 'same: nothing');
+  t.same(decide(e(C1, 10), e(C1, 10)), { do: 'agree', cid: C1 }, 'same, never agreed: agree');
+  t.same(decide(e(C1, 10), e(C2, 20)), { do: 'fetch', remote: e(C2, 20) }, 'first contact: the newer wins');
+  t.same(decide(e(C1, 30, { agreed: C3 }), e(C2, 20)), { do: 'nothing' }, 'first contact, ours newer: keep');
+  t.same(decide(e(C1, 10, { agreed: C1 }), e(C2, 20, { agreed: C1 })), { do: 'fetch', remote: e(C2, 20, { agreed: C1 }) }, 'only they changed: fetch');
+  t.same(decide(e(C2, 20, { agreed: C1 }), e(C1, 10, { agreed: C1 })), { do: 'nothing' }, 'only we changed: keep');
+  t.match(decide(e(C2, 30, { agreed: C1 }), e(C3, 20, { agreed: C1 })), { do: 'conflict', ours: 'wins' }, 'both changed, ours newer: ours wins');
+  t.match(decide(e(C2, 10, { agreed: C1 }), e(C3, 20, { agreed: C1 })), { do: 'conflict', ours: 'loses' }, 'both changed, theirs newer: ours loses');
+  t.match(decide(e(C3, 10, { agreed: C1 }), e(C2, 10, { agreed: C1 })), { do: 'conflict', ours: 'wins' }, 'same mtime: the larger content id, on every peer');
+  t.match(decide(e(C2, 10, { agreed: C1 }), e(C3, 10, { agreed: C1 })), { do: 'conflict', ours: 'loses' }, 'and the other way round');
+  t.same(decide(e(C1, 10, { agreed: C1 }), e(C1, 10, { deleted: 50 })), { do: 'delete', tombstone: e(C1, 10, { deleted: 50 }) }, 'they deleted our version: delete');
+  t.same(decide(e(C2, 60, { agreed: C1 }), e(C1, 10, { deleted: 50 })), { do: 'nothing' }, 'they deleted an older version: our edit stays');
+  t.same(decide(e(C1, 10, { deleted: 50 }), e(C1, 10, { agreed: C1 })), { do: 'nothing' }, 'we deleted what they have: not brought back');
+  t.same(decide(e(C1, 10, { deleted: 50 }), e(C2, 60)), { do: 'fetch', remote: e(C2, 60) }, 'a newer version after our deletion: fetched');
+  t.same(decide(undefined, e(C1, 10, { deleted: 50 })), { do: 'remember-deletion', tombstone: e(C1, 10, { deleted: 50 }) }, 'a deletion we never had: remembered');
+  const copy = conflictName('docs/report.final.txt', 1_700_000_000, 'abcdef0123456789');
+  t.equal(copy, 'docs/report.final.sync-conflict-20231114-221320-abcdef0.txt');
+  t.ok(isConflictCopy(copy));
+  t.equal(conflictName('Makefile', 0, 'abcdef0123456789'), 'Makefile.sync-conflict-19700101-000000-abcdef0');
+});
+
+interface Peer {
+  dir: string;
+  node: ServeHandle;
+  sync: Syncer;
+}
+
+async function peer(t: T, dir: string): Promise<Peer> {
+  const node = await serve(dir, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
+  const sync = new Syncer(node, { pullMs: 60_000 });
+  await sync.start();
+  t.teardown(async () => {
+    await sync.close();
+    await node.close({ graceful: false });
+  });
+  return { dir, node, sync };
+}
+
+async function stop(p: Peer): Promise<void> {
+  await p.sync.close();
+  await p.node.close({ graceful: false });
+}
+
+function connect(ps: Peer[]): void {
+  for (const a of ps) for (const b of ps) if (a !== b) a.node.book.add({ ip: '127.0.0.1', port: b.node.port }, 'neighbor');
+}
+
+/** Rounds of: every peer rescans its folder and syncs once, until nothing changes. */
+async function converge(ps: Peer[], rounds = 4): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    for (const p of ps) await p.node.library.refresh();
+    for (const p of ps) await p.sync.syncOnce();
+  }
+}
+
+/** Every file under dir (name → bytes and mtime in seconds), swarm's own folder left out. */
+function tree(dir: string, sub = ''): Map<string, { data: string; mtime: number }> {
+  const out = new Map<string, { data: string; mtime: number }>();
+  for (const d of readdirSync(path.join(dir, sub), { withFileTypes: true })) {
+    const rel = sub ? `${sub}/${d.name}` : d.name;
+    if (rel === '.swarm') continue;
+    if (d.isDirectory()) for (const [k, v] of tree(dir, rel)) out.set(k, v);
+    else {
+      const p = path.join(dir, rel);
+      out.set(rel, { data: readFileSync(p).toString('base64'), mtime: Math.floor(statSync(p).mtimeMs / 1000) });
+    }
+  }
+  return out;
+}
+
+t.test('two and three folders converge: new, newer, subfolders, mtimes, unicode, empty, big from two holders', async (t) => {
+  const [da, db, dc] = [tempDir(t), tempDir(t), tempDir(t)];
+  mkdirSync(path.join(da, 'sub dir', 'deeper'), { recursive: true });
+  writeFileSync(path.join(da, 'sub dir', 'deeper', 'naïve café.txt'), 'unicode\n');
+  writeFileSync(path.join(da, 'empty.bin'), '');
+  writeFileSync(path.join(da, 'old.txt'), 'old\n');
+  utimesSync(path.join(da, 'old.txt'), 1_000_000_000, 1_000_000_000);
+  writeFileSync(path.join(db, 'from-b.txt'), 'b\n');
+  // a newer version of old.txt on b: it wins everywhere
+  writeFileSync(path.join(db, 'old.txt'), 'newer\n');
+  utimesSync(path.join(db, 'old.txt'), 1_100_000_000, 1_100_000_000);
+  const big = randomBytes(prng(21), 65 * 1024 * 1024 + 17);
+  writeFileSync(path.join(da, 'big.bin'), big);
+  writeFileSync(path.join(db, 'big.bin'), big);
+  utimesSync(path.join(db, 'big.bin'), statSync(path.join(da, 'big.bin')).atime, statSync(path.join(da, 'big.bin')).mtime);
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  const c = await peer(t, dc);
+  connect([a, b, c]);
+  let fromTwo = 0;
+  c.sync.on('fetched', (ev) => ev.name === 'big.bin' && (fromTwo = ev.from));
+  await converge([a, b, c]);
+  const ta = tree(da);
+  t.same([...ta.keys()].sort(), ['big.bin', 'empty.bin', 'from-b.txt', 'old.txt', 'sub dir/deeper/naïve café.txt'], 'every file everywhere');
+  t.same(tree(db), ta, 'b = a, bytes and mtimes');
+  t.same(tree(dc), ta, 'c = a, bytes and mtimes');
+  t.equal(readFileSync(path.join(da, 'old.txt'), 'utf8'), 'newer\n', 'the newer version won');
+  t.equal(ta.get('old.txt')!.mtime, 1_100_000_000, 'with its mtime');
+  t.equal(fromTwo, 2, 'the big file came from both holders');
+  t.ok(readdirSync(path.join(da, '.swarm', 'trash')).some((f) => f.endsWith('old.txt')), 'the replaced version is kept in the trash');
+});
+
+t.test('a change is pushed: the other peer has it without a poll', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 1);
+  writeFileSync(path.join(da, 'pushed.txt'), 'push\n');
+  const started = Date.now();
+  await a.node.library.refresh(); // what the watcher does on its own
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(path.join(db, 'pushed.txt')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  t.equal(readFileSync(path.join(db, 'pushed.txt'), 'utf8'), 'push\n', 'arrived by news, not by the 60 s poll');
+  t.ok(Date.now() - started < 5_000, `in ${Date.now() - started} ms`);
+});
+
+t.test('conflict: changed on two peers while apart; both versions end up on both, named alike', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  writeFileSync(path.join(da, 'notes.txt'), 'common\n');
+  let a = await peer(t, da);
+  let b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.equal(readFileSync(path.join(db, 'notes.txt'), 'utf8'), 'common\n');
+  await stop(a);
+  await stop(b);
+  writeFileSync(path.join(da, 'notes.txt'), 'edited on a\n');
+  utimesSync(path.join(da, 'notes.txt'), 1_500_000_000, 1_500_000_000);
+  writeFileSync(path.join(db, 'notes.txt'), 'edited on b, later\n');
+  utimesSync(path.join(db, 'notes.txt'), 1_600_000_000, 1_600_000_000);
+  a = await peer(t, da);
+  b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b]);
+  const ta = tree(da);
+  t.same(tree(db), ta, 'both folders the same');
+  t.equal(readFileSync(path.join(da, 'notes.txt'), 'utf8'), 'edited on b, later\n', 'the newer edit is under the name');
+  const copies = [...ta.keys()].filter((n) => isConflictCopy(n));
+  t.equal(copies.length, 1, 'one conflict copy');
+  t.match(copies[0], /^notes\.sync-conflict-20170714-\d{6}-[0-9a-f]{7}\.txt$/, 'named after the losing version and its peer');
+  t.equal(Buffer.from(ta.get(copies[0]!)!.data, 'base64').toString(), 'edited on a\n', 'the other edit is kept, nothing lost');
+});
+
+t.test('a deletion propagates, and a peer that was away does not bring the file back', async (t) => {
+  const [da, db, dc] = [tempDir(t), tempDir(t), tempDir(t)];
+  writeFileSync(path.join(da, 'doomed.txt'), 'bye\n');
+  writeFileSync(path.join(da, 'kept.txt'), 'stay\n');
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  let c = await peer(t, dc);
+  connect([a, b, c]);
+  await converge([a, b, c], 2);
+  t.ok(existsSync(path.join(dc, 'doomed.txt')), 'c has it before');
+  await stop(c); // c goes away
+  unlinkSync(path.join(da, 'doomed.txt'));
+  await converge([a, b], 2);
+  t.notOk(existsSync(path.join(db, 'doomed.txt')), 'deleted on b too');
+  t.ok(readdirSync(path.join(db, '.swarm', 'trash')).some((f) => f.endsWith('doomed.txt')), 'b keeps it in the trash');
+  c = await peer(t, dc); // c comes back with its old copy
+  connect([a, b, c]);
+  await converge([a, b, c], 3);
+  t.notOk(existsSync(path.join(da, 'doomed.txt')), 'not resurrected on a');
+  t.notOk(existsSync(path.join(db, 'doomed.txt')), 'nor on b');
+  t.notOk(existsSync(path.join(dc, 'doomed.txt')), 'and c deleted its copy');
+  t.ok(existsSync(path.join(dc, 'kept.txt')), 'the rest stays');
+});
