@@ -227,10 +227,21 @@ t.test('stops: verified, spoofed, from elsewhere, for strangers, without a verif
   t.equal(calls.length, 1, 'without asking the peer');
   t.same(ids(d.peers()), [x], 'a stop for an unknown peer changes nothing');
 
-  alive = false;
-  const down = nextEvent(d, 'down');
+  // found alive a moment ago: another stop for it is the same forgery, and costs no probe
+  received = d.counters.received;
   await raw.send(stop(x, 5000));
-  t.same((await down).map((v) => (typeof v === 'string' ? v : v.peer)), [x, 'stop'], 'a stop the peer does not deny removes it');
+  t.ok(await until(() => d.counters.received === received + 1));
+  t.equal(calls.length, 1, 'no probe again within ALIVE_TRUST_MS');
+  t.equal(d.counters.spoofedStops, 4);
+
+  alive = false;
+  const z = newId();
+  const upZ = nextEvent(d, 'up', (p) => p.peer === z);
+  await raw.send(start(z, 5002));
+  await upZ;
+  const down = nextEvent(d, 'down');
+  await raw.send(stop(z, 5002));
+  t.same((await down).map((v) => (typeof v === 'string' ? v : v.peer)), [z, 'stop'], 'a stop the peer does not deny removes it');
   t.equal(calls.length, 2);
 
   const port2 = newPort();

@@ -89,7 +89,8 @@ t.test('bound: a SEARCH flood with fresh ids over 6 connections from 6 addresses
   t.ok(counters(far).received <= handled, `the neighbour got at most one forward per handled message (${counters(far).received})`);
 });
 
-const TODO_STARVE = 'the per-connection limit (20/s, burst 40) also applies to links between honest peers, and the global forward budget is 200/s first come first served: an attacker with 4 connections at 19/s each (all under the limit) makes v forward 76/s to h, h drops all but 20/s of them from v, and honest searches relayed by v are lost (measured: 0 of 15 found; lib/discovery/overlay.ts request: fair share per incoming connection of what is forwarded, and a receive limit for neighbour links that matches what a neighbour may forward)';
+// Guards a hole found by a hostile review and since fixed:
+// (STARVE) 'the per-connection limit (20/s, burst 40) also applies to links between honest peers, and the global forward budget is 200/s first come first served: an attacker with 4 connections at 19/s each (all under the limit) makes v forward 76/s to h, h drops all but 20/s of them from v, and honest searches relayed by v are lost (measured: 0 of 15 found; lib/discovery/overlay.ts request: fair share per incoming connection of what is forwarded, and a receive limit for neighbour links that matches what a neighbour may forward)'
 
 t.test(
   'a flood through one peer does not starve honest searches it relays',
@@ -107,7 +108,7 @@ t.test(
     let found = 0;
     for (let i = 0; i < 5; i++) if ((await overlaySearch(o.overlay, 'needle', { ttl: 3, waitMs: 400, quietMs: 100 })).length) found++;
     clearInterval(flood);
-    t.ok(found >= 4, `honest searches relayed by the flooded peer: ${found} of 5 found`, { todo: TODO_STARVE });
+    t.ok(found >= 4, `honest searches relayed by the flooded peer: ${found} of 5 found`);
   },
 );
 
@@ -227,7 +228,8 @@ t.test('bound: LAN spoofed stop, garbage and 60 KB datagrams, query flood', asyn
   t.ok(answered >= 1 && answered <= 3, `a query flood of 1.2 s made v announce ${answered} times (1 to 3)`);
 });
 
-const TODO_LAN_BOOK = 'LanDiscovery emits "up" only for a new id or a changed port/v, so a LAN peer that PeerBook.makeRoom evicted during a flood is never re-added while it keeps announcing (lib/node/discovery.ts startLan, lib/discovery/lan.ts onStart, peer-book.ts makeRoom)';
+// Guards a hole found by a hostile review and since fixed:
+// (LAN_BOOK) 'LanDiscovery emits "up" only for a new id or a changed port/v, so a LAN peer that PeerBook.makeRoom evicted during a flood is never re-added while it keeps announcing (lib/node/discovery.ts startLan, lib/discovery/lan.ts onStart, peer-book.ts makeRoom)';
 
 t.test(
   'LAN: a fresh-id start flood must not push a live LAN peer out of the peer book for good',
@@ -248,11 +250,12 @@ t.test(
     // the flood stops; its entries expire after 3 intervals (600 ms); p keeps announcing
     await sleep(1_500);
     t.ok(v.lan!.peers().some((x) => x.peer === p.peerId), 'p is still in the LAN table');
-    t.ok(v.book.has(pAddr), 'p is back in the peer book (it never stopped announcing)', { todo: TODO_LAN_BOOK });
+    t.ok(v.book.has(pAddr), 'p is back in the peer book (it never stopped announcing)');
   },
 );
 
-const TODO_SEEN = 'Overlay.request marks the sid seen before checking TTL, hops and pattern, so a TTL-0 or empty-pattern copy raced ahead by a hostile neighbour makes the real search a duplicate (lib/discovery/overlay.ts request: validate before seen.set)';
+// Guards a hole found by a hostile review and since fixed:
+// (SEEN) 'Overlay.request marks the sid seen before checking TTL, hops and pattern, so a TTL-0 or empty-pattern copy raced ahead by a hostile neighbour makes the real search a duplicate (lib/discovery/overlay.ts request: validate before seen.set)'
 
 t.test(
   'the seen set is not poisoned by a malformed copy of a search id',
@@ -269,13 +272,13 @@ t.test(
     honest.send({ t: 'search', sid: sidB, pattern: 'needle', ttl: 3, hops: 0 });
     await until(() => honest.got.filter((h) => h.t === 'hits').length >= 2, 1_500);
     const hits = honest.got.filter((h) => h.t === 'hits').map((h) => h.sid);
-    t.ok(hits.includes(sidA), 'a TTL-0 copy did not make the real search a duplicate', { todo: TODO_SEEN });
-    t.ok(hits.includes(sidB), 'an empty-pattern copy did not make the real search a duplicate', { todo: TODO_SEEN });
+    t.ok(hits.includes(sidA), 'a TTL-0 copy did not make the real search a duplicate');
+    t.ok(hits.includes(sidB), 'an empty-pattern copy did not make the real search a duplicate');
   },
 );
 
-const TODO_GLOB =
-  'local matching is rate-limited per connection only (20/s, burst 40), not in all, and costs files × name × pattern steps: "*" + 160 × "?" + "!" over 100 names of ~310 characters is ~20 ms a search, and each connection\'s burst of 40 is matched in one go (~0.8 s or more with the event loop blocked); 3000 files of ~85 characters against a `swarm serve` process: 4 connections at 19/s gave honest requests a median of 2.6 s (lib/discovery/overlay.ts request: a global budget for local answers, yielding between them; flood.ts matcher: a step budget per search)';
+// Guards a hole found by a hostile review and since fixed:
+// (GLOB) 'local matching is rate-limited per connection only (20/s, burst 40), not in all, and costs files × name × pattern steps: "*" + 160 × "?" + "!" over 100 names of ~310 characters is ~20 ms a search, and each connection\'s burst of 40 is matched in one go (~0.8 s or more with the event loop blocked); 3000 files of ~85 characters against a `swarm serve` process: 4 connections at 19/s gave honest requests a median of 2.6 s (lib/discovery/overlay.ts request: a global budget for local answers, yielding between them; flood.ts matcher: a step budget per search)'
 
 t.test('slow-glob searches from 4 connections do not stall a serving peer', async (t) => {
   const seg = 'abcdefghijklmnopqrstuvwxyz'.repeat(4).slice(0, 100);
@@ -299,12 +302,12 @@ t.test('slow-glob searches from 4 connections do not stall a serving peer', asyn
   await sleep(30);
   clearInterval(tick);
   t.equal(counters(v).received, 160, 'every search was read');
-  t.equal(counters(v).limited, 0, 'none was over the per-connection limit');
-  t.ok(stall < 200, `the serving peer stalled at most ${stall} ms (want < 0.2 s)`, { todo: TODO_GLOB });
+  t.ok(counters(v).limited <= 4 * 8, `at most what did not fit the per-connection queues (32 each) was dropped: ${counters(v).limited}`);
+  t.ok(stall < 200, `the serving peer stalled at most ${stall} ms (want < 0.2 s)`);
 });
 
-const TODO_INBOUND =
-  'since abc91ba a connection whose hello says caps ["overlay"] and a listen port joins the peer book as an inbound neighbour: 512 short connections from 8 addresses (64 each, the per-address cap), each claiming another port, fill the book (512), PeerBook.makeRoom evicts the real LAN/DISCOVER/tracker neighbours (oldest lastSeen first) and the attacker\'s ports take every flood slot; measured with /tmp/hostile-ov/a9-inbound.mjs: honest searches through the peer 0 of 5 found (lib/discovery/overlay.ts joined: cap inbound entries per source address and in all, below the book size; peer-book.ts makeRoom: evict inbound entries that never answered a link before anything else)';
+// Guards a hole found by a hostile review and since fixed:
+// (INBOUND) 'since abc91ba a connection whose hello says caps ["overlay"] and a listen port joins the peer book as an inbound neighbour: 512 short connections from 8 addresses (64 each, the per-address cap), each claiming another port, fill the book (512), PeerBook.makeRoom evicts the real LAN/DISCOVER/tracker neighbours (oldest lastSeen first) and the attacker\'s ports take every flood slot; measured with /tmp/hostile-ov/a9-inbound.mjs: honest searches through the peer 0 of 5 found (lib/discovery/overlay.ts joined: cap inbound entries per source address and in all, below the book size; peer-book.ts makeRoom: evict inbound entries that never answered a link before anything else)'
 
 t.test('inbound joins from a few addresses do not push real neighbours out of the peer book', async (t) => {
   const h = await node(t, { share: shareDir(t, { 'needle.bin': 'x' }), watch: false });
@@ -337,10 +340,9 @@ t.test('inbound joins from a few addresses do not push real neighbours out of th
   await sleep(100);
   t.equal(joins, 512, '512 short connections said hello');
   t.ok(v.book.size <= 512, `the book stays bounded (${v.book.size})`);
-  t.ok(v.book.has(hAddr), 'the neighbour learnt by DISCOVER is still in the book', { todo: TODO_INBOUND });
+  t.ok(v.book.has(hAddr), 'the neighbour learnt by DISCOVER is still in the book');
   t.ok(
     v.book.neighbours(8).some((k) => k.port === h.port),
     'and still among the peers searches are flooded to',
-    { todo: TODO_INBOUND },
   );
 });

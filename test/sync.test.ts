@@ -114,6 +114,7 @@ t.test('two and three folders converge: new, newer, subfolders, mtimes, unicode,
   connect([a, b, c]);
   let fromTwo = 0;
   c.sync.on('fetched', (ev) => ev.name === 'big.bin' && (fromTwo = ev.from));
+  for (const p of [a, b, c]) p.sync.on('warning', (w) => t.comment(`warning ${p.node.port}: ${w}`));
   await converge([a, b, c]);
   const ta = tree(da);
   t.same([...ta.keys()].sort(), ['big.bin', 'empty.bin', 'from-b.txt', 'old.txt', 'sub dir/deeper/naïve café.txt'], 'every file everywhere');

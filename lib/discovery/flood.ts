@@ -94,20 +94,29 @@ export const MAX_PATTERN_CHARS = 256;
  * a hostile pattern such as `*a*a*a*a*b` cannot make a peer backtrack exponentially, as a regular
  * expression would.
  */
-export function matcher(pattern: string): (name: string) => boolean {
+export function matcher(pattern: string, maxSteps = Infinity): (name: string) => boolean {
   const p = pattern.toLowerCase();
-  if (!/[*?]/.test(p)) return (name) => name.toLowerCase().includes(p);
+  // one budget for every name this pattern is matched against: past it, nothing more matches
+  const budget = { left: maxSteps };
+  if (!/[*?]/.test(p)) {
+    return (name) => {
+      if (budget.left <= 0) return false;
+      budget.left -= name.length;
+      return name.toLowerCase().includes(p);
+    };
+  }
   // a glob without a slash is about the file name (`cat*` finds photos/cat.jpg), as in find -name
-  if (!p.includes('/')) return (name) => globMatch(p, name.toLowerCase()) || globMatch(p, name.slice(name.lastIndexOf('/') + 1).toLowerCase());
-  return (name) => globMatch(p, name.toLowerCase());
+  if (!p.includes('/')) return (name) => globMatch(p, name.toLowerCase(), budget) || globMatch(p, name.slice(name.lastIndexOf('/') + 1).toLowerCase(), budget);
+  return (name) => globMatch(p, name.toLowerCase(), budget);
 }
 
-function globMatch(p: string, s: string): boolean {
+function globMatch(p: string, s: string, budget: { left: number }): boolean {
   let i = 0;
   let j = 0;
   let star = -1;
   let mark = 0;
   while (j < s.length) {
+    if (--budget.left < 0) return false;
     if (i < p.length && (p[i] === '?' || p[i] === s[j])) {
       i++;
       j++;

@@ -56,6 +56,8 @@ export const MAX_STOP_CHECKS = 8;
 export const STOP_CHECK_TIMEOUT_MS = 10_000;
 /** At most one warning of each kind per this period; the next one says how many were held back. */
 export const LAN_WARNING_EVERY_MS = 60_000;
+/** After a stop check finds a peer alive, further stops for it are ignored this long. */
+export const ALIVE_TRUST_MS = 10_000;
 /** A newcomer (a query, a new peer's start) makes us announce at once; at most this often (later ones wait for the window). */
 export const ANSWER_EVERY_MS = 1_000;
 /** close() waits this long at most for its `stop` datagram to be handed to the kernel. */
@@ -76,7 +78,8 @@ export interface LanPeer {
 
 export type LanDownReason = 'stop' | 'expired';
 
-export type LanEvents = { up: [LanPeer]; down: [LanPeer, LanDownReason]; warning: [string] };
+/** `seen`: a known peer announced itself again (unchanged): listeners that dropped it can take it back. */
+export type LanEvents = { up: [LanPeer]; down: [LanPeer, LanDownReason]; seen: [LanPeer]; warning: [string] };
 
 export interface LanOptions {
   /** Ours (16 hex); our own datagrams are ignored by peer id. */
@@ -155,6 +158,8 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
   private readonly checking = new Set<string>();
   private readonly warned = new Map<string, { atMono: number; heldBack: number }>();
   private transferPort: number;
+  /** Peers a stop check found alive, until when further stops for them are ignored (monotonic ms). */
+  private readonly aliveUntil = new Map<string, number>();
   /** When we last answered a newcomer (monotonic ms), and the answer waiting for its window. */
   private lastAnswer = -Infinity;
   private answerTimer: NodeJS.Timeout | null = null;
@@ -381,7 +386,7 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
         e.p.v = a.v;
         this.s.log?.('lan-up', { peer: a.peer, ip, port: a.port, v: a.v, changed: true });
         this.emit('up', copy(e.p));
-      }
+      } else this.emit('seen', copy(e.p));
       return;
     }
     const fromIp = this.perIp.get(ip) ?? 0;
@@ -413,6 +418,11 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
       return;
     }
     if (this.checking.has(a.peer)) return; // the same stop again: the check in flight answers it
+    // found alive a moment ago: more stops for it are the same forgery (no probe each time)
+    if ((this.aliveUntil.get(a.peer) ?? 0) > monoNow()) {
+      this.counters.spoofedStops++;
+      return;
+    }
     if (this.checking.size >= MAX_STOP_CHECKS) {
       this.counters.dropped++;
       this.warn('stop-checks', () => `LAN discovery ignores a stop for ${a.peer}: ${MAX_STOP_CHECKS} stops are being checked already`);
@@ -424,6 +434,8 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
         this.checking.delete(a.peer);
         if (this.closed) return;
         if (alive) {
+          this.aliveUntil.set(a.peer, monoNow() + ALIVE_TRUST_MS);
+          if (this.aliveUntil.size > 4096) this.aliveUntil.delete(this.aliveUntil.keys().next().value!);
           this.counters.spoofedStops++;
           this.s.log?.('lan-spoofed-stop', { peer: a.peer, ip });
           return;

@@ -22,6 +22,7 @@
  * connection per second, forwards per second in all, hits per message and per id.
  */
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { PeerClient } from '../peer/client.js';
 import type { OverlayFrom, OverlayPort, OverlayRequest } from '../peer/overlay-port.js';
@@ -33,13 +34,31 @@ import type { FileInfo, PeerAddress } from '../types.js';
 import { ExpiringMap, MAX_PATTERN_CHARS, MAX_TTL, RateLimiter, SEEN_MAX, SEEN_MS, matcher } from './flood.js';
 import { keyOf, type PeerBook } from './peer-book.js';
 
+/** Peers that connected to us kept as neighbours, in all and per address. */
+const MAX_INBOUND = 64;
+const MAX_INBOUND_PER_IP = 2;
 /** Neighbours a message is flooded to. */
 export const DEFAULT_MAX_NEIGHBORS = 8;
-/** Messages one connection may make us handle per second, and in a burst. */
-const PER_SENDER_PER_SEC = 20;
-const PER_SENDER_BURST = 40;
+/**
+ * Messages one address may make us handle per second, and in a burst. As many as we forward in
+ * all: a neighbour passes on the whole flood it carries (a lower limit between honest peers made
+ * a flood at one peer starve searches several hops away); what one sender can take from others is
+ * bounded by the round-robin queues instead.
+ */
+const PER_SENDER_PER_SEC = 200;
+const PER_SENDER_BURST = 400;
 /** Messages forwarded per second in all (each to up to maxNeighbors links). */
 const FORWARDS_PER_SEC = 200;
+/** Searches answered from what we share, per second in all (each is a scan). */
+const ANSWERS_PER_SEC = 50;
+/** Steps one pattern may take over all the names it is matched against (a hostile glob costs name × pattern). */
+const MATCH_STEPS = 2_000_000;
+/** Messages queued per connection, connections with a queue, and how long a message may wait. */
+const QUEUE_PER_SENDER = 32;
+const MAX_SENDERS = 1024;
+const QUEUED_FOR_MS = 2_000;
+/** Longest slice of queued work before yielding to the event loop. */
+const SLICE_MS = 10;
 /** Files in one `hits` message, and files passed back per message id by one peer. */
 const HITS_PER_MESSAGE = 50;
 const HITS_PER_ID = 500;
@@ -50,8 +69,9 @@ const ROUTE_MS = 30_000;
 /** A link with no traffic for this long is closed (reopened on the next message). */
 const LINK_IDLE_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 3_000;
-/** Unsent bytes on a link beyond which messages to it are dropped. */
+/** Unsent bytes on a link beyond which messages to it are dropped, and how long before it is closed. */
 const LINK_BACKLOG_BYTES = 256 << 10;
+const LINK_STUCK_MS = 10_000;
 
 export interface OverlayOptions {
   peerId: string;
@@ -77,6 +97,13 @@ export interface Pong {
   hops: number;
 }
 
+interface Queued {
+  m: OverlayRequest;
+  from: OverlayFrom;
+  at: number;
+  ttl: number;
+}
+
 type Route =
   | { kind: 'origin'; onHits?: (hits: Hit[]) => void; onPong?: (p: Pong) => void }
   | { kind: 'remote'; from: OverlayFrom; budget: number };
@@ -95,6 +122,8 @@ export interface OverlayCounters {
   strayAnswers: number;
   /** Messages not passed on because this peer's forwards per second were used up. */
   forwardLimited: number;
+  /** Searches not answered from our files because this peer's answers per second were used up. */
+  unanswered: number;
 }
 
 interface Link {
@@ -103,14 +132,20 @@ interface Link {
   /** The neighbour's peer id, once its hello came. */
   peer: string | null;
   opened: number;
+  /** Since when it has held more than LINK_BACKLOG_BYTES unsent (0: it reads). */
+  stuckSince: number;
 }
 
 export class Overlay implements OverlayPort {
-  readonly counters: OverlayCounters = { received: 0, duplicates: 0, limited: 0, malformed: 0, sent: 0, answered: 0, routedBack: 0, strayAnswers: 0, forwardLimited: 0 };
+  readonly counters: OverlayCounters = { received: 0, duplicates: 0, limited: 0, malformed: 0, sent: 0, answered: 0, routedBack: 0, strayAnswers: 0, forwardLimited: 0, unanswered: 0 };
   private readonly seen = new ExpiringMap<true>(SEEN_MAX, SEEN_MS);
   private readonly routes = new ExpiringMap<Route>(SEEN_MAX, ROUTE_MS);
   private readonly perSender = new RateLimiter(PER_SENDER_PER_SEC, PER_SENDER_BURST);
   private readonly forwards = new RateLimiter(FORWARDS_PER_SEC, FORWARDS_PER_SEC);
+  private readonly answers = new RateLimiter(ANSWERS_PER_SEC, ANSWERS_PER_SEC);
+  /** Messages waiting to be handled, per connection (served in turn). */
+  private readonly queues = new Map<string, Queued[]>();
+  private drainTimer: NodeJS.Timeout | NodeJS.Immediate | null = null;
   private readonly links = new Map<string, Link>();
   /** Links that failed (refused, timed out, closed before hello), with why: for warnings. */
   private readonly failures = new Map<string, { reason: string; at: number }>();
@@ -156,41 +191,104 @@ export class Overlay implements OverlayPort {
       this.counters.duplicates++;
       return;
     }
-    if (!this.perSender.take(from.key)) {
+    // checked before the id is marked seen: a malformed copy sent ahead of the real message must
+    // not make the real one a duplicate (that would let a neighbour censor searches)
+    const ttl = clampTtl(m.ttl);
+    if (ttl < 1 || m.hops > MAX_TTL || (m.t === 'search' && (m.pattern.length === 0 || m.pattern.length > MAX_PATTERN_CHARS))) {
+      this.counters.malformed++;
+      return;
+    }
+    // what one address may make us handle (connections from one address share it)
+    if (!this.perSender.take(from.ip)) {
+      this.counters.limited++;
+      return;
+    }
+    let q = this.queues.get(from.key);
+    if (!q) {
+      if (this.queues.size >= MAX_SENDERS) {
+        this.counters.limited++;
+        return;
+      }
+      this.queues.set(from.key, (q = []));
+    }
+    if (q.length >= QUEUE_PER_SENDER) {
       this.counters.limited++;
       return;
     }
     this.seen.set(m.sid, true);
-    const ttl = clampTtl(m.ttl);
-    if (ttl < 1 || m.hops > MAX_TTL) {
-      this.counters.malformed++;
-      return;
+    q.push({ m, from, at: Date.now(), ttl });
+    this.schedule(0);
+  }
+
+  /**
+   * Handle queued messages, taking one from each sender in turn (round robin): whatever a few
+   * connections flood, another sender's message waits behind at most one of each of theirs, so
+   * honest searches still get through a flooded peer. Local answers (a scan of what we share) and
+   * forwards each have a budget per second for the whole peer; a message that cannot be handled
+   * within QUEUED_FOR_MS is dropped (its search is over by then). Work is done in slices, yielding
+   * to the event loop between them.
+   */
+  private drain(): void {
+    this.drainTimer = null;
+    const sliceEnd = performance.now() + SLICE_MS;
+    const now = Date.now();
+    while (this.queues.size > 0 && performance.now() < sliceEnd) {
+      for (const [key, q] of this.queues) {
+        const item = q[0];
+        if (!item) {
+          this.queues.delete(key);
+          continue;
+        }
+        if (now - item.at > QUEUED_FOR_MS) {
+          q.shift();
+          this.counters.limited++;
+          continue;
+        }
+        // the forward budget is what the network carries on; wait for it rather than drop
+        if (item.ttl > 1 && !this.forwards.take('all', now)) {
+          this.schedule(1000 / FORWARDS_PER_SEC);
+          return;
+        }
+        q.shift();
+        this.handle(item);
+      }
     }
+    if (this.queues.size > 0) this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    if (this.drainTimer || this.closed) return;
+    this.drainTimer = ms <= 0 ? setImmediate(() => this.drain()) : setTimeout(() => this.drain(), ms);
+  }
+
+  private handle({ m, from, ttl }: Queued): void {
     this.routes.set(m.sid, { kind: 'remote', from, budget: m.t === 'search' ? HITS_PER_ID : PONGS_PER_ID });
     const me = this.o.self();
     if (m.t === 'search') {
-      if (m.pattern.length === 0 || m.pattern.length > MAX_PATTERN_CHARS) {
-        this.counters.malformed++;
-        return;
-      }
-      const files = me ? this.o.local(matcher(m.pattern), HITS_PER_MESSAGE) : [];
-      if (files.length && me) {
-        this.counters.answered++;
-        from.reply({ t: 'hits', sid: m.sid, holder: holderOf(me), files });
-      }
+      // answering scans what we share: a budget per second for the whole peer, and one of steps per pattern
+      if (me && this.answers.take('all')) {
+        const files = this.o.local(matcher(m.pattern, MATCH_STEPS), HITS_PER_MESSAGE);
+        if (files.length) {
+          this.counters.answered++;
+          from.reply({ t: 'hits', sid: m.sid, holder: holderOf(me), files });
+        }
+      } else if (me) this.counters.unanswered++;
     } else if (me) {
       this.counters.answered++;
       from.reply({ t: 'pong', sid: m.sid, peer: this.o.peerId, ...(holderOf(me).ip ? { ip: me.ip } : {}), port: me.port, hops: m.hops + 1 });
     }
     if (from.listen) this.o.book.touch(from.listen, from.peer);
-    if (ttl <= 1) return;
-    if (this.forwards.take('all')) this.flood({ ...m, ttl: ttl - 1, hops: m.hops + 1 }, from);
-    else this.counters.forwardLimited++;
+    if (ttl > 1) this.flood({ ...m, ttl: ttl - 1, hops: m.hops + 1 }, from);
   }
 
   /** A peer that takes part in the overlay connected to us: it is a neighbour too (links are two-way). */
   joined(from: OverlayFrom): void {
     if (this.closed || !from.listen) return;
+    // bounded per address and in all, so connections cannot crowd out the neighbours we chose
+    const inbound = this.o.book.list().filter((k) => k.sources.includes('inbound'));
+    if (inbound.length >= MAX_INBOUND || inbound.filter((k) => k.ip === from.ip).length >= MAX_INBOUND_PER_IP) {
+      if (!this.o.book.has(from.listen)) return;
+    }
     this.o.book.add(from.listen, 'inbound', from.peer);
   }
 
@@ -264,8 +362,14 @@ export class Overlay implements OverlayPort {
       if (from && (k.peer === from.peer || (from.listen && k.ip === from.listen.ip && k.port === from.listen.port))) continue;
       const link = this.link(k);
       if (from && link.peer === from.peer) continue;
-      // a neighbour that does not read gets no more (what we hold for it stays bounded)
-      if (link.client.pendingBytes > LINK_BACKLOG_BYTES) continue;
+      // a neighbour that does not read gets no more (what we hold for it stays bounded), and
+      // one that stays so is dropped: the next message opens a fresh link
+      if (link.client.pendingBytes > LINK_BACKLOG_BYTES) {
+        link.stuckSince ||= Date.now();
+        if (Date.now() - link.stuckSince > LINK_STUCK_MS) this.dropLink(keyOf(k), link);
+        continue;
+      }
+      link.stuckSince = 0;
       link.client.write(m);
       this.counters.sent++;
       sentTo?.push({ ip: k.ip, port: k.port });
@@ -286,6 +390,7 @@ export class Overlay implements OverlayPort {
       idle: setTimeout(() => this.dropLink(key, link), LINK_IDLE_MS),
       peer: null,
       opened: Date.now(),
+      stuckSince: 0,
     };
     link.idle.unref();
     link.client = new PeerClient(a.ip, a.port, {
@@ -335,6 +440,11 @@ export class Overlay implements OverlayPort {
 
   close(): void {
     this.closed = true;
+    if (this.drainTimer) {
+      clearTimeout(this.drainTimer as NodeJS.Timeout);
+      clearImmediate(this.drainTimer as NodeJS.Immediate);
+    }
+    this.queues.clear();
     for (const [key, link] of this.links) {
       clearTimeout(link.idle);
       link.client.destroy();

@@ -11,7 +11,9 @@ import type { PeerAddress } from '../types.js';
 export type PeerSourceKind = 'neighbor' | 'lan' | 'inbound' | 'tracker' | 'discover';
 
 /** Order of preference when choosing neighbours. */
-const RANK: Record<PeerSourceKind, number> = { neighbor: 0, lan: 1, inbound: 2, discover: 3, tracker: 4 };
+const RANK: Record<PeerSourceKind, number> = { neighbor: 0, lan: 1, discover: 2, inbound: 3, tracker: 4 };
+/** Which peers make room first when the book is full (lowest first); named ones never do. */
+const EVICT_COST: Record<PeerSourceKind, number> = { inbound: 0, tracker: 1, discover: 2, lan: 3, neighbor: 9 };
 
 export interface KnownPeer {
   ip: string;
@@ -83,7 +85,10 @@ export class PeerBook {
     const k = this.known.get(keyOf(a));
     if (!k) return;
     k.lastSeen = Date.now();
-    if (peer) k.peer = peer;
+    if (peer && k.peer !== peer) {
+      k.peer = peer;
+      this.ranked = null;
+    }
   }
 
   has(a: PeerAddress): boolean {
@@ -108,24 +113,49 @@ export class PeerBook {
   }
 
   /**
-   * The peers to flood to: named ones first, then LAN, DISCOVER, tracker; within each, the order
+   * The peers to flood to: named ones first, then LAN, DISCOVER, inbound, tracker; within each, the order
    * they were learnt in (kept until the book changes: this is asked on every forward).
    */
   neighbours(max: number): KnownPeer[] {
     const rank = (k: KnownPeer) => Math.min(...k.sources.map((s) => RANK[s]));
-    this.ranked ??= [...this.known.values()].sort((a, b) => rank(a) - rank(b));
-    return this.ranked.slice(0, max);
+    // within a rank, peers that answered (their peer id is known) before ones that never did
+    this.ranked ??= [...this.known.values()].sort((a, b) => rank(a) - rank(b) || (a.peer ? 0 : 1) - (b.peer ? 0 : 1));
+    // peers that only connected to us take at most half the places while others are known:
+    // connections alone cannot take over where our searches go
+    const out: KnownPeer[] = [];
+    const later: KnownPeer[] = [];
+    let inbound = 0;
+    for (const k of this.ranked) {
+      if (out.length >= max) break;
+      const onlyInbound = rank(k) === RANK.inbound;
+      if (onlyInbound && inbound >= Math.ceil(max / 2)) {
+        later.push(k);
+        continue;
+      }
+      if (onlyInbound) inbound++;
+      out.push(k);
+    }
+    for (const k of later) {
+      if (out.length >= max) break;
+      out.push(k);
+    }
+    return out;
   }
 
-  /** Drop the peer seen longest ago that the user did not name (false: every one was named). */
+  /**
+   * Make room: drop a peer the user did not name, the most easily replaced first (one that
+   * connected to us, then one the tracker or DISCOVER told of, a LAN peer last), the one seen
+   * longest ago among those. False when every one was named.
+   */
   private makeRoom(): boolean {
-    let oldest: [string, KnownPeer] | null = null;
+    const cost = (k: KnownPeer) => Math.max(...k.sources.map((s) => EVICT_COST[s]));
+    let victim: [string, KnownPeer] | null = null;
     for (const e of this.known) {
       if (e[1].sources.includes('neighbor')) continue;
-      if (!oldest || e[1].lastSeen < oldest[1].lastSeen) oldest = e;
+      if (!victim || cost(e[1]) < cost(victim[1]) || (cost(e[1]) === cost(victim[1]) && e[1].lastSeen < victim[1].lastSeen)) victim = e;
     }
-    if (!oldest) return false;
-    this.known.delete(oldest[0]);
+    if (!victim) return false;
+    this.known.delete(victim[0]);
     this.ranked = null;
     return true;
   }

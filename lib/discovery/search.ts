@@ -25,6 +25,9 @@ export const DEFAULT_SEARCH_WAIT_MS = 2_000;
 export const SEARCH_QUIET_MS = 500;
 /** Files one overlay answer carries at most (overlay.ts): an answer this long may have been cut. */
 const HITS_PER_ANSWER = 50;
+/** Holders a download takes from overlay hits per version, and per IP address. */
+const MAX_HIT_HOLDERS = 8;
+const MAX_HIT_HOLDERS_PER_IP = 2;
 /** Holders kept per result, results kept per search. */
 const MAX_HOLDERS = 64;
 const MAX_RESULTS = 10_000;
@@ -124,7 +127,10 @@ export function versionsOf(name: string, hits: Hit[]): Version[] {
     if (h.file.name !== name) continue;
     let v = byCid.get(h.file.cid);
     if (!v) byCid.set(h.file.cid, (v = { cid: h.file.cid, size: h.file.size, mtime: h.file.mtime, holders: [], partial: [] }));
-    if (!v.holders.some((x) => x.ip === h.holder.ip && x.port === h.holder.port) && v.holders.length < MAX_HOLDERS) v.holders.push(h.holder);
+    // holders from hits are claims: a few per version and per address, so a forged hit cannot
+    // make a download open connections to many addresses of its choosing
+    if (v.holders.length >= MAX_HIT_HOLDERS || v.holders.filter((x) => x.ip === h.holder.ip).length >= MAX_HIT_HOLDERS_PER_IP) continue;
+    if (!v.holders.some((x) => x.ip === h.holder.ip && x.port === h.holder.port)) v.holders.push(h.holder);
   }
   return [...byCid.values()].sort((x, y) => y.mtime - x.mtime || y.holders.length - x.holders.length);
 }

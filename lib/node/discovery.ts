@@ -143,6 +143,10 @@ export class NodeDiscovery {
       n.book.add({ ip: p.ip, port: p.port }, 'lan', p.peer);
       for (const f of this.lanHeard.splice(0)) f();
     });
+    // a LAN peer pushed out of a full book comes back with its next announcement
+    lan.on('seen', (p: LanPeer) => {
+      if (!n.book.has({ ip: p.ip, port: p.port })) n.book.add({ ip: p.ip, port: p.port }, 'lan', p.peer);
+    });
     lan.on('down', (p: LanPeer) => {
       at.delete(p.peer);
       n.book.remove({ ip: p.ip, port: p.port }, 'lan');

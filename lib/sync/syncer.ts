@@ -346,13 +346,15 @@ export class Syncer extends EventEmitter<SyncEvents> {
       } else if (local && local.deleted === undefined) {
         await this.toTrash(t.name, file, true);
       }
-      const r = await this.node.get(t.name, {
+      const p = this.node.get(t.name, {
         outDir: root,
         version: t.remote.cid,
         peers: t.holders.map((h) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`)),
         overwrite: true,
         peerThreads: 0,
       });
+      p.download.on('peer-dropped', (e) => this.emit('warning', `${t.name}: dropped ${e.peer}: ${e.reason}`));
+      const r = await p;
       this.index.fetched(t.name, r.cid, t.remote.mtime, r.size);
       await this.node.library!.refresh().catch(() => {});
       this.tickets.delete(t.name);
