@@ -27,7 +27,7 @@ import { chunkLength } from '../chunking.js';
 import { chunksOf, type Manifest } from '../manifest.js';
 import type { ChunkSource } from '../peer/source.js';
 import type { HelloFields } from '../protocol/messages.js';
-import type { PeerAddress } from '../types.js';
+import type { PeerAddress, Version } from '../types.js';
 import { Coordinator, defaultPeerThreads } from './coordinator.js';
 import { PeerHostGroup } from './peer-host.js';
 import { resolveTarget, type Target, type VersionFinder } from './resolve.js';
@@ -44,6 +44,8 @@ export interface GetOptions {
   peers?: string[];
   /** Ask no tracker (holders come from --peer, the overlay or the LAN). */
   noTracker?: boolean;
+  /** The version to fetch and who has it, already known (sync): fetched by content id, nobody asked by name. */
+  known?: Version;
   /** A content id (or unique prefix) to fetch instead of the newest version. */
   version?: string;
   /** Folder the file lands in (NAME's subfolders are created); default the current folder. */
@@ -194,6 +196,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       ...(this.opts.peers ? { peers: this.opts.peers } : {}),
       ...(this.opts.version ? { version: this.opts.version } : {}),
       ...(this.opts.noTracker ? { noTracker: true } : {}),
+      ...(this.opts.known ? { known: this.opts.known } : {}),
       // named peers are the ones asked for: the overlay is not searched beside them
       finders: this.opts.peers?.length ? [] : (this.opts.host?.finders?.() ?? []),
       signal: this.signal,

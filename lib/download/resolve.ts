@@ -55,6 +55,8 @@ export interface ResolveOptions {
   noTracker?: boolean;
   /** More places to find holders (the overlay, the LAN), merged with the others. */
   finders?: VersionFinder[];
+  /** The version and its holders, already known (sync): no source is asked, only manifests by content id. */
+  known?: Version;
 }
 
 export { defaultTracker } from '../constants.js';
@@ -266,6 +268,7 @@ async function namedPeerVersions(name: string, peers: string[], timeoutMs: numbe
  */
 export async function resolveTarget(name: string, opts: ResolveOptions): Promise<Target> {
   const skipped: Target['skipped'] = [];
+  if (opts.known) return resolveVersion(name, [opts.known], { ...opts, version: opts.known.cid }, 'the peers that have it', skipped);
   const timeoutMs = opts.timeoutMs ?? MANIFEST_TIMEOUT_MS;
   const named = opts.peers && opts.peers.length > 0 ? opts.peers : null;
   const tracker = opts.noTracker || (named && !opts.tracker) ? null : defaultTracker(opts.tracker);

@@ -6,6 +6,7 @@
  * it) and is saved in DIR/.swarm/sync-index.json, written atomically after each batch of changes.
  * Tombstones older than `keepDeletedDays` are forgotten.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.js';
@@ -72,8 +73,13 @@ export class SyncIndex {
     return () => this.listeners.delete(fn);
   }
 
-  /** Bring the index in line with the share's files: new and changed ones, and deletions. */
-  follow(files: FileInfo[], nowSec = Math.floor(Date.now() / 1000)): void {
+  /**
+   * Bring the index in line with the share's files: new and changed ones, and deletions. A
+   * deletion is only a name the scan reported removed (`removed`; at start, every name the share
+   * lacks) whose file is really gone: a file being re-hashed, or replaced by a rename while it was
+   * hashed, is missing from the library for a moment, and must not become a tombstone.
+   */
+  follow(files: FileInfo[], removed: string[] | null = null, nowSec = Math.floor(Date.now() / 1000)): void {
     let changed = false;
     const present = new Set<string>();
     for (const f of files) {
@@ -83,8 +89,11 @@ export class SyncIndex {
       this.entries.set(f.name, { name: f.name, cid: f.cid, mtime: f.mtime, size: f.size, ...(e?.agreed ? { agreed: e.agreed } : {}) });
       changed = true;
     }
+    const gone = removed ? new Set(removed) : null;
     for (const e of this.entries.values()) {
       if (e.deleted !== undefined || present.has(e.name) || this.busy.has(e.name)) continue;
+      if (gone && !gone.has(e.name)) continue;
+      if (existsSync(path.join(this.root, ...e.name.split('/')))) continue;
       this.entries.set(e.name, { name: e.name, cid: e.cid, mtime: e.mtime, size: e.size, deleted: nowSec, ...(e.agreed ? { agreed: e.agreed } : {}) });
       changed = true;
     }

@@ -58,6 +58,8 @@ interface Ticket {
 }
 
 const RETRY_FIRST_MS = 1_000;
+/** Tries a one-shot sync (`--once`, syncOnce) gives a file before it reports it as not fetched. */
+const ONCE_ATTEMPTS = 3;
 const RETRY_MAX_MS = 60_000;
 const MAX_ENTRIES_PER_PEER = 1_000_000;
 const MAX_PAGES = 1_000;
@@ -90,8 +92,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
     const lib = this.node.library!;
     await this.index.load();
     this.index.follow(lib.files());
-    lib.on('change', () => {
-      this.index.follow(lib.files());
+    lib.on('change', (diff) => {
+      this.index.follow(lib.files(), diff.removed);
       void this.index.save();
     });
     const idx = this.index;
@@ -102,8 +104,10 @@ export class Syncer extends EventEmitter<SyncEvents> {
       },
       onChange: (fn) => idx.onChange(fn),
       // a syncing peer that found us first: read its index too (both ways, at once)
+      // (every peer is read again then, not only it: a plan from one peer's index alone would
+      // fetch from fewer holders, or a version another peer has already replaced)
       watchedBy: (a) => {
-        if (!this.closed && !this.remote.has(key(a)) && !this.pulling.has(key(a))) this.onNews(a);
+        if (!this.closed && !this.remote.has(key(a)) && !this.pulling.has(key(a))) this.fullSoon();
       },
     };
     await this.index.save();
@@ -222,6 +226,17 @@ export class Syncer extends EventEmitter<SyncEvents> {
   }
 
   private newsTimers = new Map<string, NodeJS.Timeout>();
+  private fullTimer: NodeJS.Timeout | null = null;
+
+  /** Read every peer's index again, soon (one read for a burst of reasons). */
+  private fullSoon(): void {
+    if (this.closed || this.fullTimer) return;
+    this.fullTimer = setTimeout(() => {
+      this.fullTimer = null;
+      void this.pullAll();
+    }, 50);
+    this.fullTimer.unref();
+  }
 
   private onNews(a: PeerAddress): void {
     if (this.closed || this.newsTimers.has(key(a))) return;
@@ -314,11 +329,15 @@ export class Syncer extends EventEmitter<SyncEvents> {
     if (next !== Infinity) setTimeout(() => this.pump(), next - now + 5).unref();
   }
 
-  /** Resolves when no ticket can run now (all done, or all waiting to be retried). */
+  /**
+   * Resolves when every ticket is done, or has failed ONCE_ATTEMPTS times (a peer that changed
+   * its folder meanwhile, or was busy, usually answers the second time).
+   */
   private async drain(): Promise<void> {
     for (;;) {
       this.pump();
-      if (this.running === 0 && ![...this.tickets.values()].some((t) => t.notBefore <= Date.now())) return;
+      const open = [...this.tickets.values()].filter((t) => t.attempts < ONCE_ATTEMPTS);
+      if (this.running === 0 && open.length === 0) return;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -346,17 +365,19 @@ export class Syncer extends EventEmitter<SyncEvents> {
       } else if (local && local.deleted === undefined) {
         await this.toTrash(t.name, file, true);
       }
+      // by content id from the peers whose index has it: a peer whose folder changed since it
+      // was read still serves the version it announced for as long as it has it
       const p = this.node.get(t.name, {
         outDir: root,
-        version: t.remote.cid,
-        peers: t.holders.map((h) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`)),
+        known: { cid: t.remote.cid, size: t.remote.size, mtime: t.remote.mtime, holders: t.holders, partial: [] },
         overwrite: true,
         peerThreads: 0,
       });
       p.download.on('peer-dropped', (e) => this.emit('warning', `${t.name}: dropped ${e.peer}: ${e.reason}`));
       const r = await p;
-      this.index.fetched(t.name, r.cid, t.remote.mtime, r.size);
+      // served before it is announced: the index says we have it only once the library does
       await this.node.library!.refresh().catch(() => {});
+      this.index.fetched(t.name, r.cid, t.remote.mtime, r.size);
       this.tickets.delete(t.name);
       this.emit('fetched', { name: t.name, size: r.size, from: t.holders.length });
     } catch (err) {
@@ -398,6 +419,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     this.closed = true;
     if (this.pullTimer) clearInterval(this.pullTimer);
     for (const t of this.newsTimers.values()) clearTimeout(t);
+    if (this.fullTimer) clearTimeout(this.fullTimer);
     for (const c of this.watchers.values()) c.destroy();
     this.watchers.clear();
     await this.index.save();
