@@ -191,3 +191,32 @@ t.test('a deletion propagates, and a peer that was away does not bring the file 
   t.notOk(existsSync(path.join(dc, 'doomed.txt')), 'and c deleted its copy');
   t.ok(existsSync(path.join(dc, 'kept.txt')), 'the rest stays');
 });
+
+t.test('swarm sync --once through the CLI: fetches, says so, exits 0; bad options exit 2', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { SWARM_BIN } = await import('./helpers/procs.js');
+  const src = tempDir(t);
+  writeFileSync(path.join(src, 'cli.txt'), 'from the peer\n');
+  const a = await peer(t, src);
+  const dst = tempDir(t);
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const c = spawn(process.execPath, [SWARM_BIN, 'sync', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d));
+      c.stderr.on('data', (d: Buffer) => (out += d));
+      const timer = setTimeout(() => c.kill('SIGKILL'), 30_000);
+      c.on('exit', (code) => (clearTimeout(timer), resolve({ code, out })));
+    });
+  const r = await run([dst, '--port', '0', '--no-tracker', '--neighbor', `127.0.0.1:${a.node.port}`, '--once', '--threads', '0', '--json']);
+  t.equal(r.code, 0, r.out);
+  const events = r.out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; name?: string });
+  t.ok(events.some((e) => e.event === 'fetched' && e.name === 'cli.txt'), 'a fetched event');
+  t.ok(events.some((e) => e.event === 'in-step'), 'and in step');
+  t.equal(readFileSync(path.join(dst, 'cli.txt'), 'utf8'), 'from the peer\n');
+  const bad = await run([dst, '--parallel', '0', '--no-tracker']);
+  t.equal(bad.code, 2, '--parallel 0: exit 2');
+  t.match(bad.out, /--parallel/);
+  const bad2 = await run([dst, '--trash-days', 'x']);
+  t.equal(bad2.code, 2, '--trash-days x: exit 2');
+});

@@ -81,17 +81,24 @@ export class PartialSource implements ChunkSource {
   }
 
   async open(): Promise<SourceReader> {
-    let fh: FileHandle;
     const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
-    try {
-      fh = await open(this.path, flags);
-    } catch (err) {
-      // between the link to the final name and moved(): same inode, checked below
-      const retry = (err as NodeJS.ErrnoException).code === 'ENOENT' && this.finalPath && this.finalPath !== this.path;
-      const again = retry ? await open(this.finalPath!, flags).catch(() => null) : null;
-      if (!again) throw new SwarmError(ERROR_CODES.NOT_FOUND, `the partial download is gone: ${(err as Error).message}`);
-      fh = again;
+    // The part file, else (between the link to the final name and moved(), or when this open was
+    // queued behind other file-system work while the rename happened) the final name: the same
+    // inode, checked below. Tried again while the rename is under way.
+    let fh: FileHandle | null = null;
+    let last: Error | null = null;
+    for (let attempt = 0; attempt < 3 && !fh; attempt++) {
+      for (const p of new Set([this.path, this.finalPath ?? this.path])) {
+        try {
+          fh = await open(p, flags);
+          break;
+        } catch (err) {
+          last = err as Error;
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break;
+        }
+      }
     }
+    if (!fh) throw new SwarmError(ERROR_CODES.NOT_FOUND, `the partial download is gone: ${last?.message ?? 'no file'}`);
     const st = fstatSync(fh.fd);
     if (st.dev !== this.id.dev || st.ino !== this.id.ino) {
       await fh.close().catch(() => {});
