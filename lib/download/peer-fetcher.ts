@@ -257,7 +257,16 @@ export class PeerFetcher {
   }
 
   private dropAssemblies(r: Request): void {
-    for (const a of r.chunks.values()) if (a.buf) this.buffers.release(a.buf);
+    for (const a of r.chunks.values()) {
+      // The buffer goes back to the pool, where another chunk may take it at once: nothing may
+      // write into it any more. A packet half received when its request is cancelled (cancel
+      // comes between two socket reads) still points at this assembly: its remaining pieces
+      // must be skipped, not copied into a buffer that now belongs to someone else.
+      if (a.buf) this.buffers.release(a.buf);
+      a.buf = null;
+      a.bad = true;
+      if (this.cur.a === a) this.cur.a = null;
+    }
     r.chunks.clear();
   }
 
