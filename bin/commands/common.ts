@@ -1,7 +1,8 @@
 /** Option parsers and signal handling shared by the commands. */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { closeSync, openSync } from 'node:fs';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
+import { DEFAULT_TRACKER_PORT } from '../../lib/constants.js';
 
 export function intOption(v: string): number {
   const n = Number(v);
@@ -80,4 +81,47 @@ export function onInterrupt(graceful: () => Promise<void>, force: () => Promise<
     process.on('SIGINT', handler);
     process.on('SIGTERM', handler);
   });
+}
+
+/** `--tracker X` with `--no-tracker`: commander keeps whichever came last; say it instead. */
+export function refuseTrackerConflict(argv: string[] = process.argv): void {
+  if (argv.includes('--no-tracker') && argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
+    throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
+  }
+}
+
+/** What `serve`, `sync` and `shell` share: where to listen, the tracker, threads, upload cap, log. */
+export interface PeerCliOptions {
+  port?: number;
+  host: string;
+  tracker?: string | boolean;
+  trackerPort: number;
+  threads?: number;
+  maxUpload?: number;
+  log?: string;
+}
+
+export function addPeerOptions(cmd: Command, o: { port: string; defaultPort?: number; tracker: string }): Command {
+  const port = o.defaultPort !== undefined ? cmd.option('-p, --port <port>', o.port, portOption, o.defaultPort) : cmd.option('-p, --port <port>', o.port, portOption);
+  return port
+    .option('--host <host>', 'address to listen on (0.0.0.0: every interface)', '127.0.0.1')
+    .option('-t, --tracker <host:port>', o.tracker)
+    .option('--tracker-port <port>', 'port of the embedded tracker', portOption, DEFAULT_TRACKER_PORT)
+    .option('--no-tracker', 'no tracker at all (find peers with --neighbor / --lan)')
+    .option('--threads <n>', 'hashing threads (0: hash on the main thread)', intOption)
+    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', positiveNumber)
+    .option('--log <file>', 'append one line per event to this file');
+}
+
+/** The node options those flags give (the log file is opened by the command). */
+export function peerNodeOptions(o: PeerCliOptions): { port?: number; host: string; tracker?: string; noTracker: boolean; trackerPort: number; threads?: number; maxUploadBytesPerSec?: number } {
+  return {
+    ...(o.port !== undefined ? { port: o.port } : {}),
+    host: o.host,
+    ...(typeof o.tracker === 'string' ? { tracker: o.tracker } : {}),
+    noTracker: o.tracker === false,
+    trackerPort: o.trackerPort,
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.maxUpload && o.maxUpload > 0 ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
+  };
 }

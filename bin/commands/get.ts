@@ -8,7 +8,7 @@ import type { SwarmNode, GetOptions } from '../../lib/index.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { defaultTracker } from '../../lib/constants.js';
 import { ndjson } from '../format.js';
-import { boundedInt, collect, intOption, portOption, seedOption } from './common.js';
+import { boundedInt, collect, intOption, portOption, refuseTrackerConflict, seedOption } from './common.js';
 import { barView, jsonView } from '../views/get-view.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
@@ -68,9 +68,7 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
     )
     .action(async (name: string, o: GetCliOptions) => {
       if (o.seed !== undefined && !o.share) throw new SwarmError(ERROR_CODES.USAGE, '--seed and --no-share contradict each other');
-      if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
-        throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
-      }
+      refuseTrackerConflict();
       const tracker = typeof o.tracker === 'string' ? o.tracker : undefined;
       const discovery = discoveryNodeOptions(o);
       const { SwarmNode, formatBreakdown, defaultLayout } = await import('../../lib/index.js');

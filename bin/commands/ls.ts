@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { defaultTracker, trackerNamed } from '../../lib/constants.js';
 import { humanBytes, humanTime, printTable, printable } from '../format.js';
+import { refuseTrackerConflict } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import type { Version } from '../../lib/index.js';
 
@@ -68,9 +69,7 @@ export function register(program: Command): void {
   )
     .option('--json', 'print JSON')
     .action(async (name: string, o: DiscoveryCliOptions & { tracker?: string | boolean; json?: boolean }) => {
-      if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
-        throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
-      }
+      refuseTrackerConflict();
       const disc = discoveryNodeOptions(o);
       const { trackerVersions, mergeVersions, SwarmNode } = await import('../../lib/index.js');
       const tracker = o.tracker === false ? null : defaultTracker(typeof o.tracker === 'string' ? o.tracker : undefined);

@@ -9,6 +9,7 @@ import { InvalidArgumentError } from 'commander';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { defaultTracker, trackerNamed } from '../../lib/constants.js';
 import { count, humanBytes, humanTime, printTable, printable } from '../format.js';
+import { refuseTrackerConflict } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
 const MAX_TTL = 7;
@@ -34,9 +35,7 @@ interface CommonOptions extends DiscoveryCliOptions {
 }
 
 function trackerOptions(o: CommonOptions): { tracker?: string; noTracker: boolean } {
-  if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
-    throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
-  }
+  refuseTrackerConflict();
   return { ...(typeof o.tracker === 'string' ? { tracker: o.tracker } : {}), noTracker: o.tracker === false };
 }
 

@@ -3,25 +3,16 @@ import type { Command } from 'commander';
 import type { SingleBar } from 'cli-progress';
 import type { ServeHandle, HashProgress } from '../../lib/index.js';
 import * as constants from '../../lib/constants.js';
-import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { count, humanBytes, ndjson, printable } from '../format.js';
-import { checkLogFile, intOption, onInterrupt, portOption, positiveNumber } from './common.js';
+import { addPeerOptions, checkLogFile, onInterrupt, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
 export function register(program: Command): void {
   const cmd = program
     .command('serve')
     .description('share a folder: scan and hash it, answer peers, register with a tracker')
-    .argument('<dir>', 'folder to share (subfolders included)')
-    .option('-p, --port <port>', `peer port (0 picks a free one)`, portOption, constants.DEFAULT_PEER_PORT)
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('-t, --tracker <host:port>', 'register with this tracker (default: embed one, or join the one already running here)')
-    .option('--tracker-port <port>', 'port of the embedded tracker', portOption, constants.DEFAULT_TRACKER_PORT)
-    .option('--no-tracker', 'do not use a tracker at all')
-    .option('--threads <n>', 'hashing threads (0: hash on the main thread)', intOption)
-    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', positiveNumber)
-    .option('--log <file>', 'append one line per event to this file')
-    .option('--json', 'print NDJSON events instead of text');
+    .argument('<dir>', 'folder to share (subfolders included)');
+  addPeerOptions(cmd, { port: 'peer port (0 picks a free one)', defaultPort: constants.DEFAULT_PEER_PORT, tracker: 'register with this tracker (default: embed one, or join the one already running here)' }).option('--json', 'print NDJSON events instead of text');
   addDiscoveryOptions(cmd)
     .addHelpText(
       'after',
@@ -29,11 +20,8 @@ export function register(program: Command): void {
 Ctrl-C stops accepting peers and lets running transfers finish; a second Ctrl-C ends at once.
 Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
     )
-    .action(async (dir: string, o: DiscoveryCliOptions & { port: number; host: string; tracker?: string | boolean; trackerPort: number; threads?: number; log?: string; json?: boolean; maxUpload?: number }) => {
-      // --tracker X with --no-tracker: commander keeps whichever came last; say it instead
-      if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
-        throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
-      }
+    .action(async (dir: string, o: DiscoveryCliOptions & PeerCliOptions & { json?: boolean }) => {
+      refuseTrackerConflict();
       if (o.log) checkLogFile(o.log);
       const discovery = discoveryNodeOptions(o);
       const { serve, openLogFile } = await import('../../lib/index.js');
@@ -67,14 +55,8 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
       };
       const startedHashing = Date.now();
       const handle: ServeHandle = await serve(dir, {
-        port: o.port,
-        host: o.host,
-        ...(typeof o.tracker === 'string' ? { tracker: o.tracker } : {}),
-        noTracker: o.tracker === false,
-        trackerPort: o.trackerPort,
-        ...(o.threads !== undefined ? { threads: o.threads } : {}),
+        ...peerNodeOptions(o),
         ...(fileLog ? { log: fileLog.log } : {}),
-        ...(o.maxUpload && o.maxUpload > 0 ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
         ...discovery,
         onHashing,
         onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),

@@ -10,17 +10,10 @@ import { createInterface, type Interface } from 'node:readline';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { humanBytes, printable } from '../format.js';
-import { checkLogFile, intOption, portOption, positiveNumber } from './common.js';
+import { addPeerOptions, checkLogFile, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
-interface ShellCliOptions extends DiscoveryCliOptions {
-  port?: number;
-  host: string;
-  tracker?: string | boolean;
-  trackerPort: number;
-  threads?: number;
-  maxUpload?: number;
-  log?: string;
+interface ShellCliOptions extends DiscoveryCliOptions, PeerCliOptions {
   output?: string;
 }
 
@@ -29,15 +22,8 @@ export function register(program: Command): void {
     .command('shell')
     .description("a prompt over one running peer, with the seeds' commands (LISTL, SEARCH, GET, register, download, list...)")
     .argument('[dir]', 'folder to share while the shell runs (none: share only what you download)')
-    .option('-p, --port <port>', `peer port (default ${constants.DEFAULT_PEER_PORT} with DIR, else any free one)`, portOption)
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('-t, --tracker <host:port>', 'tracker to use (default: with DIR embed one or join the local one; else $SWARM_TRACKER or the local one)')
-    .option('--tracker-port <port>', 'port of the embedded tracker', portOption, constants.DEFAULT_TRACKER_PORT)
-    .option('--no-tracker', 'no tracker at all (find peers with --neighbor / --lan)')
-    .option('-o, --output <dir>', 'where downloads land (default: DIR, else the current folder)')
-    .option('--threads <n>', 'hashing threads (0: main thread)', intOption)
-    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', positiveNumber)
-    .option('--log <file>', 'append one line per event to this file');
+    .option('-o, --output <dir>', 'where downloads land (default: DIR, else the current folder)');
+  addPeerOptions(cmd, { port: `peer port (default ${constants.DEFAULT_PEER_PORT} with DIR, else any free one)`, tracker: 'tracker to use (default: with DIR embed one or join the local one; else $SWARM_TRACKER or the local one)' });
   addDiscoveryOptions(cmd)
     .addHelpText(
       'after',
@@ -48,9 +34,7 @@ waits for running transfers, FORCEQUIT (or a second Ctrl-C) leaves at once. Comm
 come from a pipe: printf 'LISTL\\nQUIT\\n' | swarm shell ./share`,
     )
     .action(async (dir: string | undefined, o: ShellCliOptions) => {
-      if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
-        throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
-      }
+      refuseTrackerConflict();
       if (o.log) checkLogFile(o.log);
       const discovery = discoveryNodeOptions(o);
       const { SwarmNode, openLogFile, Shell } = await import('../../lib/index.js');
@@ -68,15 +52,10 @@ come from a pipe: printf 'LISTL\\nQUIT\\n' | swarm shell ./share`,
       };
       const node = await SwarmNode.start({
         ...(dir !== undefined ? { share: dir } : {}),
-        ...(o.port !== undefined ? { port: o.port } : {}),
-        host: o.host,
-        ...(typeof o.tracker === 'string' ? { tracker: o.tracker } : {}),
-        noTracker: o.tracker === false,
-        trackerPort: o.trackerPort,
+        ...peerNodeOptions(o),
         embed: dir !== undefined && typeof o.tracker !== 'string',
         threads: o.threads ?? 0,
         ...(fileLog ? { log: fileLog.log } : {}),
-        ...(o.maxUpload ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
         ...discovery,
         onWarning: (m) => say(`warning: ${printable(m)}`),
       });

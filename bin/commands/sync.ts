@@ -8,17 +8,10 @@ import { InvalidArgumentError } from 'commander';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { count, humanBytes, ndjson, printable } from '../format.js';
-import { checkLogFile, intOption, onInterrupt, portOption, positiveNumber } from './common.js';
+import { addPeerOptions, checkLogFile, intOption, onInterrupt, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
-interface SyncCliOptions extends DiscoveryCliOptions {
-  port: number;
-  host: string;
-  tracker?: string | boolean;
-  trackerPort: number;
-  threads?: number;
-  maxUpload?: number;
-  log?: string;
+interface SyncCliOptions extends DiscoveryCliOptions, PeerCliOptions {
   json?: boolean;
   once?: boolean;
   delete: boolean;
@@ -40,20 +33,10 @@ export function register(program: Command): void {
     .option('--once', 'sync once and exit (for scripts): exit 0 when nothing is left to do')
     .option('--no-delete', 'never delete here because a peer did, and pass no deletions on')
     .option('--trash-days <days>', 'days replaced and deleted files stay in DIR/.swarm/trash/', daysOption, 30)
-    .option('--parallel <n>', 'files fetched at once', intOption, 4)
-    .option('-p, --port <port>', 'peer port (0 picks a free one)', portOption, constants.DEFAULT_PEER_PORT)
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('-t, --tracker <host:port>', 'tracker to register with and read the directory of (default: embed one, or join the local one)')
-    .option('--tracker-port <port>', 'port of the embedded tracker', portOption, constants.DEFAULT_TRACKER_PORT)
-    .option('--no-tracker', 'no tracker (peers from --neighbor / --lan)')
-    .option('--threads <n>', 'hashing threads (0: main thread)', intOption)
-    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', positiveNumber)
-    .option('--log <file>', 'append one line per event to this file')
-    .option('--json', 'print NDJSON events');
+    .option('--parallel <n>', 'files fetched at once', intOption, 4);
+  addPeerOptions(cmd, { port: 'peer port (0 picks a free one)', defaultPort: constants.DEFAULT_PEER_PORT, tracker: 'tracker to register with and read the directory of (default: embed one, or join the local one)' }).option('--json', 'print NDJSON events');
   addDiscoveryOptions(cmd).action(async (dir: string, o: SyncCliOptions) => {
-    if (process.argv.includes('--no-tracker') && process.argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
-      throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
-    }
+    refuseTrackerConflict();
     if (o.parallel < 1 || o.parallel > 64) throw new SwarmError(ERROR_CODES.USAGE, '--parallel must be 1 to 64');
     if (o.log) checkLogFile(o.log);
     const discovery = discoveryNodeOptions(o);
@@ -61,14 +44,8 @@ export function register(program: Command): void {
     const fileLog = o.log ? openLogFile(o.log) : null;
     const say = (text: string, event: Record<string, unknown>) => (o.json ? ndjson(event) : process.stderr.write(text + '\n'));
     const node = await serve(dir, {
-      port: o.port,
-      host: o.host,
-      ...(typeof o.tracker === 'string' ? { tracker: o.tracker } : {}),
-      noTracker: o.tracker === false,
-      trackerPort: o.trackerPort,
-      ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      ...peerNodeOptions(o),
       ...(fileLog ? { log: fileLog.log } : {}),
-      ...(o.maxUpload ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
       ...discovery,
       onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
     });
