@@ -94,6 +94,14 @@ t.test('overlay: a small network, every search found, each id handled once per p
   t.equal(rows.find((x) => x.TTL === '4')?.found, '100%', 'TTL 4 reaches the holder every time');
 });
 
+t.test('sync: a tiny folder synced, bytes and mtimes checked (tools that are missing are named, not installed)', async (t) => {
+  const r = await bench(t, 'sync', ['--files', '20', '--big-mib', '2', '--tools', 'swarm', '--no-install', '--dir', tempDir(t), '--results', tempDir(t)], {}, 120_000);
+  exits(t, r, 0);
+  const rows = tableRows(r.stdout, 'tool');
+  t.ok(rows.length >= 2, 'rows for the small files and the change at least');
+  t.ok(rows.filter((x) => x.tool === 'swarm').every((x) => allPassed(x['bytes ok'])), 'every swarm row has the source bytes');
+});
+
 t.test('hash: known answers and the cost table', async (t) => {
   const r = await bench(t, 'hash', ['--mib', '8', '--runs', '1']);
   exits(t, r, 0);

@@ -375,8 +375,11 @@ export class Syncer extends EventEmitter<SyncEvents> {
       });
       p.download.on('peer-dropped', (e) => this.emit('warning', `${t.name}: dropped ${e.peer}: ${e.reason}`));
       const r = await p;
-      // served before it is announced: the index says we have it only once the library does
-      await this.node.library!.refresh().catch(() => {});
+      // served before it is announced: the index says we have it only once the library does.
+      // The node adopted it as it landed (no rescan); a full rescan per file made many small
+      // files cost the square of their number, so it is only the fallback.
+      const lib = this.node.library!;
+      if (lib.stat(t.name)?.cid !== r.cid) await lib.refresh().catch(() => {});
       this.index.fetched(t.name, r.cid, t.remote.mtime, r.size);
       this.tickets.delete(t.name);
       this.emit('fetched', { name: t.name, size: r.size, from: t.holders.length });
