@@ -114,6 +114,8 @@ export class PeerSession implements GuardedConnection {
   private lastActivityAt: number;
   private partialSince = 0;
   private blockedSince = 0;
+  /** When the peer last said `have` (or first asked for chunks): a client that takes nothing is closed. */
+  private lastHaveAt = 0;
   private pausedForReplies = false;
 
   constructor(
@@ -215,6 +217,13 @@ export class PeerSession implements GuardedConnection {
     if (this.blockedSince && now - this.blockedSince > limits.sendStallMs) return `did not read replies for ${limits.sendStallMs} ms`;
     const unacked = this.unackedSince();
     if (unacked && now - unacked > limits.sendStallMs) return `did not acknowledge a chunk for ${limits.sendStallMs} ms`;
+    // Waiting for an upload slot is normal; asking and taking nothing from anyone for that long
+    // (a swarm downloader says `have` for every chunk it verifies, from whichever peer) is what a
+    // client that never reads does: with slots rotating only as holders are evicted, such waiters
+    // (and slot holders that got their slot late) would otherwise hold sockets and files for minutes.
+    if (this.busy && this.lastHaveAt && now - this.lastHaveAt > limits.sendStallMs) {
+      return `asked for chunks and took none from anyone for ${limits.sendStallMs} ms`;
+    }
     if (!this.busy && now - this.lastActivityAt > limits.idleMs) return `idle for ${limits.idleMs} ms`;
     return null;
   }
@@ -386,11 +395,14 @@ export class PeerSession implements GuardedConnection {
         // may show it more
         const chunks = m.chunks.slice(0, 65_536).filter((c): c is number => typeof c === 'number' && Number.isInteger(c) && c >= 0);
         const now = Date.now();
+        this.lastHaveAt = now;
         for (const c of chunks) this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(m.cid, c), now);
         this.ctx.spreads?.had(this.ctx.id, m.cid, chunks);
         return;
       }
       case 'get': {
+        // the clock of "took nothing" starts with the first request, and each `have` resets it
+        this.lastHaveAt ||= Date.now();
         const refuse = (code: string, message: string) => this.send({ t: 'error', id: m.id, code, message });
         if (this.queue.length >= MAX_QUEUED_GETS) return refuse(ERROR_CODES.LIMIT, `more than ${MAX_QUEUED_GETS} requests queued`);
         const src = this.ctx.sources.byCid(m.cid);
