@@ -133,6 +133,10 @@ export interface ScannerEvents {
 }
 
 /** Repeats scans; emits 'change' when something differs. `current` is the latest scan. */
+/** Bounds of the wait between file-system activity and the rescan it causes. */
+const WATCH_MIN_WAIT_MS = 300;
+const WATCH_MAX_WAIT_MS = 5_000;
+
 export class Scanner extends EventEmitter<ScannerEvents> {
   current: ScanResult = new Map();
   private timer: NodeJS.Timeout | null = null;
@@ -141,6 +145,8 @@ export class Scanner extends EventEmitter<ScannerEvents> {
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  /** How long the last full scan took (sets how long a burst of events waits). */
+  private lastScanMs = 0;
 
   constructor(private readonly root: string, private readonly opts: ScanOptions & { intervalMs?: number; watch?: boolean } = {}) {
     super();
@@ -155,7 +161,9 @@ export class Scanner extends EventEmitter<ScannerEvents> {
     this.running = (async () => {
       do {
         this.again = false;
+        const t0 = Date.now();
         const next = await scanShare(this.root, this.opts);
+        this.lastScanMs = Date.now() - t0;
         const diff = diffScans(this.current, next);
         this.current = next;
         if (diff.added.length || diff.changed.length || diff.removed.length) this.emit('change', diff, next);
@@ -171,7 +179,13 @@ export class Scanner extends EventEmitter<ScannerEvents> {
     this.timer = setInterval(() => this.rescan().catch((err) => this.emit('error', err)), interval);
     if (this.opts.watch !== false) {
       try {
-        this.watcher = watch(this.root, { recursive: true, persistent: false }, () => this.soon());
+        // swarm's own files (part files, tickets, locks, the state folder) change all the time
+        // during downloads and are never shared: their events are not news
+        this.watcher = watch(this.root, { recursive: true, persistent: false }, (_e, file) => {
+          const f = typeof file === 'string' ? file.split(path.sep).join('/') : null;
+          if (f && (f === STATE_DIR_NAME || f.startsWith(`${STATE_DIR_NAME}/`) || isOwnFile(f))) return;
+          this.soon();
+        });
         this.watcher.on('error', () => this.watcher?.close());
       } catch {
         this.watcher = null; // recursive watch unsupported here: the interval still covers us
@@ -179,12 +193,19 @@ export class Scanner extends EventEmitter<ScannerEvents> {
     }
   }
 
+  /**
+   * A rescan after file-system activity, debounced. The wait grows with what a scan costs (four
+   * times the last one, 0.3 to 5 s): while files keep arriving (a sync fetching thousands), a big
+   * share is not rescanned after every one of them, which made the cost grow with the square of
+   * the number of files.
+   */
   private soon(): void {
     if (this.debounce || this.stopped) return;
+    const wait = Math.min(WATCH_MAX_WAIT_MS, Math.max(WATCH_MIN_WAIT_MS, this.lastScanMs * 4));
     this.debounce = setTimeout(() => {
       this.debounce = null;
       this.rescan().catch((err) => this.emit('error', err));
-    }, 300);
+    }, wait);
   }
 
   stop(): void {
