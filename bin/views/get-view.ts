@@ -59,40 +59,75 @@ export function jsonView(d: Download, up: Upload | null): GetView {
   return { done: (r, uploaded) => ndjson({ event: 'done', ...r, rate: Math.round(r.rate), uploaded }), stop: () => {} };
 }
 
-function peerLine(p: PeerView): string {
-  const state = p.state === 'active' ? (p.inflight > 0 ? 'fetching' : 'idle') : p.state;
-  return `${humanRate(p.rate).padStart(12)}  ${String(p.chunks).padStart(6)} chunks  ${p.complete ? 'seeder ' : 'partial'}  ${state}${p.strikes ? `  ${p.strikes} strikes` : ''}`;
+/** A peer's line. Rates are shown once a peer has delivered something (not "0 B/s" while it starts). */
+function peerLine(p: PeerView, final = false): string {
+  const state = final ? (p.state === 'dropped' ? 'dropped' : 'done') : p.state === 'active' ? (p.inflight > 0 ? 'fetching' : 'idle') : p.state;
+  const rate = p.chunks > 0 && !final ? humanRate(p.rate) : '';
+  return `${rate.padStart(12)}  ${String(p.chunks).padStart(6)} chunks  ${p.complete ? 'seeder ' : 'partial'}  ${state}${p.strikes ? `  ${p.strikes} strikes` : ''}`;
 }
 
-export async function barView(d: Download, up: Upload | null): Promise<GetView> {
-  const tty = !!process.stderr.isTTY;
+/** "1m 05s", "42s": the time left at the current rate; "--" while there is no rate yet. */
+export function etaText(bytesLeft: number, rate: number): string {
+  if (!(rate > 0) || !Number.isFinite(bytesLeft / rate)) return '--';
+  const s = Math.ceil(bytesLeft / rate);
+  if (s >= 3600) return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
+/** Label column and bar width for a terminal of `columns`: everything fits, the ETA included. */
+export function barLayout(columns: number): { label: number; bar: number } {
+  const label = columns >= 100 ? 21 : 16;
+  // after the bar: " 100% 12345/12345 MiB  123.4 MiB/s  ETA 59m 59s" is at most 48 columns
+  const bar = Math.max(8, Math.min(40, columns - label - 2 - 48 - 1));
+  return { label, bar };
+}
+
+export interface BarViewOptions {
+  /** Where the bars go (tests give a fake terminal); default stderr. */
+  stream?: NodeJS.WriteStream;
+}
+
+export async function barView(d: Download, up: Upload | null, o: BarViewOptions = {}): Promise<GetView> {
+  const out = o.stream ?? process.stderr;
+  const tty = !!out.isTTY;
   // the bars library is loaded only where bars are drawn
   const cliProgress = tty ? (await import('cli-progress')).default : null;
   let multi: MultiBar | null = null;
   let total: SingleBar | null = null;
   let upBar: SingleBar | null = null;
+  let lastPeers: PeerView[] = [];
   const peerBars = new Map<string, SingleBar>();
   const meter = uploadMeter(up);
-  const log = (s: string) => (multi ? multi.log(s + '\n') : process.stderr.write(s + '\n'));
+  const layout = barLayout(out.columns || 80);
+  const cut = (s: string) => (s.length > layout.label ? s.slice(0, layout.label - 1) + '…' : s.padEnd(layout.label));
+  const write = (s: string) => (multi ? multi.log(s + '\n') : out.write(s + '\n'));
+  // the same warning again and again (a peer that keeps failing) is said once, then counted
+  const said = new Map<string, number>();
+  const log = (s: string) => {
+    const n = (said.get(s) ?? 0) + 1;
+    if (said.size < 1000 || said.has(s)) said.set(s, n);
+    if (n === 1) write(s);
+  };
   d.on('start', (e) => {
     const resumed = e.resumedChunks ? `, resuming with ${e.resumedChunks}/${e.chunks} chunks` : '';
-    process.stderr.write(`${printable(e.name)}: ${humanBytes(e.size)} from ${count(e.peers.length, 'peer')} via ${e.source}${resumed}\n`);
+    out.write(`${printable(e.name)}: ${humanBytes(e.size)} from ${count(e.peers.length, 'peer')} via ${e.source}${resumed}\n`);
     if (!cliProgress) return;
     multi = new cliProgress.MultiBar(
-      { stream: process.stderr, hideCursor: true, clearOnComplete: false, format: '{label} |{bar}| {percentage}% {value}/{total} MiB {rate} ETA {eta_formatted}', barsize: 30 },
+      { stream: out, hideCursor: true, clearOnComplete: false, linewrap: false, format: '{label} |{bar}| {percentage}% {value}/{total} MiB  {rate}  ETA {left}', barsize: layout.bar },
       cliProgress.Presets.shades_classic,
     );
-    total = multi.create(Math.max(1, Math.ceil(e.size / 2 ** 20)), Math.floor((e.resumedChunks * e.chunkBytes) / 2 ** 20), { label: 'total'.padEnd(21), rate: '' });
-    if (up) upBar = multi.create(1, 0, { label: 'upload'.padEnd(21), line: '' }, { format: '{label} {line}' });
+    total = multi.create(Math.max(1, Math.ceil(e.size / 2 ** 20)), Math.floor((e.resumedChunks * e.chunkBytes) / 2 ** 20), { label: cut('total'), rate: '', left: '--' });
+    if (up) upBar = multi.create(1, 0, { label: cut('upload'), line: '' }, { format: '{label} {line}' });
   });
   d.on('progress', (e) => {
-    total?.update(Math.floor(e.bytes / 2 ** 20), { rate: humanRate(e.rate) });
+    lastPeers = e.peers;
+    total?.update(Math.floor(e.bytes / 2 ** 20), { rate: e.bytes > 0 ? humanRate(e.rate) : '', left: etaText(e.total - e.bytes, e.rate) });
     const u = meter();
-    upBar?.update(0, { line: `${humanRate(u.rate).padStart(12)}  to ${count(u.peers, 'peer')}, ${humanBytes(u.bytes)} sent` });
+    upBar?.update(0, { line: `${(u.bytes > 0 ? humanRate(u.rate) : '').padStart(12)}  to ${count(u.peers, 'peer')}, ${humanBytes(u.bytes)} sent` });
     for (const p of e.peers) {
       let bar = peerBars.get(p.address);
       if (!bar && multi && p.state !== 'dropped') {
-        bar = multi.create(1, 0, { label: `  ${p.address}`.padEnd(21), line: '' }, { format: '{label} {line}' });
+        bar = multi.create(1, 0, { label: cut(`  ${p.address}`), line: '' }, { format: '{label} {line}' });
         peerBars.set(p.address, bar);
       }
       bar?.update(0, { line: peerLine(p) });
@@ -100,20 +135,27 @@ export async function barView(d: Download, up: Upload | null): Promise<GetView> 
   });
   d.on('warning', (e) => log(`warning: ${e.peer ? e.peer + ': ' : ''}${printable(e.message)}`));
   d.on('peer-dropped', (e) => log(`dropped ${e.peer}: ${printable(e.reason)}`));
+  const repeats = () => {
+    const more = [...said.entries()].filter(([, n]) => n > 1);
+    for (const [line, n] of more.slice(0, 10)) out.write(`(${n}× in all) ${line}\n`);
+  };
   const stop = () => {
     (multi as MultiBar | null)?.stop();
     multi = null;
   };
   return {
     done(r, uploaded) {
+      // the last frame is the true end: every byte, no rate or ETA left, no peer still "fetching"
       const t = total as SingleBar | null;
-      t?.update(t.getTotal(), { rate: '' }); // the last tick may predate the last chunk
+      t?.update(t.getTotal(), { rate: humanRate(r.rate), left: '0s' });
+      for (const p of lastPeers) peerBars.get(p.address)?.update(0, { line: peerLine(p, true) });
       stop();
+      repeats();
       if (r.upToDate) {
-        process.stderr.write(`${printable(r.path)} is already up to date\n`);
+        out.write(`${printable(r.path)} is already up to date\n`);
         return;
       }
-      process.stderr.write(
+      out.write(
         `saved ${printable(r.path)}: ${humanBytes(r.size)} in ${r.seconds.toFixed(1)} s (${humanRate(r.rate)}), ${count(r.peersUsed, 'peer')} used` +
           `${r.resumedChunks ? `, ${r.resumedChunks} chunks resumed` : ''}` +
           `${r.peersDropped ? `, ${r.peersDropped} dropped` : ''}` +
@@ -121,6 +163,9 @@ export async function barView(d: Download, up: Upload | null): Promise<GetView> 
           `${r.badPackets || r.badChunks ? `, bad data dropped: ${r.badPackets} packets, ${r.badChunks} chunks` : ''}\n`,
       );
     },
-    stop,
+    stop() {
+      stop();
+      repeats();
+    },
   };
 }
