@@ -76,3 +76,24 @@ t.test('output into a closed pipe ends quietly (no EPIPE stack trace)', async (t
   t.notMatch(err, /EPIPE|\n\s+at /, 'no stack trace');
   t.equal(code, 0, 'exit 0');
 });
+
+t.test('| head -1 after every command: exit 0 and no stack trace', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(tmpdir(), 'swarm-pipe-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // enough lines that the pipe closes while swarm still writes
+  for (let i = 0; i < 3000; i++) writeFileSync(path.join(dir, `file-${String(i).padStart(4, '0')}.txt`), 'x');
+  const runs = [...['get', 'serve', 'tracker', 'ls', 'who', 'search', 'peers', 'shell', 'sync'].map((c) => `${c} --help`), '--help', `ls ${dir}`, `ls ${dir} --json`];
+  for (const args of runs) {
+    const r = await new Promise<{ out: string }>((resolve) =>
+      execFile('bash', ['-c', `"${process.execPath}" "${SWARM_BIN}" ${args} 2>"${dir}.err" | head -1 >/dev/null; echo "\${PIPESTATUS[0]}"; cat "${dir}.err"`], { timeout: 30_000 }, (_e, out) => resolve({ out })),
+    );
+    const [code, ...err] = r.out.split('\n');
+    t.equal(code, '0', `swarm ${args.replace(dir, 'DIR')} | head -1: exit 0`);
+    t.notMatch(err.join('\n'), /EPIPE|\n?\s+at /, `swarm ${args.replace(dir, 'DIR')} | head -1: quiet`);
+  }
+  rmSync(`${dir}.err`, { force: true });
+});
