@@ -1,5 +1,6 @@
 import t from 'tap';
-import { writeFileSync, utimesSync } from 'node:fs';
+import { writeFileSync, utimesSync, symlinkSync, unlinkSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Library } from '../lib/share/library.js';
 import { ThreadChunkPool, InlineChunkPool } from '../lib/pool.js';
@@ -53,4 +54,23 @@ t.test('inline pool gives the same manifests as the thread pool', async (t) => {
   a.stop();
   b.stop();
   t.same(a.manifest('f.bin'), b.manifest('f.bin'));
+});
+
+t.test('a file that cannot be shared is said once, not at every rescan; again if it comes back', async (t) => {
+  const dir = t.testdir({ 'ok.txt': 'fine' });
+  const outside = mkdtempSync(path.join(tmpdir(), 'swarm-outside-'));
+  t.teardown(() => rmSync(outside, { recursive: true, force: true }));
+  writeFileSync(path.join(outside, 'secret.txt'), 'no');
+  symlinkSync(path.join(outside, 'secret.txt'), path.join(dir, 'link.txt'));
+  const said: string[] = [];
+  const lib = new Library(dir, { pool: new InlineChunkPool(), watch: false, onSkip: (name, reason) => said.push(`${name}: ${reason}`) });
+  await lib.start();
+  t.teardown(() => lib.stop());
+  for (let i = 0; i < 3; i++) await lib.refresh();
+  t.same(said, ['link.txt: symlink leads outside the share'], 'once over four scans');
+  unlinkSync(path.join(dir, 'link.txt'));
+  await lib.refresh();
+  symlinkSync(path.join(outside, 'secret.txt'), path.join(dir, 'link.txt'));
+  await lib.refresh();
+  t.equal(said.length, 2, 'said again after it was fixed and came back');
 });

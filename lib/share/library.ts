@@ -71,8 +71,21 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
   constructor(root: string, private readonly opts: LibraryOptions) {
     super();
     this.root = path.resolve(root);
+    // A file that cannot be shared is said once, not at every rescan (every 10 s, forever); said
+    // again only if it was fine in between and the problem came back.
+    let before = new Set<string>();
+    let now = new Set<string>();
+    const onSkip = opts.onSkip;
     this.scanner = new Scanner(this.root, {
-      ...(opts.onSkip ? { onSkip: opts.onSkip } : {}),
+      ...(onSkip
+        ? {
+            onSkip: (name: string, reason: string) => {
+              const k = `${name}\0${reason}`;
+              if (now.size < 10_000) now.add(k);
+              if (!before.has(k)) onSkip(name, reason);
+            },
+          }
+        : {}),
       ...(opts.rescanMs !== undefined ? { intervalMs: opts.rescanMs } : {}),
       ...(opts.watch !== undefined ? { watch: opts.watch } : {}),
     });
@@ -84,6 +97,10 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
         .catch((err: Error) => {
           this.emit('error', err);
         });
+    });
+    this.scanner.on('scanned', () => {
+      before = now;
+      now = new Set();
     });
     this.scanner.on('error', (err) => this.emit('error', err));
   }

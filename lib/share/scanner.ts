@@ -129,6 +129,8 @@ export function diffScans(before: ScanResult, after: ScanResult): ScanDiff {
 
 export interface ScannerEvents {
   change: [diff: ScanDiff, scan: ScanResult];
+  /** A scan finished (whether or not anything changed). */
+  scanned: [];
   error: [err: Error];
 }
 
@@ -166,6 +168,7 @@ export class Scanner extends EventEmitter<ScannerEvents> {
         this.lastScanMs = Date.now() - t0;
         const diff = diffScans(this.current, next);
         this.current = next;
+        this.emit('scanned');
         if (diff.added.length || diff.changed.length || diff.removed.length) this.emit('change', diff, next);
       } while (this.again && !this.stopped);
     })().finally(() => {
