@@ -65,14 +65,16 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         throw err;
       });
       handle.on('change', (d) => say(`share changed: +${d.added.length} ~${d.changed.length} -${d.removed.length}`, { event: 'change', ...d }));
-      handle.on('tracker', (s) =>
-        say(
-          s.connected
-            ? `tracker ${s.address}: registered${s.dropped?.length ? ` (${s.dropped.length} file(s) refused by the tracker; first: ${printable(s.dropped[0]!.what)}: ${printable(s.dropped[0]!.reason)})` : ''}`
-            : `tracker ${s.address}: ${printable(s.message ?? 'disconnected')}`,
-          { event: 'tracker', ...s },
-        ),
-      );
+      // a tracker that stays unreachable is said once (and when it comes back), not at every retry
+      let lastTracker = '';
+      handle.on('tracker', (s) => {
+        const text = s.connected
+          ? `tracker ${s.address}: registered${s.dropped?.length ? ` (${count(s.dropped.length, 'file')} refused by the tracker; first: ${printable(s.dropped[0]!.what)}: ${printable(s.dropped[0]!.reason)})` : ''}`
+          : `tracker ${s.address}: ${printable(s.message ?? 'disconnected')}`;
+        if (text === lastTracker) return;
+        lastTracker = text;
+        say(s.connected ? text : `${text} (retrying every few seconds; said again when it changes)`, { event: 'tracker', ...s });
+      });
       const files = handle.library.files();
       const total = files.reduce((a, f) => a + f.size, 0);
       const trackerText = handle.tracker
