@@ -74,3 +74,11 @@ t.test('a file that cannot be shared is said once, not at every rescan; again if
   await lib.refresh();
   t.equal(said.length, 2, 'said again after it was fixed and came back');
 });
+
+t.test("a file the node writes inside its share (its --log) is neither shared nor watched", async (t) => {
+  const dir = t.testdir({ 'ok.txt': 'fine', 'serve.log': 'line\n' });
+  const lib = new Library(dir, { pool: new InlineChunkPool(), watch: false, ignore: [path.join(dir, 'serve.log')] });
+  await lib.start();
+  t.teardown(() => lib.stop());
+  t.same(lib.files().map((f) => f.name), ['ok.txt'], 'the log is not shared');
+});

@@ -56,7 +56,7 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
       const startedHashing = Date.now();
       const handle: ServeHandle = await serve(dir, {
         ...peerNodeOptions(o),
-        ...(fileLog ? { log: fileLog.log } : {}),
+        ...(fileLog ? { log: fileLog.log, ignore: [o.log!] } : {}),
         ...discovery,
         onHashing,
         onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),

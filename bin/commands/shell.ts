@@ -55,7 +55,7 @@ come from a pipe: printf 'LISTL\\nQUIT\\n' | swarm shell ./share`,
         ...peerNodeOptions(o),
         embed: dir !== undefined && typeof o.tracker !== 'string',
         threads: o.threads ?? 0,
-        ...(fileLog ? { log: fileLog.log } : {}),
+        ...(fileLog ? { log: fileLog.log, ignore: [o.log!] } : {}),
         ...discovery,
         onWarning: (m) => say(`warning: ${printable(m)}`),
       });

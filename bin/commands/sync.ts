@@ -45,7 +45,7 @@ export function register(program: Command): void {
     const say = (text: string, event: Record<string, unknown>) => (o.json ? ndjson(event) : process.stderr.write(text + '\n'));
     const node = await serve(dir, {
       ...peerNodeOptions(o),
-      ...(fileLog ? { log: fileLog.log } : {}),
+      ...(fileLog ? { log: fileLog.log, ignore: [o.log!] } : {}),
       ...discovery,
       onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
     });

@@ -66,6 +66,8 @@ export interface NodeOptions extends TrackerLinkOptions {
   onHashing?: (p: HashProgress) => void;
   /** Warnings (skipped files and the like), including those of the first scan. */
   onWarning?: (message: string) => void;
+  /** Files inside the share that are not shared nor watched (the node's own log file). */
+  ignore?: string[];
   /** Overlay neighbours to start with (`--neighbor host:port`, seed 001). */
   neighbors?: string[];
   /** Announce and listen on the LAN (`--lan`, seed 004); absent: off. */
@@ -144,6 +146,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
         ...(o.stateDir ? { stateDir: o.stateDir } : {}),
         ...(o.rescanMs !== undefined ? { rescanMs: o.rescanMs } : {}),
         ...(o.watch !== undefined ? { watch: o.watch } : {}),
+        ...(o.ignore ? { ignore: o.ignore } : {}),
         onSkip: (name, reason) => {
           this.log('skip', { name, reason });
           o.onWarning?.(`${name}: ${reason}`);

@@ -37,6 +37,8 @@ export interface LibraryOptions {
   rescanMs?: number;
   watch?: boolean;
   onSkip?: (name: string, reason: string) => void;
+  /** Files inside the share that are not shared nor watched (absolute paths: serve's own log). */
+  ignore?: string[];
 }
 
 export interface HashProgress {
@@ -87,6 +89,7 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
           }
         : {}),
       ...(opts.rescanMs !== undefined ? { intervalMs: opts.rescanMs } : {}),
+      ...(opts.ignore?.length ? { ignore: new Set(opts.ignore.map((f) => path.relative(path.resolve(root), path.resolve(f)).split(path.sep).join('/')).filter((r) => r && !r.startsWith('..'))) } : {}),
       ...(opts.watch !== undefined ? { watch: opts.watch } : {}),
     });
     this.stateDir = opts.stateDir ?? path.join(this.root, STATE_DIR_NAME);

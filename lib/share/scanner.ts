@@ -36,6 +36,8 @@ export interface ScanOptions {
   onSkip?: (name: string, reason: string) => void;
   /** Upper bound on directory entries visited (guards against pathological trees). */
   maxEntries?: number;
+  /** Names (relative, `/`-separated) never shared nor watched: e.g. serve's own `--log` file inside the share. */
+  ignore?: ReadonlySet<string>;
 }
 
 export function isOwnFile(name: string): boolean {
@@ -65,7 +67,7 @@ export async function scanShare(root: string, opts: ScanOptions = {}): Promise<S
       const abs = path.join(dir, ent.name);
       const name = toName(path.relative(realRoot, abs));
       if (dir === realRoot && ent.name === STATE_DIR_NAME) continue;
-      if (isOwnFile(name)) continue;
+      if (isOwnFile(name) || opts.ignore?.has(name)) continue;
       let isDir = ent.isDirectory();
       let isFile = ent.isFile();
       let st: FileStat | null = null;
@@ -186,7 +188,7 @@ export class Scanner extends EventEmitter<ScannerEvents> {
         // during downloads and are never shared: their events are not news
         this.watcher = watch(this.root, { recursive: true, persistent: false }, (_e, file) => {
           const f = typeof file === 'string' ? file.split(path.sep).join('/') : null;
-          if (f && (f === STATE_DIR_NAME || f.startsWith(`${STATE_DIR_NAME}/`) || isOwnFile(f))) return;
+          if (f && (f === STATE_DIR_NAME || f.startsWith(`${STATE_DIR_NAME}/`) || isOwnFile(f) || this.opts.ignore?.has(f))) return;
           this.soon();
         });
         this.watcher.on('error', () => this.watcher?.close());
