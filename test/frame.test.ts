@@ -291,7 +291,7 @@ t.test('swarm messages with a missing or mistyped field: SWARM_ERR_BAD_MESSAGE',
   for (const [side, h, what] of bad) t.throws(() => decodeMessage(side, h), { code: 'SWARM_ERR_BAD_MESSAGE' }, what);
   // the elements of a `peers` list are checked one by one: bad ones dropped, good ones kept
   const { checkAddresses } = await import('../lib/protocol/entries.js');
-  const c = checkAddresses([{ ip: '127.0.0.1', port: 7070 }, { ip: 'example.org', port: 1 }, { ip: '10.0.0.1', port: 0 }, 'x', null, { ip: '127.0.0.1', port: 7070 }]);
+  const c = checkAddresses([{ ip: '127.0.0.1', port: 7070 }, { ip: 'example.org', port: 1 }, { ip: '127.0.0.2', port: 0 }, 'x', null, { ip: '127.0.0.1', port: 7070 }]);
   t.same(c.ok, [{ ip: '127.0.0.1', port: 7070 }], 'one valid address (its duplicate collapsed)');
   t.equal(c.dropped.length, 4, 'four bad entries dropped');
 });
