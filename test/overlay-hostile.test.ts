@@ -149,7 +149,7 @@ t.test('bound: a neighbour that never reads holds at most the link backlog', asy
     hole.close();
   });
   const v = await node(t, { neighbors: [`127.0.0.2:${(hole.address() as net.AddressInfo).port}`] });
-  const links = () => [...(v.overlay as unknown as { links: Map<string, { client: { pendingBytes: number; connected: boolean } }> }).links.values()];
+  const links = () => v.overlay.linkBacklogs().map((l) => ({ client: { pendingBytes: l.pending, connected: l.connected } }));
   v.overlay.search('p'.repeat(256), 7, () => {});
   await until(() => links()[0]?.client.connected === true, 3_000);
   let maxPending = 0;

@@ -15,7 +15,7 @@
  *   connections it opened itself, and no connection is opened per answer;
  * - the cost is a few hops of latency per answer and a table of recent ids (bounded, flood.ts).
  *
- * Messages travel on the peer protocol (`search`, `discover` → `hits`, `pong`) over links: one
+ * Messages travel on the peer protocol (`search`, `discover` → `hits`, `pong`) over links (links.ts): one
  * outgoing connection per neighbour, opened on first use and closed when idle. A holder's IP in a
  * hit is filled in by the first hop (the address it connected to), so a peer need not know its
  * own address. Bounds: TTL at most MAX_TTL, each id handled once (seen set), messages per
@@ -24,7 +24,7 @@
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { PeerClient } from '../peer/client.js';
+import { Links } from './links.js';
 import type { OverlayFrom, OverlayPort, OverlayRequest } from '../peer/overlay-port.js';
 import type { Header } from '../protocol/frame.js';
 import type { HelloFields, PeerReply } from '../protocol/messages.js';
@@ -66,12 +66,6 @@ const HITS_PER_ID = 500;
 const PONGS_PER_ID = 500;
 /** How long answers to a message are routed back (longer than any search waits). */
 const ROUTE_MS = 30_000;
-/** A link with no traffic for this long is closed (reopened on the next message). */
-const LINK_IDLE_MS = 60_000;
-const CONNECT_TIMEOUT_MS = 3_000;
-/** Unsent bytes on a link beyond which messages to it are dropped, and how long before it is closed. */
-const LINK_BACKLOG_BYTES = 256 << 10;
-const LINK_STUCK_MS = 10_000;
 
 export interface OverlayOptions {
   peerId: string;
@@ -126,16 +120,6 @@ export interface OverlayCounters {
   unanswered: number;
 }
 
-interface Link {
-  client: PeerClient;
-  idle: NodeJS.Timeout;
-  /** The neighbour's peer id, once its hello came. */
-  peer: string | null;
-  opened: number;
-  /** Since when it has held more than LINK_BACKLOG_BYTES unsent (0: it reads). */
-  stuckSince: number;
-}
-
 export class Overlay implements OverlayPort {
   readonly counters: OverlayCounters = { received: 0, duplicates: 0, limited: 0, malformed: 0, sent: 0, answered: 0, routedBack: 0, strayAnswers: 0, forwardLimited: 0, unanswered: 0 };
   private readonly seen = new ExpiringMap<true>(SEEN_MAX, SEEN_MS);
@@ -146,9 +130,7 @@ export class Overlay implements OverlayPort {
   /** Messages waiting to be handled, per connection (served in turn). */
   private readonly queues = new Map<string, Queued[]>();
   private drainTimer: NodeJS.Timeout | NodeJS.Immediate | null = null;
-  private readonly links = new Map<string, Link>();
-  /** Links that failed (refused, timed out, closed before hello), with why: for warnings. */
-  private readonly failures = new Map<string, { reason: string; at: number }>();
+  private readonly links: Links;
   private readonly log: Log;
   private readonly maxNeighbors: number;
   private closed = false;
@@ -156,6 +138,12 @@ export class Overlay implements OverlayPort {
   constructor(private readonly o: OverlayOptions) {
     this.log = o.log ?? noLog;
     this.maxNeighbors = o.maxNeighbors ?? DEFAULT_MAX_NEIGHBORS;
+    this.links = new Links({
+      hello: () => o.hello(),
+      onHello: (a, peer) => o.book.touch(a, peer),
+      onAnswer: (host, m) => this.onAnswer(host, m),
+      onFailed: (a, reason) => this.linkFailed(a, reason),
+    });
   }
 
   // ── as origin ───────────────────────────────────────────────────────────────────────────────
@@ -294,21 +282,17 @@ export class Overlay implements OverlayPort {
 
   /** Open the link to `a` now (named neighbours at start): it learns of us, and we of it. */
   connect(a: PeerAddress): void {
-    if (!this.closed) this.link(a);
+    if (!this.closed) this.links.open(a);
   }
 
   /** Whether a link answered: 'up' (its hello came), 'failed' (with why), or 'waiting'. */
   linkState(a: PeerAddress): { state: 'up' | 'failed' | 'waiting'; reason?: string } {
-    const l = this.links.get(keyOf(a));
-    if (l?.peer) return { state: 'up' };
-    const f = this.failures.get(keyOf(a));
-    if (f && (!l || f.at >= l.opened)) return { state: 'failed', reason: f.reason };
-    return { state: 'waiting' };
+    return this.links.state(a);
   }
 
   // ── answers coming back on our links ────────────────────────────────────────────────────────
 
-  private onAnswer(link: Link, host: string, m: PeerReply): void {
+  private onAnswer(host: string, m: PeerReply): void {
     if (m.t !== 'hits' && m.t !== 'pong') return;
     const route = this.routes.get(m.sid);
     if (!route) {
@@ -349,7 +333,6 @@ export class Overlay implements OverlayPort {
     route.budget--;
     this.counters.routedBack++;
     route.from.reply({ t: 'pong', sid: m.sid, peer: m.peer, ip, port: m.port, hops: m.hops });
-    void link;
   }
 
   // ── links ───────────────────────────────────────────────────────────────────────────────────
@@ -360,17 +343,7 @@ export class Overlay implements OverlayPort {
     for (const k of this.o.book.neighbours(this.maxNeighbors)) {
       // the sender, known by its peer id or by the address it serves on
       if (from && (k.peer === from.peer || (from.listen && k.ip === from.listen.ip && k.port === from.listen.port))) continue;
-      const link = this.link(k);
-      if (from && link.peer === from.peer) continue;
-      // a neighbour that does not read gets no more (what we hold for it stays bounded), and
-      // one that stays so is dropped: the next message opens a fresh link
-      if (link.client.pendingBytes > LINK_BACKLOG_BYTES) {
-        link.stuckSince ||= Date.now();
-        if (Date.now() - link.stuckSince > LINK_STUCK_MS) this.dropLink(keyOf(k), link);
-        continue;
-      }
-      link.stuckSince = 0;
-      link.client.write(m);
+      if (!this.links.send(k, m, from?.peer)) continue;
       this.counters.sent++;
       sentTo?.push({ ip: k.ip, port: k.port });
       n++;
@@ -378,64 +351,24 @@ export class Overlay implements OverlayPort {
     return n;
   }
 
-  private link(a: PeerAddress): Link {
-    const key = keyOf(a);
-    const old = this.links.get(key);
-    if (old && old.client.connected) {
-      old.idle.refresh();
-      return old;
-    }
-    const link: Link = {
-      client: null as unknown as PeerClient,
-      idle: setTimeout(() => this.dropLink(key, link), LINK_IDLE_MS),
-      peer: null,
-      opened: Date.now(),
-      stuckSince: 0,
-    };
-    link.idle.unref();
-    link.client = new PeerClient(a.ip, a.port, {
-      hello: this.o.hello(),
-      timeoutMs: CONNECT_TIMEOUT_MS,
-      handler: {
-        onHello: (h) => {
-          link.peer = h.peer;
-          this.failures.delete(key);
-          this.o.book.touch(a, h.peer);
-        },
-        onMessage: (m) => this.onAnswer(link, a.ip, m),
-        onClose: (err) => {
-          if (this.links.get(key) === link) this.links.delete(key);
-          clearTimeout(link.idle);
-          if (!link.peer) this.linkFailed(a, err?.message ?? 'closed before saying hello');
-        },
-      },
-    });
-    link.client.connect().catch((err: Error) => this.linkFailed(a, err.message));
-    this.links.set(key, link);
-    return link;
-  }
-
   /**
-   * A neighbour that cannot be reached: remembered for warnings; one learnt second-hand (inbound,
-   * DISCOVER, tracker) is forgotten, one the user named or the LAN announces is kept.
+   * A neighbour that cannot be reached: logged (its reason is kept for warnings by the links); one
+   * learnt second-hand (inbound, DISCOVER, tracker) is forgotten, one the user named or the LAN
+   * announces is kept.
    */
   private linkFailed(a: PeerAddress, reason: string): void {
-    const key = keyOf(a);
-    if (this.failures.get(key)?.reason === reason && Date.now() - this.failures.get(key)!.at < 1_000) return;
-    this.failures.set(key, { reason, at: Date.now() });
-    if (this.failures.size > 4096) this.failures.delete(this.failures.keys().next().value!);
-    this.log('overlay-link-failed', { peer: key, reason });
+    this.log('overlay-link-failed', { peer: keyOf(a), reason });
     for (const s of ['inbound', 'discover', 'tracker'] as const) this.o.book.remove(a, s);
-  }
-
-  private dropLink(key: string, link: Link): void {
-    if (this.links.get(key) === link) this.links.delete(key);
-    link.client.destroy();
   }
 
   /** Links open now (for `peers` and tests). */
   get linkCount(): number {
     return this.links.size;
+  }
+
+  /** Per link: open yet, and the bytes it has not taken (a neighbour that does not read). */
+  linkBacklogs(): { connected: boolean; pending: number }[] {
+    return this.links.backlogs();
   }
 
   close(): void {
@@ -445,11 +378,7 @@ export class Overlay implements OverlayPort {
       clearImmediate(this.drainTimer as NodeJS.Immediate);
     }
     this.queues.clear();
-    for (const [key, link] of this.links) {
-      clearTimeout(link.idle);
-      link.client.destroy();
-      this.links.delete(key);
-    }
+    this.links.close();
   }
 }
 
