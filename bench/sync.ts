@@ -624,6 +624,11 @@ async function peerCases(ctx: Ctx, t: PeerTool, d: DataSet, round: number, withC
     process.stderr.write(`  ${t.tool} ${kase}: ${m.seconds === null ? m.note : `${fmt(m.seconds, 3)} s, ${fmt(m.cpuS, 2)} CPU s`}\n`);
     if (m.seconds === null && r.why.includes('exited')) process.stderr.write(`${tailOf(srcP.exit ? srcP : destP, 12)}\n`);
     m.check = await checkTree(dst, d);
+    // a fetch that just finished may be removing its ticket and lock: leftovers count if they stay
+    for (let i = 0; i < 30 && m.check.extra.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      m.check = await checkTree(dst, d);
+    }
     if (m.check.extra.length) m.problems.push(`${m.check.extra.length} unexpected file(s) left, e.g. ${m.check.extra[0]}`);
     if (withChange && m.seconds !== null) await changeCase(ctx, t, d, dst, round, sides, cpu, [srcP, destP], out);
   } finally {
@@ -660,9 +665,14 @@ async function changeCase(ctx: Ctx, t: PeerTool, d: DataSet, dst: string, round:
   else c.note = `FAILED: ${rc.why}`;
   process.stderr.write(`  ${t.tool} c: ${c.seconds === null ? c.note : `${fmt(c.seconds, 3)} s`}\n`);
   c.check = await checkTree(dst, d, [name]);
-  // the rest of the tree must still be right too (nothing else moved)
-  const all = await checkTree(dst, d);
-  if (all.bytesOk !== all.n || all.extra.length) c.problems.push(`after (c) the tree differs: bytes ok ${all.bytesOk}/${all.n}, ${all.extra.length} unexpected file(s)`);
+  // the rest of the tree must still be right too (nothing else moved); a fetch that just finished
+  // may still be removing its ticket and lock for a moment: leftovers count only if they stay
+  let all = await checkTree(dst, d);
+  for (let i = 0; i < 30 && all.extra.length; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    all = await checkTree(dst, d);
+  }
+  if (all.bytesOk !== all.n || all.extra.length) c.problems.push(`after (c) the tree differs: bytes ok ${all.bytesOk}/${all.n}, ${all.extra.length} unexpected file(s)${all.extra.length ? `, e.g. ${all.extra[0]}` : ""}`);
 }
 
 /** Wait for a line matching `re` from `p` (its stdout), bounded; rejects when it exits first. */
