@@ -27,6 +27,7 @@
  *
  *   node dist/bench/overlay.js [--peers 64,256] [--degree 4] [--searches 50] [--ttls 3,5,7] [--seed 1]
  */
+import { prng } from './lib/prng.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -61,17 +62,6 @@ const FDS_PER_PEER = (degree: number) => 1 + 2 * degree;
 const GOAL_MS = 200;
 const GOAL_PEERS = 256;
 
-/** Seeded PRNG (mulberry32), as test/helpers/prng.ts: the same graph for the same --seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(xs: T[], rand: () => number): T[] {
   for (let i = xs.length - 1; i > 0; i--) {

@@ -31,13 +31,14 @@
  *   node dist/bench/sync.js [--files 10000] [--big-mib 1024] [--tools swarm,rsync,syncthing] ...
  *   (--help lists every option)
  */
+import { prng } from './lib/prng.js';
 import { spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync, utimesSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, utimesSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fmt, median, MiB, mbps, sizeText, table, UNITS } from './lib/stats.js';
-import { CORRUPT_ENV, ensureDir, removeAfterStop, sha256File } from './lib/files.js';
+import { CORRUPT_ENV, ensureDir, flipOneByte, removeAfterStop, sha256File } from './lib/files.js';
 import { runMain, tailOf, timed, SWARM_BIN, type Proc, type Procs } from './lib/procs.js';
 import { args, flag, isMain, num, oneOf, parseOptions, str } from './lib/options.js';
 import { freePort } from './lib/ports.js';
@@ -95,17 +96,6 @@ function keystream(seed: number, stream: string): (n: number) => Buffer {
   return (n) => c.update(Buffer.alloc(n));
 }
 
-/** mulberry32: seeded sizes and picks. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const mtimeSecOf = (p: string) => Math.floor(statSync(p).mtimeMs / 1000);
@@ -274,18 +264,6 @@ async function checkTree(root: string, d: DataSet, names: Iterable<string> = d.f
   return out;
 }
 
-function flipOneByte(p: string): void {
-  const fd = openSync(p, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    const at = Math.floor(fstatSync(fd).size / 2);
-    readSync(fd, b, 0, 1, at);
-    b[0] = b[0]! ^ 0xff;
-    writeSync(fd, b, 0, 1, at);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // CPU and memory of running processes, from /proc
@@ -664,7 +642,6 @@ async function changeCase(ctx: Ctx, t: PeerTool, d: DataSet, dst: string, round:
   if (rc.at !== null) c.seconds = (rc.at - tc) / 1000;
   else c.note = `FAILED: ${rc.why}`;
   process.stderr.write(`  ${t.tool} c: ${c.seconds === null ? c.note : `${fmt(c.seconds, 3)} s`}\n`);
-  c.check = await checkTree(dst, d, [name]);
   // the rest of the tree must still be right too (nothing else moved); a fetch that just finished
   // may still be removing its ticket and lock for a moment: leftovers count only if they stay
   let all = await checkTree(dst, d);
@@ -672,6 +649,8 @@ async function changeCase(ctx: Ctx, t: PeerTool, d: DataSet, dst: string, round:
     await new Promise((r) => setTimeout(r, 100));
     all = await checkTree(dst, d);
   }
+  // the changed file itself, once the fetch that brought it has cleaned up
+  c.check = await checkTree(dst, d, [name]);
   if (all.bytesOk !== all.n || all.extra.length) c.problems.push(`after (c) the tree differs: bytes ok ${all.bytesOk}/${all.n}, ${all.extra.length} unexpected file(s)${all.extra.length ? `, e.g. ${all.extra[0]}` : ""}`);
 }
 

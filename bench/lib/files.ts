@@ -47,7 +47,7 @@ export function sha256File(path: string): Promise<string | null> {
 let corruptNext = process.env[CORRUPT_ENV] === '1';
 
 /** Flip the middle byte of `path` in place (the test hook above). */
-function flipOneByte(path: string): void {
+export function flipOneByte(path: string): void {
   const fd = openSync(path, 'r+');
   try {
     const b = Buffer.alloc(1);
