@@ -52,6 +52,8 @@ export const RECLAIM_AFTER_MS = 1_000;
 export const RANDOM_FIRST_CHUNKS = 4;
 /** Newly verified chunks are told to peers in batches, at most this often. */
 const HAVE_FLUSH_MS = 100;
+/** A peer with requests in flight is sent more once this many chunks fit (a quarter of its pipeline). */
+const refillAt = (target: number): number => Math.max(1, Math.floor(target / 4));
 /** A holder dropped (not for bad data) may be dialled again after this long. */
 const REDIAL_AFTER_MS = 30_000;
 /** A holder that refused us for being full may be dialled again after this long. */
@@ -474,6 +476,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     for (const p of active) {
       const target = Math.min(p.stats.pipelineChunks(cb), shares.get(p)!);
       let room = target - this.book.inflight(p.id);
+      // A busy peer is topped up only once a few chunks have room: one request of several
+      // chunks instead of one per verified chunk (each `get` is a socket write on both sides;
+      // measured in --profile at ~0.2 CPU s/GiB when sent per chunk).
+      if (this.book.inflight(p.id) > 0 && room < refillAt(target)) continue;
       let reclaimed = false;
       while (room > 0) {
         const idle = this.book.inflight(p.id) === 0;

@@ -11,7 +11,7 @@
  * open readers go on, new ones open the final path. Reads are synchronous (see PartReader.read).
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { constants, fstatSync, readSync } from 'node:fs';
+import { constants, fstatSync, readSync, readvSync } from 'node:fs';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import { chunksOf, type Manifest } from '../manifest.js';
 import type { ChunkSource, SourceReader } from '../peer/source.js';
@@ -33,6 +33,11 @@ class PartReader implements SourceReader {
   async read(buf: Buffer, at: number, length: number, position: number): Promise<number> {
     if (this.closed) return 0;
     return readSync(this.fh.fd, buf, at, length, position);
+  }
+
+  async readv(bufs: Buffer[], position: number): Promise<number> {
+    if (this.closed) return 0;
+    return readvSync(this.fh.fd, bufs, position);
   }
 
   checkUnchanged(): void {

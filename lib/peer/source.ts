@@ -13,6 +13,8 @@ import type { FileInfo, PeerAddress } from '../types.js';
 export interface SourceReader {
   /** Read into `buf[at, at+length)` from file offset `position`; resolves bytes read (0 at end). */
   read(buf: Buffer, at: number, length: number, position: number): Promise<number>;
+  /** Fill `bufs` in order from `position` in one call where the source can; resolves bytes read. */
+  readv?(bufs: Buffer[], position: number): Promise<number>;
   /** Throws SWARM_ERR_FILE_CHANGED if the file no longer matches what was verified. */
   checkUnchanged(): void;
   close(): Promise<void>;

@@ -48,6 +48,9 @@ function writeHeader(buf: Buffer, at: number, h: Omit<PacketHeader, 'checksum'>,
   buf.writeUInt16BE(0, at + 26);
 }
 
+/** Frame prefix and packet header together: what precedes every payload on the wire. */
+export const PACKET_HEAD_BYTES = FRAME_PREFIX_BYTES + PACKET_HEADER_BYTES;
+
 /**
  * Frame prefix + packet header for `payload`, checksum filled in. Send it, then the payload.
  * `payloadSum` may be passed when the caller already summed the payload.
@@ -57,18 +60,33 @@ export function encodePacketHead(
   payload: Uint8Array,
   payloadSum: number = sum16(payload),
 ): Buffer {
-  if (payload.length > MAX_PACKET_PAYLOAD_BYTES) {
-    throw new SwarmError(ERROR_CODES.BAD_PACKET, `packet payload ${payload.length} bytes exceeds ${MAX_PACKET_PAYLOAD_BYTES}`);
+  const head = Buffer.allocUnsafe(PACKET_HEAD_BYTES);
+  writePacketHeadAt(head, 0, h, payload.length, payloadSum);
+  return head;
+}
+
+/**
+ * Write a data packet's frame prefix and header (PACKET_HEAD_BYTES) into `buf` at `at`, for a
+ * payload of `length` bytes whose RFC 1071 sum is `payloadSum`. Senders that read payloads into
+ * one buffer with a gap before each write the heads into the gaps and send the buffer whole.
+ */
+export function writePacketHeadAt(
+  buf: Buffer,
+  at: number,
+  h: { flags: number; requestId: number; chunk: number; offset: number },
+  length: number,
+  payloadSum: number,
+): void {
+  if (length > MAX_PACKET_PAYLOAD_BYTES) {
+    throw new SwarmError(ERROR_CODES.BAD_PACKET, `packet payload ${length} bytes exceeds ${MAX_PACKET_PAYLOAD_BYTES}`);
   }
   if (!Number.isSafeInteger(h.offset) || h.offset < 0) throw new SwarmError(ERROR_CODES.BAD_PACKET, `bad packet offset ${h.offset}`);
-  const head = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + PACKET_HEADER_BYTES);
-  head.writeUInt32BE(0, 0);
-  head.writeUInt32BE(PACKET_HEADER_BYTES + payload.length, 4);
-  const fields = { ...h, length: payload.length };
-  writeHeader(head, FRAME_PREFIX_BYTES, fields, 0);
-  const headerSum = sum16(head.subarray(FRAME_PREFIX_BYTES));
-  head.writeUInt16BE(complement16(add16(headerSum, payloadSum)), FRAME_PREFIX_BYTES + 24);
-  return head;
+  buf.writeUInt32BE(0, at);
+  buf.writeUInt32BE(PACKET_HEADER_BYTES + length, at + 4);
+  const at2 = at + FRAME_PREFIX_BYTES;
+  writeHeader(buf, at2, { flags: h.flags, requestId: h.requestId, chunk: h.chunk, offset: h.offset, length }, 0);
+  const headerSum = sum16(buf.subarray(at2, at2 + PACKET_HEADER_BYTES));
+  buf.writeUInt16BE(complement16(add16(headerSum, payloadSum)), at2 + 24);
 }
 
 /** Whole packet (header + payload) as one buffer: for tests and tools, not the hot path. */

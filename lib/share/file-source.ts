@@ -89,6 +89,11 @@ export class FileReader implements SourceReader {
     return bytesRead;
   }
 
+  async readv(bufs: Buffer[], position: number): Promise<number> {
+    const { bytesRead } = await this.fh.readv(bufs, position);
+    return bytesRead;
+  }
+
   checkUnchanged(): void {
     if (this.closed) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${this.name} is no longer open`);
     const st = fstatSync(this.fh.fd);
