@@ -3,9 +3,9 @@
  * hosts (threads owning connections) and the chunk pool (hash + write).
  *
  *   holders (tracker, --peer, peer exchange) ─► addHolders ─► host: connect, hello, interest
- *   bitfield / have ─► Availability ─► pump(): per active peer, pickRarest among the chunks it
- *          has, up to its pipeline, capped by its rate share of the ByteBudget ─► RequestBook
- *          ─► host: get {cid, from, to}
+ *   bitfield / have ─► Availability ─► pump() (requests.ts: per active peer, pickRarest among the
+ *          chunks it has, up to its pipeline, capped by its rate share of the ByteBudget)
+ *          ─► RequestBook ─► host: get {cid, from, to}
  *   'chunk' (buffer transferred) ─► pool.verifyAndWrite ─► ticket.mark ─► `have` to every peer
  *          bad hash: strike, chunk back to missing        and 'verified' (we serve it at once)
  *   table.complete: run() resolves; get.ts finishes the part file (fsync, mtime, final name)
@@ -26,10 +26,8 @@ import { chunkLength } from '../chunking.js';
 import { ChunkTable } from '../scheduling/chunk-table.js';
 import { PeerStats } from '../scheduling/peer-stats.js';
 import { ByteBudget } from '../scheduling/budget.js';
-import { ENDGAME_MARGIN } from '../scheduling/picker.js';
 import { Availability } from '../scheduling/availability.js';
-import { pickRarest } from '../scheduling/rarest.js';
-import { RequestBook, type BookRequest } from '../scheduling/request-book.js';
+import { RequestBook } from '../scheduling/request-book.js';
 import type { ChunkPool } from '../pool.js';
 import type { PartFile } from '../storage/part-file.js';
 import type { Ticket } from '../storage/ticket.js';
@@ -39,26 +37,16 @@ import { localHello } from '../net/identity.js';
 import { chunksOf, expectedHash, type Manifest } from '../manifest.js';
 import type { FromPeerHost } from './thread-messages.js';
 import type { PeerHostGroup } from './peer-host.js';
-import { averageRate, budgetShares, peerView, type Peer } from './peer-state.js';
+import { overdue, peerView, Redials, type Peer } from './peer-state.js';
+import { RequestPlanner } from './requests.js';
 export { defaultPeerThreads } from './peer-state.js';
 import type { CoordinatorEvents, PeerView } from './events.js';
 
 const TICK_MS = 250;
 /** Junk (bytes of packets for no live request) that earns a strike, if it also exceeds the useful bytes. */
 const JUNK_STRIKE_BYTES = 8 << 20;
-/** An endgame duplicate with no chunk for this long may be taken back for a peer that delivers. */
-export const RECLAIM_AFTER_MS = 1_000;
-/** The first chunks are picked at random (something to share at once), then rarest first. */
-export const RANDOM_FIRST_CHUNKS = 4;
 /** Newly verified chunks are told to peers in batches, at most this often. */
 const HAVE_FLUSH_MS = 100;
-/** A peer with requests in flight is sent more once this many chunks fit (a quarter of its pipeline). */
-const refillAt = (target: number): number => Math.max(1, Math.floor(target / 4));
-/** A holder dropped (not for bad data) may be dialled again after this long. */
-const REDIAL_AFTER_MS = 30_000;
-/** A holder that refused us for being full may be dialled again after this long. */
-const BUSY_REDIAL_MS = 3_000;
-const BUSY_REDIALS = 3;
 export const DEFAULT_MAX_PEERS = 48;
 
 export interface CoordinatorOptions {
@@ -96,7 +84,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly peers = new Map<number, Peer>();
   /** Live peers by dialled address, and holders dropped (when, and whether for bad data). */
   private readonly byKey = new Map<string, Peer>();
-  private readonly gone = new Map<string, { at: number; bad: boolean; busy: number }>();
+  private readonly gone = new Redials();
   private readonly writes = new Set<Promise<void>>();
   private nextPeer = 0;
   private nextHost = 0;
@@ -124,7 +112,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.availability = new Availability(chunks);
     this.random = o.random ?? Math.random;
     this.hello = o.hello ?? localHello();
+    this.requests = new RequestPlanner({ m, table: this.table, budget: this.budget, book: this.book, availability: this.availability, peers: this.peers, random: this.random, resumedChunks: this.resumedChunks });
   }
+
+  private readonly requests: RequestPlanner;
 
   private readonly hello: HelloFields;
 
@@ -167,8 +158,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     for (const a of addrs) {
       const key = `${a.ip}|${a.port}`;
       if (this.byKey.has(key)) continue;
-      const g = this.gone.get(key);
-      if (g && (g.bad || now - g.at < (this.busyRetryPending(g) ? BUSY_REDIAL_MS : REDIAL_AFTER_MS))) continue;
+      if (!this.gone.mayDial(key, now)) continue;
       if (this.byKey.size >= cap) return;
       const hosts = this.o.hosts.hosts;
       const host = hosts[this.nextHost++ % hosts.length]!;
@@ -375,7 +365,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.counters.fetchedChunks++;
     this.haves.push(chunk);
     this.haveTimer ??= setTimeout(() => this.flushHaves(), HAVE_FLUSH_MS);
-    if (this.table.ownersOf(chunk) > 0) this.cancelRedundant();
+    if (this.table.ownersOf(chunk) > 0) this.requests.cancelRedundant();
   }
 
   /** Tell every peer (and whoever serves our partial copy) the chunks verified since last time. */
@@ -412,9 +402,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.book.endPeer(p.id);
     this.availability.removePeer(p.id);
     if (this.byKey.get(p.key) === p) this.byKey.delete(p.key);
-    // a busy holder (full of connections) may be tried again soon, a few times; others after REDIAL_AFTER_MS
-    const busy = code === ERROR_CODES.BUSY ? (this.gone.get(p.key)?.busy ?? 0) + 1 : 0;
-    this.gone.set(p.key, { at: Date.now(), bad: p.droppedFor === 'bad-data' || p.droppedFor === 'self', busy });
+    this.gone.dropped(p.key, Date.now(), p.droppedFor === 'bad-data' || p.droppedFor === 'self', code === ERROR_CODES.BUSY);
     p.host.send({ type: 'close', peerId: p.id });
     if (!quiet) this.emit('peer-dropped', { peer: p.address, reason, code });
     this.failIfStuck();
@@ -432,7 +420,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       return;
     }
     // a holder that was only busy is dialled again shortly (tick): not stuck yet
-    if ([...this.gone.values()].some((g) => this.busyRetryPending(g))) return;
+    if (this.gone.busyRetryPending()) return;
     const missing = this.table.count - this.table.verified;
     const resume = `${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume`;
     const connected = [...this.peers.values()].filter((x) => x.everConnected && x.droppedFor !== 'self' && x.droppedFor !== 'duplicate');
@@ -455,132 +443,24 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.fail(new SwarmError(ERROR_CODES.NO_PEERS, `no peer left to fetch from (${resume})`));
   }
 
-  /** A holder that refused us for being full, and may be asked again (a few times, soon). */
-  private busyRetryPending(g: { bad: boolean; busy: number }): boolean {
-    return !g.bad && g.busy > 0 && g.busy <= BUSY_REDIALS;
-  }
-
-  private etaOf(chunk: number): number {
-    const owner = this.peers.get(this.book.ownerOf(chunk));
-    if (!owner || owner.state !== 'active') return Infinity;
-    return this.book.eta(owner.id, chunk, owner.stats.rate);
-  }
-
   private pump(): void {
     if (this.finished || !this.running) return;
-    const active = [...this.peers.values()].filter((p) => p.state === 'active').sort((a, b) => b.stats.rate - a.stats.rate);
-    const cb = this.m.chunkBytes;
-    const shares = budgetShares(active, Math.floor(this.budget.limit / cb));
-    const now = Date.now();
-    const randomOrder = this.table.verified - this.resumedChunks < RANDOM_FIRST_CHUNKS && this.table.verified < this.table.count / 2;
-    for (const p of active) {
-      const target = Math.min(p.stats.pipelineChunks(cb), shares.get(p)!);
-      let room = target - this.book.inflight(p.id);
-      // A busy peer is topped up only once a few chunks have room: one request of several
-      // chunks instead of one per verified chunk (each `get` is a socket write on both sides;
-      // measured in --profile at ~0.2 CPU s/GiB when sent per chunk).
-      if (this.book.inflight(p.id) > 0 && room < refillAt(target)) continue;
-      let reclaimed = false;
-      while (room > 0) {
-        const idle = this.book.inflight(p.id) === 0;
-        const pick = pickRarest({
-          table: this.table,
-          counts: this.availability.counts,
-          peerHas: (i) => this.availability.has(p.id, i),
-          room,
-          maxRun: Math.max(1, Math.ceil(target / 2)),
-          random: this.random,
-          randomOrder,
-          idle,
-          ownChunkSeconds: cb / Math.max(p.stats.rate || averageRate(this.peers.values()), 1),
-          holderEta: (i) => this.etaOf(i),
-        });
-        if (!pick) {
-          if (!reclaimed && idle && this.reclaimFor(p, now)) {
-            reclaimed = true;
-            continue;
-          }
-          break;
-        }
-        const fit = Math.floor(this.budget.free / cb);
-        const n = Math.min(pick.end - pick.start, this.budget.inFlight === 0 ? Math.max(1, fit) : fit);
-        if (n <= 0) return; // budget full: wait for writes
-        const r = this.book.open(p.id, pick.start, pick.start + n, pick.duplicate, now);
-        room -= n;
-        if (!p.firstRequestAt) p.firstRequestAt = now;
-        p.host.send({ type: 'get', peerId: p.id, reqId: r.id, cid: this.m.cid, from: pick.start, to: pick.start + n, size: this.m.size, chunkBytes: cb });
-      }
-    }
-  }
-
-  /**
-   * Endgame, `p` idle with nothing to pick: every chunk left has its two holders. Cancel one
-   * duplicate request (a chunk's second holder, never its first, whose place in the picker's
-   * estimates is kept) that has delivered nothing for RECLAIM_AFTER_MS and whose peer has no
-   * verified chunk or is much slower than `p`, so that `p` can take the chunk. Only a peer with
-   * verified chunks reclaims: it has shown it delivers.
-   */
-  private reclaimFor(p: Peer, now: number): boolean {
-    if (p.stats.chunksVerified === 0) return false;
-    let best: BookRequest | null = null;
-    for (const r of this.book.all()) {
-      const q = this.peers.get(r.peer)!;
-      if (q === p || r.pending.size === 0 || now - r.lastChunkAt < RECLAIM_AFTER_MS) continue;
-      if (q.stats.chunksVerified > 0 && q.stats.rate * ENDGAME_MARGIN >= p.stats.rate) continue;
-      let duplicate = true;
-      for (const c of r.pending) {
-        if (this.book.ownerOf(c) === q.id || this.table.isVerified(c) || !this.availability.has(p.id, c)) {
-          duplicate = false;
-          break;
-        }
-      }
-      if (duplicate && (!best || r.lastChunkAt < best.lastChunkAt)) best = r;
-    }
-    if (!best) return false;
-    this.cancel(best);
-    return true;
-  }
-
-  private cancel(r: BookRequest): void {
-    this.peers.get(r.peer)?.host.send({ type: 'cancel', peerId: r.peer, reqId: r.id });
-    this.book.end(r.id);
-  }
-
-  /** In the endgame, cancel requests whose every pending chunk has arrived from someone else. */
-  private cancelRedundant(): void {
-    for (const r of this.book.redundant()) this.cancel(r);
+    this.requests.pump();
   }
 
   private tick(): void {
     const now = Date.now();
     // everyone is gone: dial the first holders again where allowed (busy ones come back soon)
     if (this.byKey.size === 0) this.addHolders(this.initial);
-    const deadline = (this.o.firstChunkMs / 1000).toFixed(1);
     for (const p of this.peers.values()) {
-      if (p.state === 'connecting' && p.tcpAt && now - p.tcpAt > this.o.firstChunkMs) {
-        this.drop(p, `connected but said nothing (no hello) within ${deadline} s`, ERROR_CODES.PEER_TIMEOUT);
-        continue;
-      }
-      if (p.state === 'known' && now - p.stats.lastByteAt > this.o.firstChunkMs) {
-        this.drop(p, `did not say which chunks it has within ${deadline} s`, ERROR_CODES.PEER_TIMEOUT);
-        continue;
-      }
-      if (p.state !== 'active') continue;
-      p.stats.tick(now);
-      const alive = Math.max(p.busyAt, p.firstRequestAt);
-      if (p.usefulBytes === 0 && p.firstRequestAt && now - alive > this.o.firstChunkMs) {
-        this.drop(p, `sent nothing within ${deadline} s of its first request`, ERROR_CODES.PEER_TIMEOUT);
-        continue;
-      }
-      if (this.book.inflight(p.id) > 0 && now - Math.max(p.stats.lastByteAt, p.busyAt) > this.o.stallMs) {
-        this.drop(p, `stalled: no data for ${((now - p.stats.lastByteAt) / 1000).toFixed(1)} s`, ERROR_CODES.PEER_TIMEOUT);
-        continue;
-      }
+      if (p.state === 'active') p.stats.tick(now);
+      const late = overdue(p, now, this.book.inflight(p.id), this.o);
+      if (late) this.drop(p, late, ERROR_CODES.PEER_TIMEOUT);
     }
     for (const r of this.book.timedOut(now, this.o.requestTimeoutMs)) {
       const p = this.peers.get(r.peer)!;
       if (now - p.busyAt < this.o.requestTimeoutMs) continue; // waiting its turn at a busy peer
-      this.cancel(r);
+      this.requests.cancel(r);
       this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: `request timed out after ${this.o.requestTimeoutMs} ms` });
     }
     this.pump();

@@ -83,3 +83,51 @@ export function peerView(p: Peer, inflight: number): PeerView {
   const state = p.state === 'known' ? 'connecting' : p.state;
   return { address: p.address, state, rate: p.stats.rate, chunks: p.stats.chunksVerified, inflight, strikes: p.stats.strikes, complete: p.complete };
 }
+
+/**
+ * Why a peer should be dropped for being late, or null: connected but no hello, or hello but no
+ * bitfield, within `firstChunkMs`; no useful byte within `firstChunkMs` of its first request
+ * (a `busy` answer counts as alive); requests out and no byte for `stallMs`.
+ */
+export function overdue(p: Peer, now: number, inflight: number, o: { firstChunkMs: number; stallMs: number }): string | null {
+  const deadline = (o.firstChunkMs / 1000).toFixed(1);
+  if (p.state === 'connecting') return p.tcpAt && now - p.tcpAt > o.firstChunkMs ? `connected but said nothing (no hello) within ${deadline} s` : null;
+  if (p.state === 'known') return now - p.stats.lastByteAt > o.firstChunkMs ? `did not say which chunks it has within ${deadline} s` : null;
+  if (p.state !== 'active') return null;
+  const alive = Math.max(p.busyAt, p.firstRequestAt);
+  if (p.usefulBytes === 0 && p.firstRequestAt && now - alive > o.firstChunkMs) return `sent nothing within ${deadline} s of its first request`;
+  if (inflight > 0 && now - Math.max(p.stats.lastByteAt, p.busyAt) > o.stallMs) return `stalled: no data for ${((now - p.stats.lastByteAt) / 1000).toFixed(1)} s`;
+  return null;
+}
+
+/** A holder dropped (not for bad data) may be dialled again after this long. */
+export const REDIAL_AFTER_MS = 30_000;
+/** A holder that refused us for being full may be dialled again after this long, this many times. */
+export const BUSY_REDIAL_MS = 3_000;
+export const BUSY_REDIALS = 3;
+
+/**
+ * Holders that were dropped, by dialled address: one dropped for bad data (or found to be
+ * ourselves) is never dialled again; one that refused us for being full is tried again soon, a
+ * few times; any other after REDIAL_AFTER_MS.
+ */
+export class Redials {
+  private readonly gone = new Map<string, { at: number; bad: boolean; busy: number }>();
+
+  dropped(key: string, now: number, bad: boolean, busy: boolean): void {
+    this.gone.set(key, { at: now, bad, busy: busy ? (this.gone.get(key)?.busy ?? 0) + 1 : 0 });
+  }
+
+  mayDial(key: string, now: number): boolean {
+    const g = this.gone.get(key);
+    return !g || (!g.bad && now - g.at >= (pending(g) ? BUSY_REDIAL_MS : REDIAL_AFTER_MS));
+  }
+
+  /** Some holder only refused us for being full and will be asked again shortly. */
+  busyRetryPending(): boolean {
+    for (const g of this.gone.values()) if (pending(g)) return true;
+    return false;
+  }
+}
+
+const pending = (g: { bad: boolean; busy: number }): boolean => !g.bad && g.busy > 0 && g.busy <= BUSY_REDIALS;
