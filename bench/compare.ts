@@ -13,7 +13,7 @@
  *   node dist/bench/compare.js [--mib 1024] [--rounds 5] [--tools swarm,aria2c,...] [--dir /tmp/swarm-bench]
  */
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fmt, GiB, mbps, median, MiB, sizeText, spreadPct, table, UNITS } from './lib/stats.js';
 import { Checks, ensureDir, makeRandomFile, removeAfterStop, SourceHash } from './lib/files.js';
@@ -24,11 +24,11 @@ import { isMain, num, oneOf, parseOptions, str } from './lib/options.js';
 import { Aborted, checkAborted } from './lib/wait.js';
 
 export const ARIA2_ARGS = ['-s16', '-x4', '-k1M', '--file-allocation=none', '-q', '--allow-overwrite=true', '--auto-file-renaming=false'];
-export const H2H_TOOLS = ['swarm', 'aria2c', 'curl', 'cp', 'transport'] as const;
+export const H2H_TOOLS = ['swarm', 'aria2c', 'aria2c-sha256', 'curl', 'cp', 'transport'] as const;
 export type H2HTool = (typeof H2H_TOOLS)[number];
 const TRANSPORT = 'transport';
 /** The name in tables. */
-export const toolLabel = (t: H2HTool): string => (t === TRANSPORT ? 'swarm transport only' : t);
+export const toolLabel = (t: H2HTool): string => (t === TRANSPORT ? 'swarm transport only' : t === 'aria2c-sha256' ? 'aria2c + SHA-256 check' : t);
 const RAW_RECEIVE = path.join(path.dirname(SWARM_BIN), '../bench/lib/raw-receive.js');
 
 export interface ToolResult {
@@ -38,6 +38,8 @@ export interface ToolResult {
   seconds: number[];
   rssMiB: (number | null)[];
   cpu: (number | null)[];
+  /** CPU seconds of the serving side (the 4 swarm seeders, or nginx) during each counted run; null: none (cp) */
+  seederCpu: (number | null)[];
   /** every run, the warm-up included: SHA-256 equal (the transport: every byte counted) */
   checks: Checks;
 }
@@ -53,7 +55,7 @@ export interface HeadToHead {
 /** The tools of `wanted` that can run here, and notes on those that cannot. */
 export function usableTools(wanted: readonly H2HTool[]): { tools: H2HTool[]; notes: string[] } {
   const missing = missingTools(['aria2c', 'curl', 'nginx']);
-  const needs: Partial<Record<H2HTool, string[]>> = { aria2c: ['aria2c', 'nginx'], curl: ['curl', 'nginx'] };
+  const needs: Partial<Record<H2HTool, string[]>> = { aria2c: ['aria2c', 'nginx'], 'aria2c-sha256': ['aria2c', 'nginx'], curl: ['curl', 'nginx'] };
   const tools = wanted.filter((t) => !(needs[t] ?? []).some((x) => missing.includes(x)));
   const left = wanted.filter((t) => !tools.includes(t));
   return { tools, notes: left.length ? [`${missingText(missing)}: ${left.join(', ')} left out`] : [] };
@@ -62,7 +64,7 @@ export function usableTools(wanted: readonly H2HTool[]): { tools: H2HTool[]; not
 export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: string; mib: number; rounds: number; tools?: readonly H2HTool[] }): Promise<HeadToHead> {
   const bytes = Math.round(o.mib * MiB);
   const { tools, notes } = usableTools(o.tools ?? H2H_TOOLS);
-  const out: HeadToHead = { results: tools.map((tool) => ({ tool, bytes, seconds: [], rssMiB: [], cpu: [], checks: new Checks() })), notes, error: null, failures: 0 };
+  const out: HeadToHead = { results: tools.map((tool) => ({ tool, bytes, seconds: [], rssMiB: [], cpu: [], seederCpu: [], checks: new Checks() })), notes, error: null, failures: 0 };
   const src = ensureDir(path.join(o.root, `h2h-src-${o.mib}m`));
   const dest = path.join(ensureDir(path.join(o.root, 'h2h-out')), 'big.bin');
   const file = path.join(src, 'big.bin');
@@ -73,18 +75,22 @@ export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: s
     makeRandomFile(file, bytes);
     const source = await SourceHash.of(file);
     let peers: string[] = [];
+    let seeders: number[] = [];
     if (tools.includes('swarm') || tools.includes(TRANSPORT)) {
       // the first seeder hashes; the others then find its manifest cache
       const first = await startServe(procs, src, ['--port', '0', '--threads', '2']);
       const rest = await Promise.all([0, 1, 2].map(() => startServe(procs, src, ['--port', '0', '--threads', '1'])));
       peers = [first, ...rest].map((s) => `127.0.0.1:${s.port}`);
+      seeders = [first, ...rest].map((s) => s.proc.pid);
     }
     let nginx: Nginx | null = null;
-    if (tools.includes('aria2c') || tools.includes('curl')) nginx = await startNginx(procs, { root: src, servers: 4, prefix: ensureDir(nginxDir) });
+    if (tools.some((t) => t === 'aria2c' || t === 'aria2c-sha256' || t === 'curl')) nginx = await startNginx(procs, { root: src, servers: 4, prefix: ensureDir(nginxDir) });
     const urls = nginx?.urls('big.bin') ?? [];
     const argv: Record<H2HTool, () => string[]> = {
       swarm: () => [process.execPath, SWARM_BIN, 'get', 'big.bin', ...peers.flatMap((p) => ['--peer', p]), '-o', path.dirname(dest), '-q'],
       aria2c: () => ['aria2c', ...ARIA2_ARGS, '-d', path.dirname(dest), '-o', 'big.bin', ...urls],
+      // aria2c checks the whole file against the digest once it has it (its way of verifying)
+      'aria2c-sha256': () => ['aria2c', ...ARIA2_ARGS, `--checksum=sha-256=${source.sha256}`, '-d', path.dirname(dest), '-o', 'big.bin', ...urls],
       curl: () => ['curl', '-s', '-o', dest, urls[0]!],
       cp: () => ['cp', file, dest],
       [TRANSPORT]: () => [process.execPath, RAW_RECEIVE, 'big.bin', ...peers],
@@ -97,13 +103,17 @@ export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: s
         rmSync(dest, { force: true });
         rmSync(dest + '.aria2', { force: true });
         spawnSync('sync');
+        const servers = res.tool === 'swarm' || res.tool === TRANSPORT ? seeders : res.tool === 'cp' || !nginx ? [] : withChildren(nginx.proc.pid);
+        const before = cpuOf(servers);
         const t = await timed(procs, argv[res.tool](), signal);
+        const seederCpu = servers.length ? cpuOf(servers) - before : null;
         const ok = res.checks.add(res.tool === TRANSPORT ? t.code === 0 : t.code === 0 && (await source.matches(dest)));
         process.stderr.write(`  ${r === 0 ? 'warm-up' : `round ${r}`}: ${toolLabel(res.tool)} ${fmt(t.seconds, 2)} s${t.maxRssMiB ? `, ${fmt(t.maxRssMiB, 0)} MiB` : ''}${ok ? '' : t.code === 0 ? ', BYTES DIFFER' : `, FAILED (exit ${t.code})`}\n`);
         if (r === 0 || t.code !== 0) continue;
         res.seconds.push(t.seconds);
         res.rssMiB.push(t.maxRssMiB);
         res.cpu.push(t.cpuSeconds);
+        res.seederCpu.push(seederCpu);
       }
     }
   } catch (e) {
@@ -116,10 +126,11 @@ export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: s
   return out;
 }
 
-export function summarize(r: ToolResult): { medianS: number; spread: number; mbps: number; sPerGiB: number; rss: number | null; cpuPerGiB: number | null } {
+export function summarize(r: ToolResult): { medianS: number; spread: number; mbps: number; sPerGiB: number; rss: number | null; cpuPerGiB: number | null; seederCpuPerGiB: number | null } {
   const m = median(r.seconds);
   const rss = r.rssMiB.filter((x): x is number => x !== null);
   const cpu = r.cpu.filter((x): x is number => x !== null);
+  const seeder = (r.seederCpu ?? []).filter((x): x is number => x !== null);
   return {
     medianS: m,
     spread: spreadPct(r.seconds),
@@ -127,6 +138,7 @@ export function summarize(r: ToolResult): { medianS: number; spread: number; mbp
     sPerGiB: m / (r.bytes / GiB),
     rss: rss.length ? Math.max(...rss) : null,
     cpuPerGiB: cpu.length ? median(cpu) / (r.bytes / GiB) : null,
+    seederCpuPerGiB: seeder.length ? median(seeder) / (r.bytes / GiB) : null,
   };
 }
 
@@ -134,7 +146,7 @@ export function summarize(r: ToolResult): { medianS: number; spread: number; mbp
 export function headToHeadText(h: HeadToHead, o: { mib: number; rounds: number }): string {
   const rows = h.results.map((r) => {
     const s = summarize(r);
-    return [toolLabel(r.tool), fmt(s.sPerGiB, 2), `±${fmt(s.spread)}%`, fmt(s.mbps, 0), fmt(s.rss, 0), fmt(s.cpuPerGiB, 2), `${r.checks}${r.tool === TRANSPORT ? ' (count)' : ''}`];
+    return [toolLabel(r.tool), fmt(s.sPerGiB, 2), `±${fmt(s.spread)}%`, fmt(s.mbps, 0), fmt(s.rss, 0), fmt(s.cpuPerGiB, 2), fmt(s.seederCpuPerGiB, 2), `${r.checks}${r.tool === TRANSPORT ? ' (count)' : ''}`];
   });
   const sw = h.results.find((r) => r.tool === 'swarm');
   const ratios = h.results
@@ -142,8 +154,9 @@ export function headToHeadText(h: HeadToHead, o: { mib: number; rounds: number }
     .map((r) => `swarm/${toolLabel(r.tool)} ${fmt(summarize(sw!).medianS / summarize(r).medianS, 2)}×`);
   return [
     `Head-to-head: ${sizeText(o.mib * MiB)} over loopback from 4 sources, ${o.rounds} alternating round(s) after a warm-up, medians; ${UNITS}`,
-    table(['tool', 's/GiB', 'spread', 'MB/s', 'peak RSS MiB', 'CPU s/GiB', 'bytes ok'], rows),
-    `bytes ok: runs whose copy has the source's SHA-256, warm-up included (the transport keeps no copy: its byte count)${ratios.length ? `\ntime ${ratios.join('   ')}` : ''}`,
+    table(['tool', 's/GiB', 'spread', 'MB/s', 'peak RSS MiB', 'client CPU s/GiB', 'seeder CPU s/GiB', 'bytes ok'], rows),
+    `client CPU: user+sys of the downloading process; seeder CPU: of the serving processes during the run (the 4 swarm serves, or nginx's master and worker), all their threads
+bytes ok: runs whose copy has the source's SHA-256, warm-up included (the transport keeps no copy: its byte count)${ratios.length ? `\ntime ${ratios.join('   ')}` : ''}`,
     ...h.notes.map((n) => `note: ${n}`),
     ...(h.results.some((r) => r.checks.failed) ? [`FAILED: ${h.results.reduce((a, r) => a + r.checks.failed, 0)} run(s) did not deliver the source's bytes`] : []),
     ...(h.error ? [h.error === 'interrupted' ? 'interrupted: the table holds the rounds that finished' : `FAILED: ${h.error}`] : []),
@@ -162,4 +175,32 @@ if (isMain(import.meta.url)) {
     console.log(headToHeadText(h, o));
     return h.failures ? 1 : 0;
   });
+}
+
+/** CPU seconds (user + sys, every thread) the processes have used so far; a gone process counts 0. */
+export function cpuOf(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // fields after the command name, which may hold spaces: utime and stime are the 12th and 13th
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // exited
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** Linux's USER_HZ: /proc's CPU times are in these. */
+const CLOCK_TICKS = 100;
+
+/** The process and its children (nginx: master and workers). */
+export function withChildren(pid: number): number[] {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(kids ? kids.split(/\s+/).map(Number) : [])];
+  } catch {
+    return [pid];
+  }
 }
