@@ -7,7 +7,7 @@
  * File reads and writes are synchronous positional calls: these run on pool threads (where
  * blocking is the point) and use each thread's own reusable read buffer.
  */
-import { readSync, writeSync, openSync, closeSync, fstatSync, constants } from 'node:fs';
+import { readSync, writeSync, write, openSync, closeSync, fstatSync, constants } from 'node:fs';
 import { ERROR_CODES, SwarmError } from './errors.js';
 import { CHUNK_HASH_BYTES, chunkHash, sameHash } from './hashing.js';
 
@@ -97,14 +97,40 @@ function zeroHash(length: number): Uint8Array {
  */
 export function verifyAndWrite(task: WriteTask): WriteResult {
   const t0 = performance.now();
-  const view = task.bytes.subarray(0, task.length);
-  const hash = chunkHash(view);
+  const { verdict, view } = verify(task);
   const t1 = performance.now();
-  if (!sameHash(hash, task.expected)) return { ok: false, bytes: task.bytes, hashMs: t1 - t0, writeMs: 0 };
-  if (sameHash(hash, zeroHash(task.length))) return { ok: true, bytes: task.bytes, hashMs: t1 - t0, writeMs: 0 };
+  if (verdict !== 'write') return { ok: verdict === 'zero', bytes: task.bytes, hashMs: t1 - t0, writeMs: 0 };
   let done = 0;
   while (done < task.length) {
     done += writeSync(task.fd, view, done, task.length - done, task.position + done);
   }
   return { ok: true, bytes: task.bytes, hashMs: t1 - t0, writeMs: performance.now() - t1 };
+}
+
+/**
+ * The same, for a chunk hashed on the event loop's thread (the inline layout): the hash runs here,
+ * the write on libuv's threadpool, so the thread that receives and serves never waits for the
+ * disk. Measured in a flash crowd of 8 on 2 cores: a synchronous write held each downloader's
+ * only thread for ~4.7 s per GiB written (dirty-page throttling while eight processes write).
+ * `writeMs` is then the write's elapsed time, not time this thread spent.
+ */
+export async function verifyAndWriteAsync(task: WriteTask): Promise<WriteResult> {
+  const t0 = performance.now();
+  const { verdict, view } = verify(task);
+  const t1 = performance.now();
+  if (verdict !== 'write') return { ok: verdict === 'zero', bytes: task.bytes, hashMs: t1 - t0, writeMs: 0 };
+  let done = 0;
+  while (done < task.length) {
+    done += await new Promise<number>((resolve, reject) => {
+      write(task.fd, view, done, task.length - done, task.position + done, (err, n) => (err ? reject(err) : resolve(n)));
+    });
+  }
+  return { ok: true, bytes: task.bytes, hashMs: t1 - t0, writeMs: performance.now() - t1 };
+}
+
+function verify(task: WriteTask): { verdict: 'bad' | 'zero' | 'write'; view: Uint8Array } {
+  const view = task.bytes.subarray(0, task.length);
+  const hash = chunkHash(view);
+  if (!sameHash(hash, task.expected)) return { verdict: 'bad', view };
+  return { verdict: sameHash(hash, zeroHash(task.length)) ? 'zero' : 'write', view };
 }

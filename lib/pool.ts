@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { workerUrl } from './paths.js';
 import type { Piscina } from 'piscina';
 import { ERROR_CODES, SwarmError, fromWire, type WireError } from './errors.js';
-import { hashRange, verifyAndWrite, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
+import { hashRange, verifyAndWriteAsync, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
 
 export interface ChunkPool {
   readonly threads: number;
@@ -107,7 +107,7 @@ export class InlineChunkPool implements ChunkPool {
   async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {
     this.inFlight++;
     try {
-      return verifyAndWrite({ op: 'write', ...task });
+      return await verifyAndWriteAsync({ op: 'write', ...task });
     } finally {
       this.inFlight--;
     }
