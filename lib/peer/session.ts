@@ -34,16 +34,12 @@ import { RangeSender, type RangeRequest } from './sender.js';
 import type { Spreads } from './spreads.js';
 import type { OverlayFrom, OverlayPort } from './overlay-port.js';
 import type { SyncPort } from './sync-port.js';
+import { Interests } from './interests.js';
+import { listPage } from './list-page.js';
 
 export const MAX_QUEUED_GETS = 1024;
-/** Contents one connection may subscribe to with `interest`. */
-const MAX_INTERESTS = 64;
-/** Holders sent in one `peers` message. */
-const PEX_PEERS = 50;
 /** A watched sync index that changes is told of at most this often. */
 const SYNC_NEWS_MS = 200;
-/** New holders are passed on to interested peers in batches, at most this often. */
-const PEX_BATCH_MS = 500;
 /** Unsent reply bytes at which we stop reading the client's requests. */
 export const REPLY_WINDOW_BYTES = 256 << 10;
 /** Largest request frame: requests are small JSON headers with no body. */
@@ -61,9 +57,6 @@ const STUCK_EVICT_MS = 500;
  * slot, not only a connection.
  */
 const UNACKED_EVICT_MS = 2_000;
-/** Files per `files` page, and the JSON bytes a page may reach before it is cut. */
-const LIST_PAGE_FILES = 1000;
-const LIST_PAGE_BYTES = 256 << 10;
 
 type GetRequest = RangeRequest;
 
@@ -94,13 +87,8 @@ export class PeerSession implements GuardedConnection {
   private sending = false;
   private closed = false;
   private readonly sender: RangeSender;
-  /** Contents this peer asked to hear `have`s of, and the unsubscribe function. */
-  private readonly interests = new Set<string>();
-  private unsubscribe: (() => void) | null = null;
-  /** Holders of those contents heard of since the last `peers` sent, sent in one batch. */
-  private readonly newHolders = new Map<string, PeerAddress[]>();
-  private holderTimer: NodeJS.Timeout | null = null;
-  private unheld: (() => void) | null = null;
+  /** Contents this peer asked to hear `have`s and holders of (interests.ts). */
+  private readonly interests: Interests;
   private mode: 'unknown' | 'framed' | 'legacy' = 'unknown';
   /** Watching our sync index: the unsubscribe function, and the pending news timer. */
   private unwatch: (() => void) | null = null;
@@ -149,6 +137,7 @@ export class PeerSession implements GuardedConnection {
       sent: (cid, chunk) => this.ctx.spreads?.sent(this.ctx.id, cid, chunk),
       abandoned: (cid, chunk) => this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(cid, chunk), Date.now()),
     });
+    this.interests = new Interests(ctx.sources, (h) => this.send(h));
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('drain', () => this.onDrain());
     socket.on('error', () => this.destroy('socket error'));
@@ -338,20 +327,8 @@ export class PeerSession implements GuardedConnection {
         if (m.id !== undefined) this.send({ t: 'error', id: m.id, code: ERROR_CODES.UNKNOWN_MESSAGE, message: `unknown request "${m.type}"` });
         return;
       case 'list': {
-        const limit = Math.min(m.limit ?? LIST_PAGE_FILES, LIST_PAGE_FILES);
-        const page = this.ctx.sources.list(m.after, limit);
-        let bytes = 0;
-        let cut = page.files.length;
-        for (let i = 0; i < page.files.length; i++) {
-          bytes += page.files[i]!.name.length * 2 + 160;
-          if (bytes > LIST_PAGE_BYTES) {
-            cut = Math.max(1, i);
-            break;
-          }
-        }
-        const files = page.files.slice(0, cut);
-        const next = cut < page.files.length ? files[files.length - 1]!.name : page.next;
-        this.send({ t: 'files', id: m.id, files, ...(next !== undefined ? { next } : {}) });
+        const page = listPage(this.ctx.sources, m.after, m.limit);
+        this.send({ t: 'files', id: m.id, ...page });
         return;
       }
       case 'stat': {
@@ -377,17 +354,7 @@ export class PeerSession implements GuardedConnection {
         // a seeder shows each of several downloaders a few chunks at a time (spreads.ts)
         const shown = this.ctx.spreads ? this.ctx.spreads.join(this.ctx.id, src, theirs, (cid, chunks) => this.send({ t: 'have', cid, chunks })) : src.bitfield();
         this.send({ t: 'bitfield', cid: m.cid, have: Buffer.from(shown).toString('base64'), complete: src.complete });
-        if (this.interests.size < MAX_INTERESTS && !this.interests.has(m.cid)) {
-          this.interests.add(m.cid);
-          this.unsubscribe ??= this.ctx.sources.onHave?.((cid, chunks) => {
-            if (this.interests.has(cid)) this.send({ t: 'have', cid, chunks });
-          }) ?? null;
-          const listen = this.listenAddress;
-          this.unheld ??= this.ctx.sources.onHolder?.((cid, a) => this.queueHolder(cid, a)) ?? null;
-          if (listen) this.ctx.sources.noteHolder?.(m.cid, listen);
-          const peers = (this.ctx.sources.holdersOf?.(m.cid) ?? []).filter((a) => !(listen && a.ip === listen.ip && a.port === listen.port)).slice(0, PEX_PEERS);
-          if (peers.length) this.send({ t: 'peers', cid: m.cid, peers });
-        }
+        this.interests.add(m.cid, this.listenAddress);
         return;
       }
       case 'have': {
@@ -426,8 +393,8 @@ export class PeerSession implements GuardedConnection {
       case 'sync-index': {
         const sync = this.ctx.sync;
         if (!sync) return this.send({ t: 'error', id: m.id, code: ERROR_CODES.NOT_FOUND, message: 'this peer does not sync a folder' });
-        const page = sync.page(m.after);
-        return this.send({ t: 'sync-entries', id: m.id, entries: page.entries, ...(page.next !== undefined ? { next: page.next } : {}) });
+        const page = sync.page(m.after, m.since);
+        return this.send({ t: 'sync-entries', id: m.id, entries: page.entries, ...(page.next !== undefined ? { next: page.next } : {}), ...(page.version !== undefined ? { version: page.version } : {}) });
       }
       case 'sync-watch': {
         const sync = this.ctx.sync;
@@ -517,23 +484,6 @@ export class PeerSession implements GuardedConnection {
     };
   }
 
-  /** A holder of a content this peer is interested in arrived: tell it soon (one batch). */
-  private queueHolder(cid: string, a: PeerAddress): void {
-    if (this.closed || !this.interests.has(cid)) return;
-    const listen = this.listenAddress;
-    if (listen && a.ip === listen.ip && a.port === listen.port) return;
-    let list = this.newHolders.get(cid);
-    if (!list) this.newHolders.set(cid, (list = []));
-    if (list.length >= PEX_PEERS) return;
-    list.push(a);
-    this.holderTimer ??= setTimeout(() => {
-      this.holderTimer = null;
-      for (const [c, peers] of this.newHolders) if (!this.closed) this.send({ t: 'peers', cid: c, peers });
-      this.newHolders.clear();
-    }, PEX_BATCH_MS);
-    this.holderTimer.unref();
-  }
-
   /** End the connection (idempotent): cancels its requests, closes its files. */
   destroy(reason = 'closed'): void {
     if (this.closed) return;
@@ -543,15 +493,9 @@ export class PeerSession implements GuardedConnection {
     if (this.current) this.current.cancelled = true;
     this.socket.destroy();
     this.sender.destroy();
-    this.unsubscribe?.();
-    this.unheld?.();
-    // a peer whose connection ended is not passed on as a holder (a download that finished and
-    // exited would otherwise be handed out for minutes); one that still serves is heard of again
-    const listen = this.listenAddress;
-    if (listen) for (const cid of this.interests) this.ctx.sources.forgetHolder?.(cid, listen);
+    this.interests.close(this.listenAddress);
     this.unwatch?.();
     if (this.newsTimer) clearTimeout(this.newsTimer);
-    if (this.holderTimer) clearTimeout(this.holderTimer);
     this.ctx.slots?.drop(this.ctx.id, Date.now());
     this.ctx.spreads?.leave(this.ctx.id);
     for (const cid of [...this.readers.keys()]) this.forgetReader(cid);
