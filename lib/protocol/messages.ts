@@ -59,8 +59,8 @@ const PEER_REQUESTS = {
   search: { sid: 'peerId', pattern: 'string', ttl: 'uint', hops: 'uint' },
   /** Overlay (seed 001): learn the peers within `ttl` hops. */
   discover: { sid: 'peerId', ttl: 'uint', hops: 'uint' },
-  /** Sync (seed 000's index): a page of the sender's sync index, in name order after `after`. */
-  'sync-index': { id: 'uint', after: '?string' },
+  /** Sync (seed 000's index): a page of the sender's sync index, in name order after `after`; with `since`, only entries changed after that version. */
+  'sync-index': { id: 'uint', after: '?string', since: '?uint' },
   /** Sync: push `sync-news` whenever the index changes (seed 000's news). */
   'sync-watch': {},
 } as const;
@@ -85,7 +85,7 @@ const PEER_REPLIES = {
   /** Overlay: a peer that a `discover` reached (`ip` absent: the address the hop before it connected to). */
   pong: { sid: 'peerId', peer: 'peerId', ip: '?string', port: 'port', hops: 'uint' },
   /** Sync: a page of the index: [{name, cid, mtime, size, deleted?, agreed?}]. */
-  'sync-entries': { id: 'uint', entries: 'array', next: '?string' },
+  'sync-entries': { id: 'uint', entries: 'array', next: '?string', version: '?uint' },
   /** Sync: the index changed (ask again). */
   'sync-news': { version: 'uint' },
 } as const;

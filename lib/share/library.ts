@@ -29,6 +29,8 @@ import { resolveInShare } from './names.js';
 import { readAdoptions, removeAdoption } from './adopt.js';
 
 const HASH_TASK_CHUNKS = 16;
+/** Changes to the manifest cache are written this long after the first of a burst. */
+const SAVE_DELAY_MS = 2_000;
 
 export interface LibraryOptions {
   pool: ChunkPool;
@@ -61,12 +63,11 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
   private readonly cache: ManifestCache;
   /** Where the manifest cache and adoption records live (default `<root>/.swarm`). */
   readonly stateDir: string;
-  /** Manifests handed over by finished downloads in this process (see `adopt`). */
-  private readonly adopted = new Map<string, { st: FileStat; manifest: Manifest }>();
   private readonly sources = new Map<string, FileSource>();
   private readonly byContent = new Map<string, FileSource>();
   private sortedNames: string[] | null = null;
   private updating: Promise<void> = Promise.resolve();
+  private saveTimer: NodeJS.Timeout | null = null;
   /** Counters for tests and the log: what the last start actually hashed. */
   readonly counters = { filesHashed: 0, bytesHashed: 0, filesAdopted: 0 };
 
@@ -121,6 +122,7 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
     if (cache === 'damaged') this.opts.onSkip?.(STATE_DIR_NAME, 'the manifest cache is damaged; every file is hashed again');
     await this.scanner.rescan();
     await this.updating;
+    await this.flush();
     this.scanner.start();
   }
 
@@ -128,10 +130,34 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
   async refresh(): Promise<void> {
     await this.scanner.rescan();
     await this.updating;
+    await this.flush();
   }
 
   stop(): void {
     this.scanner.stop();
+    if (this.saveTimer) void this.flush();
+  }
+
+  /** Write the manifest cache now if it changed (saves are otherwise batched, SAVE_DELAY_MS). */
+  async flush(): Promise<void> {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    await this.cache.save().catch((err: Error) => this.opts.onSkip?.(STATE_DIR_NAME, `manifest cache not saved (${err.message}); the next start hashes again`));
+  }
+
+  /**
+   * The cache is one file of every manifest (megabytes for a big share) written with an fsync:
+   * after a burst of changes (a sync landing thousands of files) it is written once, not per change.
+   * A cache lost in a crash costs hashing again at the next start, never a wrong manifest (entries
+   * are keyed by size, mtime, device and inode).
+   */
+  private saveSoon(): void {
+    if (this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      void this.flush();
+    }, SAVE_DELAY_MS);
+    this.saveTimer.unref();
   }
 
   files(): FileInfo[] {
@@ -181,11 +207,35 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
 
   /**
    * A download in this process finished `name` here with manifest `m`: serve it without hashing.
-   * Takes effect at once (and survives the rescan that will notice the new file).
+   * Takes effect at once, without a rescan: the scanner takes the file's stat as known (its watch
+   * events are then not news), and 'change' says it was added or changed.
    */
   adopt(name: string, st: FileStat, m: Manifest): void {
-    this.adopted.set(name, { st, manifest: m });
-    void this.refresh().catch(() => {});
+    this.adoptMany([{ name, st, manifest: m }]);
+  }
+
+  /**
+   * `name` was just put in place with this stat and will be adopted soon (a batch landing): the
+   * scanner is told now, so a look meanwhile does not take it for a new file to hash.
+   */
+  landing(name: string, st: FileStat): void {
+    this.scanner.note(name, st);
+  }
+
+  /** `adopt` for a batch of files: one 'change' for all of them. */
+  adoptMany(files: { name: string; st: FileStat; manifest: Manifest }[]): void {
+    const added: string[] = [];
+    const changed: string[] = [];
+    for (const f of files) {
+      (this.sources.has(f.name) ? changed : added).push(f.name);
+      this.setSource(f.name, f.st, f.manifest);
+      this.cache.set(f.name, f.st, f.manifest);
+      this.scanner.note(f.name, f.st);
+      this.counters.filesAdopted++;
+    }
+    if (files.length === 0) return;
+    this.saveSoon();
+    this.emit('change', { added: added.sort(), changed: changed.sort(), removed: [] });
   }
 
   /** Size, mtime (ms), device and inode the manifest of `name` was computed for. */
@@ -231,13 +281,12 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
       // a changed file stops being served at once; it comes back when re-hashed
       this.forget(name);
       // a finished download landed here: take its manifest instead of hashing (same inode, size, mtime)
-      const handed = this.adopted.get(name) ?? records.get(name);
+      const handed = records.get(name);
       if (handed && same(handed.st, st)) {
         this.setSource(name, st, handed.manifest);
         this.cache.set(name, st, handed.manifest);
         this.counters.filesAdopted++;
-        this.adopted.delete(name);
-        if ('file' in handed) await removeAdoption(handed.file as string);
+        await removeAdoption(handed.file);
         continue;
       }
       const cached = this.cache.get(name, st);
@@ -245,7 +294,7 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
       else need.push({ name, st });
     }
     await this.hashAll(need);
-    await this.cache.save().catch((err: Error) => this.opts.onSkip?.(STATE_DIR_NAME, `manifest cache not saved (${err.message}); the next start hashes again`));
+    this.saveSoon();
     this.emit('change', diff);
   }
 

@@ -3,14 +3,24 @@
  * and report what was added, changed or removed since the last scan.
  *
  * `scanShare` is one walk; `diffScans` is pure; `Scanner` repeats the walk on an interval and
- * also when fs.watch reports activity (debounced), emitting 'change' with the three lists.
+ * also when the file system reports activity (debounced), emitting 'change' with the three lists.
  * swarm's own state (.swarm/), partial downloads and their tickets are skipped; symlinks are
- * followed only when they stay inside the share; names that could not be requested safely
- * (backslashes, control bytes) are skipped and reported.
+ * followed only when they stay inside the share and lead to a file; names that could not be
+ * requested safely (backslashes, control bytes) are skipped and reported.
+ *
+ * Watching: one non-recursive fs.watch per folder the walk entered (Node 20's recursive watch on
+ * Linux opens an inotify watch per FILE and follows symlinked folders, even ones leading outside
+ * the share). Events name the paths that moved; when they are few, only those paths are looked at
+ * again (a folder named: its subtree), not the whole share, so a sync landing thousands of files
+ * costs per file, not per file times the share. A `null` name, a watch error or too many names
+ * fall back to a full walk; the interval walk covers anything a watch missed.
+ *
+ * `note(name, stat)`: a file this process put in place itself (a finished download, adopted
+ * without hashing): the scanner takes its stat as known, so the events it causes are not news.
  */
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
-import { opendir, stat, realpath } from 'node:fs/promises';
+import { lstat, opendir, stat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { LOCK_SUFFIX, PART_SUFFIX, STATE_DIR_NAME, TEMP_MARK, TICKET_SUFFIX } from '../constants.js';
 import { isInside, nameProblem, toName } from './names.js';
@@ -47,9 +57,18 @@ export function isOwnFile(name: string): boolean {
 export async function scanShare(root: string, opts: ScanOptions = {}): Promise<ScanResult> {
   const realRoot = await realpath(root);
   const out: ScanResult = new Map();
+  await walk(realRoot, realRoot, out, null, opts);
+  return out;
+}
+
+/**
+ * Walk `start` (a folder inside `realRoot`, or the root): files into `out`, every folder entered
+ * (share names, '' for the root) into `dirs`. False when maxEntries cut the walk short.
+ */
+async function walk(realRoot: string, start: string, out: ScanResult, dirs: Set<string> | null, opts: ScanOptions): Promise<boolean> {
   const maxEntries = opts.maxEntries ?? 1_000_000;
   let visited = 0;
-  const stack: string[] = [realRoot];
+  const stack: string[] = [start];
   while (stack.length > 0) {
     const dir = stack.pop()!;
     let handle;
@@ -59,61 +78,66 @@ export async function scanShare(root: string, opts: ScanOptions = {}): Promise<S
       opts.onSkip?.(toName(path.relative(realRoot, dir)), `unreadable folder (${(err as NodeJS.ErrnoException).code})`);
       continue;
     }
+    dirs?.add(toName(path.relative(realRoot, dir)));
     for await (const ent of handle) {
       if (++visited > maxEntries) {
         opts.onSkip?.('', `more than ${maxEntries} entries; the rest of the share is not scanned`);
-        return out;
+        return false;
       }
       const abs = path.join(dir, ent.name);
       const name = toName(path.relative(realRoot, abs));
       if (dir === realRoot && ent.name === STATE_DIR_NAME) continue;
       if (isOwnFile(name) || opts.ignore?.has(name)) continue;
-      let isDir = ent.isDirectory();
-      let isFile = ent.isFile();
-      let st: FileStat | null = null;
-      if (ent.isSymbolicLink()) {
-        try {
-          const target = await realpath(abs);
-          if (!isInside(realRoot, target)) {
-            opts.onSkip?.(name, 'symlink leads outside the share');
-            continue;
-          }
-          const s = await stat(target);
-          isDir = s.isDirectory();
-          isFile = s.isFile();
-          // a link to a folder inside the share would list the same files twice (or loop)
-          if (isDir) {
-            opts.onSkip?.(name, 'symlink to a folder');
-            continue;
-          }
-          st = { size: s.size, mtimeMs: s.mtimeMs, dev: s.dev, ino: s.ino };
-        } catch {
-          opts.onSkip?.(name, 'broken symlink');
-          continue;
-        }
-      }
-      if (isDir) {
+      const kind = ent.isSymbolicLink() ? 'link' : ent.isDirectory() ? 'dir' : ent.isFile() ? 'file' : 'other';
+      if (kind === 'dir') {
         stack.push(abs);
         continue;
       }
-      if (!isFile) continue;
-      const problem = nameProblem(name);
-      if (problem) {
-        opts.onSkip?.(name, problem);
-        continue;
-      }
-      if (!st) {
-        try {
-          const s = await stat(abs);
-          st = { size: s.size, mtimeMs: s.mtimeMs, dev: s.dev, ino: s.ino };
-        } catch {
-          continue; // removed while we walked
-        }
-      }
-      out.set(name, st);
+      if (kind === 'other') continue;
+      const st = await fileStat(realRoot, abs, name, kind === 'link', opts);
+      if (st) out.set(name, st);
     }
   }
-  return out;
+  return true;
+}
+
+/**
+ * The stat of one entry that is a file or a symlink (followed only when it stays inside the share
+ * and leads to a file), or null (skipped, with the reason told when there is one).
+ */
+async function fileStat(realRoot: string, abs: string, name: string, isLink: boolean, opts: ScanOptions): Promise<FileStat | null> {
+  let target = abs;
+  if (isLink) {
+    try {
+      target = await realpath(abs);
+    } catch {
+      opts.onSkip?.(name, 'broken symlink');
+      return null;
+    }
+    if (!isInside(realRoot, target)) {
+      opts.onSkip?.(name, 'symlink leads outside the share');
+      return null;
+    }
+  }
+  let s;
+  try {
+    s = await stat(target);
+  } catch {
+    if (isLink) opts.onSkip?.(name, 'broken symlink');
+    return null; // removed while we walked
+  }
+  if (isLink && s.isDirectory()) {
+    // a link to a folder inside the share would list the same files twice (or loop)
+    opts.onSkip?.(name, 'symlink to a folder');
+    return null;
+  }
+  if (!s.isFile()) return null;
+  const problem = nameProblem(name);
+  if (problem) {
+    opts.onSkip?.(name, problem);
+    return null;
+  }
+  return { size: s.size, mtimeMs: s.mtimeMs, dev: s.dev, ino: s.ino };
 }
 
 export function diffScans(before: ScanResult, after: ScanResult): ScanDiff {
@@ -129,6 +153,7 @@ export function diffScans(before: ScanResult, after: ScanResult): ScanDiff {
   return { added: added.sort(), changed: changed.sort(), removed: removed.sort() };
 }
 
+
 export interface ScannerEvents {
   change: [diff: ScanDiff, scan: ScanResult];
   /** A scan finished (whether or not anything changed). */
@@ -136,28 +161,59 @@ export interface ScannerEvents {
   error: [err: Error];
 }
 
-/** Repeats scans; emits 'change' when something differs. `current` is the latest scan. */
-/** Bounds of the wait between file-system activity and the rescan it causes. */
+/** Bounds of the wait between file-system activity and the full rescan it causes. */
 const WATCH_MIN_WAIT_MS = 300;
 const WATCH_MAX_WAIT_MS = 5_000;
+/** The wait before looking again at a few named paths (cheap: a stat each). */
+const PATHS_WAIT_MS = 60;
+/** More named paths than this in one burst: a full walk is cheaper than looking at each. */
+const MAX_NAMED_PATHS = 4_096;
+/** Folders watched at most (one inotify watch each); beyond, the interval walk covers the rest. */
+const MAX_WATCHED_DIRS = 20_000;
 
+/** Repeats scans; emits 'change' when something differs. `current` is the latest scan. */
 export class Scanner extends EventEmitter<ScannerEvents> {
   current: ScanResult = new Map();
   private timer: NodeJS.Timeout | null = null;
-  private watcher: FSWatcher | null = null;
+  private readonly watchers = new Map<string, FSWatcher>();
+  private watching = false;
   private debounce: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
   /** How long the last full scan took (sets how long a burst of events waits). */
   private lastScanMs = 0;
+  /** Paths the watchers named since the last look; `full`: something a full walk must settle. */
+  private named = new Set<string>();
+  private full = false;
+  /** Files noted (put in place by this process) while a full walk ran: the walk may have missed them. */
+  private notedDuring: Set<string> | null = null;
+  private realRoot = '';
+  /** The folders the last complete full walk entered. */
+  private walkedDirs = new Set<string>();
 
   constructor(private readonly root: string, private readonly opts: ScanOptions & { intervalMs?: number; watch?: boolean } = {}) {
     super();
   }
 
-  /** Scan now; resolves when done. Concurrent calls coalesce into at most one more scan. */
+  /** Scan now (the whole share); resolves when done. Concurrent calls coalesce into at most one more scan. */
   rescan(): Promise<void> {
+    this.full = true;
+    return this.look();
+  }
+
+  /** Folders being watched (share names, '' for the top), for tests. */
+  watchedDirs(): string[] {
+    return [...this.watchers.keys()].sort();
+  }
+
+  /** `name` was put in place by this process with this stat: not news when the watch reports it. */
+  note(name: string, st: FileStat): void {
+    this.current.set(name, st);
+    this.notedDuring?.add(name);
+  }
+
+  private look(): Promise<void> {
     if (this.running) {
       this.again = true;
       return this.running;
@@ -165,51 +221,170 @@ export class Scanner extends EventEmitter<ScannerEvents> {
     this.running = (async () => {
       do {
         this.again = false;
-        const t0 = Date.now();
-        const next = await scanShare(this.root, this.opts);
-        this.lastScanMs = Date.now() - t0;
-        const diff = diffScans(this.current, next);
-        this.current = next;
+        const full = this.full || this.named.size > MAX_NAMED_PATHS;
+        const named = this.named;
+        this.full = false;
+        this.named = new Set();
+        this.realRoot ||= await realpath(this.root);
+        this.notedDuring = new Set();
+        let diff: ScanDiff;
+        let scan: ScanResult;
+        if (full) {
+          const t0 = Date.now();
+          const next: ScanResult = new Map();
+          const dirs = new Set<string>();
+          const complete = await walk(this.realRoot, this.realRoot, next, dirs, this.opts);
+          // files put in place while we walked: the note is the newer word (the walk may have
+          // passed their folder before, or seen the version they replaced)
+          for (const name of this.notedDuring) {
+            const st = this.current.get(name);
+            if (st) next.set(name, st);
+          }
+          this.lastScanMs = Date.now() - t0;
+          diff = diffScans(this.current, next);
+          this.current = scan = next;
+          if (complete) {
+            this.walkedDirs = dirs;
+            this.watchDirs(dirs, true);
+          }
+        } else {
+          ({ diff, scan } = await this.lookAt(named, this.notedDuring));
+        }
+        this.notedDuring = null;
         this.emit('scanned');
-        if (diff.added.length || diff.changed.length || diff.removed.length) this.emit('change', diff, next);
-      } while (this.again && !this.stopped);
+        if (diff.added.length || diff.changed.length || diff.removed.length) this.emit('change', diff, scan);
+      } while ((this.again || this.full || this.named.size) && !this.stopped);
     })().finally(() => {
       this.running = null;
     });
     return this.running;
   }
 
+  /**
+   * Look again at the named paths only: a file is stat'ed, a folder walked, a path gone takes
+   * every name under it along. `scan` holds the current stat of every name in the diff.
+   */
+  private async lookAt(named: Set<string>, noted: Set<string>): Promise<{ diff: ScanDiff; scan: ScanResult }> {
+    const root = this.realRoot;
+    const found: ScanResult = new Map();
+    /** Prefixes whose old names are replaced by what was found under them. */
+    const under: string[] = [];
+    const exact = new Set<string>();
+    const dirs = new Set<string>();
+    // the deepest named paths last would be walked twice under a named parent: drop those
+    const list = [...named].sort();
+    const covered = (n: string) => under.some((p) => n.startsWith(`${p}/`));
+    for (const name of list) {
+      if (covered(name)) continue;
+      if (name === STATE_DIR_NAME || name.startsWith(`${STATE_DIR_NAME}/`) || isOwnFile(name) || this.opts.ignore?.has(name)) continue;
+      const abs = path.join(root, ...name.split('/'));
+      const st = await lstat(abs).catch(() => null);
+      if (st?.isDirectory()) {
+        under.push(name);
+        await walk(root, abs, found, dirs, this.opts);
+        continue;
+      }
+      under.push(name); // a folder that was removed (or replaced by a file): its names go
+      exact.add(name);
+      if (!st) continue;
+      const f = await fileStat(root, abs, name, st.isSymbolicLink(), this.opts);
+      if (f) found.set(name, f);
+    }
+    const added: string[] = [];
+    const changed: string[] = [];
+    const removed: string[] = [];
+    for (const [name, st] of found) {
+      if (noted.has(name)) continue; // put in place while we looked: the note is the newer word
+      const old = this.current.get(name);
+      if (!old) added.push(name);
+      else if (old.size !== st.size || old.mtimeMs !== st.mtimeMs || old.ino !== st.ino || old.dev !== st.dev) changed.push(name);
+      this.current.set(name, st);
+    }
+    if (under.length) {
+      for (const name of [...this.current.keys()]) {
+        if (found.has(name) || noted.has(name)) continue;
+        if (exact.has(name) || under.some((p) => name.startsWith(`${p}/`))) {
+          this.current.delete(name);
+          removed.push(name);
+        }
+      }
+    }
+    // folders gone or new: watch what is there now
+    for (const d of [...this.watchers.keys()]) if (under.some((p) => d === p || d.startsWith(`${p}/`)) && !dirs.has(d)) this.unwatch(d);
+    this.watchDirs(dirs, false);
+    const diff = { added: added.sort(), changed: changed.sort(), removed: removed.sort() };
+    const scan: ScanResult = new Map();
+    for (const n of [...added, ...changed]) scan.set(n, this.current.get(n)!);
+    return { diff, scan };
+  }
+
   start(): void {
     const interval = this.opts.intervalMs ?? 10_000;
     this.timer = setInterval(() => this.rescan().catch((err) => this.emit('error', err)), interval);
     if (this.opts.watch !== false) {
+      this.watching = true;
+      // every folder the last full walk entered (start scans first; if not, a walk now)
+      if (this.realRoot) this.watchDirs(this.walkedDirs, true);
+      else void this.rescan().catch((err) => this.emit('error', err));
+    }
+  }
+
+  /** Watch each folder in `dirs` (share names); `exact`: stop watching the others. */
+  private watchDirs(dirs: Set<string>, exact: boolean): void {
+    if (!this.watching || this.stopped) return;
+    if (exact) for (const d of [...this.watchers.keys()]) if (!dirs.has(d)) this.unwatch(d);
+    for (const d of dirs) {
+      if (this.watchers.has(d)) continue;
+      if (this.watchers.size >= MAX_WATCHED_DIRS) return;
+      const abs = d ? path.join(this.realRoot, ...d.split('/')) : this.realRoot;
       try {
-        // swarm's own files (part files, tickets, locks, the state folder) change all the time
-        // during downloads and are never shared: their events are not news
-        this.watcher = watch(this.root, { recursive: true, persistent: false }, (_e, file) => {
-          const f = typeof file === 'string' ? file.split(path.sep).join('/') : null;
-          if (f && (f === STATE_DIR_NAME || f.startsWith(`${STATE_DIR_NAME}/`) || isOwnFile(f) || this.opts.ignore?.has(f))) return;
+        const w = watch(abs, { persistent: false }, (_e, file) => this.onEvent(d, typeof file === 'string' ? file : null));
+        w.on('error', () => {
+          this.unwatch(d);
+          this.full = true;
           this.soon();
         });
-        this.watcher.on('error', () => this.watcher?.close());
+        this.watchers.set(d, w);
       } catch {
-        this.watcher = null; // recursive watch unsupported here: the interval still covers us
+        // gone already, or out of watches: the interval walk covers it
       }
     }
   }
 
+  private unwatch(d: string): void {
+    const w = this.watchers.get(d);
+    if (!w) return;
+    this.watchers.delete(d);
+    w.close();
+  }
+
+  private onEvent(dir: string, file: string | null): void {
+    if (this.stopped) return;
+    if (file === null) {
+      this.full = true;
+      this.soon();
+      return;
+    }
+    const f = dir ? `${dir}/${file.split(path.sep).join('/')}` : file.split(path.sep).join('/');
+    // swarm's own files (part files, tickets, locks, the state folder) change all the time
+    // during downloads and are never shared: their events are not news
+    if (f === STATE_DIR_NAME || f.startsWith(`${STATE_DIR_NAME}/`) || isOwnFile(f) || this.opts.ignore?.has(f)) return;
+    if (this.named.size <= MAX_NAMED_PATHS) this.named.add(f);
+    this.soon();
+  }
+
   /**
-   * A rescan after file-system activity, debounced. The wait grows with what a scan costs (four
-   * times the last one, 0.3 to 5 s): while files keep arriving (a sync fetching thousands), a big
-   * share is not rescanned after every one of them, which made the cost grow with the square of
-   * the number of files.
+   * A look after file-system activity, debounced. A few named paths are looked at soon; a full
+   * walk waits longer, growing with what a walk costs (four times the last one, 0.3 to 5 s), so
+   * while files keep arriving a big share is not walked after every one of them.
    */
-  private soon(): void {
+  private soon(waitMs?: number): void {
     if (this.debounce || this.stopped) return;
-    const wait = Math.min(WATCH_MAX_WAIT_MS, Math.max(WATCH_MIN_WAIT_MS, this.lastScanMs * 4));
+    const fullWait = Math.min(WATCH_MAX_WAIT_MS, Math.max(WATCH_MIN_WAIT_MS, this.lastScanMs * 4));
+    const wait = waitMs ?? (this.full || this.named.size > MAX_NAMED_PATHS ? fullWait : PATHS_WAIT_MS);
     this.debounce = setTimeout(() => {
       this.debounce = null;
-      this.rescan().catch((err) => this.emit('error', err));
+      this.look().catch((err) => this.emit('error', err));
     }, wait);
   }
 
@@ -217,8 +392,7 @@ export class Scanner extends EventEmitter<ScannerEvents> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.debounce) clearTimeout(this.debounce);
-    this.watcher?.close();
+    for (const d of [...this.watchers.keys()]) this.unwatch(d);
     this.timer = this.debounce = null;
-    this.watcher = null;
   }
 }

@@ -3,8 +3,12 @@
  * the version last agreed on with the swarm, and deletions (tombstones with the deleted content id
  * and when), so a deleted file does not come back from a peer that missed the deletion. It follows
  * the share's library (a file that disappears becomes a tombstone, unless sync itself is replacing
- * it) and is saved in DIR/.swarm/sync-index.json, written atomically after each batch of changes.
- * Tombstones older than `keepDeletedDays` are forgotten.
+ * it) and is saved in DIR/.swarm/sync-index.json, written atomically (at most every SAVE_DELAY_MS
+ * while changes keep coming). Tombstones older than `keepDeletedDays` are forgotten.
+ *
+ * Every change gets a sequence number (`version`, per process): a watcher that read the index up to
+ * version V asks for what changed since V (`page(after, since)`), not the whole index again. The
+ * names in order are kept sorted between changes, so a page costs its size, not a sort of every name.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -18,6 +22,20 @@ const FILE = 'sync-index.json';
 const FORMAT = 1;
 /** Entries per page when a peer asks for the index. */
 export const SYNC_PAGE_ENTRIES = 1000;
+/** Changes are written to disk this long after the first of a burst (and at close). */
+const SAVE_DELAY_MS = 1_000;
+
+/** The first index in sorted `names` whose name is after `after`. */
+function lowerBound(names: string[], after: string): number {
+  let lo = 0;
+  let hi = names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (names[mid]! <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 export class SyncIndex {
   private readonly entries = new Map<string, SyncEntry>();
@@ -25,8 +43,13 @@ export class SyncIndex {
   readonly busy = new Set<string>();
   private saving: Promise<void> = Promise.resolve();
   private dirty = false;
+  private saveTimer: NodeJS.Timeout | null = null;
   /** Bumped on every change (peers watching are told). */
   version = 0;
+  /** The version at which each name last changed. */
+  private readonly seqOf = new Map<string, number>();
+  /** Every name, sorted (null: to be sorted again after names were added or forgotten). */
+  private sorted: string[] | null = null;
   private readonly listeners = new Set<() => void>();
 
   constructor(
@@ -60,12 +83,24 @@ export class SyncIndex {
     return [...this.entries.values()];
   }
 
-  /** A page of entries in name order after `after`. */
-  page(after: string | undefined, limit = SYNC_PAGE_ENTRIES): { entries: SyncEntry[]; next?: string } {
-    const names = [...this.entries.keys()].filter((n) => after === undefined || n > after).sort();
+  /**
+   * A page of entries in name order after `after`; with `since`, only the entries changed after
+   * that version (a watcher's catch-up). `version`: the index version the page was read at.
+   */
+  page(after: string | undefined, since?: number, limit = SYNC_PAGE_ENTRIES): { entries: SyncEntry[]; next?: string; version: number } {
+    let names: string[];
+    if (since !== undefined && since <= this.version) {
+      names = [];
+      for (const [n, seq] of this.seqOf) if (seq > since && (after === undefined || n > after)) names.push(n);
+      names.sort();
+    } else {
+      this.sorted ??= [...this.entries.keys()].sort();
+      names = this.sorted;
+      if (after !== undefined) names = names.slice(lowerBound(names, after));
+    }
     const cut = names.slice(0, limit);
     const entries = cut.map((n) => this.entries.get(n)!);
-    return names.length > limit ? { entries, next: cut[cut.length - 1]! } : { entries };
+    return names.length > limit ? { entries, next: cut[cut.length - 1]!, version: this.version } : { entries, version: this.version };
   }
 
   onChange(fn: () => void): () => void {
@@ -80,63 +115,93 @@ export class SyncIndex {
    * hashed, is missing from the library for a moment, and must not become a tombstone.
    */
   follow(files: FileInfo[], removed: string[] | null = null, nowSec = Math.floor(Date.now() / 1000)): void {
-    let changed = false;
     const present = new Set<string>();
     for (const f of files) {
       present.add(f.name);
-      const e = this.entries.get(f.name);
-      if (e && e.deleted === undefined && e.cid === f.cid && e.mtime === f.mtime) continue;
-      this.entries.set(f.name, { name: f.name, cid: f.cid, mtime: f.mtime, size: f.size, ...(e?.agreed ? { agreed: e.agreed } : {}) });
-      changed = true;
+      this.take(f);
     }
     const gone = removed ? new Set(removed) : null;
     for (const e of this.entries.values()) {
-      if (e.deleted !== undefined || present.has(e.name) || this.busy.has(e.name)) continue;
+      if (present.has(e.name)) continue;
       if (gone && !gone.has(e.name)) continue;
-      if (existsSync(path.join(this.root, ...e.name.split('/')))) continue;
-      this.entries.set(e.name, { name: e.name, cid: e.cid, mtime: e.mtime, size: e.size, deleted: nowSec, ...(e.agreed ? { agreed: e.agreed } : {}) });
-      changed = true;
+      this.gone(e.name, nowSec);
     }
     const forgetBefore = nowSec - this.keepDeletedDays * 86_400;
     for (const e of [...this.entries.values()]) {
       if (e.deleted !== undefined && e.deleted < forgetBefore) {
         this.entries.delete(e.name);
-        changed = true;
+        this.seqOf.delete(e.name);
+        this.sorted = null;
+        this.changed(null);
       }
     }
-    if (changed) this.changed();
+  }
+
+  /** `follow` for what one change of the share names: files added or changed, names removed. */
+  followSome(files: FileInfo[], removed: string[], nowSec = Math.floor(Date.now() / 1000)): void {
+    for (const f of files) this.take(f);
+    for (const name of removed) this.gone(name, nowSec);
+  }
+
+  private take(f: FileInfo): void {
+    const e = this.entries.get(f.name);
+    if (e && e.deleted === undefined && e.cid === f.cid && e.mtime === f.mtime) return;
+    this.set({ name: f.name, cid: f.cid, mtime: f.mtime, size: f.size, ...(e?.agreed ? { agreed: e.agreed } : {}) });
+  }
+
+  private gone(name: string, nowSec: number): void {
+    const e = this.entries.get(name);
+    if (!e || e.deleted !== undefined || this.busy.has(name)) return;
+    if (existsSync(path.join(this.root, ...name.split('/')))) return;
+    this.set({ name: e.name, cid: e.cid, mtime: e.mtime, size: e.size, deleted: nowSec, ...(e.agreed ? { agreed: e.agreed } : {}) });
+  }
+
+  private set(e: SyncEntry): void {
+    if (!this.entries.has(e.name)) this.sorted = null;
+    this.entries.set(e.name, e);
+    this.changed(e.name);
   }
 
   /** The version of `name` agreed on with the swarm (fetched, or seen the same elsewhere). */
   agree(name: string, cid: string): void {
     const e = this.entries.get(name);
     if (!e || e.agreed === cid) return;
-    e.agreed = cid;
-    this.changed();
+    this.set({ ...e, agreed: cid });
   }
 
   /** A deletion learnt from a peer (nothing here to delete, or deleted here by sync). */
   rememberDeletion(t: SyncEntry): void {
     const e = this.entries.get(t.name);
     if (e?.deleted !== undefined && e.deleted >= (t.deleted ?? 0)) return;
-    this.entries.set(t.name, { name: t.name, cid: t.cid, mtime: t.mtime, size: t.size, deleted: t.deleted!, agreed: t.cid });
-    this.changed();
+    this.set({ name: t.name, cid: t.cid, mtime: t.mtime, size: t.size, deleted: t.deleted!, agreed: t.cid });
   }
 
   /** A file sync fetched: live, and agreed on. */
   fetched(name: string, cid: string, mtime: number, size: number): void {
-    this.entries.set(name, { name, cid, mtime, size, agreed: cid });
-    this.changed();
+    this.set({ name, cid, mtime, size, agreed: cid });
   }
 
-  private changed(): void {
+  private changed(name: string | null): void {
     this.version++;
+    if (name !== null) this.seqOf.set(name, this.version);
     this.dirty = true;
     for (const fn of this.listeners) fn();
   }
 
-  /** Write the index if it changed (one write per call, however many changes). */
+  /** Write the index soon: one write for a burst of changes (the file holds every entry). */
+  saveSoon(): void {
+    if (this.saveTimer || !this.dirty) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      void this.save();
+    }, SAVE_DELAY_MS);
+    this.saveTimer.unref();
+  }
+
+  /** Write the index now if it changed (one write per call, however many changes). */
   save(): Promise<void> {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = null;
     if (!this.dirty) return this.saving;
     this.dirty = false;
     const data = JSON.stringify({ format: FORMAT, entries: this.all() });

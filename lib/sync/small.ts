@@ -1,0 +1,292 @@
+/**
+ * Many small files, fast (issue "keep folders in step", item 6): files of one chunk (≤ 1 MiB) are
+ * fetched over the syncer's own connection to each peer, requests pipelined, and landed in batches
+ * with one durability barrier per batch. Big files keep the chunked `get` from every holder.
+ *
+ *   Pipe (one per peer connection): `get {cid, from: 0, to: 1}` × up to PIPE_FILES in flight
+ *      └► packets for that request id, in order ─► the file's buffer ─► `done`
+ *         └► verified: BLAKE3 of the bytes, as the manifest's one chunk hash, must give the
+ *            content id asked for (a one-chunk manifest is its size, chunk size and that hash),
+ *            then `have` (the peer's upload slot is freed, as for any swarm downloader)
+ *   Lander: each verified file written to DIR/.swarm/tmp/ (never beside its target: the folder
+ *      watcher sees one event per file, the rename), mtime set from the peer's index; then per
+ *      batch: fdatasync of every temp file, the renames, one fsync of every folder touched.
+ *
+ * No bytes reach a final name unverified, and a final name holds either its old bytes or the new
+ * ones, whole, whatever moment the process is killed at; temp files left by a killed process are
+ * removed when sync starts (`clearTemps`). The protocol is protocol 2's, unchanged: `get`, packets,
+ * `done`/`error`/`busy`, `have`.
+ */
+import { mkdir, open, readdir, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { ERROR_CODES, SwarmError, fromWire } from '../errors.js';
+import { STATE_DIR_NAME } from '../constants.js';
+import { chunkBytesFor } from '../chunking.js';
+import { chunkHash } from '../hashing.js';
+import { makeManifest, type Manifest } from '../manifest.js';
+import type { PacketHeader } from '../protocol/packet.js';
+import type { PeerClient } from '../peer/client.js';
+import type { FileStat } from '../share/scanner.js';
+import { isInside } from '../share/names.js';
+
+/** Requests in flight on one connection, and their bytes. */
+const PIPE_FILES = 64;
+const PIPE_BYTES = 8 << 20;
+/** A request that hears nothing (no packet, no `busy`) for this long fails. */
+const REQUEST_IDLE_MS = 15_000;
+
+/** True when a file of `size` bytes is fetched as a small file (one chunk). */
+export function isSmall(size: number): boolean {
+  return size <= chunkBytesFor(size);
+}
+
+/** The manifest of a one-chunk (or empty) file holding `data`. */
+export function smallManifest(data: Uint8Array): Manifest {
+  const hashes = data.length === 0 ? Buffer.alloc(0) : chunkHash(data);
+  return makeManifest(data.length, chunkBytesFor(data.length), hashes);
+}
+
+interface Req {
+  id: number;
+  cid: string;
+  size: number;
+  buf: Buffer;
+  got: number;
+  sent: boolean;
+  resolve: (r: { data: Buffer; manifest: Manifest }) => void;
+  reject: (e: SwarmError) => void;
+  timer: NodeJS.Timeout | null;
+}
+
+/** Pipelined one-chunk fetches over one peer connection (the syncer's watch connection). */
+export class Pipe {
+  private readonly inflight = new Map<number, Req>();
+  private readonly waiting: Req[] = [];
+  private bytes = 0;
+  private closed = false;
+
+  constructor(private readonly c: PeerClient) {}
+
+  get load(): number {
+    return this.inflight.size + this.waiting.length;
+  }
+
+  get open(): boolean {
+    return !this.closed && this.c.connected;
+  }
+
+  /** The verified bytes and manifest of content `cid` (one chunk of `size` bytes). */
+  fetch(cid: string, size: number): Promise<{ data: Buffer; manifest: Manifest }> {
+    if (size === 0) {
+      // nothing to ask: the empty file's content id is known
+      const manifest = smallManifest(Buffer.alloc(0));
+      return manifest.cid === cid ? Promise.resolve({ data: Buffer.alloc(0), manifest }) : Promise.reject(new SwarmError(ERROR_CODES.HASH_MISMATCH, 'an empty file announced with another content id'));
+    }
+    if (!this.open) return Promise.reject(new SwarmError(ERROR_CODES.PEER_CLOSED, `not connected to ${this.c.address}`));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ id: 0, cid, size, buf: Buffer.allocUnsafe(size), got: 0, sent: false, resolve, reject, timer: null });
+      this.send();
+    });
+  }
+
+  private send(): void {
+    while (this.waiting.length && this.inflight.size < PIPE_FILES && (this.bytes < PIPE_BYTES || this.inflight.size === 0)) {
+      const r = this.waiting.shift()!;
+      r.id = this.c.newId();
+      this.inflight.set(r.id, r);
+      this.bytes += r.size;
+      this.arm(r);
+      this.c.write({ t: 'get', id: r.id, cid: r.cid, from: 0, to: 1 });
+    }
+  }
+
+  private arm(r: Req): void {
+    if (r.timer) clearTimeout(r.timer);
+    r.timer = setTimeout(() => {
+      this.c.write({ t: 'cancel', id: r.id });
+      this.finish(r, new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} sent nothing for ${REQUEST_IDLE_MS} ms`));
+    }, REQUEST_IDLE_MS);
+    r.timer.unref();
+  }
+
+  private finish(r: Req, err: SwarmError | null): void {
+    if (!this.inflight.delete(r.id)) return;
+    this.bytes -= r.size;
+    if (r.timer) clearTimeout(r.timer);
+    if (err) r.reject(err);
+    else {
+      const manifest = smallManifest(r.buf);
+      if (manifest.cid !== r.cid) r.reject(new SwarmError(ERROR_CODES.HASH_MISMATCH, `${this.c.address} sent bytes that do not hash to ${r.cid.slice(0, 16)}…`));
+      else {
+        // verified: tell the peer, as every swarm downloader does (its upload slot is freed)
+        this.c.write({ t: 'have', cid: r.cid, chunks: [0] });
+        r.resolve({ data: r.buf, manifest });
+      }
+    }
+    this.send();
+  }
+
+  /** A data packet on the connection: true when it answers one of our requests. */
+  onPacket(h: PacketHeader, payload: Buffer[]): boolean {
+    const r = this.inflight.get(h.requestId);
+    if (!r) return false;
+    // one chunk, in order, within the size announced: anything else is a peer's mistake or lie
+    if (h.chunk !== 0 || h.offset !== r.got || h.offset + h.length > r.size) {
+      this.c.write({ t: 'cancel', id: r.id });
+      this.finish(r, new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.c.address} sent a packet outside the file asked for`));
+      return true;
+    }
+    for (const p of payload) {
+      p.copy(r.buf, r.got);
+      r.got += p.length;
+    }
+    this.arm(r);
+    return true;
+  }
+
+  /** `done`, `error` or `busy` for one of our requests: true when it was ours. */
+  onMessage(m: { t: string; id?: number; code?: string; message?: string }): boolean {
+    if (m.id === undefined) return false;
+    const r = this.inflight.get(m.id);
+    if (!r) return false;
+    if (m.t === 'busy') this.arm(r);
+    else if (m.t === 'done') this.finish(r, r.got === r.size ? null : new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.c.address} ended the file after ${r.got} of ${r.size} bytes`));
+    else if (m.t === 'error') this.finish(r, fromWire({ code: m.code, message: m.message }));
+    else return false;
+    return true;
+  }
+
+  close(err: SwarmError | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    const e = err ?? new SwarmError(ERROR_CODES.PEER_CLOSED, `connection to ${this.c.address} closed`);
+    for (const r of [...this.inflight.values()]) this.finish(r, e);
+    for (const r of this.waiting.splice(0)) r.reject(e);
+  }
+}
+
+/** A verified file written to a temp file, waiting for its batch. */
+export interface Staged {
+  name: string;
+  manifest: Manifest;
+  tmp: string;
+  fh: FileHandle;
+  /** Run just before the rename (what sync does with the version it replaces). */
+  before: () => Promise<void>;
+}
+
+export interface Landed {
+  name: string;
+  st: FileStat;
+  manifest: Manifest;
+}
+
+/** Temp files and batch commits in one share (DIR/.swarm/tmp/). */
+export class Lander {
+  readonly tmpDir: string;
+  private n = 0;
+  private realRoot = '';
+  /** Folders known to exist inside the share (checked once). */
+  private readonly dirsOk = new Set<string>();
+
+  constructor(private readonly root: string) {
+    this.tmpDir = path.join(root, STATE_DIR_NAME, 'tmp');
+  }
+
+  /** Remove what a killed process left in the temp folder (only sync writes there). */
+  async clearTemps(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    for (const f of await readdir(this.tmpDir).catch(() => [] as string[])) await unlink(path.join(this.tmpDir, f)).catch(() => {});
+  }
+
+  /** Write verified bytes to a new temp file, mtime (seconds) set. Not yet durable. */
+  async stage(name: string, data: Buffer, manifest: Manifest, mtimeSec: number, before: () => Promise<void>): Promise<Staged> {
+    const tmp = path.join(this.tmpDir, `${process.pid}-${++this.n}.tmp`);
+    const fh = await open(tmp, 'wx');
+    try {
+      if (data.length) await fh.write(data, 0, data.length, 0);
+      await fh.utimes(mtimeSec, mtimeSec);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    return { name, manifest, tmp, fh, before };
+  }
+
+  /**
+   * One durability barrier for a batch: every temp file's data flushed, then the renames (each
+   * after its `before`), then every folder touched flushed once. A file that fails is reported and
+   * its temp file removed; the others land.
+   */
+  async commit(batch: Staged[], onRename?: (l: Landed) => void): Promise<{ landed: Landed[]; failed: { name: string; err: Error }[] }> {
+    this.realRoot ||= await realpath(this.root);
+    const failed: { name: string; err: Error }[] = [];
+    const ready: { s: Staged; st: FileStat }[] = [];
+    await Promise.all(
+      batch.map(async (s) => {
+        try {
+          await s.fh.datasync();
+          const st = await s.fh.stat();
+          ready.push({ s, st: { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino } });
+        } catch (err) {
+          failed.push({ name: s.name, err: err as Error });
+          await unlink(s.tmp).catch(() => {});
+        } finally {
+          await s.fh.close().catch(() => {});
+        }
+      }),
+    );
+    const landed: Landed[] = [];
+    const touched = new Set<string>();
+    for (const { s, st } of ready) {
+      const final = path.join(this.root, ...s.name.split('/'));
+      try {
+        const dir = path.dirname(final);
+        await this.ensureDir(dir, touched);
+        await s.before();
+        await rename(s.tmp, final);
+        touched.add(dir);
+        const l = { name: s.name, st, manifest: s.manifest };
+        onRename?.(l);
+        landed.push(l);
+      } catch (err) {
+        failed.push({ name: s.name, err: err as Error });
+        await unlink(s.tmp).catch(() => {});
+      }
+    }
+    await Promise.all([...touched].map((d) => syncDir(d)));
+    return { landed, failed };
+  }
+
+  /** The folder of a file about to land: created if missing, and really inside the share (no symlink out). */
+  private async ensureDir(dir: string, touched: Set<string>): Promise<void> {
+    if (this.dirsOk.has(dir)) return;
+    const first = await mkdir(dir, { recursive: true });
+    if (first !== undefined) {
+      // new folders (`first` the topmost): their entries in their parents must be durable too
+      touched.add(path.dirname(first));
+      for (let d = dir; d.length >= first.length; d = path.dirname(d)) touched.add(d);
+    }
+    const real = await realpath(dir);
+    if (real !== this.realRoot && !isInside(this.realRoot, real)) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `${path.relative(this.root, dir)} leads outside the share`);
+    this.dirsOk.add(dir);
+  }
+
+  /** Forget checked folders (one may have been replaced by a symlink since). */
+  forgetDirs(): void {
+    this.dirsOk.clear();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => null);
+  if (!fh) return;
+  try {
+    await fh.sync();
+  } catch {
+    // some file systems refuse fsync on a folder: nothing more can be done for it
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * `swarm sync` with many small files (issue "keep folders in step", items 3 and 6): files of one
+ * chunk come pipelined over the syncer's connection and land in batches (verified, through
+ * DIR/.swarm/tmp/, one durability barrier per batch), with their bytes and mtimes, and nothing is
+ * left in the temp folder; bytes that do not hash to the content id asked for never land; a file
+ * still being written is announced only once it holds still.
+ */
+import t from 'tap';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, appendFileSync } from 'node:fs';
+import path from 'node:path';
+import { serve, type ServeHandle } from '../lib/serve.js';
+import { Syncer, STABLE_MS } from '../lib/sync/syncer.js';
+import { Pipe, smallManifest } from '../lib/sync/small.js';
+import { ERROR_CODES } from '../lib/errors.js';
+import type { PeerClient } from '../lib/peer/client.js';
+import { prng, randomBytes } from './helpers/prng.js';
+import { tempDir } from './helpers/tmp.js';
+
+type T = { teardown(fn: () => unknown): void };
+
+async function peer(t: T, dir: string): Promise<{ node: ServeHandle; sync: Syncer }> {
+  const node = await serve(dir, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
+  const sync = new Syncer(node, { pullMs: 60_000 });
+  await sync.start();
+  t.teardown(async () => {
+    await sync.close();
+    await node.close({ graceful: false });
+  });
+  return { node, sync };
+}
+
+t.test('300 small files in 10 folders: fetched in batches, bytes and mtimes, no temp file left', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  const rand = prng(7);
+  const want = new Map<string, Buffer>();
+  for (let i = 0; i < 300; i++) {
+    const dir = `d${i % 10}`;
+    mkdirSync(path.join(da, dir), { recursive: true });
+    const name = `${dir}/f${i}.bin`;
+    const data = randomBytes(rand, i === 0 ? 0 : 1 + Math.floor(rand() * 40_000));
+    writeFileSync(path.join(da, name), data);
+    utimesSync(path.join(da, name), 1_600_000_000 + i, 1_600_000_000 + i);
+    want.set(name, data);
+  }
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  b.node.book.add({ ip: '127.0.0.1', port: a.node.port }, 'neighbor');
+  let fetched = 0;
+  b.sync.on('fetched', () => fetched++);
+  const warnings: string[] = [];
+  b.sync.on('warning', (w) => warnings.push(w));
+  const r = await b.sync.syncOnce();
+  t.equal(r.pending, 0, `nothing left (${warnings.slice(0, 3).join('; ')})`);
+  t.equal(fetched, 300, 'every file fetched');
+  let bytesOk = 0;
+  let mtimesOk = 0;
+  for (const [name, data] of want) {
+    const p = path.join(db, name);
+    if (existsSync(p) && readFileSync(p).equals(data)) bytesOk++;
+    if (existsSync(p) && Math.floor(statSync(p).mtimeMs / 1000) === 1_600_000_000 + Number(name.split('/f')[1]!.split('.')[0])) mtimesOk++;
+  }
+  t.equal(bytesOk, 300, 'bytes');
+  t.equal(mtimesOk, 300, 'mtimes from the peer');
+  t.same(readdirSync(path.join(db, '.swarm', 'tmp')), [], 'no temp file left');
+  t.equal(b.node.library.files().length, 300, 'all served at once (adopted, not rescanned)');
+  t.equal(b.node.library.counters.filesHashed, 0, 'and not hashed again');
+  t.equal(b.sync.index.all().filter((e) => e.deleted === undefined && e.agreed === e.cid).length, 300, 'the index agrees on all of them');
+});
+
+t.test('a pipe refuses bytes that do not hash to the content id (nothing lands)', async (t) => {
+  const sent: Record<string, unknown>[] = [];
+  let id = 0;
+  const fake = { address: 'fake:1', connected: true, newId: () => ++id, write: (h: Record<string, unknown>) => (sent.push(h), true) } as unknown as PeerClient;
+  const pipe = new Pipe(fake);
+  const good = Buffer.from('the real bytes');
+  const m = smallManifest(good);
+  const p = pipe.fetch(m.cid, good.length);
+  const bad = Buffer.from('the fake bytes');
+  t.equal(sent[0]?.t, 'get', 'asked with get');
+  const rid = sent[0]!.id as number;
+  t.ok(pipe.onPacket({ flags: 1, requestId: rid, chunk: 0, offset: 0, length: bad.length, checksum: 0 }, [bad]));
+  t.ok(pipe.onMessage({ t: 'done', id: rid }));
+  await t.rejects(p, { code: ERROR_CODES.HASH_MISMATCH }, 'refused');
+  t.notOk(sent.some((h) => h.t === 'have'), 'and not acknowledged as had');
+  // and the right bytes are taken (and acknowledged)
+  const p2 = pipe.fetch(m.cid, good.length);
+  const rid2 = sent.filter((h) => h.t === 'get')[1]!.id as number;
+  pipe.onPacket({ flags: 1, requestId: rid2, chunk: 0, offset: 0, length: good.length, checksum: 0 }, [good]);
+  pipe.onMessage({ t: 'done', id: rid2 });
+  const got = await p2;
+  t.ok(got.data.equals(good));
+  t.ok(sent.some((h) => h.t === 'have' && h.cid === m.cid), 'have sent for a verified file');
+  // a packet outside the file asked for fails the request
+  const p3 = pipe.fetch(m.cid, good.length);
+  const rid3 = sent.filter((h) => h.t === 'get')[2]!.id as number;
+  pipe.onPacket({ flags: 1, requestId: rid3, chunk: 0, offset: 5, length: good.length, checksum: 0 }, [good]);
+  await t.rejects(p3, { code: ERROR_CODES.BAD_MESSAGE });
+  pipe.close(null);
+});
+
+t.test('a file still being written is announced only once it holds still', async (t) => {
+  const da = tempDir(t);
+  const a = await peer(t, da);
+  const file = path.join(da, 'growing.log');
+  writeFileSync(file, 'line 0\n');
+  let seenWhileWriting = 0;
+  // written to for ~1 s, the library looking at it after every write (as its watch would)
+  for (let i = 1; i <= 12; i++) {
+    appendFileSync(file, `line ${i}\n`);
+    await a.node.library.refresh();
+    if (a.sync.index.get('growing.log')) seenWhileWriting++;
+    await new Promise((r) => setTimeout(r, STABLE_MS / 4));
+  }
+  t.equal(seenWhileWriting, 0, 'not in the index while it grows');
+  await a.node.library.refresh();
+  const deadline = Date.now() + 5_000;
+  while (!a.sync.index.get('growing.log') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const e = a.sync.index.get('growing.log');
+  t.ok(e, 'in the index once it held still');
+  t.equal(e?.size, statSync(file).size, 'with its final size');
+});
