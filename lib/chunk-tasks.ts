@@ -10,6 +10,9 @@
 import { readSync, writeSync, write, openSync, closeSync, fstatSync, constants } from 'node:fs';
 import { ERROR_CODES, SwarmError } from './errors.js';
 import { CHUNK_HASH_BYTES, chunkHash, sameHash } from './hashing.js';
+import { PACKET_PAYLOAD_BYTES } from './constants.js';
+import { arena, type ChecksumArena } from './protocol/checksum-wasm.js';
+import { sum16 } from './protocol/checksum.js';
 
 export interface HashRangeTask {
   op: 'hash';
@@ -22,6 +25,8 @@ export interface HashRangeTask {
   firstChunk: number;
   endChunk: number;
   chunkBytes: number;
+  /** Also return the packet payload sums (hashRangeWithSums). */
+  sums?: boolean;
 }
 
 export interface WriteTask {
@@ -44,14 +49,34 @@ export interface WriteResult {
 }
 
 let readBuffer: Buffer | null = null;
+/** The read buffer lives in wasm memory where it can, so packet sums are taken where it was read. */
+let readArena: ChecksumArena | null = null;
 
 function bufferFor(n: number): Buffer {
-  if (!readBuffer || readBuffer.length < n) readBuffer = Buffer.allocUnsafeSlow(n);
+  if (!readBuffer || readBuffer.length < n) {
+    readArena = arena(n);
+    readBuffer = readArena ? readArena.bytes : Buffer.allocUnsafeSlow(n);
+  }
   return readBuffer;
 }
 
+/** Packets per chunk of `chunkBytes` (a chunk is a whole number of 64 KiB packets, the last one maybe short). */
+export const packetsPerChunk = (chunkBytes: number): number => Math.ceil(chunkBytes / PACKET_PAYLOAD_BYTES);
+
 /** BLAKE3 of chunks [firstChunk, endChunk) of the file, concatenated (32 bytes each). */
 export function hashRange(task: HashRangeTask): Uint8Array {
+  return hashRangeWithSums(task, false).hashes;
+}
+
+/**
+ * The same, and the RFC 1071 sum of every 64 KiB packet payload of those chunks
+ * (packetsPerChunk(chunkBytes) per chunk, in order; unused slots of a short last chunk are 0):
+ * a seeder then sends packets without summing their payloads (sums add, so the header's sum is
+ * combined with the stored one). Taken in the same pass, over bytes just read.
+ */
+export function hashRangeWithSums(task: HashRangeTask, withSums = true): { hashes: Uint8Array; sums: Uint16Array } {
+  const per = packetsPerChunk(task.chunkBytes);
+  const sums = new Uint16Array(withSums ? (task.endChunk - task.firstChunk) * per : 0);
   const fd = openSync(task.path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const st = fstatSync(fd);
@@ -71,8 +96,14 @@ export function hashRange(task: HashRangeTask): Uint8Array {
         got += n;
       }
       out.set(chunkHash(buf.subarray(0, len)), (i - task.firstChunk) * CHUNK_HASH_BYTES);
+      if (withSums) {
+        for (let k = 0, at = 0; at < len; k++, at += PACKET_PAYLOAD_BYTES) {
+          const payload = buf.subarray(at, Math.min(len, at + PACKET_PAYLOAD_BYTES));
+          sums[(i - task.firstChunk) * per + k] = readArena?.owns(payload) ? readArena.sum16(payload) : sum16(payload);
+        }
+      }
     }
-    return out;
+    return { hashes: out, sums };
   } finally {
     closeSync(fd);
   }

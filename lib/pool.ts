@@ -12,12 +12,14 @@ import { createRequire } from 'node:module';
 import { workerUrl } from './paths.js';
 import type { Piscina } from 'piscina';
 import { ERROR_CODES, SwarmError, fromWire, type WireError } from './errors.js';
-import { hashRange, verifyAndWriteAsync, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
+import { hashRange, hashRangeWithSums, verifyAndWriteAsync, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
 
 export interface ChunkPool {
   readonly threads: number;
   /** BLAKE3 of a range of a file's chunks, 32 bytes each. */
   hashRange(task: Omit<HashRangeTask, 'op'>): Promise<Uint8Array>;
+  /** The same, with every packet payload's sum (see chunk-tasks.ts). */
+  hashRangeWithSums(task: Omit<HashRangeTask, 'op' | 'sums'>): Promise<{ hashes: Uint8Array; sums: Uint16Array }>;
   /** Hash `bytes[0, length)`; if it matches `expected`, write it at `position`. `bytes` is transferred. */
   verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult>;
   /** Tasks queued or running. */
@@ -41,7 +43,7 @@ function loadPiscina(): typeof Piscina {
   return piscinaClass;
 }
 
-type TaskResult = { hashes?: Uint8Array; error?: WireError } & Partial<WriteResult>;
+type TaskResult = { hashes?: Uint8Array; sums?: Uint16Array; error?: WireError } & Partial<WriteResult>;
 
 export class ThreadChunkPool implements ChunkPool {
   private readonly pool: Piscina;
@@ -82,6 +84,12 @@ export class ThreadChunkPool implements ChunkPool {
     return r.hashes;
   }
 
+  async hashRangeWithSums(task: Omit<HashRangeTask, 'op' | 'sums'>): Promise<{ hashes: Uint8Array; sums: Uint16Array }> {
+    const r = await this.run({ op: 'hash', ...task, sums: true });
+    if (!r.hashes || !r.sums) throw new SwarmError(ERROR_CODES.INTERNAL, 'hash task returned no hashes');
+    return { hashes: r.hashes, sums: r.sums };
+  }
+
   async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {
     const r = await this.run({ op: 'write', ...task }, [task.bytes.buffer as ArrayBuffer]);
     return { ok: r.ok === true, bytes: r.bytes!, hashMs: r.hashMs ?? 0, writeMs: r.writeMs ?? 0 };
@@ -102,6 +110,10 @@ export class InlineChunkPool implements ChunkPool {
 
   async hashRange(task: Omit<HashRangeTask, 'op'>): Promise<Uint8Array> {
     return hashRange({ op: 'hash', ...task });
+  }
+
+  async hashRangeWithSums(task: Omit<HashRangeTask, 'op' | 'sums'>): Promise<{ hashes: Uint8Array; sums: Uint16Array }> {
+    return hashRangeWithSums({ op: 'hash', ...task });
   }
 
   async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {

@@ -6,7 +6,8 @@ import { Library } from '../lib/share/library.js';
 import { ThreadChunkPool, InlineChunkPool } from '../lib/pool.js';
 import { chunkHash, hashAt } from '../lib/hashing.js';
 import { chunksOf, contentId } from '../lib/manifest.js';
-import { MIN_CHUNK_BYTES } from '../lib/constants.js';
+import { MIN_CHUNK_BYTES, PACKET_PAYLOAD_BYTES } from '../lib/constants.js';
+import { sum16 } from '../lib/protocol/checksum.js';
 import { prng, randomBytes } from './helpers/prng.js';
 
 t.test('manifests: chunk hashes, content id, and a cache that makes restarts free', async (t) => {
@@ -27,11 +28,22 @@ t.test('manifests: chunk hashes, content id, and a cache that makes restarts fre
   t.equal(m.cid, contentId(m.size, m.chunkBytes, m.hashes), 'the content id is BLAKE3 of the manifest');
   t.match(m.cid, /^[0-9a-f]{64}$/);
   t.equal(first.manifest('sub/empty')!.hashes.length, 0, 'a 0-byte file has no chunks');
+  // the packet payload sums a seeder sends are taken while hashing, and kept in the cache
+  const sumsOf = (lib: Library) => [0, 1, 2, 3].map((c) => Array.from(lib.byCid(m.cid)!.packetSums!(c) ?? []));
+  const expect = [0, 1, 2, 3].map((c) => {
+    const per = MIN_CHUNK_BYTES / PACKET_PAYLOAD_BYTES;
+    return Array.from({ length: per }, (_, k) => {
+      const at = c * MIN_CHUNK_BYTES + k * PACKET_PAYLOAD_BYTES;
+      return at < big.length ? sum16(big.subarray(at, Math.min(big.length, at + PACKET_PAYLOAD_BYTES, (c + 1) * MIN_CHUNK_BYTES))) : 0;
+    });
+  });
+  t.same(sumsOf(first), expect, 'every packet payload sum of every chunk, taken when hashed');
 
   const second = new Library(dir, { pool, watch: false });
   await second.start();
   t.equal(second.counters.filesHashed, 0, 'nothing hashed when nothing changed');
   t.same(second.manifest('big.bin'), m);
+  t.same(sumsOf(second), expect, 'the sums come back from the cache after a restart');
 
   writeFileSync(path.join(dir, 'small.txt'), 'hello again');
   utimesSync(path.join(dir, 'small.txt'), 1_900_000_000, 1_900_000_000);

@@ -102,12 +102,12 @@ const hooks = (): SenderHooks => ({
   abandoned: () => {},
 });
 
-async function sendAll(t: Test, m: Manifest, from: number, to: number, r: SourceReader): Promise<{ wire: Buffer; error: unknown }> {
+async function sendAll(t: Test, m: Manifest, from: number, to: number, r: SourceReader, packetSums?: (chunk: number) => Uint16Array | null): Promise<{ wire: Buffer; error: unknown }> {
   const { a, b } = await socketPair(t);
   const got: Buffer[] = [];
   b.on('data', (d: Buffer) => got.push(d));
   const sender = new RangeSender(a, null, hooks());
-  const source: ChunkSource = { manifest: m, complete: true, has: () => true, bitfield: () => new Uint8Array(0), open: async () => r };
+  const source: ChunkSource = { manifest: m, complete: true, has: () => true, bitfield: () => new Uint8Array(0), open: async () => r, ...(packetSums ? { packetSums } : {}) };
   let error: unknown = null;
   try {
     await sender.send({ id: 9, source, from, to, cancelled: false }, r);
@@ -140,6 +140,21 @@ for (const o of [
     if (o.vectored) t.ok(r.calls.readv > 0, 'the vectored read was used');
   });
 }
+
+t.test('packet sums taken when the file was hashed are the ones sent', async (t) => {
+  const per = MiB / PACKET_PAYLOAD_BYTES;
+  const sums = new Uint16Array(4 * per);
+  for (let i = 0; i * PACKET_PAYLOAD_BYTES < size; i++) sums[i] = sum16(data.subarray(i * PACKET_PAYLOAD_BYTES, Math.min(size, (i + 1) * PACKET_PAYLOAD_BYTES)));
+  const right = await sendAll(t, m, 0, 4, reader(data, { cap: Infinity, vectored: true }), (c) => sums.subarray(c * per, (c + 1) * per));
+  const p = parse(right.wire, size, MiB);
+  t.equal(p.bad, 0, 'with the right sums every packet checks');
+  t.ok(p.out.equals(data));
+  // one wrong stored sum must show as one bad packet: proof the stored sums are what goes out
+  const wrong = sums.slice();
+  wrong[per + 3] = (wrong[per + 3]! + 1) & 0xffff;
+  const bad = await sendAll(t, m, 0, 4, reader(data, { cap: Infinity, vectored: true }), (c) => wrong.subarray(c * per, (c + 1) * per));
+  t.equal(parse(bad.wire, size, MiB).bad, 1, 'a wrong stored sum spoils exactly its packet');
+});
 
 t.test('a middle range: only the chunks asked for', async (t) => {
   const { wire, error } = await sendAll(t, m, 1, 3, reader(data, { cap: Infinity, vectored: true }));

@@ -4,7 +4,7 @@
  * "transferable" wrapper), so the main thread can hand them to a peer worker again.
  */
 import { Piscina } from 'piscina';
-import { hashRange, verifyAndWrite, type HashRangeTask, type WriteTask, type WriteResult } from '../lib/chunk-tasks.js';
+import { hashRangeWithSums, verifyAndWrite, type HashRangeTask, type WriteTask, type WriteResult } from '../lib/chunk-tasks.js';
 import { toWire } from '../lib/errors.js';
 
 /** A result whose chunk buffer is transferred, not cloned, back to the caller. */
@@ -17,7 +17,7 @@ function movable(r: WriteResult): unknown {
 
 export default function chunkTask(task: HashRangeTask | WriteTask): unknown {
   try {
-    if (task.op === 'hash') return { hashes: hashRange(task) };
+    if (task.op === 'hash') return hashRangeWithSums(task, task.sums === true);
     return movable(verifyAndWrite(task));
   } catch (err) {
     return { error: toWire(err) };

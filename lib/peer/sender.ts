@@ -3,8 +3,9 @@
  * to the socket as checksummed packets.
  *
  *   read 1 MiB (256 KiB while warming up) with one readv into 64 KiB payload slots that leave a
- *   36-byte gap before each payload ─► each payload summed where it was read (wasm memory) and its
- *   frame prefix + packet header written into the gap ─► the piece goes to the socket as ONE
+ *   36-byte gap before each payload ─► each payload's sum: the one taken when the file was hashed
+ *   (a complete file: no pass over the payload here), else summed where it was read (wasm memory);
+ *   its frame prefix + packet header written into the gap ─► the piece goes to the socket as ONE
  *   contiguous write; the next read overlaps the send; waits on 'drain'
  *
  * Before each chunk the server's upload policy (scheduling/upload-slots.ts) is asked for a slot;
@@ -150,7 +151,7 @@ export class RangeSender {
           const wait = this.upload.delayFor(p.length, Date.now());
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         }
-        const ok = this.sendPiece(req.id, p, buf);
+        const ok = this.sendPiece(req.id, p, buf, req.source.packetSums?.(p.chunk) ?? null, m.chunkBytes);
         this.hooks.active();
         if (p.last) {
           open = -1;
@@ -164,13 +165,15 @@ export class RangeSender {
     }
   }
 
-  private sendPiece(requestId: number, p: Piece, buf: Buffer): boolean {
+  /** `sums`: the chunk's packet payload sums taken when it was hashed, or null (summed here). */
+  private sendPiece(requestId: number, p: Piece, buf: Buffer, sums: Uint16Array | null, chunkBytes: number): boolean {
     let end = 0;
+    const first = (p.offset - p.chunk * chunkBytes) / PACKET_PAYLOAD_BYTES;
     for (let at = 0, k = 0; at < p.length; at += PACKET_PAYLOAD_BYTES, k++) {
       const n = Math.min(PACKET_PAYLOAD_BYTES, p.length - at);
       const head = k * SLOT;
       const payload = buf.subarray(head + PACKET_HEAD_BYTES, head + PACKET_HEAD_BYTES + n);
-      const payloadSum = this.readArena?.owns(payload) ? this.readArena.sum16(payload) : sum16(payload);
+      const payloadSum = sums ? sums[first + k]! : this.readArena?.owns(payload) ? this.readArena.sum16(payload) : sum16(payload);
       const final = at + n >= p.length;
       writePacketHeadAt(buf, head, { flags: final && p.last ? FLAG_LAST_IN_CHUNK : 0, requestId, chunk: p.chunk, offset: p.offset + at }, n, payloadSum);
       end = head + PACKET_HEAD_BYTES + n;

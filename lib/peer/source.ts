@@ -29,6 +29,11 @@ export interface ChunkSource {
   /** The verified chunks as a bitfield (bit i, LSB first within a byte, set when chunk i is). */
   bitfield(): Uint8Array;
   open(): Promise<SourceReader>;
+  /**
+   * The RFC 1071 sums of chunk `chunk`'s 64 KiB packet payloads, taken when the file was hashed,
+   * or null: the sender then sums each payload as it goes.
+   */
+  packetSums?(chunk: number): Uint16Array | null;
 }
 
 /** Listeners for changes of a source's chunks (partial holders announce `have`). */

@@ -16,6 +16,7 @@ import { constants, fstatSync, readlinkSync } from 'node:fs';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import { chunksOf } from '../manifest.js';
+import { packetsPerChunk } from '../chunk-tasks.js';
 import type { ChunkSource, SourceReader } from '../peer/source.js';
 import type { FileStat } from './scanner.js';
 import { isInside, resolveInShare } from './names.js';
@@ -118,7 +119,15 @@ export class FileSource implements ChunkSource {
     readonly name: string,
     readonly stat: FileStat,
     readonly manifest: Manifest,
+    /** Every packet payload's sum, from when the file was hashed (absent: summed as sent). */
+    private readonly sums?: Uint16Array,
   ) {}
+
+  packetSums(chunk: number): Uint16Array | null {
+    const per = packetsPerChunk(this.manifest.chunkBytes);
+    if (!this.sums || this.sums.length !== chunksOf(this.manifest) * per) return null;
+    return this.sums.subarray(chunk * per, (chunk + 1) * per);
+  }
 
   has(chunk: number): boolean {
     return chunk >= 0 && chunk < chunksOf(this.manifest);

@@ -243,9 +243,9 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
     return this.sources.get(name)?.stat;
   }
 
-  private setSource(name: string, st: FileStat, m: Manifest): void {
+  private setSource(name: string, st: FileStat, m: Manifest, sums?: Uint16Array): void {
     this.forget(name);
-    const src = new FileSource(this.realRoot, name, st, m);
+    const src = new FileSource(this.realRoot, name, st, m, sums);
     this.sources.set(name, src);
     if (!this.byContent.has(m.cid)) this.byContent.set(m.cid, src);
     this.sortedNames = null;
@@ -290,7 +290,7 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
         continue;
       }
       const cached = this.cache.get(name, st);
-      if (cached) this.setSource(name, st, cached);
+      if (cached) this.setSource(name, st, cached, this.cache.sumsOf(name, st));
       else need.push({ name, st });
     }
     await this.hashAll(need);
@@ -308,12 +308,12 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
       while (next < files.length) {
         const f = files[next++]!;
         try {
-          const m = await this.hashFile(f.name, f.st, (bytes) => {
+          const { manifest: m, sums } = await this.hashFile(f.name, f.st, (bytes) => {
             progress.bytesDone += bytes;
             this.emit('hashing', { ...progress });
           });
-          this.setSource(f.name, f.st, m);
-          this.cache.set(f.name, f.st, m);
+          this.setSource(f.name, f.st, m, sums);
+          this.cache.set(f.name, f.st, m, sums);
           this.counters.filesHashed++;
           this.counters.bytesHashed += f.st.size;
         } catch (err) {
@@ -327,23 +327,29 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
     await Promise.all(Array.from({ length: Math.min(slots, files.length) }, worker));
   }
 
-  private async hashFile(name: string, st: FileStat, onBytes: (n: number) => void): Promise<Manifest> {
+  private async hashFile(name: string, st: FileStat, onBytes: (n: number) => void): Promise<{ manifest: Manifest; sums: Uint16Array }> {
     const chunkBytes = chunkBytesFor(st.size);
     const chunks = chunkCount(st.size, chunkBytes);
     // the real path (a symlink inside the share is followed here); the task opens it with
     // O_NOFOLLOW and checks the inode, so what is hashed is the file that was scanned
     const file = await resolveInShare(this.realRoot, name);
-    const parts: Promise<Uint8Array>[] = [];
+    const parts: Promise<{ hashes: Uint8Array; sums: Uint16Array }>[] = [];
     for (let first = 0; first < chunks; first += HASH_TASK_CHUNKS) {
       const endChunk = Math.min(chunks, first + HASH_TASK_CHUNKS);
       parts.push(
-        this.opts.pool.hashRange({ path: file, size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino, firstChunk: first, endChunk, chunkBytes }).then((h) => {
+        this.opts.pool.hashRangeWithSums({ path: file, size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino, firstChunk: first, endChunk, chunkBytes }).then((h) => {
           onBytes(Math.min(st.size, endChunk * chunkBytes) - first * chunkBytes);
           return h;
         }),
       );
     }
-    const hashes = Buffer.concat(await Promise.all(parts));
-    return makeManifest(st.size, chunkBytes, hashes);
+    const done = await Promise.all(parts);
+    const sums = new Uint16Array(done.reduce((a, p) => a + p.sums.length, 0));
+    let at = 0;
+    for (const p of done) {
+      sums.set(p.sums, at);
+      at += p.sums.length;
+    }
+    return { manifest: makeManifest(st.size, chunkBytes, Buffer.concat(done.map((p) => p.hashes))), sums };
   }
 }

@@ -22,6 +22,8 @@ interface CacheEntry {
   /** Chunk hashes, base64. */
   hashes: string;
   cid: string;
+  /** Packet payload sums (chunk-tasks.ts hashRangeWithSums), little-endian u16, base64; absent for adopted files. */
+  sums?: string;
 }
 
 const VERSION = 2;
@@ -70,8 +72,25 @@ export class ManifestCache {
     return m.cid === e.cid ? m : undefined;
   }
 
-  set(name: string, st: FileStat, m: Manifest): void {
-    this.entries.set(name, { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino, chunkBytes: m.chunkBytes, hashes: m.hashes.toString('base64'), cid: m.cid });
+  /** The packet payload sums cached with `name`'s manifest, if any, for exactly this stat. */
+  sumsOf(name: string, st: FileStat): Uint16Array | undefined {
+    const e = this.entries.get(name);
+    if (!e?.sums || e.size !== st.size || e.mtimeMs !== st.mtimeMs || e.ino !== st.ino || e.dev !== st.dev) return undefined;
+    const b = Buffer.from(e.sums, 'base64');
+    if (b.length % 2) return undefined;
+    const out = new Uint16Array(b.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = b.readUInt16LE(i * 2);
+    return out;
+  }
+
+  set(name: string, st: FileStat, m: Manifest, sums?: Uint16Array): void {
+    let packed: string | undefined;
+    if (sums) {
+      const b = Buffer.allocUnsafe(sums.length * 2);
+      for (let i = 0; i < sums.length; i++) b.writeUInt16LE(sums[i]!, i * 2);
+      packed = b.toString('base64');
+    }
+    this.entries.set(name, { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino, chunkBytes: m.chunkBytes, hashes: m.hashes.toString('base64'), cid: m.cid, ...(packed ? { sums: packed } : {}) });
     this.dirty = true;
   }
 
