@@ -36,6 +36,17 @@ export function printTable(headers: string[], rows: string[][], rightAlign: numb
   for (const r of rows) process.stdout.write(fmt(r) + '\n');
 }
 
+/** "ip:port" or "[v6]:port" as the {ip, port} object every --json peer list uses. */
+export function peerAddress(a: string): { ip: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(a) ?? /^([^:]+):(\d+)$/.exec(a);
+  return m ? { ip: m[1]!, port: Number(m[2]) } : { ip: a, port: 0 };
+}
+
+/** True for a peer's "ip:port" / "[v6]:port" (not prose like "tracker 1.2.3.4:7077"). */
+export function isAddress(a: string): boolean {
+  return /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(a);
+}
+
 export function ndjson(obj: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }

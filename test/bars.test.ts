@@ -74,3 +74,25 @@ t.test('layout and ETA text', async (t) => {
   t.equal(etaText(65 * 10, 10), '1m 05s');
   t.equal(etaText(3 * 3600 * 10, 10), '3h 00m');
 });
+
+t.test('the summary says numbers as people write them: rounded rates, "1 peer", not "1 peers" or "peer(s)"', async (t) => {
+  let text = '';
+  const plain = new Writable({
+    write(chunk, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  }) as unknown as NodeJS.WriteStream;
+  const d = new EventEmitter() as unknown as Download;
+  const view = await barView(d, null, { stream: plain });
+  d.emit('start', { name: 'a', path: '/x/a', size: 1, mtime: 0, cid: 'a'.repeat(64), chunks: 1, chunkBytes: MiB, peers: ['127.0.0.9:7070'], resumedChunks: 0, source: 'tracker 127.0.0.1:7077' });
+  view.done({ name: 'a', path: '/x/a', cid: 'a'.repeat(64), size: 1, seconds: 0.084, rate: 11.904761904761903, peersUsed: 1, peersDropped: 0, badPackets: 0, badChunks: 0, resumedChunks: 0, fetchedChunks: 1, upToDate: false }, 0);
+  t.match(text, /a: 1 B from 1 peer via tracker/, 'the start line: 1 peer');
+  t.match(text, /saved \/x\/a: 1 B in 0\.1 s \(12 B\/s\), 1 peer used\n/, 'the summary: a rounded rate, 1 peer');
+  t.notMatch(text, /\d\.\d{4,}|peer\(s\)|1 peers/, 'no long fractions, no peer(s)');
+  text = '';
+  const d2 = new EventEmitter() as unknown as Download;
+  const v2 = await barView(d2, null, { stream: plain });
+  v2.done({ name: 'a', path: '/x/a', cid: 'a'.repeat(64), size: 3 * MiB, seconds: 2, rate: 1.5 * MiB, peersUsed: 2, peersDropped: 1, badPackets: 0, badChunks: 0, resumedChunks: 0, fetchedChunks: 3, upToDate: false }, 0);
+  t.match(text, /3\.00 MiB in 2\.0 s \(1\.50 MiB\/s\), 2 peers used, 1 dropped/);
+});

@@ -145,9 +145,9 @@ t.test('LAN: serve --lan peers are found by peers, search and get --lan (loopbac
 
   const peers = swarm(t, ['peers', '--no-tracker', ...lan, '--wait', '1', '--json']);
   t.equal((await ended(peers)).code, 0);
-  const known = JSON.parse(peers.lines[0]!) as { ip: string; port: number; sources: string[]; peer: string | null }[];
+  const known = JSON.parse(peers.lines[0]!) as { ip: string; port: number; sources: string[]; id: string | null }[];
   t.same(known.map((k) => k.port).sort(), [s1.port, s2.port].sort(), 'a listener hears both serving peers (it asks; they answer at once)');
-  t.ok(known.every((k) => k.sources.includes('lan') && k.ip === '127.0.0.1' && /^[0-9a-f]{16}$/.test(k.peer ?? '')), 'learnt from the LAN, with address and peer id');
+  t.ok(known.every((k) => k.sources.includes('lan') && k.ip === '127.0.0.1' && /^[0-9a-f]{16}$/.test(k.id ?? '')), 'learnt from the LAN, with address and peer id');
 
   const s = swarm(t, ['search', 'iso', '--no-tracker', ...lan, '--json']);
   t.equal((await ended(s)).code, 0);

@@ -176,7 +176,7 @@ t.test('every seed command through stdin, against a tracker and a seed', async (
   sh.write('register');
   await sh.waitFor(/^registered with tracker .*: [45] files$/);
   sh.write('RESET');
-  await sh.waitFor(/^forgot 1 peers$/);
+  await sh.waitFor(/^forgot 1 peer$/);
   sh.write('status');
   await sh.waitFor(/^no downloads running$/);
   sh.write('LISTR 127.0.0.1');
@@ -258,4 +258,24 @@ t.test('in a pseudo-terminal: a prompt, a completed command, QUIT', { skip: proc
   child.stdin.write('QUIT\r');
   t.ok(await until(/bye/), 'QUIT');
   t.equal(await exit, 0);
+});
+
+t.test('a shell without a folder downloads through the tracker it was given; ./name is the name', async (t) => {
+  const tr = new TrackerServer({ port: 0, host: '127.0.0.1' });
+  await tr.listen();
+  t.teardown(() => tr.close());
+  const address = `127.0.0.1:${tr.port}`;
+  await seed(t, { 'notes.txt': Buffer.from('hello\n') }, { tracker: address });
+  const deadline = Date.now() + 10_000;
+  while (!tr.registry.whoHas('notes.txt') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const out = tempDir(t);
+  // before the fix the download asked the default tracker (127.0.0.1:7077), not --tracker
+  const sh = shell(t, ['--port', '0', '--tracker', address, '-o', out, '--threads', '0']);
+  sh.write('download ./notes.txt');
+  sh.end();
+  await sh.waitFor(/notes\.txt: saved/);
+  t.equal(await sh.exit, 0, 'exit 0 after end of input (QUIT)');
+  t.equal(readFileSync(path.join(out, 'notes.txt'), 'utf8'), 'hello\n', 'fetched through the tracker given');
+  t.ok(sh.out.some((l) => /^downloading notes\.txt in the background/.test(l)), `./notes.txt is notes.txt:\n${sh.out.join('\n')}`);
+  t.notOk(sh.out.some((l) => /7077|failed/.test(l)), 'the default tracker was never asked');
 });

@@ -1,30 +1,14 @@
-/** Option parsers and signal handling shared by the commands. */
-import { InvalidArgumentError, type Command } from 'commander';
+/**
+ * What the commands share: the peer options of serve, sync and shell, signal handling, and (for
+ * the commands that import them from here) the option parsers, which live in bin/options.ts.
+ */
+import type { Command } from 'commander';
 import { closeSync, openSync } from 'node:fs';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { DEFAULT_TRACKER_PORT } from '../../lib/constants.js';
+import { addressOption, listenHostOption, logFileOption, portOption, threadsOption, uploadRateOption } from '../options.js';
 
-export function intOption(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
-  return n;
-}
-
-/** A whole number within [min, max] (what the option can sensibly take). */
-export function boundedInt(min: number, max: number, unit = ''): (v: string) => number {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}${unit}`);
-    return n;
-  };
-}
-
-/** A number above 0 (a rate, a size). */
-export function positiveNumber(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number above 0');
-  return n;
-}
+export { boundedInt, intOption, positiveNumber, portOption, seedOption } from '../options.js';
 
 /**
  * A log file the user named must be writable now: opening it later and failing silently would
@@ -36,21 +20,6 @@ export function checkLogFile(file: string): void {
   } catch (err) {
     throw new SwarmError(ERROR_CODES.USAGE, `cannot write the log file ${file}: ${(err as Error).message}`);
   }
-}
-
-/** A TCP port: 0 (any free one) to 65535. */
-export function portOption(v: string): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number, 0 to 65535');
-  return n;
-}
-
-/** `--seed` alone (until Ctrl-C) or `--seed SECONDS` (a positive number). */
-export function seedOption(v: string | undefined): number | true {
-  if (v === undefined) return true;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number of seconds above 0');
-  return n;
 }
 
 export function collect(v: string, prev: string[] = []): string[] {
@@ -83,7 +52,7 @@ export function onInterrupt(graceful: () => Promise<void>, force: () => Promise<
   });
 }
 
-/** `--tracker X` with `--no-tracker`: commander keeps whichever came last; say it instead. */
+/** `--tracker X` with `--no-tracker`: commander keeps whichever came last; say it instead (bin/options.ts crossChecks does it for every command; kept for callers). */
 export function refuseTrackerConflict(argv: string[] = process.argv): void {
   if (argv.includes('--no-tracker') && argv.some((a) => a === '--tracker' || a === '-t' || a.startsWith('--tracker='))) {
     throw new SwarmError(ERROR_CODES.USAGE, '--tracker and --no-tracker contradict each other');
@@ -104,13 +73,13 @@ export interface PeerCliOptions {
 export function addPeerOptions(cmd: Command, o: { port: string; defaultPort?: number; tracker: string }): Command {
   const port = o.defaultPort !== undefined ? cmd.option('-p, --port <port>', o.port, portOption, o.defaultPort) : cmd.option('-p, --port <port>', o.port, portOption);
   return port
-    .option('--host <host>', 'address to listen on (0.0.0.0: every interface)', '127.0.0.1')
-    .option('-t, --tracker <host:port>', o.tracker)
+    .option('--host <host>', 'address to listen on (0.0.0.0: every interface)', listenHostOption, '127.0.0.1')
+    .option('-t, --tracker <host:port>', o.tracker, addressOption)
     .option('--tracker-port <port>', 'port of the embedded tracker', portOption, DEFAULT_TRACKER_PORT)
     .option('--no-tracker', 'no tracker at all (find peers with --neighbor / --lan)')
-    .option('--threads <n>', 'hashing threads (0: hash on the main thread)', intOption)
-    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second', positiveNumber)
-    .option('--log <file>', 'append one line per event to this file');
+    .option('--threads <n>', 'hashing threads, 0 to 256 (0: hash on the main thread)', threadsOption)
+    .option('--max-upload <MiB/s>', 'upload limit for all peers together, MiB per second (0.01 to 1048576)', uploadRateOption)
+    .option('--log <file>', 'append one line per event to this file', logFileOption);
 }
 
 /** The node options those flags give (the log file is opened by the command). */

@@ -8,7 +8,7 @@ import type { SwarmNode, GetOptions } from '../../lib/index.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { defaultTracker } from '../../lib/constants.js';
 import { ndjson } from '../format.js';
-import { boundedInt, collect, intOption, portOption, refuseTrackerConflict, seedOption } from './common.js';
+import { addressOption, boundedInt, cidOption, listenHostOption, outDirOption, peerList, portOption, seedOption, threadsOption } from '../options.js';
 import { barView, jsonView } from '../views/get-view.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
@@ -39,19 +39,19 @@ export function register(program: Command): void {
     .command('get')
     .description('download NAME from every peer that has it, in parallel chunks, sharing what it has')
     .argument('<name>', 'file name in the swarm (relative path, e.g. isos/big file.iso)')
-    .option('-t, --tracker <host:port>', `tracker to ask (default: $SWARM_TRACKER, else the local one, ${defaultTracker()})`)
+    .option('-t, --tracker <host:port>', `tracker to ask (default: $SWARM_TRACKER, else the local one, ${defaultTracker()})`, addressOption)
     .option('--no-tracker', 'ask no tracker: holders come from --peer, --neighbor or --lan')
-    .option('--peer <host:port>', 'fetch from this peer (repeatable); skips the tracker unless -t is given', collect);
+    .option('--peer <host:port>', 'fetch from this peer (repeatable); skips the tracker unless -t is given', peerList);
   addDiscoveryOptions(cmd)
-    .option('--version <cid>', 'fetch this version (a content id from swarm who, or its first 8+ hex digits) instead of the newest')
-    .option('-o, --output <dir>', 'folder to save into (NAME\'s subfolders are created)', '.')
+    .option('--version <cid>', 'fetch this version (a content id from swarm who, or its first 8+ hex digits) instead of the newest', cidOption)
+    .option('-o, --output <dir>', 'folder to save into (NAME\'s subfolders are created)', outDirOption, '.')
     .option('--overwrite', 'replace a different file already at NAME (default: leave it alone and stop)')
-    .option('--host <addr>', 'address to share on while downloading (0.0.0.0: your LAN)', '127.0.0.1')
+    .option('--host <addr>', 'address to share on while downloading (0.0.0.0: your LAN)', listenHostOption, '127.0.0.1')
     .option('-p, --port <port>', 'port to share on (0: any free port)', portOption, 0)
     .option('--no-share', 'only take: do not serve the chunks already fetched to other peers')
     .option('--seed [seconds]', 'after the download, keep sharing the file (until Ctrl-C, or for SECONDS)', seedOption)
-    .option('--threads <n>', 'hash+write threads (0: main thread; default: 0 on 1-2 cores, else one per core)', intOption)
-    .option('--peer-threads <n>', 'connection threads (0: main thread; default: 0 on 1-2 cores, else half the cores)', intOption)
+    .option('--threads <n>', 'hash+write threads, 0 to 256 (0: main thread; default: 0 on 1-2 cores, else one per core)', threadsOption)
+    .option('--peer-threads <n>', 'connection threads, 0 to 256 (0: main thread; default: 0 on 1-2 cores, else half the cores)', threadsOption)
     .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB (1 to 65536)', boundedInt(1, 65536, ' MiB'), 48)
     .option('--profile', 'measure where the time goes and print a breakdown at the end')
     .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, seeding, error)')
@@ -67,8 +67,6 @@ While it runs, get serves the chunks it has verified (on --host/--port) and the 
 as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see README.`,
     )
     .action(async (name: string, o: GetCliOptions) => {
-      if (o.seed !== undefined && !o.share) throw new SwarmError(ERROR_CODES.USAGE, '--seed and --no-share contradict each other');
-      refuseTrackerConflict();
       const tracker = typeof o.tracker === 'string' ? o.tracker : undefined;
       const discovery = discoveryNodeOptions(o);
       const { SwarmNode, formatBreakdown, defaultLayout } = await import('../../lib/index.js');

@@ -5,28 +5,14 @@
  * (with `--discover TTL`, seed 001's DISCOVER first).
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { defaultTracker, trackerNamed } from '../../lib/constants.js';
 import { count, humanBytes, humanTime, printTable, printable } from '../format.js';
-import { refuseTrackerConflict } from './common.js';
+import { addressOption, MAX_TTL, ttlOption, waitOption } from '../options.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
-const MAX_TTL = 7;
 const addr = (h: { ip: string; port: number }) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`);
-
-function ttlOption(v: string): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || n < 1 || n > MAX_TTL) throw new InvalidArgumentError(`expected a number of hops from 1 to ${MAX_TTL}`);
-  return n;
-}
-
-/** Seconds to wait, 0.1 to 60. */
-function waitOption(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0.1 || n > 60) throw new InvalidArgumentError('expected seconds from 0.1 to 60');
-  return n;
-}
+const peerJson = (h: { ip: string; port: number }) => ({ ip: h.ip, port: h.port });
 
 interface CommonOptions extends DiscoveryCliOptions {
   tracker?: string | boolean;
@@ -35,7 +21,6 @@ interface CommonOptions extends DiscoveryCliOptions {
 }
 
 function trackerOptions(o: CommonOptions): { tracker?: string; noTracker: boolean } {
-  refuseTrackerConflict();
   return { ...(typeof o.tracker === 'string' ? { tracker: o.tracker } : {}), noTracker: o.tracker === false };
 }
 
@@ -47,7 +32,7 @@ export function register(program: Command): void {
       .argument('<pattern>', 'part of a name (case-insensitive), or a glob with * and ? matched against the whole path or, without a /, the file name (quote it)')
       .option('--ttl <hops>', `how far the overlay search goes, 1 to ${MAX_TTL} hops`, ttlOption, 5)
       .option('--wait <seconds>', 'how long to wait for answers at most, 0.1 to 60 (it stops 0.5 s after the last answer)', waitOption, 2)
-      .option('-t, --tracker <host:port>', `also search this tracker's directory (default: $SWARM_TRACKER, else ${defaultTracker()})`)
+      .option('-t, --tracker <host:port>', `also search this tracker's directory (default: $SWARM_TRACKER, else ${defaultTracker()})`, addressOption)
       .option('--no-tracker', 'do not ask a tracker'),
   )
     .option('--json', 'print the results as JSON')
@@ -68,10 +53,10 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         const from = asked.join(' and ');
         // nothing: one error (exit 3) and, with --json, that error as the one document
         if (results.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `nothing matches ${pattern} (asked ${from})`);
-        if (o.json) process.stdout.write(JSON.stringify(results) + '\n');
+        if (o.json) process.stdout.write(JSON.stringify(results.map((r) => ({ name: r.name, kind: r.kind, size: r.size, mtime: r.mtime, cid: r.cid, holders: r.holders.map(peerJson), sources: r.sources }))) + '\n');
         else {
           printTable(
-            ['NAME', 'TYPE', 'SIZE', 'MODIFIED (UTC)', 'CID', 'HOLDERS'],
+            ['NAME', 'KIND', 'SIZE', 'MODIFIED (UTC)', 'CID', 'HOLDERS'],
             results.map((r) => [printable(r.name), r.kind, humanBytes(r.size), humanTime(r.mtime), r.cid.slice(0, 16), r.holders.map(addr).join(' ')]),
             [2],
           );
@@ -85,10 +70,10 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
   addDiscoveryOptions(
     program
       .command('peers')
-      .description('the peers this swarm knows: neighbours, LAN, tracker, DISCOVER answers')
-      .option('--discover <hops>', `first ask the overlay who is within this many hops (seed 001's DISCOVER, 1 to ${MAX_TTL}; default 1 with --neighbor or --lan)`, ttlOption)
-      .option('--wait <seconds>', 'how long to listen for the LAN and DISCOVER answers', waitOption, 2)
-      .option('-t, --tracker <host:port>', `also list the holders a tracker knows (default: $SWARM_TRACKER, else ${defaultTracker()})`)
+      .description('the peers this swarm knows: neighbours, the LAN, the tracker, and peers found through the overlay')
+      .option('--discover <hops>', `first ask the overlay who is within this many hops, 1 to ${MAX_TTL} (default 1 with --neighbor or --lan)`, ttlOption)
+      .option('--wait <seconds>', 'how long to listen for answers from the LAN and the overlay, 0.1 to 60', waitOption, 2)
+      .option('-t, --tracker <host:port>', `also list the holders a tracker knows (default: $SWARM_TRACKER, else ${defaultTracker()})`, addressOption)
       .option('--no-tracker', 'do not ask a tracker'),
   )
     .option('--json', 'print the peers as JSON')
@@ -115,7 +100,7 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         if (hops) jobs.push(node.discovery.discoverPeers(hops, waitMs));
         await Promise.all(jobs);
         const peers = node.discovery.peers();
-        if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, peer: p.peer ?? null, sources: p.sources, lastSeen: p.lastSeen ? Math.floor(p.lastSeen / 1000) : null }))) + '\n');
+        if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, id: p.peer ?? null, sources: p.sources, lastSeen: p.lastSeen ? Math.floor(p.lastSeen / 1000) : null }))) + '\n');
         if (peers.length === 0) return void process.stderr.write('no peers known (name one with --neighbor, or try --lan or a tracker)\n');
         const now = Date.now();
         printTable(

@@ -4,8 +4,15 @@ import type { SingleBar } from 'cli-progress';
 import type { ServeHandle, HashProgress } from '../../lib/index.js';
 import * as constants from '../../lib/constants.js';
 import { count, humanBytes, ndjson, printable } from '../format.js';
-import { addPeerOptions, checkLogFile, onInterrupt, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
+import { addPeerOptions, onInterrupt, peerNodeOptions, type PeerCliOptions } from './common.js';
+import { parseAddress } from '../options.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
+
+/** A neighbour as --json lists peers: {ip, port} (ip is the host as typed when it was a name). */
+function neighborJson(v: string): { ip: string; port: number } {
+  const a = parseAddress(v, true);
+  return typeof a === 'string' ? { ip: v, port: 0 } : { ip: a.host, port: a.port! };
+}
 
 export function register(program: Command): void {
   const cmd = program
@@ -21,8 +28,6 @@ Ctrl-C stops accepting peers and lets running transfers finish; a second Ctrl-C 
 Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
     )
     .action(async (dir: string, o: DiscoveryCliOptions & PeerCliOptions & { json?: boolean }) => {
-      refuseTrackerConflict();
-      if (o.log) checkLogFile(o.log);
       const discovery = discoveryNodeOptions(o);
       const { serve, openLogFile } = await import('../../lib/index.js');
       // bars only on a terminal, for large shares: the bars library is loaded only then
@@ -73,7 +78,14 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
           : `tracker ${s.address}: ${printable(s.message ?? 'disconnected')}`;
         if (text === lastTracker) return;
         lastTracker = text;
-        say(s.connected ? text : `${text} (retrying every few seconds; said again when it changes)`, { event: 'tracker', ...s });
+        say(s.connected ? text : `${text} (retrying every few seconds; said again when it changes)`, {
+          event: 'tracker',
+          tracker: s.address,
+          connected: s.connected,
+          embedded: s.embedded,
+          ...(s.message !== undefined ? { message: s.message } : {}),
+          ...(s.dropped?.length ? { dropped: s.dropped.map((d) => ({ name: d.what, reason: d.reason })) } : {}),
+        });
       });
       const files = handle.library.files();
       const total = files.reduce((a, f) => a + f.size, 0);
@@ -92,7 +104,7 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         tracker: handle.tracker?.address ?? null,
         embeddedTracker: !!handle.tracker?.embedded,
         trackerConnected: !!handle.tracker?.client.connected,
-        neighbors: discovery.neighbors ?? [],
+        neighbors: (discovery.neighbors ?? []).map(neighborJson),
         lan: handle.lan ? { port: handle.lan.port } : null,
       });
       if (!json) for (const f of files.slice(0, 20)) process.stderr.write(`  ${f.name}  ${humanBytes(f.size)}\n`);

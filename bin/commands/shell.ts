@@ -10,7 +10,8 @@ import { createInterface, type Interface } from 'node:readline';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { humanBytes, printable } from '../format.js';
-import { addPeerOptions, checkLogFile, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
+import { addPeerOptions, peerNodeOptions, type PeerCliOptions } from './common.js';
+import { outDirOption } from '../options.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
 interface ShellCliOptions extends DiscoveryCliOptions, PeerCliOptions {
@@ -22,7 +23,7 @@ export function register(program: Command): void {
     .command('shell')
     .description("a prompt over one running peer, with the seeds' commands (LISTL, SEARCH, GET, register, download, list...)")
     .argument('[dir]', 'folder to share while the shell runs (none: share only what you download)')
-    .option('-o, --output <dir>', 'where downloads land (default: DIR, else the current folder)');
+    .option('-o, --output <dir>', 'where downloads land (default: DIR, else the current folder)', outDirOption);
   addPeerOptions(cmd, { port: `peer port (default ${constants.DEFAULT_PEER_PORT} with DIR, else any free one)`, tracker: 'tracker to use (default: with DIR embed one or join the local one; else $SWARM_TRACKER or the local one)' });
   addDiscoveryOptions(cmd)
     .addHelpText(
@@ -34,8 +35,6 @@ waits for running transfers, FORCEQUIT (or a second Ctrl-C) leaves at once. Comm
 come from a pipe: printf 'LISTL\\nQUIT\\n' | swarm shell ./share`,
     )
     .action(async (dir: string | undefined, o: ShellCliOptions) => {
-      refuseTrackerConflict();
-      if (o.log) checkLogFile(o.log);
       const discovery = discoveryNodeOptions(o);
       const { SwarmNode, openLogFile, Shell } = await import('../../lib/index.js');
       const fileLog = o.log ? openLogFile(o.log) : null;

@@ -5,7 +5,9 @@
  */
 import type { MultiBar, SingleBar } from 'cli-progress';
 import type { DoneEvent, PeerView, Download } from '../../lib/index.js';
-import { count, humanBytes, humanRate, ndjson, printable } from '../format.js';
+import { statSync } from 'node:fs';
+import { chunkBytesFor } from '../../lib/chunking.js';
+import { count, humanBytes, humanRate, isAddress, ndjson, peerAddress, printable } from '../format.js';
 
 const PROGRESS_JSON_MS = 1000;
 
@@ -35,10 +37,31 @@ function uploadMeter(up: Upload | null): () => { bytes: number; rate: number; pe
   };
 }
 
+/**
+ * Where `start` says the holders came from: the library gives prose ("tracker 127.0.0.1:7077 and
+ * the overlay"); --json gives the same words as `search`'s `sources` (and `peer` for --peer), and
+ * the tracker's address on its own.
+ */
+export function sourcesOf(prose: string): { sources: string[]; tracker: string | null } {
+  const sources: string[] = [];
+  const t = /\btracker (\S+)/.exec(prose);
+  if (/named peers|peers that have it/.test(prose)) sources.push('peer');
+  if (t) sources.push('tracker');
+  if (/\boverlay\b/.test(prose)) sources.push('overlay');
+  if (/\bLAN\b/.test(prose)) sources.push('lan');
+  return { sources, tracker: t ? t[1]! : null };
+}
+
+/** A download's events as NDJSON, in the shared shape (README "JSON output"). */
 export function jsonView(d: Download, up: Upload | null): GetView {
   let last = 0;
+  let started = false;
   const meter = uploadMeter(up);
-  d.on('start', (e) => ndjson({ event: 'start', ...e }));
+  d.on('start', (e) => {
+    started = true;
+    const { sources, tracker } = sourcesOf(e.source);
+    ndjson({ event: 'start', name: e.name, path: e.path, size: e.size, mtime: e.mtime, cid: e.cid, chunks: e.chunks, chunkBytes: e.chunkBytes, peers: e.peers.map(peerAddress), resumedChunks: e.resumedChunks, sources, tracker });
+  });
   d.on('progress', (e) => {
     const now = Date.now();
     if (now - last < PROGRESS_JSON_MS) return;
@@ -46,17 +69,40 @@ export function jsonView(d: Download, up: Upload | null): GetView {
     const u = meter();
     ndjson({
       event: 'progress',
-      ...e,
+      bytes: e.bytes,
+      total: e.total,
       rate: Math.round(e.rate),
       uploaded: u.bytes,
       uploadRate: Math.round(u.rate),
       peersServed: u.peers,
-      peers: e.peers.map((p) => ({ ...p, rate: Math.round(p.rate) })),
+      peers: e.peers.map((p) => ({ ...peerAddress(p.address), state: p.state, rate: Math.round(p.rate), chunks: p.chunks, inflight: p.inflight, strikes: p.strikes, complete: p.complete })),
     });
   });
-  d.on('warning', (e) => ndjson({ event: 'warning', ...e }));
-  d.on('peer-dropped', (e) => ndjson({ event: 'peer-dropped', ...e }));
-  return { done: (r, uploaded) => ndjson({ event: 'done', ...r, rate: Math.round(r.rate), uploaded }), stop: () => {} };
+  d.on('warning', (e) => {
+    // `peer` is a peer's address; a source that is not one (a tracker, "the overlay") goes into the message
+    const isPeer = e.peer !== undefined && isAddress(e.peer);
+    const message = e.peer !== undefined && !isPeer ? `${e.peer}: ${e.message}` : e.message;
+    ndjson({ event: 'warning', message, ...(isPeer ? { peer: e.peer } : {}), ...(e.code ? { code: e.code } : {}) });
+  });
+  d.on('peer-dropped', (e) => ndjson({ event: 'peer-dropped', peer: e.peer, reason: e.reason, code: e.code }));
+  return {
+    done: (r, uploaded) => {
+      const { breakdown, ...rest } = r;
+      // a file already up to date fetched nothing, but a script still gets its `start` first
+      if (!started && r.upToDate) {
+        const chunkBytes = chunkBytesFor(r.size);
+        let mtime = 0;
+        try {
+          mtime = Math.floor(statSync(r.path).mtimeMs / 1000);
+        } catch {
+          // gone again: 0 rather than a guess
+        }
+        ndjson({ event: 'start', name: r.name, path: r.path, size: r.size, mtime, cid: r.cid, chunks: Math.ceil(r.size / chunkBytes), chunkBytes, peers: [], resumedChunks: 0, sources: [], tracker: null });
+      }
+      ndjson({ event: 'done', ...rest, seconds: Math.round(r.seconds * 1000) / 1000, rate: Math.round(r.rate), uploaded, ...(breakdown ? { breakdown } : {}) });
+    },
+    stop: () => {},
+  };
 }
 
 /** A peer's line. Rates are shown once a peer has delivered something (not "0 B/s" while it starts). */

@@ -8,7 +8,8 @@
 import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
-import { STATE_DIR_NAME } from '../constants.js';
+import { STATE_DIR_NAME, defaultTracker } from '../constants.js';
+import { normalizeUserName } from '../protocol/names.js';
 import { listPeer } from '../listing.js';
 import { trackerDirectory } from '../tracker/client.js';
 import { DEFAULT_SEARCH_TTL } from '../discovery/search.js';
@@ -40,9 +41,10 @@ const human = (n: number): string => {
   let i = 0;
   let v = n;
   while (v >= 1024 && i < u.length - 1) (v /= 1024), i++;
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${u[i]}`;
+  return i === 0 ? `${Math.round(n)} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${u[i]}`;
 };
 const when = (sec: number) => new Date(sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 const addr = (h: { ip: string; port: number }) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`);
 
 export class Shell {
@@ -140,12 +142,12 @@ export class Shell {
         return;
       }
       case 'RESET':
-        return void this.say(`forgot ${n.discovery.reset()} peers`);
+        return void this.say(`forgot ${plural(n.discovery.reset(), 'peer')}`);
       case 'peers': {
         const list = n.discovery.peers();
         if (list.length === 0) return void this.say('no peers known');
         const now = Date.now();
-        for (const k of list) this.say(`${addr(k)}  ${k.peer ?? '-'}  ${k.sources.join(',')}  ${Math.round((now - k.lastSeen) / 1000)} s ago`);
+        for (const k of list) this.say(`${addr(k)}  ${k.peer ?? '-'}  ${k.sources.join(',')}  ${k.lastSeen ? `${Math.max(0, Math.round((now - k.lastSeen) / 1000))} s ago` : 'never seen'}`);
         return;
       }
       case 'GET':
@@ -175,7 +177,7 @@ export class Shell {
         if (this.jobs.size === 0) this.say('no downloads running');
         for (const j of this.jobs) {
           const pr = j.progress;
-          this.say(pr ? `${this.p(j.name)}: ${Math.floor((100 * pr.bytes) / Math.max(1, pr.total))}% of ${human(pr.total)}, ${human(pr.rate)}/s from ${pr.peers.length} peers` : `${this.p(j.name)}: looking for holders`);
+          this.say(pr ? `${this.p(j.name)}: ${Math.floor((100 * pr.bytes) / Math.max(1, pr.total))}% of ${human(pr.total)}, ${human(Math.round(pr.rate))}/s from ${plural(pr.peers.length, 'peer')}` : `${this.p(j.name)}: looking for holders`);
         }
         return void this.say(`uploading to ${up.peers} peer${up.peers === 1 ? '' : 's'}; ${human(up.bytes)} uploaded in all`);
       }
@@ -232,11 +234,17 @@ export class Shell {
   }
 
   /** Start a download in the background; its end is said when it comes. */
-  private download(name: string, peers?: string[]): void {
+  private download(typed: string, peers?: string[]): void {
     if (this.quitting) return void this.say('error: quitting; no new downloads');
+    // `./name` (what tab completion gives) is the name
+    const name = normalizeUserName(typed);
     for (const j of this.jobs) if (j.name === name) return void this.say(`${this.p(name)} is already downloading (status shows how far)`);
     const outDir = this.o.outDir ?? this.node.library?.root ?? '.';
-    const p = this.node.get(name, { outDir, ...(peers ? { peers } : {}), peerThreads: this.o.peerThreads ?? 0 });
+    // the tracker this shell was started with (the node's own, or --tracker): a download without
+    // a named peer asks it, not the default one
+    const tracker = peers ? null : this.node.trackerAddress();
+    const where = peers ? { peers } : tracker === null ? { noTracker: true } : tracker !== defaultTracker() ? { tracker } : {};
+    const p = this.node.get(name, { outDir, ...where, peerThreads: this.o.peerThreads ?? 0 });
     const job: Job = { name, p, progress: null, started: Date.now() };
     this.jobs.add(job);
     p.download.on('start', (e) => this.say(`${this.p(name)}: ${human(e.size)} from ${e.peers.length} peer${e.peers.length === 1 ? '' : 's'} (${this.p(e.source)})${e.resumedChunks ? `, resuming ${e.resumedChunks} chunks` : ''}`));
@@ -256,7 +264,8 @@ export class Shell {
   }
 
   /** Seed 003's delete: the file leaves the share (kept in DIR/.swarm/trash/, never destroyed). */
-  private async delete(name: string): Promise<void> {
+  private async delete(typed: string): Promise<void> {
+    const name = normalizeUserName(typed);
     const lib = this.node.library;
     if (!lib) return void this.say('this shell shares no folder');
     const f = lib.stat(name);
