@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { workerUrl } from './paths.js';
 import type { Piscina } from 'piscina';
 import { ERROR_CODES, SwarmError, fromWire, type WireError } from './errors.js';
-import { hashRange, hashRangeWithSums, verifyAndWriteAsync, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
+import { hashRange, hashRangeWithSums, verifyAndWrite, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
 
 export interface ChunkPool {
   readonly threads: number;
@@ -119,7 +119,7 @@ export class InlineChunkPool implements ChunkPool {
   async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {
     this.inFlight++;
     try {
-      return await verifyAndWriteAsync({ op: 'write', ...task });
+      return verifyAndWrite({ op: 'write', ...task });
     } finally {
       this.inFlight--;
     }
