@@ -27,83 +27,21 @@
  *   expiry if it really left);
  * - flood garbage: each datagram costs a size check and at most one 512-byte JSON.parse; nothing
  *   is logged per datagram (a flood must not grow a log file), only rate-limited warnings.
- *
- * Loopback (measured on the Linux test host, Node 20): a datagram sent to 127.255.255.255 reaches
- * every socket bound to 0.0.0.0 (or to 127.255.255.255) on that port with reuseAddr; a socket bound
- * to 127.0.0.1 receives no broadcasts at all, and a unicast to 127.0.0.1 reaches only one of the
- * sockets sharing the port. Hence the default bind of 0.0.0.0, and tests broadcast to 127.255.255.255.
+
  */
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { ERROR_CODES, SwarmError } from '../errors.js';
-import type { LogFields } from '../log.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
-import { decodeAnnouncement, encodeAnnouncement, isLanPeerId, type LanAnnouncement, type LanOp } from './lan-codec.js';
+import { WarnLimit } from './warn-limit.js';
+import { decodeAnnouncement, encodeAnnouncement, type LanAnnouncement, type LanOp } from './lan-codec.js';
 
 export { DEFAULT_LAN_PORT } from '../constants.js';
-import { DEFAULT_LAN_PORT } from '../constants.js';
-export const DEFAULT_LAN_BROADCAST = '255.255.255.255';
-export const DEFAULT_LAN_BIND = '0.0.0.0';
-export const DEFAULT_LAN_INTERVAL_MS = 5_000;
-/** A peer is dropped after this many intervals without a `start` (so one or two lost datagrams do not drop it). */
-export const LAN_EXPIRE_INTERVALS = 3;
-export const DEFAULT_LAN_MAX_PEERS = 1024;
-/** Several swarm processes may share one host, but not 64 of them: more from one address is a flood. */
-export const DEFAULT_LAN_MAX_PEERS_PER_IP = 64;
-/** `verifyStop` calls in flight at once (and never two for one peer). */
-export const MAX_STOP_CHECKS = 8;
-/** A `verifyStop` that has not answered by then counts as "the peer did not answer". */
-export const STOP_CHECK_TIMEOUT_MS = 10_000;
-/** At most one warning of each kind per this period; the next one says how many were held back. */
-export const LAN_WARNING_EVERY_MS = 60_000;
-/** After a stop check finds a peer alive, further stops for it are ignored this long. */
-export const ALIVE_TRUST_MS = 10_000;
-/** A newcomer (a query, a new peer's start) makes us announce at once; at most this often (later ones wait for the window). */
-export const ANSWER_EVERY_MS = 1_000;
+export * from './lan-options.js';
+import { ALIVE_TRUST_MS, ANSWER_EVERY_MS, checkOptions, checkStop, LAN_WARNING_EVERY_MS, MAX_STOP_CHECKS, type LanDownReason, type LanEvents, type LanOptions, type LanPeer, type Settings } from './lan-options.js';
+
 /** close() waits this long at most for its `stop` datagram to be handed to the kernel. */
 const STOP_SEND_WAIT_MS = 1_000;
-
-export interface LanPeer {
-  /** 16 hex peer id. */
-  peer: string;
-  /** The source address of its datagrams (never a datagram field). */
-  ip: string;
-  /** Its TCP transfer port. */
-  port: number;
-  /** The peer protocol version it announced; may differ from ours (the node decides). */
-  v: number;
-  /** ms since the epoch, when its last `start` was heard. */
-  lastSeen: number;
-}
-
-export type LanDownReason = 'stop' | 'expired';
-
-/** `seen`: a known peer announced itself again (unchanged): listeners that dropped it can take it back. */
-export type LanEvents = { up: [LanPeer]; down: [LanPeer, LanDownReason]; seen: [LanPeer]; warning: [string] };
-
-export interface LanOptions {
-  /** Ours (16 hex); our own datagrams are ignored by peer id. */
-  peerId: string;
-  /** Our TCP serving port; 0 = we do not serve: listen only, never announce. */
-  transferPort: number;
-  /** UDP port (default DEFAULT_LAN_PORT); several processes on one host can all bind it (reuseAddr). */
-  port?: number;
-  /** Where announcements go (default DEFAULT_LAN_BROADCAST; tests use 127.255.255.255). */
-  broadcast?: string;
-  /** Local address of the UDP socket (default '0.0.0.0'; a unicast address hears no broadcasts on Linux). */
-  bind?: string;
-  /** Re-announce period (default 5000). */
-  intervalMs?: number;
-  /** A peer silent this long is dropped (default 3 × intervalMs). */
-  expireMs?: number;
-  /** Bound on peers tracked (default 1024); when full, new ones are ignored (counters.full). */
-  maxPeers?: number;
-  /** Bound on peers tracked from one source address (default 64); extra ones count in counters.full. */
-  maxPeersPerIp?: number;
-  /** Asked before honouring a `stop`: resolves true if the peer still answers as itself (the stop was spoofed; ignore it). */
-  verifyStop?: (p: LanPeer) => Promise<boolean>;
-  log?: (event: string, fields: LogFields) => void;
-}
 
 /** A peer in the table: what is handed out, plus a monotonic time for expiry (wall clocks jump). */
 interface Entry {
@@ -111,40 +49,8 @@ interface Entry {
   seenMono: number;
 }
 
-type Settings = Required<Omit<LanOptions, 'verifyStop' | 'log'>> & Pick<LanOptions, 'verifyStop' | 'log'>;
-
 const copy = (p: LanPeer): LanPeer => ({ ...p });
 const monoNow = (): number => performance.now();
-
-function checkOptions(o: LanOptions): Settings {
-  const usage = (msg: string) => new SwarmError(ERROR_CODES.USAGE, `LAN discovery: ${msg}`);
-  const intInRange = (v: unknown, lo: number, hi: number) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
-  if (!isLanPeerId(o.peerId)) throw usage('peerId must be 16 lowercase hex digits');
-  if (!intInRange(o.transferPort, 0, 65535)) throw usage(`transferPort must be 0..65535, not ${String(o.transferPort)}`);
-  const port = o.port ?? DEFAULT_LAN_PORT;
-  if (!intInRange(port, 0, 65535)) throw usage(`port must be 0..65535, not ${String(port)}`);
-  const intervalMs = o.intervalMs ?? DEFAULT_LAN_INTERVAL_MS;
-  if (!intInRange(intervalMs, 1, 2 ** 31 - 1)) throw usage(`intervalMs must be a positive integer, not ${String(intervalMs)}`);
-  const expireMs = o.expireMs ?? LAN_EXPIRE_INTERVALS * intervalMs;
-  if (!intInRange(expireMs, 1, 2 ** 31 - 1)) throw usage(`expireMs must be a positive integer, not ${String(expireMs)}`);
-  const maxPeers = o.maxPeers ?? DEFAULT_LAN_MAX_PEERS;
-  if (!intInRange(maxPeers, 0, 2 ** 31 - 1)) throw usage(`maxPeers must be an integer ≥ 0, not ${String(maxPeers)}`);
-  const maxPeersPerIp = o.maxPeersPerIp ?? DEFAULT_LAN_MAX_PEERS_PER_IP;
-  if (!intInRange(maxPeersPerIp, 0, 2 ** 31 - 1)) throw usage(`maxPeersPerIp must be an integer ≥ 0, not ${String(maxPeersPerIp)}`);
-  return {
-    peerId: o.peerId,
-    transferPort: o.transferPort,
-    port,
-    broadcast: o.broadcast ?? DEFAULT_LAN_BROADCAST,
-    bind: o.bind ?? DEFAULT_LAN_BIND,
-    intervalMs,
-    expireMs,
-    maxPeers,
-    maxPeersPerIp,
-    verifyStop: o.verifyStop,
-    log: o.log,
-  };
-}
 
 export class LanDiscovery extends EventEmitter<LanEvents> {
   /** received: every datagram read but our own; dropped: refused or not acted on; spoofedStops: stops found false; full: new peers turned away by a bound. */
@@ -156,7 +62,10 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
   private readonly perIp = new Map<string, number>();
   /** Peer ids with a verifyStop in flight. */
   private readonly checking = new Set<string>();
-  private readonly warned = new Map<string, { atMono: number; heldBack: number }>();
+  private readonly warnings = new WarnLimit(LAN_WARNING_EVERY_MS, (kind, text) => {
+    this.s.log?.('lan-warning', { kind, message: text });
+    this.emit('warning', text);
+  });
   private transferPort: number;
   /** Peers a stop check found alive, until when further stops for them are ignored (monotonic ms). */
   private readonly aliveUntil = new Map<string, number>();
@@ -282,14 +191,14 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
       this.bindReject(new SwarmError(ERROR_CODES.LISTEN, `LAN discovery cannot bind UDP ${this.s.bind}:${this.s.port}: ${err.message}`, { bind: this.s.bind, port: this.s.port }, { cause: err }));
       return;
     }
-    this.warn('socket', () => `LAN discovery socket: ${err.message}`);
+    this.warnings.warn('socket', () => `LAN discovery socket: ${err.message}`);
   }
 
   private begin(): void {
     try {
       this.socket.setBroadcast(true); // only possible once bound; without it sends to a broadcast address fail (EACCES)
     } catch (err) {
-      this.warn('socket', () => `LAN discovery cannot broadcast: ${(err as Error).message}`);
+      this.warnings.warn('socket', () => `LAN discovery cannot broadcast: ${(err as Error).message}`);
     }
     const sweepMs = Math.max(10, Math.min(this.s.intervalMs, Math.ceil(this.s.expireMs / 4)));
     this.sweepTimer = setInterval(() => this.guarded(() => this.sweep()), sweepMs);
@@ -340,7 +249,7 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
       timer.unref();
       const done = (err?: Error | null) => {
         clearTimeout(timer);
-        if (err) this.warn('send', () => `LAN discovery cannot send to ${this.s.broadcast}:${this.s.port}: ${err.message}`);
+        if (err) this.warnings.warn('send', () => `LAN discovery cannot send to ${this.s.broadcast}:${this.s.port}: ${err.message}`);
         resolve();
       };
       try {
@@ -359,7 +268,7 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
     this.counters.received++;
     if (!d.ok) {
       this.counters.dropped++;
-      this.warn('dropped', () => `LAN discovery drops datagrams that are not swarm announcements (${this.counters.dropped} so far; the last from ${ip}: ${d.reason})`);
+      this.warnings.warn('dropped', () => `LAN discovery drops datagrams that are not swarm announcements (${this.counters.dropped} so far; the last from ${ip}: ${d.reason})`);
       return;
     }
     const a = d.announcement;
@@ -374,7 +283,7 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
       if (e.p.ip !== ip) {
         // Either the peer moved (it reappears once this entry expires) or someone is claiming its id.
         this.counters.dropped++;
-        this.warn('conflict', () => `LAN discovery ignores peer ${a.peer} announced from ${ip}: it is known at ${e.p.ip}`);
+        this.warnings.warn('conflict', () => `LAN discovery ignores peer ${a.peer} announced from ${ip}: it is known at ${e.p.ip}`);
         return;
       }
       e.p.lastSeen = Date.now();
@@ -393,7 +302,7 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
     if (this.table.size >= this.s.maxPeers || fromIp >= this.s.maxPeersPerIp) {
       this.counters.full++;
       const which = this.table.size >= this.s.maxPeers ? `${this.s.maxPeers} peers in all` : `${this.s.maxPeersPerIp} peers from ${ip}`;
-      this.warn('full', () => `LAN discovery ignores new peers: it already tracks ${which} (${this.counters.full} turned away so far)`);
+      this.warnings.warn('full', () => `LAN discovery ignores new peers: it already tracks ${which} (${this.counters.full} turned away so far)`);
       return;
     }
     const p: LanPeer = { peer: a.peer, ip, port: a.port, v: a.v, lastSeen: Date.now() };
@@ -425,11 +334,11 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
     }
     if (this.checking.size >= MAX_STOP_CHECKS) {
       this.counters.dropped++;
-      this.warn('stop-checks', () => `LAN discovery ignores a stop for ${a.peer}: ${MAX_STOP_CHECKS} stops are being checked already`);
+      this.warnings.warn('stop-checks', () => `LAN discovery ignores a stop for ${a.peer}: ${MAX_STOP_CHECKS} stops are being checked already`);
       return;
     }
     this.checking.add(a.peer);
-    void this.checkStop(verify, e).then((alive) =>
+    void checkStop(verify, copy(e.p), this.s.log).then((alive) =>
       this.guarded(() => {
         this.checking.delete(a.peer);
         if (this.closed) return;
@@ -443,24 +352,6 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
         if (this.table.get(a.peer) === e) this.remove(a.peer, 'stop'); // not if it left and came back meanwhile
       }),
     );
-  }
-
-  /** verifyStop bounded in time; a throw or no answer means "it did not answer as itself". */
-  private checkStop(verify: (p: LanPeer) => Promise<boolean>, e: Entry): Promise<boolean> {
-    return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), STOP_CHECK_TIMEOUT_MS);
-      timer.unref();
-      Promise.resolve()
-        .then(() => verify(copy(e.p)))
-        .then(
-          (alive) => resolve(alive === true),
-          (err: unknown) => {
-            this.s.log?.('lan-verify-failed', { peer: e.p.peer, error: err instanceof Error ? err.message : String(err) });
-            resolve(false);
-          },
-        )
-        .finally(() => clearTimeout(timer));
-    });
   }
 
   private sweep(): void {
@@ -485,27 +376,13 @@ export class LanDiscovery extends EventEmitter<LanEvents> {
     this.emit('down', copy(e.p), reason);
   }
 
-  /** One warning per kind per LAN_WARNING_EVERY_MS; the message is built only when it goes out. */
-  private warn(kind: string, message: () => string): void {
-    const now = monoNow();
-    const w = this.warned.get(kind);
-    if (w && now - w.atMono < LAN_WARNING_EVERY_MS) {
-      w.heldBack++;
-      return;
-    }
-    const text = message() + (w?.heldBack ? ` (${w.heldBack} similar since the last warning)` : '');
-    this.warned.set(kind, { atMono: now, heldBack: 0 });
-    this.s.log?.('lan-warning', { kind, message: text });
-    this.emit('warning', text);
-  }
-
   /** Socket handlers and timers never throw: a datagram (or a listener's bug) must not crash the process. */
   private guarded(fn: () => void): void {
     try {
       fn();
     } catch (err) {
       try {
-        this.warn('internal', () => `LAN discovery: ${err instanceof Error ? err.message : String(err)}`);
+        this.warnings.warn('internal', () => `LAN discovery: ${err instanceof Error ? err.message : String(err)}`);
       } catch {
         // a 'warning' listener that throws as well: nothing more to do
       }
