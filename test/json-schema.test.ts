@@ -89,7 +89,6 @@ const FIELDS: Record<string, Check> = {
   inflight: count,
   strikes: count,
   pending: count,
-  from: count,
   upToDate: bool,
   complete: bool,
   connected: bool,

@@ -4,11 +4,11 @@
  * on, conflicts kept as copies. `--once` syncs and exits.
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { count, humanBytes, ndjson, printable } from '../format.js';
-import { addPeerOptions, checkLogFile, intOption, onInterrupt, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
+import { boundedInt, boundedNumber } from '../options.js';
+import { addPeerOptions, checkLogFile, onInterrupt, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
 interface SyncCliOptions extends DiscoveryCliOptions, PeerCliOptions {
@@ -19,12 +19,6 @@ interface SyncCliOptions extends DiscoveryCliOptions, PeerCliOptions {
   parallel: number;
 }
 
-function daysOption(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 36500) throw new InvalidArgumentError('expected a number of days, 0 to 36500');
-  return n;
-}
-
 export function register(program: Command): void {
   const cmd = program
     .command('sync')
@@ -32,12 +26,11 @@ export function register(program: Command): void {
     .argument('<dir>', 'folder to keep in step (subfolders included)')
     .option('--once', 'sync once and exit (for scripts): exit 0 when nothing is left to do')
     .option('--no-delete', 'never delete here because a peer did, and pass no deletions on')
-    .option('--trash-days <days>', 'days replaced and deleted files stay in DIR/.swarm/trash/', daysOption, 30)
-    .option('--parallel <n>', 'files fetched at once', intOption, 4);
+    .option('--trash-days <days>', 'days replaced and deleted files stay in DIR/.swarm/trash/ (0 to 36500)', boundedNumber(0, 36500, 'days'), 30)
+    .option('--parallel <n>', 'big files fetched at once (1 to 64; small files go in batches)', boundedInt(1, 64), 4);
   addPeerOptions(cmd, { port: 'peer port (0 picks a free one)', defaultPort: constants.DEFAULT_PEER_PORT, tracker: 'tracker to register with and read the directory of (default: embed one, or join the local one)' }).option('--json', 'print NDJSON events');
   addDiscoveryOptions(cmd).action(async (dir: string, o: SyncCliOptions) => {
     refuseTrackerConflict();
-    if (o.parallel < 1 || o.parallel > 64) throw new SwarmError(ERROR_CODES.USAGE, '--parallel must be 1 to 64');
     if (o.log) checkLogFile(o.log);
     const discovery = discoveryNodeOptions(o);
     const { serve, openLogFile, Syncer } = await import('../../lib/index.js');
@@ -50,7 +43,7 @@ export function register(program: Command): void {
       onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
     });
     const syncer = new Syncer(node, { noDelete: !o.delete, trashDays: o.trashDays, parallel: o.parallel });
-    syncer.on('fetched', (e) => say(`fetched ${printable(e.name)} (${humanBytes(e.size)}) from ${count(e.from, 'peer')}`, { event: 'fetched', ...e }));
+    syncer.on('fetched', (e) => say(`fetched ${printable(e.name)} (${humanBytes(e.size)}) from ${count(e.from, 'peer')}`, { event: 'fetched', name: e.name, size: e.size, peersUsed: e.from }));
     syncer.on('deleted', (e) => say(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`, { event: 'deleted', ...e }));
     syncer.on('conflict', (e) => say(`conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`, { event: 'conflict', ...e }));
     syncer.on('warning', (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }));
