@@ -701,7 +701,9 @@ function swarmTool(ctx: Ctx): PeerTool {
     changeNote: 'push (fs watch, sync-news)',
     async startSource(d) {
       const lines: string[] = [];
-      const proc = ctx.procs.start(`swarm sync ${d.key} source`, [...prefix, SWARM_BIN, 'sync', d.src, '--port', '0', '--no-tracker', '--threads', '0', '--json', ...extra], {
+      // a fresh folder key per case (--new-key refuses to replace one); the destination joins with --key
+      rmSync(path.join(d.src, '.swarm', 'sync-key'), { force: true });
+      const proc = ctx.procs.start(`swarm sync ${d.key} source`, [...prefix, SWARM_BIN, 'sync', d.src, '--new-key', '--port', '0', '--no-tracker', '--threads', '0', '--json', ...extra], {
         onLine: (l) => lines.push(l),
       });
       try {
@@ -716,7 +718,7 @@ function swarmTool(ctx: Ctx): PeerTool {
     startDest(d, dst, contact) {
       events.fetched = 0;
       events.warnings = [];
-      return ctx.procs.start(`swarm sync ${d.key} destination`, [...prefix, SWARM_BIN, 'sync', dst, '--port', '0', '--no-tracker', '--neighbor', contact, '--threads', '0', '--json', ...extra], { onLine });
+      return ctx.procs.start(`swarm sync ${d.key} destination`, [...prefix, SWARM_BIN, 'sync', dst, '--key', path.join(d.src, '.swarm', 'sync-key'), '--port', '0', '--no-tracker', '--neighbor', contact, '--threads', '0', '--json', ...extra], { onLine });
     },
     note() {
       if (!events.warnings.length) return '';

@@ -42,6 +42,9 @@ export const ERROR_CODES = {
   LOCKED: 'SWARM_ERR_LOCKED',
   /** A different file (or a folder) is already at the target path. */
   EXISTS: 'SWARM_ERR_EXISTS',
+  // sync
+  /** A sync peer that did not prove it holds the folder key (or asked one that could not). */
+  SYNC_DENIED: 'SWARM_ERR_SYNC_DENIED',
   // usage and everything else
   USAGE: 'SWARM_ERR_USAGE',
   LISTEN: 'SWARM_ERR_LISTEN',
@@ -145,6 +148,7 @@ export const EXIT_CODE_OF: Readonly<Record<ErrorCode, ExitCode>> = {
   [ERROR_CODES.TRUNCATED]: EXIT_CODES.PROTOCOL,
   [ERROR_CODES.LIMIT]: EXIT_CODES.PROTOCOL,
   [ERROR_CODES.VERSION]: EXIT_CODES.PROTOCOL,
+  [ERROR_CODES.SYNC_DENIED]: EXIT_CODES.PROTOCOL,
   [ERROR_CODES.LOCKED]: EXIT_CODES.CONFLICT,
   [ERROR_CODES.EXISTS]: EXIT_CODES.CONFLICT,
   [ERROR_CODES.INTERRUPTED]: EXIT_CODES.INTERRUPTED,

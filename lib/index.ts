@@ -39,3 +39,4 @@ export { COMMANDS as SHELL_COMMANDS, parseLine } from './shell/commands.js';
 export { Syncer, type SyncOptions, type SyncEvents } from './sync/syncer.js';
 export { SyncIndex } from './sync/index-store.js';
 export { decide, conflictName, type SyncEntry, type SyncAction } from './sync/plan.js';
+export { createFolderKey, importFolderKey, loadFolderKey, folderKey, KEY_FILE, type FolderKey } from './sync/folder-key.js';

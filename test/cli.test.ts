@@ -146,7 +146,7 @@ t.test('| head -1 after every command: exit 0 and no stack trace', async (t) => 
   const long: string[][] = [
     ['tracker', '--port', '0', '--json'],
     ['serve', small, '--port', '0', '--no-tracker', '--threads', '0', '--json'],
-    ['sync', syncDir, '--port', '0', '--no-tracker', '--threads', '0', '--json'],
+    ['sync', syncDir, '--open', '--port', '0', '--no-tracker', '--threads', '0', '--json'],
   ];
   await Promise.all(
     long.map(async (args) => {

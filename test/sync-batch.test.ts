@@ -20,7 +20,7 @@ type T = { teardown(fn: () => unknown): void };
 
 async function peer(t: T, dir: string): Promise<{ node: ServeHandle; sync: Syncer }> {
   const node = await serve(dir, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
-  const sync = new Syncer(node, { pullMs: 60_000 });
+  const sync = new Syncer(node, { pullMs: 60_000, open: true });
   await sync.start();
   t.teardown(async () => {
     await sync.close();

@@ -1,117 +1,117 @@
 /**
- * `swarm sync` killed with SIGKILL in the middle of a sync, then started again (issue "keep
- * folders in step", tests): a source peer (in this process, its upload capped so the sync takes
- * seconds) holds many small files in folders and one file of several chunks; a `swarm sync`
- * process fetching them is killed once some but not all have landed. Checked right after the
- * kill: every file under its final name has the source's bytes (nothing half-written, nothing
- * unverified). Checked after a restart with --once: every file there with the source's bytes and
- * mtime, and no temp file, part file or ticket left anywhere in the folder.
+ * kill -9 of a syncing peer mid-batch (issue 12, "Tests that must exist"). Two `swarm sync`
+ * processes on loopback share a tracker (in this process); A holds many small files and one over
+ * 1 MiB, B starts empty. B is killed with SIGKILL once some but not all files have landed in its
+ * folder (polled), then:
+ * - right after the kill, every file under its final name in B has exactly the source's bytes;
+ * - B restarted with `--once` converges: every file, the source's bytes and mtimes;
+ * - no temp file is left: DIR/.swarm/tmp empty, no *.swarm-part, *.swarm-ticket, *.swarm-lock or
+ *   *.swarm-tmp-* anywhere in B.
  */
 import t from 'tap';
 import { mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { serve } from '../lib/serve.js';
-import { Syncer } from '../lib/sync/syncer.js';
-import { SWARM_BIN } from './helpers/procs.js';
+import { TrackerServer } from '../lib/tracker/server.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
+import { swarm } from './helpers/procs.js';
 
-const SMALL = 240;
-const BIG_BYTES = 5 * 1024 * 1024 + 4321;
+const SMALL = 400;
+const BIG = (3 << 20) + 12_345;
+const BASE_MTIME = 1_650_000_000;
 
-/** Every regular file under dir, relative names ('/'), swarm's own folder left out. */
-function files(dir: string, sub = ''): string[] {
+/** Every file under DIR (relative names), the state folder left out. */
+function filesIn(dir: string, sub = ''): string[] {
   const out: string[] = [];
-  for (const d of readdirSync(path.join(dir, sub), { withFileTypes: true })) {
-    const rel = sub ? `${sub}/${d.name}` : d.name;
-    if (rel === '.swarm') continue;
-    if (d.isDirectory()) out.push(...files(dir, rel));
+  for (const e of readdirSync(path.join(dir, sub), { withFileTypes: true })) {
+    const rel = sub ? `${sub}/${e.name}` : e.name;
+    if (!sub && e.name === '.swarm') continue;
+    if (e.isDirectory()) out.push(...filesIn(dir, rel));
     else out.push(rel);
   }
   return out;
 }
 
-/** Leftovers of an interrupted fetch anywhere under dir: temp files, part files, tickets. */
-function leftovers(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (sub: string) => {
-    for (const d of readdirSync(path.join(dir, sub), { withFileTypes: true })) {
-      const rel = sub ? `${sub}/${d.name}` : d.name;
-      if (d.isDirectory()) walk(rel);
-      else if (/\.swarm-(part|ticket|lock)$/.test(d.name) || rel.startsWith('.swarm/tmp/')) out.push(rel);
-    }
-  };
-  walk('');
-  return out;
-}
+const TEMP = /\.swarm-(part|ticket|lock)$|\.swarm-tmp-/;
 
-function runSync(args: string[]): { exit: Promise<number | null>; kill: () => void; out: () => string } {
-  const c = spawn(process.execPath, [SWARM_BIN, 'sync', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  c.stdout.on('data', (d: Buffer) => (out += d));
-  c.stderr.on('data', (d: Buffer) => (out += d));
-  const timer = setTimeout(() => c.kill('SIGKILL'), 60_000);
-  const exit = new Promise<number | null>((resolve) => c.on('exit', (code) => (clearTimeout(timer), resolve(code))));
-  return { exit, kill: () => c.kill('SIGKILL'), out: () => out };
-}
+t.test('a syncing peer killed with SIGKILL mid-batch: no wrong bytes under a final name, converges after restart, no temp files', async (t) => {
+  const tr = new TrackerServer({ port: 0 });
+  await tr.listen();
+  t.teardown(() => tr.close());
+  const tracker = `127.0.0.1:${tr.port}`;
 
-t.test('kill -9 in the middle of a sync, then restart: no wrong bytes under any name, converges, nothing left over', async (t) => {
-  const src = tempDir(t);
-  const rand = prng(2024);
-  const want = new Map<string, Buffer>();
+  const a = tempDir(t, 'swarm-kill-a-');
+  const b = tempDir(t, 'swarm-kill-b-');
+  const rand = prng(42);
+  const source = new Map<string, { bytes: Buffer; mtime: number }>();
+  mkdirSync(path.join(a, 'small'));
   for (let i = 0; i < SMALL; i++) {
-    const name = `d${i % 6}/f${String(i).padStart(3, '0')}.bin`;
-    mkdirSync(path.join(src, path.dirname(name)), { recursive: true });
-    const data = randomBytes(rand, 1024 + Math.floor(rand() * 15 * 1024));
-    writeFileSync(path.join(src, name), data);
-    utimesSync(path.join(src, name), 1_700_000_000 + i, 1_700_000_000 + i);
-    want.set(name, data);
+    const name = `small/f${String(i).padStart(4, '0')}.dat`;
+    source.set(name, { bytes: randomBytes(rand, 1_024 + Math.floor(rand() * 8_192)), mtime: BASE_MTIME + i });
   }
-  const big = randomBytes(rand, BIG_BYTES);
-  writeFileSync(path.join(src, 'big.bin'), big);
-  utimesSync(path.join(src, 'big.bin'), 1_700_100_000, 1_700_100_000);
-  want.set('big.bin', big);
-  const total = [...want.values()].reduce((a, b) => a + b.length, 0);
+  source.set('big.bin', { bytes: randomBytes(rand, BIG), mtime: BASE_MTIME - 1 });
+  for (const [name, f] of source) {
+    writeFileSync(path.join(a, name), f.bytes);
+    utimesSync(path.join(a, name), f.mtime, f.mtime);
+  }
 
-  // the source: its upload capped so that the whole sync takes ~4 s and a kill lands inside it
-  const node = await serve(src, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false, maxUploadBytesPerSec: Math.ceil(total / 4) });
-  const source = new Syncer(node, { pullMs: 60_000 });
-  await source.start();
-  t.teardown(async () => {
-    await source.close();
-    await node.close({ graceful: false });
-  });
+  const syncArgs = (dir: string, extra: string[] = []) => ['sync', dir, '--port', '0', '--tracker', tracker, '--threads', '0', '--open', '--json', ...extra];
+  // A's upload is capped (~5 MiB at 2 MiB/s) so that B's sync takes seconds and the kill lands inside it
+  const pa = swarm(t, syncArgs(a, ['--max-upload', '2']));
+  await pa.waitFor((o) => o.event === 'syncing', 30_000);
+  await pa.waitFor((o) => o.event === 'in-step', 30_000);
 
-  const dst = tempDir(t);
-  const args = [dst, '--port', '0', '--no-tracker', '--neighbor', `127.0.0.1:${node.port}`, '--threads', '0', '--json'];
-  const first = runSync(args);
-  // wait until some files have landed, then kill -9
+  // B syncs; it is killed as soon as some, not all, files are in its folder
+  const pb = swarm(t, syncArgs(b));
   const deadline = Date.now() + 30_000;
-  let landed = 0;
+  let landed: string[] = [];
   while (Date.now() < deadline) {
-    landed = existsSync(dst) ? files(dst).length : 0;
-    if (landed >= 20) break;
-    await new Promise((r) => setTimeout(r, 25));
+    landed = filesIn(b).filter((f) => !TEMP.test(f));
+    if (landed.length > 0) break;
+    if (pb.child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 2));
   }
-  first.kill();
-  await first.exit;
-  // a big file's download keeps NAME.swarm-part / -ticket / -lock beside NAME until it lands: temp
-  // names, not final ones (the restart resumes or removes them, checked at the end)
-  const after = files(dst).filter((n) => !/\.swarm-(part|ticket|lock)$/.test(n));
-  t.ok(after.length >= 20 && after.length < want.size, `killed mid-sync: ${after.length} of ${want.size} files had landed`);
-  const wrong = after.filter((n) => !want.has(n) || !readFileSync(path.join(dst, n)).equals(want.get(n)!));
-  t.same(wrong, [], 'every file under its final name right after the kill has the source bytes');
+  pb.kill('SIGKILL');
+  const killed = await pb.exit;
+  t.equal(killed.signal, 'SIGKILL', 'B was killed with SIGKILL');
+  const atKill = filesIn(b);
+  landed = atKill.filter((f) => !TEMP.test(f));
+  t.comment(`at the kill: ${landed.length} files landed; temp files ${JSON.stringify(atKill.filter((f) => TEMP.test(f)))}; in .swarm/tmp: ${existsSync(path.join(b, '.swarm', 'tmp')) ? readdirSync(path.join(b, '.swarm', 'tmp')).length : 0}`);
+  t.ok(landed.length > 0 && landed.length < source.size, `killed mid-batch: ${landed.length} of ${source.size} files had landed`);
 
-  // restart: --once brings the folder in step and exits 0
-  const second = runSync([...args, '--once']);
-  const code = await second.exit;
-  t.equal(code, 0, `the restarted sync converges and exits 0 ${code === 0 ? '' : second.out().slice(-2000)}`);
-  const now = files(dst).sort();
-  t.same(now, [...want.keys()].sort(), 'every file is there, nothing else');
-  const bad = now.filter((n) => !readFileSync(path.join(dst, n)).equals(want.get(n)!));
-  t.same(bad, [], 'with the source bytes');
-  const badTimes = now.filter((n) => Math.floor(statSync(path.join(dst, n)).mtimeMs / 1000) !== Math.floor(statSync(path.join(src, n)).mtimeMs / 1000));
-  t.same(badTimes, [], 'and the source mtimes');
-  t.same(leftovers(dst), [], 'no temp file, part file, ticket or lock left');
+  // right after the kill: whatever is under a final name is the source's bytes, nothing else
+  const wrong: string[] = [];
+  for (const name of landed) {
+    const src = source.get(name);
+    if (!src) wrong.push(`${name}: not a source file`);
+    else if (!readFileSync(path.join(b, name)).equals(src.bytes)) wrong.push(`${name}: ${statSync(path.join(b, name)).size} bytes, not the source's ${src.bytes.length}`);
+  }
+  t.same(wrong, [], 'no wrong bytes under any final name after the kill');
+
+  // restart: converges
+  const again = swarm(t, syncArgs(b, ['--once']));
+  let timer: NodeJS.Timeout | undefined;
+  const exit = await Promise.race([again.exit, new Promise<null>((r) => (timer = setTimeout(() => r(null), 40_000)))]);
+  clearTimeout(timer);
+  t.equal(exit?.code, 0, `the restarted sync --once ends in step (stderr: ${again.stderr().slice(0, 400)})`);
+  if (exit === null) again.kill('SIGKILL');
+  const after = filesIn(b);
+  const missing = [...source.keys()].filter((n) => !after.includes(n));
+  t.same(missing, [], 'every file is there');
+  const bad: string[] = [];
+  for (const [name, f] of source) {
+    if (missing.includes(name)) continue;
+    const st = statSync(path.join(b, name));
+    if (!readFileSync(path.join(b, name)).equals(f.bytes)) bad.push(`${name}: bytes`);
+    else if (Math.floor(st.mtimeMs / 1000) !== f.mtime) bad.push(`${name}: mtime ${Math.floor(st.mtimeMs / 1000)} not ${f.mtime}`);
+  }
+  t.same(bad, [], 'bytes and mtimes equal the source');
+  t.same(after.filter((f) => !source.has(f)), [], 'no other file (no part file, ticket, lock or temp file) in the folder');
+  const tmp = path.join(b, '.swarm', 'tmp');
+  t.same(existsSync(tmp) ? readdirSync(tmp) : [], [], 'DIR/.swarm/tmp is empty');
+  const stateTemps = existsSync(path.join(b, '.swarm')) ? readdirSync(path.join(b, '.swarm')).filter((f) => TEMP.test(f)) : [];
+  t.same(stateTemps, [], 'no temp files of the state files');
+
+  pa.kill('SIGTERM');
+  await pa.exit;
 });

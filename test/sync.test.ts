@@ -52,7 +52,7 @@ interface Peer {
 
 async function peer(t: T, dir: string): Promise<Peer> {
   const node = await serve(dir, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
-  const sync = new Syncer(node, { pullMs: 60_000 });
+  const sync = new Syncer(node, { pullMs: 60_000, open: true });
   await sync.start();
   t.teardown(async () => {
     await sync.close();
@@ -208,7 +208,7 @@ t.test('swarm sync --once through the CLI: fetches, says so, exits 0; bad option
       const timer = setTimeout(() => c.kill('SIGKILL'), 30_000);
       c.on('exit', (code) => (clearTimeout(timer), resolve({ code, out })));
     });
-  const r = await run([dst, '--port', '0', '--no-tracker', '--neighbor', `127.0.0.1:${a.node.port}`, '--once', '--threads', '0', '--json']);
+  const r = await run([dst, '--port', '0', '--no-tracker', '--neighbor', `127.0.0.1:${a.node.port}`, '--once', '--threads', '0', '--open', '--json']);
   t.equal(r.code, 0, r.out);
   const events = r.out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; name?: string });
   t.ok(events.some((e) => e.event === 'fetched' && e.name === 'cli.txt'), 'a fetched event');
@@ -219,4 +219,9 @@ t.test('swarm sync --once through the CLI: fetches, says so, exits 0; bad option
   t.match(bad.out, /--parallel/);
   const bad2 = await run([dst, '--trash-days', 'x']);
   t.equal(bad2.code, 2, '--trash-days x: exit 2');
+  const noKey = await run([tempDir(t), '--port', '0', '--no-tracker', '--once', '--threads', '0']);
+  t.equal(noKey.code, 2, 'no folder key and no --open: exit 2, before anything listens');
+  t.match(noKey.out, /no folder key.*--new-key.*--key FILE.*--open/s, 'saying how to get one');
+  const both = await run([tempDir(t), '--open', '--new-key', '--no-tracker']);
+  t.equal(both.code, 2, '--open with --new-key: exit 2');
 });

@@ -1,8 +1,13 @@
 /**
- * `swarm sync DIR`: share DIR and keep it in step with every peer that syncs (seeds 000 and 002):
- * new and newer files fetched (chunked, from every holder, mtime from the peer), deletions passed
- * on, conflicts kept as copies. `--once` syncs and exits.
+ * `swarm sync DIR`: share DIR and keep it in step with the members of its folder (seeds 000 and
+ * 002): new and newer files fetched (chunked, from every holder, mtime from the peer), deletions
+ * passed on, conflicts kept as copies. `--once` syncs and exits.
+ *
+ * Members hold the folder key (DIR/.swarm/sync-key): `--new-key` makes one, `--key FILE` brings
+ * one from another member, and later runs use the one in DIR. Without a key, sync refuses to run
+ * unless `--open` says that any peer may change the folder.
  */
+import path from 'node:path';
 import type { Command } from 'commander';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
@@ -17,6 +22,9 @@ interface SyncCliOptions extends DiscoveryCliOptions, PeerCliOptions {
   delete: boolean;
   trashDays: number;
   parallel: number;
+  key?: string;
+  newKey?: boolean;
+  open?: boolean;
 }
 
 export function register(program: Command): void {
@@ -27,22 +35,47 @@ export function register(program: Command): void {
     .option('--once', 'sync once and exit (for scripts): exit 0 when nothing is left to do')
     .option('--no-delete', 'never delete here because a peer did, and pass no deletions on')
     .option('--trash-days <days>', 'days replaced and deleted files stay in DIR/.swarm/trash/ (0 to 36500)', boundedNumber(0, 36500, 'days'), 30)
-    .option('--parallel <n>', 'big files fetched at once (1 to 64; small files go in batches)', boundedInt(1, 64), 4);
+    .option('--parallel <n>', 'big files fetched at once (1 to 64; small files go in batches)', boundedInt(1, 64), 4)
+    .option('--key <file>', 'the folder key of the other members (a copy of their DIR/.swarm/sync-key); kept in DIR/.swarm/sync-key')
+    .option('--new-key', 'make a new folder key in DIR/.swarm/sync-key (copy it to the other members)')
+    .option('--open', 'no folder key: every peer that syncs may change this folder (trusted networks only)');
   addPeerOptions(cmd, { port: 'peer port (0 picks a free one)', defaultPort: constants.DEFAULT_PEER_PORT, tracker: 'tracker to register with and read the directory of (default: embed one, or join the local one)' }).option('--json', 'print NDJSON events');
   addDiscoveryOptions(cmd).action(async (dir: string, o: SyncCliOptions) => {
     refuseTrackerConflict();
     if (o.log) checkLogFile(o.log);
+    if ([o.key !== undefined, o.newKey, o.open].filter(Boolean).length > 1) throw new SwarmError(ERROR_CODES.USAGE, '--key, --new-key and --open: one at most');
     const discovery = discoveryNodeOptions(o);
     const { serve, openLogFile, Syncer } = await import('../../lib/index.js');
-    const fileLog = o.log ? openLogFile(o.log) : null;
+    const keys = await import('../../lib/index.js');
     const say = (text: string, event: Record<string, unknown>) => (o.json ? ndjson(event) : process.stderr.write(text + '\n'));
+    // the key before anything listens: a folder that cannot sync safely does not start
+    const root = path.resolve(dir);
+    const keyFile = path.join(root, constants.STATE_DIR_NAME, keys.KEY_FILE);
+    let key = null;
+    if (o.newKey) {
+      key = await keys.createFolderKey(root);
+      say(`new folder key in ${keyFile} (folder id ${key.id}): copy that file to the other members and run swarm sync DIR --key FILE there`, { event: 'key', path: keyFile, message: `folder id ${key.id}` });
+    } else if (o.key !== undefined) key = await keys.importFolderKey(root, o.key);
+    else if (!o.open) {
+      key = await keys.loadFolderKey(root);
+      if (!key) {
+        throw new SwarmError(
+          ERROR_CODES.USAGE,
+          `${printable(root)} has no folder key: run swarm sync DIR --new-key on the first machine, then swarm sync DIR --key FILE on the others (FILE: a copy of its ${constants.STATE_DIR_NAME}/${keys.KEY_FILE}); or --open to let any peer change this folder`,
+        );
+      }
+    } else if (await keys.loadFolderKey(root)) {
+      throw new SwarmError(ERROR_CODES.USAGE, `${printable(root)} has a folder key (${constants.STATE_DIR_NAME}/${keys.KEY_FILE}): --open would ignore it; remove the file to sync it open`);
+    }
+    if (!key) say('warning: syncing open (no folder key): any peer that can reach this one can change and delete files here', { event: 'warning', message: 'syncing open (no folder key): any peer that can reach this one can change and delete files here' });
+    const fileLog = o.log ? openLogFile(o.log) : null;
     const node = await serve(dir, {
       ...peerNodeOptions(o),
       ...(fileLog ? { log: fileLog.log, ignore: [o.log!] } : {}),
       ...discovery,
       onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
     });
-    const syncer = new Syncer(node, { noDelete: !o.delete, trashDays: o.trashDays, parallel: o.parallel });
+    const syncer = new Syncer(node, { ...(key ? { key } : { open: true }), noDelete: !o.delete, trashDays: o.trashDays, parallel: o.parallel });
     syncer.on('fetched', (e) => say(`fetched ${printable(e.name)} (${humanBytes(e.size)}) from ${count(e.from, 'peer')}`, { event: 'fetched', name: e.name, size: e.size, peersUsed: e.from }));
     syncer.on('deleted', (e) => say(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`, { event: 'deleted', ...e }));
     syncer.on('conflict', (e) => say(`conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`, { event: 'conflict', ...e }));
@@ -50,8 +83,10 @@ export function register(program: Command): void {
     try {
       await syncer.start();
       const files = node.library.files();
-      say(`syncing ${node.library.root} (${count(files.length, 'file')}) on ${node.host}:${node.port}; ${node.tracker ? `tracker ${node.tracker.address}` : 'no tracker'}`, {
+      const members = key ? `folder ${key.id}, device ${syncer.deviceId}` : `open, device ${syncer.deviceId}`;
+      say(`syncing ${node.library.root} (${count(files.length, 'file')}; ${members}) on ${node.host}:${node.port}; ${node.tracker ? `tracker ${node.tracker.address}` : 'no tracker'}`, {
         event: 'syncing',
+        id: syncer.deviceId,
         dir: node.library.root,
         host: node.host,
         port: node.port,

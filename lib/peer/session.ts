@@ -33,13 +33,11 @@ import type { ChunkSource, SourceIndex, SourceReader } from './source.js';
 import { RangeSender, type RangeRequest } from './sender.js';
 import type { Spreads } from './spreads.js';
 import type { OverlayFrom, OverlayPort } from './overlay-port.js';
-import type { SyncPort } from './sync-port.js';
+import type { SyncConnection, SyncPort } from './sync-port.js';
 import { Interests } from './interests.js';
 import { listPage } from './list-page.js';
 
 export const MAX_QUEUED_GETS = 1024;
-/** A watched sync index that changes is told of at most this often. */
-const SYNC_NEWS_MS = 200;
 /** Unsent reply bytes at which we stop reading the client's requests. */
 export const REPLY_WINDOW_BYTES = 256 << 10;
 /** Largest request frame: requests are small JSON headers with no body. */
@@ -90,9 +88,8 @@ export class PeerSession implements GuardedConnection {
   /** Contents this peer asked to hear `have`s and holders of (interests.ts). */
   private readonly interests: Interests;
   private mode: 'unknown' | 'framed' | 'legacy' = 'unknown';
-  /** Watching our sync index: the unsubscribe function, and the pending news timer. */
-  private unwatch: (() => void) | null = null;
-  private newsTimer: NodeJS.Timeout | null = null;
+  /** The sync side of this connection (its proof of the folder key, its watch), once it sent a sync message. */
+  private syncConn: SyncConnection | null = null;
   private readonly readers = new Map<string, Promise<SourceReader>>();
   readonly remote: string;
   readonly ip: string;
@@ -234,9 +231,16 @@ export class PeerSession implements GuardedConnection {
       if (this.mode === 'legacy') {
         this.socket.removeAllListeners('data');
         this.sending = true;
-        serveLegacyRequest(this.socket, d, this.ctx.sources, this.ctx.log, (blocked) => {
-          this.blockedSince = blocked ? Date.now() : 0;
-        }).finally(() => {
+        serveLegacyRequest(
+          this.socket,
+          d,
+          this.ctx.sources,
+          this.ctx.log,
+          (blocked) => {
+            this.blockedSince = blocked ? Date.now() : 0;
+          },
+          this.ctx.upload, // --max-upload applies to plain-name requests too
+        ).finally(() => {
           this.sending = false;
           this.destroy('legacy request served');
         });
@@ -390,27 +394,27 @@ export class PeerSession implements GuardedConnection {
         overlay.request(m, this.overlayFrom());
         return;
       }
-      case 'sync-index': {
+      case 'sync-index':
+      case 'sync-watch':
+      case 'sync-auth':
+      case 'sync-proof': {
+        // the folder key's proof is state of this connection: every sync message goes to one handler
         const sync = this.ctx.sync;
-        if (!sync) return this.send({ t: 'error', id: m.id, code: ERROR_CODES.NOT_FOUND, message: 'this peer does not sync a folder' });
-        const page = sync.page(m.after, m.since);
-        return this.send({ t: 'sync-entries', id: m.id, entries: page.entries, ...(page.next !== undefined ? { next: page.next } : {}), ...(page.version !== undefined ? { version: page.version } : {}) });
-      }
-      case 'sync-watch': {
-        const sync = this.ctx.sync;
-        if (!sync || this.unwatch) return;
-        // changes come in bursts (a folder copied in): one `sync-news` per burst, at most every 200 ms
-        this.unwatch = sync.onChange(() => {
-          this.newsTimer ??= setTimeout(() => {
-            this.newsTimer = null;
-            this.send({ t: 'sync-news', version: sync.version });
-          }, SYNC_NEWS_MS);
-          this.newsTimer.unref();
+        if (!sync?.open) {
+          if (m.t !== 'sync-watch') this.send({ t: 'error', id: m.id, code: ERROR_CODES.NOT_FOUND, message: 'this peer does not sync a folder' });
+          return;
+        }
+        this.syncConn ??= sync.open({
+          remote: this.remote,
+          peer: this.remoteHello!.peer,
+          listen: this.listenAddress,
+          send: (h) => this.send(h),
+          end: (reason) => {
+            this.socket.end();
+            this.destroy(reason);
+          },
         });
-        this.send({ t: 'sync-news', version: sync.version });
-        const listen = this.listenAddress;
-        if (listen) sync.watchedBy?.(listen);
-        return;
+        return this.syncConn.handle(m);
       }
       case 'cancel': {
         for (const r of this.queue) if (r.id === m.id) r.cancelled = true;
@@ -494,8 +498,7 @@ export class PeerSession implements GuardedConnection {
     this.socket.destroy();
     this.sender.destroy();
     this.interests.close(this.listenAddress);
-    this.unwatch?.();
-    if (this.newsTimer) clearTimeout(this.newsTimer);
+    this.syncConn?.close();
     this.ctx.slots?.drop(this.ctx.id, Date.now());
     this.ctx.spreads?.leave(this.ctx.id);
     for (const cid of [...this.readers.keys()]) this.forgetReader(cid);

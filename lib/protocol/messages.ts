@@ -3,9 +3,10 @@
  * JSON headers into typed unions in this one place. Everything that handles a message switches on
  * `t` and gets typed fields; nothing downstream casts.
  *
- *   peer protocol     hello, list, stat, manifest, get, cancel, interest, have, search, discover
+ *   peer protocol     hello, list, stat, manifest, get, cancel, interest, have, search, discover,
+ *                     sync-index, sync-watch, sync-auth, sync-proof
  *                     → hello, files, entry, manifest-ok, done, error, bitfield, have, peers, busy,
- *                       hits, pong
+ *                       hits, pong, sync-entries, sync-news, sync-challenge, sync-ok
  *   tracker protocol  hello, register, keepalive, update, delete, unregister, dir, who-has, peers-of
  *                     → hello, directory, ok, holders, peers, error
  *
@@ -30,6 +31,10 @@ type Kinds = {
   bool: boolean;
   array: unknown[];
   object: Record<string, unknown>;
+  /** 64 hex digits: a sync nonce or proof (HMAC-SHA-256). */
+  tag: string;
+  /** 32 hex digits: a sync folder id. */
+  folderId: string;
 };
 type Kind = keyof Kinds;
 type FieldSpec = Kind | `?${Kind}`;
@@ -63,6 +68,10 @@ const PEER_REQUESTS = {
   'sync-index': { id: 'uint', after: '?string', since: '?uint' },
   /** Sync: push `sync-news` whenever the index changes (seed 000's news). */
   'sync-watch': {},
+  /** Sync membership: prove we both hold the key of folder `folder` (a hash of it); `nonce`: ours, fresh. */
+  'sync-auth': { id: 'uint', folder: 'folderId', nonce: 'tag' },
+  /** Sync membership: our HMAC over the challenge (answered `sync-ok`, or an error and the end of the connection). */
+  'sync-proof': { id: 'uint', proof: 'tag' },
 } as const;
 
 const PEER_REPLIES = {
@@ -85,7 +94,11 @@ const PEER_REPLIES = {
   /** Overlay: a peer that a `discover` reached (`ip` absent: the address the hop before it connected to). */
   pong: { sid: 'peerId', peer: 'peerId', ip: '?string', port: 'port', hops: 'uint' },
   /** Sync: a page of the index: [{name, cid, mtime, size, deleted?, agreed?}]. */
-  'sync-entries': { id: 'uint', entries: 'array', next: '?string', version: '?uint' },
+  'sync-entries': { id: 'uint', entries: 'array', next: '?string', version: '?uint', mac: '?tag' },
+  /** Sync membership: the server's nonce and its proof that it holds the folder key. */
+  'sync-challenge': { id: 'uint', nonce: 'tag', proof: 'tag' },
+  /** Sync membership: the client's proof was right; the index may be read. */
+  'sync-ok': { id: 'uint' },
   /** Sync: the index changed (ask again). */
   'sync-news': { version: 'uint' },
 } as const;
@@ -161,6 +174,10 @@ function kindOk(kind: Kind, v: unknown): boolean {
       return Array.isArray(v);
     case 'object':
       return v !== null && typeof v === 'object' && !Array.isArray(v);
+    case 'tag':
+      return typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+    case 'folderId':
+      return typeof v === 'string' && /^[0-9a-f]{32}$/.test(v);
   }
 }
 

@@ -1,0 +1,168 @@
+/**
+ * Where fetched, replaced and deleted files go in a synced folder: small files land in batches
+ * (small.ts: verified, a temp file each, one durability barrier per batch, then renames); the
+ * version a fetch replaces goes to DIR/.swarm/trash/, or (a conflict we lost) stays beside it as
+ * NAME.sync-conflict-YYYYMMDD-HHMMSS-DEVICEID.EXT; a deleted file is moved to the trash. The
+ * trash is emptied of files older than `trashDays`. Nothing a user wrote is lost silently.
+ *
+ *   fetched small file ─► stage (temp file) ─► batch (BATCH_FILES / BATCH_BYTES / BATCH_MAX_WAIT_MS,
+ *   or nothing else coming) ─► commit: one barrier, renames ─► index and library follow
+ */
+import { link, mkdir, rename, readdir, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { STATE_DIR_NAME } from '../constants.js';
+import type { Library } from '../share/library.js';
+import type { SyncIndex } from './index-store.js';
+import { conflictName } from './plan.js';
+import { Lander, type Staged } from './small.js';
+import type { Ticket } from './tickets.js';
+
+/** A batch lands when it holds this many files or bytes, or when nothing more is coming. */
+const BATCH_FILES = 256;
+const BATCH_BYTES = 16 << 20;
+/** ...or at the latest this long after its first file was verified. */
+const BATCH_MAX_WAIT_MS = 150;
+/** The trash is looked through for expired files at most this often. */
+const TRASH_SWEEP_MS = 60_000;
+
+export interface LandingHost {
+  readonly library: Library;
+  readonly index: SyncIndex;
+  /** This folder's device id (device-id.ts): names our conflict copies. */
+  readonly deviceId: string;
+  readonly trashDays: number;
+  /** Small files being fetched or staged (the syncer's count): a batch waits only while some are fetched. */
+  smallActive(): number;
+  conflict(e: { name: string; copy: string }): void;
+  fetched(t: Ticket, size: number, from: number): void;
+  failed(t: Ticket, err: unknown): void;
+  /** The ticket is still the one queued for its name (not done already). */
+  current(t: Ticket): boolean;
+  /** A batch is done (landed or failed): its tickets end. */
+  batchDone(tickets: Ticket[]): void;
+}
+
+export class Landing {
+  readonly lander: Lander;
+  private staged: Staged[] = [];
+  private stagedBytes = 0;
+  private stagedTickets = new Map<string, Ticket>();
+  private batchTimer: NodeJS.Timeout | null = null;
+  private landing: Promise<void> = Promise.resolve();
+  /** Files in the batch landing now. */
+  private landingCount = 0;
+  private lastSweep = 0;
+
+  constructor(private readonly host: LandingHost) {
+    this.lander = new Lander(host.library.root);
+  }
+
+  private get root(): string {
+    return this.host.library.root;
+  }
+
+  /** What sync does with the version a fetched file replaces, just before it lands. */
+  async replacing(t: Ticket): Promise<void> {
+    const file = path.join(this.root, ...t.name.split('/'));
+    const local = this.host.index.get(t.name);
+    if (t.conflict && local && local.deleted === undefined) {
+      // ours lost: it stays, under the conflict name (a new file every peer will fetch)
+      const copy = conflictName(t.name, local.mtime, this.host.deviceId);
+      await rename(file, path.join(this.root, ...copy.split('/')));
+      this.host.conflict({ name: t.name, copy });
+    } else if (local && local.deleted === undefined) {
+      await this.toTrash(t.name, file, true);
+    }
+  }
+
+  /** A peer deleted it: the file moves to the trash. */
+  async delete(name: string): Promise<void> {
+    await this.toTrash(name, path.join(this.root, ...name.split('/')), false);
+  }
+
+  /** A small file fetched and verified: to a temp file, then into the next batch. */
+  async stage(t: Ticket, data: Buffer, manifest: Parameters<Lander['stage']>[2]): Promise<void> {
+    const staged = await this.lander.stage(t.name, data, manifest, t.remote.mtime, () => this.replacing(t));
+    this.staged.push(staged);
+    this.stagedBytes += data.length;
+    this.stagedTickets.set(t.name, t);
+    this.batchSoon();
+  }
+
+  /** A small fetch failed: what is staged need not wait for it. */
+  fetchFailed(): void {
+    if (this.staged.length) this.batchSoon();
+  }
+
+  /** Land the staged files when the batch is full, when nothing more is coming, or soon anyway. */
+  private batchSoon(): void {
+    const fetching = this.host.smallActive() - this.staged.length - this.landingCount;
+    if (this.staged.length >= BATCH_FILES || this.stagedBytes >= BATCH_BYTES || fetching <= 0) {
+      this.landBatch();
+      return;
+    }
+    this.batchTimer ??= setTimeout(() => this.landBatch(), BATCH_MAX_WAIT_MS);
+  }
+
+  private landBatch(): void {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+    if (this.staged.length === 0) return;
+    const batch = this.staged;
+    const tickets = this.stagedTickets;
+    this.staged = [];
+    this.stagedBytes = 0;
+    this.stagedTickets = new Map();
+    // one batch lands at a time; the next one fills meanwhile
+    this.landingCount += batch.length;
+    this.landing = this.landing.then(async () => {
+      const lib = this.host.library;
+      try {
+        const { landed, failed } = await this.lander.commit(batch, (l) => lib.landing(l.name, l.st));
+        for (const l of landed) this.host.index.fetched(l.name, l.manifest.cid, tickets.get(l.name)!.remote.mtime, l.manifest.size);
+        // served before it is announced: the library takes them as they are (no rescan, no hash)
+        lib.adoptMany(landed);
+        for (const l of landed) this.host.fetched(tickets.get(l.name)!, l.manifest.size, 1);
+        for (const f of failed) this.host.failed(tickets.get(f.name)!, f.err);
+      } catch (err) {
+        for (const t of tickets.values()) if (this.host.current(t)) this.host.failed(t, err);
+      } finally {
+        this.landingCount -= batch.length;
+      }
+      this.host.batchDone([...tickets.values()]);
+      // files verified meanwhile wait for nothing more if nothing else is coming
+      if (this.staged.length) this.batchSoon();
+    });
+  }
+
+  /** Keep what sync replaces or deletes: linked (or moved) into DIR/.swarm/trash/. */
+  private async toTrash(name: string, file: string, keepInPlace: boolean): Promise<void> {
+    const st = await stat(file).catch(() => null);
+    if (!st?.isFile()) return;
+    const trash = path.join(this.root, STATE_DIR_NAME, 'trash');
+    await mkdir(trash, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    const dest = path.join(trash, `${stamp}-${name.replace(/\//g, '__')}`);
+    if (keepInPlace) await link(file, dest).catch(() => {});
+    else await rename(file, dest);
+    if (Date.now() - this.lastSweep > TRASH_SWEEP_MS) {
+      this.lastSweep = Date.now();
+      await this.emptyTrash(trash);
+    }
+  }
+
+  private async emptyTrash(trash: string): Promise<void> {
+    const before = Date.now() - this.host.trashDays * 86_400_000;
+    for (const f of await readdir(trash).catch(() => [] as string[])) {
+      const p = path.join(trash, f);
+      const st = await stat(p).catch(() => null);
+      if (st && st.ctimeMs < before) await unlink(p).catch(() => {});
+    }
+  }
+
+  /** What was verified lands (it is durable once it does). */
+  async close(): Promise<void> {
+    this.landBatch();
+    await this.landing.catch(() => {});
+  }
+}

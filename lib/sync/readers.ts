@@ -1,0 +1,320 @@
+/**
+ * The reading side of sync: which peers are sync peers, one connection to each (its index, its
+ * news, the small files fetched over it: small.ts), and the last index read from each.
+ *
+ *   tracker directory holders + peer book ─► peers()
+ *     └► per peer, one connection: hello ─► proof of the folder key (membership.ts; none when
+ *        open) ─► `sync-index` pages (every page's tag checked) ─► remote entries ─► `sync-watch`
+ *        news ─► read again (`since` the version read last, when the peer can tell)
+ *
+ * A peer that cannot prove the key is never read: no entry of it reaches the plan, and it is
+ * told of once (a warning), not at every poll. What a member sends is checked entry by entry; an
+ * index is a claim like any other: content is fetched by content id and every chunk checked.
+ */
+import { PeerClient } from '../peer/client.js';
+import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
+import { MAX_MTIME_SEC, MAX_FILE_BYTES } from '../constants.js';
+import { isContentId } from '../hashing.js';
+import { nameProblem } from '../protocol/names.js';
+import { trackerDirectory } from '../tracker/client.js';
+import type { SwarmNode } from '../node/node.js';
+import type { PeerAddress } from '../types.js';
+import type { FolderKey } from './folder-key.js';
+import { pageMac, proveToServer, sameTag } from './membership.js';
+import type { SyncEntry } from './plan.js';
+import { Pipe } from './small.js';
+
+const MAX_ENTRIES_PER_PEER = 1_000_000;
+const MAX_PAGES = 1_000;
+/** Peers told of as refused (each once); forgotten all at once beyond this. */
+const MAX_REFUSED = 1_024;
+
+/** A watched peer: its connection (index, news, small files) and what we read of its index. */
+interface Watch {
+  client: PeerClient;
+  pipe: Pipe;
+  /** The index version our last read ended at (per connection: a version is per process). */
+  version: number | null;
+  watching?: boolean;
+  /** This connection's tag key (null: an open folder, nothing tagged). */
+  session: Buffer | null;
+}
+
+export const peerKey = (a: PeerAddress) => `${a.ip}|${a.port}`;
+
+export interface ReaderHost {
+  readonly node: SwarmNode;
+  /** The folder key (null: open, every peer is read). */
+  readonly key: FolderKey | null;
+  closed(): boolean;
+  warn(message: string): void;
+  /** An index was read: the names to plan again ('all': a whole index). */
+  read(changed: string[] | 'all'): void;
+  /** Every peer's index was read (a full round): plan and run. */
+  readAll(): void;
+  /** A watched peer's news was read: plan and run what it changed. */
+  newsRead(): void;
+}
+
+export class IndexReaders {
+  private readonly watchers = new Map<string, Watch>();
+  /** The last index seen from each peer (members only). */
+  readonly remote = new Map<string, { addr: PeerAddress; entries: Map<string, SyncEntry> }>();
+  private readonly pulling = new Map<string, Promise<void>>();
+  /** How long the last read of each peer's index took: news waits a multiple of it. */
+  private readonly pullMs = new Map<string, number>();
+  private readonly newsTimers = new Map<string, NodeJS.Timeout>();
+  private fullTimer: NodeJS.Timeout | null = null;
+  private allPull: Promise<void> | null = null;
+  /** Peers already told of as refused (address and reason). */
+  private readonly refused = new Set<string>();
+
+  constructor(private readonly host: ReaderHost) {}
+
+  /** Every peer this node knows of that may sync: the tracker's holders and the peer book. */
+  private async peers(): Promise<PeerAddress[]> {
+    const node = this.host.node;
+    const out = new Map<string, PeerAddress>();
+    for (const k of node.book.list()) out.set(peerKey(k), { ip: k.ip, port: k.port });
+    const tracker = node.trackerAddress();
+    if (tracker) {
+      try {
+        const { entries } = await trackerDirectory(tracker);
+        for (const [, e] of entries) for (const h of [...e.holders, ...e.partial]) out.set(peerKey(h), h);
+      } catch (err) {
+        if (node.book.size === 0) this.host.warn(`tracker ${tracker}: ${(err as Error).message}`);
+      }
+    }
+    const self = new Set([`${node.host}|${node.port}`, `127.0.0.1|${node.port}`]);
+    return [...out.values()].filter((a) => !self.has(peerKey(a)));
+  }
+
+  /** Every peer's index, then the host plans and runs: news that comes meanwhile waits for it (whole picture first). */
+  pullAll(): Promise<void> {
+    this.allPull ??= (async () => {
+      if (this.host.closed()) return;
+      const peers = await this.peers();
+      await Promise.all(peers.map((a) => this.pull(a)));
+      this.host.readAll();
+    })().finally(() => (this.allPull = null));
+    return this.allPull;
+  }
+
+  /** Read every peer's index again, soon (one read for a burst of reasons). */
+  fullSoon(): void {
+    if (this.host.closed() || this.fullTimer) return;
+    this.fullTimer = setTimeout(() => {
+      this.fullTimer = null;
+      void this.pullAll();
+    }, 50);
+    this.fullTimer.unref();
+  }
+
+  /**
+   * A syncing peer that found us first: read its index too (both ways, at once). Every peer is
+   * read again then, not only it: a plan from one peer's index alone would fetch from fewer
+   * holders, or a version another peer has already replaced.
+   */
+  watchedBy(a: PeerAddress): void {
+    if (!this.host.closed() && !this.remote.has(peerKey(a)) && !this.pulling.has(peerKey(a))) this.fullSoon();
+  }
+
+  /** The peers whose last index says they have `cid` (read when a ticket starts: the latest word). */
+  holdersOf(name: string, cid: string): PeerAddress[] {
+    const out: PeerAddress[] = [];
+    for (const r of this.remote.values()) {
+      const e = r.entries.get(name);
+      if (e && e.deleted === undefined && e.cid === cid) out.push(r.addr);
+    }
+    return out;
+  }
+
+  /** The least loaded open connection to a peer that has this version. */
+  pipeFor(name: string, cid: string): Pipe | null {
+    let best: Pipe | null = null;
+    for (const a of this.holdersOf(name, cid)) {
+      const w = this.watchers.get(peerKey(a));
+      if (w?.pipe.open && (!best || w.pipe.load < best.load)) best = w.pipe;
+    }
+    return best;
+  }
+
+  /** One peer's whole index (pages), and a watch for its news. Joins a pull already running. */
+  private pull(a: PeerAddress): Promise<void> {
+    const k = peerKey(a);
+    const running = this.pulling.get(k);
+    if (running) return running;
+    const p = this.pullNow(a).finally(() => this.pulling.delete(k));
+    this.pulling.set(k, p);
+    return p;
+  }
+
+  /** Tell of a refused peer once (per address and reason); it is not read. */
+  private refuse(a: PeerAddress, reason: string): void {
+    const k = `${peerKey(a)}|${reason}`;
+    if (this.refused.has(k)) return;
+    if (this.refused.size >= MAX_REFUSED) this.refused.clear();
+    this.refused.add(k);
+    this.host.warn(`${a.ip}:${a.port} is not a member of this folder, not read: ${reason}`);
+  }
+
+  /** A connection to the peer, proved (keyed folder) and kept: null when it is not one to read. */
+  private async connect(a: PeerAddress): Promise<Watch | null> {
+    const k = peerKey(a);
+    const node = this.host.node;
+    let pipe: Pipe | null = null;
+    const fresh: PeerClient = new PeerClient(a.ip, a.port, {
+      hello: node.hello,
+      timeoutMs: 5_000,
+      handler: {
+        onPacket: (h, _raw, payload) => {
+          if (!pipe?.onPacket(h, payload)) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'a data packet for no request');
+        },
+        onMessage: (m) => {
+          if (m.t === 'sync-news') this.onNews(a);
+          else pipe?.onMessage(m as { t: string; id?: number });
+        },
+        onClose: (err) => {
+          pipe?.close(err);
+          if (this.watchers.get(k)?.client === fresh) this.watchers.delete(k);
+        },
+      },
+    });
+    pipe = new Pipe(fresh);
+    try {
+      await fresh.connect();
+    } catch {
+      fresh.destroy();
+      this.remote.delete(k);
+      return null;
+    }
+    if (fresh.remoteHello?.peer === node.peerId) {
+      fresh.destroy();
+      return null;
+    }
+    let session: Buffer | null = null;
+    const key = this.host.key;
+    if (key) {
+      try {
+        session = await proveToServer(fresh, key, node.peerId);
+      } catch (err) {
+        fresh.destroy();
+        this.remote.delete(k);
+        const e = asSwarmError(err);
+        // a plain `swarm serve` does not sync: nothing to learn there, nothing to say
+        if (e.code === ERROR_CODES.NOT_FOUND) return null;
+        if (e.code === ERROR_CODES.UNKNOWN_MESSAGE) this.refuse(a, 'it has no folder keys (an older swarm)');
+        else if (e.code === ERROR_CODES.SYNC_DENIED) this.refuse(a, e.message);
+        else this.refuse(a, `the key's proof failed: ${e.message}`);
+        return null;
+      }
+    }
+    const w: Watch = { client: fresh, pipe, version: null, session };
+    this.watchers.set(k, w);
+    return w;
+  }
+
+  private async pullNow(a: PeerAddress): Promise<void> {
+    const k = peerKey(a);
+    let w = this.watchers.get(k);
+    if (!w || !w.client.connected) {
+      const fresh = await this.connect(a);
+      if (!fresh) return;
+      w = fresh;
+    }
+    const c = w.client;
+    // what changed since our last read of this connection, when the peer can tell (a reply with
+    // `version`); else (an older peer, or the first read) the whole index
+    const since = w.version !== null && this.remote.has(k) ? w.version : null;
+    const entries = since !== null ? new Map(this.remote.get(k)!.entries) : new Map<string, SyncEntry>();
+    const changed: string[] = [];
+    let after: string | undefined;
+    let version: number | null = null;
+    const t0 = Date.now();
+    try {
+      for (let page = 0; page < MAX_PAGES; page++) {
+        const req = { t: 'sync-index', ...(after !== undefined ? { after } : {}), ...(since !== null ? { since } : {}) } as const;
+        const { message } = await c.request(req, 'sync-entries', 15_000);
+        // a member's page carries its tag: anything else (changed on the way, or from a relay) is not used
+        if (w.session && !sameTag(message.mac, pageMac(w.session, { id: message.id, after, since: since ?? undefined }, message))) {
+          throw new SwarmError(ERROR_CODES.SYNC_DENIED, 'an index page without its tag (changed on the way?)');
+        }
+        if (page === 0 && since !== null && message.version === undefined) entries.clear(); // it sent the whole index
+        if (page === 0) version = message.version ?? null;
+        for (const raw of message.entries) {
+          const e = checkEntry(raw);
+          if (e && (entries.size < MAX_ENTRIES_PER_PEER || entries.has(e.name))) {
+            entries.set(e.name, e);
+            changed.push(e.name);
+          }
+        }
+        if (message.next === undefined || (after !== undefined && message.next <= after)) break;
+        after = message.next;
+      }
+    } catch (err) {
+      const e = asSwarmError(err);
+      if (e.code === ERROR_CODES.SYNC_DENIED) {
+        this.remote.delete(k);
+        this.refuse(a, e.message);
+      } else if (e.code !== ERROR_CODES.NOT_FOUND) {
+        // a plain `swarm serve` has no sync index: nothing to learn there (its files come through the tracker)
+        this.host.warn(`${a.ip}:${a.port}: ${e.message}`);
+      }
+      this.watchers.delete(k);
+      c.destroy();
+      return;
+    }
+    this.pullMs.set(k, Date.now() - t0);
+    w.version = version;
+    const whole = since === null || version === null;
+    this.remote.set(k, { addr: a, entries });
+    this.host.read(whole ? 'all' : changed);
+    if (!w.watching) {
+      w.watching = true;
+      c.write({ t: 'sync-watch' });
+    }
+  }
+
+  private onNews(a: PeerAddress): void {
+    const k = peerKey(a);
+    if (this.host.closed() || this.newsTimers.has(k)) return;
+    // a peer busy landing files changes its index all the time: reading its whole index after
+    // every change would cost more than the files (reads `since` a version are cheap)
+    const w = this.watchers.get(k);
+    const cost = w?.version !== null && w?.version !== undefined ? 0 : (this.pullMs.get(k) ?? 0);
+    const t = setTimeout(() => {
+      this.newsTimers.delete(k);
+      void (this.allPull ?? Promise.resolve())
+        .then(() => this.pull(a))
+        .then(() => this.host.newsRead());
+    }, Math.max(50, Math.min(5_000, cost * 4)));
+    t.unref();
+    this.newsTimers.set(k, t);
+  }
+
+  close(): void {
+    for (const t of this.newsTimers.values()) clearTimeout(t);
+    if (this.fullTimer) clearTimeout(this.fullTimer);
+    for (const w of this.watchers.values()) w.client.destroy();
+    this.watchers.clear();
+  }
+}
+
+/** One index entry from a peer, checked field by field (null: left out). */
+function checkEntry(raw: unknown): SyncEntry | null {
+  const e = raw as Record<string, unknown> | null;
+  if (!e || typeof e !== 'object') return null;
+  if (nameProblem(e.name) !== null || !isContentId(e.cid)) return null;
+  const uint = (v: unknown, max: number) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max;
+  if (!uint(e.mtime, MAX_MTIME_SEC) || !uint(e.size, MAX_FILE_BYTES)) return null;
+  if (e.deleted !== undefined && !uint(e.deleted, MAX_MTIME_SEC)) return null;
+  if (e.agreed !== undefined && !isContentId(e.agreed)) return null;
+  return {
+    name: e.name as string,
+    cid: e.cid as string,
+    mtime: e.mtime as number,
+    size: e.size as number,
+    ...(e.deleted !== undefined ? { deleted: e.deleted as number } : {}),
+    ...(e.agreed !== undefined ? { agreed: e.agreed as string } : {}),
+  };
+}

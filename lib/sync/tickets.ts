@@ -1,0 +1,86 @@
+/**
+ * The ticket queue of `swarm sync` (seed 000): one ticket per name to fetch, replace or delete,
+ * worked on oldest first (by the remote version's mtime); a ticket that fails waits its turn
+ * again after 1 s, doubling up to 60 s, and never holds up the others. Pure bookkeeping: the
+ * syncer decides what runs (syncer.ts `pump`).
+ */
+import { asSwarmError } from '../errors.js';
+import type { PeerAddress } from '../types.js';
+import type { SyncEntry } from './plan.js';
+
+export interface Ticket {
+  name: string;
+  remote: SyncEntry;
+  holders: PeerAddress[];
+  conflict: boolean;
+  attempts: number;
+  notBefore: number;
+  /** Being worked on (fetched, landed, deleted). */
+  started: boolean;
+}
+
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
+/** Tries a one-shot sync (`--once`, syncOnce) gives a file before it reports it as not fetched. */
+export const ONCE_ATTEMPTS = 3;
+
+export class TicketQueue {
+  private readonly tickets = new Map<string, Ticket>();
+  /** Tickets in the order they are worked on (oldest first); null: to be sorted again. */
+  private order: Ticket[] | null = null;
+
+  get size(): number {
+    return this.tickets.size;
+  }
+
+  values(): IterableIterator<Ticket> {
+    return this.tickets.values();
+  }
+
+  /** The ticket still current for its name (not replaced, not done). */
+  current(t: Ticket): boolean {
+    return this.tickets.get(t.name) === t;
+  }
+
+  done(t: Ticket): void {
+    if (this.current(t)) this.tickets.delete(t.name);
+  }
+
+  /** Queue (or update) what to do about `name`; a ticket being worked on finishes first. */
+  add(name: string, remote: SyncEntry, holders: PeerAddress[], conflict: boolean): void {
+    const old = this.tickets.get(name);
+    if (old && old.remote.cid === remote.cid && old.remote.deleted === remote.deleted) {
+      old.holders = holders;
+      return;
+    }
+    if (old?.started) return; // the running one finishes first; the next plan sees what it left
+    this.tickets.set(name, { name, remote, holders, conflict, attempts: 0, notBefore: 0, started: false });
+    this.order = null;
+  }
+
+  /** The tickets, oldest first (finished ones may still be in it: check `current`). */
+  ordered(): Ticket[] {
+    this.order ??= [...this.tickets.values()].sort((a, b) => a.remote.mtime - b.remote.mtime);
+    return this.order;
+  }
+
+  /** Drop finished tickets from the order once they are the most of it. */
+  compact(stale: number): void {
+    if (this.order && stale > 64 && stale * 2 > this.order.length) this.order = this.order.filter((t) => this.current(t));
+  }
+
+  /** A try failed: the ticket waits (backoff); the message for the warning. */
+  failed(t: Ticket, err: unknown, now = Date.now()): string {
+    const e = asSwarmError(err);
+    t.attempts++;
+    t.notBefore = now + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (t.attempts - 1));
+    return `${t.name}: ${e.message} (trying again in ${Math.round((t.notBefore - now) / 1000)} s)`;
+  }
+
+  /** Tickets that a one-shot sync still waits for. */
+  open(): number {
+    let n = 0;
+    for (const t of this.tickets.values()) if (t.attempts < ONCE_ATTEMPTS) n++;
+    return n;
+  }
+}
