@@ -108,6 +108,10 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
       try {
         const r = await p;
         view?.done(r, node.uploadStats().bytes);
+        // a stock seed-002 holder has no hashes: the summary says what was (not) checked
+        if (!o.json && !o.quiet && !r.upToDate && r.verified) {
+          process.stderr.write(r.verified === 'size' ? 'fetched from a stock seed-002 peer: checked against the size only (it publishes no hashes)\n' : 'fetched from a stock seed-002 peer: not checked (it publishes no hashes and the directory gives no size)\n');
+        }
         if (r.breakdown && !o.json) {
           const used = o.threads !== undefined || o.peerThreads !== undefined ? 'set by --threads/--peer-threads' : layout.why;
           process.stderr.write(`${formatBreakdown(r.breakdown)}\nlayout: ${r.breakdown.threads.peer} peer thread(s), ${r.breakdown.threads.pool} pool thread(s) (${used})\n`);

@@ -60,7 +60,8 @@ export function jsonView(d: Download, up: Upload | null): GetView {
   d.on('start', (e) => {
     started = true;
     const { sources, tracker } = sourcesOf(e.source);
-    ndjson({ event: 'start', name: e.name, path: e.path, size: e.size, mtime: e.mtime, cid: e.cid, chunks: e.chunks, chunkBytes: e.chunkBytes, peers: e.peers.map(peerAddress), resumedChunks: e.resumedChunks, sources, tracker });
+    // a stock seed-002 version's directory entry has no size: null, not a made-up value
+    ndjson({ event: 'start', name: e.name, path: e.path, size: e.size >= 0 ? e.size : null, mtime: e.mtime, cid: e.cid, chunks: e.chunks, chunkBytes: e.chunkBytes, peers: e.peers.map(peerAddress), resumedChunks: e.resumedChunks, sources, tracker });
   });
   d.on('progress', (e) => {
     const now = Date.now();

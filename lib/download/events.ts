@@ -53,6 +53,12 @@ export interface DoneEvent {
   upToDate: boolean;
   /** Where the time went, when asked for (`profile`). */
   breakdown?: Breakdown;
+  /**
+   * Set only when the file came from stock seed-002 holders, which publish no hashes: "size" (only
+   * the size the directory gives was checked), "none" (the directory gives no size either: only a
+   * clean end of the transfer). Absent: every chunk was checked with BLAKE3 against the content id.
+   */
+  verified?: 'size' | 'none';
 }
 
 export interface WarningEvent {

@@ -30,7 +30,8 @@ import type { HelloFields } from '../protocol/messages.js';
 import type { PeerAddress, Version } from '../types.js';
 import { Coordinator, defaultPeerThreads } from './coordinator.js';
 import { PeerHostGroup } from './peer-host.js';
-import { resolveTarget, type Target, type VersionFinder } from './resolve.js';
+import { isStockTarget, resolveTarget, type StockTarget, type Target, type VersionFinder } from './resolve.js';
+import { fetchStock } from './legacy-fetch.js';
 import { whatIsThere, tidyFinished } from './target.js';
 import { PartialSource } from './partial-source.js';
 import type { DoneEvent, DownloadEvents } from './events.js';
@@ -204,6 +205,7 @@ export class Download extends EventEmitter<DownloadEvents> {
     // a source's own message already names it (tracker X unreachable: ...): not said twice
     for (const s of target.skipped) this.emit('warning', s.reason.startsWith(s.peer) ? { message: `left out: ${s.reason}` } : { peer: s.peer, message: `left out: ${s.reason}` });
     await this.step('resolved');
+    if (isStockTarget(target)) return this.fetchFromStock(name, target, started);
     const tResolved = performance.now();
     const m = target.manifest;
     const finalPath = path.resolve(this.opts.outDir ?? '.', ...name.split('/'));
@@ -240,6 +242,30 @@ export class Download extends EventEmitter<DownloadEvents> {
       }
       await this.step('checked');
       return await this.transfer(target, finalPath, result, started, t0, tResolved, hosts, pool);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Only stock seed-002 peers hold it: whole file by plain-name request (legacy-fetch.ts). */
+  private async fetchFromStock(name: string, target: StockTarget, started: number): Promise<DoneEvent> {
+    const finalPath = path.resolve(this.opts.outDir ?? '.', ...name.split('/'));
+    await ensureDir(path.dirname(finalPath), this.signal);
+    this.check();
+    const lock = await TargetLock.acquire(finalPath, this.signal);
+    try {
+      await this.step('locked');
+      const temps = await removeStaleTemps(finalPath);
+      if (temps) this.emit('warning', { message: `removed ${temps} temporary file(s) left by an interrupted download of ${name}` });
+      await this.step('checked');
+      const r = await fetchStock(target, finalPath, started, {
+        signal: this.signal,
+        overwrite: this.opts.overwrite === true,
+        ...(this.opts.stallMs ? { stallMs: this.opts.stallMs } : {}),
+        emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => boolean).call(this, event, ...args),
+      });
+      await this.step('finished');
+      return r;
     } finally {
       await lock.release();
     }

@@ -44,6 +44,28 @@ export interface Target {
   others: Version[];
 }
 
+/**
+ * A version held only by stock seed-002 peers (content id "legacy:<mtime>"): no manifest, no
+ * hashes, often no size. It is fetched whole by plain-name request, one holder at a time
+ * (legacy-fetch.ts), and checked against the size when the directory gives one.
+ */
+export interface StockTarget {
+  kind: 'stock';
+  name: string;
+  cid: string;
+  mtime: number;
+  /** Bytes the directory gives for it, or -1 (a Table 1 registration carries no size). */
+  size: number;
+  holders: PeerAddress[];
+  source: string;
+  skipped: { peer: string; reason: string }[];
+  others: Version[];
+}
+
+export function isStockTarget(t: Target | StockTarget): t is StockTarget {
+  return (t as StockTarget).kind === 'stock';
+}
+
 export interface ResolveOptions {
   tracker?: string;
   peers?: string[];
@@ -152,10 +174,27 @@ export function describeVersions(versions: Version[]): string {
     .join('; ');
 }
 
-async function resolveVersion(name: string, versions: Version[], opts: ResolveOptions, source: string, skipped: Target['skipped']): Promise<Target> {
-  const first = pickVersion(name, versions, opts.version, source);
+/**
+ * The newest version is held only by stock seed-002 peers: a verified version with the same mtime
+ * is preferred (it has hashes); otherwise the stock holders are the download's (legacy-fetch.ts).
+ */
+function stockOrVerified(name: string, versions: Version[], first: Version, source: string, skipped: Target['skipped']): Version | StockTarget {
+  const verifiedTie = versions.find((v) => v.mtime === first.mtime && !isLegacyCid(v.cid));
+  if (verifiedTie) return verifiedTie;
+  const stock = versions.filter((v) => v.mtime === first.mtime && isLegacyCid(v.cid));
+  const holders = mergeVersions(stock.map((v) => [v]))
+    .flatMap((v) => [...v.holders, ...v.partial])
+    .filter((h, i, all) => all.findIndex((o) => o.ip === h.ip && o.port === h.port) === i);
+  const sizes = stock.map((v) => v.size).filter((n) => n >= 0);
+  return { kind: 'stock', name, cid: first.cid, mtime: first.mtime, size: sizes.length ? sizes[0]! : -1, holders, source, skipped, others: versions.filter((v) => !stock.includes(v)) };
+}
+
+async function resolveVersion(name: string, versions: Version[], opts: ResolveOptions, source: string, skipped: Target['skipped']): Promise<Target | StockTarget> {
+  let first = isLegacyCid(opts.version ?? '') ? (versions.find((v) => v.cid === opts.version) ?? pickVersion(name, versions, undefined, source)) : pickVersion(name, versions, opts.version, source);
   if (isLegacyCid(first.cid)) {
-    throw new SwarmError(ERROR_CODES.NOT_FOUND, `${name} is held only by stock seed-002 peers, which publish no content id; swarm get fetches verified content only`);
+    const chosen = stockOrVerified(name, versions, first, source, skipped);
+    if ('kind' in chosen) return chosen;
+    first = chosen;
   }
   const tied = opts.version ? [first] : versions.filter((v) => v.mtime === first.mtime && !isLegacyCid(v.cid)).slice(0, MAX_TIED_VERSIONS);
   // every tied version is asked at once; the first in order of preference with a valid manifest
@@ -266,7 +305,7 @@ async function namedPeerVersions(name: string, peers: string[], timeoutMs: numbe
  * Their answers are merged by content id. A source that fails while another answers is a warning
  * (in `skipped`); when all fail, the first one's error is the download's.
  */
-export async function resolveTarget(name: string, opts: ResolveOptions): Promise<Target> {
+export async function resolveTarget(name: string, opts: ResolveOptions): Promise<Target | StockTarget> {
   const skipped: Target['skipped'] = [];
   if (opts.known) return resolveVersion(name, [opts.known], { ...opts, version: opts.known.cid }, 'the peers that have it', skipped);
   const timeoutMs = opts.timeoutMs ?? MANIFEST_TIMEOUT_MS;

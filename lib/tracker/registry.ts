@@ -45,6 +45,8 @@ export const REGISTRY_LIMITS: RegistryLimits = {
 interface PeerRecord extends PeerAddress {
   files: Map<string, AnnouncedFile>;
   lastSeen: number;
+  /** Silence allowed before `expire` drops it, when not the tracker's default (stock seed-002 peers). */
+  maxSilenceMs?: number;
 }
 
 interface VersionIndex {
@@ -82,7 +84,8 @@ export class Registry {
     return this.peers.has(key);
   }
 
-  register(key: string, addr: PeerAddress, files: AnnouncedFile[], now: number): void {
+  /** `opts.maxSilenceMs`: this registration's own expiry (stock seed-002 peers keep alive less often). */
+  register(key: string, addr: PeerAddress, files: AnnouncedFile[], now: number, opts: { maxSilenceMs?: number } = {}): void {
     const existing = this.peers.get(key);
     if (!existing) {
       if (this.peers.size >= this.limits.maxPeers) throw new SwarmError(ERROR_CODES.LIMIT, `tracker is full (${this.limits.maxPeers} peers)`);
@@ -95,7 +98,7 @@ export class Registry {
     const had = existing?.files.size ?? 0;
     this.checkRoom(addr.ip, unique.size - had);
     if (existing) this.unregister(key);
-    const p: PeerRecord = { ip: addr.ip, port: addr.port, files: new Map(), lastSeen: now };
+    const p: PeerRecord = { ip: addr.ip, port: addr.port, files: new Map(), lastSeen: now, ...(opts.maxSilenceMs !== undefined ? { maxSilenceMs: opts.maxSilenceMs } : {}) };
     this.peers.set(key, p);
     this.peersPerIp.set(addr.ip, (this.peersPerIp.get(addr.ip) ?? 0) + 1);
     for (const f of unique.values()) this.addFile(key, p, f);
@@ -157,10 +160,10 @@ export class Registry {
     return true;
   }
 
-  /** Drop peers not heard from since `now - maxSilenceMs`. Returns the keys dropped. */
+  /** Drop peers not heard from since `now - maxSilenceMs` (or their own expiry). Returns the keys dropped. */
   expire(now: number, maxSilenceMs: number): string[] {
     const gone: string[] = [];
-    for (const [key, p] of this.peers) if (now - p.lastSeen > maxSilenceMs) gone.push(key);
+    for (const [key, p] of this.peers) if (now - p.lastSeen > (p.maxSilenceMs ?? maxSilenceMs)) gone.push(key);
     for (const key of gone) this.unregister(key);
     return gone;
   }

@@ -11,6 +11,15 @@
  *   (and a seed-002 peer's keepalives are answered once, when it has read the last answer)
  *
  * Directory answers are paged (`dir` with `after`), so 100,000 files per peer fit in frames.
+ *
+ * Stock seed-002 peers expire later than ours (LEGACY_SILENCE_MS, 10 minutes, instead of 3
+ * keepalive periods). The seed says keepalive every 5 s, but its synchronizer sends the next one
+ * only after it has fetched every file the last directory answer made it want (the skeleton's
+ * sync step: send, read the directory, fetch, then a 5 s timer): during its first sync, which
+ * fetches the whole swarm, it is silent for as long as that takes. Dropping it then would take
+ * its files out of the directory in the middle of its first sync. A stock peer that goes away
+ * still leaves at once when its connection closes; only one whose host vanished without a word
+ * lingers, and only for LEGACY_SILENCE_MS.
  */
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
@@ -39,6 +48,8 @@ export interface TrackerOptions {
   registry?: Partial<RegistryLimits>;
   /** Connection limits and deadlines (see net/guard.ts). */
   limits?: Partial<ServerLimits>;
+  /** Silence after which a stock seed-002 registration expires (default LEGACY_SILENCE_MS). */
+  legacySilenceMs?: number;
 }
 
 /** Largest request a tracker reads: a page of announced files (clients send ≤ 200 KiB pages). */
@@ -50,6 +61,8 @@ export const DIR_PAGE_ENTRIES = 1000;
 const DIR_PAGE_BYTES = 512 << 10;
 /** Versions listed in a `holders` answer (newest first). */
 const MAX_VERSIONS_LISTED = 16;
+/** Silence after which a stock seed-002 registration expires (see the header). */
+export const LEGACY_SILENCE_MS = 10 * 60_000;
 /** Dropped entries reported back per message. */
 const MAX_DROPPED_REPORTED = 50;
 
@@ -89,6 +102,7 @@ class TrackerConnection implements GuardedConnection {
     readonly ip: string,
     readonly socket: net.Socket,
     now: number,
+    private readonly legacySilenceMs: number,
   ) {
     this.since = this.lastActivityAt = now;
   }
@@ -97,7 +111,9 @@ class TrackerConnection implements GuardedConnection {
     if (!this.registered && !this.hello && now - this.since > limits.handshakeMs) return `nothing useful within ${limits.handshakeMs} ms`;
     if (this.partialSince && now - this.partialSince > limits.frameMs) return `a message took longer than ${limits.frameMs} ms to arrive`;
     if (this.blockedSince && now - this.blockedSince > limits.sendStallMs) return `did not read answers for ${limits.sendStallMs} ms`;
-    if (now - this.lastActivityAt > limits.idleMs) return `silent for ${limits.idleMs} ms`;
+    // a registered stock seed-002 peer is silent through its syncs (see the header)
+    const idleMs = this.mode === 'legacy' && this.registered ? Math.max(limits.idleMs, this.legacySilenceMs) : limits.idleMs;
+    if (now - this.lastActivityAt > idleMs) return `silent for ${idleMs} ms`;
     return null;
   }
 
@@ -168,7 +184,7 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
       socket.destroy();
       return;
     }
-    const c = new TrackerConnection(key, ip, socket, this.now());
+    const c = new TrackerConnection(key, ip, socket, this.now(), this.opts.legacySilenceMs ?? LEGACY_SILENCE_MS);
     this.guard.add(c);
     this.conns.set(key, c);
     socket.setNoDelay(true);
@@ -369,7 +385,7 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     c.lastActivityAt = now;
     if (Array.isArray(o.files)) {
       const checked = checkAnnounced(o.files, true);
-      this.registry.register(c.key, { ip: c.ip, port }, checked.ok, now);
+      this.registry.register(c.key, { ip: c.ip, port }, checked.ok, now, { maxSilenceMs: Math.max(this.keepaliveMs * KEEPALIVE_MISSES, this.opts.legacySilenceMs ?? LEGACY_SILENCE_MS) });
       c.registered = true;
       this.log('legacy-peer-registered', { peer: c.key, port, files: checked.ok.length, dropped: checked.dropped.length });
       this.reportDropped(c.key, checked.dropped);
