@@ -175,6 +175,19 @@ export function logFileOption(v: string): string {
   return v;
 }
 
+/** A file to read now (a key file): it must exist, be a file and be readable. */
+export function existingFileOption(v: string): string {
+  if (v === '') throw new InvalidArgumentError('expected a file');
+  try {
+    if (!statSync(v).isFile()) throw Object.assign(new Error('it is not a file'), { code: 'EISDIR' });
+    accessSync(v, fsc.R_OK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new InvalidArgumentError(`cannot read ${v}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message}`);
+  }
+  return v;
+}
+
 /** Overlay hops: 1 to 7 (a TTL above 7 is taken as 7 by every peer anyway). */
 export const MAX_TTL = 7;
 export const ttlOption = boundedInt(1, MAX_TTL, ' hops');

@@ -341,7 +341,8 @@ t.test('stall evaders beside a rate-limited honest peer: about as fast as the ho
   t.comment(`honest alone: ${alone.ms} ms; beside empty-done, junk-drip and two trickles: ${evaded.ms} ms`);
   t.ok(evaded.ms < alone.ms * 1.5 + 2_000, `about as fast as the honest peer alone (${evaded.ms} vs ${alone.ms} ms)`);
   // an empty done is a strike: dropped at the third, unless the download ended before it asked again
-  t.ok(evaded.dropped.includes(emptyDone.address) || emptyDone.requests < 3, `empty-done dropped or starved (asked ${emptyDone.requests} times)`);
+  // (a third ask whose empty answer arrives after the download ended is not counted as a strike)
+  t.ok(evaded.dropped.includes(emptyDone.address) || emptyDone.requests <= 3, `empty-done dropped or starved (asked ${emptyDone.requests} times)`);
   t.equal(evaded.r.peersUsed, 1, 'no evader delivered a verified chunk: the honest peer did the work (drip and trickle starved)');
   const asked = [emptyDone, drip, trickle, trickle2].map((e) => e.requests);
   t.ok(asked.every((n) => n < 30), `the evaders were asked ${asked.join(', ')} times, not thousands`);

@@ -41,6 +41,7 @@ const KINDS: Record<string, { bad: string[]; good: string }> = {
   cid: { bad: ['', 'zz', '1234567', 'g'.repeat(64), 'a'.repeat(65)], good: 'a'.repeat(64) },
   dir: { bad: ['', aFile], good: scratch },
   file: { bad: ['', '/nonexistent-swarm-dir/x.log', scratch], good: path.join(scratch, 'x.log') },
+  keyfile: { bad: ['', path.join(scratch, 'no-such-key'), scratch], good: aFile },
 };
 
 /** A program whose actions do nothing and whose output is kept, to parse one command line. */

@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { count, humanBytes, ndjson, printable } from '../format.js';
-import { boundedInt, boundedNumber } from '../options.js';
+import { boundedInt, boundedNumber, existingFileOption } from '../options.js';
 import { addPeerOptions, checkLogFile, onInterrupt, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
@@ -36,7 +36,7 @@ export function register(program: Command): void {
     .option('--no-delete', 'never delete here because a peer did, and pass no deletions on')
     .option('--trash-days <days>', 'days replaced and deleted files stay in DIR/.swarm/trash/ (0 to 36500)', boundedNumber(0, 36500, 'days'), 30)
     .option('--parallel <n>', 'big files fetched at once (1 to 64; small files go in batches)', boundedInt(1, 64), 4)
-    .option('--key <file>', 'the folder key of the other members (a copy of their DIR/.swarm/sync-key); kept in DIR/.swarm/sync-key')
+    .option('--key <keyfile>', 'the folder key of the other members (a copy of their DIR/.swarm/sync-key); kept in DIR/.swarm/sync-key', existingFileOption)
     .option('--new-key', 'make a new folder key in DIR/.swarm/sync-key (copy it to the other members)')
     .option('--open', 'no folder key: every peer that syncs may change this folder (trusted networks only)');
   addPeerOptions(cmd, { port: 'peer port (0 picks a free one)', defaultPort: constants.DEFAULT_PEER_PORT, tracker: 'tracker to register with and read the directory of (default: embed one, or join the local one)' }).option('--json', 'print NDJSON events');
