@@ -76,6 +76,7 @@ t.test('a file that changed on the swarm discards the old partial download', asy
   const stale = new Ticket(path.join(out, 'doc.txt.swarm-ticket'), { name: 'doc.txt', cid: 'ab'.repeat(32), size: 4, chunkBytes: MiB, mtime: 1 }, 1);
   stale.mark(0);
   await stale.flush();
+  await stale.close(); // the test's own handle (a leaked one is closed by the GC, with a warning)
   const peer = await servePeer(t, src, ['--no-tracker']);
   const run = swarm(t, ['get', 'doc.txt', '--peer', `127.0.0.1:${peer.port}`, '-o', out, '--json']);
   const warning = await run.waitFor((o) => o.event === 'warning');
