@@ -87,6 +87,7 @@ export function register(program: Command): void {
       say(`syncing ${node.library.root} (${count(files.length, 'file')}; ${members}) on ${node.host}:${node.port}; ${node.tracker ? `tracker ${node.tracker.address}` : 'no tracker'}`, {
         event: 'syncing',
         id: syncer.deviceId,
+        folder: key ? key.id : null,
         dir: node.library.root,
         host: node.host,
         port: node.port,
@@ -94,6 +95,8 @@ export function register(program: Command): void {
         tracker: node.tracker?.address ?? null,
       });
       const r = await syncer.syncOnce();
+      // what the folder holds now (deletions by sync reach the library only at its next look)
+      await node.library.refresh();
       const now = node.library.files();
       say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
       if (o.once) {
