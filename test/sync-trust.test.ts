@@ -105,7 +105,7 @@ t.test('members converge; a peer with another key and an open one in the same tr
     t.equal(read(m.dir, 'report.txt'), 'the real report\n', 'the "newer" version is not fetched');
     t.same(trash(m.dir), [], 'nothing in the trash');
     for (const h of [x, y]) {
-      const told = m.warnings.filter((w) => w.startsWith(`127.0.0.1:${h.node.port} is not a member`));
+      const told = m.warnings.filter((w) => w.startsWith(`127.0.0.1:${h.node.port} is not read (not a member`));
       t.equal(told.length, 1, `the refused peer is told of once (${told[0] ?? m.warnings.join('; ')})`);
     }
   }
@@ -259,8 +259,8 @@ t.test('a server that cannot prove the key, or an older swarm, is refused at onc
   t.equal(liar.indexRequests + old.indexRequests, 0, 'neither was asked for its index');
   t.equal(read(dir, 'shared.txt'), 'mine\n', 'the file stays');
   t.same(trash(dir), [], 'nothing in the trash');
-  t.ok(a.warnings.some((w) => w.startsWith(`127.0.0.1:${liar.port} is not a member`) && /wrong proof/.test(w)), 'the liar is told of');
-  t.ok(a.warnings.some((w) => w.startsWith(`127.0.0.1:${old.port} is not a member`) && /older swarm/.test(w)), 'the older swarm is told of, clearly');
+  t.ok(a.warnings.some((w) => w.startsWith(`127.0.0.1:${liar.port} is not read (not a member`) && /wrong proof/.test(w)), 'the liar is told of');
+  t.ok(a.warnings.some((w) => w.startsWith(`127.0.0.1:${old.port} is not read (not a member`) && /older swarm/.test(w)), 'the older swarm is told of, clearly');
 });
 
 t.test('the device id survives a restart and names the conflict copy', async (t) => {

@@ -29,7 +29,8 @@ export interface IndexPortHooks {
   refused(link: SyncLink, reason: string): void;
 }
 
-const NEEDS_KEY = 'this folder is synced with a key: prove it first (sync-auth; an older swarm cannot)';
+// read on both ends (sent on the wire, and in our own warning): says which side is which
+const NEEDS_KEY = 'the keyed side reads only peers that prove its folder key first (sync-auth); an open folder or an older swarm cannot';
 
 export class IndexPort implements SyncPort {
   constructor(

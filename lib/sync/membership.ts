@@ -102,7 +102,7 @@ export class ServerProof {
 
   /** The answer to `sync-auth`, or a refusal. */
   challenge(m: { id: number; folder: string; nonce: string }): Header {
-    if (!this.key) throw new SwarmError(ERROR_CODES.SYNC_DENIED, 'this peer syncs an open folder (no key): it proves nothing and reads no keyed peer');
+    if (!this.key) throw new SwarmError(ERROR_CODES.SYNC_DENIED, 'the open side has no folder key: it proves none and reads no keyed peer');
     if (this.tried) throw new SwarmError(ERROR_CODES.SYNC_DENIED, 'one proof per connection');
     this.tried = true;
     if (m.folder !== this.key.id) throw new SwarmError(ERROR_CODES.SYNC_DENIED, `this peer syncs another folder (not ${m.folder.slice(0, 8)}…)`);

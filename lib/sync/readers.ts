@@ -155,7 +155,7 @@ export class IndexReaders {
     if (this.refused.has(k)) return;
     if (this.refused.size >= MAX_REFUSED) this.refused.clear();
     this.refused.add(k);
-    this.host.warn(`${a.ip}:${a.port} is not a member of this folder, not read: ${reason}`);
+    this.host.warn(`${a.ip}:${a.port} is not read (not a member of this folder: ${reason}); members need the same folder key (--key FILE), or all --open`);
   }
 
   /** A connection to the peer, proved (keyed folder) and kept: null when it is not one to read. */
