@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync, utimesSync,
 import path from 'node:path';
 import { serve, type ServeHandle } from '../lib/serve.js';
 import { Syncer } from '../lib/sync/syncer.js';
+import { createFolderKey } from '../lib/sync/folder-key.js';
 import { decide, conflictName, isConflictCopy, type SyncEntry } from '../lib/sync/plan.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
@@ -224,4 +225,19 @@ t.test('swarm sync --once through the CLI: fetches, says so, exits 0; bad option
   t.match(noKey.out, /no folder key.*--new-key.*--key FILE.*--open/s, 'saying how to get one');
   const both = await run([tempDir(t), '--open', '--new-key', '--no-tracker']);
   t.equal(both.code, 2, '--open with --new-key: exit 2');
+  // --once against a peer that syncs with a key it does not have: nothing synced, and it says so
+  const keyedDir = tempDir(t);
+  writeFileSync(path.join(keyedDir, 'secret.txt'), 'members only\n');
+  const keyedNode = await serve(keyedDir, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
+  const keyed = new Syncer(keyedNode, { key: await createFolderKey(keyedDir), pullMs: 60_000 });
+  await keyed.start();
+  t.teardown(async () => {
+    await keyed.close();
+    await keyedNode.close({ graceful: false });
+  });
+  const outsider = tempDir(t);
+  const refused = await run([outsider, '--open', '--port', '0', '--no-tracker', '--neighbor', `127.0.0.1:${keyedNode.port}`, '--once', '--threads', '0']);
+  t.equal(refused.code, 7, `--once with every peer refused: exit 7, not 0 (${refused.out.trim().split('\n').pop()})`);
+  t.match(refused.out, /no member of this folder could be read.*same folder key/s, 'saying why and what to do');
+  t.notOk(existsSync(path.join(outsider, 'secret.txt')), 'and nothing of the keyed folder came');
 });

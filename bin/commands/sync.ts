@@ -100,6 +100,9 @@ export function register(program: Command): void {
       const now = node.library.files();
       say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
       if (o.once) {
+        // refused by (or refusing) every peer it found: nothing was synced, and a script must see it
+        const { read, refused } = syncer.members();
+        if (read === 0 && refused > 0) throw new SwarmError(ERROR_CODES.SYNC_DENIED, `no member of this folder could be read (${count(refused, 'peer')} refused, see the warnings): members need the same folder key (--key FILE), or all --open`);
         if (r.pending) throw new SwarmError(ERROR_CODES.NO_PEERS, `${count(r.pending, 'file')} could not be fetched (see the warnings); run again to retry`);
         return;
       }

@@ -68,6 +68,8 @@ export class IndexReaders {
   private allPull: Promise<void> | null = null;
   /** Peers already told of as refused (address and reason). */
   private readonly refused = new Set<string>();
+  /** Peers refused since this process started (a count that is never cleared: `--once` reports it). */
+  refusedCount = 0;
 
   constructor(private readonly host: ReaderHost) {}
 
@@ -155,6 +157,7 @@ export class IndexReaders {
     if (this.refused.has(k)) return;
     if (this.refused.size >= MAX_REFUSED) this.refused.clear();
     this.refused.add(k);
+    this.refusedCount++;
     this.host.warn(`${a.ip}:${a.port} is not read (not a member of this folder: ${reason}); members need the same folder key (--key FILE), or all --open`);
   }
 

@@ -159,6 +159,11 @@ export class Syncer extends EventEmitter<SyncEvents> {
   }
 
   /** Read every peer's index, plan, and run the tickets; resolves when none is left that can run now. */
+  /** Peers whose index was read, and peers refused as not members (for `--once`'s verdict). */
+  members(): { read: number; refused: number } {
+    return { read: this.readers.remote.size, refused: this.readers.refusedCount };
+  }
+
   async syncOnce(): Promise<{ pending: number }> {
     // local files still being written are announced once they hold still (at most a few seconds)
     for (let i = 0; i < 200 && this.local.settlingCount > 0 && !this.closed; i++) await new Promise((r) => setTimeout(r, 25));
