@@ -61,6 +61,26 @@ export interface DoneEvent {
   verified?: 'size' | 'none';
 }
 
+/** A `done` event with every count at zero, for the fields a download knows from the start. */
+export function doneEvent(base: { name: string; path: string; cid: string; size: number; started: number }, over: Partial<DoneEvent> = {}): DoneEvent {
+  return {
+    name: base.name,
+    path: base.path,
+    cid: base.cid,
+    size: base.size,
+    seconds: (Date.now() - base.started) / 1000,
+    rate: 0,
+    peersUsed: 0,
+    peersDropped: 0,
+    badPackets: 0,
+    badChunks: 0,
+    resumedChunks: 0,
+    fetchedChunks: 0,
+    upToDate: false,
+    ...over,
+  };
+}
+
 export interface WarningEvent {
   peer?: string;
   code?: string;

@@ -34,7 +34,7 @@ import { isStockTarget, resolveTarget, type StockTarget, type Target, type Versi
 import { fetchStock } from './legacy-fetch.js';
 import { whatIsThere, tidyFinished } from './target.js';
 import { PartialSource } from './partial-source.js';
-import type { DoneEvent, DownloadEvents } from './events.js';
+import { doneEvent, type DoneEvent, type DownloadEvents } from './events.js';
 import { performance } from 'node:perf_hooks';
 import type { Breakdown } from './breakdown.js';
 
@@ -209,31 +209,8 @@ export class Download extends EventEmitter<DownloadEvents> {
     const tResolved = performance.now();
     const m = target.manifest;
     const finalPath = path.resolve(this.opts.outDir ?? '.', ...name.split('/'));
-    const result = (over: Partial<DoneEvent>): DoneEvent => ({
-      name,
-      path: finalPath,
-      cid: m.cid,
-      size: m.size,
-      seconds: (Date.now() - started) / 1000,
-      rate: 0,
-      peersUsed: 0,
-      peersDropped: 0,
-      badPackets: 0,
-      badChunks: 0,
-      resumedChunks: 0,
-      fetchedChunks: 0,
-      upToDate: false,
-      ...over,
-    });
-    await ensureDir(path.dirname(finalPath), this.signal);
-    this.check();
-    const lock = await TargetLock.acquire(finalPath, this.signal);
-    try {
-      await this.step('locked');
-      // Under the lock nobody else writes this target's ticket: any temp file of it was left by a
-      // process killed while saving, also when NAME turns out to be complete already.
-      const temps = await removeStaleTemps(finalPath);
-      if (temps) this.emit('warning', { message: `removed ${temps} temporary file(s) left by an interrupted download of ${name}` });
+    const result = (over: Partial<DoneEvent>): DoneEvent => doneEvent({ name, path: finalPath, cid: m.cid, size: m.size, started }, over);
+    return this.underLock(name, finalPath, async () => {
       const warn = (message: string) => this.emit('warning', { message });
       const present = await whatIsThere(finalPath, target, pool, this.opts.overwrite === true, this.signal, warn);
       if (present === 'same') {
@@ -242,6 +219,23 @@ export class Download extends EventEmitter<DownloadEvents> {
       }
       await this.step('checked');
       return await this.transfer(target, finalPath, result, started, t0, tResolved, hosts, pool);
+    });
+  }
+
+  /**
+   * `body` under the target's lock (its folder made first). Under the lock nobody else writes this
+   * target's ticket: any temp file of it was left by a process killed while saving, also when NAME
+   * turns out to be complete already, so those go first.
+   */
+  private async underLock<T>(name: string, finalPath: string, body: () => Promise<T>): Promise<T> {
+    await ensureDir(path.dirname(finalPath), this.signal);
+    this.check();
+    const lock = await TargetLock.acquire(finalPath, this.signal);
+    try {
+      await this.step('locked');
+      const temps = await removeStaleTemps(finalPath);
+      if (temps) this.emit('warning', { message: `removed ${temps} temporary file(s) left by an interrupted download of ${name}` });
+      return await body();
     } finally {
       await lock.release();
     }
@@ -250,13 +244,7 @@ export class Download extends EventEmitter<DownloadEvents> {
   /** Only stock seed-002 peers hold it: whole file by plain-name request (legacy-fetch.ts). */
   private async fetchFromStock(name: string, target: StockTarget, started: number): Promise<DoneEvent> {
     const finalPath = path.resolve(this.opts.outDir ?? '.', ...name.split('/'));
-    await ensureDir(path.dirname(finalPath), this.signal);
-    this.check();
-    const lock = await TargetLock.acquire(finalPath, this.signal);
-    try {
-      await this.step('locked');
-      const temps = await removeStaleTemps(finalPath);
-      if (temps) this.emit('warning', { message: `removed ${temps} temporary file(s) left by an interrupted download of ${name}` });
+    return this.underLock(name, finalPath, async () => {
       await this.step('checked');
       const r = await fetchStock(target, finalPath, started, {
         signal: this.signal,
@@ -266,9 +254,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       });
       await this.step('finished');
       return r;
-    } finally {
-      await lock.release();
-    }
+    });
   }
 
   private async transfer(

@@ -28,7 +28,7 @@ import { MAX_FILE_BYTES } from '../constants.js';
 import { ERROR_CODES, SwarmError, asSwarmError, type ErrorCode } from '../errors.js';
 import { PartFile, partPaths } from '../storage/part-file.js';
 import type { PeerAddress } from '../types.js';
-import type { DoneEvent, DownloadEvents, PeerView } from './events.js';
+import { doneEvent, type DoneEvent, type DownloadEvents, type PeerView } from './events.js';
 import type { StockTarget } from './resolve.js';
 
 const ftruncateP = promisify(ftruncateCb);
@@ -64,23 +64,7 @@ class AttemptFailed extends Error {
 export async function fetchStock(target: StockTarget, finalPath: string, started: number, opts: StockFetchOptions): Promise<DoneEvent> {
   const { name } = target;
   const known = target.size >= 0;
-  const result = (over: Partial<DoneEvent>): DoneEvent => ({
-    name,
-    path: finalPath,
-    cid: target.cid,
-    size: known ? target.size : 0,
-    seconds: (Date.now() - started) / 1000,
-    rate: 0,
-    peersUsed: 0,
-    peersDropped: 0,
-    badPackets: 0,
-    badChunks: 0,
-    resumedChunks: 0,
-    fetchedChunks: 0,
-    upToDate: false,
-    verified: known ? 'size' : 'none',
-    ...over,
-  });
+  const result = (over: Partial<DoneEvent>): DoneEvent => doneEvent({ name, path: finalPath, cid: target.cid, size: known ? target.size : 0, started }, { verified: known ? 'size' : 'none', ...over });
 
   // what is at NAME, before any byte is asked for
   const st = await lstatP(finalPath).catch((err: NodeJS.ErrnoException) => {
