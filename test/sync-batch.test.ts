@@ -12,6 +12,8 @@ import { serve, type ServeHandle } from '../lib/serve.js';
 import { Syncer, STABLE_MS } from '../lib/sync/syncer.js';
 import { Pipe, smallManifest } from '../lib/sync/small.js';
 import { ERROR_CODES } from '../lib/errors.js';
+import { decodePacketHeader, encodePacket, FLAG_LAST_IN_CHUNK, PACKET_HEADER_BYTES, type PacketHeader } from '../lib/protocol/packet.js';
+import { FRAME_PREFIX_BYTES } from '../lib/constants.js';
 import type { PeerClient } from '../lib/peer/client.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
@@ -67,6 +69,13 @@ t.test('300 small files in 10 folders: fetched in batches, bytes and mtimes, no 
   t.equal(b.sync.index.all().filter((e) => e.deleted === undefined && e.agreed === e.cid).length, 300, 'the index agrees on all of them');
 });
 
+/** A real packet (checksummed as a server sends it), split as the client hands it to a pipe. */
+function pkt(requestId: number, offset: number, payload: Buffer): [PacketHeader, Buffer, Buffer[]] {
+  const wire = encodePacket({ flags: FLAG_LAST_IN_CHUNK, requestId, chunk: 0, offset }, payload);
+  const head = wire.subarray(FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES + PACKET_HEADER_BYTES);
+  return [decodePacketHeader(head), head, [wire.subarray(FRAME_PREFIX_BYTES + PACKET_HEADER_BYTES)]];
+}
+
 t.test('a pipe refuses bytes that do not hash to the content id (nothing lands)', async (t) => {
   const sent: Record<string, unknown>[] = [];
   let id = 0;
@@ -78,14 +87,14 @@ t.test('a pipe refuses bytes that do not hash to the content id (nothing lands)'
   const bad = Buffer.from('the fake bytes');
   t.equal(sent[0]?.t, 'get', 'asked with get');
   const rid = sent[0]!.id as number;
-  t.ok(pipe.onPacket({ flags: 1, requestId: rid, chunk: 0, offset: 0, length: bad.length, checksum: 0 }, [bad]));
+  t.ok(pipe.onPacket(...pkt(rid, 0, bad)));
   t.ok(pipe.onMessage({ t: 'done', id: rid }));
   await t.rejects(p, { code: ERROR_CODES.HASH_MISMATCH }, 'refused');
   t.notOk(sent.some((h) => h.t === 'have'), 'and not acknowledged as had');
   // and the right bytes are taken (and acknowledged)
   const p2 = pipe.fetch(m.cid, good.length);
   const rid2 = sent.filter((h) => h.t === 'get')[1]!.id as number;
-  pipe.onPacket({ flags: 1, requestId: rid2, chunk: 0, offset: 0, length: good.length, checksum: 0 }, [good]);
+  pipe.onPacket(...pkt(rid2, 0, good));
   pipe.onMessage({ t: 'done', id: rid2 });
   const got = await p2;
   t.ok(got.data.equals(good));
@@ -93,8 +102,15 @@ t.test('a pipe refuses bytes that do not hash to the content id (nothing lands)'
   // a packet outside the file asked for fails the request
   const p3 = pipe.fetch(m.cid, good.length);
   const rid3 = sent.filter((h) => h.t === 'get')[2]!.id as number;
-  pipe.onPacket({ flags: 1, requestId: rid3, chunk: 0, offset: 5, length: good.length, checksum: 0 }, [good]);
+  pipe.onPacket(...pkt(rid3, 5, good));
   await t.rejects(p3, { code: ERROR_CODES.BAD_MESSAGE });
+  // a packet whose checksum does not match its bytes fails the request at once
+  const p4 = pipe.fetch(m.cid, good.length);
+  const rid4 = sent.filter((h) => h.t === 'get')[3]!.id as number;
+  const [h4, head4, pay4] = pkt(rid4, 0, good);
+  pay4[0]![3]! ^= 0x10;
+  pipe.onPacket(h4, head4, pay4);
+  await t.rejects(p4, { code: ERROR_CODES.BAD_CHECKSUM }, 'a bad packet checksum: refused');
   pipe.close(null);
 });
 

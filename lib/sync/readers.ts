@@ -170,8 +170,8 @@ export class IndexReaders {
       hello: node.hello,
       timeoutMs: 5_000,
       handler: {
-        onPacket: (h, _raw, payload) => {
-          if (!pipe?.onPacket(h, payload)) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'a data packet for no request');
+        onPacket: (h, raw, payload) => {
+          if (!pipe?.onPacket(h, raw, payload)) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'a data packet for no request');
         },
         onMessage: (m) => {
           if (m.t === 'sync-news') this.onNews(a);

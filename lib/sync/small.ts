@@ -24,7 +24,9 @@ import { STATE_DIR_NAME } from '../constants.js';
 import { chunkBytesFor } from '../chunking.js';
 import { chunkHash } from '../hashing.js';
 import { makeManifest, type Manifest } from '../manifest.js';
-import type { PacketHeader } from '../protocol/packet.js';
+import { packetChecksumOk, packetHeaderSum, type PacketHeader } from '../protocol/packet.js';
+import { add16, sum16 } from '../protocol/checksum.js';
+import { pieceSum } from '../protocol/checksum-wasm.js';
 import type { PeerClient } from '../peer/client.js';
 import type { FileStat } from '../share/scanner.js';
 import { isInside } from '../share/names.js';
@@ -50,7 +52,8 @@ interface Req {
   id: number;
   cid: string;
   size: number;
-  buf: Buffer;
+  /** Allocated when the request goes out, not while it waits (a queue of 1 MiB claims costs nothing). */
+  buf: Buffer | null;
   got: number;
   sent: boolean;
   resolve: (r: { data: Buffer; manifest: Manifest }) => void;
@@ -84,7 +87,7 @@ export class Pipe {
     }
     if (!this.open) return Promise.reject(new SwarmError(ERROR_CODES.PEER_CLOSED, `not connected to ${this.c.address}`));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ id: 0, cid, size, buf: Buffer.allocUnsafe(size), got: 0, sent: false, resolve, reject, timer: null });
+      this.waiting.push({ id: 0, cid, size, buf: null, got: 0, sent: false, resolve, reject, timer: null });
       this.send();
     });
   }
@@ -93,6 +96,7 @@ export class Pipe {
     while (this.waiting.length && this.inflight.size < PIPE_FILES && (this.bytes < PIPE_BYTES || this.inflight.size === 0)) {
       const r = this.waiting.shift()!;
       r.id = this.c.newId();
+      r.buf = Buffer.allocUnsafe(r.size);
       this.inflight.set(r.id, r);
       this.bytes += r.size;
       this.arm(r);
@@ -115,19 +119,20 @@ export class Pipe {
     if (r.timer) clearTimeout(r.timer);
     if (err) r.reject(err);
     else {
-      const manifest = smallManifest(r.buf);
+      const data = r.buf!;
+      const manifest = smallManifest(data);
       if (manifest.cid !== r.cid) r.reject(new SwarmError(ERROR_CODES.HASH_MISMATCH, `${this.c.address} sent bytes that do not hash to ${r.cid.slice(0, 16)}…`));
       else {
         // verified: tell the peer, as every swarm downloader does (its upload slot is freed)
         this.c.write({ t: 'have', cid: r.cid, chunks: [0] });
-        r.resolve({ data: r.buf, manifest });
+        r.resolve({ data, manifest });
       }
     }
     this.send();
   }
 
   /** A data packet on the connection: true when it answers one of our requests. */
-  onPacket(h: PacketHeader, payload: Buffer[]): boolean {
+  onPacket(h: PacketHeader, headerBytes: Buffer, payload: Buffer[]): boolean {
     const r = this.inflight.get(h.requestId);
     if (!r) return false;
     // one chunk, in order, within the size announced: anything else is a peer's mistake or lie
@@ -136,8 +141,16 @@ export class Pipe {
       this.finish(r, new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.c.address} sent a packet outside the file asked for`));
       return true;
     }
+    // the packet's own checksum, as every download checks it (BLAKE3 of the file comes at the end)
+    let sum = 0;
+    for (let i = 0, at = 0; i < payload.length; at += payload[i]!.length, i++) sum = add16(sum, pieceSum(sum16(payload[i]!), at));
+    if (!packetChecksumOk(h, packetHeaderSum(headerBytes), sum)) {
+      this.c.write({ t: 'cancel', id: r.id });
+      this.finish(r, new SwarmError(ERROR_CODES.BAD_CHECKSUM, `${this.c.address} sent a packet with a bad checksum`));
+      return true;
+    }
     for (const p of payload) {
-      p.copy(r.buf, r.got);
+      p.copy(r.buf!, r.got);
       r.got += p.length;
     }
     this.arm(r);
