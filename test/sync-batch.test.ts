@@ -8,8 +8,7 @@
 import t from 'tap';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { serve, type ServeHandle } from '../lib/serve.js';
-import { Syncer, STABLE_MS } from '../lib/sync/syncer.js';
+import { STABLE_MS } from '../lib/sync/syncer.js';
 import { Pipe, smallManifest } from '../lib/sync/small.js';
 import { ERROR_CODES } from '../lib/errors.js';
 import { decodePacketHeader, encodePacket, FLAG_LAST_IN_CHUNK, PACKET_HEADER_BYTES, type PacketHeader } from '../lib/protocol/packet.js';
@@ -17,19 +16,9 @@ import { FRAME_PREFIX_BYTES } from '../lib/constants.js';
 import type { PeerClient } from '../lib/peer/client.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
+import { syncPeer as peer } from './helpers/sync-peers.js';
 
-type T = { teardown(fn: () => unknown): void };
 
-async function peer(t: T, dir: string): Promise<{ node: ServeHandle; sync: Syncer }> {
-  const node = await serve(dir, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
-  const sync = new Syncer(node, { pullMs: 60_000, open: true });
-  await sync.start();
-  t.teardown(async () => {
-    await sync.close();
-    await node.close({ graceful: false });
-  });
-  return { node, sync };
-}
 
 t.test('300 small files in 10 folders: fetched in batches, bytes and mtimes, no temp file left', async (t) => {
   const [da, db] = [tempDir(t), tempDir(t)];

@@ -11,8 +11,6 @@ import t from 'tap';
 import net from 'node:net';
 import { existsSync, readFileSync, readdirSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { serve, type ServeHandle } from '../lib/serve.js';
-import { Syncer } from '../lib/sync/syncer.js';
 import { isConflictCopy } from '../lib/sync/plan.js';
 import { folderKey, newFolderKeySecret, type FolderKey } from '../lib/sync/folder-key.js';
 import { newNonce, pageMac, proofOf } from '../lib/sync/membership.js';
@@ -23,40 +21,12 @@ import { PROTOCOL_VERSION } from '../lib/protocol/messages.js';
 import { newPeerId } from '../lib/net/identity.js';
 import { ERROR_CODES } from '../lib/errors.js';
 import { tempDir } from './helpers/tmp.js';
+import { syncPeer, stopPeer as stop, converge as convergeRounds, type SyncPeer as Peer } from './helpers/sync-peers.js';
+
+const peer = (t: T, dir: string, key: FolderKey | null, tracker?: string) => syncPeer(t, dir, { key, ...(tracker ? { tracker } : {}) });
+const converge = (ps: Peer[], rounds = 3) => convergeRounds(ps, rounds);
 
 type T = { teardown(fn: () => unknown): void };
-
-interface Peer {
-  dir: string;
-  node: ServeHandle;
-  sync: Syncer;
-  warnings: string[];
-}
-
-async function peer(t: T, dir: string, key: FolderKey | null, tracker?: string): Promise<Peer> {
-  const node = await serve(dir, { port: 0, host: '127.0.0.1', ...(tracker ? { tracker } : { noTracker: true }), threads: 0, watch: false });
-  const sync = new Syncer(node, { pullMs: 60_000, ...(key ? { key } : { open: true }) });
-  const warnings: string[] = [];
-  sync.on('warning', (w) => warnings.push(w));
-  await sync.start();
-  t.teardown(async () => {
-    await sync.close();
-    await node.close({ graceful: false });
-  });
-  return { dir, node, sync, warnings };
-}
-
-async function stop(p: Peer): Promise<void> {
-  await p.sync.close();
-  await p.node.close({ graceful: false });
-}
-
-async function converge(ps: Peer[], rounds = 3): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    for (const p of ps) await p.node.library.refresh();
-    for (const p of ps) await p.sync.syncOnce();
-  }
-}
 
 const read = (dir: string, name: string) => readFileSync(path.join(dir, name), 'utf8');
 const trash = (dir: string) => (existsSync(path.join(dir, '.swarm', 'trash')) ? readdirSync(path.join(dir, '.swarm', 'trash')) : []);

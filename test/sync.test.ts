@@ -9,14 +9,17 @@
 import t from 'tap';
 import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { serve, type ServeHandle } from '../lib/serve.js';
+import { serve } from '../lib/serve.js';
 import { Syncer } from '../lib/sync/syncer.js';
 import { createFolderKey } from '../lib/sync/folder-key.js';
 import { decide, conflictName, isConflictCopy, type SyncEntry } from '../lib/sync/plan.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
+import { syncPeer as peer, stopPeer as stop, connect, converge as convergeRounds, type SyncPeer as Peer } from './helpers/sync-peers.js';
 
-type T = { teardown(fn: () => unknown): void };
+/** Rounds of rescan + syncOnce on every peer (4 by default here). */
+const converge = (ps: Peer[], rounds = 4) => convergeRounds(ps, rounds);
+
 const C1 = '1'.repeat(64);
 const C2 = '2'.repeat(64);
 const C3 = '3'.repeat(64);
@@ -45,41 +48,6 @@ t.test('decisions', async (t) => {
   t.equal(conflictName('Makefile', 0, 'abcdef0123456789'), 'Makefile.sync-conflict-19700101-000000-abcdef0');
 });
 
-interface Peer {
-  dir: string;
-  node: ServeHandle;
-  sync: Syncer;
-}
-
-async function peer(t: T, dir: string): Promise<Peer> {
-  const node = await serve(dir, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
-  const sync = new Syncer(node, { pullMs: 60_000, open: true });
-  await sync.start();
-  t.teardown(async () => {
-    await sync.close();
-    await node.close({ graceful: false });
-  });
-  return { dir, node, sync };
-}
-
-async function stop(p: Peer): Promise<void> {
-  await p.sync.close();
-  await p.node.close({ graceful: false });
-}
-
-function connect(ps: Peer[]): void {
-  for (const a of ps) for (const b of ps) if (a !== b) a.node.book.add({ ip: '127.0.0.1', port: b.node.port }, 'neighbor');
-}
-
-/** Rounds of: every peer rescans its folder and syncs once, until nothing changes. */
-async function converge(ps: Peer[], rounds = 4): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    for (const p of ps) await p.node.library.refresh();
-    for (const p of ps) await p.sync.syncOnce();
-  }
-}
-
-/** Every file under dir (name → bytes and mtime in seconds), swarm's own folder left out. */
 function tree(dir: string, sub = ''): Map<string, { data: string; mtime: number }> {
   const out = new Map<string, { data: string; mtime: number }>();
   for (const d of readdirSync(path.join(dir, sub), { withFileTypes: true })) {

@@ -1,0 +1,49 @@
+/**
+ * In-process sync peers for the sync tests: a `serve` node on loopback with a Syncer (open, or
+ * with a folder key), stopped at teardown; `converge` runs rounds of rescan + syncOnce on every
+ * peer until what one has, the others have.
+ */
+import { serve, type ServeHandle } from '../../lib/serve.js';
+import { Syncer } from '../../lib/sync/syncer.js';
+import type { FolderKey } from '../../lib/sync/folder-key.js';
+
+type T = { teardown(fn: () => unknown): void };
+
+export interface SyncPeer {
+  dir: string;
+  node: ServeHandle;
+  sync: Syncer;
+  /** Every warning the syncer gave. */
+  warnings: string[];
+}
+
+export async function syncPeer(t: T, dir: string, o: { key?: FolderKey | null; tracker?: string } = {}): Promise<SyncPeer> {
+  const node = await serve(dir, { port: 0, host: '127.0.0.1', ...(o.tracker ? { tracker: o.tracker } : { noTracker: true }), threads: 0, watch: false });
+  const sync = new Syncer(node, { pullMs: 60_000, ...(o.key ? { key: o.key } : { open: true }) });
+  const warnings: string[] = [];
+  sync.on('warning', (w) => warnings.push(w));
+  await sync.start();
+  t.teardown(async () => {
+    await sync.close();
+    await node.close({ graceful: false });
+  });
+  return { dir, node, sync, warnings };
+}
+
+export async function stopPeer(p: SyncPeer): Promise<void> {
+  await p.sync.close();
+  await p.node.close({ graceful: false });
+}
+
+/** Every peer knows every other as a neighbour. */
+export function connect(ps: SyncPeer[]): void {
+  for (const a of ps) for (const b of ps) if (a !== b) a.node.book.add({ ip: '127.0.0.1', port: b.node.port }, 'neighbor');
+}
+
+/** Rounds of: every peer rescans its folder and syncs once. */
+export async function converge(ps: SyncPeer[], rounds: number): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    for (const p of ps) await p.node.library.refresh();
+    for (const p of ps) await p.sync.syncOnce();
+  }
+}
