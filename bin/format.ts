@@ -51,19 +51,4 @@ export function ndjson(obj: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
 
-/**
- * A string from the network made safe for a terminal: C0 and C1 control characters (ESC, CSI,
- * OSC introducers, BEL, backspace...), DEL, the Unicode line and paragraph separators (U+2028,
- * U+2029: a line break to some terminals and log tools), and the format characters that reorder or
- * hide text (bidi embeddings, overrides and isolates, marks, zero-width joiners, BOM) are shown as
- * \xNN or \u{NNNN} escapes, and a backslash as \\ so an escape cannot be faked. Every name that
- * came from a peer or a tracker goes through this before it is printed.
- */
-export function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\\\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]/g, (c) => {
-    if (c === '\\') return '\\\\';
-    const code = c.codePointAt(0)!;
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
-  });
-}
+export { printable } from '../lib/text.js';

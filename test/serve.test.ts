@@ -127,6 +127,30 @@ t.test('a seed-002 plain-name request gets the raw file', async (t) => {
   t.ok(Buffer.concat(chunks).equals(big));
 });
 
+t.test('a plain-name client that half-closes after the name still gets the whole file', async (t) => {
+  // a stock client may shut down its sending side (SHUT_WR) once the name is out; its reading
+  // side stays open, and an end with no bytes would look like a complete empty file
+  const { h } = await startShare(t);
+  for (const name of ['big.iso', 'hello.txt']) {
+    const s = net.connect({ port: h.port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    await new Promise((r) => s.once('connect', r));
+    s.end(name);
+    await new Promise((r) => s.once('close', r));
+    t.equal(Buffer.concat(chunks).length, name === 'big.iso' ? big.length : 12, `${name}: every byte`);
+    if (name === 'big.iso') t.ok(Buffer.concat(chunks).equals(big), 'the right bytes');
+  }
+  // a framed client that half-closes is still answered and the connection ends
+  const s = net.connect({ port: h.port, host: '127.0.0.1', allowHalfOpen: true });
+  s.resume();
+  await new Promise((r) => s.once('connect', r));
+  s.end();
+  await new Promise((r) => s.once('close', r));
+  for (let i = 0; i < 100 && h.server!.connections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(h.server!.connections, 0, 'nothing left open');
+});
+
 t.test('hashing progress reaches the caller during the first scan, before serve resolves', async (t) => {
   const dir = t.testdir({});
   writeFileSync(path.join(dir, 'a.bin'), randomBytes(prng(12), 3 * MIN_CHUNK_BYTES));

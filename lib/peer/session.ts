@@ -139,6 +139,11 @@ export class PeerSession implements GuardedConnection {
     socket.on('drain', () => this.onDrain());
     socket.on('error', () => this.destroy('socket error'));
     socket.on('close', () => this.destroy('closed by peer'));
+    // half-open sockets (server.ts): a plain-name client may shut its sending side once the name
+    // is out and still read the file (legacy.ts answers it); a framed peer's end is our end too
+    socket.on('end', () => {
+      if (this.mode !== 'legacy') socket.end();
+    });
   }
 
   /** True while a get is being sent or queued: a graceful shutdown waits for these. */
