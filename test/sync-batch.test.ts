@@ -9,7 +9,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { STABLE_MS } from '../lib/sync/syncer.js';
-import { Pipe, smallManifest } from '../lib/sync/small.js';
+import { Pipe, PIPE_MAX_LOAD, smallManifest } from '../lib/sync/small.js';
 import { ERROR_CODES } from '../lib/errors.js';
 import { decodePacketHeader, encodePacket, FLAG_LAST_IN_CHUNK, PACKET_HEADER_BYTES, type PacketHeader } from '../lib/protocol/packet.js';
 import { FRAME_PREFIX_BYTES } from '../lib/constants.js';
@@ -101,6 +101,50 @@ t.test('a pipe refuses bytes that do not hash to the content id (nothing lands)'
   pipe.onPacket(h4, head4, pay4);
   await t.rejects(p4, { code: ERROR_CODES.BAD_CHECKSUM }, 'a bad packet checksum: refused');
   pipe.close(null);
+});
+
+t.test('a peer that answers busy (or dribbles bytes) forever does not hold a small-file request past its deadline', async (t) => {
+  const sent: Record<string, unknown>[] = [];
+  let id = 0;
+  const fake = { address: 'slow:1', connected: true, newId: () => ++id, write: (h: Record<string, unknown>) => (sent.push(h), true) };
+  const pipe = new Pipe(fake, { idleMs: 200, deadlineMs: 500, pauseMs: 60_000 });
+  const data = Buffer.alloc(30_000, 7);
+  const m = smallManifest(data);
+  const started = Date.now();
+  // more than PIPE_FILES requests: the rest wait behind the first ones
+  const ps = Array.from({ length: 70 }, () => pipe.fetch(m.cid, data.length).then(() => null, (e: { code: string }) => e.code));
+  t.ok(pipe.usable(Date.now()), 'usable before');
+  // the hostile peer: busy every 100 ms for the first request, one byte at a time for the second
+  const rid1 = sent[0]!.id as number;
+  const rid2 = sent[1]!.id as number;
+  let at = 0;
+  const drip = setInterval(() => {
+    pipe.onMessage({ t: 'busy', id: rid1 });
+    pipe.onPacket(...pkt(rid2, at, data.subarray(at, at + 1)));
+    at++;
+  }, 100);
+  t.teardown(() => clearInterval(drip));
+  const codes = await Promise.all(ps);
+  clearInterval(drip);
+  const took = Date.now() - started;
+  t.ok(took < 2_000, `every request ended (${took} ms; deadline 500 ms, idle 200 ms)`);
+  t.ok(codes.every((c) => c === ERROR_CODES.PEER_TIMEOUT), 'each as a timeout (tried again later, from another holder if any)');
+  t.ok(sent.some((h) => h.t === 'cancel' && h.id === rid1), 'the busy one is cancelled');
+  t.notOk(pipe.usable(Date.now()), 'the pipe takes nothing new for a while');
+  t.equal(pipe.load, 0, 'and holds nothing');
+  t.equal(sent.filter((h) => h.t === 'get').length, 64, 'the waiting ones were failed, never sent to the stalled peer');
+  pipe.close(null);
+});
+
+t.test('a pipe takes at most PIPE_MAX_LOAD requests, so one peer cannot hold the whole window', async (t) => {
+  const fake = { address: 'full:1', connected: true, newId: (() => { let i = 0; return () => ++i; })(), write: () => true };
+  const pipe = new Pipe(fake);
+  const data = Buffer.from('x');
+  const m = smallManifest(data);
+  const ps = Array.from({ length: PIPE_MAX_LOAD }, () => pipe.fetch(m.cid, 1).catch(() => null));
+  t.notOk(pipe.usable(Date.now()), `full at ${PIPE_MAX_LOAD}`);
+  pipe.close(null);
+  await Promise.all(ps);
 });
 
 t.test('a file still being written is announced only once it holds still', async (t) => {

@@ -131,14 +131,20 @@ export class IndexReaders {
     return out;
   }
 
-  /** The least loaded open connection to a peer that has this version. */
-  pipeFor(name: string, cid: string): Pipe | null {
+  /**
+   * The least loaded usable connection to a peer that has this version; 'wait' when connections
+   * to holders are open but all full or paused (small.ts), null when there is none.
+   */
+  pipeFor(name: string, cid: string, now = Date.now()): Pipe | 'wait' | null {
     let best: Pipe | null = null;
+    let open = false;
     for (const a of this.holdersOf(name, cid)) {
       const w = this.watchers.get(peerKey(a));
-      if (w?.pipe.open && (!best || w.pipe.load < best.load)) best = w.pipe;
+      if (!w?.pipe.open) continue;
+      open = true;
+      if (w.pipe.usable(now) && (!best || w.pipe.load < best.load)) best = w.pipe;
     }
-    return best;
+    return best ?? (open ? 'wait' : null);
   }
 
   /** One peer's whole index (pages), and a watch for its news. Joins a pull already running. */

@@ -36,6 +36,22 @@ const PIPE_FILES = 64;
 const PIPE_BYTES = 8 << 20;
 /** A request that hears nothing (no packet, no `busy`) for this long fails. */
 const REQUEST_IDLE_MS = 15_000;
+/**
+ * And one that is not done this long after it went out fails whatever the peer says (a peer that
+ * answers `busy`, or a byte, every few seconds would otherwise hold it, and its share of the
+ * syncer's window, forever): 1 MiB in 30 s is a floor of 35 KB/s.
+ */
+const REQUEST_DEADLINE_MS = 30_000;
+/** A pipe whose request ran out of time takes no new requests for this long. */
+const STALL_PAUSE_MS = 60_000;
+/** Requests queued on one pipe at most (in flight and waiting): no one peer holds the whole window. */
+export const PIPE_MAX_LOAD = 192;
+
+export interface PipeTimes {
+  idleMs: number;
+  deadlineMs: number;
+  pauseMs: number;
+}
 
 /** True when a file of `size` bytes is fetched as a small file (one chunk). */
 export function isSmall(size: number): boolean {
@@ -59,6 +75,8 @@ interface Req {
   resolve: (r: { data: Buffer; manifest: Manifest }) => void;
   reject: (e: SwarmError) => void;
   timer: NodeJS.Timeout | null;
+  /** When it went out (the deadline counts from there). */
+  sentAt: number;
 }
 
 /** Pipelined one-chunk fetches over one peer connection (the syncer's watch connection). */
@@ -67,8 +85,16 @@ export class Pipe {
   private readonly waiting: Req[] = [];
   private bytes = 0;
   private closed = false;
+  /** Until when this pipe takes nothing new (a request of ours ran out of time on it). */
+  private pausedUntil = 0;
+  private readonly times: PipeTimes;
 
-  constructor(private readonly c: PeerClient) {}
+  constructor(
+    private readonly c: Pick<PeerClient, 'address' | 'connected' | 'newId' | 'write'>,
+    times: Partial<PipeTimes> = {},
+  ) {
+    this.times = { idleMs: REQUEST_IDLE_MS, deadlineMs: REQUEST_DEADLINE_MS, pauseMs: STALL_PAUSE_MS, ...times };
+  }
 
   get load(): number {
     return this.inflight.size + this.waiting.length;
@@ -76,6 +102,11 @@ export class Pipe {
 
   get open(): boolean {
     return !this.closed && this.c.connected;
+  }
+
+  /** Open, not paused for a stall, and with room in its queue. */
+  usable(now: number): boolean {
+    return this.open && this.pausedUntil <= now && this.load < PIPE_MAX_LOAD;
   }
 
   /** The verified bytes and manifest of content `cid` (one chunk of `size` bytes). */
@@ -87,16 +118,18 @@ export class Pipe {
     }
     if (!this.open) return Promise.reject(new SwarmError(ERROR_CODES.PEER_CLOSED, `not connected to ${this.c.address}`));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ id: 0, cid, size, buf: null, got: 0, sent: false, resolve, reject, timer: null });
+      this.waiting.push({ id: 0, cid, size, buf: null, got: 0, sent: false, resolve, reject, timer: null, sentAt: 0 });
       this.send();
     });
   }
 
   private send(): void {
+    if (this.closed) return; // close() fails what waits; nothing new goes out
     while (this.waiting.length && this.inflight.size < PIPE_FILES && (this.bytes < PIPE_BYTES || this.inflight.size === 0)) {
       const r = this.waiting.shift()!;
       r.id = this.c.newId();
       r.buf = Buffer.allocUnsafe(r.size);
+      r.sentAt = Date.now();
       this.inflight.set(r.id, r);
       this.bytes += r.size;
       this.arm(r);
@@ -104,13 +137,31 @@ export class Pipe {
     }
   }
 
+  /** (Re)start a request's clock: the idle time, but never past its deadline. */
   private arm(r: Req): void {
     if (r.timer) clearTimeout(r.timer);
-    r.timer = setTimeout(() => {
-      this.c.write({ t: 'cancel', id: r.id });
-      this.finish(r, new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} sent nothing for ${REQUEST_IDLE_MS} ms`));
-    }, REQUEST_IDLE_MS);
+    const left = r.sentAt + this.times.deadlineMs - Date.now();
+    const late = left <= this.times.idleMs;
+    r.timer = setTimeout(
+      () => {
+        this.c.write({ t: 'cancel', id: r.id });
+        const why = late ? `did not send it within ${this.times.deadlineMs} ms (busy or slow)` : `sent nothing for ${this.times.idleMs} ms`;
+        const err = new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} ${why}`);
+        this.stalled(err);
+        this.finish(r, err);
+      },
+      Math.max(0, late ? left : this.times.idleMs),
+    );
     r.timer.unref();
+  }
+
+  /**
+   * A request ran out of time: the ones still waiting here would wait as long, so they fail now
+   * (their tickets go to other holders or retry later), and the pipe takes nothing for a while.
+   */
+  private stalled(err: SwarmError): void {
+    this.pausedUntil = Date.now() + this.times.pauseMs;
+    for (const w of this.waiting.splice(0)) w.reject(err);
   }
 
   private finish(r: Req, err: SwarmError | null): void {

@@ -62,6 +62,10 @@ export interface SyncEvents {
 
 /** Small files in flight (fetched, or waiting for their batch) at most. */
 const SMALL_WINDOW = 512;
+/** A small file whose holders' connections are all full or paused is looked at again after this. */
+const PIPE_RETRY_MS = 1_000;
+/** Tickets in a row that wait for a connection, after which pump() stops looking (the queue is FIFO). */
+const PUMP_MAX_WAITING = 256;
 /** Peers that reached us and were refused, told of once each; forgotten all at once beyond this. */
 const MAX_REFUSED = 1_024;
 
@@ -78,6 +82,9 @@ export class Syncer extends EventEmitter<SyncEvents> {
   /** Small files being fetched or waiting for their batch. */
   private smallActive = 0;
   private pullTimer: NodeJS.Timeout | null = null;
+  /** The one pending 'look again' of pump(), and when it fires. */
+  private pumpTimer: NodeJS.Timeout | null = null;
+  private pumpAt = Infinity;
   private closed = false;
   private readonly parallel: number;
   /** Names to plan again (learnt since the last plan); 'all' after a whole index was read. */
@@ -233,6 +240,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     const now = Date.now();
     let next = Infinity;
     let stale = 0;
+    let waiting = 0;
     for (const t of this.tickets.ordered()) {
       if (!this.tickets.current(t)) {
         stale++;
@@ -245,7 +253,16 @@ export class Syncer extends EventEmitter<SyncEvents> {
         continue;
       }
       if (this.index.busy.has(t.name)) continue;
-      const pipe = t.remote.deleted === undefined && isSmall(t.remote.size) ? this.readers.pipeFor(t.name, t.remote.cid) : null;
+      const pipe = t.remote.deleted === undefined && isSmall(t.remote.size) ? this.readers.pipeFor(t.name, t.remote.cid, now) : null;
+      if (pipe === 'wait') {
+        // its holders' connections are full or paused for a stall: looked at again shortly (the
+        // next end pumps again); past a run of these the rest waits too, so that a pump stays
+        // cheap with 10,000 tickets queued
+        next = Math.min(next, now + PIPE_RETRY_MS);
+        if (++waiting >= PUMP_MAX_WAITING) break;
+        continue;
+      }
+      waiting = 0;
       if (pipe) {
         if (this.smallActive >= SMALL_WINDOW) continue;
         this.smallActive++;
@@ -259,8 +276,17 @@ export class Syncer extends EventEmitter<SyncEvents> {
       void this.work(t).finally(() => this.end(t, () => this.running--));
     }
     this.tickets.compact(stale);
-    // a ticket waiting for its retry time is looked at again then
-    if (next !== Infinity) setTimeout(() => this.pump(), next - now + 5).unref();
+    // a ticket waiting for its retry time (or a connection) is looked at again then: one timer
+    if (next < this.pumpAt) {
+      if (this.pumpTimer) clearTimeout(this.pumpTimer);
+      this.pumpAt = next;
+      this.pumpTimer = setTimeout(() => {
+        this.pumpTimer = null;
+        this.pumpAt = Infinity;
+        this.pump();
+      }, next - now + 5);
+      this.pumpTimer.unref();
+    }
   }
 
   private begin(t: Ticket): void {
@@ -367,6 +393,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private async closeNow(): Promise<void> {
     this.closed = true;
     if (this.pullTimer) clearInterval(this.pullTimer);
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
     this.local.close();
     this.readers.close();
     // what was verified lands (it is durable once it does); then the state is written
