@@ -191,6 +191,33 @@ t.test('one swarm: swarm get fetches from a stock peer, and the stock peer fetch
   t.equal(unknown.bytes.length, 0, 'an unknown name: nothing');
 });
 
+t.test('a newer version that only stock peers hold does not displace a verified one unless asked for', async (t) => {
+  // anyone can register a name over seed 002 with any mtime: an unverifiable version must not win
+  const tr = await startTracker(t);
+  const tracker = `127.0.0.1:${tr.port}`;
+  const shareDir = tempDir(t);
+  const honest = randomBytes(prng(21), 150_000);
+  writeFileSync(path.join(shareDir, 'tool.bin'), honest);
+  utimesSync(path.join(shareDir, 'tool.bin'), MTIME, MTIME);
+  const node = await serve(shareDir, { port: 0, tracker, pool: new InlineChunkPool(), watch: false });
+  t.teardown(() => node.close({ graceful: false }));
+  const forged = randomBytes(prng(22), 150_000);
+  const stock = await stockPeer(t, tr.port, { 'tool.bin': forged }, { mtime: MTIME + 1 });
+  const out = tempDir(t);
+  const p = get('tool.bin', { tracker, outDir: out, pool: new InlineChunkPool() });
+  const warnings: string[] = [];
+  p.download.on('warning', (w: { message: string }) => warnings.push(w.message));
+  await p;
+  t.ok(readFileSync(path.join(out, 'tool.bin')).equals(honest), 'the verified version is fetched');
+  t.equal(stock.requests(), 0, 'nothing asked of the stock peer');
+  t.match(warnings.join('\n'), /held only by stock seed-002 peers.*--version legacy:/, 'and the user is told, with the way to fetch the other');
+  // asked for by name, the stock version is fetched (and says what was checked)
+  const out2 = tempDir(t);
+  const r2 = await get('tool.bin', { tracker, outDir: out2, pool: new InlineChunkPool(), version: `legacy:${MTIME + 1}` });
+  t.ok(readFileSync(path.join(out2, 'tool.bin')).equals(forged), '--version legacy:MTIME fetches the stock version');
+  t.equal(r2.verified, 'none');
+});
+
 t.test('lying stock holders are dropped and the next is used; when all lie, a clear error and nothing under the name', async (t) => {
   const tr = await startTracker(t);
   const tracker = `127.0.0.1:${tr.port}`;

@@ -16,6 +16,8 @@
  * at once, and the first of them in order of preference (more holders) whose manifest is valid
  * wins. When no holder of the newest version can give one, the error says so and names the other
  * versions (`swarm get NAME --version CID`), rather than silently falling back to an older file.
+ * A version held only by stock seed-002 peers (no hashes: anyone may register one with any mtime)
+ * is fetched only when no verified version exists or when `--version legacy:MTIME` names it.
  */
 import { DEFAULT_PEER_PORT } from '../constants.js';
 import { ERROR_CODES, SwarmError, isIntegrityCode } from '../errors.js';
@@ -191,6 +193,13 @@ function stockOrVerified(name: string, versions: Version[], first: Version, sour
 
 async function resolveVersion(name: string, versions: Version[], opts: ResolveOptions, source: string, skipped: Target['skipped']): Promise<Target | StockTarget> {
   let first = isLegacyCid(opts.version ?? '') ? (versions.find((v) => v.cid === opts.version) ?? pickVersion(name, versions, undefined, source)) : pickVersion(name, versions, opts.version, source);
+  // a version only stock seed-002 peers hold cannot be checked (no hash): anyone can register one
+  // with a newer mtime. The newest verified version is fetched instead unless it was asked for.
+  const verified = isLegacyCid(first.cid) && !opts.version ? versions.find((v) => !isLegacyCid(v.cid)) : undefined;
+  if (verified && verified.mtime !== first.mtime) {
+    skipped.push({ peer: source, reason: `a newer version (modified ${new Date(first.mtime * 1000).toISOString().slice(0, 19).replace('T', ' ')} UTC) is held only by stock seed-002 peers and cannot be verified; the newest verified version is fetched instead (swarm get ${JSON.stringify(name)} --version ${first.cid} fetches the other)` });
+    first = verified;
+  }
   if (isLegacyCid(first.cid)) {
     const chosen = stockOrVerified(name, versions, first, source, skipped);
     if ('kind' in chosen) return chosen;
