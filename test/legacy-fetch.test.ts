@@ -24,6 +24,8 @@ import { serve } from '../lib/serve.js';
 import { get } from '../lib/download/get.js';
 import { InlineChunkPool } from '../lib/pool.js';
 import { serveLegacyRequest } from '../lib/peer/legacy.js';
+import { freeReserve, stockLimit } from '../lib/download/legacy-fetch.js';
+import { ERROR_CODES } from '../lib/errors.js';
 import { TokenBucket } from '../lib/scheduling/token-bucket.js';
 import { noLog } from '../lib/log.js';
 import { prng, randomBytes } from './helpers/prng.js';
@@ -347,4 +349,17 @@ t.test('a part file of another version is discarded when only stock peers hold t
   writeFileSync(path.join(out, 'd.bin'), 'mine');
   await t.rejects(get('d.bin', { tracker: `127.0.0.1:${tr.port}`, outDir: out, pool: new InlineChunkPool() }), { code: 'SWARM_ERR_EXISTS' });
   t.equal(readFileSync(path.join(out, 'd.bin'), 'utf8'), 'mine');
+});
+
+t.test('a fetch of unknown size never takes the last of the disk', async (t) => {
+  const GiB = 2 ** 30;
+  t.equal(freeReserve(GiB), 64 << 20, 'at least 64 MiB stays free');
+  t.equal(freeReserve(1000 * GiB), 10 * GiB, '1% of a big disk');
+  const roomy = stockLimit(4 * GiB, { avail: 500 * GiB, total: 1000 * GiB });
+  t.same([roomy.bytes, roomy.code], [4 * GiB, ERROR_CODES.TRUNCATED], 'the cap when the disk has room');
+  const tight = stockLimit(4 * GiB, { avail: 3 * GiB, total: 100 * GiB });
+  t.equal(tight.bytes, 3 * GiB - GiB, 'the free space less the reserve');
+  t.equal(tight.code, ERROR_CODES.DISK_FULL, 'past it: the disk is full, as an I/O error (exit 6)');
+  t.match(tight.why, /room on the disk/);
+  t.equal(stockLimit(4 * GiB, { avail: 10 << 20, total: 100 * GiB }).bytes, 0, 'less free than the reserve: nothing');
 });

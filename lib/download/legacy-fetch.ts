@@ -15,9 +15,9 @@
  * stream itself (a reset, a timeout or a stall is a failure, not the end of the file); time (no
  * connection within CONNECT_MS, no byte for STALL_MS, or fewer than SLOW_MIN_BYTES in a
  * SLOW_WINDOW_MS window drop the holder) and bytes (at most the size, or MAX_FILE_BYTES and the
- * free space when no size is known). A seed-002 directory (Table 1) carries no size, so for most
- * stock peers the result is `verified: "none"`: the bytes are as the peer sent them, and `get` says
- * so. Nothing ever appears under NAME before the whole transfer ended cleanly.
+ * free space less a reserve (freeReserve) when no size is known). A seed-002 directory (Table 1)
+ * carries no size, so for most stock peers the result is `verified: "none"`: the bytes are as the
+ * peer sent them, and `get` says so. Nothing ever appears under NAME before the whole transfer ended cleanly.
  */
 import net from 'node:net';
 import path from 'node:path';
@@ -50,6 +50,29 @@ export interface StockFetchOptions {
   /** Most bytes accepted when the directory gives no size (default MAX_FILE_BYTES, and the free space). */
   maxBytes?: number;
   emit: <K extends keyof DownloadEvents>(event: K, ...args: DownloadEvents[K]) => void;
+}
+
+/** The most bytes one attempt may write, and what going past it is. */
+interface Limit {
+  bytes: number;
+  code: ErrorCode;
+  why: string;
+}
+
+/** Free space a fetch of unknown size leaves on the disk: 1% of it, and at least 64 MiB. */
+export function freeReserve(totalBytes: number): number {
+  return Math.max(64 << 20, Math.floor(totalBytes / 100));
+}
+
+/**
+ * The limit of a fetch whose size nobody gave: `cap` bytes, and no more than keeps freeReserve()
+ * free on the disk (`disk`, when known): a holder that sends without end fills neither the disk
+ * nor what the rest of the system needs of it.
+ */
+export function stockLimit(cap: number, disk: { avail: number; total: number } | null): Limit {
+  const room = disk ? Math.max(0, disk.avail - freeReserve(disk.total)) : Infinity;
+  if (room < cap) return { bytes: room, code: ERROR_CODES.DISK_FULL, why: `sent more than ${room} bytes, the room on the disk (it keeps ${freeReserve(disk!.total)} bytes free); free some space, or save elsewhere with -o DIR` };
+  return { bytes: cap, code: ERROR_CODES.TRUNCATED, why: `sent more than ${cap} bytes, the most a file may have` };
 }
 
 const addr = (a: PeerAddress) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
@@ -87,10 +110,10 @@ export async function fetchStock(target: StockTarget, finalPath: string, started
   if (await unlinkP(ticket).then(() => true, () => false)) {
     opts.emit('warning', { message: `${name} is now held only by stock seed-002 peers (modified ${new Date(target.mtime * 1000).toISOString().slice(0, 19).replace('T', ' ')} UTC); discarding the partial download of another version` });
   }
-  let maxBytes = known ? target.size : (opts.maxBytes ?? MAX_FILE_BYTES);
+  let limit: Limit = known ? { bytes: target.size, code: ERROR_CODES.TRUNCATED, why: `sent more than the ${target.size} bytes the directory gives` } : stockLimit(opts.maxBytes ?? MAX_FILE_BYTES, null);
   if (!known) {
     const fs = await statfsP(path.dirname(finalPath)).catch(() => null);
-    if (fs) maxBytes = Math.min(maxBytes, fs.bavail * fs.bsize);
+    if (fs) limit = stockLimit(opts.maxBytes ?? MAX_FILE_BYTES, { avail: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize });
     opts.emit('warning', { message: `${name} is held only by stock seed-002 peers, which publish no hash and no size: it is fetched whole and checked only for a clean end of the transfer` });
   }
   const part = await PartFile.open(finalPath, 0, { keep: false, needBytes: known ? target.size : 0 });
@@ -116,7 +139,7 @@ export async function fetchStock(target: StockTarget, finalPath: string, started
       const h = target.holders[i]!;
       const view = views[i]!;
       try {
-        const bytes = await attempt(h, name, part, known ? target.size : -1, maxBytes, opts, (got, rate) => {
+        const bytes = await attempt(h, name, part, known ? target.size : -1, limit, opts, (got, rate) => {
           view.state = 'active';
           view.rate = rate;
           view.inflight = 1;
@@ -165,7 +188,7 @@ function attempt(
   name: string,
   part: PartFile,
   size: number,
-  maxBytes: number,
+  limit: Limit,
   opts: StockFetchOptions,
   progress: (bytes: number, rate: number) => void,
 ): Promise<number> {
@@ -223,9 +246,7 @@ function attempt(
       if (settled) return;
       lastByteAt = Date.now();
       windowBytes += d.length;
-      if (got + d.length > maxBytes) {
-        return fail(ERROR_CODES.TRUNCATED, size >= 0 ? `sent more than the ${size} bytes the directory gives` : `sent more than ${maxBytes} bytes`);
-      }
+      if (got + d.length > limit.bytes) return fail(limit.code, limit.why);
       const at = got;
       got += d.length;
       // writes go in order, each at its offset; the socket waits while the disk is behind
