@@ -10,7 +10,10 @@
  *
  * An open folder (no key: `swarm sync --open`) answers every peer as before, and refuses
  * `sync-auth` (it has nothing to prove with). A keyed folder never answers the index through the
- * port's plain `page` (sessions that do not route through `open`): a refusal, not a leak.
+ * port's plain `page` (sessions that do not route through `open`). What the key does not do:
+ * encrypt. A non-member that relays a whole handshake between two members (membership.ts) passes
+ * their proofs along and can read the pages it relays, though not change them; the files
+ * themselves are served by content id to anyone, as `serve` does.
  */
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import type { SyncConnection, SyncLink, SyncPort, SyncRequest } from '../peer/sync-port.js';

@@ -16,7 +16,9 @@
  * the role is inside the HMAC (a server's proof cannot be reflected as a client's), and so are both
  * hello peer ids. The page tag binds what a member said to this connection's session key: a
  * peer without the key that relays a handshake between two members (the tracker lists it, so a
- * member connects to it) can pass the proofs along but cannot change a single entry it relays.
+ * member connects to it) can pass the proofs along but cannot change a single entry it relays;
+ * it can read them (nothing here encrypts: a member's index is not a secret from whoever can sit
+ * between two members, any more than its files are from whoever knows their content ids).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ERROR_CODES, SwarmError } from '../errors.js';
