@@ -31,6 +31,8 @@ import { noLog } from '../lib/log.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
 import { swarm } from './helpers/procs.js';
+import { syncPeer } from './helpers/sync-peers.js';
+import { folderKey, newFolderKeySecret } from '../lib/sync/folder-key.js';
 
 type T = { teardown(fn: () => unknown): void };
 const MTIME = 1_600_000_123;
@@ -362,4 +364,41 @@ t.test('a fetch of unknown size never takes the last of the disk', async (t) => 
   t.equal(tight.code, ERROR_CODES.DISK_FULL, 'past it: the disk is full, as an I/O error (exit 6)');
   t.match(tight.why, /room on the disk/);
   t.equal(stockLimit(4 * GiB, { avail: 10 << 20, total: 100 * GiB }).bytes, 0, 'less free than the reserve: nothing');
+});
+
+t.test('sync: an open folder takes a stock peer\'s new and newer files by plain name; a keyed folder never; the stock peer reads sync\'s', async (t) => {
+  const tr = await startTracker(t);
+  const tracker = `127.0.0.1:${tr.port}`;
+  const newer = randomBytes(prng(31), 90_000);
+  const fresh = randomBytes(prng(32), 2_000_000); // more than one chunk: the same path as any size
+  const stock = await stockPeer(t, tr.port, { 'notes.txt': newer, 'sub/new.bin': fresh }, { mtime: MTIME + 50 });
+  const openDir = tempDir(t);
+  writeFileSync(path.join(openDir, 'notes.txt'), 'an older version here');
+  utimesSync(path.join(openDir, 'notes.txt'), MTIME, MTIME);
+  writeFileSync(path.join(openDir, 'mine.txt'), 'only here');
+  utimesSync(path.join(openDir, 'mine.txt'), MTIME, MTIME);
+  const open = await syncPeer(t, openDir, { tracker });
+  await open.sync.syncOnce();
+  t.ok(readFileSync(path.join(openDir, 'notes.txt')).equals(newer), 'the newer version from the stock peer replaced ours');
+  t.ok(readFileSync(path.join(openDir, 'sub/new.bin')).equals(fresh), 'a file new here, in a subfolder');
+  t.equal(Math.floor(statSync(path.join(openDir, 'sub/new.bin')).mtimeMs / 1000), MTIME + 50, 'mtime from the directory');
+  t.ok(existsSync(path.join(openDir, '.swarm', 'trash')), 'the version replaced is in the trash');
+  const asked = stock.requests();
+  t.equal(asked, 2, 'one plain-name request per file');
+  // in step: the next round fetches nothing again (same mtime: ours, verified, is kept)
+  await open.node.library.refresh();
+  await open.sync.syncOnce();
+  t.equal(stock.requests(), asked, 'nothing fetched twice');
+  t.equal(open.sync.members().read, 0, 'a stock peer is not counted as a member read');
+  // the stock peer sees the open folder's own file in its directory and fetches it by name
+  const dir = await stock.keepalive();
+  t.equal(dir['mine.txt']?.port, open.node.port, 'the stock peer sees sync\'s file');
+  const r = await fileRequest('127.0.0.1', open.node.port, 'mine.txt');
+  t.equal(r.bytes.toString(), 'only here');
+  // a keyed folder takes nothing from a peer that proves no key
+  const keyedDir = tempDir(t);
+  const keyed = await syncPeer(t, keyedDir, { tracker, key: folderKey(newFolderKeySecret()) });
+  await keyed.sync.syncOnce();
+  t.notOk(existsSync(path.join(keyedDir, 'notes.txt')), 'keyed: nothing from the stock peer');
+  t.equal(stock.requests(), asked, 'and nothing asked of it');
 });

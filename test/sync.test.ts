@@ -12,7 +12,7 @@ import path from 'node:path';
 import { serve } from '../lib/serve.js';
 import { Syncer } from '../lib/sync/syncer.js';
 import { createFolderKey } from '../lib/sync/folder-key.js';
-import { decide, conflictName, isConflictCopy, type SyncEntry } from '../lib/sync/plan.js';
+import { decide, conflictName, isConflictCopy, newerWins, type SyncEntry } from '../lib/sync/plan.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
 import { syncPeer as peer, stopPeer as stop, connect, converge as convergeRounds, type SyncPeer as Peer } from './helpers/sync-peers.js';
@@ -42,6 +42,16 @@ t.test('decisions', async (t) => {
   t.same(decide(e(C1, 10, { deleted: 50 }), e(C1, 10, { agreed: C1 })), { do: 'nothing' }, 'we deleted what they have: not brought back');
   t.same(decide(e(C1, 10, { deleted: 50 }), e(C2, 60)), { do: 'fetch', remote: e(C2, 60) }, 'a newer version after our deletion: fetched');
   t.same(decide(undefined, e(C1, 10, { deleted: 50 })), { do: 'remember-deletion', tombstone: e(C1, 10, { deleted: 50 }) }, 'a deletion we never had: remembered');
+  // a stock seed-002 peer's file: fetched when new or strictly newer, never agreed on, never a conflict
+  const S = (m: number) => e(`legacy:${m}`, m, { size: -1 });
+  t.same(decide(undefined, S(10)), { do: 'fetch', remote: S(10) }, 'stock, new here: fetch');
+  t.same(decide(e(C1, 10, { agreed: C1 }), S(20)), { do: 'fetch', remote: S(20) }, 'stock, newer: fetch');
+  t.same(decide(e(C1, 20, { agreed: C1 }), S(20)), { do: 'nothing' }, 'stock, same mtime: ours (verified) is kept');
+  t.same(decide(e(C1, 20, { agreed: C3 }), S(10)), { do: 'nothing' }, 'stock, older: nothing, however ours changed');
+  t.same(decide(e(C1, 10, { deleted: 50 }), S(40)), { do: 'nothing' }, 'stock, older than our deletion: not brought back');
+  t.same(decide(e(C1, 10, { deleted: 50 }), S(60)), { do: 'fetch', remote: S(60) }, 'stock, newer than our deletion: fetched');
+  t.equal(newerWins({ cid: 'legacy:20', mtime: 20 }, { cid: C1, mtime: 20 }), 'b', 'a tie: the verified version wins over a stock one');
+  t.equal(newerWins({ cid: C1, mtime: 20 }, { cid: 'legacy:20', mtime: 20 }), 'a', 'either way round');
   const copy = conflictName('docs/report.final.txt', 1_700_000_000, 'abcdef0123456789');
   t.equal(copy, 'docs/report.final.sync-conflict-20231114-221320-abcdef0.txt');
   t.ok(isConflictCopy(copy));

@@ -23,7 +23,11 @@
  *   remote tombstone, ours live: the version it deleted . delete here (to the trash)
  *                                another version ........ keep (an edit, or one they never had)
  *   remote tombstone, nothing or a tombstone here ....... remember the deletion (never resurrect)
+ *   a stock seed-002 peer's file (cid "legacy:MTIME") .... fetch if nothing here, or if it is
+ *                                                         strictly newer than ours (or our deletion)
  */
+import { isLegacyCid } from '../protocol/entries.js';
+
 
 export interface SyncEntry {
   name: string;
@@ -45,13 +49,25 @@ export type SyncAction =
   | { do: 'delete'; tombstone: SyncEntry }
   | { do: 'remember-deletion'; tombstone: SyncEntry };
 
-/** The winner of two versions that both changed: newer mtime, then the larger content id. */
+/**
+ * The winner of two versions that both changed: newer mtime, then a verified version over one
+ * only stock seed-002 peers hold ("legacy:MTIME": no hash), then the larger content id.
+ */
 export function newerWins(a: { cid: string; mtime: number }, b: { cid: string; mtime: number }): 'a' | 'b' {
   if (a.mtime !== b.mtime) return a.mtime > b.mtime ? 'a' : 'b';
+  const stockA = isLegacyCid(a.cid);
+  if (stockA !== isLegacyCid(b.cid)) return stockA ? 'b' : 'a';
   return a.cid > b.cid ? 'a' : 'b';
 }
 
 export function decide(local: SyncEntry | undefined, remote: SyncEntry): SyncAction {
+  // a stock seed-002 peer's file (seed 002's rule, nothing more: it has no content id to agree on,
+  // no deletions): fetched when new here, or strictly newer than ours (ours goes to the trash)
+  if (isLegacyCid(remote.cid) && remote.deleted === undefined) {
+    if (!local) return { do: 'fetch', remote };
+    const since = local.deleted ?? local.mtime;
+    return remote.mtime > since ? { do: 'fetch', remote } : { do: 'nothing' };
+  }
   if (remote.deleted !== undefined) {
     if (!local) return { do: 'remember-deletion', tombstone: remote };
     if (local.deleted !== undefined) return local.deleted >= remote.deleted ? { do: 'nothing' } : { do: 'remember-deletion', tombstone: remote };

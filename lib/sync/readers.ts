@@ -8,7 +8,9 @@
  *        news ─► read again (`since` the version read last, when the peer can tell)
  *
  * A peer that cannot prove the key is never read: no entry of it reaches the plan, and it is
- * told of once (a warning), not at every poll. What a member sends is checked entry by entry; an
+ * told of once (a warning), not at every poll. Stock seed-002 peers (the directory lists their
+ * files as "legacy:MTIME") are not dialled as sync peers; an open folder takes their files from the
+ * directory's word, a keyed one never. What a member sends is checked entry by entry; an
  * index is a claim like any other: content is fetched by content id and every chunk checked.
  */
 import { PeerClient } from '../peer/client.js';
@@ -16,6 +18,7 @@ import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { MAX_MTIME_SEC, MAX_FILE_BYTES } from '../constants.js';
 import { isContentId } from '../hashing.js';
 import { nameProblem } from '../protocol/names.js';
+import { isLegacyCid } from '../protocol/entries.js';
 import { trackerDirectory } from '../tracker/client.js';
 import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
@@ -58,8 +61,11 @@ export interface ReaderHost {
 
 export class IndexReaders {
   private readonly watchers = new Map<string, Watch>();
-  /** The last index seen from each peer (members only). */
-  readonly remote = new Map<string, { addr: PeerAddress; entries: Map<string, SyncEntry> }>();
+  /**
+   * The last index seen from each peer (members only), and, in an open folder, what stock
+   * seed-002 peers hold according to the tracker's directory (`stock`: entries "legacy:MTIME").
+   */
+  readonly remote = new Map<string, { addr: PeerAddress; entries: Map<string, SyncEntry>; stock?: true }>();
   private readonly pulling = new Map<string, Promise<void>>();
   /** How long the last read of each peer's index took: news waits a multiple of it. */
   private readonly pullMs = new Map<string, number>();
@@ -82,7 +88,24 @@ export class IndexReaders {
     if (tracker) {
       try {
         const { entries } = await trackerDirectory(tracker);
-        for (const [, e] of entries) for (const h of [...e.holders, ...e.partial]) out.set(peerKey(h), h);
+        const stock = new Map<string, { addr: PeerAddress; entries: Map<string, SyncEntry>; stock: true }>();
+        for (const [name, e] of entries) {
+          if (!isLegacyCid(e.cid)) {
+            for (const h of [...e.holders, ...e.partial]) out.set(peerKey(h), h);
+            continue;
+          }
+          // a stock seed-002 peer's file: it proves no key and sends no index, so only an open
+          // folder takes it (by its plain name: legacy-fetch.ts), and only when newer (plan.ts)
+          if (this.host.key) continue;
+          for (const h of e.holders) {
+            const k = peerKey(h);
+            const r = stock.get(k) ?? { addr: h, entries: new Map<string, SyncEntry>(), stock: true as const };
+            if (r.entries.size < MAX_ENTRIES_PER_PEER) r.entries.set(name, { name, cid: e.cid, mtime: e.mtime, size: e.size });
+            stock.set(k, r);
+          }
+        }
+        for (const [k, r] of this.remote) if (r.stock && !stock.has(k)) this.remote.delete(k);
+        for (const [k, r] of stock) if (!this.remote.get(k) || this.remote.get(k)!.stock) this.remote.set(k, r);
       } catch (err) {
         if (node.book.size === 0) this.host.warn(`tracker ${tracker}: ${(err as Error).message}`);
       }

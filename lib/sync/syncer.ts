@@ -16,7 +16,8 @@
  * Membership (membership.ts): with a folder key, only peers that prove they hold it are read or
  * answered; `open` (no key) reads and answers every peer, as any peer can then change the folder.
  * A member's index is still a claim like any other: content is fetched by content id and every
- * chunk checked against it.
+ * chunk checked against it. An open folder also takes what stock seed-002 peers hold, as the
+ * tracker's directory lists it (readers.ts): whole files by plain name when newer (plan.ts).
  */
 import { EventEmitter } from 'node:events';
 import { ERROR_CODES, SwarmError } from '../errors.js';
@@ -32,6 +33,7 @@ import { LocalFollower } from './local.js';
 import { decide, newerWins, type SyncEntry } from './plan.js';
 import { IndexReaders } from './readers.js';
 import { isSmall, type Pipe } from './small.js';
+import { isLegacyCid } from '../protocol/entries.js';
 import { TicketQueue, type Ticket } from './tickets.js';
 
 export { STABLE_MS } from './local.js';
@@ -168,7 +170,9 @@ export class Syncer extends EventEmitter<SyncEvents> {
   /** Read every peer's index, plan, and run the tickets; resolves when none is left that can run now. */
   /** Peers whose index was read, and peers refused as not members (for `--once`'s verdict). */
   members(): { read: number; refused: number } {
-    return { read: this.readers.remote.size, refused: this.readers.refusedCount };
+    let read = 0;
+    for (const r of this.readers.remote.values()) if (!r.stock) read++;
+    return { read, refused: this.readers.refusedCount };
   }
 
   async syncOnce(): Promise<{ pending: number }> {
@@ -253,7 +257,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
         continue;
       }
       if (this.index.busy.has(t.name)) continue;
-      const pipe = t.remote.deleted === undefined && isSmall(t.remote.size) ? this.readers.pipeFor(t.name, t.remote.cid, now) : null;
+      const pipe = t.remote.deleted === undefined && t.remote.size >= 0 && !isLegacyCid(t.remote.cid) && isSmall(t.remote.size) ? this.readers.pipeFor(t.name, t.remote.cid, now) : null;
       if (pipe === 'wait') {
         // its holders' connections are full or paused for a stall: looked at again shortly (the
         // next end pumps again); past a run of these the rest waits too, so that a pump stays
@@ -370,7 +374,10 @@ export class Syncer extends EventEmitter<SyncEvents> {
       // The node adopted it as it landed (no rescan); a rescan is only the fallback.
       const lib = this.node.library!;
       if (lib.stat(t.name)?.cid !== r.cid) await lib.refresh().catch(() => {});
-      this.index.fetched(t.name, r.cid, t.remote.mtime, r.size);
+      // from a stock peer (no content id until we hash it): the index keeps what the library hashed
+      const cid = isLegacyCid(r.cid) ? lib.stat(t.name)?.cid : r.cid;
+      if (!cid) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${t.name} changed while it was landing`);
+      this.index.fetched(t.name, cid, t.remote.mtime, r.size);
       this.tickets.done(t);
       this.emit('fetched', { name: t.name, size: r.size, from: t.holders.length });
     } catch (err) {
