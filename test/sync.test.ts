@@ -219,3 +219,17 @@ t.test('swarm sync --once through the CLI: fetches, says so, exits 0; bad option
   t.match(refused.out, /no member of this folder could be read.*same folder key/s, 'saying why and what to do');
   t.notOk(existsSync(path.join(outsider, 'secret.txt')), 'and nothing of the keyed folder came');
 });
+
+t.test('one sync per folder: a second one on the same folder stops with LOCKED, and starts once the first has stopped', async (t) => {
+  const dir = t.testdir({ 'a.txt': 'a' });
+  const first = await peer(t, dir);
+  const node = await serve(dir, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
+  t.teardown(() => node.close({ graceful: false }));
+  const second = new Syncer(node, { open: true, pullMs: 60_000 });
+  await t.rejects(second.start(), { code: 'SWARM_ERR_LOCKED', message: /another swarm sync \(pid \d+\) is keeping .* in step/ }, 'refused while the first runs');
+  await stop(first);
+  const third = new Syncer(node, { open: true, pullMs: 60_000 });
+  await third.start();
+  t.pass('taken once the first stopped');
+  await third.close();
+});

@@ -20,6 +20,10 @@
  * tracker's directory lists it (readers.ts): whole files by plain name when newer (plan.ts).
  */
 import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { STATE_DIR_NAME } from '../constants.js';
+import { TargetLock } from '../storage/lock.js';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
@@ -92,6 +96,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
   /** Names to plan again (learnt since the last plan); 'all' after a whole index was read. */
   private planNames: Set<string> | 'all' | null = null;
   private readonly refusedPeers = new Set<string>();
+  /** DIR/.swarm/sync.swarm-lock, held while this syncer runs. */
+  private lock: TargetLock | null = null;
 
   constructor(
     private readonly node: SwarmNode,
@@ -145,6 +151,17 @@ export class Syncer extends EventEmitter<SyncEvents> {
   }
 
   async start(): Promise<void> {
+    // one sync per folder: two would share DIR/.swarm/tmp/ and the index, and undo each other
+    const root = this.node.library!.root;
+    await mkdir(path.join(root, STATE_DIR_NAME), { recursive: true });
+    try {
+      this.lock = await TargetLock.acquire(path.join(root, STATE_DIR_NAME, 'sync'));
+    } catch (err) {
+      const e = err as SwarmError;
+      if (e.code !== ERROR_CODES.LOCKED) throw err;
+      const pid = e.details?.pid;
+      throw new SwarmError(ERROR_CODES.LOCKED, `another swarm sync${pid ? ` (pid ${String(pid)})` : ''} is keeping ${root} in step; one sync per folder (stop it first)`, e.details);
+    }
     await this.index.load();
     this.deviceId = await deviceIdOf(this.node.library!.root);
     await this.landing.lander.clearTemps();
@@ -407,5 +424,6 @@ export class Syncer extends EventEmitter<SyncEvents> {
     await this.landing.close();
     await this.index.save();
     await this.node.library?.flush();
+    await this.lock?.release();
   }
 }
