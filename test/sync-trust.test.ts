@@ -77,6 +77,7 @@ t.test('members converge; a peer with another key and an open one in the same tr
     for (const h of [x, y]) {
       const told = m.warnings.filter((w) => w.startsWith(`127.0.0.1:${h.node.port} is not read (not a member`));
       t.equal(told.length, 1, `the refused peer is told of once (${told[0] ?? m.warnings.join('; ')})`);
+      t.match(m.infos.find((i) => i.message === told[0]), { code: ERROR_CODES.SYNC_DENIED, peer: `127.0.0.1:${h.node.port}` }, 'with its code and peer (the JSON warning\'s fields)');
     }
   }
   t.equal(read(dx, 'report.txt'), 'EVIL\n', 'and the hostile peers got nothing of the members either');

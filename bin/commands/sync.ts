@@ -79,7 +79,7 @@ export function register(program: Command): void {
     syncer.on('fetched', (e) => say(`fetched ${printable(e.name)} (${humanBytes(e.size)}) from ${count(e.from, 'peer')}`, { event: 'fetched', name: e.name, size: e.size, peersUsed: e.from }));
     syncer.on('deleted', (e) => say(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`, { event: 'deleted', ...e }));
     syncer.on('conflict', (e) => say(`conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`, { event: 'conflict', ...e }));
-    syncer.on('warning', (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }));
+    syncer.on('warning', (m, info) => say(`warning: ${printable(m)}`, { event: 'warning', message: m, ...info }));
     try {
       await syncer.start();
       const files = node.library.files();

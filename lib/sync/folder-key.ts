@@ -10,6 +10,7 @@
  *   <64 hex digits>
  */
 import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import { STATE_DIR_NAME } from '../constants.js';
@@ -46,7 +47,7 @@ export function parseKey(text: string, what: string): FolderKey {
     .map((l) => l.trim())
     .filter((l) => l !== '' && !l.startsWith('#'));
   if (lines.length !== 1 || !/^[0-9a-fA-F]{64}$/.test(lines[0]!)) {
-    throw new SwarmError(ERROR_CODES.USAGE, `${what} is not a swarm sync key (one line of 64 hex digits; make one with swarm sync DIR --new-key)`);
+    throw new SwarmError(ERROR_CODES.USAGE, `${what} is not a swarm sync key (the key is one line of 64 hex digits, after any # comment lines; make one with swarm sync DIR --new-key)`);
   }
   return folderKey(Buffer.from(lines[0]!.toLowerCase(), 'hex'));
 }
@@ -54,14 +55,16 @@ export function parseKey(text: string, what: string): FolderKey {
 /** The folder's key, or null when it has none. */
 export async function loadFolderKey(root: string): Promise<FolderKey | null> {
   const text = await readState(stateFile(root, KEY_FILE));
-  return text === null ? null : parseKey(text, `${STATE_DIR_NAME}/${KEY_FILE}`);
+  return text === null ? null : parseKey(text, path.join(root, STATE_DIR_NAME, KEY_FILE));
 }
 
 /** Make a new key for the folder; SWARM_ERR_EXISTS when it has one. */
 export async function createFolderKey(root: string): Promise<FolderKey> {
   const key = folderKey(newFolderKeySecret());
   if (!(await createOnce(stateFile(root, KEY_FILE), formatKey(key), 0o600))) {
-    throw new SwarmError(ERROR_CODES.EXISTS, `${STATE_DIR_NAME}/${KEY_FILE} exists already: this folder has a key (remove the file to make another)`);
+    const file = path.join(root, STATE_DIR_NAME, KEY_FILE);
+    const have = await loadFolderKey(root).catch(() => null);
+    throw new SwarmError(ERROR_CODES.EXISTS, `${file} exists already: this folder has a key${have ? ` (folder id ${have.id})` : ''}; run without --new-key to use it, or remove the file to make another`);
   }
   return key;
 }
@@ -81,7 +84,7 @@ export async function importFolderKey(root: string, file: string): Promise<Folde
   for (let i = 0; i < 2; i++) {
     const have = await loadFolderKey(root);
     if (have) {
-      if (have.id !== key.id) throw new SwarmError(ERROR_CODES.EXISTS, `this folder already has another key (folder id ${have.id}); remove ${STATE_DIR_NAME}/${KEY_FILE} to change it`);
+      if (have.id !== key.id) throw new SwarmError(ERROR_CODES.EXISTS, `${root} already has another key (folder id ${have.id}, not ${key.id}); remove ${path.join(root, STATE_DIR_NAME, KEY_FILE)} to change it`);
       return have;
     }
     if (await createOnce(stateFile(root, KEY_FILE), formatKey(key), 0o600)) return key;

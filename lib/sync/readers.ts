@@ -50,7 +50,7 @@ export interface ReaderHost {
   /** The folder key (null: open, every peer is read). */
   readonly key: FolderKey | null;
   closed(): boolean;
-  warn(message: string): void;
+  warn(message: string, info?: { code?: string; peer?: string }): void;
   /** An index was read: the names to plan again ('all': a whole index). */
   read(changed: string[] | 'all'): void;
   /** Every peer's index was read (a full round): plan and run. */
@@ -107,7 +107,7 @@ export class IndexReaders {
         for (const [k, r] of this.remote) if (r.stock && !stock.has(k)) this.remote.delete(k);
         for (const [k, r] of stock) if (!this.remote.get(k) || this.remote.get(k)!.stock) this.remote.set(k, r);
       } catch (err) {
-        if (node.book.size === 0) this.host.warn(`tracker ${tracker}: ${(err as Error).message}`);
+        if (node.book.size === 0) this.host.warn(`tracker ${tracker}: ${(err as Error).message}`, { code: asSwarmError(err).code, peer: tracker });
       }
     }
     const self = new Set([`${node.host}|${node.port}`, `127.0.0.1|${node.port}`]);
@@ -187,7 +187,7 @@ export class IndexReaders {
     if (this.refused.size >= MAX_REFUSED) this.refused.clear();
     this.refused.add(k);
     this.refusedCount++;
-    this.host.warn(`${a.ip}:${a.port} is not read (not a member of this folder: ${reason}); members need the same folder key (--key FILE), or all --open`);
+    this.host.warn(`${a.ip}:${a.port} is not read (not a member of this folder: ${reason}); members need the same folder key (--key FILE), or all --open`, { code: ERROR_CODES.SYNC_DENIED, peer: `${a.ip}:${a.port}` });
   }
 
   /** A connection to the peer, proved (keyed folder) and kept: null when it is not one to read. */
@@ -290,7 +290,7 @@ export class IndexReaders {
         this.refuse(a, e.message);
       } else if (e.code !== ERROR_CODES.NOT_FOUND) {
         // a plain `swarm serve` has no sync index: nothing to learn there (its files come through the tracker)
-        this.host.warn(`${a.ip}:${a.port}: ${e.message}`);
+        this.host.warn(`${a.ip}:${a.port}: ${e.message}`, { code: e.code, peer: `${a.ip}:${a.port}` });
       }
       this.watchers.delete(k);
       c.destroy();

@@ -57,11 +57,18 @@ export interface SyncOptions {
   pullMs?: number;
 }
 
+export interface WarningInfo {
+  code?: string;
+  name?: string;
+  peer?: string;
+}
+
 export interface SyncEvents {
   fetched: [e: { name: string; size: number; from: number }];
   deleted: [e: { name: string }];
   conflict: [e: { name: string; copy: string }];
-  warning: [message: string];
+  /** `info`: the stable error code (SWARM_ERR_…) and the file or peer it is about, when there is one. */
+  warning: [message: string, info?: WarningInfo];
   /** Nothing left to do with what is known now. */
   idle: [e: { files: number; pending: number }];
 }
@@ -116,7 +123,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       node,
       key: this.key,
       closed: () => this.closed,
-      warn: (m) => this.emit('warning', m),
+      warn: (m, info) => this.emit('warning', m, info),
       read: (changed) => {
         this.planNames = changed === 'all' || this.planNames === 'all' ? 'all' : new Set([...(this.planNames ?? []), ...changed]);
       },
@@ -181,7 +188,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     if (this.refusedPeers.has(k)) return;
     if (this.refusedPeers.size >= MAX_REFUSED) this.refusedPeers.clear();
     this.refusedPeers.add(k);
-    this.emit('warning', `refused ${link.remote} (peer ${link.peer}): ${reason}`);
+    this.emit('warning', `refused ${link.remote} (peer ${link.peer}): ${reason}`, { code: ERROR_CODES.SYNC_DENIED, peer: link.remote });
   }
 
   /** Read every peer's index, plan, and run the tickets; resolves when none is left that can run now. */
@@ -346,7 +353,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
   }
 
   private failed(t: Ticket, err: unknown): void {
-    this.emit('warning', this.tickets.failed(t, err));
+    const { message, code } = this.tickets.failed(t, err);
+    this.emit('warning', message, { code, name: t.name });
   }
 
   /** A small file: fetched and verified on the pipe, written to a temp file, then into a batch. */
@@ -385,7 +393,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
         overwrite: true,
         peerThreads: 0,
       });
-      p.download.on('peer-dropped', (e) => this.emit('warning', `${t.name}: dropped ${e.peer}: ${e.reason}`));
+      p.download.on('peer-dropped', (e) => this.emit('warning', `${t.name}: dropped ${e.peer}: ${e.reason}`, { code: e.code, name: t.name, peer: e.peer }));
       const r = await p;
       // served before it is announced: the index says we have it only once the library does.
       // The node adopted it as it landed (no rescan); a rescan is only the fallback.

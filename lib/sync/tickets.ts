@@ -69,12 +69,12 @@ export class TicketQueue {
     if (this.order && stale > 64 && stale * 2 > this.order.length) this.order = this.order.filter((t) => this.current(t));
   }
 
-  /** A try failed: the ticket waits (backoff); the message for the warning. */
-  failed(t: Ticket, err: unknown, now = Date.now()): string {
+  /** A try failed: the ticket waits (backoff); the message and code for the warning. */
+  failed(t: Ticket, err: unknown, now = Date.now()): { message: string; code: string } {
     const e = asSwarmError(err);
     t.attempts++;
     t.notBefore = now + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (t.attempts - 1));
-    return `${t.name}: ${e.message} (trying again in ${Math.round((t.notBefore - now) / 1000)} s)`;
+    return { message: `${t.name}: ${e.message} (trying again in ${Math.round((t.notBefore - now) / 1000)} s)`, code: e.code };
   }
 
   /** Tickets that a one-shot sync still waits for. */

@@ -13,21 +13,26 @@ export interface SyncPeer {
   dir: string;
   node: ServeHandle;
   sync: Syncer;
-  /** Every warning the syncer gave. */
+  /** Every warning the syncer gave, and its code and subject (the JSON warning's fields). */
   warnings: string[];
+  infos: { message: string; code?: string; name?: string; peer?: string }[];
 }
 
 export async function syncPeer(t: T, dir: string, o: { key?: FolderKey | null; tracker?: string } = {}): Promise<SyncPeer> {
   const node = await serve(dir, { port: 0, host: '127.0.0.1', ...(o.tracker ? { tracker: o.tracker } : { noTracker: true }), threads: 0, watch: false });
   const sync = new Syncer(node, { pullMs: 60_000, ...(o.key ? { key: o.key } : { open: true }) });
   const warnings: string[] = [];
-  sync.on('warning', (w) => warnings.push(w));
+  const infos: SyncPeer['infos'] = [];
+  sync.on('warning', (w, info) => {
+    warnings.push(w);
+    infos.push({ message: w, ...info });
+  });
   await sync.start();
   t.teardown(async () => {
     await sync.close();
     await node.close({ graceful: false });
   });
-  return { dir, node, sync, warnings };
+  return { dir, node, sync, warnings, infos };
 }
 
 export async function stopPeer(p: SyncPeer): Promise<void> {
