@@ -159,8 +159,14 @@ t.test('a deletion propagates, and a peer that was away does not bring the file 
   t.ok(existsSync(path.join(dc, 'doomed.txt')), 'c has it before');
   await stop(c); // c goes away
   unlinkSync(path.join(da, 'doomed.txt'));
-  await converge([a, b], 2);
+  await a.node.library.refresh();
+  let idle = -1;
+  b.sync.once('idle', (e) => (idle = e.files));
+  await b.sync.syncOnce(); // b learns of the deletion (no rescan of b's folder)
   t.notOk(existsSync(path.join(db, 'doomed.txt')), 'deleted on b too');
+  t.equal(b.node.library.stat('doomed.txt'), undefined, 'and b no longer serves or counts it, without a rescan');
+  t.equal(idle, 1, 'in step: 1 file (the deleted one is not counted)');
+  await converge([a, b], 1);
   t.ok(readdirSync(path.join(db, '.swarm', 'trash')).some((f) => f.endsWith('doomed.txt')), 'b keeps it in the trash');
   c = await peer(t, dc); // c comes back with its old copy
   connect([a, b, c]);

@@ -222,6 +222,19 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
     this.scanner.note(name, st);
   }
 
+  /**
+   * This process moved `name` out of the share (sync deleted it, to the trash): no longer served or
+   * listed, at once, without waiting for a rescan; 'change' says it was removed.
+   */
+  removedHere(name: string): void {
+    if (!this.sources.has(name)) return;
+    this.forget(name);
+    this.cache.delete(name);
+    this.scanner.unnote(name);
+    this.saveSoon();
+    this.emit('change', { added: [], changed: [], removed: [name] });
+  }
+
   /** `adopt` for a batch of files: one 'change' for all of them. */
   adoptMany(files: { name: string; st: FileStat; manifest: Manifest }[]): void {
     const added: string[] = [];

@@ -186,7 +186,7 @@ export class Scanner extends EventEmitter<ScannerEvents> {
   /** Paths the watchers named since the last look; `full`: something a full walk must settle. */
   private named = new Set<string>();
   private full = false;
-  /** Files noted (put in place by this process) while a full walk ran: the walk may have missed them. */
+  /** Files noted (put in place, or removed, by this process) while a full walk ran: the walk may have missed it. */
   private notedDuring: Set<string> | null = null;
   private realRoot = '';
   /** The folders the last complete full walk entered. */
@@ -210,6 +210,12 @@ export class Scanner extends EventEmitter<ScannerEvents> {
   /** `name` was put in place by this process with this stat: not news when the watch reports it. */
   note(name: string, st: FileStat): void {
     this.current.set(name, st);
+    this.notedDuring?.add(name);
+  }
+
+  /** `name` was removed by this process: known as gone now (its watch event is then not news). */
+  unnote(name: string): void {
+    this.current.delete(name);
     this.notedDuring?.add(name);
   }
 
@@ -239,6 +245,7 @@ export class Scanner extends EventEmitter<ScannerEvents> {
           for (const name of this.notedDuring) {
             const st = this.current.get(name);
             if (st) next.set(name, st);
+            else next.delete(name); // removed by us while we walked (unnote)
           }
           this.lastScanMs = Date.now() - t0;
           diff = diffScans(this.current, next);

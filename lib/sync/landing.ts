@@ -78,6 +78,8 @@ export class Landing {
   /** A peer deleted it: the file moves to the trash. */
   async delete(name: string): Promise<void> {
     await this.toTrash(name, path.join(this.root, ...name.split('/')), false);
+    // gone from what we serve and count now, not at the library's next look
+    this.host.library.removedHere(name);
   }
 
   /** A small file fetched and verified: to a temp file, then into the next batch. */
