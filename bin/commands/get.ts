@@ -124,27 +124,30 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
-      if (o.seed !== undefined) await seed(node, o, name);
-      await node.close({ graceful: true, waitMs: 2_000 });
+      // Ctrl-C (or SIGTERM) while seeding stops now: the peers fetching from us go on from others
+      const how = o.seed !== undefined ? await seed(node, o, name) : 'done';
+      await node.close(how === 'signal' ? { graceful: false } : { graceful: true, waitMs: 2_000 });
     });
 }
 
-/** Keep sharing after the download: until Ctrl-C, or for the given seconds. */
-async function seed(node: SwarmNode, o: GetCliOptions, name: string): Promise<void> {
+/** Keep sharing after the download: until Ctrl-C, or for the given seconds. Says which ended it. */
+async function seed(node: SwarmNode, o: GetCliOptions, name: string): Promise<'signal' | 'timer'> {
   const secs = o.seed === true ? null : o.seed!;
   const say = (text: string, event: Record<string, unknown>) => (o.json ? ndjson(event) : o.quiet ? undefined : process.stderr.write(text + '\n'));
   say(`seeding ${name} on ${node.host}:${node.port}${secs === null ? ' until Ctrl-C' : ` for ${secs} s`}`, { event: 'seeding', name, host: node.host, port: node.port, seconds: secs });
-  await new Promise<void>((resolve) => {
-    const timer = secs === null ? null : setTimeout(done, secs * 1000);
-    function done() {
+  const how = await new Promise<'signal' | 'timer'>((resolve) => {
+    const timer = secs === null ? null : setTimeout(() => done('timer'), secs * 1000);
+    const onSignal = () => done('signal');
+    function done(why: 'signal' | 'timer') {
       if (timer) clearTimeout(timer);
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(why);
     }
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
   });
   const up = node.uploadStats();
   say(`stopped seeding; ${up.bytes} bytes uploaded in all`, { event: 'stopped', uploaded: up.bytes });
+  return how;
 }
