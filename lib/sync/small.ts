@@ -8,9 +8,10 @@
  *         └► verified: BLAKE3 of the bytes, as the manifest's one chunk hash, must give the
  *            content id asked for (a one-chunk manifest is its size, chunk size and that hash),
  *            then `have` (the peer's upload slot is freed, as for any swarm downloader)
- *   Lander: each verified file written to DIR/.swarm/tmp/ (never beside its target: the folder
- *      watcher sees one event per file, the rename), mtime set from the peer's index; then per
- *      batch: fdatasync of every temp file, the renames, one fsync of every folder touched.
+ *   Lander: each verified file written to a temp file in its target's folder, named so that the
+ *      folder watcher ignores it (its one event that counts is the rename), mtime set from the
+ *      peer's index; then per batch: fdatasync of every temp file, the renames, one fsync of every
+ *      folder touched.
  *
  * No bytes reach a final name unverified, and a final name holds either its old bytes or the new
  * ones, whole, whatever moment the process is killed at; temp files left by a killed process are
@@ -20,17 +21,19 @@
 import { mkdir, open, readdir, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError, fromWire } from '../errors.js';
-import { STATE_DIR_NAME } from '../constants.js';
+import { MAX_PACKET_PAYLOAD_BYTES, STATE_DIR_NAME, TEMP_MARK } from '../constants.js';
 import { chunkBytesFor } from '../chunking.js';
 import { chunkHash } from '../hashing.js';
 import { makeManifest, type Manifest } from '../manifest.js';
 import { packetChecksumOk, packetHeaderSum, type PacketHeader } from '../protocol/packet.js';
 import { add16, sum16 } from '../protocol/checksum.js';
-import { pieceSum } from '../protocol/checksum-wasm.js';
+import { arena, pieceSum, type ChecksumArena } from '../protocol/checksum-wasm.js';
 import type { PeerClient } from '../peer/client.js';
 import type { FileStat } from '../share/scanner.js';
 import { isInside } from '../share/names.js';
 
+/** Folders clearTemps() looks into at most. */
+const MAX_SWEEP_DIRS = 100_000;
 /** Requests in flight on one connection, and their bytes. */
 const PIPE_FILES = 64;
 const PIPE_BYTES = 8 << 20;
@@ -51,6 +54,27 @@ export interface PipeTimes {
   idleMs: number;
   deadlineMs: number;
   pauseMs: number;
+}
+
+/** Wasm memory the payload of one packet is summed in (null: no wasm SIMD here, sums in JS). */
+let scratch: ChecksumArena | null | undefined;
+
+/**
+ * The one's-complement sum of a packet's payload (its pieces, in order). The pieces are copied
+ * into wasm memory and summed there at once: a copy costs a tenth of what summing in JS does.
+ */
+function payloadSum(payload: Buffer[]): number {
+  if (scratch === undefined) scratch = arena(MAX_PACKET_PAYLOAD_BYTES);
+  let total = 0;
+  for (const p of payload) total += p.length;
+  if (scratch && total <= scratch.bytes.length) {
+    let at = 0;
+    for (const p of payload) at += p.copy(scratch.bytes, at);
+    return scratch.sum16(scratch.bytes.subarray(0, total));
+  }
+  let sum = 0;
+  for (let i = 0, at = 0; i < payload.length; at += payload[i]!.length, i++) sum = add16(sum, pieceSum(sum16(payload[i]!), at));
+  return sum;
 }
 
 /** True when a file of `size` bytes is fetched as a small file (one chunk). */
@@ -193,9 +217,7 @@ export class Pipe {
       return true;
     }
     // the packet's own checksum, as every download checks it (BLAKE3 of the file comes at the end)
-    let sum = 0;
-    for (let i = 0, at = 0; i < payload.length; at += payload[i]!.length, i++) sum = add16(sum, pieceSum(sum16(payload[i]!), at));
-    if (!packetChecksumOk(h, packetHeaderSum(headerBytes), sum)) {
+    if (!packetChecksumOk(h, packetHeaderSum(headerBytes), payloadSum(payload))) {
       this.c.write({ t: 'cancel', id: r.id });
       this.finish(r, new SwarmError(ERROR_CODES.BAD_CHECKSUM, `${this.c.address} sent a packet with a bad checksum`));
       return true;
@@ -245,27 +267,53 @@ export interface Landed {
   manifest: Manifest;
 }
 
-/** Temp files and batch commits in one share (DIR/.swarm/tmp/). */
+/** What sync's temp files are called: beside their target, ignored by the scanner (TEMP_MARK). */
+export const SYNC_TEMP_PREFIX = `${TEMP_MARK}sync-`;
+
+/**
+ * Temp files and batch commits in one share. A temp file is made in its target's own folder
+ * (`.swarm-tmp-sync-PID-N`, a name the scanner ignores, short whatever the target's name), so the
+ * rename is within one folder and the file system allocates its inode near the folder's: one
+ * staging folder for every file made ext4 search one inode group (measured: 10,000 files of
+ * 16 KiB cost 1.7-2.3 s of kernel time through one folder, 0.2-0.3 s beside their targets).
+ */
 export class Lander {
-  readonly tmpDir: string;
+  /** Where an older swarm staged files (emptied at start). */
+  readonly oldTmpDir: string;
   private n = 0;
   private realRoot = '';
   /** Folders known to exist inside the share (checked once). */
   private readonly dirsOk = new Set<string>();
+  /** Folders made for staged files since the last commit: their entries are flushed with it. */
+  private newDirs = new Set<string>();
 
   constructor(private readonly root: string) {
-    this.tmpDir = path.join(root, STATE_DIR_NAME, 'tmp');
+    this.oldTmpDir = path.join(root, STATE_DIR_NAME, 'tmp');
   }
 
-  /** Remove what a killed process left in the temp folder (only sync writes there). */
+  /**
+   * Remove what a killed process left: sync temp files anywhere in the share (only one sync runs
+   * per folder: syncer.ts holds its lock, so none of them is another's), and DIR/.swarm/tmp.
+   */
   async clearTemps(): Promise<void> {
-    await mkdir(this.tmpDir, { recursive: true });
-    for (const f of await readdir(this.tmpDir).catch(() => [] as string[])) await unlink(path.join(this.tmpDir, f)).catch(() => {});
+    for (const f of await readdir(this.oldTmpDir).catch(() => [] as string[])) await unlink(path.join(this.oldTmpDir, f)).catch(() => {});
+    const stack = [this.root];
+    for (let dirs = 0; stack.length && dirs < MAX_SWEEP_DIRS; dirs++) {
+      const dir = stack.pop()!;
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        if (e.isDirectory() && !(dir === this.root && e.name === STATE_DIR_NAME)) stack.push(path.join(dir, e.name));
+        else if (e.isFile() && e.name.startsWith(SYNC_TEMP_PREFIX)) await unlink(path.join(dir, e.name)).catch(() => {});
+      }
+    }
   }
 
-  /** Write verified bytes to a new temp file, mtime (seconds) set. Not yet durable. */
+  /** Write verified bytes to a new temp file beside the target, mtime (seconds) set. Not yet durable. */
   async stage(name: string, data: Buffer, manifest: Manifest, mtimeSec: number, before: () => Promise<void>): Promise<Staged> {
-    const tmp = path.join(this.tmpDir, `${process.pid}-${++this.n}.tmp`);
+    this.realRoot ||= await realpath(this.root);
+    const dir = path.dirname(path.join(this.root, ...name.split('/')));
+    await this.ensureDir(dir, this.newDirs);
+    const tmp = path.join(dir, `${SYNC_TEMP_PREFIX}${process.pid}-${++this.n}`);
     const fh = await open(tmp, 'wx');
     try {
       if (data.length) await fh.write(data, 0, data.length, 0);
@@ -302,7 +350,8 @@ export class Lander {
       }),
     );
     const landed: Landed[] = [];
-    const touched = new Set<string>();
+    const touched = this.newDirs;
+    this.newDirs = new Set();
     for (const { s, st } of ready) {
       const final = path.join(this.root, ...s.name.split('/'));
       try {

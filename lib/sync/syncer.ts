@@ -281,7 +281,13 @@ export class Syncer extends EventEmitter<SyncEvents> {
         continue;
       }
       if (this.index.busy.has(t.name)) continue;
-      const pipe = t.remote.deleted === undefined && t.remote.size >= 0 && !isLegacyCid(t.remote.cid) && isSmall(t.remote.size) ? this.readers.pipeFor(t.name, t.remote.cid, now) : null;
+      const small = t.remote.deleted === undefined && t.remote.size >= 0 && !isLegacyCid(t.remote.cid) && isSmall(t.remote.size);
+      if (small && this.smallActive >= SMALL_WINDOW) {
+        // the window is full: the next end pumps again (and a run of these ends the look)
+        if (++waiting >= PUMP_MAX_WAITING) break;
+        continue;
+      }
+      const pipe = small ? this.readers.pipeFor(t.name, t.remote.cid, now) : null;
       if (pipe === 'wait') {
         // its holders' connections are full or paused for a stall: looked at again shortly (the
         // next end pumps again); past a run of these the rest waits too, so that a pump stays
@@ -292,7 +298,6 @@ export class Syncer extends EventEmitter<SyncEvents> {
       }
       waiting = 0;
       if (pipe) {
-        if (this.smallActive >= SMALL_WINDOW) continue;
         this.smallActive++;
         this.begin(t);
         void this.fetchSmall(t, pipe);

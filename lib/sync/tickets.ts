@@ -28,6 +28,8 @@ export class TicketQueue {
   private readonly tickets = new Map<string, Ticket>();
   /** Tickets in the order they are worked on (oldest first); null: to be sorted again. */
   private order: Ticket[] | null = null;
+  /** Where `order` starts to matter: every ticket before it is finished (skipped for good). */
+  private head = 0;
 
   get size(): number {
     return this.tickets.size;
@@ -58,15 +60,27 @@ export class TicketQueue {
     this.order = null;
   }
 
-  /** The tickets, oldest first (finished ones may still be in it: check `current`). */
-  ordered(): Ticket[] {
-    this.order ??= [...this.tickets.values()].sort((a, b) => a.remote.mtime - b.remote.mtime);
-    return this.order;
+  /**
+   * The tickets, oldest first (finished ones may still be in it: check `current`). Tickets finish
+   * roughly in this order, so the finished ones at its front are skipped for good: a pump looks at
+   * what is left, not at every ticket since the start (10,000 files would cost 10,000² looks).
+   */
+  *ordered(): IterableIterator<Ticket> {
+    if (!this.order) {
+      this.order = [...this.tickets.values()].sort((a, b) => a.remote.mtime - b.remote.mtime);
+      this.head = 0;
+    }
+    const order = this.order;
+    while (this.head < order.length && !this.current(order[this.head]!)) this.head++;
+    for (let i = this.head; i < order.length; i++) yield order[i]!;
   }
 
-  /** Drop finished tickets from the order once they are the most of it. */
+  /** Drop finished tickets from the order once they are the most of what is left of it. */
   compact(stale: number): void {
-    if (this.order && stale > 64 && stale * 2 > this.order.length) this.order = this.order.filter((t) => this.current(t));
+    if (this.order && stale > 64 && stale * 2 > this.order.length - this.head) {
+      this.order = this.order.filter((t) => this.current(t));
+      this.head = 0;
+    }
   }
 
   /** A try failed: the ticket waits (backoff); the message and code for the warning. */
