@@ -13,7 +13,6 @@
  * Both are synchronous once loaded; xxhash's wasm module loads asynchronously (`loadLocalChecksum`).
  */
 import { blake3 } from '@napi-rs/blake-hash';
-import xxhash from 'xxhash-wasm';
 
 /** Bytes of a chunk hash (BLAKE3-256). */
 export const CHUNK_HASH_BYTES = 32;
@@ -50,8 +49,9 @@ export type LocalChecksum = (data: string | Uint8Array) => string;
 let loading: Promise<LocalChecksum> | null = null;
 
 export function loadLocalChecksum(): Promise<LocalChecksum> {
-  loading ??= xxhash().then((api) => (data: string | Uint8Array) =>
-    typeof data === 'string' ? api.h64ToString(data) : api.h64Raw(data).toString(16).padStart(16, '0'),
-  );
+  // loaded when first needed: a command that writes no state file does not pay for it at start
+  loading ??= import('xxhash-wasm')
+    .then((m) => m.default())
+    .then((api) => (data: string | Uint8Array) => (typeof data === 'string' ? api.h64ToString(data) : api.h64Raw(data).toString(16).padStart(16, '0')));
   return loading;
 }
