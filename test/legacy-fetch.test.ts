@@ -402,3 +402,24 @@ t.test('sync: an open folder takes a stock peer\'s new and newer files by plain 
   t.notOk(existsSync(path.join(keyedDir, 'notes.txt')), 'keyed: nothing from the stock peer');
   t.equal(stock.requests(), asked, 'and nothing asked of it');
 });
+
+t.test('sync --open takes nothing a stock peer lists in the state folder, under swarm\'s own file names, or dated in the future', async (t) => {
+  const tr = await startTracker(t);
+  const tracker = `127.0.0.1:${tr.port}`;
+  const poison = Buffer.from(JSON.stringify({ pid: 1, host: 'victim' }));
+  const stock = await stockPeer(t, tr.port, { '.swarm/sync.swarm-lock': poison, '.swarm/sync-index.json': Buffer.from('junk'), 'a.swarm-part': poison, 'x/.swarm-tmp-sync-1-1': poison, 'fine.txt': Buffer.from('fine') }, { mtime: MTIME });
+  const future = await stockPeer(t, tr.port, { 'later.txt': Buffer.from('from 2106') }, { ip: '127.0.0.2', mtime: 0xfffffff0 });
+  const dir = tempDir(t);
+  const p = await syncPeer(t, dir, { tracker });
+  await p.sync.syncOnce();
+  t.equal(readFileSync(path.join(dir, 'fine.txt'), 'utf8'), 'fine', 'an ordinary name is fetched');
+  t.notOk(existsSync(path.join(dir, 'a.swarm-part')), 'not a part file name');
+  t.notOk(existsSync(path.join(dir, 'x')), 'not a temp file name');
+  t.notOk(existsSync(path.join(dir, 'later.txt')), 'not a file dated 2106');
+  const index = path.join(dir, '.swarm', 'sync-index.json');
+  t.notMatch(existsSync(index) ? readFileSync(index, 'utf8') : '', /^junk/, 'the index is ours (or not written yet)');
+  t.equal(stock.requests() + future.requests(), 1, 'only the ordinary name was asked for');
+  // the lock is still ours: a second sync of the folder is refused as running, not as pid 1
+  const lock = readFileSync(path.join(dir, '.swarm', 'sync.swarm-lock'), 'utf8');
+  t.match(lock, new RegExp(`"pid":${process.pid}`), 'the sync lock was not replaced');
+});

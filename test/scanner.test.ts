@@ -1,7 +1,7 @@
 import t from 'tap';
 import { writeFileSync, mkdirSync, utimesSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
-import { scanShare, diffScans, Scanner } from '../lib/share/scanner.js';
+import { scanShare, diffScans, Scanner, notSharedName } from '../lib/share/scanner.js';
 import { nameProblem } from '../lib/share/names.js';
 import { kindOf } from '../lib/share/kinds.js';
 import { MIN_CHUNK_BYTES } from '../lib/constants.js';
@@ -64,4 +64,11 @@ t.test('name checks and kinds', async (t) => {
   t.equal(kindOf('pic.jpg'), 'picture');
   t.equal(kindOf('notes.txt'), 'document');
   t.equal(kindOf('dir.d/noext'), 'other');
+});
+
+t.test('names sync must never write: the state folder and swarm\'s own file names', async (t) => {
+  for (const n of ['.swarm', '.swarm/sync.swarm-lock', '.swarm/sync-key', '.swarm/trash/x', 'a.iso.swarm-part', 'd/a.iso.swarm-ticket', 'x.swarm-lock', 'sub/.swarm-tmp-sync-1-2', 'f.swarm-tmp-77']) {
+    t.ok(notSharedName(n), `${n}: refused (${notSharedName(n)})`);
+  }
+  for (const n of ['a.txt', 'sub/.swarm', 'sub/.swarm/x', '.swarmy/x', 'notes/swarm-part.txt', '.hidden']) t.equal(notSharedName(n), null, `${n}: an ordinary name`);
 });

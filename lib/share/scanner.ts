@@ -54,6 +54,18 @@ export function isOwnFile(name: string): boolean {
   return name.endsWith(PART_SUFFIX) || name.endsWith(TICKET_SUFFIX) || name.includes(LOCK_SUFFIX) || name.includes(TEMP_MARK);
 }
 
+/**
+ * Why `name` (relative, `/`-separated) can never be a shared file, or null: it lies in the state
+ * folder (DIR/.swarm/: keys, locks, indexes) or is one of swarm's own files (part files, tickets,
+ * locks, temp files). A name from a peer that sync would write must pass this as well as
+ * nameProblem(): else a peer could write our lock or our index.
+ */
+export function notSharedName(name: string): string | null {
+  if (name === STATE_DIR_NAME || name.startsWith(`${STATE_DIR_NAME}/`)) return `inside ${STATE_DIR_NAME}/ (swarm's state)`;
+  if (isOwnFile(name.slice(name.lastIndexOf('/') + 1))) return "one of swarm's own file names (part file, ticket, lock or temp file)";
+  return null;
+}
+
 export async function scanShare(root: string, opts: ScanOptions = {}): Promise<ScanResult> {
   const realRoot = await realpath(root);
   const out: ScanResult = new Map();

@@ -19,6 +19,7 @@ import { MAX_MTIME_SEC, MAX_FILE_BYTES } from '../constants.js';
 import { isContentId } from '../hashing.js';
 import { nameProblem } from '../protocol/names.js';
 import { isLegacyCid } from '../protocol/entries.js';
+import { notSharedName } from '../share/scanner.js';
 import { trackerDirectory } from '../tracker/client.js';
 import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
@@ -28,6 +29,10 @@ import type { SyncEntry } from './plan.js';
 import { Pipe } from './small.js';
 
 const MAX_ENTRIES_PER_PEER = 1_000_000;
+/** Files taken from one stock seed-002 peer's directory entries at most. */
+const MAX_STOCK_ENTRIES_PER_PEER = 10_000;
+/** A stock peer's file dated further ahead than this is not taken (it would win every later edit). */
+const MAX_CLOCK_AHEAD_SEC = 86_400;
 const MAX_PAGES = 1_000;
 /** Peers told of as refused (each once); forgotten all at once beyond this. */
 const MAX_REFUSED = 1_024;
@@ -97,10 +102,13 @@ export class IndexReaders {
           // a stock seed-002 peer's file: it proves no key and sends no index, so only an open
           // folder takes it (by its plain name: legacy-fetch.ts), and only when newer (plan.ts)
           if (this.host.key) continue;
+          // (the tracker checked the name; that sync may write it is ours to check; an mtime from
+          // the future would win every later edit)
+          if (nameProblem(name) !== null || notSharedName(name) !== null || e.mtime > Date.now() / 1000 + MAX_CLOCK_AHEAD_SEC) continue;
           for (const h of e.holders) {
             const k = peerKey(h);
             const r = stock.get(k) ?? { addr: h, entries: new Map<string, SyncEntry>(), stock: true as const };
-            if (r.entries.size < MAX_ENTRIES_PER_PEER) r.entries.set(name, { name, cid: e.cid, mtime: e.mtime, size: e.size });
+            if (r.entries.size < MAX_STOCK_ENTRIES_PER_PEER) r.entries.set(name, { name, cid: e.cid, mtime: e.mtime, size: e.size });
             stock.set(k, r);
           }
         }
@@ -336,7 +344,7 @@ export class IndexReaders {
 function checkEntry(raw: unknown): SyncEntry | null {
   const e = raw as Record<string, unknown> | null;
   if (!e || typeof e !== 'object') return null;
-  if (nameProblem(e.name) !== null || !isContentId(e.cid)) return null;
+  if (nameProblem(e.name) !== null || notSharedName(e.name as string) !== null || !isContentId(e.cid)) return null;
   const uint = (v: unknown, max: number) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max;
   if (!uint(e.mtime, MAX_MTIME_SEC) || !uint(e.size, MAX_FILE_BYTES)) return null;
   if (e.deleted !== undefined && !uint(e.deleted, MAX_MTIME_SEC)) return null;

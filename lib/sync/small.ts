@@ -31,6 +31,8 @@ import { arena, pieceSum, type ChecksumArena } from '../protocol/checksum-wasm.j
 import type { PeerClient } from '../peer/client.js';
 import type { FileStat } from '../share/scanner.js';
 import { isInside } from '../share/names.js';
+import { notSharedName } from '../share/scanner.js';
+import { nameProblem } from '../protocol/names.js';
 
 /** Folders clearTemps() looks into at most. */
 const MAX_SWEEP_DIRS = 100_000;
@@ -310,6 +312,9 @@ export class Lander {
 
   /** Write verified bytes to a new temp file beside the target, mtime (seconds) set. Not yet durable. */
   async stage(name: string, data: Buffer, manifest: Manifest, mtimeSec: number, before: () => Promise<void>): Promise<Staged> {
+    // (readers.ts drops such names already: never a file in the state folder, nor one of ours)
+    const problem = nameProblem(name) ?? notSharedName(name);
+    if (problem) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused to write ${name}: ${problem}`);
     this.realRoot ||= await realpath(this.root);
     const dir = path.dirname(path.join(this.root, ...name.split('/')));
     await this.ensureDir(dir, this.newDirs);

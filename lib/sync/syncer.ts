@@ -24,6 +24,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import { TargetLock } from '../storage/lock.js';
+import { notSharedName } from '../share/scanner.js';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
@@ -379,6 +380,9 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private async work(t: Ticket): Promise<void> {
     const root = this.node.library!.root;
     try {
+      // (readers.ts drops such names already) never delete or write swarm's state or own files
+      const problem = notSharedName(t.name);
+      if (problem) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused ${t.name}: ${problem}`);
       if (t.remote.deleted !== undefined) {
         await this.landing.delete(t.name);
         this.index.rememberDeletion(t.remote);
