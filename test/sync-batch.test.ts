@@ -9,14 +9,14 @@ import t from 'tap';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { STABLE_MS } from '../lib/sync/syncer.js';
-import { Pipe, PIPE_MAX_LOAD, smallManifest } from '../lib/sync/small.js';
+import { Lander, Pipe, PIPE_MAX_LOAD, smallManifest } from '../lib/sync/small.js';
 import { ERROR_CODES } from '../lib/errors.js';
 import { decodePacketHeader, encodePacket, FLAG_LAST_IN_CHUNK, PACKET_HEADER_BYTES, type PacketHeader } from '../lib/protocol/packet.js';
 import { FRAME_PREFIX_BYTES } from '../lib/constants.js';
 import type { PeerClient } from '../lib/peer/client.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
-import { syncPeer as peer } from './helpers/sync-peers.js';
+import { syncPeer as peer, connect, converge } from './helpers/sync-peers.js';
 
 
 
@@ -168,4 +168,35 @@ t.test('a file still being written is announced only once it holds still', async
   const e = a.sync.index.get('growing.log');
   t.ok(e, 'in the index once it held still');
   t.equal(e?.size, statSync(file).size, 'with its final size');
+});
+
+t.test('clearTemps removes only temp files a dead sync left, never a user\'s file or another share\'s', async (t) => {
+  const dir = t.testdir({
+    'notes': { '.swarm-tmp-sync-ideas.txt': 'mine', '.swarm-tmp-sync-99999999-1': 'stale' },
+    [`.swarm-tmp-sync-${process.pid}-7`]: 'ours, in use',
+    'nested': { '.swarm': {}, '.swarm-tmp-sync-99999999-2': 'another share\'s' },
+  });
+  await new Lander(dir).clearTemps();
+  t.ok(existsSync(path.join(dir, 'notes', '.swarm-tmp-sync-ideas.txt')), 'a user file with a look-alike name stays');
+  t.notOk(existsSync(path.join(dir, 'notes', '.swarm-tmp-sync-99999999-1')), 'a dead process\'s temp file goes');
+  t.ok(existsSync(path.join(dir, `.swarm-tmp-sync-${process.pid}-7`)), 'a live process\'s stays');
+  t.ok(existsSync(path.join(dir, 'nested', '.swarm-tmp-sync-99999999-2')), 'another share inside this one is not swept');
+});
+
+t.test('a folder replaced by a symlink out of the share after an earlier batch: nothing is written through it', async (t) => {
+  const [da, db, outside] = [tempDir(t), tempDir(t), tempDir(t)];
+  mkdirSync(path.join(da, 'sub'));
+  writeFileSync(path.join(da, 'sub', 'one.txt'), 'one');
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.equal(readFileSync(path.join(db, 'sub', 'one.txt'), 'utf8'), 'one', 'the first batch landed');
+  // a local user (or another program) swaps the folder for a symlink to somewhere else
+  const { renameSync, symlinkSync } = await import('node:fs');
+  renameSync(path.join(db, 'sub'), path.join(db, 'sub-old'));
+  symlinkSync(outside, path.join(db, 'sub'));
+  writeFileSync(path.join(da, 'sub', 'two.txt'), 'two');
+  await converge([a, b], 2);
+  t.same(readdirSync(outside), [], 'nothing was written outside the share');
 });

@@ -49,7 +49,8 @@ const UNREADABLE_STALE_MS = 5_000;
 const ATTEMPTS = 20;
 const TAKEOVER = '.takeover';
 
-function alive(pid: number): boolean {
+/** True when a process `pid` exists (ours to signal or not). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -57,6 +58,8 @@ function alive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+const alive = pidAlive;
 
 function readSmall(file: string): string | null {
   try {

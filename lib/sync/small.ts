@@ -31,6 +31,7 @@ import { arena, pieceSum, type ChecksumArena } from '../protocol/checksum-wasm.j
 import type { PeerClient } from '../peer/client.js';
 import type { FileStat } from '../share/scanner.js';
 import { isInside } from '../share/names.js';
+import { pidAlive } from '../storage/lock.js';
 import { notSharedName } from '../share/scanner.js';
 import { nameProblem } from '../protocol/names.js';
 
@@ -271,6 +272,15 @@ export interface Landed {
 
 /** What sync's temp files are called: beside their target, ignored by the scanner (TEMP_MARK). */
 export const SYNC_TEMP_PREFIX = `${TEMP_MARK}sync-`;
+const SYNC_TEMP = new RegExp(`^${SYNC_TEMP_PREFIX.replace(/[.-]/g, '\\$&')}(\\d+)-\\d+$`);
+
+/** A temp file exactly as sync names it, left by a process that is gone (never one of ours). */
+export function isStaleSyncTemp(name: string): boolean {
+  const m = SYNC_TEMP.exec(name);
+  if (!m) return false;
+  const pid = Number(m[1]);
+  return pid !== process.pid && !pidAlive(pid);
+}
 
 /**
  * Temp files and batch commits in one share. A temp file is made in its target's own folder
@@ -303,9 +313,11 @@ export class Lander {
     for (let dirs = 0; stack.length && dirs < MAX_SWEEP_DIRS; dirs++) {
       const dir = stack.pop()!;
       const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      // a folder with its own state folder is another share (maybe another sync's): not ours
+      if (dir !== this.root && entries.some((e) => e.name === STATE_DIR_NAME && e.isDirectory())) continue;
       for (const e of entries) {
         if (e.isDirectory() && !(dir === this.root && e.name === STATE_DIR_NAME)) stack.push(path.join(dir, e.name));
-        else if (e.isFile() && e.name.startsWith(SYNC_TEMP_PREFIX)) await unlink(path.join(dir, e.name)).catch(() => {});
+        else if (e.isFile() && isStaleSyncTemp(e.name)) await unlink(path.join(dir, e.name)).catch(() => {});
       }
     }
   }
@@ -357,6 +369,9 @@ export class Lander {
     const landed: Landed[] = [];
     const touched = this.newDirs;
     this.newDirs = new Set();
+    // every folder is checked again before its renames: one replaced by a symlink out of the
+    // share since its files were staged is refused, not written through
+    this.dirsOk.clear();
     for (const { s, st } of ready) {
       const final = path.join(this.root, ...s.name.split('/'));
       try {
@@ -391,10 +406,6 @@ export class Lander {
     this.dirsOk.add(dir);
   }
 
-  /** Forget checked folders (one may have been replaced by a symlink since). */
-  forgetDirs(): void {
-    this.dirsOk.clear();
-  }
 }
 
 async function syncDir(dir: string): Promise<void> {
