@@ -128,9 +128,13 @@ export function broadcastOption(v: string): string {
   return v;
 }
 
-/** A content id from `swarm who`: 64 hex digits, or its first 8 or more. */
+/**
+ * A content id from `swarm who`: 64 hex digits, or its first 8 or more; or `legacy:MTIME`, the
+ * version stock seed-002 peers hold (they publish no content id).
+ */
 export function cidOption(v: string): string {
-  if (!/^[0-9a-fA-F]{8,64}$/.test(v)) throw new InvalidArgumentError('expected a content id: 8 to 64 hex digits (from swarm who NAME)');
+  if (/^legacy:\d{1,12}$/.test(v)) return v;
+  if (!/^[0-9a-fA-F]{8,64}$/.test(v)) throw new InvalidArgumentError('expected a content id: 8 to 64 hex digits (from swarm who NAME), or legacy:MTIME for the version stock seed-002 peers hold');
   return v.toLowerCase();
 }
 

@@ -220,6 +220,13 @@ t.test('a newer version that only stock peers hold does not displace a verified 
   const r2 = await get('tool.bin', { tracker, outDir: out2, pool: new InlineChunkPool(), version: `legacy:${MTIME + 1}` });
   t.ok(readFileSync(path.join(out2, 'tool.bin')).equals(forged), '--version legacy:MTIME fetches the stock version');
   t.equal(r2.verified, 'none');
+  // the CLI takes what the warning says to type
+  const out3 = tempDir(t);
+  const cli = swarm(t, ['get', 'tool.bin', '--version', `legacy:${MTIME + 1}`, '--tracker', tracker, '-o', out3, '--json', '--no-share']);
+  t.equal((await cli.exit).code, 0, `swarm get --version legacy:MTIME exits 0 (${cli.stderr().slice(0, 300)})`);
+  t.ok(readFileSync(path.join(out3, 'tool.bin')).equals(forged));
+  // a stock version nobody holds is not found; never another version instead
+  await t.rejects(get('tool.bin', { tracker, outDir: tempDir(t), pool: new InlineChunkPool(), version: 'legacy:999' }), { code: ERROR_CODES.NOT_FOUND });
 });
 
 t.test('lying stock holders are dropped and the next is used; when all lie, a clear error and nothing under the name', async (t) => {

@@ -192,7 +192,13 @@ function stockOrVerified(name: string, versions: Version[], first: Version, sour
 }
 
 async function resolveVersion(name: string, versions: Version[], opts: ResolveOptions, source: string, skipped: Target['skipped']): Promise<Target | StockTarget> {
-  let first = isLegacyCid(opts.version ?? '') ? (versions.find((v) => v.cid === opts.version) ?? pickVersion(name, versions, undefined, source)) : pickVersion(name, versions, opts.version, source);
+  let first: Version;
+  if (isLegacyCid(opts.version ?? '')) {
+    // the stock version asked for, or nothing (never a fallback to another version)
+    const asked = versions.find((v) => v.cid === opts.version);
+    if (!asked) throw new SwarmError(ERROR_CODES.NOT_FOUND, `${source} has no version ${opts.version} of ${name} (it has: ${versions.map((v) => v.cid.slice(0, 16)).join(', ')})`);
+    first = asked;
+  } else first = pickVersion(name, versions, opts.version, source);
   // a version only stock seed-002 peers hold cannot be checked (no hash): anyone can register one
   // with a newer mtime. The newest verified version is fetched instead unless it was asked for.
   const verified = isLegacyCid(first.cid) && !opts.version ? versions.find((v) => !isLegacyCid(v.cid)) : undefined;
