@@ -43,7 +43,7 @@ export function register(program: Command): void {
     .option('--no-tracker', 'ask no tracker: holders come from --peer, --neighbor or --lan')
     .option('--peer <host:port>', 'fetch from this peer (repeatable); skips the tracker unless -t is given', peerList);
   addDiscoveryOptions(cmd)
-    .option('--version <cid>', 'fetch this version (a content id from swarm who, or its first 8+ hex digits; legacy:MTIME for the version of stock seed-002 peers) instead of the newest', cidOption)
+    .option('--version <cid>', 'fetch this version (a content id from swarm who, or its first 8+ hex digits; legacy:MTIME for the version only stock peers of the older protocol hold) instead of the newest', cidOption)
     .option('-o, --output <dir>', 'folder to save into (NAME\'s subfolders are created)', outDirOption, '.')
     .option('--overwrite', 'replace a different file already at NAME (default: leave it alone and stop)')
     .option('--host <addr>', 'address to share on while downloading (0.0.0.0: your LAN)', listenHostOption, '127.0.0.1')
