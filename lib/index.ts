@@ -36,7 +36,7 @@ export { DEFAULT_SEARCH_TTL, DEFAULT_SEARCH_WAIT_MS, type SearchResult } from '.
 export type { LanSettings } from './node/discovery.js';
 export { Shell, type ShellOptions } from './shell/shell.js';
 export { COMMANDS as SHELL_COMMANDS, parseLine } from './shell/commands.js';
-export { Syncer, type SyncOptions, type SyncEvents } from './sync/syncer.js';
+export { Syncer, lockSyncFolder, type SyncOptions, type SyncEvents } from './sync/syncer.js';
 export { SyncIndex } from './sync/index-store.js';
 export { decide, conflictName, type SyncEntry, type SyncAction } from './sync/plan.js';
 export { createFolderKey, importFolderKey, loadFolderKey, folderKey, KEY_FILE, type FolderKey } from './sync/folder-key.js';

@@ -175,6 +175,19 @@ t.test('a deletion propagates, and a peer that was away does not bring the file 
   t.notOk(existsSync(path.join(db, 'doomed.txt')), 'nor on b');
   t.notOk(existsSync(path.join(dc, 'doomed.txt')), 'and c deleted its copy');
   t.ok(existsSync(path.join(dc, 'kept.txt')), 'the rest stays');
+  // a folder emptied by a deletion goes too; one with something left stays
+  mkdirSync(path.join(da, 'gone', 'deeper'), { recursive: true });
+  writeFileSync(path.join(da, 'gone', 'deeper', 'last.txt'), 'x');
+  mkdirSync(path.join(da, 'stays'));
+  writeFileSync(path.join(da, 'stays', 'a.txt'), 'a');
+  writeFileSync(path.join(da, 'stays', 'b.txt'), 'b');
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'gone', 'deeper', 'last.txt')), 'b has the folders');
+  unlinkSync(path.join(da, 'gone', 'deeper', 'last.txt'));
+  unlinkSync(path.join(da, 'stays', 'a.txt'));
+  await converge([a, b], 2);
+  t.notOk(existsSync(path.join(db, 'gone')), 'folders that held only the deleted file are gone on b');
+  t.ok(existsSync(path.join(db, 'stays', 'b.txt')), 'a folder with a file left stays');
 });
 
 t.test('swarm sync --once through the CLI: fetches, says so, exits 0; bad options exit 2', async (t) => {
@@ -233,6 +246,12 @@ t.test('one sync per folder: a second one on the same folder stops with LOCKED, 
   t.teardown(() => node.close({ graceful: false }));
   const second = new Syncer(node, { open: true, pullMs: 60_000 });
   await t.rejects(second.start(), { code: 'SWARM_ERR_LOCKED', message: /another swarm sync \(pid \d+\) is keeping .* in step/ }, 'refused while the first runs');
+  // the CLI on the same folder AND the same port: told of the other sync (exit 8), not of the port
+  const { spawnSync } = await import('node:child_process');
+  const { SWARM_BIN } = await import('./helpers/procs.js');
+  const cli = spawnSync(process.execPath, [SWARM_BIN, 'sync', dir, '--open', '--once', '--port', String(first.node.port), '--no-tracker', '--json'], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(cli.status, 8, `exit 8 (${cli.stderr.trim().slice(0, 200)})`);
+  t.match(cli.stdout, /SWARM_ERR_LOCKED/);
   await stop(first);
   const third = new Syncer(node, { open: true, pullMs: 60_000 });
   await third.start();

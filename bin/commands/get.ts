@@ -99,8 +99,12 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
       // the part file exists only once the download started; before that, nothing is kept
       let started = false;
       d.once('start', () => (started = true));
-      const onSignal = () =>
+      // a signal that comes as the file lands (too late to abort) still means: do not seed
+      let signalled = false;
+      const onSignal = () => {
+        signalled = true;
         d.abort(new SwarmError(ERROR_CODES.INTERRUPTED, started ? `interrupted; ${name}.swarm-part and its ticket are kept: run the same command again to resume` : `interrupted while looking for holders of ${name}; nothing was written`));
+      };
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       const upload = o.share ? { stats: () => node.uploadStats() } : null;
@@ -125,7 +129,7 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
         process.off('SIGTERM', onSignal);
       }
       // Ctrl-C (or SIGTERM) while seeding stops now: the peers fetching from us go on from others
-      const how = o.seed !== undefined ? await seed(node, o, name) : 'done';
+      const how = signalled ? 'signal' : o.seed !== undefined ? await seed(node, o, name) : 'done';
       await node.close(how === 'signal' ? { graceful: false } : { graceful: true, waitMs: 2_000 });
     });
 }

@@ -68,14 +68,20 @@ export function register(program: Command): void {
       throw new SwarmError(ERROR_CODES.USAGE, `${printable(root)} has a folder key (${constants.STATE_DIR_NAME}/${keys.KEY_FILE}): --open would ignore it; remove the file to sync it open`);
     }
     if (!key) say('warning: syncing open (no folder key): any peer that can reach this one can change and delete files here', { event: 'warning', message: 'syncing open (no folder key): any peer that can reach this one can change and delete files here' });
+    // one sync per folder, told before anything listens (a second sync would otherwise hear that
+    // the port is taken, not why)
+    const lock = await keys.lockSyncFolder(root);
     const fileLog = o.log ? openLogFile(o.log) : null;
     const node = await serve(dir, {
       ...peerNodeOptions(o),
       ...(fileLog ? { log: fileLog.log, ignore: [o.log!] } : {}),
       ...discovery,
       onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
+    }).catch(async (err: unknown) => {
+      await lock.release();
+      throw err;
     });
-    const syncer = new Syncer(node, { ...(key ? { key } : { open: true }), noDelete: !o.delete, trashDays: o.trashDays, parallel: o.parallel });
+    const syncer = new Syncer(node, { ...(key ? { key } : { open: true }), noDelete: !o.delete, trashDays: o.trashDays, parallel: o.parallel, lock });
     syncer.on('fetched', (e) => say(`fetched ${printable(e.name)} (${humanBytes(e.size)}) from ${count(e.from, 'peer')}`, { event: 'fetched', name: e.name, size: e.size, peersUsed: e.from }));
     syncer.on('deleted', (e) => say(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`, { event: 'deleted', ...e }));
     syncer.on('conflict', (e) => say(`conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`, { event: 'conflict', ...e }));

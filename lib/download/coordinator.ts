@@ -293,7 +293,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         }
         break;
     }
-    this.pump();
+    // a byte count changes no availability nor any free slot: the next event or tick pumps
+    if (msg.type !== 'bytes') this.schedulePump();
+  }
+
+  private pumpQueued = false;
+  /** One pump per event-loop turn, however many host messages arrived in it. */
+  private schedulePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
   }
 
   /** Its hello: ourselves (a tracker lists us too) or a second connection to one peer are closed quietly. */
@@ -345,7 +357,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
             this.stop();
             this.settle?.resolve();
           } else {
-            this.pump();
+            this.schedulePump();
             this.failIfStuck();
           }
         },

@@ -8,7 +8,7 @@
  *   fetched small file ─► stage (temp file) ─► batch (BATCH_FILES / BATCH_BYTES / BATCH_MAX_WAIT_MS,
  *   or nothing else coming) ─► commit: one barrier, renames ─► index and library follow
  */
-import { link, mkdir, rename, readdir, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import type { Library } from '../share/library.js';
@@ -78,6 +78,11 @@ export class Landing {
   /** A peer deleted it: the file moves to the trash. */
   async delete(name: string): Promise<void> {
     await this.toTrash(name, path.join(this.root, ...name.split('/')), false);
+    // a folder that held only what was deleted goes too (as the peer's did); rmdir refuses a
+    // folder with anything left in it, so nothing else is touched
+    for (let d = path.dirname(name); d !== '.' && d !== ''; d = path.dirname(d)) {
+      if (!(await rmdir(path.join(this.root, ...d.split('/'))).then(() => true, () => false))) break;
+    }
     // gone from what we serve and count now, not at the library's next look
     this.host.library.removedHere(name);
   }

@@ -56,6 +56,8 @@ export interface SyncOptions {
   parallel?: number;
   /** How often every peer's index is read again, besides news (default 10 s). */
   pullMs?: number;
+  /** The folder's sync lock, already taken (lockSyncFolder); else start() takes it. Released at close. */
+  lock?: TargetLock;
 }
 
 export interface WarningInfo {
@@ -82,6 +84,23 @@ const PIPE_RETRY_MS = 1_000;
 const PUMP_MAX_WAITING = 256;
 /** Peers that reached us and were refused, told of once each; forgotten all at once beyond this. */
 const MAX_REFUSED = 1_024;
+
+/**
+ * One sync per folder: two would share the temp files and the index, and undo each other. The
+ * lock is DIR/.swarm/sync.swarm-lock (storage/lock.ts: a dead holder's is taken over). The CLI
+ * takes it before it listens, so that a second sync is told so, not that the port is taken.
+ */
+export async function lockSyncFolder(root: string): Promise<TargetLock> {
+  await mkdir(path.join(root, STATE_DIR_NAME), { recursive: true });
+  try {
+    return await TargetLock.acquire(path.join(root, STATE_DIR_NAME, 'sync'));
+  } catch (err) {
+    const e = err as SwarmError;
+    if (e.code !== ERROR_CODES.LOCKED) throw err;
+    const pid = e.details?.pid;
+    throw new SwarmError(ERROR_CODES.LOCKED, `another swarm sync${pid ? ` (pid ${String(pid)})` : ''} is keeping ${root} in step; one sync per folder (stop it first)`, e.details);
+  }
+}
 
 export class Syncer extends EventEmitter<SyncEvents> {
   readonly index: SyncIndex;
@@ -159,17 +178,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
   }
 
   async start(): Promise<void> {
-    // one sync per folder: two would share DIR/.swarm/tmp/ and the index, and undo each other
-    const root = this.node.library!.root;
-    await mkdir(path.join(root, STATE_DIR_NAME), { recursive: true });
-    try {
-      this.lock = await TargetLock.acquire(path.join(root, STATE_DIR_NAME, 'sync'));
-    } catch (err) {
-      const e = err as SwarmError;
-      if (e.code !== ERROR_CODES.LOCKED) throw err;
-      const pid = e.details?.pid;
-      throw new SwarmError(ERROR_CODES.LOCKED, `another swarm sync${pid ? ` (pid ${String(pid)})` : ''} is keeping ${root} in step; one sync per folder (stop it first)`, e.details);
-    }
+    this.lock = this.o.lock ?? (await lockSyncFolder(this.node.library!.root));
     await this.index.load();
     this.deviceId = await deviceIdOf(this.node.library!.root);
     await this.landing.lander.clearTemps();
