@@ -200,3 +200,34 @@ t.test('a folder replaced by a symlink out of the share after an earlier batch: 
   await converge([a, b], 2);
   t.same(readdirSync(outside), [], 'nothing was written outside the share');
 });
+
+t.test('a slow honest peer serving requests in turn: the ones queued behind do not time out; late packets of a cancelled request are dropped quietly', async (t) => {
+  const sent: Record<string, unknown>[] = [];
+  let id = 0;
+  const fake = { address: 'slow-honest:1', connected: true, newId: () => ++id, write: (h: Record<string, unknown>) => (sent.push(h), true) };
+  const pipe = new Pipe(fake, { idleMs: 200, deadlineMs: 1_000, pauseMs: 60_000 });
+  const files = Array.from({ length: 8 }, (_, i) => Buffer.alloc(3_000, i + 1));
+  const ps = files.map((f) => pipe.fetch(smallManifest(f).cid, f.length));
+  const ids = sent.filter((h) => h.t === 'get').map((h) => h.id as number);
+  t.equal(ids.length, 8, 'all asked at once');
+  // served one after the other, each in 3 packets 60 ms apart: 1.4 s in all, far past idleMs
+  for (const [k, rid] of ids.entries()) {
+    for (let at = 0; at < 3_000; at += 1_000) {
+      await new Promise((r) => setTimeout(r, 60));
+      t.ok(pipe.onPacket(...pkt(rid, at, files[k]!.subarray(at, at + 1_000))), `packet ${rid}@${at} taken`);
+    }
+    pipe.onMessage({ t: 'done', id: rid });
+  }
+  const got = await Promise.all(ps);
+  t.ok(got.every((g, k) => g.data.equals(files[k]!)), 'every file, whole');
+  // a request cancelled for a bad packet: what the peer already sent for it is not an error
+  const f = Buffer.alloc(3_000, 9);
+  const p = pipe.fetch(smallManifest(f).cid, f.length);
+  const rid = sent.filter((h) => h.t === 'get').at(-1)!.id as number;
+  pipe.onPacket(...pkt(rid, 500, f.subarray(0, 1_000))); // out of order: cancelled
+  await t.rejects(p, { code: ERROR_CODES.BAD_MESSAGE });
+  t.ok(pipe.onPacket(...pkt(rid, 0, f.subarray(0, 1_000))), 'a late packet of the cancelled request is taken and dropped');
+  t.ok(pipe.onMessage({ t: 'done', id: rid }), 'and so is its done');
+  t.notOk(pipe.onPacket(...pkt(9_999, 0, f.subarray(0, 1_000))), 'a packet for a request never made is still refused');
+  pipe.close(null);
+});

@@ -40,12 +40,12 @@ const MAX_SWEEP_DIRS = 100_000;
 /** Requests in flight on one connection, and their bytes. */
 const PIPE_FILES = 64;
 const PIPE_BYTES = 8 << 20;
-/** A request that hears nothing (no packet, no `busy`) for this long fails. */
+/** A pipe whose peer sends no byte of any of our requests for this long stalls (`busy` is no byte). */
 const REQUEST_IDLE_MS = 15_000;
 /**
- * And one that is not done this long after it went out fails whatever the peer says (a peer that
- * answers `busy`, or a byte, every few seconds would otherwise hold it, and its share of the
- * syncer's window, forever): 1 MiB in 30 s is a floor of 35 KB/s.
+ * And a request not done this long after its first byte fails whatever the peer says (a peer that
+ * sends a byte every few seconds would otherwise hold it, and its share of the syncer's window,
+ * forever): 1 MiB in 30 s is a floor of 35 KB/s.
  */
 const REQUEST_DEADLINE_MS = 30_000;
 /** A pipe whose request ran out of time takes no new requests for this long. */
@@ -101,9 +101,8 @@ interface Req {
   sent: boolean;
   resolve: (r: { data: Buffer; manifest: Manifest }) => void;
   reject: (e: SwarmError) => void;
+  /** Its deadline, armed by its first packet. */
   timer: NodeJS.Timeout | null;
-  /** When it went out (the deadline counts from there). */
-  sentAt: number;
 }
 
 /** Pipelined one-chunk fetches over one peer connection (the syncer's watch connection). */
@@ -115,6 +114,11 @@ export class Pipe {
   /** Until when this pipe takes nothing new (a request of ours ran out of time on it). */
   private pausedUntil = 0;
   private readonly times: PipeTimes;
+  /** When the peer last sent bytes of (or ended) one of our requests, or we began to wait. */
+  private lastProgress = 0;
+  private clock: NodeJS.Timeout | null = null;
+  /** Requests we cancelled lately: what the peer had already sent for them is dropped quietly. */
+  private readonly cancelled = new Set<number>();
 
   constructor(
     private readonly c: Pick<PeerClient, 'address' | 'connected' | 'newId' | 'write'>,
@@ -145,7 +149,7 @@ export class Pipe {
     }
     if (!this.open) return Promise.reject(new SwarmError(ERROR_CODES.PEER_CLOSED, `not connected to ${this.c.address}`));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ id: 0, cid, size, buf: null, got: 0, sent: false, resolve, reject, timer: null, sentAt: 0 });
+      this.waiting.push({ id: 0, cid, size, buf: null, got: 0, sent: false, resolve, reject, timer: null });
       this.send();
     });
   }
@@ -156,30 +160,56 @@ export class Pipe {
       const r = this.waiting.shift()!;
       r.id = this.c.newId();
       r.buf = Buffer.allocUnsafe(r.size);
-      r.sentAt = Date.now();
+      if (this.inflight.size === 0) this.lastProgress = Date.now(); // the wait starts now
       this.inflight.set(r.id, r);
       this.bytes += r.size;
-      this.arm(r);
       this.c.write({ t: 'get', id: r.id, cid: r.cid, from: 0, to: 1 });
     }
+    this.runClock();
   }
 
-  /** (Re)start a request's clock: the idle time, but never past its deadline. */
-  private arm(r: Req): void {
-    if (r.timer) clearTimeout(r.timer);
-    const left = r.sentAt + this.times.deadlineMs - Date.now();
-    const late = left <= this.times.idleMs;
-    r.timer = setTimeout(
-      () => {
-        this.c.write({ t: 'cancel', id: r.id });
-        const why = late ? `did not send it within ${this.times.deadlineMs} ms (busy or slow)` : `sent nothing for ${this.times.idleMs} ms`;
-        const err = new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} ${why}`);
-        this.stalled(err);
+  /**
+   * Two clocks. The pipe's: while requests are out, the peer must send bytes of one of them (or
+   * end one) at least every idleMs: a peer answers requests in turn, so the ones queued behind a
+   * slow honest transfer wait without failing, while `busy` alone, or silence, stalls the pipe.
+   * A request's: once its first byte came, it must be done within deadlineMs (1 MiB in 30 s is
+   * 35 KB/s): a peer that dribbles cannot hold it, nor the syncer's window, for long.
+   */
+  private runClock(): void {
+    if (this.inflight.size === 0 || this.closed) {
+      if (this.clock) clearInterval(this.clock);
+      this.clock = null;
+      return;
+    }
+    if (this.clock) return;
+    this.clock = setInterval(() => {
+      if (this.inflight.size === 0) return this.runClock();
+      if (Date.now() - this.lastProgress <= this.times.idleMs) return;
+      const err = new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} sent nothing for ${this.times.idleMs} ms`);
+      this.stalled(err);
+      for (const r of [...this.inflight.values()]) {
+        this.cancel(r);
         this.finish(r, err);
-      },
-      Math.max(0, late ? left : this.times.idleMs),
-    );
+      }
+    }, Math.max(10, Math.min(1_000, Math.floor(this.times.idleMs / 4))));
+    this.clock.unref();
+  }
+
+  /** A request's deadline, from its first byte. */
+  private armDeadline(r: Req): void {
+    r.timer = setTimeout(() => {
+      this.cancel(r);
+      const err = new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} did not send it within ${this.times.deadlineMs} ms of its first byte (too slow)`);
+      this.stalled(err);
+      this.finish(r, err);
+    }, this.times.deadlineMs);
     r.timer.unref();
+  }
+
+  private cancel(r: Req): void {
+    this.c.write({ t: 'cancel', id: r.id });
+    this.cancelled.add(r.id);
+    if (this.cancelled.size > 1_024) this.cancelled.delete(this.cancelled.values().next().value!);
   }
 
   /**
@@ -195,6 +225,7 @@ export class Pipe {
     if (!this.inflight.delete(r.id)) return;
     this.bytes -= r.size;
     if (r.timer) clearTimeout(r.timer);
+    r.timer = null;
     if (err) r.reject(err);
     else {
       const data = r.buf!;
@@ -209,19 +240,19 @@ export class Pipe {
     this.send();
   }
 
-  /** A data packet on the connection: true when it answers one of our requests. */
+  /** A data packet on the connection: true when it answers one of our requests (or a cancelled one). */
   onPacket(h: PacketHeader, headerBytes: Buffer, payload: Buffer[]): boolean {
     const r = this.inflight.get(h.requestId);
-    if (!r) return false;
+    if (!r) return this.cancelled.has(h.requestId); // sent before our cancel reached it
     // one chunk, in order, within the size announced: anything else is a peer's mistake or lie
     if (h.chunk !== 0 || h.offset !== r.got || h.offset + h.length > r.size) {
-      this.c.write({ t: 'cancel', id: r.id });
+      this.cancel(r);
       this.finish(r, new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.c.address} sent a packet outside the file asked for`));
       return true;
     }
     // the packet's own checksum, as every download checks it (BLAKE3 of the file comes at the end)
     if (!packetChecksumOk(h, packetHeaderSum(headerBytes), payloadSum(payload))) {
-      this.c.write({ t: 'cancel', id: r.id });
+      this.cancel(r);
       this.finish(r, new SwarmError(ERROR_CODES.BAD_CHECKSUM, `${this.c.address} sent a packet with a bad checksum`));
       return true;
     }
@@ -229,17 +260,19 @@ export class Pipe {
       p.copy(r.buf!, r.got);
       r.got += p.length;
     }
-    this.arm(r);
+    if (h.length > 0) this.lastProgress = Date.now();
+    if (!r.timer) this.armDeadline(r);
     return true;
   }
 
-  /** `done`, `error` or `busy` for one of our requests: true when it was ours. */
+  /** `done`, `error` or `busy` for one of our requests: true when it was ours (or a cancelled one). */
   onMessage(m: { t: string; id?: number; code?: string; message?: string }): boolean {
     if (m.id === undefined) return false;
     const r = this.inflight.get(m.id);
-    if (!r) return false;
-    if (m.t === 'busy') this.arm(r);
-    else if (m.t === 'done') this.finish(r, r.got === r.size ? null : new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.c.address} ended the file after ${r.got} of ${r.size} bytes`));
+    if (!r) return this.cancelled.has(m.id) && (m.t === 'busy' || m.t === 'done' || m.t === 'error');
+    if (m.t === 'busy') return true; // waiting for the peer's upload slot: the pipe's clock runs on
+    this.lastProgress = Date.now();
+    if (m.t === 'done') this.finish(r, r.got === r.size ? null : new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.c.address} ended the file after ${r.got} of ${r.size} bytes`));
     else if (m.t === 'error') this.finish(r, fromWire({ code: m.code, message: m.message }));
     else return false;
     return true;
@@ -248,6 +281,8 @@ export class Pipe {
   close(err: SwarmError | null): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.clock) clearInterval(this.clock);
+    this.clock = null;
     const e = err ?? new SwarmError(ERROR_CODES.PEER_CLOSED, `connection to ${this.c.address} closed`);
     for (const r of [...this.inflight.values()]) this.finish(r, e);
     for (const r of this.waiting.splice(0)) r.reject(e);

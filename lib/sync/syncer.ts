@@ -112,6 +112,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private readonly landing: Landing;
   private readonly local: LocalFollower;
   private running = 0;
+  /** Fetches from stock seed-002 peers running (at most one). */
+  private stockRunning = 0;
   /** Small files being fetched or waiting for their batch. */
   private smallActive = 0;
   private pullTimer: NodeJS.Timeout | null = null;
@@ -313,6 +315,16 @@ export class Syncer extends EventEmitter<SyncEvents> {
         void this.fetchSmall(t, pipe);
         continue;
       }
+      if (isLegacyCid(t.remote.cid) && t.remote.deleted === undefined) {
+        // stock peers' files one at a time, beside the `parallel` slots: entries anyone can
+        // register (dated early, so first in the queue, from a holder that never answers) cannot
+        // take the slots that members' files need
+        if (this.stockRunning > 0) continue;
+        this.stockRunning++;
+        this.begin(t);
+        void this.work(t).finally(() => this.end(t, () => this.stockRunning--));
+        continue;
+      }
       if (this.running >= this.parallel) continue;
       this.running++;
       this.begin(t);
@@ -352,7 +364,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     this.plan();
     this.index.saveSoon();
     this.pump();
-    if (this.running === 0 && this.smallActive === 0) this.emit('idle', { files: this.node.library!.files().length, pending: this.tickets.size });
+    if (this.running === 0 && this.smallActive === 0 && this.stockRunning === 0) this.emit('idle', { files: this.node.library!.files().length, pending: this.tickets.size });
   }
 
   /**
@@ -362,7 +374,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private async drain(): Promise<void> {
     for (;;) {
       this.pump();
-      if (this.running === 0 && this.smallActive === 0 && this.tickets.open() === 0) return;
+      if (this.running === 0 && this.smallActive === 0 && this.stockRunning === 0 && this.tickets.open() === 0) return;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
