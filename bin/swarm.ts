@@ -15,10 +15,11 @@ import { buildProgram, dashNamesAsArguments, exitCodeOf, usageErrorJson } from '
 import { printable } from './format.js';
 
 // V8 compiles a function with its optimizing compiler once it has run a budget of bytecode; the
-// default budget had each short-lived peer spend ~0.25 CPU s compiling (a flash crowd of 16
-// downloaders on 2 cores: 1.29 -> 1.04 CPU s per downloader, all done 11.45 -> 10.49 s). Hot
-// loops still get optimized, a little later: a 1 GiB download took the same time.
-setFlagsFromString('--interrupt-budget=1000000');
+// default budget had each downloader spend ~0.25 CPU s compiling (a flash crowd of 16 downloaders
+// on 2 cores: 1.29 -> 1.04 CPU s per downloader, all done 11.45 -> 10.49 s). Hot loops still get
+// optimized, a little later: a 1 GiB download took the same time. Only for `get`: a long sync of
+// 10,000 small files used more CPU with it in two of two pairs of runs.
+if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'get') setFlagsFromString('--interrupt-budget=1000000');
 
 /**
  * Output into a closed pipe (`swarm ls | head`) ends the command quietly, as other Unix tools do,
