@@ -55,7 +55,7 @@ export interface ReaderHost {
   /** The folder key (null: open, every peer is read). */
   readonly key: FolderKey | null;
   closed(): boolean;
-  warn(message: string, info?: { code?: string; peer?: string }): void;
+  warn(message: string, info?: { code?: string; peer?: string; tracker?: string }): void;
   /** An index was read: the names to plan again ('all': a whole index). */
   read(changed: string[] | 'all'): void;
   /** Every peer's index was read (a full round): plan and run. */
@@ -115,7 +115,8 @@ export class IndexReaders {
         for (const [k, r] of this.remote) if (r.stock && !stock.has(k)) this.remote.delete(k);
         for (const [k, r] of stock) if (!this.remote.get(k) || this.remote.get(k)!.stock) this.remote.set(k, r);
       } catch (err) {
-        if (node.book.size === 0) this.host.warn(`tracker ${tracker}: ${(err as Error).message}`, { code: asSwarmError(err).code, peer: tracker });
+        const m = (err as Error).message;
+        if (node.book.size === 0) this.host.warn(m.includes(tracker) ? m : `tracker ${tracker}: ${m}`, { code: asSwarmError(err).code, tracker });
       }
     }
     const self = new Set([`${node.host}|${node.port}`, `127.0.0.1|${node.port}`]);

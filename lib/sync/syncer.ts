@@ -64,6 +64,8 @@ export interface WarningInfo {
   code?: string;
   name?: string;
   peer?: string;
+  /** The tracker it is about (one that did not answer). */
+  tracker?: string;
 }
 
 export interface SyncEvents {
