@@ -8,6 +8,7 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError } from '../errors.js';
+import { LOCK_SUFFIX, PART_SUFFIX, STATE_DIR_NAME, TEMP_MARK, TICKET_SUFFIX } from '../constants.js';
 
 export { MAX_NAME_BYTES, nameProblem, checkName, normalizeUserName } from '../protocol/names.js';
 import { checkName } from '../protocol/names.js';
@@ -35,4 +36,21 @@ export function isInside(root: string, p: string): boolean {
 /** Relative OS path to a share name ('/' separators). */
 export function toName(rel: string): string {
   return rel.split(path.sep).join('/');
+}
+
+/** A name swarm itself makes beside shared files (part file, ticket, lock, temp file): never shared. */
+export function isOwnFile(name: string): boolean {
+  return name.endsWith(PART_SUFFIX) || name.endsWith(TICKET_SUFFIX) || name.includes(LOCK_SUFFIX) || name.includes(TEMP_MARK);
+}
+
+/**
+ * Why `name` (relative, `/`-separated) can never be a shared file, or null: it lies in the state
+ * folder (DIR/.swarm/: keys, locks, indexes) or is one of swarm's own files (part files, tickets,
+ * locks, temp files). A name from a peer that sync would write must pass this as well as
+ * nameProblem(): else a peer could write our lock or our index.
+ */
+export function notSharedName(name: string): string | null {
+  if (name === STATE_DIR_NAME || name.startsWith(`${STATE_DIR_NAME}/`)) return `inside ${STATE_DIR_NAME}/ (swarm's state)`;
+  if (isOwnFile(name.slice(name.lastIndexOf('/') + 1))) return "one of swarm's own file names (part file, ticket, lock or temp file)";
+  return null;
 }

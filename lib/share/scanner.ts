@@ -22,7 +22,9 @@ import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { lstat, opendir, stat, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { LOCK_SUFFIX, PART_SUFFIX, STATE_DIR_NAME, TEMP_MARK, TICKET_SUFFIX } from '../constants.js';
+import { STATE_DIR_NAME } from '../constants.js';
+import { isOwnFile, notSharedName } from './names.js';
+export { isOwnFile, notSharedName } from './names.js';
 import { isInside, nameProblem, toName } from './names.js';
 
 export interface FileStat {
@@ -48,22 +50,6 @@ export interface ScanOptions {
   maxEntries?: number;
   /** Names (relative, `/`-separated) never shared nor watched: e.g. serve's own `--log` file inside the share. */
   ignore?: ReadonlySet<string>;
-}
-
-export function isOwnFile(name: string): boolean {
-  return name.endsWith(PART_SUFFIX) || name.endsWith(TICKET_SUFFIX) || name.includes(LOCK_SUFFIX) || name.includes(TEMP_MARK);
-}
-
-/**
- * Why `name` (relative, `/`-separated) can never be a shared file, or null: it lies in the state
- * folder (DIR/.swarm/: keys, locks, indexes) or is one of swarm's own files (part files, tickets,
- * locks, temp files). A name from a peer that sync would write must pass this as well as
- * nameProblem(): else a peer could write our lock or our index.
- */
-export function notSharedName(name: string): string | null {
-  if (name === STATE_DIR_NAME || name.startsWith(`${STATE_DIR_NAME}/`)) return `inside ${STATE_DIR_NAME}/ (swarm's state)`;
-  if (isOwnFile(name.slice(name.lastIndexOf('/') + 1))) return "one of swarm's own file names (part file, ticket, lock or temp file)";
-  return null;
 }
 
 export async function scanShare(root: string, opts: ScanOptions = {}): Promise<ScanResult> {
@@ -295,7 +281,7 @@ export class Scanner extends EventEmitter<ScannerEvents> {
     const covered = (n: string) => under.some((p) => n.startsWith(`${p}/`));
     for (const name of list) {
       if (covered(name)) continue;
-      if (name === STATE_DIR_NAME || name.startsWith(`${STATE_DIR_NAME}/`) || isOwnFile(name) || this.opts.ignore?.has(name)) continue;
+      if (notSharedName(name) !== null || this.opts.ignore?.has(name)) continue;
       const abs = path.join(root, ...name.split('/'));
       const st = await lstat(abs).catch(() => null);
       if (st?.isDirectory()) {
@@ -387,7 +373,7 @@ export class Scanner extends EventEmitter<ScannerEvents> {
     const f = dir ? `${dir}/${file.split(path.sep).join('/')}` : file.split(path.sep).join('/');
     // swarm's own files (part files, tickets, locks, the state folder) change all the time
     // during downloads and are never shared: their events are not news
-    if (f === STATE_DIR_NAME || f.startsWith(`${STATE_DIR_NAME}/`) || isOwnFile(f) || this.opts.ignore?.has(f)) return;
+    if (notSharedName(f) !== null || this.opts.ignore?.has(f)) return;
     if (this.named.size <= MAX_NAMED_PATHS) this.named.add(f);
     this.soon();
   }

@@ -14,7 +14,7 @@ import { STATE_DIR_NAME } from '../constants.js';
 import type { Library } from '../share/library.js';
 import type { SyncIndex } from './index-store.js';
 import { conflictName } from './plan.js';
-import { Lander, type Staged } from './small.js';
+import { Lander, type Staged } from './lander.js';
 import type { Ticket } from './tickets.js';
 
 /** A batch lands when it holds this many files or bytes, or when nothing more is coming. */

@@ -19,7 +19,7 @@ import { MAX_MTIME_SEC, MAX_FILE_BYTES } from '../constants.js';
 import { isContentId } from '../hashing.js';
 import { nameProblem } from '../protocol/names.js';
 import { isLegacyCid } from '../protocol/entries.js';
-import { notSharedName } from '../share/scanner.js';
+import { notSharedName } from '../share/names.js';
 import { trackerDirectory } from '../tracker/client.js';
 import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';

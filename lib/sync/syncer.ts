@@ -24,7 +24,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import { TargetLock } from '../storage/lock.js';
-import { notSharedName } from '../share/scanner.js';
+import { notSharedName } from '../share/names.js';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
