@@ -48,6 +48,13 @@ interface Watch {
   session: Buffer | null;
 }
 
+/** What one peer holds, as last read: a member's index, or a stock peer's directory entries. */
+export interface RemoteIndex {
+  addr: PeerAddress;
+  entries: Map<string, SyncEntry>;
+  stock?: true;
+}
+
 export const peerKey = (a: PeerAddress) => `${a.ip}|${a.port}`;
 
 export interface ReaderHost {
@@ -70,7 +77,7 @@ export class IndexReaders {
    * The last index seen from each peer (members only), and, in an open folder, what stock
    * seed-002 peers hold according to the tracker's directory (`stock`: entries "legacy:MTIME").
    */
-  readonly remote = new Map<string, { addr: PeerAddress; entries: Map<string, SyncEntry>; stock?: true }>();
+  readonly remote = new Map<string, RemoteIndex>();
   private readonly pulling = new Map<string, Promise<void>>();
   /** How long the last read of each peer's index took: news waits a multiple of it. */
   private readonly pullMs = new Map<string, number>();
@@ -93,7 +100,7 @@ export class IndexReaders {
     if (tracker) {
       try {
         const { entries } = await trackerDirectory(tracker);
-        const stock = new Map<string, { addr: PeerAddress; entries: Map<string, SyncEntry>; stock: true }>();
+        const stock = new Map<string, RemoteIndex>();
         for (const [name, e] of entries) {
           if (!isLegacyCid(e.cid)) {
             for (const h of [...e.holders, ...e.partial]) out.set(peerKey(h), h);
@@ -107,7 +114,7 @@ export class IndexReaders {
           if (nameProblem(name) !== null || notSharedName(name) !== null || e.mtime > Date.now() / 1000 + MAX_CLOCK_AHEAD_SEC) continue;
           for (const h of e.holders) {
             const k = peerKey(h);
-            const r = stock.get(k) ?? { addr: h, entries: new Map<string, SyncEntry>(), stock: true as const };
+            const r = stock.get(k) ?? { addr: h, entries: new Map<string, SyncEntry>(), stock: true };
             if (r.entries.size < MAX_STOCK_ENTRIES_PER_PEER) r.entries.set(name, { name, cid: e.cid, mtime: e.mtime, size: e.size });
             stock.set(k, r);
           }
