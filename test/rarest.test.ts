@@ -93,6 +93,23 @@ t.test('endgame: an idle peer duplicates the chunk delivered last, only one it h
   t.equal(pickRarest(ctx({ table, counts, idle: true, holderEta: eta, ownChunkSeconds: 10 })), null, 'not when this peer would be slower');
 });
 
+t.test('no duplicates before the endgame: while any chunk is unasked, an idle peer with nothing we lack stays idle', async (t) => {
+  const table = new ChunkTable(6);
+  const counts = new Uint16Array(6).fill(1);
+  table.assign(0, 5); // chunk 5 is asked of nobody: some other peer may have it later
+  const eta = () => 4;
+  const peerHas = (i: number) => i < 5; // this peer has nothing that is unasked
+  t.equal(table.missing, 1);
+  t.equal(pickRarest(ctx({ table, counts, idle: true, holderEta: eta, peerHas })), null, 'no duplicate while a chunk is unasked');
+  table.assign(5, 6);
+  t.equal(table.missing, 0, 'every chunk left is in flight');
+  t.same(pickRarest(ctx({ table, counts, idle: true, holderEta: eta, peerHas })), { start: 0, end: 1, duplicate: true }, 'then the endgame duplicates');
+  table.release(5);
+  t.equal(table.missing, 1, 'a released chunk is unasked again');
+  table.verify(5);
+  t.equal(table.missing, 0, 'and verified (by another holder) leaves the count');
+});
+
 t.test('no starvation: a peer that alone has some chunks gets them asked of it', async (t) => {
   // two peers; peer B alone has chunks 8..9. Alternate picks; every chunk ends assigned.
   const table = new ChunkTable(10);

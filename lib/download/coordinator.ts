@@ -11,7 +11,7 @@
  *   table.complete: run() resolves; get.ts finishes the part file (fsync, mtime, final name)
  *
  * Rarest first, with the first chunks at random, so peers of a flash crowd fetch different chunks
- * and have something to trade at once. Endgame: once nothing this peer has is missing, an idle
+ * and have something to trade at once. Endgame: once every chunk left is in flight, an idle
  * peer duplicates the chunk its holder would deliver last, and requests made redundant are
  * cancelled; an idle peer that delivers takes back a duplicate sat on by one that does not.
  *

@@ -17,6 +17,8 @@ export class ChunkTable {
   /** How many peers hold an assignment for each chunk (endgame allows 2). */
   private readonly owners: Uint8Array;
   private verifiedCount = 0;
+  /** Chunks in the Missing state (nobody asked, not verified). */
+  private missingCount: number;
   /** Lowest index that may still be missing: picking starts here, so it stays cheap. */
   private lowMissing = 0;
   /** Lowest index that may not be verified yet (chunks only ever become verified once). */
@@ -34,6 +36,12 @@ export class ChunkTable {
         }
       }
     }
+    this.missingCount = count - this.verifiedCount;
+  }
+
+  /** Chunks nobody has been asked for (and not verified). 0: every chunk left is in flight. */
+  get missing(): number {
+    return this.missingCount;
   }
 
   get verified(): number {
@@ -84,6 +92,7 @@ export class ChunkTable {
   assign(start: number, end: number): void {
     for (let i = start; i < end; i++) {
       if (this.state[i] === ChunkState.Verified) continue;
+      if (this.state[i] === ChunkState.Missing) this.missingCount--;
       this.state[i] = ChunkState.Assigned;
       this.owners[i]!++;
     }
@@ -99,6 +108,7 @@ export class ChunkTable {
     if (this.owners[i]! > 0) this.owners[i]!--;
     if (this.state[i] === ChunkState.Verified) return;
     if (this.owners[i] === 0) {
+      if (this.state[i] !== ChunkState.Missing) this.missingCount++;
       this.state[i] = ChunkState.Missing;
       if (i < this.lowMissing) this.lowMissing = i;
     } else if (this.state[i] === ChunkState.Received) {
@@ -110,6 +120,7 @@ export class ChunkTable {
   verify(i: number): boolean {
     if (this.owners[i]! > 0) this.owners[i]!--;
     if (this.state[i] === ChunkState.Verified) return false;
+    if (this.state[i] === ChunkState.Missing) this.missingCount--;
     this.state[i] = ChunkState.Verified;
     this.verifiedCount++;
     return true;
