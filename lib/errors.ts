@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   LOCKED: 'SWARM_ERR_LOCKED',
   /** A different file (or a folder) is already at the target path. */
   EXISTS: 'SWARM_ERR_EXISTS',
+  /** A file of the share is not shared (a symlink leading out, a name peers could not ask for...): a warning. */
+  SKIPPED: 'SWARM_ERR_SKIPPED',
   // sync
   /** A sync peer that did not prove it holds the folder key (or asked one that could not). */
   SYNC_DENIED: 'SWARM_ERR_SYNC_DENIED',
@@ -138,6 +140,7 @@ export const EXIT_CODE_OF: Readonly<Record<ErrorCode, ExitCode>> = {
   [ERROR_CODES.FILE_CHANGED]: EXIT_CODES.INTEGRITY,
   [ERROR_CODES.NOT_HAVE]: EXIT_CODES.INTEGRITY,
   [ERROR_CODES.IO]: EXIT_CODES.IO,
+  [ERROR_CODES.SKIPPED]: EXIT_CODES.IO,
   [ERROR_CODES.DISK_FULL]: EXIT_CODES.IO,
   [ERROR_CODES.FRAME_TOO_LARGE]: EXIT_CODES.PROTOCOL,
   [ERROR_CODES.BAD_FRAME]: EXIT_CODES.PROTOCOL,

@@ -9,7 +9,7 @@
  * epoch; durations are seconds; content ids are 64 hex digits in `cid`.
  */
 import t, { type Test } from 'tap';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { swarm, type Proc } from './helpers/procs.js';
 import { tempDir } from './helpers/tmp.js';
@@ -159,6 +159,10 @@ t.test('every command with --json follows the one schema', async (t) => {
   writeFileSync(path.join(share, 'notes.txt'), 'hello');
   // big enough for a progress event and a peer line
   writeFileSync(path.join(share, 'big.iso'), randomBytes(prng(13), 3 * 2 ** 20 + 5));
+  // a symlink out of the share: a warning with a code and the file's name
+  const outside = tempDir(t);
+  writeFileSync(path.join(outside, 'private.txt'), 'not shared');
+  symlinkSync(path.join(outside, 'private.txt'), path.join(share, 'escape.txt'));
 
   const tr = swarm(t, ['tracker', '--port', '0', '--json']);
   const listening = await tr.waitFor((o) => o.event === 'tracker-listening');
@@ -166,6 +170,11 @@ t.test('every command with --json follows the one schema', async (t) => {
   // an upload cap makes the 3 MiB download last a second or two: progress events with peer lines
   const sv = swarm(t, ['serve', share, '--port', '0', '--tracker', tracker, '--threads', '0', '--max-upload', '1.5', '--json']);
   const serving = await sv.waitFor((o) => o.event === 'serving');
+  t.match(
+    sv.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => o.event === 'warning'),
+    { event: 'warning', code: 'SWARM_ERR_SKIPPED', name: 'escape.txt', message: /escape\.txt: symlink leads outside the share/ },
+    'serve: a skipped file is a warning with code and name',
+  );
   await sv.waitFor((o) => (o.event === 'serving' && o.trackerConnected === true) || (o.event === 'tracker' && o.connected === true));
   const peer = `127.0.0.1:${serving.port as number}`;
   // a file added while it serves: a `change` event

@@ -237,6 +237,13 @@ t.test('swarm sync --once through the CLI: fetches, says so, exits 0; bad option
   t.equal(refused.code, 7, `--once with every peer refused: exit 7, not 0 (${refused.out.trim().split('\n').pop()})`);
   t.match(refused.out, /no member of this folder could be read.*same folder key/s, 'saying why and what to do');
   t.notOk(existsSync(path.join(outsider, 'secret.txt')), 'and nothing of the keyed folder came');
+  // --once with nobody to sync with is not "in step"
+  const alone = tempDir(t);
+  writeFileSync(path.join(alone, 'mine.txt'), 'only here\n');
+  const lonely = await run([alone, '--open', '--port', '0', '--no-tracker', '--once', '--threads', '0', '--json']);
+  t.equal(lonely.code, 4, `--once with no member found: exit 4, not 0 (${lonely.out.trim().split('\n').pop()})`);
+  t.match(lonely.out, /"code":"SWARM_ERR_NO_PEERS".*no other member of this folder was found.*nothing was synced/s, 'saying nothing was synced');
+  t.equal(readFileSync(path.join(alone, 'mine.txt'), 'utf8'), 'only here\n', 'and its files are untouched');
 });
 
 t.test('one sync per folder: a second one on the same folder stops with LOCKED, and starts once the first has stopped', async (t) => {

@@ -64,7 +64,7 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         ...(fileLog ? { log: fileLog.log, ignore: [o.log!] } : {}),
         ...discovery,
         onHashing,
-        onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
+        onWarning: (m, info) => say(`warning: ${printable(m)}`, { event: 'warning', message: m, ...info }),
       }).catch(async (err) => {
         await fileLog?.close();
         throw err;

@@ -76,7 +76,7 @@ export function register(program: Command): void {
       ...peerNodeOptions(o),
       ...(fileLog ? { log: fileLog.log, ignore: [o.log!] } : {}),
       ...discovery,
-      onWarning: (m) => say(`warning: ${printable(m)}`, { event: 'warning', message: m }),
+      onWarning: (m, info) => say(`warning: ${printable(m)}`, { event: 'warning', message: m, ...info }),
     }).catch(async (err: unknown) => {
       await lock.release();
       throw err;
@@ -109,6 +109,11 @@ export function register(program: Command): void {
         // refused by (or refusing) every peer it found: nothing was synced, and a script must see it
         const { read, refused } = syncer.members();
         if (read === 0 && refused > 0) throw new SwarmError(ERROR_CODES.SYNC_DENIED, `no member of this folder could be read (${count(refused, 'peer')} refused, see the warnings): members need the same folder key (--key FILE), or all --open`);
+        // nobody to sync with is not "in step": a script must not take it for a sync that happened
+        if (!syncer.reachedAnyone()) {
+          const asked = node.tracker ? `tracker ${node.tracker.address}` : 'no tracker';
+          throw new SwarmError(ERROR_CODES.NO_PEERS, `no other member of this folder was found (${asked}${o.neighbor?.length ? `, neighbours ${o.neighbor.join(', ')}` : ''}): nothing was synced; start swarm sync on another machine, or name one with --neighbor`);
+        }
         if (r.pending) throw new SwarmError(ERROR_CODES.NO_PEERS, `${count(r.pending, 'file')} could not be fetched (see the warnings); run again to retry`);
         return;
       }

@@ -36,12 +36,18 @@ import { DEFAULT_PEER_PORT, STATE_DIR_NAME, defaultTracker } from '../constants.
 import { get as runGet, type Discovery, type DownloadHost, type GetOptions, type GetPromise } from '../download/get.js';
 import { NodeSources } from './sources.js';
 import { existsSync } from 'node:fs';
-import { ERROR_CODES, SwarmError } from '../errors.js';
+import { ERROR_CODES, SwarmError, asSwarmError, type ErrorCode } from '../errors.js';
 import { PeerBook } from '../discovery/peer-book.js';
 import { Overlay } from '../discovery/overlay.js';
 import { LanDiscovery } from '../discovery/lan.js';
 import { resolveAddresses, NodeDiscovery, type LanSettings } from './discovery.js';
 import type { VersionFinder } from '../download/resolve.js';
+
+/** What a warning is about, for NDJSON: a stable code, and the file when it is about one. */
+export interface NodeWarningInfo {
+  code?: ErrorCode;
+  name?: string;
+}
 
 export interface NodeOptions extends TrackerLinkOptions {
   /** A folder to share (serve); none: the node serves only what it downloads. */
@@ -65,7 +71,7 @@ export interface NodeOptions extends TrackerLinkOptions {
   /** Hashing progress, including the first scan (which finishes before `start` resolves). */
   onHashing?: (p: HashProgress) => void;
   /** Warnings (skipped files and the like), including those of the first scan. */
-  onWarning?: (message: string) => void;
+  onWarning?: (message: string, info?: NodeWarningInfo) => void;
   /** Files inside the share that are not shared nor watched (the node's own log file). */
   ignore?: string[];
   /** Overlay neighbours to start with (`--neighbor host:port`, seed 001). */
@@ -149,7 +155,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
         ...(o.ignore ? { ignore: o.ignore } : {}),
         onSkip: (name, reason) => {
           this.log('skip', { name, reason });
-          o.onWarning?.(`${name}: ${reason}`);
+          o.onWarning?.(`${name}: ${reason}`, { code: ERROR_CODES.SKIPPED, name });
           this.emit('warning', `${name}: ${reason}`);
         },
       });
@@ -158,7 +164,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
       if (o.onHashing) library.on('hashing', o.onHashing);
       library.on('hashing', (p) => this.emit('hashing', p));
       library.on('error', (err) => {
-        o.onWarning?.(err.message);
+        o.onWarning?.(err.message, { code: asSwarmError(err).code });
         this.emit('warning', err.message);
       });
       await library.start();
@@ -195,8 +201,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
   }
 
   /** Tell the user something is off (warning event, and the onWarning option). */
-  warn(message: string): void {
-    this.opts.onWarning?.(message);
+  warn(message: string, info?: NodeWarningInfo): void {
+    this.opts.onWarning?.(message, info);
     this.emit('warning', message);
   }
 

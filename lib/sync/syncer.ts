@@ -213,6 +213,11 @@ export class Syncer extends EventEmitter<SyncEvents> {
     return { read, refused: this.readers.refusedCount };
   }
 
+  /** True once any peer's files were read: a member's index, or a stock peer's directory entries. */
+  reachedAnyone(): boolean {
+    return this.readers.remote.size > 0;
+  }
+
   async syncOnce(): Promise<{ pending: number }> {
     // local files still being written are announced once they hold still (at most a few seconds)
     for (let i = 0; i < 200 && this.local.settlingCount > 0 && !this.closed; i++) await new Promise((r) => setTimeout(r, 25));
