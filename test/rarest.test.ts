@@ -165,6 +165,85 @@ t.test('request book: open, deliver, fail, end; budget and owners follow', async
   t.equal(book.size, 0);
 });
 
+t.test('request book: a request the peer queues (busy, no byte yet) is waiting until bytes of it arrive', async (t) => {
+  const { RequestBook } = await import('../lib/scheduling/request-book.js');
+  const { ByteBudget } = await import('../lib/scheduling/budget.js');
+  const table = new ChunkTable(10);
+  const book = new RequestBook(table, new ByteBudget(1000), 10);
+  const a = book.open(1, 0, 2, false, 0);
+  const b = book.open(1, 2, 3, false, 0);
+  book.waiting(a.id, 100);
+  book.waiting(a.id, 500);
+  t.equal(a.waitingSince, 100, 'the first busy counts');
+  t.same([...book.waitingLonger(1000, 1000)], [], 'not yet a second');
+  t.same([...book.waitingLonger(1100, 1000)].map((r) => r.id), [a.id, b.id], 'a second in the queue, and the request behind it with it');
+  book.waiting(b.id, 200);
+  book.started(b.id);
+  book.waiting(b.id, 300);
+  t.equal(b.waitingSince, 0, 'a request that started is never waiting again');
+  t.same([...book.waitingLonger(5000, 1000)].map((r) => r.id), [a.id]);
+  const c = book.open(1, 3, 4, false, 5000);
+  const other = book.open(2, 4, 5, false, 5000);
+  t.same([...book.waitingLonger(5000, 1000)].map((r) => r.id), [a.id, c.id], 'a later request to the same peer waits behind; another peer\'s does not');
+  t.ok(other);
+  book.delivered(a.id, 0, 5000);
+  t.same([...book.waitingLonger(6000, 1000)], [], 'nor one with a chunk delivered (and nothing is behind it any more)');
+});
+
+t.test('planner: a request waiting in a busy peer\'s queue moves, once, to an idle holder of its chunks, not to one without them, that queues too or has requests in flight', async (t) => {
+  const { RequestBook } = await import('../lib/scheduling/request-book.js');
+  const { ByteBudget } = await import('../lib/scheduling/budget.js');
+  const { PeerStats } = await import('../lib/scheduling/peer-stats.js');
+  const { RequestPlanner, MOVE_WAITING_AFTER_MS } = await import('../lib/download/requests.js');
+  type Sent = { peer: number; type: string; from?: number; to?: number };
+  const sent: Sent[] = [];
+  const table = new ChunkTable(8);
+  const budget = new ByteBudget(1 << 30);
+  const book = new RequestBook(table, budget, 1 << 20);
+  const availability = new Availability(8);
+  const peers = new Map<number, any>(); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const peer = (id: number, has: number[], rate: number) => {
+    const stats = new PeerStats(0);
+    stats.rate = rate;
+    const p = { id, address: `p${id}`, state: 'active', stats, busyAt: 0, firstRequestAt: 0, host: { send: (m: { type: string; from?: number; to?: number }) => sent.push({ peer: id, ...m }) } };
+    peers.set(id, p);
+    availability.setPeer(id, bits(8, has));
+    return p;
+  };
+  const seeder = peer(1, [0, 1, 2, 3, 4, 5, 6, 7], 1e6);
+  peer(2, [0, 1], 2e6); // has the chunks, idle
+  peer(3, [0], 9e6); // faster, but lacks chunk 1
+  const q = peer(4, [0, 1], 9e6); // has them, but queues us too
+  q.busyAt = 0;
+  const m = { cid: 'c'.repeat(64), size: 8 << 20, chunkBytes: 1 << 20 } as unknown as import('../lib/manifest.js').Manifest;
+  const planner = new RequestPlanner({ m, table, budget, book, availability, peers, random: () => 0.5, resumedChunks: 0 });
+  const r = book.open(seeder.id, 0, 2, false, 0);
+  const t0 = 10_000;
+  q.busyAt = t0 + 500; // peer 4 said busy half a second ago
+  book.waiting(r.id, t0);
+  t.equal(planner.moveWaiting(t0 + MOVE_WAITING_AFTER_MS - 1), 0, 'not before MOVE_WAITING_AFTER_MS');
+  t.equal(planner.moveWaiting(t0 + MOVE_WAITING_AFTER_MS), 1, 'then it moves');
+  t.same(sent.map((x) => [x.peer, x.type, x.from, x.to]), [[1, 'cancel', undefined, undefined], [2, 'get', 0, 2]], 'cancelled at the seeder, asked of peer 2 (peer 3 lacks chunk 1, peer 4 queues)');
+  t.equal(book.inflight(1), 0);
+  t.equal(book.inflight(2), 2);
+  t.equal(book.ownerOf(1), 2, 'peer 2 owns the chunks now');
+  t.equal(table.missing, 6, 'the chunks stayed assigned: nobody else is asked for them');
+  sent.length = 0;
+  const again = [...book.requestsOf(2)][0]!;
+  book.waiting(again.id, t0 + 2_000);
+  peers.get(2)!.busyAt = t0 + 2_000;
+  q.busyAt = 0;
+  t.equal(planner.moveWaiting(t0 + 3_100), 0, 'a moved request does not move again');
+  // a request to a peer that has requests of ours in flight is not moved there
+  const r2 = book.open(seeder.id, 2, 3, false, t0);
+  availability.have(2, 2);
+  book.waiting(r2.id, t0);
+  t.equal(planner.moveWaiting(t0 + 3_200), 0, 'peer 2 is not idle (the moved request is in flight there)');
+  availability.have(4, 2);
+  t.equal(planner.moveWaiting(t0 + 3_300), 1, 'peer 4 is idle and stopped queueing: it takes it');
+  t.same(sent.map((x) => [x.peer, x.type, x.from]), [[1, 'cancel', undefined], [4, 'get', 2]]);
+});
+
 t.test('upload slots: a lone downloader is never held back; under contention distinct chunks go first, round robin, acks free slots', async (t) => {
   const { UploadSlots } = await import('../lib/scheduling/upload-slots.js');
   const k = (c: number) => UploadSlots.key('cid', c);
@@ -197,6 +276,15 @@ t.test('upload slots: a lone downloader is never held back; under contention dis
   s.drop(2, 10_003);
   s.drop(4, 10_003);
   t.equal(s.inTransit + s.queued, 0, 'dropping sessions frees everything');
+  // a waiting chunk withdrawn (its request was cancelled) is never granted
+  want(5, 1, 20_000);
+  want(6, 2, 20_000);
+  want(7, 3, 20_001);
+  t.equal(s.queued, 1);
+  t.ok(s.withdraw(7, k(3)), 'withdrawn while waiting');
+  t.notOk(s.withdraw(7, k(3)), 'once');
+  s.acked(5, k(1), 20_002);
+  t.notOk(sent.includes('7:3'), 'and not granted when a slot frees');
 });
 
 t.test('spread: with several downloaders a seeder shows each a few chunks, the least given out first; all once every chunk went out', async (t) => {

@@ -97,7 +97,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** When the last peer went (and new holders may still come); 0 while some peer is left. */
   private stuckSince = 0;
   private readonly random: () => number;
-  readonly counters = { badPackets: 0, badChunks: 0, fetchedChunks: 0, bytesFetched: 0, duplicateChunks: 0 };
+  readonly counters = { badPackets: 0, badChunks: 0, fetchedChunks: 0, bytesFetched: 0, duplicateChunks: 0, movedRequests: 0 };
   /** Pool time spent hashing and writing, milliseconds (for the breakdown). */
   readonly poolTimes = { hashMs: 0, writeMs: 0 };
   readonly resumedChunks: number;
@@ -255,6 +255,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         break;
       case 'busy':
         p.busyAt = now;
+        this.book.waiting(msg.reqId, now);
+        break;
+      case 'started':
+        this.book.started(msg.reqId);
         break;
       case 'misbehaved':
         this.strike(p, msg.error);
@@ -475,6 +479,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.requests.cancel(r);
       this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: `request timed out after ${this.o.requestTimeoutMs} ms` });
     }
+    this.counters.movedRequests += this.requests.moveWaiting(now);
     this.pump();
     if (this.stuckSince) this.failIfStuck();
     this.emit('snapshot', this.snapshot());

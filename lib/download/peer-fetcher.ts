@@ -49,6 +49,8 @@ interface Request {
   size: number;
   chunkBytes: number;
   chunks: Map<number, Assembly>;
+  /** Its first packet arrived (told once: the coordinator no longer moves it elsewhere). */
+  started: boolean;
 }
 
 export class PeerFetcher {
@@ -100,7 +102,7 @@ export class PeerFetcher {
   }
 
   get(reqId: number, cid: string, from: number, to: number, size: number, chunkBytes: number): void {
-    this.requests.set(reqId, { from, to, size, chunkBytes, chunks: new Map() });
+    this.requests.set(reqId, { from, to, size, chunkBytes, chunks: new Map(), started: false });
     this.client.write({ t: 'get', id: reqId, cid, from, to });
   }
 
@@ -152,6 +154,10 @@ export class PeerFetcher {
       this.strike(h.requestId, -1, undefined, toWire(new SwarmError(ERROR_CODES.BAD_PACKET, `packet for chunk ${h.chunk} outside the requested ${r.from}..${r.to - 1}`)));
       this.client.destroy(new SwarmError(ERROR_CODES.BAD_PACKET, 'peer sent chunks it was not asked for'));
       return;
+    }
+    if (!r.started) {
+      r.started = true;
+      this.post({ type: 'started', peerId: this.peerId, reqId: h.requestId });
     }
     let a = r.chunks.get(h.chunk);
     const start = h.chunk * r.chunkBytes;

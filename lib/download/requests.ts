@@ -18,6 +18,14 @@ import { averageRate, budgetShares, type Peer } from './peer-state.js';
 
 /** An endgame duplicate with no chunk for this long may be taken back for a peer that delivers. */
 export const RECLAIM_AFTER_MS = 1_000;
+/**
+ * A request that has waited this long in its peer's queue (the peer said `busy`, and no byte of
+ * it came) moves to another holder of its chunks that has room. A seeder serves the chunks it
+ * has given out least first, so a request for a chunk it already sent to someone else could wait
+ * there for most of a flash crowd (measured: asked at 0.7 s, sent at 8.6 s) while other peers
+ * had it and were idle.
+ */
+export const MOVE_WAITING_AFTER_MS = 1_000;
 /** The first chunks are picked at random (something to share at once), then rarest first. */
 export const RANDOM_FIRST_CHUNKS = 4;
 /** A peer with requests in flight is sent more once this many chunks fit (a quarter of its pipeline). */
@@ -117,6 +125,39 @@ export class RequestPlanner {
     if (!best) return false;
     this.cancel(best);
     return true;
+  }
+
+  /**
+   * Requests waiting in a busy peer's queue for MOVE_WAITING_AFTER_MS go to the fastest other
+   * active peer that has all their chunks and nothing in flight from us (never a duplicate: the
+   * chunks leave the first peer), once. Returns how many moved.
+   */
+  moveWaiting(now: number): number {
+    const cb = this.c.m.chunkBytes;
+    let moved = 0;
+    for (const r of [...this.c.book.waitingLonger(now, MOVE_WAITING_AFTER_MS)]) {
+      if (r.duplicate || r.moved || r.pending.size === 0) continue;
+      const chunks = [...r.pending];
+      const from = Math.min(...chunks);
+      const to = Math.max(...chunks) + 1;
+      if (to - from !== chunks.length) continue; // not one run (cannot happen before a delivery)
+      let best: Peer | null = null;
+      for (const p of this.c.peers.values()) {
+        if (p.state !== 'active' || p.id === r.peer) continue;
+        // an idle holder that has not queued us lately: one that queues us too would not help
+        if (now - p.busyAt < MOVE_WAITING_AFTER_MS || this.c.book.inflight(p.id) > 0) continue;
+        if (p.stats.pipelineChunks(cb) < chunks.length || !chunks.every((c) => this.c.availability.has(p.id, c))) continue;
+        if (!best || p.stats.rate > best.stats.rate) best = p;
+      }
+      if (!best) continue;
+      this.cancel(r);
+      if (!best.firstRequestAt) best.firstRequestAt = now;
+      const moved2 = this.c.book.open(best.id, from, to, false, now);
+      moved2.moved = true; // once: requests hopping between busy peers lose more than they gain
+      best.host.send({ type: 'get', peerId: best.id, reqId: moved2.id, cid: this.c.m.cid, from, to, size: this.c.m.size, chunkBytes: cb });
+      moved++;
+    }
+    return moved;
   }
 
   cancel(r: BookRequest): void {

@@ -42,6 +42,8 @@ export type FromPeerHost =
   | { type: 'peers'; peerId: number; peers: PeerAddress[] }
   /** A request of ours waits for one of the peer's upload slots. */
   | { type: 'busy'; peerId: number; reqId: number }
+  /** The first bytes of a request arrived: it left the peer's queue (once per request). */
+  | { type: 'started'; peerId: number; reqId: number }
   /** The peer broke the protocol in a way that is a strike, outside any request. */
   | { type: 'misbehaved'; peerId: number; error: WireError }
   | { type: 'closed'; peerId: number; error?: WireError }

@@ -82,6 +82,8 @@ export class PeerSession implements GuardedConnection {
   private readonly decoder: FrameDecoder;
   private readonly queue: GetRequest[] = [];
   private current: GetRequest | null = null;
+  /** The upload slot the current request waits for (a cancel withdraws it). */
+  private waitingSlot: { id: number; key: string; go: () => void } | null = null;
   private sending = false;
   private closed = false;
   private readonly sender: RangeSender;
@@ -171,12 +173,18 @@ export class PeerSession implements GuardedConnection {
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | null = null;
       let granted = false;
-      slots.want(this.ctx.id, UploadSlots.key(cid, chunk), Date.now(), () => {
+      const key = UploadSlots.key(cid, chunk);
+      const go = () => {
         granted = true;
         if (timer) clearInterval(timer);
+        if (this.waitingSlot?.key === key) this.waitingSlot = null;
         resolve();
-      });
+      };
+      slots.want(this.ctx.id, key, Date.now(), go);
       if (granted) return;
+      // a cancel while waiting withdraws the wait (the requester moved it to another holder):
+      // the connection's next request does not wait for a slot this one no longer needs
+      this.waitingSlot = { id, key, go };
       this.send({ t: 'busy', id });
       timer = setInterval(() => (this.closed ? clearInterval(timer!) : this.send({ t: 'busy', id })), BUSY_REPEAT_MS);
       timer.unref();
@@ -425,6 +433,8 @@ export class PeerSession implements GuardedConnection {
         for (const r of this.queue) if (r.id === m.id) r.cancelled = true;
         const cur = this.current;
         if (cur && cur.id === m.id) cur.cancelled = true;
+        const w = this.waitingSlot;
+        if (w && w.id === m.id && this.ctx.slots?.withdraw(this.ctx.id, w.key)) w.go();
         return;
       }
     }

@@ -26,6 +26,12 @@ export interface BookRequest {
   /** Last time a chunk of it arrived (or when it was sent). */
   lastChunkAt: number;
   duplicate: boolean;
+  /** When the peer said it waits for an upload slot (`busy`) before sending any of it; 0: not waiting. */
+  waitingSince: number;
+  /** Bytes of it arrived: it left the peer's queue. */
+  started: boolean;
+  /** It was moved here from a peer that kept it waiting (it is not moved again). */
+  moved: boolean;
 }
 
 export class RequestBook {
@@ -77,7 +83,7 @@ export class RequestBook {
   open(peer: number, start: number, end: number, duplicate: boolean, now: number): BookRequest {
     this.budget.tryTake((end - start) * this.chunkBytes);
     this.table.assign(start, end);
-    const r: BookRequest = { id: this.nextId++, peer, pending: new Set(), delivered: 0, sentAt: now, lastChunkAt: now, duplicate };
+    const r: BookRequest = { id: this.nextId++, peer, pending: new Set(), delivered: 0, sentAt: now, lastChunkAt: now, duplicate, waitingSince: 0, started: false, moved: false };
     for (let c = start; c < end; c++) {
       r.pending.add(c);
       if (!duplicate) this.owner[c] = peer;
@@ -103,6 +109,37 @@ export class RequestBook {
     this.addInflight(r.peer, -1);
     if (r.pending.size === 0) this.forget(r);
     return r;
+  }
+
+  /** The peer said request `id` waits for an upload slot (`busy`). */
+  waiting(id: number, now: number): void {
+    const r = this.requests.get(id);
+    if (r && !r.started && r.waitingSince === 0) r.waitingSince = now;
+  }
+
+  /** Bytes of request `id` arrived: it is no longer waiting in the peer's queue. */
+  started(id: number): void {
+    const r = this.requests.get(id);
+    if (!r) return;
+    r.started = true;
+    r.waitingSince = 0;
+  }
+
+  /**
+   * Requests that have waited in their peer's queue for at least `ms`: one the peer said waits
+   * (`busy`, no byte of it yet), and every later one to that peer not started either (a peer
+   * serves a connection's requests in order: they wait behind it). Chunks another holder may
+   * send sooner.
+   */
+  *waitingLonger(now: number, ms: number): Generator<BookRequest> {
+    for (const mine of this.byPeer.values()) {
+      let behind = false;
+      for (const r of mine.values()) {
+        if (r.started || r.delivered > 0) continue;
+        if (!behind && r.waitingSince > 0 && now - r.waitingSince >= ms) behind = true;
+        if (behind) yield r;
+      }
+    }
   }
 
   /** Chunk `c` of request `id` failed on the way (bad packet): back to missing. */

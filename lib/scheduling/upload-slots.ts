@@ -91,6 +91,14 @@ export class UploadSlots {
     grant();
   }
 
+  /** `session` no longer wants to send chunk `key` (its request was cancelled while it waited). True if it was waiting. */
+  withdraw(session: number, key: string): boolean {
+    const i = this.waiting.findIndex((w) => w.session === session && w.key === key);
+    if (i < 0) return false;
+    this.waiting.splice(i, 1);
+    return true;
+  }
+
   /** The receiver has chunk `key`: its slot is free. */
   acked(session: number, key: string, now: number): void {
     const i = this.transit.findIndex((t) => t.session === session && t.key === key);
