@@ -244,6 +244,15 @@ t.test('swarm sync --once through the CLI: fetches, says so, exits 0; bad option
   t.equal(lonely.code, 4, `--once with no member found: exit 4, not 0 (${lonely.out.trim().split('\n').pop()})`);
   t.match(lonely.out, /"code":"SWARM_ERR_NO_PEERS".*no other member of this folder was found.*nothing was synced/s, 'saying nothing was synced');
   t.equal(readFileSync(path.join(alone, 'mine.txt'), 'utf8'), 'only here\n', 'and its files are untouched');
+  t.notMatch(lonely.out, /"in-step"/, 'and it does not say in step first');
+  // a folder that does not exist (a typo) is not made: exit 3, as serve
+  const typo = path.join(alone, 'no-such-folder');
+  const missing = await run([typo, '--open', '--port', '0', '--no-tracker', '--once', '--threads', '0']);
+  t.equal(missing.code, 3, `a missing folder: exit 3 (${missing.out.trim().split('\n').pop()})`);
+  t.match(missing.out, /not a folder/);
+  t.notOk(existsSync(typo), 'and it is not created');
+  const aFile = await run([path.join(alone, 'mine.txt'), '--open', '--port', '0', '--no-tracker', '--once', '--threads', '0']);
+  t.equal(aFile.code, 3, 'a file instead of a folder: exit 3');
 });
 
 t.test('one sync per folder: a second one on the same folder stops with LOCKED, and starts once the first has stopped', async (t) => {

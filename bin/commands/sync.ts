@@ -8,6 +8,7 @@
  * unless `--open` says that any peer may change the folder.
  */
 import path from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
@@ -32,7 +33,7 @@ export function register(program: Command): void {
     .command('sync')
     .description('keep a folder in step with the swarm: fetch what is new or newer, pass on deletions, keep conflicts')
     .argument('<dir>', 'folder to keep in step (subfolders included)')
-    .option('--once', 'sync once and exit (for scripts): exit 0 when nothing is left to do')
+    .option('--once', 'sync once and exit (for scripts): exit 0 in step, 4 when no member was found or files could not be fetched, 7 when every member refused')
     .option('--no-delete', 'never delete here because a peer did, and pass no deletions on')
     .option('--trash-days <days>', 'days replaced and deleted files stay in DIR/.swarm/trash/ (0 to 36500)', boundedNumber(0, 36500, 'days'), 30)
     .option('--parallel <n>', 'big files fetched at once (1 to 64; small files go in batches)', boundedInt(1, 64), 4)
@@ -50,6 +51,9 @@ export function register(program: Command): void {
     const say = (text: string, event: Record<string, unknown>) => (o.json ? ndjson(event) : process.stderr.write(text + '\n'));
     // the key before anything listens: a folder that cannot sync safely does not start
     const root = path.resolve(dir);
+    // a typo must not become a new empty folder that syncs (serve refuses it the same way)
+    const st = await stat(root).catch(() => null);
+    if (!st?.isDirectory()) throw new SwarmError(ERROR_CODES.NOT_FOUND, `not a folder: ${printable(dir)} (make it first to sync into a new folder)`);
     const keyFile = path.join(root, constants.STATE_DIR_NAME, keys.KEY_FILE);
     let key = null;
     if (o.newKey) {
@@ -104,7 +108,8 @@ export function register(program: Command): void {
       // what the folder holds now (deletions by sync reach the library only at its next look)
       await node.library.refresh();
       const now = node.library.files();
-      say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
+      const inStep = () => say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
+      if (!o.once) inStep();
       if (o.once) {
         // refused by (or refusing) every peer it found: nothing was synced, and a script must see it
         const { read, refused } = syncer.members();
@@ -114,6 +119,7 @@ export function register(program: Command): void {
           const asked = node.tracker ? `tracker ${node.tracker.address}` : 'no tracker';
           throw new SwarmError(ERROR_CODES.NO_PEERS, `no other member of this folder was found (${asked}${o.neighbor?.length ? `, neighbours ${o.neighbor.join(', ')}` : ''}): nothing was synced; start swarm sync on another machine, or name one with --neighbor`);
         }
+        inStep();
         if (r.pending) throw new SwarmError(ERROR_CODES.NO_PEERS, `${count(r.pending, 'file')} could not be fetched (see the warnings); run again to retry`);
         return;
       }

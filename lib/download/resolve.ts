@@ -167,7 +167,7 @@ function pickVersion(name: string, versions: Version[], want: string | undefined
   const matches = versions.filter((v) => v.cid.startsWith(w));
   if (matches.length === 1) return matches[0]!;
   if (matches.length > 1) throw new SwarmError(ERROR_CODES.USAGE, `--version ${want} matches ${matches.length} versions of ${name}; give more digits`);
-  throw new SwarmError(ERROR_CODES.NOT_FOUND, `${where} has no version ${want} of ${name} (it has: ${versions.map((v) => v.cid.slice(0, 16)).join(', ')})`);
+  throw new SwarmError(ERROR_CODES.NOT_FOUND, `version ${want} of ${name} is not held by ${where} (held: ${versions.map((v) => v.cid.slice(0, 16)).join(', ')})`);
 }
 
 export function describeVersions(versions: Version[]): string {
@@ -196,7 +196,7 @@ async function resolveVersion(name: string, versions: Version[], opts: ResolveOp
   if (isLegacyCid(opts.version ?? '')) {
     // the stock version asked for, or nothing (never a fallback to another version)
     const asked = versions.find((v) => v.cid === opts.version);
-    if (!asked) throw new SwarmError(ERROR_CODES.NOT_FOUND, `${source} has no version ${opts.version} of ${name} (it has: ${versions.map((v) => v.cid.slice(0, 16)).join(', ')})`);
+    if (!asked) throw new SwarmError(ERROR_CODES.NOT_FOUND, `version ${opts.version} of ${name} is not held by ${source} (held: ${versions.map((v) => v.cid.slice(0, 16)).join(', ')})`);
     first = asked;
   } else first = pickVersion(name, versions, opts.version, source);
   // a version only stock seed-002 peers hold cannot be checked (no hash): anyone can register one
