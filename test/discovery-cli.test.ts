@@ -110,6 +110,18 @@ t.test('a neighbour that does not answer is said, and is "no peers" (exit 4), no
   t.match(JSON.parse(j.lines[0]!), { event: 'error', code: 'SWARM_ERR_NO_PEERS' });
 });
 
+t.test('search whose only source, a named tracker, is unreachable: exit 4, not "nothing matches"', async (t) => {
+  const net = await import('node:net');
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((r) => probe.close(() => r())); // a port nobody listens on now
+  const s = swarm(t, ['search', 'anything', '--tracker', `127.0.0.1:${port}`, '--wait', '0.2']);
+  t.equal((await ended(s)).code, 4, 'exit 4');
+  t.match(s.stderr(), /SWARM_ERR_TRACKER_UNREACHABLE/);
+  t.notMatch(s.stderr(), /nothing matches/);
+});
+
 t.test('discovery options: bad values are refused with exit 2, naming the option', async (t) => {
   const cases: [string[], RegExp][] = [
     [['search', 'x', '--neighbor', 'nohost'], /--neighbor/],

@@ -238,6 +238,8 @@ export class NodeDiscovery {
     await Promise.all(jobs);
     // nothing answered at all: that is "no peers" (exit 4), not "nothing matches" (exit 3)
     if (overlayFailed && asked.length === 0) throw new SwarmError(ERROR_CODES.NO_PEERS, trackerFailed ? `${overlayFailed}; ${trackerFailed}` : overlayFailed);
+    // the tracker was the only source and it did not answer: nobody was asked
+    if (trackerFailed && asked.length === 0) throw new SwarmError(ERROR_CODES.TRACKER_UNREACHABLE, trackerFailed);
     if (overlayFailed) warnings.push(overlayFailed);
     return { results: set.results(), asked, warnings };
   }
