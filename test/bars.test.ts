@@ -8,7 +8,7 @@
 import t from 'tap';
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
-import { barView, barLayout, etaText } from '../bin/views/get-view.js';
+import { barView, barLayout, etaText, shorten } from '../bin/views/get-view.js';
 import type { Download, PeerView } from '../lib/index.js';
 
 const MiB = 2 ** 20;
@@ -69,6 +69,11 @@ for (const columns of [80, 200]) {
 t.test('layout and ETA text', async (t) => {
   t.ok(barLayout(80).label + barLayout(80).bar + 2 + 48 <= 80, '80 columns: label, bar and the rest fit');
   t.equal(barLayout(200).bar, 40, 'a wide terminal gets the widest bar');
+  const label = shorten('  127.0.0.1:21003', 16);
+  t.equal(label.length, 16, 'a peer label fits its column');
+  t.match(label, /:21003$/, 'and keeps its port (peers on one host differ only there)');
+  t.equal(shorten('a-very-long-file-name.iso', 10), 'a-very-lo…', 'other labels are cut at the end');
+  t.equal(shorten('total', 16), 'total');
   t.equal(etaText(100, 0), '--');
   t.equal(etaText(100, 10), '10s');
   t.equal(etaText(65 * 10, 10), '1m 05s');

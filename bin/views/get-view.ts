@@ -121,6 +121,21 @@ export function etaText(bytesLeft: number, rate: number): string {
   return s >= 60 ? `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
+/**
+ * `s` cut to `width` columns with an ellipsis. A peer address keeps its port (peers on one host
+ * differ only there): the host is shortened in the middle, `  127.0…1:21003`.
+ */
+export function shorten(s: string, width: number): string {
+  if (s.length <= width) return s;
+  const m = /^(.*)(:\d{1,5})$/.exec(s);
+  if (m && m[2]!.length + 4 <= width) {
+    const room = width - m[2]!.length - 1;
+    const head = Math.ceil(room / 2);
+    return m[1]!.slice(0, head) + '…' + m[1]!.slice(m[1]!.length - (room - head)) + m[2];
+  }
+  return s.slice(0, width - 1) + '…';
+}
+
 /** Label column and bar width for a terminal of `columns`: everything fits, the ETA included. */
 export function barLayout(columns: number): { label: number; bar: number } {
   const label = columns >= 100 ? 21 : 16;
@@ -146,7 +161,7 @@ export async function barView(d: Download, up: Upload | null, o: BarViewOptions 
   const peerBars = new Map<string, SingleBar>();
   const meter = uploadMeter(up);
   const layout = barLayout(out.columns || 80);
-  const cut = (s: string) => (s.length > layout.label ? s.slice(0, layout.label - 1) + '…' : s.padEnd(layout.label));
+  const cut = (s: string) => (s.length > layout.label ? shorten(s, layout.label) : s.padEnd(layout.label));
   const write = (s: string) => (multi ? multi.log(s + '\n') : out.write(s + '\n'));
   // the same warning again and again (a peer that keeps failing) is said once, then counted
   const said = new Map<string, number>();
