@@ -397,6 +397,19 @@ t.test('sync: an open folder takes a stock peer\'s new and newer files by plain 
   await open.sync.syncOnce();
   t.equal(stock.requests(), asked, 'nothing fetched twice');
   t.equal(open.sync.members().read, 0, 'a stock peer is not counted as a member read');
+  t.ok(open.sync.reachedAnyone(), 'files fetched from a stock peer: someone was reached (sync --once exits 0)');
+  // a stock entry older than our copy fetches nothing: a directory entry alone (stale, or planted
+  // by anyone who can write to the tracker) is not a peer reached
+  // (another tracker: the open folder above is a member, and would be read)
+  const tr2 = await startTracker(t);
+  const stock2 = await stockPeer(t, tr2.port, { 'notes.txt': newer }, { mtime: MTIME + 50 });
+  const oldDir = tempDir(t);
+  writeFileSync(path.join(oldDir, 'notes.txt'), 'newer here than the stock entry');
+  utimesSync(path.join(oldDir, 'notes.txt'), MTIME + 100, MTIME + 100);
+  const olderStock = await syncPeer(t, oldDir, { tracker: `127.0.0.1:${tr2.port}` });
+  await olderStock.sync.syncOnce();
+  t.equal(stock2.requests(), 0, 'nothing fetched from the stock peer');
+  t.notOk(olderStock.sync.reachedAnyone(), 'so nobody was reached (sync --once: exit 4, not "in step")');
   // the stock peer sees the open folder's own file in its directory and fetches it by name
   const dir = await stock.keepalive();
   t.equal(dir['mine.txt']?.port, open.node.port, 'the stock peer sees sync\'s file');

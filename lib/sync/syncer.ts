@@ -116,6 +116,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private running = 0;
   /** Fetches from stock seed-002 peers running (at most one). */
   private stockRunning = 0;
+  /** Files fetched from stock seed-002 peers (a directory entry alone proves no peer was reached). */
+  private stockFetched = 0;
   /** Small files being fetched or waiting for their batch. */
   private smallActive = 0;
   private pullTimer: NodeJS.Timeout | null = null;
@@ -213,9 +215,13 @@ export class Syncer extends EventEmitter<SyncEvents> {
     return { read, refused: this.readers.refusedCount };
   }
 
-  /** True once any peer's files were read: a member's index, or a stock peer's directory entries. */
+  /**
+   * True once a member's index was read, or a file was fetched from a stock peer. Stock entries
+   * come from the tracker's directory, which anyone can write: on their own they prove no peer
+   * answered (a stale or planted entry older than our copy fetched nothing, and is no sync).
+   */
   reachedAnyone(): boolean {
-    return this.readers.remote.size > 0;
+    return this.members().read > 0 || this.stockFetched > 0;
   }
 
   async syncOnce(): Promise<{ pending: number }> {
@@ -440,6 +446,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       const cid = isLegacyCid(r.cid) ? lib.stat(t.name)?.cid : r.cid;
       if (!cid) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${t.name} changed while it was landing`);
       this.index.fetched(t.name, cid, t.remote.mtime, r.size);
+      if (isLegacyCid(r.cid)) this.stockFetched++;
       this.tickets.done(t);
       this.emit('fetched', { name: t.name, size: r.size, from: t.holders.length });
     } catch (err) {
