@@ -204,3 +204,31 @@ t.test('a second serve without --tracker joins the embedded tracker of the first
   const q = await withTracker(`127.0.0.1:${trackerPort}`, (c) => c.request({ t: 'dir' }, 'directory'));
   t.equal(q.message.t, 'directory');
 });
+
+t.test('a swarm peer\'s port given as the tracker: said plainly, not as "unknown request"', async (t) => {
+  const a = await serve(tempDir(t), { port: 0, noTracker: true, pool: new InlineChunkPool(), watch: false });
+  t.teardown(() => a.close({ graceful: false }));
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'x.txt'), 'x');
+  const states: { connected: boolean; message?: string }[] = [];
+  let seen!: () => void;
+  const said = new Promise<void>((r) => (seen = r));
+  const b = await serve(dir, {
+    port: 0,
+    tracker: `127.0.0.1:${a.port}`,
+    pool: new InlineChunkPool(),
+    watch: false,
+  });
+  t.teardown(() => b.close({ graceful: false }));
+  b.on('tracker', (s: { connected: boolean; message?: string }) => {
+    states.push(s);
+    if (s.message) seen();
+  });
+  let timer!: NodeJS.Timeout;
+  await Promise.race([said, new Promise<void>((r) => (timer = setTimeout(r, 10_000)))]);
+  clearTimeout(timer);
+  const withMessage = states.find((s) => s.message);
+  t.ok(withMessage, 'a tracker state with a message');
+  t.match(withMessage?.message ?? '', /not a swarm tracker: it answered as a swarm peer/, 'saying it is a peer, not a tracker');
+  t.notOk(states.some((s) => s.connected), 'never connected');
+});

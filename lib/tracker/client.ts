@@ -157,7 +157,10 @@ export class TrackerClient extends EventEmitter<TrackerClientEvents> {
       }, this.keepaliveMs);
     } catch (err) {
       c.destroy();
-      this.emit('state', { connected: false, message: (err as Error).message });
+      // a swarm peer's port given as the tracker's answers hello and then refuses `register`
+      const notTracker = (err as SwarmError).code === ERROR_CODES.UNKNOWN_MESSAGE && c.remoteHello !== null;
+      const message = notTracker ? `not a swarm tracker: it answered as a swarm peer and does not know "register" (is that a peer's port?)` : (err as Error).message;
+      this.emit('state', { connected: false, message });
       this.scheduleRetry();
     }
   }
