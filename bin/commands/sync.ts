@@ -109,7 +109,7 @@ export function register(program: Command): void {
       await node.library.refresh();
       const now = node.library.files();
       const inStep = () => say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
-      if (!o.once) inStep();
+      // --once says "in step" only after the checks that make it fail
       if (o.once) {
         // refused by (or refusing) every peer it found: nothing was synced, and a script must see it
         const { read, refused } = syncer.members();
@@ -123,6 +123,7 @@ export function register(program: Command): void {
         if (r.pending) throw new SwarmError(ERROR_CODES.NO_PEERS, `${count(r.pending, 'file')} could not be fetched (see the warnings); run again to retry`);
         return;
       }
+      inStep();
       syncer.on('idle', (e) => say(`in step: ${count(e.files, 'file')}${e.pending ? `; ${e.pending} waiting to be retried` : ''}`, { event: 'in-step', ...e }));
       await onInterrupt(
         async () => {

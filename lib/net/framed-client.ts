@@ -48,21 +48,20 @@ export const READ_BUFFER_BYTES = 256 << 10;
 export const COALESCE_BYTES = 16 << 10;
 export const COALESCE_MS = 2;
 
-/** Sockets stopped for coalescing, per delay, and the one timer that starts them again. */
-const stopped = new Map<number, { sockets: Set<net.Socket>; timer: NodeJS.Timeout }>();
+/** Sockets stopped for coalescing, per delay; one timer per delay starts a batch again. */
+const stopped = new Map<number, Set<net.Socket>>();
 
 function restartLater(socket: net.Socket, ms: number): void {
   let batch = stopped.get(ms);
   if (!batch) {
-    const sockets = new Set<net.Socket>();
-    const timer = setTimeout(() => {
+    const sockets = (batch = new Set<net.Socket>());
+    stopped.set(ms, sockets);
+    setTimeout(() => {
       stopped.delete(ms);
       for (const s of sockets) if (!s.destroyed) s.resume();
     }, ms);
-    batch = { sockets, timer };
-    stopped.set(ms, batch);
   }
-  batch.sockets.add(socket);
+  batch.add(socket);
 }
 
 interface Pending {
