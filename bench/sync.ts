@@ -1027,6 +1027,7 @@ function options() {
     'swarm-args': args('extra arguments for both swarm sync processes, e.g. "--parallel 16"'),
     profile: str('', 'write V8 CPU profiles of the swarm processes to this folder (node --cpu-prof)'),
     dir: str('/tmp/swarm-bench-sync', 'work folder (the data is written here, deleted at the end)'),
+    keep: flag('keep the work folder at the end (for back-to-back runs: on ext4, files created within minutes of mass deletions allocate their inodes slowly, up to 6 minutes after; give each run its own --dir and delete them after)'),
     results: str(DEFAULT_RESULTS_DIR, 'folder for the JSON record of the run'),
   });
 }
@@ -1076,7 +1077,7 @@ if (isMain(import.meta.url)) {
     } catch (e) {
       error = e instanceof Aborted ? 'interrupted' : ((e as Error).stack ?? String(e));
     } finally {
-      await removeAfterStop(procs, [root]);
+      await removeAfterStop(procs, o.keep ? [] : [root]);
     }
     const fails = ms.filter(failed);
     console.log('');

@@ -105,8 +105,8 @@ export function register(program: Command): void {
         tracker: node.tracker?.address ?? null,
       });
       const r = await syncer.syncOnce();
-      // what the folder holds now (deletions by sync reach the library only at its next look)
-      await node.library.refresh();
+      // what the folder holds now: files sync landed or deleted are in the library already
+      // (adopted, or Library.removedHere), so no walk of the whole folder is needed to count them
       const now = node.library.files();
       const inStep = () => say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
       // --once says "in step" only after the checks that make it fail

@@ -99,6 +99,8 @@ export class FramedClient<S extends ReplySide = 'peerReply'> {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Writes are held until the end of this turn of the event loop (see send). */
+  private corked = false;
   private readonly streaming: boolean;
   private readonly handler: ClientHandler<S>;
   private readonly timeoutMs: number;
@@ -223,8 +225,19 @@ export class FramedClient<S extends ReplySide = 'peerReply'> {
 
   private send(h: Header): boolean {
     if (this.closed || !this.socket) return false;
+    const socket = this.socket;
+    // Frames written in one turn of the event loop leave in one system call: a syncer's `have`
+    // and next `get` per file, or a download's requests to one peer, are each a few dozen bytes.
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
     let ok = true;
-    for (const b of encodeFrame(h)) ok = this.socket.write(b);
+    for (const b of encodeFrame(h)) ok = socket.write(b);
     return ok;
   }
 

@@ -5,6 +5,7 @@
  * The pure rules live in protocol/names.ts (re-exported here). `resolveInShare` also follows
  * symlinks and refuses a real path outside the share's real root.
  */
+import { realpathSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError } from '../errors.js';
@@ -16,14 +17,37 @@ import { checkName } from '../protocol/names.js';
 /** Absolute path of `name` inside `realRoot` (already realpath'd), following symlinks safely. */
 export async function resolveInShare(realRoot: string, name: string): Promise<string> {
   checkName(name);
-  const joined = path.join(realRoot, ...name.split('/'));
   let real: string;
   try {
-    real = await realpath(joined);
+    real = await realpath(path.join(realRoot, ...name.split('/')));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SwarmError(ERROR_CODES.NOT_FOUND, `no such file in the share: ${name}`);
-    throw err;
+    throw resolveError(err, name);
   }
+  return insideOrRefused(realRoot, real, name);
+}
+
+/**
+ * The same, synchronously (realpath(3) on the calling thread): for the serving path, where the
+ * folders of a shared file were just walked by the scan and their entries are in memory, so the
+ * call takes microseconds and a thread-pool round trip would cost more than the work.
+ */
+export function resolveInShareSync(realRoot: string, name: string): string {
+  checkName(name);
+  let real: string;
+  try {
+    real = realpathSync.native(path.join(realRoot, ...name.split('/')));
+  } catch (err) {
+    throw resolveError(err, name);
+  }
+  return insideOrRefused(realRoot, real, name);
+}
+
+function resolveError(err: unknown, name: string): unknown {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new SwarmError(ERROR_CODES.NOT_FOUND, `no such file in the share: ${name}`);
+  return err;
+}
+
+function insideOrRefused(realRoot: string, real: string, name: string): string {
   if (!isInside(realRoot, real)) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused name ${JSON.stringify(name)}: a symlink leads outside the share`);
   return real;
 }

@@ -5,8 +5,17 @@
  * a batch: fdatasync of every temp file, the renames, one fsync of every folder touched. Every
  * folder is checked to lie inside the share (no symlink out) when staged and again at each
  * commit. Temp files a killed process left are removed when sync starts (`clearTemps`).
+ *
+ * The per-file steps (open, write, mtime, stat, close, rename, and a folder's mkdir and realpath)
+ * are synchronous calls on the calling thread: each takes a few microseconds on a local disk
+ * (page cache), while the same step through fs/promises costs a thread-pool round trip, a promise
+ * and a FileHandle. Measured with 5,000 files of 32 KiB: 0.18 CPU s synchronous against 1.8
+ * promised in parallel (parallel creates in one folder also contend on its lock) and 0.8 promised
+ * one after the other. Only the flush that waits for the disk (fdatasync, and a folder's fsync)
+ * stays asynchronous, every file of a batch at once, so the disk sees one barrier's worth of work.
  */
-import { mkdir, open, readdir, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { closeSync, fdatasync, fstatSync, futimesSync, mkdirSync, openSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { open, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import { STATE_DIR_NAME, TEMP_MARK } from '../constants.js';
@@ -24,9 +33,10 @@ export interface Staged {
   name: string;
   manifest: Manifest;
   tmp: string;
-  fh: FileHandle;
-  /** Run just before the rename (what sync does with the version it replaces). */
-  before: () => Promise<void>;
+  /** The temp file, open until its batch commits. */
+  fd: number;
+  /** Run just before the rename (what sync does with the version it replaces); undefined when there was nothing to do. */
+  before: () => Promise<void> | undefined;
 }
 
 export interface Landed {
@@ -88,24 +98,24 @@ export class Lander {
   }
 
   /** Write verified bytes to a new temp file beside the target, mtime (seconds) set. Not yet durable. */
-  async stage(name: string, data: Buffer, manifest: Manifest, mtimeSec: number, before: () => Promise<void>): Promise<Staged> {
+  stage(name: string, data: Uint8Array, manifest: Manifest, mtimeSec: number, before: () => Promise<void> | undefined): Staged {
     // (readers.ts drops such names already: never a file in the state folder, nor one of ours)
     const problem = nameProblem(name) ?? notSharedName(name);
     if (problem) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused to write ${name}: ${problem}`);
-    this.realRoot ||= await realpath(this.root);
+    this.realRoot ||= realpathSync.native(this.root);
     const dir = path.dirname(path.join(this.root, ...name.split('/')));
-    await this.ensureDir(dir, this.newDirs);
+    this.ensureDir(dir, this.newDirs);
     const tmp = path.join(dir, `${SYNC_TEMP_PREFIX}${process.pid}-${++this.n}`);
-    const fh = await open(tmp, 'wx');
+    const fd = openSync(tmp, 'wx');
     try {
-      if (data.length) await fh.write(data, 0, data.length, 0);
-      await fh.utimes(mtimeSec, mtimeSec);
+      for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at, at);
+      futimesSync(fd, mtimeSec, mtimeSec);
     } catch (err) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
+      closeQuietly(fd);
+      unlinkQuietly(tmp);
       throw err;
     }
-    return { name, manifest, tmp, fh, before };
+    return { name, manifest, tmp, fd, before };
   }
 
   /**
@@ -114,23 +124,22 @@ export class Lander {
    * its temp file removed; the others land.
    */
   async commit(batch: Staged[], onRename?: (l: Landed) => void): Promise<{ landed: Landed[]; failed: { name: string; err: Error }[] }> {
-    this.realRoot ||= await realpath(this.root);
+    this.realRoot ||= realpathSync.native(this.root);
     const failed: { name: string; err: Error }[] = [];
+    const flushed = await Promise.all(batch.map((s) => new Promise<Error | null>((resolve) => fdatasync(s.fd, resolve))));
     const ready: { s: Staged; st: FileStat }[] = [];
-    await Promise.all(
-      batch.map(async (s) => {
-        try {
-          await s.fh.datasync();
-          const st = await s.fh.stat();
-          ready.push({ s, st: { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino } });
-        } catch (err) {
-          failed.push({ name: s.name, err: err as Error });
-          await unlink(s.tmp).catch(() => {});
-        } finally {
-          await s.fh.close().catch(() => {});
-        }
-      }),
-    );
+    batch.forEach((s, i) => {
+      try {
+        if (flushed[i]) throw flushed[i];
+        const st = fstatSync(s.fd);
+        ready.push({ s, st: { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino } });
+      } catch (err) {
+        failed.push({ name: s.name, err: err as Error });
+        unlinkQuietly(s.tmp);
+      } finally {
+        closeQuietly(s.fd);
+      }
+    });
     const landed: Landed[] = [];
     const touched = this.newDirs;
     this.newDirs = new Set();
@@ -141,16 +150,17 @@ export class Lander {
       const final = path.join(this.root, ...s.name.split('/'));
       try {
         const dir = path.dirname(final);
-        await this.ensureDir(dir, touched);
-        await s.before();
-        await rename(s.tmp, final);
+        this.ensureDir(dir, touched);
+        const replaced = s.before();
+        if (replaced) await replaced;
+        renameSync(s.tmp, final);
         touched.add(dir);
         const l = { name: s.name, st, manifest: s.manifest };
         onRename?.(l);
         landed.push(l);
       } catch (err) {
         failed.push({ name: s.name, err: err as Error });
-        await unlink(s.tmp).catch(() => {});
+        unlinkQuietly(s.tmp);
       }
     }
     await Promise.all([...touched].map((d) => syncDir(d)));
@@ -158,19 +168,18 @@ export class Lander {
   }
 
   /** The folder of a file about to land: created if missing, and really inside the share (no symlink out). */
-  private async ensureDir(dir: string, touched: Set<string>): Promise<void> {
+  private ensureDir(dir: string, touched: Set<string>): void {
     if (this.dirsOk.has(dir)) return;
-    const first = await mkdir(dir, { recursive: true });
+    const first = mkdirSync(dir, { recursive: true });
     if (first !== undefined) {
       // new folders (`first` the topmost): their entries in their parents must be durable too
       touched.add(path.dirname(first));
       for (let d = dir; d.length >= first.length; d = path.dirname(d)) touched.add(d);
     }
-    const real = await realpath(dir);
+    const real = realpathSync.native(dir);
     if (real !== this.realRoot && !isInside(this.realRoot, real)) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `${path.relative(this.root, dir)} leads outside the share`);
     this.dirsOk.add(dir);
   }
-
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -182,5 +191,21 @@ async function syncDir(dir: string): Promise<void> {
     // some file systems refuse fsync on a folder: nothing more can be done for it
   } finally {
     await fh.close();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // closed already: nothing held
+  }
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // gone already
   }
 }

@@ -61,16 +61,21 @@ export class Landing {
     return this.host.library.root;
   }
 
-  /** What sync does with the version a fetched file replaces, just before it lands. */
-  async replacing(t: Ticket): Promise<void> {
-    const file = path.join(this.root, ...t.name.split('/'));
+  /** What sync does with the version a fetched file replaces, just before it lands (undefined: nothing there to keep). */
+  replacing(t: Ticket): Promise<void> | undefined {
     const local = this.host.index.get(t.name);
-    if (t.conflict && local && local.deleted === undefined) {
+    if (!local || local.deleted !== undefined) return undefined;
+    return this.keep(t, local.mtime);
+  }
+
+  private async keep(t: Ticket, localMtime: number): Promise<void> {
+    const file = path.join(this.root, ...t.name.split('/'));
+    if (t.conflict) {
       // ours lost: it stays, under the conflict name (a new file every peer will fetch)
-      const copy = conflictName(t.name, local.mtime, this.host.deviceId);
+      const copy = conflictName(t.name, localMtime, this.host.deviceId);
       await rename(file, path.join(this.root, ...copy.split('/')));
       this.host.conflict({ name: t.name, copy });
-    } else if (local && local.deleted === undefined) {
+    } else {
       await this.toTrash(t.name, file, true);
     }
   }
@@ -89,7 +94,7 @@ export class Landing {
 
   /** A small file fetched and verified: to a temp file, then into the next batch. */
   async stage(t: Ticket, data: Buffer, manifest: Parameters<Lander['stage']>[2]): Promise<void> {
-    const staged = await this.lander.stage(t.name, data, manifest, t.remote.mtime, () => this.replacing(t));
+    const staged = this.lander.stage(t.name, data, manifest, t.remote.mtime, () => this.replacing(t));
     this.staged.push(staged);
     this.stagedBytes += data.length;
     this.stagedTickets.set(t.name, t);
