@@ -18,7 +18,8 @@
  * Trust: requests go only to a peer that said hello and sent its bitfield, only for chunks it
  * says it has. A connection to ourselves or a second one to the same peer is closed. A peer that
  * delivers nothing useful in time, floods junk, answers with empty `done`s or lies in its
- * bitfield earns strikes; three drop it. When every peer was dropped for bad data, exit 5.
+ * bitfield earns strikes; three drop it. When every peer was dropped for bad data, exit 5. One
+ * silent, stalled or trickling is set aside, and dialled again soon while it may be needed.
  */
 import { EventEmitter } from 'node:events';
 import { ERROR_CODES, SwarmError, asSwarmError, fromWire, isIntegrityCode, type WireError } from '../errors.js';
@@ -37,7 +38,7 @@ import { localHello } from '../net/identity.js';
 import { chunksOf, expectedHash, type Manifest } from '../manifest.js';
 import type { FromPeerHost } from './thread-messages.js';
 import type { PeerHostGroup } from './peer-host.js';
-import { overdue, peerView, Redials, type Peer } from './peer-state.js';
+import { peerView, Redials, tickPeer, type Peer } from './peer-state.js';
 import { RequestPlanner } from './requests.js';
 export { defaultPeerThreads } from './peer-state.js';
 import type { CoordinatorEvents, PeerView } from './events.js';
@@ -84,7 +85,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly peers = new Map<number, Peer>();
   /** Live peers by dialled address, and holders dropped (when, and whether for bad data). */
   private readonly byKey = new Map<string, Peer>();
-  private readonly gone = new Redials();
+  private readonly gone: Redials;
   private readonly writes = new Set<Promise<void>>();
   private nextPeer = 0;
   private nextHost = 0;
@@ -111,6 +112,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.book = new RequestBook(this.table, this.budget, m.chunkBytes);
     this.availability = new Availability(chunks);
     this.random = o.random ?? Math.random;
+    this.gone = new Redials(o.firstChunkMs);
     this.hello = o.hello ?? localHello();
     this.requests = new RequestPlanner({ m, table: this.table, budget: this.budget, book: this.book, availability: this.availability, peers: this.peers, random: this.random, resumedChunks: this.resumedChunks });
   }
@@ -149,7 +151,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /**
    * More holders (from the tracker, or a peer's `peers`): each new address is dialled, up to
    * maxPeers at once. A holder dropped for bad data is never dialled again; one dropped for other
-   * reasons may be after REDIAL_AFTER_MS.
+   * reasons later (Redials: sooner while a chunk we lack has no proven holder).
    */
   addHolders(addrs: PeerAddress[]): void {
     if (!this.running || this.finished) return;
@@ -255,6 +257,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         break;
       case 'busy':
         p.busyAt = now;
+        p.stats.onBusy(now);
         this.book.waiting(msg.reqId, now);
         break;
       case 'started':
@@ -414,11 +417,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (p.state === 'dropped') return;
     p.state = 'dropped';
     // a peer that sent only bad data and then hung up (or stalled) lied all the same
-    if (p.badData > 0 && p.stats.chunksVerified === 0 && !p.droppedFor) p.droppedFor = 'bad-data';
+    if (p.badData > 0 && p.stats.chunksVerified === 0 && (!p.droppedFor || p.droppedFor === 'trickle')) p.droppedFor = 'bad-data';
     this.book.endPeer(p.id);
     this.availability.removePeer(p.id);
     if (this.byKey.get(p.key) === p) this.byKey.delete(p.key);
-    this.gone.dropped(p.key, Date.now(), p.droppedFor === 'bad-data' || p.droppedFor === 'self', code === ERROR_CODES.BUSY);
+    this.gone.dropped(p, Date.now(), code === ERROR_CODES.BUSY);
     p.host.send({ type: 'close', peerId: p.id });
     if (!quiet) this.emit('peer-dropped', { peer: p.address, reason, code });
     this.failIfStuck();
@@ -469,10 +472,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // everyone is gone: dial the first holders again where allowed (busy ones come back soon)
     if (this.byKey.size === 0) this.addHolders(this.initial);
     for (const p of this.peers.values()) {
-      if (p.state === 'active') p.stats.tick(now);
-      const late = overdue(p, now, this.book.inflight(p.id), this.o);
+      const late = tickPeer(p, now, this.book.inflight(p.id), this.o, this.m.chunkBytes);
       if (late) this.drop(p, late, ERROR_CODES.PEER_TIMEOUT);
     }
+    // a chunk we lack that no proven peer has: holders set aside (a slow first answer) come back soon
+    this.gone.needed = this.requests.needsHolders();
+    if (this.gone.needed) this.addHolders(this.gone.due(now));
     for (const r of this.book.timedOut(now, this.o.requestTimeoutMs)) {
       const p = this.peers.get(r.peer)!;
       if (now - p.busyAt < this.o.requestTimeoutMs) continue; // waiting its turn at a busy peer

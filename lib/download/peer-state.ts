@@ -1,14 +1,18 @@
 /**
  * What the coordinator keeps per peer, and the pure estimates it derives from those records: mean
- * rate, each peer's share of the byte budget, the public view of a peer for progress output, and
- * the default number of peer threads.
+ * rate, each peer's share of the byte budget, its chunk time for the endgame, whether it is
+ * overdue (silent, stalled, trickling), the public view of a peer for progress output, and the
+ * default number of peer threads.
  *
  * A peer's life: connecting (TCP, then its hello) ─► known (hello said; no request until its
  * bitfield says what it has) ─► active ─► dropped. Requests live in the request book
  * (scheduling/request-book.ts); a peer is asked only for chunks its bitfield or `have`s list.
+ * A dropped holder may be dialled again (Redials): soon while a chunk we lack has no proven holder.
  */
 import { availableParallelism } from 'node:os';
 import { MIN_PIPELINE_CHUNKS, type PeerStats } from '../scheduling/peer-stats.js';
+import { trickleChunkMs, TRICKLE_GRACE_FIRST_CHUNKS } from '../scheduling/progress.js';
+import type { PeerAddress } from '../types.js';
 import type { PeerHost } from './peer-host.js';
 import type { PeerView } from './events.js';
 
@@ -37,8 +41,8 @@ export interface Peer {
   firstRequestAt: number;
   /** Last time it said a request of ours waits for its upload slots (alive, not stalled). */
   busyAt: number;
-  /** Why the peer was dropped, when it was for misbehaving. */
-  droppedFor: 'bad-data' | 'self' | 'duplicate' | null;
+  /** Why the peer was dropped, when it was for misbehaving (trickle: sent too slowly to finish a chunk in time). */
+  droppedFor: 'bad-data' | 'self' | 'duplicate' | 'trickle' | null;
 }
 
 /**
@@ -79,25 +83,64 @@ export function averageRate(peers: Iterable<Peer>): number {
   return n ? sum / n : 0;
 }
 
+/**
+ * Seconds `p` needs for one chunk, as the endgame weighs it against a holder's delivery: at its
+ * rate; unmeasured, at the others' mean rate if it was never asked (a newcomer gets the benefit of
+ * the doubt), else never: asked before and no chunk verified, it has shown nothing (as reclaiming
+ * needs a verified chunk, requests.ts). Otherwise idle liars take the endgame's second place on a
+ * rare chunk each in turn, ahead of its real holder dialled again (hostile review: trickles).
+ */
+export function chunkSeconds(p: Peer, chunkBytes: number, peers: Iterable<Peer>): number {
+  if (p.stats.rate > 0) return chunkBytes / p.stats.rate;
+  if (p.firstRequestAt && p.stats.chunksVerified === 0) return Infinity;
+  return chunkBytes / Math.max(averageRate(peers), 1);
+}
+
 export function peerView(p: Peer, inflight: number): PeerView {
   const state = p.state === 'known' ? 'connecting' : p.state;
   return { address: p.address, state, rate: p.stats.rate, chunks: p.stats.chunksVerified, inflight, strikes: p.stats.strikes, complete: p.complete };
 }
 
+export interface Deadlines {
+  firstChunkMs: number;
+  stallMs: number;
+  requestTimeoutMs: number;
+}
+
+/**
+ * A peer's clocks at a tick of the coordinator: its rate window closes, its trickle clock stops
+ * while nothing is asked of it (scheduling/progress.ts). Returns why it is to be set aside, if it
+ * is (overdue, below); a trickler is marked so (`droppedFor`: it is not dialled again soon).
+ */
+export function tickPeer(p: Peer, now: number, inflight: number, o: Deadlines, chunkBytes: number): string | null {
+  if (p.state === 'active') p.stats.tick(now);
+  if (inflight === 0) p.stats.idle(now);
+  const late = overdue(p, now, inflight, o, chunkBytes);
+  if (late?.trickle) p.droppedFor = 'trickle';
+  return late?.reason ?? null;
+}
+
 /**
  * Why a peer should be dropped for being late, or null: connected but no hello, or hello but no
  * bitfield, within `firstChunkMs`; no useful byte within `firstChunkMs` of its first request
- * (a `busy` answer counts as alive); requests out and no byte for `stallMs`.
+ * (a `busy` answer counts as alive); requests out and no byte for `stallMs`; requests out and,
+ * over a window of TRICKLE_GRACE_FIRST_CHUNKS first-chunk deadlines, bytes too slow to finish a
+ * chunk within TRICKLE_MARGIN request timeouts (`trickle`: scheduling/progress.ts).
  */
-export function overdue(p: Peer, now: number, inflight: number, o: { firstChunkMs: number; stallMs: number }): string | null {
+export function overdue(p: Peer, now: number, inflight: number, o: Deadlines, chunkBytes: number): { reason: string; trickle: boolean } | null {
+  const late = (reason: string) => ({ reason, trickle: false });
   const deadline = (o.firstChunkMs / 1000).toFixed(1);
-  if (p.state === 'connecting') return p.tcpAt && now - p.tcpAt > o.firstChunkMs ? `connected but said nothing (no hello) within ${deadline} s` : null;
-  if (p.state === 'known') return now - p.stats.lastByteAt > o.firstChunkMs ? `did not say which chunks it has within ${deadline} s` : null;
+  if (p.state === 'connecting') return p.tcpAt && now - p.tcpAt > o.firstChunkMs ? late(`connected but said nothing (no hello) within ${deadline} s`) : null;
+  if (p.state === 'known') return now - p.stats.lastByteAt > o.firstChunkMs ? late(`did not say which chunks it has within ${deadline} s`) : null;
   if (p.state !== 'active') return null;
   const alive = Math.max(p.busyAt, p.firstRequestAt);
-  if (p.usefulBytes === 0 && p.firstRequestAt && now - alive > o.firstChunkMs) return `sent nothing within ${deadline} s of its first request`;
-  if (inflight > 0 && now - Math.max(p.stats.lastByteAt, p.busyAt) > o.stallMs) return `stalled: no data for ${((now - p.stats.lastByteAt) / 1000).toFixed(1)} s`;
-  return null;
+  if (p.usefulBytes === 0 && p.firstRequestAt && now - alive > o.firstChunkMs) return late(`sent nothing within ${deadline} s of its first request`);
+  if (inflight > 0 && now - Math.max(p.stats.lastByteAt, p.busyAt) > o.stallMs) return late(`stalled: no data for ${((now - p.stats.lastByteAt) / 1000).toFixed(1)} s`);
+  const w = p.stats.progress;
+  const chunkMs = inflight > 0 ? trickleChunkMs(w, now, { graceMs: TRICKLE_GRACE_FIRST_CHUNKS * o.firstChunkMs, requestTimeoutMs: o.requestTimeoutMs, chunkBytes }) : null;
+  if (chunkMs === null) return null;
+  const s = (ms: number) => (ms / 1000).toFixed(1);
+  return { reason: `trickling: ${w.bytes} bytes in ${s(now - w.since)} s, a chunk would take ${Number.isFinite(chunkMs) ? s(chunkMs) : 'forever'} s (request timeout ${s(o.requestTimeoutMs)} s)`, trickle: true };
 }
 
 /** A holder dropped (not for bad data) may be dialled again after this long. */
@@ -106,21 +149,58 @@ export const REDIAL_AFTER_MS = 30_000;
 export const BUSY_REDIAL_MS = 3_000;
 export const BUSY_REDIALS = 3;
 
+interface Gone {
+  at: number;
+  bad: boolean;
+  busy: number;
+  /** Set aside for trickling, or as a second connection to a live peer: sooner would not help. */
+  slow: boolean;
+  /** Times in a row it was dropped without a chunk verified from it (the soon redial backs off). */
+  misses: number;
+}
+
 /**
  * Holders that were dropped, by dialled address: one dropped for bad data (or found to be
  * ourselves) is never dialled again; one that refused us for being full is tried again soon, a
- * few times; any other after REDIAL_AFTER_MS.
+ * few times; any other after REDIAL_AFTER_MS, or, while a chunk we lack has no proven holder
+ * (`needed`: none that delivered a verified chunk, RequestPlanner.needsHolders), after `soonMs`
+ * (the first-chunk deadline) doubled at each miss in a row, up to REDIAL_AFTER_MS. The sole real
+ * holder of a chunk, set aside for a slow first answer, is then back within seconds, beside the
+ * liars that claim the chunk too, instead of never (a holder given with --peer was dialled again
+ * only once every peer was gone). One set aside for trickling, or a second connection to a live
+ * peer, waits REDIAL_AFTER_MS all the same: sooner, it would only hold the chunk again.
  */
 export class Redials {
-  private readonly gone = new Map<string, { at: number; bad: boolean; busy: number }>();
+  private readonly gone = new Map<string, Gone>();
+  /** A chunk we lack has no proven holder (the coordinator sets it each tick). */
+  needed = false;
 
-  dropped(key: string, now: number, bad: boolean, busy: boolean): void {
-    this.gone.set(key, { at: now, bad, busy: busy ? (this.gone.get(key)?.busy ?? 0) + 1 : 0 });
+  constructor(private readonly soonMs: number) {}
+
+  dropped(p: Pick<Peer, 'key' | 'droppedFor' | 'stats'>, now: number, busy: boolean): void {
+    const before = this.gone.get(p.key);
+    const bad = p.droppedFor === 'bad-data' || p.droppedFor === 'self';
+    const slow = p.droppedFor === 'trickle' || p.droppedFor === 'duplicate';
+    const misses = p.stats.chunksVerified > 0 ? 1 : (before?.misses ?? 0) + 1;
+    this.gone.set(p.key, { at: now, bad, busy: busy ? (before?.busy ?? 0) + 1 : 0, slow, misses });
   }
 
-  mayDial(key: string, now: number): boolean {
+  mayDial(key: string, now: number, needed = this.needed): boolean {
     const g = this.gone.get(key);
-    return !g || (!g.bad && now - g.at >= (pending(g) ? BUSY_REDIAL_MS : REDIAL_AFTER_MS));
+    return !g || (!g.bad && now - g.at >= this.delay(g, needed));
+  }
+
+  private delay(g: Gone, needed: boolean): number {
+    if (pending(g)) return BUSY_REDIAL_MS;
+    if (needed && !g.slow) return Math.min(REDIAL_AFTER_MS, this.soonMs * 2 ** (g.misses - 1));
+    return REDIAL_AFTER_MS;
+  }
+
+  /** Dropped holders that may be dialled again now. */
+  due(now: number, needed = this.needed): PeerAddress[] {
+    const out: PeerAddress[] = [];
+    for (const key of this.gone.keys()) if (this.mayDial(key, now, needed)) out.push(addressOfKey(key));
+    return out;
   }
 
   /** Some holder only refused us for being full and will be asked again shortly. */
@@ -131,3 +211,9 @@ export class Redials {
 }
 
 const pending = (g: { bad: boolean; busy: number }): boolean => !g.bad && g.busy > 0 && g.busy <= BUSY_REDIALS;
+
+/** The address a Peer key (`ip|port`) was made from. */
+export function addressOfKey(key: string): PeerAddress {
+  const bar = key.lastIndexOf('|');
+  return { ip: key.slice(0, bar), port: Number(key.slice(bar + 1)) };
+}

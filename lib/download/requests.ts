@@ -14,7 +14,7 @@ import type { ChunkTable } from '../scheduling/chunk-table.js';
 import type { ByteBudget } from '../scheduling/budget.js';
 import type { Availability } from '../scheduling/availability.js';
 import type { Manifest } from '../manifest.js';
-import { averageRate, budgetShares, type Peer } from './peer-state.js';
+import { budgetShares, chunkSeconds, type Peer } from './peer-state.js';
 
 /** An endgame duplicate with no chunk for this long may be taken back for a peer that delivers. */
 export const RECLAIM_AFTER_MS = 1_000;
@@ -30,6 +30,16 @@ export const MOVE_WAITING_AFTER_MS = 1_000;
 export const RANDOM_FIRST_CHUNKS = 4;
 /** A peer with requests in flight is sent more once this many chunks fit (a quarter of its pipeline). */
 export const refillAt = (target: number): number => Math.max(1, Math.floor(target / 4));
+
+/**
+ * `p` is about to be asked for chunks. Its first request starts the first-chunk deadline; an idle
+ * peer's progress window runs again (the time it had nothing to send us is not held against its
+ * rate: scheduling/progress.ts).
+ */
+function asking(p: Peer, idle: boolean, now: number): void {
+  if (!p.firstRequestAt) p.firstRequestAt = now;
+  if (idle) p.stats.asked(now);
+}
 
 export interface PlannerState {
   m: Manifest;
@@ -78,7 +88,7 @@ export class RequestPlanner {
           random: this.c.random,
           randomOrder,
           idle,
-          ownChunkSeconds: cb / Math.max(p.stats.rate || averageRate(this.c.peers.values()), 1),
+          ownChunkSeconds: chunkSeconds(p, cb, this.c.peers.values()),
           holderEta: (i) => this.etaOf(i),
         });
         if (!pick) {
@@ -91,9 +101,9 @@ export class RequestPlanner {
         const fit = Math.floor(this.c.budget.free / cb);
         const n = Math.min(pick.end - pick.start, this.c.budget.inFlight === 0 ? Math.max(1, fit) : fit);
         if (n <= 0) return; // budget full: wait for writes
+        asking(p, idle, now);
         const r = this.c.book.open(p.id, pick.start, pick.start + n, pick.duplicate, now);
         room -= n;
-        if (!p.firstRequestAt) p.firstRequestAt = now;
         p.host.send({ type: 'get', peerId: p.id, reqId: r.id, cid: this.c.m.cid, from: pick.start, to: pick.start + n, size: this.c.m.size, chunkBytes: cb });
       }
     }
@@ -151,13 +161,28 @@ export class RequestPlanner {
       }
       if (!best) continue;
       this.cancel(r);
-      if (!best.firstRequestAt) best.firstRequestAt = now;
+      asking(best, true, now); // it was idle (checked above)
       const moved2 = this.c.book.open(best.id, from, to, false, now);
       moved2.moved = true; // once: requests hopping between busy peers lose more than they gain
       best.host.send({ type: 'get', peerId: best.id, reqId: moved2.id, cid: this.c.m.cid, from, to, size: this.c.m.size, chunkBytes: cb });
       moved++;
     }
     return moved;
+  }
+
+  /**
+   * Some chunk we lack has no proven holder (an active peer that delivered a verified chunk on
+   * this connection): no live holder at all, or only ones that delivered nothing yet (liars, maybe).
+   * Holders set aside are then dialled again soon (peer-state.ts, Redials).
+   */
+  needsHolders(): boolean {
+    const proven: number[] = [];
+    for (const p of this.c.peers.values()) {
+      if (p.state !== 'active' || p.stats.chunksVerified === 0) continue;
+      if (p.complete) return false;
+      proven.push(p.id);
+    }
+    return this.c.availability.firstUnheld((i) => !this.c.table.isVerified(i), proven) >= 0;
   }
 
   cancel(r: BookRequest): void {

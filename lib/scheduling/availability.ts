@@ -61,6 +61,23 @@ export class Availability {
     return this.peers.has(peer);
   }
 
+  /**
+   * The first chunk that is `wanted` and that none of `peers` has, or -1. Their bitfields are
+   * OR-ed first: a byte per 8 chunks and peer, not a lookup per chunk and peer (called each tick).
+   */
+  firstUnheld(wanted: (i: number) => boolean, peers: number[]): number {
+    const union = new Uint8Array(Math.ceil(this.chunkCount / 8));
+    for (const p of peers) {
+      const bits = this.peers.get(p);
+      if (bits) for (let j = 0; j < union.length; j++) union[j]! |= bits[j]!;
+    }
+    for (let j = 0; j < union.length; j++) {
+      if (union[j] === 0xff) continue;
+      for (let i = j * 8; i < Math.min(j * 8 + 8, this.chunkCount); i++) if (!bitSet(union, i) && wanted(i)) return i;
+    }
+    return -1;
+  }
+
   /** How many chunks a peer has. */
   countOf(peer: number): number {
     const bits = this.peers.get(peer);

@@ -32,7 +32,7 @@ export interface RarestContext {
   randomOrder: boolean;
   /** True when this peer has nothing in flight (endgame duplicates only go to idle peers). */
   idle: boolean;
-  /** Seconds this peer needs for one chunk. */
+  /** Seconds this peer needs for one chunk (Infinity: it never duplicates). */
   ownChunkSeconds: number;
   /** Seconds until the peer holding chunk i delivers it (Infinity when it looks stalled). */
   holderEta: (chunk: number) => number;
@@ -78,6 +78,8 @@ export function pickRarest(ctx: RarestContext): RarestPick {
       dupEta = eta;
     }
   }
-  if (dup < 0 || dupEta < ctx.ownChunkSeconds * ENDGAME_MARGIN) return null;
+  // never with no estimate of its own: a stalled holder (Infinity) and a peer that has shown
+  // nothing (Infinity) are not a race, and idle liars took turns on a rare chunk that way
+  if (dup < 0 || !Number.isFinite(ctx.ownChunkSeconds) || dupEta < ctx.ownChunkSeconds * ENDGAME_MARGIN) return null;
   return { start: dup, end: dup + 1, duplicate: true };
 }

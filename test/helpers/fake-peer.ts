@@ -13,7 +13,10 @@
  *   junk-drip     one real chunk per `dripMs`, and a flood of packets for requests never made
  *   silent        accepts the connection and never says anything (not even hello)
  *   trickle       real bytes of the requested chunks, `trickleBytesPerSec` of them, in small packets
+ *                 every `trickleEveryMs`
  *   refuse        answers every get with the error `getError`
+ * `has` makes its bitfield claim only those chunks (an honest partial holder); `coldStartMs` holds
+ * back its first `get` (a cold disk: the first answer is late, the later ones are not).
  * `stat` answers with `statAs` (name, mtime, cid) when given: a liar about what it holds; with
  * `statError` it answers an error instead. `list` answers `listAs` when given (hostile names).
  *
@@ -53,6 +56,12 @@ export interface FakeOptions {
   dripMs?: number;
   /** For trickle mode: payload bytes per second (default 4096). */
   trickleBytesPerSec?: number;
+  /** For trickle mode: one packet this often (default 100 ms), `trickleBytesPerSec` on average. */
+  trickleEveryMs?: number;
+  /** The chunks its bitfield claims (default every chunk). */
+  has?: number[];
+  /** The first `get` this fake is asked (on any connection) waits this long before its answer starts. */
+  coldStartMs?: number;
   /** What `list` answers (default: the one file, truthfully). */
   listAs?: Record<string, unknown>[];
   /** `stat` answers this error instead of an entry. */
@@ -72,6 +81,7 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const state = { requests: 0, connections: 0 };
+  let cold = (o.coldStartMs ?? 0) > 0;
   const name = o.name ?? 'f.bin';
   const mtime = o.mtime ?? 1_700_000_000;
   const fakeId = newPeerId();
@@ -86,8 +96,8 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
       onPacket() {},
       onMessage(h) {
         if (h.t === 'hello') send({ t: 'hello', v: PROTOCOL_VERSION, peer: fakeId, agent: `fake/${mode}`, caps: [] });
-        // every fake claims the whole file (the liars lie about that too)
-        if (h.t === 'interest' && h.cid === m.cid) send({ t: 'bitfield', cid: m.cid, have: Buffer.from(fullBitfield(chunksOf(m))).toString('base64'), complete: o.complete ?? true });
+        // every fake claims the whole file (the liars lie about that too), unless `has` says otherwise
+        if (h.t === 'interest' && h.cid === m.cid) send({ t: 'bitfield', cid: m.cid, have: Buffer.from(claimed(m, o.has)).toString('base64'), complete: o.has ? false : (o.complete ?? true) });
         if (h.t === 'list') send({ t: 'files', id: h.id, files: o.listAs ?? [{ name, size: m.size, mtime, kind: 'other', cid: m.cid }] });
         if (h.t === 'stat') {
           if (o.statError) send({ t: 'error', id: h.id, ...o.statError });
@@ -100,7 +110,11 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
         }
         if (h.t === 'get') {
           state.requests++;
-          sendRange(socket, file, m, mode, o, h.id as number, h.from as number, h.to as number, timers);
+          const go = () => sendRange(socket, file, m, mode, o, h.id as number, h.from as number, h.to as number, timers);
+          if (!cold) return go();
+          cold = false;
+          const t = setTimeout(() => socket.destroyed || go(), o.coldStartMs);
+          timers.add(t);
         }
       },
     });
@@ -128,6 +142,14 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
         server.close(() => r());
       }),
   };
+}
+
+/** Its bitfield: every chunk, or only `has`. */
+function claimed(m: Manifest, has: number[] | undefined): Uint8Array {
+  if (!has) return fullBitfield(chunksOf(m));
+  const bits = new Uint8Array(Math.ceil(chunksOf(m) / 8));
+  for (const i of has) bits[i >> 3]! |= 1 << (i & 7);
+  return bits;
 }
 
 function readChunk(file: string, m: Manifest, c: number): Buffer {
@@ -185,7 +207,8 @@ function sendRange(socket: net.Socket, file: string, m: Manifest, mode: FakeMode
   }
   if (mode === 'trickle') {
     // real bytes of live requests, slowly: never junk, never quite stalled, never a whole chunk soon
-    const perTick = Math.max(1, Math.floor((o.trickleBytesPerSec ?? 4096) / 10));
+    const every = o.trickleEveryMs ?? 100;
+    const perTick = Math.max(1, Math.floor(((o.trickleBytesPerSec ?? 4096) * every) / 1000));
     let c = from;
     let at = 0;
     let real = readChunk(file, m, c);
@@ -202,7 +225,7 @@ function sendRange(socket: net.Socket, file: string, m: Manifest, mode: FakeMode
         at = 0;
         real = readChunk(file, m, c);
       }
-      const t = setTimeout(step, 100);
+      const t = setTimeout(step, every);
       timers.add(t);
     };
     step();
