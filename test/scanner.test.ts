@@ -1,7 +1,7 @@
 import t from 'tap';
 import { writeFileSync, mkdirSync, utimesSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
-import { scanShare, diffScans, Scanner, notSharedName } from '../lib/share/scanner.js';
+import { scanShare, diffScans, Scanner, notSharedName, fallbackWalkMs } from '../lib/share/scanner.js';
 import { nameProblem } from '../lib/share/names.js';
 import { kindOf } from '../lib/share/kinds.js';
 import { MIN_CHUNK_BYTES } from '../lib/constants.js';
@@ -71,4 +71,11 @@ t.test('names sync must never write: the state folder and swarm\'s own file name
     t.ok(notSharedName(n), `${n}: refused (${notSharedName(n)})`);
   }
   for (const n of ['a.txt', 'sub/.swarm', 'sub/.swarm/x', '.swarmy/x', 'notes/swarm-part.txt', '.hidden']) t.equal(notSharedName(n), null, `${n}: an ordinary name`);
+});
+
+t.test('fallback walk: every interval unless every folder is watched; then at most 1% of a core, at most 10 min apart', async (t) => {
+  t.equal(fallbackWalkMs(10_000, false, 300), 10_000, 'not every folder watched: the interval');
+  t.equal(fallbackWalkMs(10_000, true, 50), 10_000, 'a cheap walk: still the interval');
+  t.equal(fallbackWalkMs(10_000, true, 300), 30_000, 'a 0.3 s walk (10,000 files): every 30 s');
+  t.equal(fallbackWalkMs(10_000, true, 60_000), 600_000, 'a huge share: at least every 10 min');
 });

@@ -29,7 +29,7 @@ export function formatBreakdown(b: Breakdown): string {
     ['  receive + decode', b.stages.receive, `${b.threads.peer || 'main'} peer thread(s)`],
     ['  copy into chunk buffers', b.stages.copy, 'peer'],
     ['  packet checksums', b.stages.checksum, 'peer'],
-    ['  xxhash of chunks', b.stages.hash, `${b.threads.pool || 'main'} pool thread(s)`],
+    ['  BLAKE3 of chunks', b.stages.hash, `${b.threads.pool || 'main'} pool thread(s)`],
     ['  positional writes', b.stages.write, 'pool'],
     ['  coordinate (main thread busy)', b.stages.coordinate, 'main'],
     ['  pool idle, waiting for chunks', b.stages.wait, 'pool'],
