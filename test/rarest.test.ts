@@ -38,6 +38,7 @@ function ctx(over: Partial<RarestContext> & { table: ChunkTable; counts: Uint16A
     maxRun: 4,
     random: prng(5),
     randomOrder: false,
+    stuckSeconds: 5,
     idle: false,
     ownChunkSeconds: 0.01,
     holderEta: () => 0.05,
@@ -80,7 +81,7 @@ t.test('random order for the first chunks ignores rarity', async (t) => {
   t.ok(seen.size > 4, 'many different chunks, not just the rarest');
 });
 
-t.test('endgame: an idle peer duplicates the chunk delivered last, only one it has, never a third holder', async (t) => {
+t.test('endgame: an idle peer duplicates the chunk delivered last, only one it has, a third holder only once both are stuck', async (t) => {
   const table = new ChunkTable(6);
   const counts = new Uint16Array(6).fill(2);
   table.assign(0, 6);
@@ -91,6 +92,10 @@ t.test('endgame: an idle peer duplicates the chunk delivered last, only one it h
   table.assign(5, 6);
   t.same(pickRarest(ctx({ table, counts, idle: true, holderEta: eta }))?.start, 4, 'chunk 5 has two holders now');
   t.equal(pickRarest(ctx({ table, counts, idle: true, holderEta: eta, ownChunkSeconds: 10 })), null, 'not when this peer would be slower');
+  // both holders of chunk 5 stuck on it for the first-chunk deadline: a third may take it
+  const stuck = (i: number) => (i === 5 ? 6 : 0.05);
+  t.same(pickRarest(ctx({ table, counts, idle: true, holderEta: stuck, stuckSeconds: 5 })), { start: 5, end: 6, duplicate: true }, 'a third holder once both are stuck');
+  t.not(pickRarest(ctx({ table, counts, idle: true, holderEta: stuck, stuckSeconds: 7 }))?.start, 5, 'not before (the rule of two holds)');
 });
 
 t.test('no duplicates before the endgame: while any chunk is unasked, an idle peer with nothing we lack stays idle', async (t) => {
@@ -216,7 +221,7 @@ t.test('planner: a request waiting in a busy peer\'s queue moves, once, to an id
   const q = peer(4, [0, 1], 9e6); // has them, but queues us too
   q.busyAt = 0;
   const m = { cid: 'c'.repeat(64), size: 8 << 20, chunkBytes: 1 << 20 } as unknown as import('../lib/manifest.js').Manifest;
-  const planner = new RequestPlanner({ m, table, budget, book, availability, peers, random: () => 0.5, resumedChunks: 0 });
+  const planner = new RequestPlanner({ m, table, budget, book, availability, peers, random: () => 0.5, resumedChunks: 0, stuckMs: 5_000 });
   const r = book.open(seeder.id, 0, 2, false, 0);
   const t0 = 10_000;
   q.busyAt = t0 + 500; // peer 4 said busy half a second ago

@@ -31,7 +31,7 @@ import { ChunkTable } from '../lib/scheduling/chunk-table.js';
 import { Availability } from '../lib/scheduling/availability.js';
 import { ByteBudget } from '../lib/scheduling/budget.js';
 import { RequestPlanner } from '../lib/download/requests.js';
-import { addressOfKey, chunkSeconds, overdue, Redials, REDIAL_AFTER_MS, type Peer } from '../lib/download/peer-state.js';
+import { addressOfKey, chunkSeconds, overdue, Redials, REDIAL_AFTER_MS, SOON_REDIALS, type Peer } from '../lib/download/peer-state.js';
 import { pickRarest } from '../lib/scheduling/rarest.js';
 
 const MiB = MIN_CHUNK_BYTES;
@@ -222,9 +222,10 @@ t.test('overdue: a peer with requests out that trickles is cut as trickling afte
   t.match(overdue(silent, 6_000, 1, o, MiB), { trickle: false, reason: /sent nothing/ }, 'silence is still its own (earlier) rule');
 });
 
-t.test('redials: soon while a chunk has no proven holder, backing off; never sooner for a trickler; never for bad data', async (t) => {
+t.test('redials: a vouched holder soon while a holder may be lacking, backing off; never sooner for a trickler or one only a peer named; never for bad data', async (t) => {
   const r = new Redials(5_000);
   const slowStart = peer({ key: '127.0.0.1|7001' });
+  r.vouch(slowStart.key); // named by the user or the tracker
   r.dropped(slowStart, 0, false);
   t.notOk(r.mayDial(slowStart.key, 4_999, true), 'needed: not before the first-chunk deadline');
   t.ok(r.mayDial(slowStart.key, 5_000, true), 'needed: after it');
@@ -234,9 +235,15 @@ t.test('redials: soon while a chunk has no proven holder, backing off; never soo
   r.dropped(slowStart, 10_000, false); // set aside again, still no chunk from it
   t.notOk(r.mayDial(slowStart.key, 19_999, true), 'second miss in a row: 10 s');
   t.ok(r.mayDial(slowStart.key, 20_000, true));
+  t.ok(r.soonRedialPending(), 'a soon redial is pending: a download is not stuck yet');
   for (let i = 0; i < 5; i++) r.dropped(slowStart, 100_000, false);
   t.notOk(r.mayDial(slowStart.key, 100_000 + REDIAL_AFTER_MS - 1, true), 'backed off to 30 s at most');
   t.ok(r.mayDial(slowStart.key, 100_000 + REDIAL_AFTER_MS, true));
+  t.notOk(r.soonRedialPending(), `after ${SOON_REDIALS} misses in a row, no longer soon`);
+  const mentioned = peer({ key: '127.0.0.1|7004' }); // only a peer's `peers` named it
+  r.dropped(mentioned, 0, false);
+  t.notOk(r.mayDial(mentioned.key, 5_000, true), 'an address only a peer named: 30 s even when needed');
+  t.notOk(r.due(1e9, true).some((a) => a.port === 7004), 'and the coordinator never dials it again on its own');
   const proven = peer({ key: '127.0.0.1|7001' });
   proven.stats.onVerified(MiB, 1);
   r.dropped(proven, 200_000, false);
@@ -256,7 +263,7 @@ t.test('needs holders: a chunk we lack that no proven active peer has', async (t
   const table = new ChunkTable(4);
   const availability = new Availability(4);
   const peers = new Map<number, Peer>();
-  const planner = new RequestPlanner({ m: { cid: 'c', size: 4 * MiB, chunkBytes: MiB, hashes: Buffer.alloc(0) }, table, budget: new ByteBudget(8 * MiB), book: null as never, availability, peers, random: () => 0.5, resumedChunks: 0 });
+  const planner = new RequestPlanner({ m: { cid: 'c', size: 4 * MiB, chunkBytes: MiB, hashes: Buffer.alloc(0) }, table, budget: new ByteBudget(8 * MiB), book: null as never, availability, peers, random: () => 0.5, resumedChunks: 0, stuckMs: 5_000 });
   const fast = peer({ id: 1, complete: false });
   const liar = peer({ id: 2, complete: true });
   peers.set(1, fast).set(2, liar);
@@ -284,7 +291,7 @@ t.test('endgame duplicates: a newcomer may take the rare chunk beside a silent h
   t.equal(chunkSeconds(fast, MiB, all), 1, 'a measured peer: at its rate');
   t.equal(chunkSeconds(newcomer, MiB, all), 1, 'a newcomer: at the mean rate of the others');
   t.equal(chunkSeconds(liar, MiB, all), Infinity, 'asked, and nothing verified: never');
-  const pick = (p: Peer) => pickRarest({ table, counts: Uint16Array.of(3, 3), peerHas: () => true, room: 1, maxRun: 1, random: () => 0.5, randomOrder: false, idle: true, ownChunkSeconds: chunkSeconds(p, MiB, all), holderEta: () => Infinity });
+  const pick = (p: Peer) => pickRarest({ table, counts: Uint16Array.of(3, 3), peerHas: () => true, room: 1, maxRun: 1, random: () => 0.5, randomOrder: false, idle: true, ownChunkSeconds: chunkSeconds(p, MiB, all), holderEta: () => Infinity, stuckSeconds: 5 });
   t.same(pick(newcomer), { start: 1, end: 2, duplicate: true }, 'the newcomer duplicates it');
   t.equal(pick(liar), null, 'the liar does not (Infinity against Infinity is no race)');
 });

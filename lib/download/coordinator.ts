@@ -38,7 +38,7 @@ import { localHello } from '../net/identity.js';
 import { chunksOf, expectedHash, type Manifest } from '../manifest.js';
 import type { FromPeerHost } from './thread-messages.js';
 import type { PeerHostGroup } from './peer-host.js';
-import { peerView, Redials, tickPeer, type Peer } from './peer-state.js';
+import { peerView, REDIAL_AFTER_MS, Redials, tickPeer, type Peer } from './peer-state.js';
 import { RequestPlanner } from './requests.js';
 export { defaultPeerThreads } from './peer-state.js';
 import type { CoordinatorEvents, PeerView } from './events.js';
@@ -49,6 +49,8 @@ const JUNK_STRIKE_BYTES = 8 << 20;
 /** Newly verified chunks are told to peers in batches, at most this often. */
 const HAVE_FLUSH_MS = 100;
 export const DEFAULT_MAX_PEERS = 48;
+/** Peer records kept at most (live ones always; the oldest dropped ones go first). */
+const MAX_DROPPED_RECORDS = 4 * DEFAULT_MAX_PEERS;
 
 export interface CoordinatorOptions {
   pool: ChunkPool;
@@ -85,6 +87,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly peers = new Map<number, Peer>();
   /** Live peers by dialled address, and holders dropped (when, and whether for bad data). */
   private readonly byKey = new Map<string, Peer>();
+  /** The record id last made for each dialled address (a redial replaces it). */
+  private readonly lastIdOf = new Map<string, number>();
+  /** When a request for a chunk last timed out, or a peer was dropped with requests out. */
+  private chunkFailedAt = 0;
   private readonly gone: Redials;
   private readonly writes = new Set<Promise<void>>();
   private nextPeer = 0;
@@ -114,7 +120,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.random = o.random ?? Math.random;
     this.gone = new Redials(o.firstChunkMs);
     this.hello = o.hello ?? localHello();
-    this.requests = new RequestPlanner({ m, table: this.table, budget: this.budget, book: this.book, availability: this.availability, peers: this.peers, random: this.random, resumedChunks: this.resumedChunks });
+    this.requests = new RequestPlanner({ m, table: this.table, budget: this.budget, book: this.book, availability: this.availability, peers: this.peers, random: this.random, resumedChunks: this.resumedChunks, stuckMs: o.firstChunkMs });
   }
 
   private readonly requests: RequestPlanner;
@@ -139,7 +145,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       (err) => this.fail(err),
     );
     this.running = true;
-    this.addHolders(this.initial);
+    this.addHolders(this.initial, true);
     this.timer = setInterval(() => this.tick(), TICK_MS);
     const done = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
@@ -149,16 +155,18 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   /**
-   * More holders (from the tracker, or a peer's `peers`): each new address is dialled, up to
-   * maxPeers at once. A holder dropped for bad data is never dialled again; one dropped for other
-   * reasons later (Redials: sooner while a chunk we lack has no proven holder).
+   * More holders (named by the user or the tracker: `vouched`; or by a peer's `peers`, or a peer
+   * that reached us): each new address is dialled, up to maxPeers at once. A holder dropped for
+   * bad data is never dialled again; one dropped for other reasons later (Redials: a vouched one
+   * sooner while we may lack a holder).
    */
-  addHolders(addrs: PeerAddress[]): void {
+  addHolders(addrs: PeerAddress[], vouched = false): void {
     if (!this.running || this.finished) return;
     const now = Date.now();
     const cap = this.o.maxPeers ?? DEFAULT_MAX_PEERS;
     for (const a of addrs) {
       const key = `${a.ip}|${a.port}`;
+      if (vouched) this.gone.vouch(key);
       if (this.byKey.has(key)) continue;
       if (!this.gone.mayDial(key, now)) continue;
       if (this.byKey.size >= cap) return;
@@ -167,9 +175,28 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       const id = this.nextPeer++;
       const address = a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
       const p: Peer = { id, address, key, host, stats: new PeerStats(now), state: 'connecting', tcpAt: 0, everConnected: false, remoteId: null, complete: false, badData: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null };
+      this.forget(key);
       this.peers.set(id, p);
       this.byKey.set(key, p);
+      this.lastIdOf.set(key, id);
       host.send({ type: 'connect', peerId: id, host: a.ip, port: a.port, cid: this.m.cid, chunks: this.table.count, hello: this.hello, bits: this.bitfield() });
+    }
+  }
+
+  /**
+   * A holder dialled again replaces its dropped record (a record per dial grew without end while
+   * holders came and went), and at most MAX_DROPPED_RECORDS dropped ones are kept (the oldest go).
+   */
+  private forget(key: string): void {
+    const old = this.lastIdOf.get(key);
+    if (old !== undefined && this.peers.get(old)?.state === 'dropped') this.peers.delete(old);
+    if (this.peers.size < MAX_DROPPED_RECORDS) return;
+    let over = this.peers.size - MAX_DROPPED_RECORDS + 1;
+    for (const [id, q] of this.peers) {
+      if (over <= 0) break;
+      if (q.state !== 'dropped') continue;
+      this.peers.delete(id);
+      over--;
     }
   }
 
@@ -418,6 +445,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     p.state = 'dropped';
     // a peer that sent only bad data and then hung up (or stalled) lied all the same
     if (p.badData > 0 && p.stats.chunksVerified === 0 && (!p.droppedFor || p.droppedFor === 'trickle')) p.droppedFor = 'bad-data';
+    if (this.book.inflight(p.id) > 0) this.chunkFailedAt = Date.now();
     this.book.endPeer(p.id);
     this.availability.removePeer(p.id);
     if (this.byKey.get(p.key) === p) this.byKey.delete(p.key);
@@ -438,8 +466,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.stuckSince = 0;
       return;
     }
-    // a holder that was only busy is dialled again shortly (tick): not stuck yet
-    if (this.gone.busyRetryPending()) return;
+    // a holder that was only busy, or a vouched one set aside, is dialled again shortly (tick): not stuck yet
+    if (this.gone.busyRetryPending() || this.gone.soonRedialPending()) return;
     const missing = this.table.count - this.table.verified;
     const resume = `${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume`;
     const connected = [...this.peers.values()].filter((x) => x.everConnected && x.droppedFor !== 'self' && x.droppedFor !== 'duplicate');
@@ -470,17 +498,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private tick(): void {
     const now = Date.now();
     // everyone is gone: dial the first holders again where allowed (busy ones come back soon)
-    if (this.byKey.size === 0) this.addHolders(this.initial);
+    if (this.byKey.size === 0) this.addHolders(this.initial, true);
     for (const p of this.peers.values()) {
       const late = tickPeer(p, now, this.book.inflight(p.id), this.o, this.m.chunkBytes);
       if (late) this.drop(p, late, ERROR_CODES.PEER_TIMEOUT);
     }
-    // a chunk we lack that no proven peer has: holders set aside (a slow first answer) come back soon
-    this.gone.needed = this.requests.needsHolders();
+    // a chunk we lack that no proven peer has, or a request that failed lately or is overdue (a
+    // peer that proved itself on other chunks may hold this one hostage): holders set aside come back soon
+    this.gone.needed = now - this.chunkFailedAt < REDIAL_AFTER_MS || this.book.overdue(now, this.o.firstChunkMs) || this.requests.needsHolders();
     if (this.gone.needed) this.addHolders(this.gone.due(now));
     for (const r of this.book.timedOut(now, this.o.requestTimeoutMs)) {
       const p = this.peers.get(r.peer)!;
       if (now - p.busyAt < this.o.requestTimeoutMs) continue; // waiting its turn at a busy peer
+      this.chunkFailedAt = now;
       this.requests.cancel(r);
       this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: `request timed out after ${this.o.requestTimeoutMs} ms` });
     }

@@ -111,7 +111,8 @@ export interface DownloadHost {
    * Ask for more holders of `cid` now and then (tracker), and pass on holders that reach this node
    * (peers that said `interest` in it). `now()` asks at once, `stop()` ends it.
    */
-  discover(cid: string, add: (peers: PeerAddress[]) => void): Discovery;
+  /** Holders as they are found: `vouched` when the tracker listed them (not a peer that only said so). */
+  discover(cid: string, add: (peers: PeerAddress[], vouched: boolean) => void): Discovery;
   /** Where else to look for holders of a name (the overlay, the LAN). */
   finders?(): VersionFinder[];
 }
@@ -350,7 +351,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       const tSetup = performance.now();
       const elu = performance.eventLoopUtilization();
       const running = coord.run();
-      if (host) discovery = host.discover(m.cid, (peers) => coord.addHolders(peers));
+      if (host) discovery = host.discover(m.cid, (peers, vouched) => coord.addHolders(peers, vouched));
       await running;
       discovery?.stop();
       await coord.drainWrites();

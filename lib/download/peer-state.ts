@@ -157,32 +157,50 @@ interface Gone {
   slow: boolean;
   /** Times in a row it was dropped without a chunk verified from it (the soon redial backs off). */
   misses: number;
+  /** Named by the user or the tracker, or it delivered a verified chunk: worth dialling again soon. */
+  vouched: boolean;
 }
+
+/** A vouched holder is dialled again soon at most this many times in a row without a verified chunk. */
+export const SOON_REDIALS = 3;
 
 /**
  * Holders that were dropped, by dialled address: one dropped for bad data (or found to be
  * ourselves) is never dialled again; one that refused us for being full is tried again soon, a
- * few times; any other after REDIAL_AFTER_MS, or, while a chunk we lack has no proven holder
- * (`needed`: none that delivered a verified chunk, RequestPlanner.needsHolders), after `soonMs`
- * (the first-chunk deadline) doubled at each miss in a row, up to REDIAL_AFTER_MS. The sole real
- * holder of a chunk, set aside for a slow first answer, is then back within seconds, beside the
- * liars that claim the chunk too, instead of never (a holder given with --peer was dialled again
- * only once every peer was gone). One set aside for trickling, or a second connection to a live
- * peer, waits REDIAL_AFTER_MS all the same: sooner, it would only hold the chunk again.
+ * few times; any other after REDIAL_AFTER_MS, or, while we may lack a holder (`needed`: a chunk
+ * we lack has no proven holder, or a request for one failed lately: RequestPlanner.needsHolders),
+ * after `soonMs` (the first-chunk deadline) doubled at each miss in a row, SOON_REDIALS times.
+ * The sole real holder of a chunk, set aside for a slow first answer, is then back within seconds,
+ * beside the liars that claim the chunk too, instead of never (a holder given with --peer was
+ * dialled again only once every peer was gone). Only vouched holders come back soon: ones the
+ * user named, the tracker listed, or that delivered a verified chunk. An address a peer only
+ * mentioned (peer exchange) is dialled when it is mentioned, as before: otherwise one `peers`
+ * message of dead addresses made every downloader dial them again twice a minute (hostile
+ * review). One set aside for trickling, or a second connection to a live peer, waits
+ * REDIAL_AFTER_MS all the same: sooner, it would only hold the chunk again.
  */
 export class Redials {
   private readonly gone = new Map<string, Gone>();
-  /** A chunk we lack has no proven holder (the coordinator sets it each tick). */
+  /** Addresses the user or the tracker named. */
+  private readonly named = new Set<string>();
+  /** We may lack a holder (the coordinator sets it each tick). */
   needed = false;
 
   constructor(private readonly soonMs: number) {}
+
+  /** `key` came from the user or the tracker (not only from another peer). */
+  vouch(key: string): void {
+    this.named.add(key);
+  }
 
   dropped(p: Pick<Peer, 'key' | 'droppedFor' | 'stats'>, now: number, busy: boolean): void {
     const before = this.gone.get(p.key);
     const bad = p.droppedFor === 'bad-data' || p.droppedFor === 'self';
     const slow = p.droppedFor === 'trickle' || p.droppedFor === 'duplicate';
-    const misses = p.stats.chunksVerified > 0 ? 1 : (before?.misses ?? 0) + 1;
-    this.gone.set(p.key, { at: now, bad, busy: busy ? (before?.busy ?? 0) + 1 : 0, slow, misses });
+    const proven = p.stats.chunksVerified > 0;
+    const misses = proven ? 1 : (before?.misses ?? 0) + 1;
+    const vouched = proven || before?.vouched === true || this.named.has(p.key);
+    this.gone.set(p.key, { at: now, bad, busy: busy ? (before?.busy ?? 0) + 1 : 0, slow, misses, vouched });
   }
 
   mayDial(key: string, now: number, needed = this.needed): boolean {
@@ -192,14 +210,14 @@ export class Redials {
 
   private delay(g: Gone, needed: boolean): number {
     if (pending(g)) return BUSY_REDIAL_MS;
-    if (needed && !g.slow) return Math.min(REDIAL_AFTER_MS, this.soonMs * 2 ** (g.misses - 1));
+    if (needed && soon(g)) return Math.min(REDIAL_AFTER_MS, this.soonMs * 2 ** (g.misses - 1));
     return REDIAL_AFTER_MS;
   }
 
-  /** Dropped holders that may be dialled again now. */
+  /** Vouched holders dropped that may be dialled again now (only those: see above). */
   due(now: number, needed = this.needed): PeerAddress[] {
     const out: PeerAddress[] = [];
-    for (const key of this.gone.keys()) if (this.mayDial(key, now, needed)) out.push(addressOfKey(key));
+    for (const [key, g] of this.gone) if (g.vouched && this.mayDial(key, now, needed)) out.push(addressOfKey(key));
     return out;
   }
 
@@ -208,8 +226,15 @@ export class Redials {
     for (const g of this.gone.values()) if (pending(g)) return true;
     return false;
   }
+
+  /** Some vouched holder will be dialled again soon (while `needed`): a download is not stuck yet. */
+  soonRedialPending(): boolean {
+    for (const g of this.gone.values()) if (soon(g)) return true;
+    return false;
+  }
 }
 
+const soon = (g: Gone): boolean => g.vouched && !g.bad && !g.slow && g.misses <= SOON_REDIALS;
 const pending = (g: { bad: boolean; busy: number }): boolean => !g.bad && g.busy > 0 && g.busy <= BUSY_REDIALS;
 
 /** The address a Peer key (`ip|port`) was made from. */

@@ -49,6 +49,8 @@ export interface PlannerState {
   availability: Availability;
   peers: ReadonlyMap<number, Peer>;
   random: () => number;
+  /** In the endgame, a chunk every holder has been on this long is asked of one more peer (the first-chunk deadline). */
+  stuckMs: number;
   /** Chunks verified before this run (a resumed download): the random first picks are counted after them. */
   resumedChunks: number;
 }
@@ -56,10 +58,17 @@ export interface PlannerState {
 export class RequestPlanner {
   constructor(private readonly c: PlannerState) {}
 
+  /** Seconds until the soonest of the peers asked for `chunk` delivers it (Infinity: none looks like it will). */
   private etaOf(chunk: number): number {
-    const owner = this.c.peers.get(this.c.book.ownerOf(chunk));
-    if (!owner || owner.state !== 'active') return Infinity;
-    return this.c.book.eta(owner.id, chunk, owner.stats.rate);
+    const now = Date.now();
+    let best = Infinity;
+    for (const r of this.c.book.all()) {
+      if (!r.pending.has(chunk)) continue;
+      const q = this.c.peers.get(r.peer);
+      if (!q || q.state !== 'active') continue;
+      best = Math.min(best, this.c.book.eta(q.id, chunk, q.stats.rate, now));
+    }
+    return best;
   }
 
   /** Send every active peer what it should fetch next (the caller checks the download runs). */
@@ -90,6 +99,7 @@ export class RequestPlanner {
           idle,
           ownChunkSeconds: chunkSeconds(p, cb, this.c.peers.values()),
           holderEta: (i) => this.etaOf(i),
+          stuckSeconds: this.c.stuckMs / 1000,
         });
         if (!pick) {
           if (!reclaimed && idle && this.reclaimFor(p, now)) {
@@ -178,8 +188,8 @@ export class RequestPlanner {
   needsHolders(): boolean {
     const proven: number[] = [];
     for (const p of this.c.peers.values()) {
+      // (no shortcut for a peer that says it is complete: a liar says so too)
       if (p.state !== 'active' || p.stats.chunksVerified === 0) continue;
-      if (p.complete) return false;
       proven.push(p.id);
     }
     return this.c.availability.firstUnheld((i) => !this.c.table.isVerified(i), proven) >= 0;

@@ -296,10 +296,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
     }
   }
 
-  discover(cid: string, add: (peers: PeerAddress[]) => void): Discovery {
+  discover(cid: string, add: (peers: PeerAddress[], vouched: boolean) => void): Discovery {
     // holders that reach this node (their interest in cid) go to the download at once
     const unheld = this.sources.onHolder((c, a) => {
-      if (c === cid) add([a]);
+      if (c === cid) add([a], false);
     });
     const address = this.tracker?.address ?? this.opts.tracker;
     const asks = !!address && !this.opts.noTracker;
@@ -323,7 +323,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
             this.sources.noteHolder(cid, a);
             this.book.add(a, 'tracker');
           }
-          add(peers);
+          add(peers, true);
         }, () => {})
         .finally(() => {
           asking = false;

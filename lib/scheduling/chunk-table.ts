@@ -127,10 +127,15 @@ export class ChunkTable {
   }
 
   /** Chunks still assigned (not received) to exactly one peer: endgame candidates. */
-  *assignedSingly(): Generator<number> {
+  assignedSingly(): Generator<number> {
+    return this.assignedToFewer(2);
+  }
+
+  /** Chunks still assigned (not received) to at least one peer and fewer than `max`. */
+  *assignedToFewer(max: number): Generator<number> {
     while (this.lowUnverified < this.count && this.state[this.lowUnverified] === ChunkState.Verified) this.lowUnverified++;
     for (let i = this.lowUnverified; i < this.count; i++) {
-      if (this.state[i] === ChunkState.Assigned && this.owners[i] === 1) yield i;
+      if (this.state[i] === ChunkState.Assigned && this.owners[i]! >= 1 && this.owners[i]! < max) yield i;
     }
   }
 }

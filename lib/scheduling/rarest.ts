@@ -9,8 +9,12 @@
  *   extended forward over chunks that are just as rare (sequential reads for the holder, fewer
  *   requests), up to `maxRun` and `room`.
  * - Endgame (every chunk left is in flight, and this peer is idle): duplicate the chunk, among
- *   those it has, whose holder would deliver it last, if this peer would clearly be sooner
- *   (WebTorrent's hotswap, libtorrent's endgame). At most two peers hold a chunk. Not before:
+ *   those it has, whose holders would deliver it last (the soonest of them), if this peer would
+ *   clearly be sooner (WebTorrent's hotswap, libtorrent's endgame). Two peers hold a chunk at
+ *   most, unless every holder has been on it for `stuckSeconds` (a holder's estimate grows with
+ *   the time its chunk has taken): then one more, each time. "Helpful" liars that proved fast on
+ *   other chunks and dribble the rare one took both places for a request timeout each while its
+ *   real holder waited (hostile review). Not before:
  *   in a swarm of partial holders a peer often has nothing we lack long before the end, and
  *   duplicating then cost a flash crowd ~15% of its bytes (cancelled halves of chunks).
  */
@@ -34,9 +38,14 @@ export interface RarestContext {
   idle: boolean;
   /** Seconds this peer needs for one chunk (Infinity: it never duplicates). */
   ownChunkSeconds: number;
-  /** Seconds until the peer holding chunk i delivers it (Infinity when it looks stalled). */
+  /** Seconds until the soonest peer holding chunk i delivers it (Infinity when all look stalled). */
   holderEta: (chunk: number) => number;
+  /** A chunk every holder has been on this long may be asked of one more peer (beyond MAX_HOLDERS). */
+  stuckSeconds: number;
 }
+
+/** Peers a chunk is asked of at once in the endgame, unless all of them are stuck on it. */
+export const MAX_HOLDERS = 2;
 
 export type RarestPick = { start: number; end: number; duplicate: boolean } | null;
 
@@ -70,9 +79,10 @@ export function pickRarest(ctx: RarestContext): RarestPick {
   if (!ctx.idle || table.missing > 0) return null;
   let dup = -1;
   let dupEta = 0;
-  for (const i of table.assignedSingly()) {
+  for (const i of table.assignedToFewer(255)) {
     if (!peerHas(i)) continue;
     const eta = ctx.holderEta(i);
+    if (table.ownersOf(i) >= MAX_HOLDERS && eta < ctx.stuckSeconds) continue;
     if (eta > dupEta) {
       dup = i;
       dupEta = eta;

@@ -202,15 +202,36 @@ export class RequestBook {
     return out;
   }
 
-  /** Seconds until `peer` delivers `chunk` at `rate` bytes/s: its place in the peer's queue. */
-  eta(peer: number, chunk: number, rate: number): number {
+  /**
+   * Seconds until `peer` delivers `chunk` at `rate` bytes/s: its place in the peer's queue. With
+   * `now`, the chunk at the head of the queue is taken to need at least as long again as it has
+   * taken so far (since the request's last chunk, or since it was sent): a peer that proved fast
+   * on other chunks and dribbles this one is not trusted to deliver it in one chunk's time, so an
+   * idle holder may take a duplicate (hostile review: "helpful" liars held the rare chunk a
+   * request timeout each while their rate made them look seconds away).
+   */
+  eta(peer: number, chunk: number, rate: number, now?: number): number {
+    if (rate <= 0) return this.has(peer, chunk) ? Infinity : 0;
+    const per = this.chunkBytes / rate;
     let ahead = 0;
+    let head = per;
     for (const r of this.requestsOf(peer)) {
       for (const c of r.pending) {
-        ahead++;
-        if (c === chunk) return rate > 0 ? (ahead * this.chunkBytes) / rate : Infinity;
+        if (ahead++ === 0 && now !== undefined) head = Math.max(per, (now - r.lastChunkAt) / 1000);
+        if (c === chunk) return head + (ahead - 1) * per;
       }
     }
     return 0;
+  }
+
+  /** Some request has sent bytes and then no chunk for longer than `ms` (its head chunk is overdue). */
+  overdue(now: number, ms: number): boolean {
+    for (const r of this.requests.values()) if (r.started && r.pending.size > 0 && now - r.lastChunkAt > ms) return true;
+    return false;
+  }
+
+  private has(peer: number, chunk: number): boolean {
+    for (const r of this.requestsOf(peer)) if (r.pending.has(chunk)) return true;
+    return false;
   }
 }

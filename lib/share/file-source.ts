@@ -112,13 +112,22 @@ export class FileReader implements SourceReader {
   private io(start: (done: (err: NodeJS.ErrnoException | null, n: number) => void) => void): Promise<number> {
     if (this.closed) return Promise.reject(this.closedError());
     this.reading++;
-    return new Promise((resolve, reject) =>
-      start((err, n) => {
-        if (--this.reading === 0 && this.closed) closeFd(this.fd);
-        if (err) reject(err);
-        else resolve(n);
-      }),
-    );
+    const ended = () => {
+      if (--this.reading === 0 && this.closed) closeFd(this.fd);
+    };
+    return new Promise((resolve, reject) => {
+      try {
+        start((err, n) => {
+          ended();
+          if (err) reject(err);
+          else resolve(n);
+        });
+      } catch (err) {
+        // refused before it was queued (a range outside the buffer): no callback will come
+        ended();
+        reject(err);
+      }
+    });
   }
 
   checkUnchanged(): void {
