@@ -11,70 +11,18 @@ import net from 'node:net';
 import { readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { get } from '../lib/download/get.js';
-import { MIN_CHUNK_BYTES } from '../lib/constants.js';
 import { makeManifest } from '../lib/manifest.js';
 import { chunkHash } from '../lib/hashing.js';
 import { FileReader, fileHandles, openChecked } from '../lib/share/file-source.js';
 import { FrameDecoder, encodeFrame, type Header } from '../lib/protocol/frame.js';
 import { PROTOCOL_VERSION } from '../lib/protocol/messages.js';
 import { newPeerId } from '../lib/net/identity.js';
+import { encodePacketHead, FLAG_LAST_IN_CHUNK } from '../lib/protocol/packet.js';
+import { fullBitfield } from '../lib/scheduling/availability.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
-import { startFakePeer, type FakeMode, type FakeOptions, type FakePeer } from './helpers/fake-peer.js';
+import { download, fake, MiB, MTIME, scaled, source, manifestOf } from './helpers/timed-download.js';
 import type { Manifest } from '../lib/manifest.js';
-
-const MiB = MIN_CHUNK_BYTES;
-const MTIME = 1_700_000_000;
-/** Hash and receive on the main thread: worker threads boot slowly under tap. */
-const INLINE = { threads: 0, peerThreads: 0 } as const;
-/** The default deadlines (first chunk 5 s, request 20 s, stall 10 s) times `f`. */
-const scaled = (f: number) => ({ firstChunkMs: 5_000 * f, requestTimeoutMs: 20_000 * f, stallMs: 10_000 * f });
-
-function source(t: Test, seed: number, size: number): { dir: string; file: string; data: Buffer } {
-  const dir = tempDir(t);
-  const data = randomBytes(prng(seed), size);
-  const file = path.join(dir, 'f.bin');
-  writeFileSync(file, data);
-  utimesSync(file, MTIME, MTIME);
-  return { dir, file, data };
-}
-
-/** The manifest of `data` in 1 MiB chunks (what an honest holder hands out). */
-function manifestOf(data: Buffer): Manifest {
-  const hashes: Buffer[] = [];
-  for (let at = 0; at < data.length; at += MiB) hashes.push(chunkHash(data.subarray(at, at + MiB)));
-  return makeManifest(data.length, MiB, Buffer.concat(hashes));
-}
-
-async function fake(t: Test, file: string, m: Manifest, mode: FakeMode, o: FakeOptions = {}): Promise<FakePeer & { address: string }> {
-  const f = await startFakePeer(file, m, mode, { mtime: MTIME, ...o });
-  t.teardown(() => f.close());
-  return Object.assign(f, { address: `127.0.0.1:${f.port}` });
-}
-
-/** Runs a download from `peers`, aborted after `limitMs` (the test then reports how far it got). */
-async function download(t: Test, peers: string[], limitMs: number, timeouts: ReturnType<typeof scaled>) {
-  const out = tempDir(t);
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(new Error(`still running after ${limitMs} ms`)), limitMs);
-  t.teardown(() => clearTimeout(timer));
-  const started = Date.now();
-  const p = get('f.bin', { peers, outDir: out, ...INLINE, ...timeouts, signal: abort.signal });
-  const dropped: { peer: string; reason: string; at: number }[] = [];
-  p.download.on('peer-dropped', (e) => dropped.push({ peer: e.peer, reason: e.reason, at: Date.now() - started }));
-  let chunks = 0;
-  p.download.on('progress', (e) => (chunks = Math.floor(e.bytes / MiB)));
-  // the transfer's own time: from 'start' (the name resolved, every holder asked its manifest)
-  let transferFrom = 0;
-  p.download.on('start', () => (transferFrom = Date.now()));
-  const r = await p.then(
-    (done) => ({ done, error: null }),
-    (error: Error) => ({ done: null, error }),
-  );
-  clearTimeout(timer);
-  const end = Date.now();
-  return { ...r, ms: end - started, transferMs: transferFrom ? end - transferFrom : Infinity, dropped, chunks, file: path.join(out, 'f.bin') };
-}
 
 /**
  * A "helpful" liar: a real leecher that has every chunk but X and claims X too. It serves every
@@ -82,14 +30,8 @@ async function download(t: Test, peers: string[], limitMs: number, timeouts: Ret
  * an endgame duplicate), and X at 1.3x the trickle threshold, its last packet never sent.
  */
 async function helpfulLiar(t: Test, data: Buffer, m: Manifest, x: number, rate: number): Promise<{ address: string; port: number }> {
-  const { FrameDecoder, encodeFrame } = await import('../lib/protocol/frame.js');
-  const { encodePacketHead, FLAG_LAST_IN_CHUNK } = await import('../lib/protocol/packet.js');
-  const { PROTOCOL_VERSION } = await import('../lib/protocol/messages.js');
-  const { fullBitfield } = await import('../lib/scheduling/availability.js');
-  const { newPeerId } = await import('../lib/net/identity.js');
-  const net = await import('node:net');
   const id = newPeerId();
-  const socks = new Set<import('node:net').Socket>();
+  const socks = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const server = net.createServer((s) => {
     socks.add(s);
@@ -141,7 +83,7 @@ async function helpfulLiar(t: Test, data: Buffer, m: Manifest, x: number, rate: 
   const chunksOf = Math.ceil(m.size / MiB);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => new Promise((r) => { for (const tm of timers) clearTimeout(tm); for (const s of socks) s.destroy(); server.close(r); }));
-  const port = (server.address() as import('node:net').AddressInfo).port;
+  const port = (server.address() as net.AddressInfo).port;
   return { port, address: `127.0.0.1:${port}` };
 }
 

@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import net from 'node:net';
-import { once } from 'node:events';
+import { listenOnLoopback } from './helpers/attack.js';
 import { PeerFetcher, type BufferSource } from '../lib/download/peer-fetcher.js';
 import { FrameDecoder, encodeFrame, type Header } from '../lib/protocol/frame.js';
 import { helloMessage } from '../lib/protocol/messages.js';
@@ -49,13 +49,7 @@ async function scripted(t: { teardown(fn: () => unknown): void }): Promise<Scrip
     });
     socket.on('data', (d) => dec.push(d));
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { server, port: (server.address() as net.AddressInfo).port, got };
+  return { server, port: await listenOnLoopback(t, server, sockets), got };
 }
 
 t.test('a cancelled half-received packet never writes into a buffer another connection took', async (t) => {

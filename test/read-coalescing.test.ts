@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import net from 'node:net';
-import { once } from 'node:events';
+import { listenOnLoopback } from './helpers/attack.js';
 import { FramedClient, COALESCE_BYTES, COALESCE_MS } from '../lib/net/framed-client.js';
 import { FrameDecoder, encodeFrameBuffer } from '../lib/protocol/frame.js';
 import { helloMessage } from '../lib/protocol/messages.js';
@@ -40,13 +40,7 @@ async function trickler(t: { teardown(fn: () => unknown): void }): Promise<numbe
     });
     socket.on('data', (d) => dec.push(d));
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return (server.address() as net.AddressInfo).port;
+  return listenOnLoopback(t, server, sockets);
 }
 
 /** Connects to a trickler and collects its frames; resolves with them and the reads it took. */

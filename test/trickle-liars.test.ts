@@ -12,19 +12,12 @@
  * Timeouts are scaled down (the defaults times 0.3 or 0.1) so that each test takes seconds; chunks
  * are 1 MiB (the smallest). All on 127.0.0.1, downloads in process.
  */
-import t, { type Test } from 'tap';
-import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { serve } from '../lib/serve.js';
-import { get } from '../lib/download/get.js';
 import { InlineChunkPool } from '../lib/pool.js';
-import { MIN_CHUNK_BYTES } from '../lib/constants.js';
-import { makeManifest } from '../lib/manifest.js';
-import { chunkHash } from '../lib/hashing.js';
-import { prng, randomBytes } from './helpers/prng.js';
-import { tempDir } from './helpers/tmp.js';
-import { startFakePeer, type FakeMode, type FakeOptions, type FakePeer } from './helpers/fake-peer.js';
-import type { Manifest } from '../lib/manifest.js';
+import type { FakeOptions } from './helpers/fake-peer.js';
+import { download, fake, manifestOf, MiB, scaled, source } from './helpers/timed-download.js';
 import { trickleChunkMs, TRICKLE_MARGIN } from '../lib/scheduling/progress.js';
 import { PeerStats } from '../lib/scheduling/peer-stats.js';
 import { ChunkTable } from '../lib/scheduling/chunk-table.js';
@@ -34,60 +27,8 @@ import { RequestPlanner } from '../lib/download/requests.js';
 import { addressOfKey, chunkSeconds, overdue, Redials, REDIAL_AFTER_MS, SOON_REDIALS, type Peer } from '../lib/download/peer-state.js';
 import { pickRarest } from '../lib/scheduling/rarest.js';
 
-const MiB = MIN_CHUNK_BYTES;
-const MTIME = 1_700_000_000;
-/** Hash and receive on the main thread: worker threads boot slowly under tap. */
-const INLINE = { threads: 0, peerThreads: 0 } as const;
-/** The default deadlines (first chunk 5 s, request 20 s, stall 10 s) times `f`. */
-const scaled = (f: number) => ({ firstChunkMs: 5_000 * f, requestTimeoutMs: 20_000 * f, stallMs: 10_000 * f });
 /** The reviewer's liar, 100 real bytes every 2 s, on the same scale (never stalled). */
 const liar = (f: number): FakeOptions => ({ trickleBytesPerSec: 50, trickleEveryMs: 2_000 * f });
-
-function source(t: Test, seed: number, size: number): { dir: string; file: string; data: Buffer } {
-  const dir = tempDir(t);
-  const data = randomBytes(prng(seed), size);
-  const file = path.join(dir, 'f.bin');
-  writeFileSync(file, data);
-  utimesSync(file, MTIME, MTIME);
-  return { dir, file, data };
-}
-
-/** The manifest of `data` in 1 MiB chunks (what an honest holder hands out). */
-function manifestOf(data: Buffer): Manifest {
-  const hashes: Buffer[] = [];
-  for (let at = 0; at < data.length; at += MiB) hashes.push(chunkHash(data.subarray(at, at + MiB)));
-  return makeManifest(data.length, MiB, Buffer.concat(hashes));
-}
-
-async function fake(t: Test, file: string, m: Manifest, mode: FakeMode, o: FakeOptions = {}): Promise<FakePeer & { address: string }> {
-  const f = await startFakePeer(file, m, mode, { mtime: MTIME, ...o });
-  t.teardown(() => f.close());
-  return Object.assign(f, { address: `127.0.0.1:${f.port}` });
-}
-
-/** Runs a download from `peers`, aborted after `limitMs` (the test then reports how far it got). */
-async function download(t: Test, peers: string[], limitMs: number, timeouts: ReturnType<typeof scaled>) {
-  const out = tempDir(t);
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(new Error(`still running after ${limitMs} ms`)), limitMs);
-  t.teardown(() => clearTimeout(timer));
-  const started = Date.now();
-  const p = get('f.bin', { peers, outDir: out, ...INLINE, ...timeouts, signal: abort.signal });
-  const dropped: { peer: string; reason: string; at: number }[] = [];
-  p.download.on('peer-dropped', (e) => dropped.push({ peer: e.peer, reason: e.reason, at: Date.now() - started }));
-  let chunks = 0;
-  p.download.on('progress', (e) => (chunks = Math.floor(e.bytes / MiB)));
-  // the transfer's own time: from 'start' (the name resolved, every holder asked its manifest)
-  let transferFrom = 0;
-  p.download.on('start', () => (transferFrom = Date.now()));
-  const r = await p.then(
-    (done) => ({ done, error: null }),
-    (error: Error) => ({ done: null, error }),
-  );
-  clearTimeout(timer);
-  const end = Date.now();
-  return { ...r, ms: end - started, transferMs: transferFrom ? end - transferFrom : Infinity, dropped, chunks, file: path.join(out, 'f.bin') };
-}
 
 t.test('six trickling liars and a cold sole holder of the last chunk: done within seconds, not one request timeout per liar', async (t) => {
   t.setTimeout(40_000);

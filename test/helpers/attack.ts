@@ -9,6 +9,7 @@
  * Every socket a helper opens is in a `Crowd` whose teardown is registered when it is created.
  */
 import net from 'node:net';
+import { once } from 'node:events';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { encodeFrameBuffer, type Header } from '../../lib/protocol/frame.js';
 import { helloMessage } from '../../lib/protocol/messages.js';
@@ -230,4 +231,15 @@ export async function pipelineFor(s: net.Socket, make: (i: number) => Buffer, ms
   requests -= Math.floor((s.writableLength / Math.max(1, bytes)) * requests);
   bytes -= s.writableLength;
   return { requests, bytes };
+}
+
+/** Listen on 127.0.0.1 (a free port); at teardown every socket in `sockets` is destroyed and the server closed. */
+export async function listenOnLoopback(t: Teardown, server: net.Server, sockets: Set<net.Socket>): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return (server.address() as net.AddressInfo).port;
 }
