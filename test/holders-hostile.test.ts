@@ -22,6 +22,7 @@ import { fullBitfield } from '../lib/scheduling/availability.js';
 import { prng, randomBytes } from './helpers/prng.js';
 import { tempDir } from './helpers/tmp.js';
 import { download, fake, MiB, MTIME, scaled, source, manifestOf } from './helpers/timed-download.js';
+import { PexIntake, PEX_BURST, PEX_PER_PEER, PEX_PER_SEC } from '../lib/scheduling/pex-intake.js';
 import type { Manifest } from '../lib/manifest.js';
 
 /**
@@ -138,40 +139,13 @@ t.test('dead PEX addresses are redialled on their own while a chunk has no prove
   const deadAddrs = dead.map((s) => ({ ip: '127.0.0.1', port: (s.address() as net.AddressInfo).port }));
 
   // the spammer: says it has the manifest, holds nothing, names the dead once
-  const peerId = newPeerId();
-  const socks = new Set<net.Socket>();
-  const spam = net.createServer((sock) => {
-    socks.add(sock);
-    sock.on('error', () => {});
-    const send = (h: Header, body?: Uint8Array) => encodeFrame(h, body).forEach((b) => sock.write(b));
-    const dec = new FrameDecoder({
-      onPacket() {},
-      onMessage(h) {
-        if (h.t === 'hello') send({ t: 'hello', v: PROTOCOL_VERSION, peer: peerId, agent: 'pex-spam', caps: [] });
-        if (h.t === 'stat') send({ t: 'entry', id: h.id, name: 'f.bin', size: m.size, mtime: 1_700_000_000, kind: 'other', cid: m.cid });
-        if (h.t === 'manifest') send({ t: 'manifest-ok', id: h.id, cid: h.cid, size: m.size, chunkBytes: m.chunkBytes, chunks: 2 }, m.hashes);
-        if (h.t === 'interest' && h.cid === m.cid) {
-          send({ t: 'bitfield', cid: m.cid, have: Buffer.from([0]).toString('base64'), complete: false });
-          send({ t: 'peers', cid: m.cid, peers: deadAddrs });
-        }
-      },
-    });
-    sock.on('data', (d: Buffer) => {
-      try {
-        dec.push(d);
-      } catch {
-        sock.destroy();
-      }
-    });
-  });
-  await new Promise<void>((r) => spam.listen(0, '127.0.0.1', () => r()));
-  t.teardown(() => new Promise((r) => { for (const s of socks) s.destroy(); spam.close(r); }));
+  const spam = await pexSpammer(t, m, (send) => send({ t: 'peers', cid: m.cid, peers: deadAddrs }));
 
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error('bounded run over')), RUN_MS);
   t.teardown(() => clearTimeout(timer));
   const p = get('f.bin', {
-    peers: [`127.0.0.1:${(spam.address() as net.AddressInfo).port}`],
+    peers: [`127.0.0.1:${spam}`],
     outDir: tempDir(t),
     threads: 0,
     peerThreads: 0,
@@ -187,6 +161,87 @@ t.test('dead PEX addresses are redialled on their own while a chunk has no prove
   t.comment(`ended: ${r?.message}; accepts on ${DEAD} dead addresses in ${RUN_MS} ms: ${accepts}; most peers in a progress event: ${snapshotPeers}; coordinator peer records: ${coord?.peers.size ?? 'n/a'}`);
   // one dial per address per time it was named is what a PEX message should cost
   t.ok(accepts <= DEAD * 1.5, `dead PEX addresses dialled about once each (${accepts} dials for ${DEAD} addresses)`);
+});
+
+/**
+ * A peer that has the manifest, holds nothing, and when asked for its bitfield calls `onInterest`
+ * (which names addresses by `peers`). Returns its port; closed at teardown.
+ */
+async function pexSpammer(t: Test, m: Manifest, onInterest: (send: (h: Header) => void, sock: net.Socket) => void): Promise<number> {
+  const peerId = newPeerId();
+  const socks = new Set<net.Socket>();
+  const spam = net.createServer((sock) => {
+    socks.add(sock);
+    sock.on('error', () => {});
+    const send = (h: Header, body?: Uint8Array) => encodeFrame(h, body).forEach((b) => sock.write(b));
+    const dec = new FrameDecoder({
+      onPacket() {},
+      onMessage(h) {
+        if (h.t === 'hello') send({ t: 'hello', v: PROTOCOL_VERSION, peer: peerId, agent: 'pex-spam', caps: [] });
+        if (h.t === 'stat') send({ t: 'entry', id: h.id, name: 'f.bin', size: m.size, mtime: MTIME, kind: 'other', cid: m.cid });
+        if (h.t === 'manifest') send({ t: 'manifest-ok', id: h.id, cid: h.cid, size: m.size, chunkBytes: m.chunkBytes, chunks: Math.ceil(m.size / m.chunkBytes) }, m.hashes);
+        if (h.t === 'interest' && h.cid === m.cid) {
+          send({ t: 'bitfield', cid: m.cid, have: Buffer.from([0]).toString('base64'), complete: false });
+          onInterest(send, sock);
+        }
+      },
+    });
+    sock.on('data', (d: Buffer) => {
+      try {
+        dec.push(d);
+      } catch {
+        sock.destroy();
+      }
+    });
+  });
+  await new Promise<void>((r) => spam.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise((r) => { for (const s of socks) s.destroy(); spam.close(r); }));
+  return (spam.address() as net.AddressInfo).port;
+}
+
+t.test('a peer naming fresh addresses without end (100 every 20 ms): the downloader dials a bounded number of them', async (t) => {
+  t.setTimeout(20_000);
+  const src = source(t, 8, 2 * MiB);
+  const m = manifestOf(src.data);
+  // a port nobody listens on: every dial is refused at once (all on 127.0.0.0/8)
+  const closed = await new Promise<number>((r) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => r(port));
+    });
+  });
+  let named = 0;
+  const fresh = (n: number) =>
+    Array.from({ length: n }, () => {
+      const k = ++named;
+      return { ip: `127.0.${(k >> 8) & 255}.${(k & 255) || 1}`, port: closed };
+    });
+  const timers = new Set<NodeJS.Timeout>();
+  t.teardown(() => timers.forEach(clearInterval));
+  const port = await pexSpammer(t, m, (send, sock) => {
+    const iv = setInterval(() => (sock.destroyed ? clearInterval(iv) : send({ t: 'peers', cid: m.cid, peers: fresh(100) })), 20);
+    timers.add(iv);
+  });
+  const RUN = 3_000;
+  const r = await download(t, [`127.0.0.1:${port}`], RUN, scaled(0.3));
+  const dials = r.dropped.filter((d) => !d.peer.endsWith(`:${port}`)).length;
+  t.comment(`${named} addresses named in ${r.ms} ms; ${dials} of them dialled`);
+  t.ok(named > 5_000, `the flood ran (${named} addresses named)`);
+  const bound = PEX_BURST + Math.ceil((RUN / 1000) * PEX_PER_SEC) + 2;
+  t.ok(dials <= bound, `${dials} dials, at most ${bound} (a burst, then ${PEX_PER_SEC} a second); ~2,200 a second before`);
+});
+
+t.test('pex intake: at most PEX_PER_PEER from one peer, PEX_BURST at once, then PEX_PER_SEC', async (t) => {
+  const pex = new PexIntake(0);
+  const addrs = (n: number) => Array.from({ length: n }, (_, i) => i);
+  t.equal(pex.take(1, addrs(100), 0).length, PEX_BURST, 'a burst at first');
+  t.equal(pex.take(2, addrs(100), 0).length, 0, 'then nothing at once, whoever offers');
+  t.equal(pex.take(2, addrs(100), 5_000).length, 5 * PEX_PER_SEC, 'refilled over time');
+  t.equal(pex.take(1, addrs(100), 3_600_000).length, PEX_PER_PEER - PEX_BURST, 'peer 1: up to PEX_PER_PEER in all');
+  t.equal(pex.take(1, addrs(100), 7_200_000).length, 0, 'and no more from it');
+  pex.forget(1);
+  t.equal(pex.take(1, addrs(3), 7_200_000).length, 3, 'a new record under that id starts afresh');
 });
 
 const fdsOpen = () => readdirSync('/proc/self/fd').length;

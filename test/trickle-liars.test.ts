@@ -24,7 +24,7 @@ import { ChunkTable } from '../lib/scheduling/chunk-table.js';
 import { Availability } from '../lib/scheduling/availability.js';
 import { ByteBudget } from '../lib/scheduling/budget.js';
 import { RequestPlanner } from '../lib/download/requests.js';
-import { addressOfKey, chunkSeconds, overdue, Redials, REDIAL_AFTER_MS, SOON_REDIALS, type Peer } from '../lib/download/peer-state.js';
+import { addressOfKey, chunkSeconds, overdue, Redials, REDIAL_AFTER_MS, SOON_REDIALS, MAX_REMEMBERED, type Peer } from '../lib/download/peer-state.js';
 import { pickRarest } from '../lib/scheduling/rarest.js';
 
 /** The reviewer's liar, 100 real bytes every 2 s, on the same scale (never stalled). */
@@ -198,6 +198,16 @@ t.test('redials: a vouched holder soon while a holder may be lacking, backing of
   t.notOk(r.mayDial(liar.key, 1e9, true), 'bad data: never');
   t.notOk(r.due(1e9, true).some((a) => a.port === 7003), 'and never due');
   t.same(addressOfKey('::1|7070'), { ip: '::1', port: 7070 }, 'an IPv6 key');
+});
+
+t.test('redials remember a bounded number of addresses (the oldest go first)', async (t) => {
+  const r = new Redials(5_000);
+  const liar = peer({ key: '10.0.0.1|1', droppedFor: 'bad-data' });
+  r.dropped(liar, 0, false);
+  t.notOk(r.mayDial(liar.key, 1e9, true), 'a liar: never again');
+  for (let i = 0; i < MAX_REMEMBERED; i++) r.dropped(peer({ key: `127.0.0.1|${i + 2}` }), 0, false);
+  t.ok(r.mayDial(liar.key, 0, true), `forgotten after ${MAX_REMEMBERED} newer drops (memory bounded whatever peers name)`);
+  t.notOk(r.mayDial(`127.0.0.1|${MAX_REMEMBERED + 1}`, 0, true), 'the newest are remembered');
 });
 
 t.test('needs holders: a chunk we lack that no proven active peer has', async (t) => {

@@ -40,6 +40,7 @@ import type { FromPeerHost } from './thread-messages.js';
 import type { PeerHostGroup } from './peer-host.js';
 import { peerView, REDIAL_AFTER_MS, Redials, tickPeer, type Peer } from './peer-state.js';
 import { RequestPlanner } from './requests.js';
+import { PexIntake } from '../scheduling/pex-intake.js';
 export { defaultPeerThreads } from './peer-state.js';
 import type { CoordinatorEvents, PeerView } from './events.js';
 
@@ -91,6 +92,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly lastIdOf = new Map<string, number>();
   /** When a request for a chunk last timed out, or a peer was dropped with requests out. */
   private chunkFailedAt = 0;
+  /** Addresses taken from peer exchange: bounded per peer and over time. */
+  private readonly pex = new PexIntake(Date.now());
   private readonly gone: Redials;
   private readonly writes = new Set<Promise<void>>();
   private nextPeer = 0;
@@ -189,15 +192,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    */
   private forget(key: string): void {
     const old = this.lastIdOf.get(key);
-    if (old !== undefined && this.peers.get(old)?.state === 'dropped') this.peers.delete(old);
+    if (old !== undefined && this.peers.get(old)?.state === 'dropped') this.remove(this.peers.get(old)!);
     if (this.peers.size < MAX_DROPPED_RECORDS) return;
     let over = this.peers.size - MAX_DROPPED_RECORDS + 1;
-    for (const [id, q] of this.peers) {
+    for (const q of this.peers.values()) {
       if (over <= 0) break;
       if (q.state !== 'dropped') continue;
-      this.peers.delete(id);
+      this.remove(q);
       over--;
     }
+  }
+
+  private remove(q: Peer): void {
+    this.peers.delete(q.id);
+    if (this.lastIdOf.get(q.key) === q.id) this.lastIdOf.delete(q.key);
+    this.pex.forget(q.id);
   }
 
   /** The chunks verified here, as a bitfield (a copy: it crosses to a peer thread). */
@@ -279,9 +288,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         for (const c of msg.chunks) this.availability.have(p.id, c);
         p.complete = this.availability.isComplete(p.id);
         break;
-      case 'peers':
-        this.addHolders(msg.peers);
+      case 'peers': {
+        // only addresses we could dial now count against what this peer may introduce
+        const fresh = msg.peers.filter((a) => {
+          const key = `${a.ip}|${a.port}`;
+          return !this.byKey.has(key) && this.gone.mayDial(key, now);
+        });
+        this.addHolders(this.pex.take(p.id, fresh, now));
         break;
+      }
       case 'busy':
         p.busyAt = now;
         p.stats.onBusy(now);

@@ -163,6 +163,8 @@ interface Gone {
 
 /** A vouched holder is dialled again soon at most this many times in a row without a verified chunk. */
 export const SOON_REDIALS = 3;
+/** Addresses remembered at most (dropped holders, and ones the user or the tracker named); the oldest go first. */
+export const MAX_REMEMBERED = 4_096;
 
 /**
  * Holders that were dropped, by dialled address: one dropped for bad data (or found to be
@@ -190,7 +192,9 @@ export class Redials {
 
   /** `key` came from the user or the tracker (not only from another peer). */
   vouch(key: string): void {
+    this.named.delete(key); // (re-inserted: the newest)
     this.named.add(key);
+    if (this.named.size > MAX_REMEMBERED) this.named.delete(this.named.values().next().value!);
   }
 
   dropped(p: Pick<Peer, 'key' | 'droppedFor' | 'stats'>, now: number, busy: boolean): void {
@@ -200,7 +204,10 @@ export class Redials {
     const proven = p.stats.chunksVerified > 0;
     const misses = proven ? 1 : (before?.misses ?? 0) + 1;
     const vouched = proven || before?.vouched === true || this.named.has(p.key);
+    this.gone.delete(p.key); // (re-inserted: the newest)
     this.gone.set(p.key, { at: now, bad, busy: busy ? (before?.busy ?? 0) + 1 : 0, slow, misses, vouched });
+    // bounded: the oldest entry goes (a liar forgotten after 4,096 newer drops may be dialled again)
+    if (this.gone.size > MAX_REMEMBERED) this.gone.delete(this.gone.keys().next().value!);
   }
 
   mayDial(key: string, now: number, needed = this.needed): boolean {
