@@ -25,6 +25,7 @@ interface GetCliOptions extends DiscoveryCliOptions {
   threads?: number;
   peerThreads?: number;
   maxMemory: number;
+  giveUp: number;
   json?: boolean;
   quiet?: boolean;
   profile?: boolean;
@@ -53,6 +54,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'hash+write threads, 0 to 256 (0: main thread; default: 0 on 1-2 cores, else one per core)', threadsOption)
     .option('--peer-threads <n>', 'connection threads, 0 to 256 (0: main thread; default: 0 on 1-2 cores, else half the cores)', threadsOption)
     .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB (1 to 65536)', boundedInt(1, 65536, ' MiB'), 48)
+    .option('--give-up <seconds>', 'fail (exit 4) when no chunk has been verified for SECONDS, whatever the peers say (0: never)', boundedInt(0, 31_536_000, ' s'), 120)
     .option('--profile', 'measure where the time goes and print a breakdown at the end')
     .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, seeding, error)')
     .option('-q, --quiet', 'print nothing but errors')
@@ -92,6 +94,7 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
         outDir: o.output,
         peerThreads: o.peerThreads ?? layout.peerThreads,
         budgetBytes: o.maxMemory * 2 ** 20,
+        giveUpMs: o.giveUp * 1000,
         ...(o.profile ? { profile: true } : {}),
       };
       const p = node.get(name, opts);

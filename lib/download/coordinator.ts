@@ -78,6 +78,13 @@ export interface CoordinatorOptions {
   rediscover?: () => boolean;
   /** With rediscover: how long to wait for a new holder before giving up. */
   stuckGraceMs?: number;
+  /**
+   * The download fails (SWARM_ERR_STALLED) when no chunk has been verified for this long, whatever
+   * the peers say (0 or absent: never). Per-peer deadlines cannot bound it alone: a peer that
+   * answers `busy` forever waits its turn legitimately, and a tracker entry that keeps coming back
+   * is a new holder each time.
+   */
+  giveUpMs?: number;
 }
 
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
@@ -106,6 +113,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private finished = false;
   /** When the last peer went (and new holders may still come); 0 while some peer is left. */
   private stuckSince = 0;
+  /** When the run started or a chunk was last verified (giveUpMs counts from it). */
+  private progressAt = 0;
   private readonly random: () => number;
   readonly counters = { badPackets: 0, badChunks: 0, fetchedChunks: 0, bytesFetched: 0, duplicateChunks: 0, movedRequests: 0 };
   /** Pool time spent hashing and writing, milliseconds (for the breakdown). */
@@ -148,6 +157,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       (err) => this.fail(err),
     );
     this.running = true;
+    this.progressAt = Date.now();
     this.addHolders(this.initial, true);
     this.timer = setInterval(() => this.tick(), TICK_MS);
     const done = new Promise<void>((resolve, reject) => {
@@ -420,6 +430,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   private onVerified(p: Peer, chunk: number, length: number): void {
     if (!this.table.verify(chunk)) return;
+    this.progressAt = Date.now();
     this.o.part.wrote(length);
     this.o.ticket.mark(chunk);
     p.stats.onVerified(length, Date.now());
@@ -483,8 +494,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
     // a holder that was only busy, or a vouched one set aside, is dialled again shortly (tick): not stuck yet
     if (this.gone.busyRetryPending() || this.gone.soonRedialPending()) return;
-    const missing = this.table.count - this.table.verified;
-    const resume = `${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume`;
+    const resume = this.resumeHint();
     const connected = [...this.peers.values()].filter((x) => x.everConnected && x.droppedFor !== 'self' && x.droppedFor !== 'duplicate');
     const allLied = connected.length > 0 && connected.every((x) => x.droppedFor === 'bad-data');
     // holders may still be found (a tracker): ask it now, give up after the grace
@@ -503,6 +513,23 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       return;
     }
     this.fail(new SwarmError(ERROR_CODES.NO_PEERS, `no peer left to fetch from (${resume})`));
+  }
+
+  private resumeHint(): string {
+    const missing = this.table.count - this.table.verified;
+    return `${missing} of ${this.table.count} chunks missing; the ticket is kept: run the same command again to resume`;
+  }
+
+  /** No chunk verified for giveUpMs: fail, saying what the peers were doing. */
+  private giveUpIfStalled(now: number): boolean {
+    const limit = this.o.giveUpMs ?? 0;
+    if (limit <= 0 || this.writes.size > 0 || now - this.progressAt < limit) return false;
+    const live = [...this.peers.values()].filter((p) => p.state !== 'dropped');
+    const busy = live.filter((p) => now - p.busyAt < this.o.requestTimeoutMs).length;
+    const asked = live.filter((p) => this.book.inflight(p.id) > 0).length;
+    const peers = live.length === 0 ? 'no peer connected' : `${live.length} peer(s) connected, ${asked} asked for chunks, ${busy} of them saying busy`;
+    this.fail(new SwarmError(ERROR_CODES.STALLED, `no chunk verified for ${Math.round((now - this.progressAt) / 1000)} s (${peers}; ${this.resumeHint()})`));
+    return true;
   }
 
   private pump(): void {
@@ -530,6 +557,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: `request timed out after ${this.o.requestTimeoutMs} ms` });
     }
     this.counters.movedRequests += this.requests.moveWaiting(now);
+    if (this.giveUpIfStalled(now)) return;
     this.pump();
     if (this.stuckSince) this.failIfStuck();
     this.emit('snapshot', this.snapshot());

@@ -65,6 +65,8 @@ export interface GetOptions {
   firstChunkMs?: number;
   /** With a host: how long a download whose every peer is gone waits for new holders. Default 10 s. */
   stuckGraceMs?: number;
+  /** Fail (SWARM_ERR_STALLED) when no chunk has been verified for this long, whatever the peers say. Default 120 s; 0: never. */
+  giveUpMs?: number;
   /** Reuse a pool (benchmarks, long-running callers). */
   pool?: ChunkPool;
   /** Measure where the time goes; the result then carries `breakdown`. */
@@ -90,6 +92,8 @@ export type GetStep = 'resolved' | 'locked' | 'checked' | 'prepared' | 'transfer
 
 export const DEFAULT_BUDGET_BYTES = 48 << 20;
 export const DEFAULT_STUCK_GRACE_MS = 10_000;
+/** A download with no chunk verified for this long fails (a peer may say `busy` forever; see Coordinator's giveUpMs). */
+export const DEFAULT_GIVE_UP_MS = 120_000;
 
 /**
  * What a download asks of the peer it runs in (the SwarmNode implements it; declared here so the
@@ -315,6 +319,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         stallMs: this.opts.stallMs ?? 10_000,
         requestTimeoutMs: this.opts.requestTimeoutMs ?? 20_000,
         firstChunkMs: this.opts.firstChunkMs ?? 5_000,
+        giveUpMs: this.opts.giveUpMs ?? DEFAULT_GIVE_UP_MS,
         signal: this.signal,
         // a sharing download may find holders after its last one leaves: wait a little for them
         ...(host ? { rediscover: () => discovery?.now() ?? false, stuckGraceMs: this.opts.stuckGraceMs ?? DEFAULT_STUCK_GRACE_MS } : {}),

@@ -34,7 +34,7 @@ import { fullBitfield } from '../../lib/scheduling/availability.js';
 import { newPeerId } from '../../lib/net/identity.js';
 import { FramedClient } from '../../lib/net/framed-client.js';
 
-export type FakeMode = 'honest' | 'bad-checksum' | 'wrong-bytes' | 'forge' | 'stall' | 'cut' | 'huge' | 'empty-done' | 'junk-drip' | 'silent' | 'trickle' | 'refuse';
+export type FakeMode = 'honest' | 'bad-checksum' | 'wrong-bytes' | 'forge' | 'stall' | 'cut' | 'huge' | 'empty-done' | 'junk-drip' | 'silent' | 'trickle' | 'refuse' | 'busy';
 
 export interface FakePeer {
   port: number;
@@ -110,6 +110,13 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
         }
         if (h.t === 'get') {
           state.requests++;
+          if (mode === 'busy') {
+            // says `busy` at once and every 2 s after (as a real queue does), and never sends a byte
+            send({ t: 'busy', id: h.id });
+            const t = setInterval(() => (socket.destroyed ? clearInterval(t) : send({ t: 'busy', id: h.id })), 2_000);
+            timers.add(t);
+            return;
+          }
           const go = () => sendRange(socket, file, m, mode, o, h.id as number, h.from as number, h.to as number, timers);
           if (!cold) return go();
           cold = false;

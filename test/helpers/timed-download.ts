@@ -45,7 +45,7 @@ export async function fake(t: Test, file: string, m: Manifest, mode: FakeMode, o
 }
 
 /** Runs a download of f.bin from `peers`, aborted after `limitMs` (the test then reports how far it got). */
-export async function download(t: Test, peers: string[], limitMs: number, timeouts: ReturnType<typeof scaled>) {
+export async function download(t: Test, peers: string[], limitMs: number, timeouts: ReturnType<typeof scaled> & { giveUpMs?: number }) {
   const out = tempDir(t);
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`still running after ${limitMs} ms`)), limitMs);
