@@ -22,6 +22,8 @@ import { startNginx, type Nginx } from './lib/nginx.js';
 import { missingText, missingTools } from './lib/tools.js';
 import { isMain, num, oneOf, parseOptions, str } from './lib/options.js';
 import { Aborted, checkAborted } from './lib/wait.js';
+import { measureFloors, type Floors } from './lib/floors.js';
+import { availableParallelism } from 'node:os';
 
 export const ARIA2_ARGS = ['-s16', '-x4', '-k1M', '--file-allocation=none', '-q', '--allow-overwrite=true', '--auto-file-renaming=false'];
 export const H2H_TOOLS = ['swarm', 'aria2c', 'aria2c-sha256', 'curl', 'cp', 'transport'] as const;
@@ -50,6 +52,8 @@ export interface HeadToHead {
   /** what stopped the run early, if anything */
   error: string | null;
   failures: number;
+  /** the machine's floors (bench/lib/floors.ts), measured after the rounds when swarm ran */
+  floors: Floors | null;
 }
 
 /** The tools of `wanted` that can run here, and notes on those that cannot. */
@@ -64,7 +68,7 @@ export function usableTools(wanted: readonly H2HTool[]): { tools: H2HTool[]; not
 export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: string; mib: number; rounds: number; tools?: readonly H2HTool[] }): Promise<HeadToHead> {
   const bytes = Math.round(o.mib * MiB);
   const { tools, notes } = usableTools(o.tools ?? H2H_TOOLS);
-  const out: HeadToHead = { results: tools.map((tool) => ({ tool, bytes, seconds: [], rssMiB: [], cpu: [], seederCpu: [], checks: new Checks() })), notes, error: null, failures: 0 };
+  const out: HeadToHead = { results: tools.map((tool) => ({ tool, bytes, seconds: [], rssMiB: [], cpu: [], seederCpu: [], checks: new Checks() })), notes, error: null, failures: 0, floors: null };
   const src = ensureDir(path.join(o.root, `h2h-src-${o.mib}m`));
   const dest = path.join(ensureDir(path.join(o.root, 'h2h-out')), 'big.bin');
   const file = path.join(src, 'big.bin');
@@ -116,6 +120,11 @@ export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: s
         res.seederCpu.push(seederCpu);
       }
     }
+    if (tools.includes('swarm')) {
+      checkAborted(signal);
+      process.stderr.write('  floors: a bare Node seeder, a page-cache write, BLAKE3, each alone...\n');
+      out.floors = await measureFloors(file, path.dirname(dest));
+    }
   } catch (e) {
     out.error = e instanceof Aborted ? 'interrupted' : (e as Error).message;
   } finally {
@@ -157,6 +166,7 @@ export function headToHeadText(h: HeadToHead, o: { mib: number; rounds: number }
     table(['tool', 's/GiB', 'spread', 'MB/s', 'peak RSS MiB', 'client CPU s/GiB', 'seeder CPU s/GiB', 'bytes ok'], rows),
     `client CPU: user+sys of the downloading process; seeder CPU: of the serving processes during the run (the 4 swarm serves, or nginx's master and worker), all their threads
 bytes ok: runs whose copy has the source's SHA-256, warm-up included (the transport keeps no copy: its byte count)${ratios.length ? `\ntime ${ratios.join('   ')}` : ''}`,
+    ...(h.floors ? [floorsText(h)] : []),
     ...h.notes.map((n) => `note: ${n}`),
     ...(h.results.some((r) => r.checks.failed) ? [`FAILED: ${h.results.reduce((a, r) => a + r.checks.failed, 0)} run(s) did not deliver the source's bytes`] : []),
     ...(h.error ? [h.error === 'interrupted' ? 'interrupted: the table holds the rounds that finished' : `FAILED: ${h.error}`] : []),
@@ -175,6 +185,33 @@ if (isMain(import.meta.url)) {
     console.log(headToHeadText(h, o));
     return h.failures ? 1 : 0;
   });
+}
+
+/**
+ * The floors against swarm's row: the least CPU a verified download costs here (receive as the
+ * transport row, page-cache write, BLAKE3; a Node seeder's read and send), and the wall time that
+ * CPU takes on this machine's cores even if every step ran in parallel.
+ */
+function floorsText(h: HeadToHead): string {
+  const f = h.floors!;
+  const receive = h.results.find((r) => r.tool === TRANSPORT);
+  const recv = receive?.seconds.length ? summarize(receive).cpuPerGiB : null;
+  const sw = h.results.find((r) => r.tool === 'swarm');
+  const s = sw?.seconds.length ? summarize(sw) : null;
+  const cores = availableParallelism();
+  const lines = [
+    `floors here, CPU s/GiB, each measured alone: a bare Node seeder (1 MiB reads, one socket write each) ${fmt(f.seeder, 2)}` +
+      `${s?.seederCpuPerGiB != null ? ` (swarm's seeders: ${fmt(s.seederCpuPerGiB, 2)})` : ''}; writing into the page cache ${fmt(f.write, 2)}; BLAKE3 ${fmt(f.hash, 2)}` +
+      `${recv != null ? `; receiving (the transport row's client) ${fmt(recv, 2)}` : ''}`,
+  ];
+  if (recv != null) {
+    const client = recv + f.write + f.hash;
+    lines.push(
+      `a verified download here costs at least ${fmt(client, 2)} client + ${fmt(f.seeder, 2)} seeder CPU s/GiB: on ${cores} core(s) at least ${fmt((client + f.seeder) / cores, 2)} s/GiB of wall time with every step in parallel` +
+        `${s ? ` (swarm: ${fmt(s.sPerGiB, 2)} s/GiB, client ${fmt(s.cpuPerGiB, 2)} CPU s/GiB)` : ''}`,
+    );
+  }
+  return lines.join('\n');
 }
 
 /** CPU seconds (user + sys, every thread) the processes have used so far; a gone process counts 0. */
