@@ -46,7 +46,8 @@ import { DEFAULT_RESULTS_DIR, machine, shownPath, writeResults } from './lib/rep
 import { missingText, missingTools, which } from './lib/tools.js';
 import { Aborted, checkAborted, sleep, waitUntil } from './lib/wait.js';
 
-const TOOLS = ['swarm', 'rsync', 'syncthing'] as const;
+/** rsync-fsync: rsync with `--fsync` (every file flushed, as swarm and Syncthing do): the same durability, for reference */
+const TOOLS = ['swarm', 'rsync', 'rsync-fsync', 'syncthing'] as const;
 type Tool = (typeof TOOLS)[number];
 type Case = 'a' | 'b' | 'c';
 
@@ -928,7 +929,7 @@ async function startRsyncd(ctx: Ctx, sets: DataSet[]): Promise<RsyncDaemon> {
 }
 
 /** One timed client run: wall time and the client's CPU/RSS (GNU time), plus the daemon's CPU. */
-async function rsyncRun(ctx: Ctx, daemon: RsyncDaemon, d: DataSet, dst: string, m: Measure): Promise<void> {
+async function rsyncRun(ctx: Ctx, daemon: RsyncDaemon, d: DataSet, dst: string, m: Measure, extra: string[]): Promise<void> {
   const side = new Side(() => [daemon.proc.pid]);
   const cpu0 = side.cpuS();
   side.sample();
@@ -940,7 +941,7 @@ async function rsyncRun(ctx: Ctx, daemon: RsyncDaemon, d: DataSet, dst: string, 
   const limit = setTimeout(onAbort, ctx.caseTimeoutMs);
   let t;
   try {
-    t = await timed(ctx.procs, ['rsync', '-a', daemon.url(d), `${dst}/`], stop.signal);
+    t = await timed(ctx.procs, ['rsync', '-a', ...extra, daemon.url(d), `${dst}/`], stop.signal);
   } catch (e) {
     if (ctx.signal.aborted || !(e instanceof Aborted)) throw e;
     m.note = `FAILED: timed out after ${fmt(ctx.caseTimeoutMs / 1000, 0)} s`;
@@ -962,25 +963,26 @@ async function rsyncRun(ctx: Ctx, daemon: RsyncDaemon, d: DataSet, dst: string, 
   m.rssSrc = side.peakMiB;
 }
 
-async function rsyncCases(ctx: Ctx, daemon: RsyncDaemon, d: DataSet, round: number, withChange: boolean): Promise<Measure[]> {
-  const m = blank('rsync', d.key === 'big' ? 'b' : 'a', round, d);
+async function rsyncCases(ctx: Ctx, daemon: RsyncDaemon, d: DataSet, round: number, withChange: boolean, tool: 'rsync' | 'rsync-fsync'): Promise<Measure[]> {
+  const extra = tool === 'rsync-fsync' ? ['--fsync'] : [];
+  const m = blank(tool, d.key === 'big' ? 'b' : 'a', round, d);
   const out = [m];
-  const dst = freshDst(ctx, d, 'rsync');
+  const dst = freshDst(ctx, d, tool);
   cleanSource(d);
   spawnSync('sync');
   try {
-    await rsyncRun(ctx, daemon, d, dst, m);
-    process.stderr.write(`  rsync ${m.kase}: ${m.seconds === null ? m.note : `${fmt(m.seconds, 3)} s`}\n`);
+    await rsyncRun(ctx, daemon, d, dst, m, extra);
+    process.stderr.write(`  ${tool} ${m.kase}: ${m.seconds === null ? m.note : `${fmt(m.seconds, 3)} s`}\n`);
     m.check = await checkTree(dst, d);
     if (m.check.extra.length) m.problems.push(`${m.check.extra.length} unexpected file(s) left, e.g. ${m.check.extra[0]}`);
     if (!withChange || m.seconds === null) return out;
     const name = changedName(d);
-    const c = blank('rsync', 'c', round, d, 0, 1);
+    const c = blank(tool, 'c', round, d, 0, 1);
     out.push(c);
     c.bytes = changeOne(d, name, { minKiB: ctx.o['min-kib'], maxKiB: ctx.o['max-kib'], seed: ctx.o.seed }, round).size;
-    await rsyncRun(ctx, daemon, d, dst, c);
+    await rsyncRun(ctx, daemon, d, dst, c, extra);
     if (c.seconds !== null) c.note = 'poll: one run (rsync has no push)';
-    process.stderr.write(`  rsync c: ${c.seconds === null ? c.note : `${fmt(c.seconds, 3)} s`}\n`);
+    process.stderr.write(`  ${tool} c: ${c.seconds === null ? c.note : `${fmt(c.seconds, 3)} s`}\n`);
     c.check = await checkTree(dst, d, [name]);
   } finally {
     setAside(ctx, dst);
@@ -992,7 +994,8 @@ async function rsyncCases(ctx: Ctx, daemon: RsyncDaemon, d: DataSet, round: numb
 // tools present (installed when missing, if allowed)
 
 function ensureTools(wanted: readonly Tool[], install: boolean): Map<Tool, string> {
-  const outside = wanted.filter((t): t is 'rsync' | 'syncthing' => t !== 'swarm');
+  // the programs: rsync-fsync is rsync
+  const outside = [...new Set(wanted.filter((t) => t !== 'swarm').map((t) => (t === 'rsync-fsync' ? 'rsync' : t)))];
   let missing = missingTools(outside);
   if (missing.length && install && process.getuid?.() === 0 && which('apt-get')) {
     const apt = (argv: string[]) =>
@@ -1005,7 +1008,10 @@ function ensureTools(wanted: readonly Tool[], install: boolean): Map<Tool, strin
     missing = missingTools(outside);
   }
   const why = new Map<Tool, string>();
-  for (const t of missing) why.set(t as Tool, missingText([t]));
+  for (const t of missing) {
+    why.set(t as Tool, missingText([t]));
+    if (t === 'rsync') why.set('rsync-fsync', missingText([t]));
+  }
   return why;
 }
 
@@ -1052,7 +1058,7 @@ if (isMain(import.meta.url)) {
       const small = makeSmall(root, { files: o.files, minKiB: o['min-kib'], maxKiB: o['max-kib'], perDir: o['per-dir'], seed: o.seed });
       if (!o['no-big']) process.stderr.write(`sync: writing ${sizeText(o['big-mib'] * MiB)}...\n`);
       const big = o['no-big'] ? null : makeBig(root, { bigMiB: o['big-mib'], seed: o.seed });
-      const daemon = o.tools.includes('rsync') && !missing.has('rsync') ? await startRsyncd(ctx, big ? [small, big] : [small]) : null;
+      const daemon = (o.tools.includes('rsync') || o.tools.includes('rsync-fsync')) && !missing.has('rsync') ? await startRsyncd(ctx, big ? [small, big] : [small]) : null;
       const peerTools = new Map<Tool, PeerTool>();
       if (o.tools.includes('swarm')) peerTools.set('swarm', swarmTool(ctx));
       if (o.tools.includes('syncthing') && !missing.has('syncthing')) peerTools.set('syncthing', syncthingTool(ctx));
@@ -1064,7 +1070,7 @@ if (isMain(import.meta.url)) {
         if (missing.has(tool)) return void (round === 1 && skip(tool, d, kase, missing.get(tool)!));
         if (gaveUp.has(tool)) return void (round === 1 && skip(tool, d, kase, gaveUp.get(tool)!));
         process.stderr.write(`sync: round ${round}, ${tool}, ${CASE_TEXT[kase](o)}\n`);
-        const got = tool === 'rsync' ? await rsyncCases(ctx, daemon!, d, round, d === small) : await peerCases(ctx, peerTools.get(tool)!, d, round, d === small);
+        const got = tool === 'rsync' || tool === 'rsync-fsync' ? await rsyncCases(ctx, daemon!, d, round, d === small, tool) : await peerCases(ctx, peerTools.get(tool)!, d, round, d === small);
         if (got[0]!.skipped) gaveUp.set(tool, got[0]!.note.replace(/^skipped: /, ''));
         ms.push(...got);
       };
@@ -1085,7 +1091,7 @@ if (isMain(import.meta.url)) {
       [
         `source scan: the source side's start until it serves (its whole folder hashed: swarm, Syncthing); s to converged: from the destination's start (rsync: the client run) until every file is there with its size, polled every ${POLL_MS} ms ((c): every ${CHANGE_POLL_MS} ms, bytes compared)`,
         'CPU s: both sides\' processes over that interval; peak RSS: destination/source; bytes ok, mtimes ok: files with the source\'s SHA-256 and mtime (seconds), checked after the clock stopped',
-        'swarm and Syncthing fsync what they write; rsync does not (its writeback happens after it exits)',
+        'swarm and Syncthing fsync what they write; rsync does not (its writeback happens after it exits), rsync-fsync is rsync --fsync (each file flushed as it is written)',
         ...verdicts(ms),
         ...(fails.length ? [`FAILED: ${fails.map((m) => `${m.tool} (${m.kase})`).join(', ')}`] : []),
         ...(error ? [error === 'interrupted' ? 'interrupted: the tables hold what finished' : `FAILED: ${error}`] : []),
