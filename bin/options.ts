@@ -11,7 +11,7 @@
  * on every option, so an option added later is checked the same way without touching the test.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { accessSync, constants as fsc, statSync } from 'node:fs';
+import { accessSync, constants as fsc, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { SwarmError, ERROR_CODES } from '../lib/errors.js';
@@ -138,17 +138,63 @@ export function cidOption(v: string): string {
   return v.toLowerCase();
 }
 
-/** A folder to write into: not empty, and if something is there already it is a folder. */
+/**
+ * The nearest part of `dir` that exists (`dir` itself, or the folder its missing levels would be
+ * made in), with the levels still to make; or the error when the walk cannot look (EACCES...).
+ */
+function existingPart(dir: string): { at: string; isDir: boolean; missing: string[] } | { at: string; error: NodeJS.ErrnoException } {
+  const missing: string[] = [];
+  for (let p = path.resolve(dir); ; p = path.dirname(p)) {
+    try {
+      return { at: p, isDir: statSync(p).isDirectory(), missing };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      // ENOTDIR: a file further up; the walk finds it
+      if ((e.code !== 'ENOENT' && e.code !== 'ENOTDIR') || path.dirname(p) === p) return { at: p, error: e };
+      missing.unshift(p);
+    }
+  }
+}
+
+/** A folder to write into: not empty, and what is there already (it, or the folder it would be made in) is a folder. */
 export function outDirOption(v: string): string {
   if (v === '') throw new InvalidArgumentError('expected a folder');
-  let st;
-  try {
-    st = statSync(v);
-  } catch {
-    return v; // created when needed
+  const part = existingPart(v);
+  if ('error' in part || part.isDir) return v; // created when needed; a folder that cannot be made or written is checkOutputFolder's
+  throw new InvalidArgumentError(part.missing.length === 0 ? `${v} exists and is not a folder` : `${part.at} is a file, not a folder: cannot save into ${v}`);
+}
+
+/** "ENOENT: no such file or directory" from Node's "ENOENT: no such file or directory, mkdir '/proc/x'". */
+function sysReason(err: NodeJS.ErrnoException): string {
+  return /^(E[A-Z]+: [^,]+)/.exec(err.message)?.[1] ?? err.code ?? err.message;
+}
+
+/**
+ * The output folder can be written, or its first missing level made (made and removed again, so
+ * a download that then finds nothing leaves no folder behind): checked before any peer is asked,
+ * so `-o /proc/x` fails at once with the I/O error (exit 6) instead of after the swarm was asked.
+ */
+export function checkOutputFolder(dir: string): void {
+  const part = existingPart(dir);
+  const io = (doing: string, err: NodeJS.ErrnoException) => new SwarmError(ERROR_CODES.IO, `${doing} (${sysReason(err)}): cannot save into ${dir}; nothing was fetched`, err.code ? { errno: err.code } : undefined);
+  if ('error' in part) throw io(`cannot look at ${part.at}`, part.error);
+  if (!part.isDir) throw new SwarmError(ERROR_CODES.USAGE, `${part.at} is a file, not a folder: cannot save into ${dir}`);
+  const first = part.missing[0];
+  if (first === undefined) {
+    try {
+      accessSync(part.at, fsc.W_OK | fsc.X_OK);
+    } catch (err) {
+      throw io(`cannot write in the folder ${part.at}`, err as NodeJS.ErrnoException);
+    }
+    return;
   }
-  if (!st.isDirectory()) throw new InvalidArgumentError(`${v} exists and is not a folder`);
-  return v;
+  try {
+    mkdirSync(first);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return; // made meanwhile: the download looks again
+    throw io(`cannot create the folder ${first}`, err as NodeJS.ErrnoException);
+  }
+  rmdirSync(first);
 }
 
 /**

@@ -9,8 +9,8 @@
  * (lib/index.js) when it runs, and the bars library only when it draws bars.
  */
 import { setFlagsFromString } from 'node:v8';
-import { CommanderError } from 'commander';
-import { SwarmError, EXIT_CODES, asSwarmError } from '../lib/errors.js';
+import { CommanderError, type Command } from 'commander';
+import { SwarmError, ERROR_CODES, EXIT_CODES, asSwarmError } from '../lib/errors.js';
 import { buildProgram, dashNamesAsArguments, exitCodeOf, usageErrorJson } from './program.js';
 import { printable } from './format.js';
 
@@ -32,17 +32,32 @@ function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
   });
 }
 
+/** `--json` among the options (not a name after `--`, such as `swarm get -- --json`). */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/**
+ * An error is said once, on the channel the user chose: with `--json` one `error` line on stdout
+ * (the last line, what a script reads) and nothing on stderr; without it one `swarm: …` line on
+ * stderr. Commander's own usage messages are silenced under `--json` for the same reason.
+ */
 async function main(argv: string[]): Promise<number> {
   quietOnClosedPipe(process.stdout);
   quietOnClosedPipe(process.stderr);
   const program = buildProgram();
-  const json = argv.includes('--json');
+  const json = wantsJson(argv.slice(2));
+  if (json) {
+    // settings set on the program before its commands were added are inherited; these are not
+    for (const c of [program, ...(program.commands as Command[])]) c.showHelpAfterError(false).configureOutput({ outputError: () => {} });
+  }
   try {
     await program.parseAsync(dashNamesAsArguments(program, argv));
     return EXIT_CODES.OK;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // commander has said it on stderr; a script reading --json gets it as the last line too
+      // without --json commander has said it on stderr
       if (json && err.exitCode !== 0) process.stdout.write(usageErrorJson(err) + '\n');
       return exitCodeOf(err);
     }
@@ -52,9 +67,12 @@ async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof SwarmError) {
       if (json) process.stdout.write(JSON.stringify({ event: 'error', code: err.code, message: err.message }) + '\n');
-      process.stderr.write(`swarm: ${printable(err.message)} [${err.code}]\n`);
+      else process.stderr.write(`swarm: ${printable(err.message)} [${err.code}]\n`);
       return exitCodeOf(err);
     }
+    // a bug: a script still gets its error line; the stack trace (for the report) goes to stderr
+    const message = err instanceof Error ? err.message : String(err);
+    if (json) process.stdout.write(JSON.stringify({ event: 'error', code: ERROR_CODES.INTERNAL, message: `internal error: ${message}` }) + '\n');
     process.stderr.write(`swarm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return EXIT_CODES.INTERNAL;
   }

@@ -1,12 +1,15 @@
 /**
- * What the commands share: the peer options of serve, sync and shell, signal handling, and (for
- * the commands that import them from here) the option parsers, which live in bin/options.ts.
+ * What the commands share: the peer options of serve, sync and shell, signal handling, peer
+ * addresses typed on the command line looked up to IPs, and (for the commands that import them
+ * from here) the option parsers, which live in bin/options.ts.
  */
 import type { Command } from 'commander';
 import { closeSync, openSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
-import { DEFAULT_TRACKER_PORT } from '../../lib/constants.js';
-import { addressOption, listenHostOption, logFileOption, portOption, threadsOption, uploadRateOption } from '../options.js';
+import { DEFAULT_PEER_PORT, DEFAULT_TRACKER_PORT } from '../../lib/constants.js';
+import { addressOption, listenHostOption, logFileOption, parseAddress, portOption, threadsOption, uploadRateOption } from '../options.js';
 
 export { boundedInt, intOption, positiveNumber, portOption, seedOption } from '../options.js';
 
@@ -93,4 +96,35 @@ export function peerNodeOptions(o: PeerCliOptions): { port?: number; host: strin
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.maxUpload && o.maxUpload > 0 ? { maxUploadBytesPerSec: Math.round(o.maxUpload * 2 ** 20) } : {}),
   };
+}
+
+/** {ip, port} as the `host:port` the library takes (`[v6]:port` for IPv6). */
+export function addressText(a: { ip: string; port: number }): string {
+  return a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+}
+
+/**
+ * Peers typed on the command line (`--peer`, `--neighbor`) with host names looked up once, at
+ * start, to their first address, as the overlay does for `--neighbor` (lib/node/discovery.ts):
+ * a peer is then one IP and port everywhere, in `--json`'s `ip` fields too (never a name), and
+ * `--peer localhost:7070 --peer 127.0.0.1:7070` is one peer. A name that does not resolve is a
+ * usage error naming the option, before anything runs.
+ */
+export async function resolvePeerAddresses(list: string[], option: string): Promise<{ ip: string; port: number }[]> {
+  const out = new Map<string, { ip: string; port: number }>();
+  for (const v of list) {
+    const a = parseAddress(v, false);
+    if (typeof a === 'string') throw new SwarmError(ERROR_CODES.USAGE, `${option} ${v}: ${a}`);
+    let ip = a.host;
+    if (!isIP(ip)) {
+      try {
+        ip = (await lookup(a.host)).address;
+      } catch (err) {
+        throw new SwarmError(ERROR_CODES.USAGE, `${option} ${v}: cannot resolve ${a.host} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+    }
+    const r = { ip, port: a.port ?? DEFAULT_PEER_PORT };
+    out.set(addressText(r), r);
+  }
+  return [...out.values()];
 }

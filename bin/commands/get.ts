@@ -8,7 +8,8 @@ import type { SwarmNode, GetOptions } from '../../lib/index.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { defaultTracker } from '../../lib/constants.js';
 import { ndjson } from '../format.js';
-import { addressOption, boundedInt, cidOption, listenHostOption, outDirOption, peerList, portOption, seedOption, threadsOption } from '../options.js';
+import { addressOption, boundedInt, checkOutputFolder, cidOption, listenHostOption, outDirOption, peerList, portOption, seedOption, threadsOption } from '../options.js';
+import { addressText, resolvePeerAddresses } from './common.js';
 import { barView, jsonView } from '../views/get-view.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
@@ -54,9 +55,9 @@ export function register(program: Command): void {
     .option('--threads <n>', 'hash+write threads, 0 to 256 (0: main thread; default: 0 on 1-2 cores, else one per core)', threadsOption)
     .option('--peer-threads <n>', 'connection threads, 0 to 256 (0: main thread; default: 0 on 1-2 cores, else half the cores)', threadsOption)
     .option('--max-memory <MiB>', 'chunk bytes in flight, in MiB (1 to 65536)', boundedInt(1, 65536, ' MiB'), 48)
-    .option('--give-up <seconds>', 'fail (exit 4) when no chunk has been verified for SECONDS, whatever the peers say (0: never)', boundedInt(0, 31_536_000, ' s'), 120)
+    .option('--give-up <limit>', 'fail (exit 4) when no chunk has been verified for LIMIT seconds, whatever the peers say (0: never)', boundedInt(0, 31_536_000, ' s'), 120)
     .option('--profile', 'measure where the time goes and print a breakdown at the end')
-    .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, seeding, error)')
+    .option('--json', 'print NDJSON events (start, progress, warning, peer-dropped, done, seeding, stopped, error)')
     .option('-q, --quiet', 'print nothing but errors')
     .addHelpText(
       'after',
@@ -71,6 +72,13 @@ as a partial holder, so a crowd of downloaders feeds itself. Exit codes: see REA
     .action(async (name: string, o: GetCliOptions) => {
       const tracker = typeof o.tracker === 'string' ? o.tracker : undefined;
       const discovery = discoveryNodeOptions(o);
+      // what the user typed is checked before any peer is asked: a swarm that answers slowly (or
+      // not at all) must not hide a folder that can never be written, or a command with no source
+      if (o.tracker === false && !o.peer?.length && !discovery.neighbors && !discovery.lan) {
+        throw new SwarmError(ERROR_CODES.USAGE, `nowhere to look for ${name}: --no-tracker needs --peer, --neighbor or --lan`);
+      }
+      checkOutputFolder(o.output);
+      if (o.peer) o.peer = (await resolvePeerAddresses(o.peer, '--peer')).map(addressText);
       const { SwarmNode, formatBreakdown, defaultLayout } = await import('../../lib/index.js');
       const layout = defaultLayout();
       const named = !!o.peer?.length;

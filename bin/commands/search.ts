@@ -44,6 +44,8 @@ swarm get NAME (add --neighbor/--lan to get through the overlay without a tracke
 Exit code 3 when nothing matches; a source that cannot be reached is a warning.`,
     )
     .action(async (pattern: string, o: CommonOptions & { ttl: number }) => {
+      // as `who` and `get`: a command line that names nowhere to ask is a usage error, not "no peers"
+      if (o.tracker === false && !o.neighbor?.length && !o.lan) throw new SwarmError(ERROR_CODES.USAGE, 'nowhere to search: --no-tracker needs --neighbor or --lan');
       const { SwarmNode } = await import('../../lib/index.js');
       const node = await SwarmNode.start({ listen: false, embed: false, threads: 0, ...trackerOptions(o), ...discoveryNodeOptions(o) });
       try {
@@ -101,7 +103,8 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         await Promise.all(jobs);
         const peers = node.discovery.peers();
         if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, id: p.peer ?? null, sources: p.sources, lastSeen: p.lastSeen ? Math.floor(p.lastSeen / 1000) : null }))) + '\n');
-        if (peers.length === 0) return void process.stderr.write('no peers known (name one with --neighbor, or try --lan or a tracker)\n');
+        // the (empty) result on stdout, as `ls` says "no files"
+        if (peers.length === 0) return void process.stdout.write('no peers known (name one with --neighbor, or try --lan or a tracker)\n');
         const now = Date.now();
         printTable(
           ['ADDRESS', 'PEER ID', 'FROM', 'LAST SEEN'],

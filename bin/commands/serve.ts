@@ -4,15 +4,8 @@ import type { SingleBar } from 'cli-progress';
 import type { ServeHandle, HashProgress } from '../../lib/index.js';
 import * as constants from '../../lib/constants.js';
 import { count, humanBytes, ndjson, printable } from '../format.js';
-import { addPeerOptions, onInterrupt, peerNodeOptions, type PeerCliOptions } from './common.js';
-import { parseAddress } from '../options.js';
+import { addPeerOptions, addressText, onInterrupt, peerNodeOptions, resolvePeerAddresses, type PeerCliOptions } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
-
-/** A neighbour as --json lists peers: {ip, port} (ip is the host as typed when it was a name). */
-function neighborJson(v: string): { ip: string; port: number } {
-  const a = parseAddress(v, true);
-  return typeof a === 'string' ? { ip: v, port: 0 } : { ip: a.host, port: a.port! };
-}
 
 export function register(program: Command): void {
   const cmd = program
@@ -29,6 +22,9 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
     )
     .action(async (dir: string, o: DiscoveryCliOptions & PeerCliOptions & { json?: boolean }) => {
       const discovery = discoveryNodeOptions(o);
+      // looked up here (as the node would) so that --json lists each neighbour by its IP, never a name
+      const neighbors = discovery.neighbors ? await resolvePeerAddresses(discovery.neighbors, '--neighbor') : [];
+      if (discovery.neighbors) discovery.neighbors = neighbors.map(addressText);
       const { serve, openLogFile } = await import('../../lib/index.js');
       // bars only on a terminal, for large shares: the bars library is loaded only then
       const cliProgress = !o.json && process.stderr.isTTY ? (await import('cli-progress')).default : null;
@@ -104,7 +100,7 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
         tracker: handle.tracker?.address ?? null,
         embeddedTracker: !!handle.tracker?.embedded,
         trackerConnected: !!handle.tracker?.client.connected,
-        neighbors: (discovery.neighbors ?? []).map(neighborJson),
+        neighbors,
         lan: handle.lan ? { port: handle.lan.port } : null,
       });
       if (!json) for (const f of files.slice(0, 20)) process.stderr.write(`  ${f.name}  ${humanBytes(f.size)}\n`);

@@ -58,7 +58,7 @@ export function register(program: Command): void {
     let key = null;
     if (o.newKey) {
       key = await keys.createFolderKey(root);
-      say(`new folder key in ${keyFile} (folder id ${key.id}): copy that file to the other members and run swarm sync DIR --key FILE there`, { event: 'key', path: keyFile, message: `folder id ${key.id}` });
+      say(`new folder key in ${keyFile} (folder id ${key.id}): copy that file to the other members and run swarm sync DIR --key FILE there`, { event: 'key', path: keyFile, folder: key.id, message: `folder id ${key.id}` });
     } else if (o.key !== undefined) key = await keys.importFolderKey(root, o.key);
     else if (!o.open) {
       key = await keys.loadFolderKey(root);

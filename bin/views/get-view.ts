@@ -145,12 +145,18 @@ export function barLayout(columns: number): { label: number; bar: number } {
 }
 
 export interface BarViewOptions {
-  /** Where the bars go (tests give a fake terminal); default stderr. */
+  /** Where the bars, the start line and warnings go (tests give a fake terminal); default stderr. */
   stream?: NodeJS.WriteStream;
+  /**
+   * Where the result goes (`saved …`, `… is already up to date`): it is what the command produced,
+   * so stdout by default, apart from the diagnostics; with only `stream` given, that stream.
+   */
+  result?: NodeJS.WritableStream;
 }
 
 export async function barView(d: Download, up: Upload | null, o: BarViewOptions = {}): Promise<GetView> {
   const out = o.stream ?? process.stderr;
+  const result = o.result ?? o.stream ?? process.stdout;
   const tty = !!out.isTTY;
   // the bars library is loaded only where bars are drawn
   const cliProgress = tty ? (await import('cli-progress')).default : null;
@@ -214,10 +220,10 @@ export async function barView(d: Download, up: Upload | null, o: BarViewOptions 
       stop();
       repeats();
       if (r.upToDate) {
-        out.write(`${printable(r.path)} is already up to date\n`);
+        result.write(`${printable(r.path)} is already up to date\n`);
         return;
       }
-      out.write(
+      result.write(
         `saved ${printable(r.path)}: ${humanBytes(r.size)} in ${r.seconds.toFixed(1)} s (${humanRate(r.rate)}), ${count(r.peersUsed, 'peer')} used` +
           `${r.resumedChunks ? `, ${r.resumedChunks} chunks resumed` : ''}` +
           `${r.peersDropped ? `, ${r.peersDropped} dropped` : ''}` +

@@ -198,13 +198,19 @@ export class Syncer extends EventEmitter<SyncEvents> {
     this.pullTimer.unref();
   }
 
-  /** A peer that reached us could not prove the key: told once per peer. */
+  /**
+   * A peer that reached us could not prove the key: told once per peer, named by where it serves
+   * (its hello's listen port: what a user can look up or pass to --neighbor), not by the
+   * connection's ephemeral source port; one that serves nowhere by the connection.
+   */
   private refusedBy(link: SyncLink, reason: string): void {
     const k = `${link.remote.replace(/:\d+$/, '')}|${link.peer}`;
     if (this.refusedPeers.has(k)) return;
     if (this.refusedPeers.size >= MAX_REFUSED) this.refusedPeers.clear();
     this.refusedPeers.add(k);
-    this.emit('warning', `refused ${link.remote} (peer ${link.peer}): ${reason}`, { code: ERROR_CODES.SYNC_DENIED, peer: link.remote });
+    const at = link.listen ? (link.listen.ip.includes(':') ? `[${link.listen.ip}]:${link.listen.port}` : `${link.listen.ip}:${link.listen.port}`) : null;
+    const who = at ? `${at} (peer ${link.peer})` : `peer ${link.peer} (connected from ${link.remote}; it serves nowhere)`;
+    this.emit('warning', `refused ${who}: ${reason}`, { code: ERROR_CODES.SYNC_DENIED, peer: at ?? link.remote });
   }
 
   /** Read every peer's index, plan, and run the tickets; resolves when none is left that can run now. */
