@@ -26,5 +26,6 @@ for (const [k, v] of Object.entries(l.packages)) {
     }
   }
 }
-l.packages = out;
+// in npm's own order (keys sorted, as npm writes them), so a later `npm install` leaves the file as it is
+l.packages = Object.fromEntries(Object.keys(out).sort((a, b) => a.localeCompare(b, "en")).map((k) => [k, out[k]]));
 fs.writeFileSync("package-lock.json", JSON.stringify(l, null, 2) + "\n");
