@@ -292,6 +292,55 @@ t.test('upload slots: a lone downloader is never held back; under contention dis
   t.notOk(sent.includes('7:3'), 'and not granted when a slot frees');
 });
 
+t.test('upload slots with requesters\' chunks: the chunk fewest of them have goes first; none starves; counts follow joins, haves and leaves', async (t) => {
+  const { UploadSlots, STARVE_MS } = await import('../lib/scheduling/upload-slots.js');
+  const { RequesterChunks } = await import('../lib/scheduling/requester-chunks.js');
+  const req = new RequesterChunks();
+  const k = (c: number) => UploadSlots.key('cid', c);
+  const s = new UploadSlots(1, 60_000, (key) => req.holders('cid', Number(key.split(':')[1])));
+  const bits = (...cs: number[]) => {
+    const b = new Uint8Array(2);
+    for (const c of cs) b[c >> 3]! |= 1 << (c & 7);
+    return b;
+  };
+  // a partial holder: its requesters 1..4 have chunk 0 (3 of them) and nobody has chunk 5
+  req.join(1, 'cid', 16, bits(0));
+  req.join(2, 'cid', 16, bits(0));
+  req.join(3, 'cid', 16, bits(0, 7));
+  req.join(4, 'cid', 16, undefined);
+  t.same([req.holders('cid', 0), req.holders('cid', 5), req.holders('cid', 7), req.holders('other', 0), req.holders('cid', 99)], [3, 0, 1, 0, 0], 'counts per chunk');
+  const sent: string[] = [];
+  const want = (session: number, c: number, now: number) => s.want(session, k(c), now, () => sent.push(`${session}:${c}`));
+  want(9, 3, 0); // session 9 holds the one slot
+  want(4, 0, 1); // waits first: a common chunk (3 of 4 have it)
+  want(1, 5, 2); // then: the chunk only we have
+  s.acked(9, k(3), 3);
+  t.same(sent.at(-1), '1:5', 'the chunk no requester has goes before the one three have, though it asked later');
+  s.acked(1, k(5), 4);
+  t.same(sent.at(-1), '4:0', 'then the common one');
+  // uploaded once and now held by one requester: 5 scores 2, 0 scores 3+1
+  req.had(1, 'cid', [5]);
+  t.equal(req.holders('cid', 5), 1, 'a have counts');
+  req.had(1, 'cid', [5, 99, -1]);
+  t.equal(req.holders('cid', 5), 1, 'once, and chunks out of range are ignored');
+  want(2, 0, 10);
+  want(3, 5, 11);
+  s.acked(4, k(0), 12);
+  t.same(sent.at(-1), '3:5', 'still the rarer first (uploads + holders: 2 against 4)');
+  // no starving: a common chunk that waited STARVE_MS goes before a fresh rare one
+  want(4, 9, 13);
+  s.acked(3, k(5), 13 + STARVE_MS);
+  t.same(sent.at(-1), '2:0', `after ${STARVE_MS} ms of waiting the common chunk goes first`);
+  req.leave(1);
+  req.leave(2);
+  req.leave(3);
+  t.same([req.holders('cid', 0), req.holders('cid', 7)], [0, 0], 'leaves take their chunks out');
+  req.leave(4);
+  req.leave(4);
+  req.join(5, 'cid', 16, bits(1));
+  t.equal(req.holders('cid', 1), 1, 'a content whose last requester left starts over');
+});
+
 t.test('spread: with several downloaders a seeder shows each a few chunks, the least given out first; all once every chunk went out', async (t) => {
   const { Spread } = await import('../lib/scheduling/spread.js');
   const s = new Spread(12, prng(9), 2);

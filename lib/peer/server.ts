@@ -15,6 +15,7 @@ import { encodeFrame } from '../protocol/frame.js';
 import { ERROR_CODES } from '../errors.js';
 import { localHello, newPeerId } from '../net/identity.js';
 import { UploadSlots } from '../scheduling/upload-slots.js';
+import { RequesterChunks } from '../scheduling/requester-chunks.js';
 import { Spreads } from './spreads.js';
 import type { SourceIndex } from './source.js';
 import type { OverlayPort } from './overlay-port.js';
@@ -67,6 +68,8 @@ export class PeerServer {
   readonly slots: UploadSlots | null;
   /** How this server shows a content it seeds to several downloaders at once. */
   readonly spreads: Spreads | null;
+  /** What the peers fetching from us have: the upload policy's rarity. */
+  readonly requesters = new RequesterChunks();
   private nextSession = 1;
   private slotTimer: NodeJS.Timeout | null = null;
   /** Bytes sent by connections that have ended. */
@@ -75,7 +78,7 @@ export class PeerServer {
   constructor(private readonly sources: SourceIndex, opts: PeerServerOptions = {}) {
     this.peerId = opts.peerId ?? newPeerId();
     const slots = opts.uploadSlots ?? UPLOAD_SLOTS;
-    this.slots = slots > 0 ? new UploadSlots(slots) : null;
+    this.slots = slots > 0 ? new UploadSlots(slots, undefined, (key) => this.requesters.holders(key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1)))) : null;
     this.spreads = opts.spread === false ? null : new Spreads();
     this.log = opts.log ?? noLog;
     this.overlay = opts.overlay ?? null;
@@ -101,7 +104,7 @@ export class PeerServer {
       setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
       return;
     }
-    const ctx = { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId), slots: this.slots, id: this.nextSession++, spreads: this.spreads, overlay: this.overlay, sync: this.sync };
+    const ctx = { sources: this.sources, log: this.log, upload: this.upload, hello: localHello(this.listenPort, ['bitfield', 'have', 'pex'], this.peerId), slots: this.slots, id: this.nextSession++, spreads: this.spreads, requesters: this.requesters, overlay: this.overlay, sync: this.sync };
     const s = new PeerSession(socket, ip, ctx, (ended, reason) => {
       this.guard.remove(ended);
       this.sentByEnded += ended.bytesSent;

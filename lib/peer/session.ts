@@ -32,6 +32,7 @@ import type { PeerAddress } from '../types.js';
 import type { ChunkSource, SourceIndex, SourceReader } from './source.js';
 import { RangeSender, type RangeRequest } from './sender.js';
 import type { Spreads } from './spreads.js';
+import type { RequesterChunks } from '../scheduling/requester-chunks.js';
 import type { OverlayFrom, OverlayPort } from './overlay-port.js';
 import type { SyncConnection, SyncPort } from './sync-port.js';
 import { Interests } from './interests.js';
@@ -69,6 +70,8 @@ export interface SessionContext {
   id: number;
   /** How a seeder shows its content to several downloaders (null: everything at once). */
   spreads: Spreads | null;
+  /** What the peers fetching from this server have (the upload policy's rarity); absent: not counted. */
+  requesters?: RequesterChunks;
   /** Where search and discover requests go (null: this peer is not in an overlay). */
   overlay: OverlayPort | null;
   /** The sync index this peer answers from (null: it does not sync a folder). */
@@ -371,6 +374,7 @@ export class PeerSession implements GuardedConnection {
         // a seeder shows each of several downloaders a few chunks at a time (spreads.ts)
         const shown = this.ctx.spreads ? this.ctx.spreads.join(this.ctx.id, src, theirs, (cid, chunks) => this.send({ t: 'have', cid, chunks })) : src.bitfield();
         this.send({ t: 'bitfield', cid: m.cid, have: Buffer.from(shown).toString('base64'), complete: src.complete });
+        this.ctx.requesters?.join(this.ctx.id, m.cid, chunksOf(src.manifest), theirs);
         this.interests.add(m.cid, this.listenAddress);
         return;
       }
@@ -380,6 +384,7 @@ export class PeerSession implements GuardedConnection {
         const chunks = m.chunks.slice(0, 65_536).filter((c): c is number => typeof c === 'number' && Number.isInteger(c) && c >= 0);
         const now = Date.now();
         this.lastHaveAt = now;
+        this.ctx.requesters?.had(this.ctx.id, m.cid, chunks);
         for (const c of chunks) this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(m.cid, c), now);
         this.ctx.spreads?.had(this.ctx.id, m.cid, chunks);
         return;
@@ -516,6 +521,7 @@ export class PeerSession implements GuardedConnection {
     this.syncConn?.close();
     this.ctx.slots?.drop(this.ctx.id, Date.now());
     this.ctx.spreads?.leave(this.ctx.id);
+    this.ctx.requesters?.leave(this.ctx.id);
     for (const cid of [...this.readers.keys()]) this.forgetReader(cid);
     this.onEnd(this, reason);
   }

@@ -8,14 +8,22 @@
  *
  * - No contention (nobody waiting): every chunk goes at once; a single fast downloader is never
  *   slowed down.
- * - Contention: at most `slots` chunks in transit. A freed slot goes to the waiting chunk that
- *   this peer has uploaded the fewest times (a seeder spreads distinct chunks first, instead of
- *   sending the same chunk to everyone, so downloaders have different chunks to trade), then to
- *   the chunk waiting longest (round robin among peers: fairness). Fewer chunks at once means
+ * - Contention: at most `slots` chunks in transit. A freed slot goes to the waiting chunk that is
+ *   rarest among the peers we serve: the times this peer has uploaded it plus the number of its
+ *   requesters that have it (their bitfields and `have`s). A seeder spreads distinct chunks first
+ *   instead of sending the same chunk to everyone, so downloaders have different chunks to trade;
+ *   a partial holder sends the chunk only it has (the one the seeder just gave it) to the others
+ *   before chunks most of them already have: uploaded-fewest alone made it send that chunk once,
+ *   then serve common ones first, and the last chunks of a flash crowd spread slowest. Ties go
+ *   to the chunk waiting longest (round robin among peers: fairness), and a chunk that has waited
+ *   STARVE_MS goes before fresher ones (peers claiming chunks cannot starve a requester). Fewer chunks at once means
  *   each arrives sooner and can be shared sooner (BitTorrent unchokes 4 peers for this reason).
  * - A chunk never acknowledged frees its slot after `ackTimeoutMs` (a peer that does not send
  *   `have`, or is gone), and that peer's next chunks wait behind the others'.
  */
+
+/** A chunk waiting this long goes before fresher ones whatever their rarity (no starving). */
+export const STARVE_MS = 3_000;
 
 interface Waiter {
   session: number;
@@ -38,9 +46,14 @@ export class UploadSlots {
   private readonly laggards = new Set<number>();
   readonly counters = { granted: 0, waited: 0, timedOut: 0 };
 
+  /**
+   * `holders(key)`: how many of the peers we serve have that chunk already (requester-chunks.ts);
+   * none: every chunk counts as held by nobody.
+   */
   constructor(
     readonly slots = 4,
     readonly ackTimeoutMs = 5_000,
+    private readonly holders: (key: string) => number = () => 0,
   ) {}
 
   static key(cid: string, chunk: number): string {
@@ -134,18 +147,23 @@ export class UploadSlots {
       const lone = this.transit.length > 0 && this.waiting.every((w) => w.session === this.transit[0]!.session) && this.transit.every((t) => t.session === this.transit[0]!.session);
       if (this.transit.length >= this.slots && !lone) return;
       let best = 0;
-      for (let i = 1; i < this.waiting.length; i++) if (this.better(this.waiting[i]!, this.waiting[best]!)) best = i;
+      for (let i = 1; i < this.waiting.length; i++) if (this.better(this.waiting[i]!, this.waiting[best]!, now)) best = i;
       const w = this.waiting.splice(best, 1)[0]!;
       this.start(w.session, w.key, now, w.grant);
     }
   }
 
-  private better(a: Waiter, b: Waiter): boolean {
+  private better(a: Waiter, b: Waiter, now: number): boolean {
     const la = this.laggards.has(a.session) ? 1 : 0;
     const lb = this.laggards.has(b.session) ? 1 : 0;
     if (la !== lb) return la < lb;
-    const ua = this.uploadsOf(a.key);
-    const ub = this.uploadsOf(b.key);
+    // no starving: a chunk that has waited STARVE_MS goes before any fresher one, rare or not
+    const sa = now - a.since >= STARVE_MS;
+    const sb = now - b.since >= STARVE_MS;
+    if (sa !== sb) return sa;
+    if (sa) return a.since < b.since;
+    const ua = this.uploadsOf(a.key) + this.holders(a.key);
+    const ub = this.uploadsOf(b.key) + this.holders(b.key);
     if (ua !== ub) return ua < ub;
     return a.since < b.since;
   }
