@@ -4,9 +4,8 @@
  * `error` line on stdout and nothing on stderr; without it one `swarm: …` line on stderr), `ip`
  * fields that hold IPs when a peer was typed by name, `-o` that can never be written refused
  * before any peer is asked (no connection made, no folder left behind), `--no-tracker` with
- * nowhere to ask a usage error, and the fields and help texts the README promises. A sync peer
- * refused by its connection's source port instead of where it listens is a lib bug, kept as
- * `todo`. The seeders run in this process; only the commands under test are child processes.
+ * nowhere to ask a usage error, `peers` with only a dead tracker exit 4, and the fields and help
+ * texts the README promises; a sync peer refused is named by where it listens. The seeders run in this process; only the commands under test are child processes.
  * Everything on 127.0.0.1 (and `localhost`, looked up from the hosts file).
  */
 import t from 'tap';
@@ -178,6 +177,22 @@ t.test('what the README promises: get --help names every event, sync key event c
   t.equal(none.code, 0);
   t.same(none.lines, ['no peers known (name one with --neighbor, or try --lan or a tracker)'], 'peers with none known: said on stdout');
   t.equal(none.err, '');
+});
+
+t.test('peers with a tracker that does not answer and nowhere else to look: exit 4, said once (as search)', async (t) => {
+  // a port that was just free: nothing listens there
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  const json = await run(t, ['peers', '-t', `127.0.0.1:${port}`, '--json', '--wait', '0.1']);
+  t.equal(json.code, 4, 'exit 4 (no peers: the tracker is unreachable)');
+  t.match(JSON.parse(json.lines.at(-1) ?? '{}'), { event: 'error', code: 'SWARM_ERR_TRACKER_UNREACHABLE' }, 'the error as the last line');
+  t.equal(json.err, '', 'nothing on stderr');
+  const text = await run(t, ['peers', '-t', `127.0.0.1:${port}`, '--wait', '0.1']);
+  t.equal(text.code, 4);
+  t.equal(text.err.trim().split('\n').length, 1, `one line on stderr (${text.err.trim()})`);
+  t.same(text.lines, [], 'nothing on stdout');
 });
 
 t.test('a sync peer refused is named by where it listens, not by its connection\'s source port', async (t) => {

@@ -86,13 +86,17 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         const waitMs = (o.wait ?? 2) * 1000;
         const tracker = node.trackerAddress();
         const jobs: Promise<unknown>[] = [];
+        const elsewhere = !!(o.neighbor?.length || o.lan);
+        let trackerError: string | null = null;
         if (tracker) {
           jobs.push(
             trackerDirectory(tracker).then(
               ({ entries }) => {
                 for (const [, e] of entries) for (const h of [...e.holders, ...e.partial]) node.book.add(h, 'tracker');
               },
-              (err: Error) => (o.neighbor?.length || o.lan) && !trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined) ? undefined : process.stderr.write(`warning: ${printable(err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`)}\n`),
+              (err: Error) => {
+                trackerError = err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`;
+              },
             ),
           );
         }
@@ -102,6 +106,11 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         if (hops) jobs.push(node.discovery.discoverPeers(hops, waitMs));
         await Promise.all(jobs);
         const peers = node.discovery.peers();
+        if (trackerError !== null) {
+          // the tracker was the only place to look, and it did not answer: exit 4, as search does
+          if (!elsewhere && peers.length === 0) throw new SwarmError(ERROR_CODES.TRACKER_UNREACHABLE, trackerError);
+          if (!elsewhere || trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined)) process.stderr.write(`warning: ${printable(trackerError)}\n`);
+        }
         if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, id: p.peer ?? null, sources: p.sources, lastSeen: p.lastSeen ? Math.floor(p.lastSeen / 1000) : null }))) + '\n');
         // the (empty) result on stdout, as `ls` says "no files"
         if (peers.length === 0) return void process.stdout.write('no peers known (name one with --neighbor, or try --lan or a tracker)\n');
