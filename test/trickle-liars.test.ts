@@ -138,8 +138,28 @@ t.test('progress window: bytes add up, a verified chunk restarts it, idle time a
 
 /** A peer record with the fields the rules read. */
 function peer(over: Partial<Peer> = {}): Peer {
-  return { id: 1, address: '127.0.0.1:1', key: '127.0.0.1|1', host: null as unknown as Peer['host'], stats: new PeerStats(0), state: 'active', tcpAt: 1, everConnected: true, remoteId: 'x', complete: true, badData: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null, ...over };
+  return { id: 1, address: '127.0.0.1:1', key: '127.0.0.1|1', host: null as unknown as Peer['host'], stats: new PeerStats(0), state: 'active', tcpAt: 1, everConnected: true, remoteId: 'x', complete: true, badData: 0, timeouts: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null, ...over };
 }
+
+t.test('struck out: a peer whose every strike was a request timeout is slow (dialled again later, exit 4), any bad byte makes it a liar', async (t) => {
+  const { struckOut, Redials } = await import('../lib/download/peer-state.js');
+  const slow = peer({ timeouts: 3 });
+  for (let i = 0; i < 3; i++) slow.stats.strike();
+  t.equal(struckOut(slow), 'slow', 'three timeouts, no bad data: slow');
+  const mixed = peer({ timeouts: 2 });
+  for (let i = 0; i < 3; i++) mixed.stats.strike();
+  t.equal(struckOut(mixed), 'bad-data', 'two timeouts and one other strike (a protocol lie): bad data');
+  const corrupt = peer({ timeouts: 3, badData: 1 });
+  for (let i = 0; i < 3; i++) corrupt.stats.strike();
+  t.equal(struckOut(corrupt), 'bad-data', 'timeouts, but a chunk of it failed its hash once: bad data');
+  // what Redials makes of it: a liar is never dialled again, a slow holder is, later
+  const r = new Redials(5_000);
+  r.dropped({ ...slow, droppedFor: 'slow' }, 0, false);
+  r.dropped({ ...corrupt, key: '127.0.0.1|2', droppedFor: 'bad-data' }, 0, false);
+  t.notOk(r.mayDial('127.0.0.1|1', 1_000), 'the slow one: not at once');
+  t.ok(r.mayDial('127.0.0.1|1', 10 * 60_000), 'the slow one: later');
+  t.notOk(r.mayDial('127.0.0.1|2', 10 * 60_000), 'the liar: never');
+});
 
 t.test('overdue: a peer with requests out that trickles is cut as trickling after two first-chunk deadlines', async (t) => {
   const o = { firstChunkMs: 5_000, stallMs: 10_000, requestTimeoutMs: 20_000 };

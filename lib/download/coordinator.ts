@@ -38,7 +38,7 @@ import { localHello } from '../net/identity.js';
 import { chunksOf, expectedHash, type Manifest } from '../manifest.js';
 import type { FromPeerHost } from './thread-messages.js';
 import type { PeerHostGroup } from './peer-host.js';
-import { peerView, REDIAL_AFTER_MS, Redials, tickPeer, type Peer } from './peer-state.js';
+import { peerView, REDIAL_AFTER_MS, Redials, struckOut, tickPeer, type Peer } from './peer-state.js';
 import { RequestPlanner } from './requests.js';
 import { PexIntake } from '../scheduling/pex-intake.js';
 export { defaultPeerThreads } from './peer-state.js';
@@ -187,7 +187,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       const host = hosts[this.nextHost++ % hosts.length]!;
       const id = this.nextPeer++;
       const address = a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
-      const p: Peer = { id, address, key, host, stats: new PeerStats(now), state: 'connecting', tcpAt: 0, everConnected: false, remoteId: null, complete: false, badData: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null };
+      const p: Peer = { id, address, key, host, stats: new PeerStats(now), state: 'connecting', tcpAt: 0, everConnected: false, remoteId: null, complete: false, badData: 0, timeouts: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null };
       this.forget(key);
       this.peers.set(id, p);
       this.byKey.set(key, p);
@@ -460,9 +460,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private strike(p: Peer, e: WireError): void {
     if (p.state === 'dropped') return;
     this.emit('warning', { peer: p.address, code: e.code, message: e.message });
+    if (e.code === ERROR_CODES.PEER_TIMEOUT) p.timeouts++;
     if (p.stats.strike()) {
-      p.droppedFor = 'bad-data';
-      this.drop(p, `too much bad data (${p.stats.strikes} strikes; last: ${e.message})`, e.code);
+      p.droppedFor = struckOut(p);
+      const what = p.droppedFor === 'slow' ? 'too many requests timed out' : 'too much bad data';
+      this.drop(p, `${what} (${p.stats.strikes} strikes; last: ${e.message})`, e.code);
     }
   }
 

@@ -34,6 +34,8 @@ export interface Peer {
   complete: boolean;
   /** Chunks and packets from it that failed their hash or checksum. */
   badData: number;
+  /** Strikes it earned only by letting a request time out (slow, not lying). */
+  timeouts: number;
   /** Bytes of packets that answered live requests, and bytes of packets that answered nothing. */
   usefulBytes: number;
   junkBytes: number;
@@ -41,8 +43,21 @@ export interface Peer {
   firstRequestAt: number;
   /** Last time it said a request of ours waits for its upload slots (alive, not stalled). */
   busyAt: number;
-  /** Why the peer was dropped, when it was for misbehaving (trickle: sent too slowly to finish a chunk in time). */
-  droppedFor: 'bad-data' | 'self' | 'duplicate' | 'trickle' | null;
+  /**
+   * Why the peer was dropped, when it was for misbehaving (trickle: sent too slowly to finish a
+   * chunk in time; slow: its strikes were all request timeouts).
+   */
+  droppedFor: 'bad-data' | 'self' | 'duplicate' | 'trickle' | 'slow' | null;
+}
+
+/**
+ * Why a peer that earned its last strike goes. Every strike a request timeout and no byte of it
+ * ever failed a hash or checksum: slow (it may be dialled again later, and a download whose
+ * holders were all slow ends with "no peers", exit 4). Anything else: bad data, never dialled
+ * again; when every holder went so, exit 5. A slow honest holder was counted as a liar.
+ */
+export function struckOut(p: Pick<Peer, 'timeouts' | 'badData' | 'stats'>): 'slow' | 'bad-data' {
+  return p.badData === 0 && p.timeouts >= p.stats.strikes ? 'slow' : 'bad-data';
 }
 
 /**
@@ -200,7 +215,7 @@ export class Redials {
   dropped(p: Pick<Peer, 'key' | 'droppedFor' | 'stats'>, now: number, busy: boolean): void {
     const before = this.gone.get(p.key);
     const bad = p.droppedFor === 'bad-data' || p.droppedFor === 'self';
-    const slow = p.droppedFor === 'trickle' || p.droppedFor === 'duplicate';
+    const slow = p.droppedFor === 'trickle' || p.droppedFor === 'duplicate' || p.droppedFor === 'slow';
     const proven = p.stats.chunksVerified > 0;
     const misses = proven ? 1 : (before?.misses ?? 0) + 1;
     const vouched = proven || before?.vouched === true || this.named.has(p.key);
