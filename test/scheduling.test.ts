@@ -37,6 +37,24 @@ t.test('chunk table: an endgame duplicate keeps the chunk assigned until both gi
   t.equal(tab.stateOf(2), ChunkState.Missing);
 });
 
+t.test('chunk table: the endgame candidates are the chunks in flight, whatever the table size', async (t) => {
+  const n = 65_536;
+  const tab = new ChunkTable(n);
+  // everything verified but a straggler at the low end and a few at the top, some in flight
+  tab.assign(0, n);
+  for (let i = 0; i < n; i++) if (i !== 3 && i < n - 4) tab.verify(i);
+  t.same([...tab.assignedToFewer(2)], [3, n - 4, n - 3, n - 2, n - 1], 'the stragglers, lowest first');
+  tab.received(n - 3);
+  t.same([...tab.assignedToFewer(2)], [3, n - 4, n - 2, n - 1], 'one whose bytes arrived is not a candidate');
+  tab.assign(n - 2, n - 1);
+  t.same([...tab.assignedToFewer(2)], [3, n - 4, n - 1], 'one with two holders is not, below 2');
+  t.same([...tab.assignedToFewer(3)], [3, n - 4, n - 2, n - 1], 'and is, below 3');
+  tab.release(3);
+  t.same([...tab.assignedToFewer(2)], [n - 4, n - 1], 'one given back is missing, not in flight');
+  tab.verify(n - 4);
+  t.same([...tab.assignedToFewer(2)], [n - 1], 'one verified is gone');
+});
+
 t.test('picker: contiguous runs, room and run limits, endgame to the chunk delivered last', async (t) => {
   const tab = new ChunkTable(20);
   const base = { table: tab, ownChunkSeconds: 0.01, holderEta: () => 0.05, idle: false };
