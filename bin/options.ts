@@ -11,7 +11,7 @@
  * on every option, so an option added later is checked the same way without touching the test.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { accessSync, constants as fsc, mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { accessSync, constants as fsc, lstatSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { SwarmError, ERROR_CODES } from '../lib/errors.js';
@@ -191,10 +191,19 @@ export function checkOutputFolder(dir: string): void {
   try {
     mkdirSync(first);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return; // made meanwhile: the download looks again
-    throw io(`cannot create the folder ${first}`, err as NodeJS.ErrnoException);
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw io(`cannot create the folder ${first}`, err as NodeJS.ErrnoException);
+    // there after all: a link to nowhere (stat saw nothing, lstat sees the link), or made meanwhile (the download looks again)
+    if (lstatSync(first, { throwIfNoEntry: false })?.isSymbolicLink() && !statSync(first, { throwIfNoEntry: false })) {
+      throw new SwarmError(ERROR_CODES.USAGE, `${first} is a symbolic link to nothing: cannot save into ${dir}`);
+    }
+    return;
   }
-  rmdirSync(first);
+  // the probe goes again; another process may have put something in it meanwhile (then it stays theirs)
+  try {
+    rmdirSync(first);
+  } catch {
+    // ENOTEMPTY, ENOENT: not ours to remove any more
+  }
 }
 
 /**

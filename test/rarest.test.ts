@@ -292,7 +292,7 @@ t.test('upload slots: a lone downloader is never held back; under contention dis
   t.notOk(sent.includes('7:3'), 'and not granted when a slot frees');
 });
 
-t.test('upload slots with requesters\' chunks: the chunk fewest of them have goes first; none starves; counts follow joins, haves and leaves', async (t) => {
+t.test('upload slots with requesters\' chunks: the chunk fewest of them have goes first; none starves; counts follow requests, haves and leaves', async (t) => {
   const { UploadSlots, STARVE_MS } = await import('../lib/scheduling/upload-slots.js');
   const { RequesterChunks } = await import('../lib/scheduling/requester-chunks.js');
   const req = new RequesterChunks();
@@ -308,6 +308,11 @@ t.test('upload slots with requesters\' chunks: the chunk fewest of them have goe
   req.join(2, 'cid', 16, bits(0));
   req.join(3, 'cid', 16, bits(0, 7));
   req.join(4, 'cid', 16, undefined);
+  t.equal(req.holders('cid', 0), 0, 'an interest alone counts for nothing (sybils that never ask)');
+  req.had(3, 'cid', [9]); // a have before its first request is kept for when it asks
+  for (const s of [1, 2, 3, 4]) req.asked(s, 'cid', 16);
+  req.asked(1, 'cid', 16);
+  t.equal(req.holders('cid', 9), 1, 'the have from before it asked counts');
   t.same([req.holders('cid', 0), req.holders('cid', 5), req.holders('cid', 7), req.holders('other', 0), req.holders('cid', 99)], [3, 0, 1, 0, 0], 'counts per chunk');
   const sent: string[] = [];
   const want = (session: number, c: number, now: number) => s.want(session, k(c), now, () => sent.push(`${session}:${c}`));
@@ -338,7 +343,9 @@ t.test('upload slots with requesters\' chunks: the chunk fewest of them have goe
   req.leave(4);
   req.leave(4);
   req.join(5, 'cid', 16, bits(1));
+  req.asked(5, 'cid', 16);
   t.equal(req.holders('cid', 1), 1, 'a content whose last requester left starts over');
+  t.equal(req.sessions(), 1);
 });
 
 t.test('spread: with several downloaders a seeder shows each a few chunks, the least given out first; all once every chunk went out', async (t) => {

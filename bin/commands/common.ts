@@ -103,28 +103,44 @@ export function addressText(a: { ip: string; port: number }): string {
   return a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
 }
 
+/** How long a name typed on the command line may take to look up. */
+const LOOKUP_MS = 10_000;
+
 /**
  * Peers typed on the command line (`--peer`, `--neighbor`) with host names looked up once, at
- * start, to their first address, as the overlay does for `--neighbor` (lib/node/discovery.ts):
- * a peer is then one IP and port everywhere, in `--json`'s `ip` fields too (never a name), and
- * `--peer localhost:7070 --peer 127.0.0.1:7070` is one peer. A name that does not resolve is a
- * usage error naming the option, before anything runs.
+ * start, to every address they have (`localhost` may be ::1 and 127.0.0.1; the one that does not
+ * answer is dropped like any dead holder): a peer is then IPs and ports everywhere, in `--json`'s
+ * `ip` fields too (never a name), and `--peer localhost:7070 --peer 127.0.0.1:7070` is not two
+ * peers. A name that does not exist is a usage error naming the option (exit 2), before anything
+ * runs; a lookup that fails for now (EAI_AGAIN) or takes over LOOKUP_MS is exit 4 (no peers).
  */
 export async function resolvePeerAddresses(list: string[], option: string): Promise<{ ip: string; port: number }[]> {
   const out = new Map<string, { ip: string; port: number }>();
   for (const v of list) {
     const a = parseAddress(v, false);
     if (typeof a === 'string') throw new SwarmError(ERROR_CODES.USAGE, `${option} ${v}: ${a}`);
-    let ip = a.host;
-    if (!isIP(ip)) {
-      try {
-        ip = (await lookup(a.host)).address;
-      } catch (err) {
-        throw new SwarmError(ERROR_CODES.USAGE, `${option} ${v}: cannot resolve ${a.host} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-      }
+    const port = a.port ?? DEFAULT_PEER_PORT;
+    for (const ip of isIP(a.host) ? [a.host] : await lookupAll(a.host, `${option} ${v}`)) {
+      const r = { ip, port };
+      out.set(addressText(r), r);
     }
-    const r = { ip, port: a.port ?? DEFAULT_PEER_PORT };
-    out.set(addressText(r), r);
   }
   return [...out.values()];
+}
+
+async function lookupAll(host: string, what: string): Promise<string[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${LOOKUP_MS / 1000} s`), { code: 'ETIMEOUT' })), LOOKUP_MS);
+  });
+  try {
+    return [...new Set((await Promise.race([lookup(host, { all: true }), late])).map((r) => r.address))];
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = `cannot resolve ${host} (${code ?? (err as Error).message})`;
+    // only a name that does not exist is the user's mistake; a resolver that fails now is the network's
+    throw new SwarmError(code === 'ENOTFOUND' ? ERROR_CODES.USAGE : ERROR_CODES.NO_PEERS, `${what}: ${why}`);
+  } finally {
+    clearTimeout(timer);
+  }
 }

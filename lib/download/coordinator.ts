@@ -45,6 +45,8 @@ export { defaultPeerThreads } from './peer-state.js';
 import type { CoordinatorEvents, PeerView } from './events.js';
 
 const TICK_MS = 250;
+/** A request a peer keeps waiting (`busy`) times out after this many request timeouts (60 s by default). */
+const BUSY_WAIT_TIMEOUTS = 3;
 /** Junk (bytes of packets for no live request) that earns a strike, if it also exceeds the useful bytes. */
 const JUNK_STRIKE_BYTES = 8 << 20;
 /** Newly verified chunks are told to peers in batches, at most this often. */
@@ -553,10 +555,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.gone.needed) this.addHolders(this.gone.due(now));
     for (const r of this.book.timedOut(now, this.o.requestTimeoutMs)) {
       const p = this.peers.get(r.peer)!;
-      if (now - p.busyAt < this.o.requestTimeoutMs) continue; // waiting its turn at a busy peer
+      // waiting its turn at a busy peer is no timeout, for BUSY_WAIT_TIMEOUTS request timeouts at
+      // most: a peer saying `busy` between rare chunks escaped every deadline (hostile review)
+      const queued = r.waitingSince > 0 ? now - r.waitingSince : 0;
+      if (now - p.busyAt < this.o.requestTimeoutMs && queued < BUSY_WAIT_TIMEOUTS * this.o.requestTimeoutMs) continue;
       this.chunkFailedAt = now;
       this.requests.cancel(r);
-      this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: `request timed out after ${this.o.requestTimeoutMs} ms` });
+      const what = queued > 0 ? `request waited in its queue for ${Math.round(queued / 1000)} s` : `request timed out after ${this.o.requestTimeoutMs} ms`;
+      this.strike(p, { code: ERROR_CODES.PEER_TIMEOUT, message: what });
     }
     this.counters.movedRequests += this.requests.moveWaiting(now);
     if (this.giveUpIfStalled(now)) return;

@@ -34,6 +34,11 @@ export class Interests {
   ) {}
 
   /** Subscribe to `cid` (once; beyond MAX_INTERESTS, ignored) and send the holders known now. */
+  /** True when `add(cid)` would take it: not yet asked on this connection, and room for it. */
+  accepts(cid: string): boolean {
+    return !this.closed && this.cids.size < MAX_INTERESTS && !this.cids.has(cid);
+  }
+
   add(cid: string, listen: PeerAddress | null): void {
     if (this.closed || this.cids.size >= MAX_INTERESTS || this.cids.has(cid)) return;
     this.cids.add(cid);

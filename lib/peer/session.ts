@@ -321,6 +321,9 @@ export class PeerSession implements GuardedConnection {
   }
 
   private onMessage(h: Header): void {
+    // a message decoded in the same read as the one that ended the session (a sync refusal ends
+    // it from inside handle()) must not join it to anything again: leave() has run (hostile review)
+    if (this.closed) return;
     this.lastActivityAt = Date.now();
     if (!this.remoteHello) {
       // checked on the raw header: an older swarm's first request need not decode in protocol 2
@@ -370,6 +373,9 @@ export class PeerSession implements GuardedConnection {
       case 'interest': {
         const src = this.ctx.sources.byCid(m.cid);
         if (!src) return;
+        // one interest per content and connection (a client sends one), at most MAX_INTERESTS:
+        // a repeat or one past the cap is ignored, so it joins nothing and costs no walk of the content
+        if (!this.interests.accepts(m.cid)) return;
         const theirs = m.have !== undefined ? Buffer.from(m.have, 'base64') : undefined;
         // a seeder shows each of several downloaders a few chunks at a time (spreads.ts)
         const shown = this.ctx.spreads ? this.ctx.spreads.join(this.ctx.id, src, theirs, (cid, chunks) => this.send({ t: 'have', cid, chunks })) : src.bitfield();
@@ -401,6 +407,7 @@ export class PeerSession implements GuardedConnection {
         for (let c = m.from; c < m.to; c++) {
           if (!src.has(c)) return refuse(ERROR_CODES.NOT_HAVE, `chunk ${c} is not verified here yet`);
         }
+        this.ctx.requesters?.asked(this.ctx.id, m.cid, chunks);
         this.queue.push({ id: m.id, source: src, from: m.from, to: m.to, cancelled: false });
         if (!this.sending) void this.sendLoop();
         return;

@@ -33,7 +33,16 @@ export class Availability {
     own.set(bits.subarray(0, own.length));
     if (this.chunkCount % 8 && own.length) own[own.length - 1]! &= (1 << this.chunkCount % 8) - 1;
     this.peers.set(peer, own);
-    for (let i = 0; i < this.chunkCount; i++) if (bitSet(own, i)) this.counts[i]!++;
+    this.count(own, 1);
+  }
+
+  /** Adds `d` to the count of every chunk set in `bits`, a byte at a time (empty bytes skipped). */
+  private count(bits: Uint8Array, d: 1 | -1): void {
+    for (let j = 0; j < bits.length; j++) {
+      const b = bits[j]!;
+      if (b === 0) continue;
+      for (let k = 0; k < 8; k++) if (b & (1 << k)) this.counts[j * 8 + k]! += d;
+    }
   }
 
   /** A peer newly has chunk i. Returns false when it is out of range or already known. */
@@ -49,7 +58,7 @@ export class Availability {
     const bits = this.peers.get(peer);
     if (!bits) return;
     this.peers.delete(peer);
-    for (let i = 0; i < this.chunkCount; i++) if (bitSet(bits, i)) this.counts[i]!--;
+    this.count(bits, -1);
   }
 
   has(peer: number, i: number): boolean {

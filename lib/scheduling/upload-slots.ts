@@ -24,6 +24,8 @@
 
 /** A chunk waiting this long goes before fresher ones whatever their rarity (no starving). */
 export const STARVE_MS = 3_000;
+/** Chunks whose upload count is remembered, at most (the least recently sent go first). */
+const MAX_UPLOAD_COUNTS = 65_536;
 
 interface Waiter {
   session: number;
@@ -99,7 +101,11 @@ export class UploadSlots {
 
   private start(session: number, key: string, now: number, grant: () => void): void {
     this.transit.push({ session, key, at: now });
-    this.uploads.set(key, this.uploadsOf(key) + 1);
+    const n = this.uploadsOf(key) + 1;
+    this.uploads.delete(key); // (re-inserted: the newest)
+    this.uploads.set(key, n);
+    // bounded: a seeder of a big share sends many chunks; the least recently sent are forgotten
+    if (this.uploads.size > MAX_UPLOAD_COUNTS) this.uploads.delete(this.uploads.keys().next().value!);
     this.counters.granted++;
     grant();
   }
@@ -154,14 +160,15 @@ export class UploadSlots {
   }
 
   private better(a: Waiter, b: Waiter, now: number): boolean {
-    const la = this.laggards.has(a.session) ? 1 : 0;
-    const lb = this.laggards.has(b.session) ? 1 : 0;
-    if (la !== lb) return la < lb;
-    // no starving: a chunk that has waited STARVE_MS goes before any fresher one, rare or not
+    // no starving: a chunk that has waited STARVE_MS goes before any fresher one, rare or not,
+    // a laggard's too (a slow honest requester would otherwise wait without end)
     const sa = now - a.since >= STARVE_MS;
     const sb = now - b.since >= STARVE_MS;
     if (sa !== sb) return sa;
     if (sa) return a.since < b.since;
+    const la = this.laggards.has(a.session) ? 1 : 0;
+    const lb = this.laggards.has(b.session) ? 1 : 0;
+    if (la !== lb) return la < lb;
     const ua = this.uploadsOf(a.key) + this.holders(a.key);
     const ub = this.uploadsOf(b.key) + this.holders(b.key);
     if (ua !== ub) return ua < ub;
