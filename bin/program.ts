@@ -63,6 +63,27 @@ function optionFor(cmd: Command, tok: string): Option | 'flags' | null {
 }
 
 /**
+ * True when `--json` is one of the options of the command line (`argv` as process.argv): not a
+ * name after `--` (`swarm get -- --json`) and not the value of an option that takes one
+ * (`swarm get a.bin -o --json` saves into a folder named `--json`, in text mode).
+ */
+export function jsonRequested(program: Command, argv: string[]): boolean {
+  const args = argv.slice(2);
+  const at = args.findIndex((a) => !a.startsWith('-'));
+  const cmd = at < 0 ? undefined : (program.commands as Command[]).find((c) => c.name() === args[at] || c.aliases().includes(args[at]!));
+  for (let i = 0; i < args.length; i++) {
+    const tok = args[i]!;
+    if (tok === '--') return false;
+    if (tok === '--json') return true;
+    if (!cmd || i <= at || !tok.startsWith('-') || tok.includes('=')) continue;
+    const opt = optionFor(cmd, tok);
+    if (opt && opt !== 'flags' && opt.required) i++;
+    else if (opt && opt !== 'flags' && opt.optional && i + 1 < args.length && !args[i + 1]!.startsWith('-')) i++;
+  }
+  return false;
+}
+
+/**
  * A name that begins with a dash (`swarm get -notes.txt`) is taken as the name when the command
  * has not been given one and the word is no option of the command: it is moved behind `--`, where
  * commander reads it as an argument. `--anything` is always an option (a typo is said as such).

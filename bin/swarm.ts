@@ -11,7 +11,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { CommanderError, type Command } from 'commander';
 import { SwarmError, ERROR_CODES, EXIT_CODES, asSwarmError } from '../lib/errors.js';
-import { buildProgram, dashNamesAsArguments, exitCodeOf, usageErrorJson } from './program.js';
+import { buildProgram, dashNamesAsArguments, exitCodeOf, jsonRequested, usageErrorJson } from './program.js';
 import { printable } from './format.js';
 
 // V8 compiles a function with its optimizing compiler once it has run a budget of bytecode; the
@@ -32,12 +32,6 @@ function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
   });
 }
 
-/** `--json` among the options (not a name after `--`, such as `swarm get -- --json`). */
-function wantsJson(argv: string[]): boolean {
-  const end = argv.indexOf('--');
-  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
-}
-
 /**
  * An error is said once, on the channel the user chose: with `--json` one `error` line on stdout
  * (the last line, what a script reads) and nothing on stderr; without it one `swarm: …` line on
@@ -47,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
   quietOnClosedPipe(process.stdout);
   quietOnClosedPipe(process.stderr);
   const program = buildProgram();
-  const json = wantsJson(argv.slice(2));
+  const json = jsonRequested(program, argv);
   if (json) {
     // settings set on the program before its commands were added are inherited; these are not
     for (const c of [program, ...(program.commands as Command[])]) c.showHelpAfterError(false).configureOutput({ outputError: () => {} });

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Command, Option } from 'commander';
-import { buildProgram, dashNamesAsArguments, exitCodeOf } from '../bin/program.js';
+import { buildProgram, dashNamesAsArguments, exitCodeOf, jsonRequested } from '../bin/program.js';
 import { swarm } from './helpers/procs.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'swarm-options-'));
@@ -128,6 +128,21 @@ t.test('options that contradict each other are refused before anything runs', as
   t.equal(bad.code, 2, 'a bad $SWARM_TRACKER: exit 2');
   t.match(bad.message, /\$SWARM_TRACKER/, 'naming it');
   t.equal((await parse(['get', 'x', '--no-tracker', '--peer', '127.0.0.1:1'])).code, 0, '--no-tracker ignores $SWARM_TRACKER');
+});
+
+t.test('--json is an option only where it is one: not after --, not the value of an option that takes one', async (t) => {
+  const { program } = quietProgram();
+  const j = (...a: string[]) => jsonRequested(program, ['node', 'swarm', ...a]);
+  t.ok(j('get', 'a.bin', '--json'), 'get a.bin --json');
+  t.ok(j('get', '--json', 'a.bin'), 'before the name');
+  t.ok(j('get', 'a.bin', '-o', 'out', '--json'), 'after an option and its value');
+  t.ok(j('get', 'a.bin', '-o=out', '--json'), 'after an option=value');
+  t.notOk(j('get', 'a.bin', '-o', '--json'), "the value of -o (a folder named '--json')");
+  t.notOk(j('get', 'a.bin', '--peer', '--json'), 'the value of --peer');
+  t.notOk(j('get', '--', '--json'), 'a name after --');
+  t.notOk(j('get', 'a.bin'), 'not there');
+  t.ok(j('get', 'a.bin', '--seed', '--json'), '--seed takes an optional value, not one that begins with a dash');
+  t.notOk(j('get', 'a.bin', '--seed', '5'), '(its value taken)');
 });
 
 t.test('names: a leading dash is a name when the command has none yet; `--` still works', async (t) => {
