@@ -51,5 +51,6 @@ t.test('a busy liar beside a contended honest seeder: both downloads finish abou
   t.comment(`two downloads of 16 MiB from a 16 MiB/s seeder: alone ${a.ms.join(' / ')} ms; with a busy liar ${b.ms.join(' / ')} ms (negative: failed)`);
   t.ok(a.ok, 'baseline finished');
   t.ok(b.ok, 'with the liar both finished');
-  t.ok(Math.max(...b.ms) < 1.5 * Math.max(...a.ms) + 1_000, 'the liar costs less than half again');
+  // (stuck behind the liar, a request would wait for its timeout: seconds more; the slack is for a loaded machine)
+  t.ok(Math.max(...b.ms) < 1.5 * Math.max(...a.ms) + 2_000, `the liar costs less than half again (${Math.max(...b.ms)} ms against ${Math.max(...a.ms)} ms)`);
 });

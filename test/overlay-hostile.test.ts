@@ -303,7 +303,8 @@ t.test('slow-glob searches from 4 connections do not stall a serving peer', asyn
   clearInterval(tick);
   t.equal(counters(v).received, 160, 'every search was read');
   t.ok(counters(v).limited <= 4 * 8, `at most what did not fit the per-connection queues (32 each) was dropped: ${counters(v).limited}`);
-  t.ok(stall < 200, `the serving peer stalled at most ${stall} ms (want < 0.2 s)`);
+  // unfixed it stalled 0.8 s or more; 0.4 s leaves room for a machine loaded by a full test run (230 ms seen)
+  t.ok(stall < 400, `the serving peer stalled at most ${stall} ms (want < 0.4 s)`);
 });
 
 // Guards a hole found by a hostile review and since fixed:
