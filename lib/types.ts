@@ -24,6 +24,11 @@ export interface PeerAddress {
   port: number;
 }
 
+/** `ip:port`, or `[ip]:port` for IPv6: how an address is shown and dialled everywhere. */
+export function addressText(a: PeerAddress): string {
+  return a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+}
+
 /** One version (content id) of a name in the tracker's directory, with who holds it. */
 export interface Version {
   cid: string;

@@ -222,7 +222,7 @@ t.test('redials: a vouched holder soon while a holder may be lacking, backing of
 
 t.test('redials remember a bounded number of addresses (the oldest go first)', async (t) => {
   const r = new Redials(5_000);
-  const liar = peer({ key: '10.0.0.1|1', droppedFor: 'bad-data' });
+  const liar = peer({ key: '127.0.0.9|1', droppedFor: 'bad-data' });
   r.dropped(liar, 0, false);
   t.notOk(r.mayDial(liar.key, 1e9, true), 'a liar: never again');
   for (let i = 0; i < MAX_REMEMBERED; i++) r.dropped(peer({ key: `127.0.0.1|${i + 2}` }), 0, false);

@@ -8,10 +8,12 @@ import { closeSync, openSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
+import { addressText } from '../../lib/types.js';
 import { DEFAULT_PEER_PORT, DEFAULT_TRACKER_PORT } from '../../lib/constants.js';
 import { addressOption, listenHostOption, logFileOption, parseAddress, portOption, threadsOption, uploadRateOption } from '../options.js';
 
 export { boundedInt, intOption, positiveNumber, portOption, seedOption } from '../options.js';
+export { addressText } from '../../lib/types.js';
 
 /**
  * A log file the user named must be writable now: opening it later and failing silently would
@@ -98,10 +100,6 @@ export function peerNodeOptions(o: PeerCliOptions): { port?: number; host: strin
   };
 }
 
-/** {ip, port} as the `host:port` the library takes (`[v6]:port` for IPv6). */
-export function addressText(a: { ip: string; port: number }): string {
-  return a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
-}
 
 /** How long a name typed on the command line may take to look up. */
 const LOOKUP_MS = 10_000;

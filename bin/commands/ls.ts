@@ -6,8 +6,9 @@ import { humanBytes, humanTime, printTable, printable } from '../format.js';
 import { addressOption } from '../options.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import type { Version } from '../../lib/index.js';
+import { addressText } from '../../lib/types.js';
 
-const addr = (h: { ip: string; port: number }) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`);
+const addr = addressText;
 
 /** A file as --json lists it: the same fields in the same order everywhere; cid null when not hashed yet. */
 const fileJson = (f: { name: string; kind: string; size: number; mtime: number; cid?: string }) => ({ name: f.name, kind: f.kind, size: f.size, mtime: f.mtime, cid: f.cid ?? null });

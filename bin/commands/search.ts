@@ -10,8 +10,9 @@ import { defaultTracker, trackerNamed } from '../../lib/constants.js';
 import { count, humanBytes, humanTime, printTable, printable } from '../format.js';
 import { addressOption, MAX_TTL, ttlOption, waitOption } from '../options.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
+import { addressText } from '../../lib/types.js';
 
-const addr = (h: { ip: string; port: number }) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`);
+const addr = addressText;
 const peerJson = (h: { ip: string; port: number }) => ({ ip: h.ip, port: h.port });
 
 interface CommonOptions extends DiscoveryCliOptions {

@@ -5,7 +5,7 @@
  */
 import type { VersionFinder } from '../download/resolve.js';
 import { ERROR_CODES, SwarmError } from '../errors.js';
-import type { FileInfo, FileKind, PeerAddress, Version } from '../types.js';
+import { addressText, type FileInfo, type FileKind, type PeerAddress, type Version } from '../types.js';
 import type { Hit, Overlay } from './overlay.js';
 
 export interface SearchResult {
@@ -87,7 +87,7 @@ export function searchOverlay(overlay: Overlay, pattern: string, o: OverlaySearc
 
 /** Why no neighbour could be asked, as one line. */
 export function unreachableText(u: OverlaySearchResult['unreachable']): string {
-  return u.map((x) => `${x.addr.ip.includes(':') ? `[${x.addr.ip}]` : x.addr.ip}:${x.addr.port} (${x.reason})`).join(', ');
+  return u.map((x) => `${addressText(x.addr)} (${x.reason})`).join(', ');
 }
 
 /** Results merged by name and content id; holders collapsed. */

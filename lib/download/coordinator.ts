@@ -32,7 +32,7 @@ import { RequestBook } from '../scheduling/request-book.js';
 import type { ChunkPool } from '../pool.js';
 import type { PartFile } from '../storage/part-file.js';
 import type { Ticket } from '../storage/ticket.js';
-import type { PeerAddress } from '../types.js';
+import { addressText, type PeerAddress } from '../types.js';
 import type { HelloFields } from '../protocol/messages.js';
 import { localHello } from '../net/identity.js';
 import { chunksOf, expectedHash, type Manifest } from '../manifest.js';
@@ -188,7 +188,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       const hosts = this.o.hosts.hosts;
       const host = hosts[this.nextHost++ % hosts.length]!;
       const id = this.nextPeer++;
-      const address = a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+      const address = addressText(a);
       const p: Peer = { id, address, key, host, stats: new PeerStats(now), state: 'connecting', tcpAt: 0, everConnected: false, remoteId: null, complete: false, badData: 0, timeouts: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null };
       this.forget(key);
       this.peers.set(id, p);

@@ -27,7 +27,7 @@ import { chunkLength } from '../chunking.js';
 import { chunksOf, type Manifest } from '../manifest.js';
 import type { ChunkSource } from '../peer/source.js';
 import type { HelloFields } from '../protocol/messages.js';
-import type { PeerAddress, Version } from '../types.js';
+import { addressText, type PeerAddress, type Version } from '../types.js';
 import { Coordinator, defaultPeerThreads } from './coordinator.js';
 import { PeerHostGroup } from './peer-host.js';
 import { isStockTarget, resolveTarget, type StockTarget, type Target, type VersionFinder } from './resolve.js';
@@ -347,7 +347,7 @@ export class Download extends EventEmitter<DownloadEvents> {
         cid: m.cid,
         chunks,
         chunkBytes: m.chunkBytes,
-        peers: target.holders.map((h) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`)),
+        peers: target.holders.map(addressText),
         resumedChunks: coord.resumedChunks,
         source: target.source,
       });

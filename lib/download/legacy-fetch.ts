@@ -27,7 +27,7 @@ import { promisify } from 'node:util';
 import { MAX_FILE_BYTES } from '../constants.js';
 import { ERROR_CODES, SwarmError, asSwarmError, type ErrorCode } from '../errors.js';
 import { PartFile, partPaths } from '../storage/part-file.js';
-import type { PeerAddress } from '../types.js';
+import { addressText, type PeerAddress } from '../types.js';
 import { doneEvent, type DoneEvent, type DownloadEvents, type PeerView } from './events.js';
 import type { StockTarget } from './resolve.js';
 
@@ -75,7 +75,7 @@ export function stockLimit(cap: number, disk: { avail: number; total: number } |
   return { bytes: cap, code: ERROR_CODES.TRUNCATED, why: `sent more than ${cap} bytes, the most a file may have` };
 }
 
-const addr = (a: PeerAddress) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
+const addr = addressText;
 
 class AttemptFailed extends Error {
   constructor(readonly code: ErrorCode, message: string) {

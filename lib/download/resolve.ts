@@ -26,7 +26,7 @@ import { PeerClient } from '../peer/client.js';
 import { trackerVersions } from '../tracker/client.js';
 import { isLegacyCid } from '../protocol/entries.js';
 import type { Manifest } from '../manifest.js';
-import type { PeerAddress, Version } from '../types.js';
+import { addressText, type PeerAddress, type Version } from '../types.js';
 
 export const MANIFEST_TIMEOUT_MS = 5_000;
 /** Versions tying for newest that are tried at once. */
@@ -86,7 +86,7 @@ export interface ResolveOptions {
 export { defaultTracker } from '../constants.js';
 import { defaultTracker, trackerNamed } from '../constants.js';
 
-const addr = (a: PeerAddress) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
+const addr = addressText;
 
 /** Run `fn` on a connection to `a`, closed afterwards and when `signal` aborts. */
 /**

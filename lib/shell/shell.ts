@@ -18,6 +18,7 @@ import type { SwarmNode } from '../node/node.js';
 import type { GetPromise } from '../download/get.js';
 import type { ProgressEvent } from '../download/events.js';
 import { chunksOf } from '../manifest.js';
+import { addressText } from '../types.js';
 import { COMMANDS, complete, findCommand, parseLine, usage } from './commands.js';
 
 export interface ShellOptions {
@@ -45,7 +46,7 @@ const human = (n: number): string => {
 };
 const when = (sec: number) => new Date(sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
-const addr = (h: { ip: string; port: number }) => (h.ip.includes(':') ? `[${h.ip}]:${h.port}` : `${h.ip}:${h.port}`);
+const addr = addressText;
 
 export class Shell {
   private readonly jobs = new Set<Job>();

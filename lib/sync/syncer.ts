@@ -27,7 +27,7 @@ import { TargetLock } from '../storage/lock.js';
 import { notSharedName } from '../share/names.js';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
-import type { PeerAddress } from '../types.js';
+import { addressText, type PeerAddress } from '../types.js';
 import type { SyncLink } from '../peer/sync-port.js';
 import { deviceIdOf } from './device-id.js';
 import type { FolderKey } from './folder-key.js';
@@ -208,7 +208,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     if (this.refusedPeers.has(k)) return;
     if (this.refusedPeers.size >= MAX_REFUSED) this.refusedPeers.clear();
     this.refusedPeers.add(k);
-    const at = link.listen ? (link.listen.ip.includes(':') ? `[${link.listen.ip}]:${link.listen.port}` : `${link.listen.ip}:${link.listen.port}`) : null;
+    const at = link.listen ? addressText(link.listen) : null;
     const who = at ? `${at} (peer ${link.peer})` : `peer ${link.peer} (connected from ${link.remote}; it serves nowhere)`;
     this.emit('warning', `refused ${who}: ${reason}`, { code: ERROR_CODES.SYNC_DENIED, peer: at ?? link.remote });
   }

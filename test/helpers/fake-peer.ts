@@ -15,6 +15,9 @@
  *   trickle       real bytes of the requested chunks, `trickleBytesPerSec` of them, in small packets
  *                 every `trickleEveryMs`
  *   refuse        answers every get with the error `getError`
+ *   busy          answers every get with `busy`, then again every `busyEveryMs` (default 2 s, as a
+ *                 real queue does), and never sends a byte; with `busyDripMs`, one real chunk of
+ *                 the oldest request it holds every `busyDripMs` (a liar whose `busy` hides a trickle)
  * `has` makes its bitfield claim only those chunks (an honest partial holder); `coldStartMs` holds
  * back its first `get` (a cold disk: the first answer is late, the later ones are not).
  * `stat` answers with `statAs` (name, mtime, cid) when given: a liar about what it holds; with
@@ -40,6 +43,8 @@ export interface FakePeer {
   port: number;
   requests: number;
   connections: number;
+  /** Chunks sent by a `busy` peer with `busyDripMs`. */
+  dripped: number;
   close(): Promise<void>;
 }
 
@@ -62,6 +67,10 @@ export interface FakeOptions {
   has?: number[];
   /** The first `get` this fake is asked (on any connection) waits this long before its answer starts. */
   coldStartMs?: number;
+  /** For busy mode: `busy` repeated this often (default 2000 ms). */
+  busyEveryMs?: number;
+  /** For busy mode: one real chunk of the oldest held request this often (default: never). */
+  busyDripMs?: number;
   /** What `list` answers (default: the one file, truthfully). */
   listAs?: Record<string, unknown>[];
   /** `stat` answers this error instead of an entry. */
@@ -80,7 +89,7 @@ const chunksSent = new WeakMap<net.Socket, number>();
 export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o: FakeOptions = {}): Promise<FakePeer> {
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
-  const state = { requests: 0, connections: 0 };
+  const state = { requests: 0, connections: 0, dripped: 0 };
   let cold = (o.coldStartMs ?? 0) > 0;
   const name = o.name ?? 'f.bin';
   const mtime = o.mtime ?? 1_700_000_000;
@@ -92,6 +101,9 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
     socket.on('error', () => {});
     if (mode === 'silent') return;
     const send = (h: Header, body?: Uint8Array) => encodeFrame(h, body).forEach((b) => socket.write(b));
+    // busy mode: the requests it holds, oldest first, and its repeating `busy`
+    const queue: { id: number; next: number; to: number }[] = [];
+    let busyTimer: NodeJS.Timeout | undefined;
     const decoder = new FrameDecoder({
       onPacket() {},
       onMessage(h) {
@@ -108,13 +120,31 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
           const mf = o.manifestAs ?? m;
           send({ t: 'manifest-ok', id: h.id, cid: h.cid, size: mf.size, chunkBytes: mf.chunkBytes, chunks: chunksOf(mf) }, mf.hashes);
         }
+        if (h.t === 'cancel') {
+          const i = queue.findIndex((r) => r.id === h.id);
+          if (i >= 0) queue.splice(i, 1);
+        }
         if (h.t === 'get') {
           state.requests++;
           if (mode === 'busy') {
-            // says `busy` at once and every 2 s after (as a real queue does), and never sends a byte
+            queue.push({ id: h.id as number, next: h.from as number, to: h.to as number });
             send({ t: 'busy', id: h.id });
-            const t = setInterval(() => (socket.destroyed ? clearInterval(t) : send({ t: 'busy', id: h.id })), 2_000);
-            timers.add(t);
+            if (timers.has(busyTimer!)) return;
+            busyTimer = setInterval(() => socket.destroyed || queue.forEach((r) => send({ t: 'busy', id: r.id })), o.busyEveryMs ?? 2_000);
+            timers.add(busyTimer);
+            if (o.busyDripMs) {
+              const drip = setInterval(() => {
+                const r = queue[0];
+                if (!r || socket.destroyed) return;
+                const c = r.next++;
+                writeChunk(socket, m, r.id, c, readChunk(file, m, c), 'honest');
+                state.dripped++;
+                if (r.next < r.to) return;
+                queue.shift();
+                send({ t: 'done', id: r.id });
+              }, o.busyDripMs);
+              timers.add(drip);
+            }
             return;
           }
           const go = () => sendRange(socket, file, m, mode, o, h.id as number, h.from as number, h.to as number, timers);
@@ -141,6 +171,9 @@ export async function startFakePeer(file: string, m: Manifest, mode: FakeMode, o
     },
     get connections() {
       return state.connections;
+    },
+    get dripped() {
+      return state.dripped;
     },
     close: () =>
       new Promise<void>((r) => {
