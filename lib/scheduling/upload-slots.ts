@@ -16,8 +16,9 @@
  *   before chunks most of them already have: uploaded-fewest alone made it send that chunk once,
  *   then serve common ones first, and the last chunks of a flash crowd spread slowest. Ties go
  *   to the chunk waiting longest (round robin among peers: fairness), and a chunk that has waited
- *   STARVE_MS goes before fresher ones (peers claiming chunks cannot starve a requester). Fewer chunks at once means
- *   each arrives sooner and can be shared sooner (BitTorrent unchokes 4 peers for this reason).
+ *   STARVE_MS goes before fresher ones (peers claiming chunks cannot starve a requester). Fewer
+ *   chunks at once means each arrives sooner and can be shared sooner (BitTorrent unchokes 4
+ *   peers for this reason).
  * - A chunk never acknowledged frees its slot after `ackTimeoutMs` (a peer that does not send
  *   `have`, or is gone), and that peer's next chunks wait behind the others'.
  */
