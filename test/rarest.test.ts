@@ -292,6 +292,45 @@ t.test('upload slots: a lone downloader is never held back; under contention dis
   t.notOk(sent.includes('7:3'), 'and not granted when a slot frees');
 });
 
+t.test('upload slots: readers that never acknowledge share one slot; an honest downloader beside four of them keeps its pace', async (t) => {
+  const { UploadSlots } = await import('../lib/scheduling/upload-slots.js');
+  // a simulated minute in 10 ms steps: session 1 acknowledges each chunk 50 ms after it starts,
+  // sessions 2..5 never do and always want another chunk; the server ticks every 250 ms
+  const run = (liars: number): number => {
+    const s = new UploadSlots(4, 5_000);
+    let honest = 0;
+    let next = 0;
+    const pendingAck: { key: string; at: number }[] = [];
+    const wantHonest = (now: number) => {
+      const key = UploadSlots.key('cid', next++ % 64);
+      s.want(1, key, now, () => pendingAck.push({ key, at: now + 50 }));
+    };
+    const wantLiar = (id: number, now: number) => s.want(id, UploadSlots.key('cid', 100 + id), now, () => setImmediateLiar.push(id));
+    const setImmediateLiar: number[] = [];
+    for (let id = 2; id < 2 + liars; id++) wantLiar(id, 0);
+    wantHonest(0);
+    for (let now = 0; now <= 60_000; now += 10) {
+      for (let i = pendingAck.length - 1; i >= 0; i--) {
+        if (pendingAck[i]!.at > now) continue;
+        const { key } = pendingAck.splice(i, 1)[0]!;
+        honest++;
+        s.acked(1, key, now);
+        wantHonest(now);
+      }
+      // a liar granted a chunk asks for the next one at once
+      while (setImmediateLiar.length) wantLiar(setImmediateLiar.shift()!, now);
+      if (now % 250 === 0) s.tick(now);
+    }
+    return honest;
+  };
+  const alone = run(0);
+  const beside = run(4);
+  t.ok(alone > 1_000, `alone: ${alone} chunks in a minute`);
+  t.ok(beside > alone / 2, `beside 4 readers that never acknowledge: ${beside} chunks (was 11 when they could hold every slot)`);
+  const many = run(32);
+  t.ok(many > alone / 4, `beside 32 of them: ${many} chunks (each takes a slot until its first ack timeout marks it, 5 s; was 2)`);
+});
+
 t.test('upload slots with requesters\' chunks: the chunk fewest of them have goes first; none starves; counts follow requests, haves and leaves', async (t) => {
   const { UploadSlots, STARVE_MS } = await import('../lib/scheduling/upload-slots.js');
   const { RequesterChunks } = await import('../lib/scheduling/requester-chunks.js');

@@ -20,7 +20,8 @@
  *   chunks at once means each arrives sooner and can be shared sooner (BitTorrent unchokes 4
  *   peers for this reason).
  * - A chunk never acknowledged frees its slot after `ackTimeoutMs` (a peer that does not send
- *   `have`, or is gone), and that peer's next chunks wait behind the others'.
+ *   `have`, or is gone), and that peer's next chunks wait behind the others'; until it
+ *   acknowledges one, all such laggards share a single slot.
  */
 
 /** A chunk waiting this long goes before fresher ones whatever their rarity (no starving). */
@@ -86,13 +87,34 @@ export class UploadSlots {
 
   /** `session` wants to send chunk `key`: `grant` is called (maybe at once) when it may. */
   want(session: number, key: string, now: number, grant: () => void): void {
-    if (this.waiting.length === 0 && (this.transit.length < this.slots || !this.contended(session))) {
+    if (this.waiting.length === 0 && ((this.occupied() < this.slots && this.eligible(session)) || !this.contended(session))) {
       this.start(session, key, now, grant);
       return;
     }
     this.counters.waited++;
     this.waiting.push({ session, key, since: now, grant });
     this.pump(now);
+  }
+
+  /**
+   * Slots taken: every chunk in transit to a peer that acknowledges, and one for all laggards
+   * together. Four readers that never acknowledge held all four slots, each for the ack timeout
+   * again and again, and an honest downloader got 11 chunks a minute instead of 1,201 (hostile
+   * review, simulated): laggards now share one slot.
+   */
+  private occupied(): number {
+    let acking = 0;
+    let lagging = false;
+    for (const t of this.transit) {
+      if (this.laggards.has(t.session)) lagging = true;
+      else acking++;
+    }
+    return acking + (lagging ? 1 : 0);
+  }
+
+  /** A laggard may start a chunk only while no laggard's chunk is in transit (their one slot). */
+  private eligible(session: number): boolean {
+    return !this.laggards.has(session) || !this.transit.some((t) => this.laggards.has(t.session));
   }
 
   /** True when another session is sending too (a lone downloader is never held back). */
@@ -152,9 +174,14 @@ export class UploadSlots {
   private pump(now: number): void {
     while (this.waiting.length > 0) {
       const lone = this.transit.length > 0 && this.waiting.every((w) => w.session === this.transit[0]!.session) && this.transit.every((t) => t.session === this.transit[0]!.session);
-      if (this.transit.length >= this.slots && !lone) return;
-      let best = 0;
-      for (let i = 1; i < this.waiting.length; i++) if (this.better(this.waiting[i]!, this.waiting[best]!, now)) best = i;
+      if (this.occupied() >= this.slots && !lone) return;
+      let best = -1;
+      for (let i = 0; i < this.waiting.length; i++) {
+        const w = this.waiting[i]!;
+        if (!lone && !this.eligible(w.session)) continue;
+        if (best < 0 || this.better(w, this.waiting[best]!, now)) best = i;
+      }
+      if (best < 0) return; // only laggards wait, and their slot is taken
       const w = this.waiting.splice(best, 1)[0]!;
       this.start(w.session, w.key, now, w.grant);
     }
