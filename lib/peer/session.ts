@@ -7,15 +7,19 @@
  *                          ├► list, stat, manifest: answered at once
  *                          ├► interest: bitfield, known holders (peer exchange), then every
  *                          │  chunk we newly verify as `have` (partial holders grow)
- *                          ├► have: the client got those chunks (frees our upload slots)
+ *                          ├► have: the client got those chunks (frees our upload slots; one
+ *                          │  for a chunk we sent it acknowledges it: SentChunks in upload-slots.ts)
  *                          └► get: queued ─► RangeSender (sender.ts): packets ─► socket
  *
  * Everything the remote side can make us hold is bounded: replies (when the socket holds more
  * than REPLY_WINDOW_BYTES unsent, the decoder and the socket pause, so a client that does not
- * read stops being read), queued requests (MAX_QUEUED_GETS), read buffers (READ_BUFFERS of
- * 1 MiB, two in use at a time; a client that never reads pins two 256 KiB pieces), open files (MAX_OPEN_READERS, closed on every path), and the time it may spend in each
- * state (net/guard.ts). Content is served by content id from a SourceIndex, only chunks the
- * source has verified, and bytes of a file that changed since it was hashed are never sent.
+ * read stops being read), queued requests (MAX_QUEUED_GETS), refused requests (MAX_REFUSED_GETS
+ * in REFUSALS_WINDOW_MS, then the connection is closed), read buffers (READ_BUFFERS of 1 MiB, two
+ * in use at a time; a client that never reads pins two 256 KiB pieces), open files
+ * (MAX_OPEN_READERS, closed on every path), and the time it may spend in each state
+ * (net/guard.ts; a peer that takes chunks and acknowledges none for sendStallMs is closed too).
+ * Content is served by content id from a SourceIndex, only chunks the source has verified, and
+ * bytes of a file that changed since it was hashed are never sent.
  */
 import type { Socket } from 'node:net';
 import { ERROR_CODES, SwarmError, toWire, asSwarmError } from '../errors.js';
@@ -25,7 +29,7 @@ import { chunksOf } from '../manifest.js';
 import type { Log } from '../log.js';
 import { serveLegacyRequest } from './legacy.js';
 import type { TokenBucket } from '../scheduling/token-bucket.js';
-import { UploadSlots } from '../scheduling/upload-slots.js';
+import { SentChunks, UploadSlots } from '../scheduling/upload-slots.js';
 import type { GuardedConnection, ServerLimits } from '../net/guard.js';
 import type { HelloFields } from '../protocol/messages.js';
 import type { PeerAddress } from '../types.js';
@@ -39,6 +43,14 @@ import { Interests } from './interests.js';
 import { listPage } from './list-page.js';
 
 export const MAX_QUEUED_GETS = 1024;
+/**
+ * Refused `get`s one connection may have within REFUSALS_WINDOW_MS; one more closes it. A swarm
+ * downloader asks only for chunks we said we have, so it is hardly ever refused; a client asking
+ * a partial holder for a range with a hole far inside made us check the range again and again
+ * (65,536 chunks a 60-byte request, ~250 µs of CPU, with no limit: hostile review).
+ */
+export const MAX_REFUSED_GETS = 32;
+export const REFUSALS_WINDOW_MS = 10_000;
 /** Unsent reply bytes at which we stop reading the client's requests. */
 export const REPLY_WINDOW_BYTES = 256 << 10;
 /** Largest request frame: requests are small JSON headers with no body. */
@@ -104,8 +116,18 @@ export class PeerSession implements GuardedConnection {
   private lastActivityAt: number;
   private partialSince = 0;
   private blockedSince = 0;
-  /** When the peer last said `have` (or first asked for chunks): a client that takes nothing is closed. */
-  private lastHaveAt = 0;
+  /**
+   * The "took nothing" clock: runs while this peer has asked for chunks, stops while nothing is
+   * asked (from idleSince), starts again from zero when it acknowledges a chunk we sent it. A
+   * client asking and taking nothing is closed.
+   */
+  private tookAt = 0;
+  private idleSince = 0;
+  /** Chunks sent whole to this peer and not acknowledged yet. */
+  private readonly unacked = new SentChunks();
+  /** Refused `get`s in the current window (REFUSALS_WINDOW_MS from refusedSince). */
+  private refusedCount = 0;
+  private refusedSince = 0;
   private pausedForReplies = false;
 
   constructor(
@@ -136,7 +158,10 @@ export class PeerSession implements GuardedConnection {
         this.lastActivityAt = Date.now();
       },
       slot: (id, cid, chunk) => this.slot(id, cid, chunk),
-      sent: (cid, chunk) => this.ctx.spreads?.sent(this.ctx.id, cid, chunk),
+      sent: (cid, chunk) => {
+        this.unacked.sent(UploadSlots.key(cid, chunk), Date.now());
+        this.ctx.spreads?.sent(this.ctx.id, cid, chunk);
+      },
       abandoned: (cid, chunk) => this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(cid, chunk), Date.now()),
     });
     this.interests = new Interests(ctx.sources, (h) => this.send(h));
@@ -207,9 +232,13 @@ export class PeerSession implements GuardedConnection {
     return this.socket.writableLength;
   }
 
-  /** Since when a chunk we sent has gone unacknowledged (0: none in transit). */
+  /**
+   * Since when chunks we sent whole have waited with no acknowledgement (0: none waits). Kept by
+   * the session, not read from the upload slots: those forget a chunk after their ack timeout
+   * (5 s), so a peer that never acknowledged was never closed for it (hostile review).
+   */
   private unackedSince(): number {
-    return this.ctx.slots?.unackedSince(this.ctx.id) ?? 0;
+    return this.unacked.since();
   }
 
   overdue(now: number, limits: ServerLimits): string | null {
@@ -218,13 +247,15 @@ export class PeerSession implements GuardedConnection {
     if (this.partialSince && now - this.partialSince > limits.frameMs) return `a request took longer than ${limits.frameMs} ms to arrive`;
     if (this.blockedSince && now - this.blockedSince > limits.sendStallMs) return `did not read replies for ${limits.sendStallMs} ms`;
     const unacked = this.unackedSince();
-    if (unacked && now - unacked > limits.sendStallMs) return `did not acknowledge a chunk for ${limits.sendStallMs} ms`;
-    // Waiting for an upload slot is normal; asking and taking nothing from anyone for that long
-    // (a swarm downloader says `have` for every chunk it verifies, from whichever peer) is what a
-    // client that never reads does: with slots rotating only as holders are evicted, such waiters
-    // (and slot holders that got their slot late) would otherwise hold sockets and files for minutes.
-    if (this.busy && this.lastHaveAt && now - this.lastHaveAt > limits.sendStallMs) {
-      return `asked for chunks and took none from anyone for ${limits.sendStallMs} ms`;
+    if (unacked && now - unacked > limits.sendStallMs) return `did not acknowledge a chunk sent to it for ${limits.sendStallMs} ms`;
+    // Waiting for an upload slot is normal; asking and taking nothing for that long is what a
+    // client that never reads does: with slots rotating only every ack timeout for such peers,
+    // these waiters (and slot holders that got their slot late) would otherwise hold sockets and
+    // files for minutes, and keep an honest downloader queued behind them (non-readers.hostile).
+    // Only a `have` for a chunk we sent it counts as taking: a `have` of anything else proves
+    // nothing (any client can send one; one every few seconds kept such a connection open for ever).
+    if (this.busy && this.tookAt && now - this.tookAt > limits.sendStallMs) {
+      return `asked for chunks and took none for ${limits.sendStallMs} ms`;
     }
     if (!this.busy && now - this.lastActivityAt > limits.idleMs) return `idle for ${limits.idleMs} ms`;
     return null;
@@ -389,25 +420,51 @@ export class PeerSession implements GuardedConnection {
         // may show it more
         const chunks = m.chunks.slice(0, 65_536).filter((c): c is number => typeof c === 'number' && Number.isInteger(c) && c >= 0);
         const now = Date.now();
-        this.lastHaveAt = now;
+        let acked = false;
+        for (const c of chunks) {
+          const key = UploadSlots.key(m.cid, c);
+          this.ctx.slots?.acked(this.ctx.id, key, now);
+          if (this.unacked.ack(key, now)) acked = true;
+        }
+        if (acked) {
+          // it takes what we send: its clock starts again, and from now on what it has counts in
+          // the upload policy's rarity (a get followed at once by a cancel never gets here)
+          this.tookAt = now;
+          const src = this.ctx.sources.byCid(m.cid);
+          if (src) this.ctx.requesters?.asked(this.ctx.id, m.cid, chunksOf(src.manifest));
+        }
         this.ctx.requesters?.had(this.ctx.id, m.cid, chunks);
-        for (const c of chunks) this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(m.cid, c), now);
         this.ctx.spreads?.had(this.ctx.id, m.cid, chunks);
         return;
       }
       case 'get': {
-        // the clock of "took nothing" starts with the first request, and each `have` resets it
-        this.lastHaveAt ||= Date.now();
-        const refuse = (code: string, message: string) => this.send({ t: 'error', id: m.id, code, message });
+        if (!this.busy) {
+          // the "took nothing" clock goes on from where it stopped when nothing was asked any more
+          // (asking again after a cancel does not start it afresh; an idle spell does not count)
+          const now = Date.now();
+          const ran = this.tookAt ? Math.max(0, this.idleSince - this.tookAt) : 0;
+          this.tookAt = now - ran;
+          this.idleSince = now;
+        }
+        const refuse = (code: string, message: string) => {
+          this.send({ t: 'error', id: m.id, code, message });
+          // only what an honest client never makes us do counts: a range it was not told we
+          // have. A content that is gone (a file that changed under a sync's pipelined requests)
+          // or a full queue is cheap to refuse and common in honest use.
+          if (code === ERROR_CODES.NOT_HAVE || code === ERROR_CODES.BAD_MESSAGE) this.countRefusal();
+        };
         if (this.queue.length >= MAX_QUEUED_GETS) return refuse(ERROR_CODES.LIMIT, `more than ${MAX_QUEUED_GETS} requests queued`);
         const src = this.ctx.sources.byCid(m.cid);
         if (!src) return refuse(ERROR_CODES.NOT_FOUND, `no content ${m.cid.slice(0, 16)}… here`);
         const chunks = chunksOf(src.manifest);
         if (m.from >= m.to || m.to > chunks) return refuse(ERROR_CODES.BAD_MESSAGE, `chunk range [${m.from}, ${m.to}) outside 0..${chunks}`);
-        for (let c = m.from; c < m.to; c++) {
-          if (!src.has(c)) return refuse(ERROR_CODES.NOT_HAVE, `chunk ${c} is not verified here yet`);
+        // a complete source has every chunk of the range; a partial one is checked at both ends
+        // (a range running past what it has: one look), then up to its first hole (refusals are
+        // limited per connection: countRefusal)
+        if (!src.complete) {
+          const hole = !src.has(m.from) ? m.from : !src.has(m.to - 1) ? m.to - 1 : firstMissing(src, m.from + 1, m.to - 1);
+          if (hole >= 0) return refuse(ERROR_CODES.NOT_HAVE, `chunk ${hole} is not verified here yet`);
         }
-        this.ctx.requesters?.asked(this.ctx.id, m.cid, chunks);
         this.queue.push({ id: m.id, source: src, from: m.from, to: m.to, cancelled: false });
         if (!this.sending) void this.sendLoop();
         return;
@@ -452,6 +509,18 @@ export class PeerSession implements GuardedConnection {
     }
   }
 
+  /** A `get` was refused: past MAX_REFUSED_GETS in one window the connection is closed. */
+  private countRefusal(): void {
+    const now = Date.now();
+    if (now - this.refusedSince > REFUSALS_WINDOW_MS) {
+      this.refusedSince = now;
+      this.refusedCount = 0;
+    }
+    if (++this.refusedCount > MAX_REFUSED_GETS) {
+      this.failProtocol(new SwarmError(ERROR_CODES.LIMIT, `more than ${MAX_REFUSED_GETS} requests refused within ${REFUSALS_WINDOW_MS / 1000} s: ask only for chunks this peer said it has`));
+    }
+  }
+
   private async sendLoop(): Promise<void> {
     this.sending = true;
     try {
@@ -472,7 +541,7 @@ export class PeerSession implements GuardedConnection {
     } finally {
       this.current = null;
       this.sending = false;
-      this.lastActivityAt = Date.now();
+      this.lastActivityAt = this.idleSince = Date.now();
     }
   }
 
@@ -532,4 +601,10 @@ export class PeerSession implements GuardedConnection {
     for (const cid of [...this.readers.keys()]) this.forgetReader(cid);
     this.onEnd(this, reason);
   }
+}
+
+/** The first chunk of [from, to) that `src` has not verified, or -1. */
+function firstMissing(src: ChunkSource, from: number, to: number): number {
+  for (let c = from; c < to; c++) if (!src.has(c)) return c;
+  return -1;
 }

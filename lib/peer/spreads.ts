@@ -51,10 +51,11 @@ export class Spreads {
     for (const cid of this.joined.get(session) ?? []) {
       const s = this.byCid.get(cid);
       s?.leave(session);
+      // a content nobody watches any more starts afresh next time (counted per content: walking
+      // every content and session on each leave was O(contents × sessions))
+      if (s && s.size === 0) this.byCid.delete(cid);
     }
     this.joined.delete(session);
     this.shows.delete(session);
-    // a content nobody watches any more starts afresh next time
-    for (const [cid, s] of this.byCid) if (![...this.joined.values()].some((set) => set.has(cid))) this.byCid.delete(cid), void s;
   }
 }

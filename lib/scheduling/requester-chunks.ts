@@ -4,9 +4,11 @@
  * chunk's rarity among the peers it serves: a chunk few of them have goes out before one most of
  * them have (upload-slots.ts). Pure bookkeeping: sessions are numbers.
  *
- * Only a session that has asked us for a chunk of the content counts: until its first `get` its
- * bitfield waits aside. Idle connections that only claim chunks (sybils) decided the order for
- * everyone otherwise (hostile review: 40 of them made an honest download 2x slower).
+ * Only a session that has taken a chunk of the content from us counts: until it acknowledges one
+ * we sent it (`have` for it), its bitfield waits aside. Idle connections that only claim chunks
+ * (sybils) decided the order for everyone otherwise (hostile review: 40 of them made an honest
+ * download 2x slower), and a `get` alone was not enough either: one followed at once by a
+ * `cancel` costs a sybil nothing (hostile re-check).
  *
  * Bounded by what the server allows: contents are only those we serve, one per `interest` the
  * session accepted (at most 64 per connection), one bitfield per session and content, dropped
@@ -16,14 +18,14 @@ import { Availability, bitSet } from './availability.js';
 
 export class RequesterChunks {
   private readonly byCid = new Map<string, Availability>();
-  /** Per session, the contents it counts in (it asked for a chunk). */
+  /** Per session, the contents it counts in (it took a chunk of them). */
   private readonly active = new Map<number, Set<string>>();
-  /** Per session, the bitfields of contents it is interested in and has not asked for yet. */
+  /** Per session, the bitfields of contents it is interested in and has not taken a chunk of yet. */
   private readonly waiting = new Map<number, Map<string, Uint8Array>>();
   /** Sessions counted per content (the content's counts go with its last one). */
   private readonly members = new Map<string, number>();
 
-  /** `session` is interested in `cid` (`chunks` long), holding `bits` (none: nothing yet); it counts once it asks. */
+  /** `session` is interested in `cid` (`chunks` long), holding `bits` (none: nothing yet); it counts once it takes a chunk. */
   join(session: number, cid: string, chunks: number, bits: Uint8Array | undefined): void {
     if (this.active.get(session)?.has(cid)) return;
     const own = new Uint8Array(Math.ceil(chunks / 8));
@@ -33,7 +35,7 @@ export class RequesterChunks {
     w.set(cid, own);
   }
 
-  /** `session` asked for a chunk of `cid`: from now on what it has counts. */
+  /** `session` acknowledged a chunk of `cid` we sent it: from now on what it has counts. */
   asked(session: number, cid: string, chunks: number): void {
     const w = this.waiting.get(session);
     const bits = w?.get(cid);
@@ -79,7 +81,7 @@ export class RequesterChunks {
     }
   }
 
-  /** Sessions known (counted, or interested and not asking yet). */
+  /** Sessions known (counted, or interested and not counted yet). */
   sessions(): number {
     return new Set([...this.active.keys(), ...this.waiting.keys()]).size;
   }
@@ -96,7 +98,7 @@ export class RequesterChunks {
     return this.byCid.size;
   }
 
-  /** How many of our requesters (that asked) have chunk `chunk` of `cid` (0 for a content none counts in). */
+  /** How many of our requesters (that took a chunk) have chunk `chunk` of `cid` (0 for a content none counts in). */
   holders(cid: string, chunk: number): number {
     const a = this.byCid.get(cid);
     return a && chunk >= 0 && chunk < a.chunkCount ? a.counts[chunk]! : 0;

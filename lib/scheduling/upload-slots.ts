@@ -22,6 +22,10 @@
  * - A chunk never acknowledged frees its slot after `ackTimeoutMs` (a peer that does not send
  *   `have`, or is gone), and that peer's next chunks wait behind the others'; until it
  *   acknowledges one, all such laggards share a single slot.
+ *
+ * SentChunks (below) is one connection's side of it: the chunks it was sent whole and has not
+ * acknowledged, kept past the slot's timeout, so that only a `have` for a chunk we sent counts as
+ * an acknowledgement and a peer that never acknowledges can be closed.
  */
 
 /** A chunk waiting this long goes before fresher ones whatever their rarity (no starving). */
@@ -70,14 +74,6 @@ export class UploadSlots {
 
   get queued(): number {
     return this.waiting.length;
-  }
-
-  /** When the oldest chunk `session` has in transit was started (0: none): a peer that never
-   * acknowledges is stuck, and its connection can be treated as such. */
-  unackedSince(session: number): number {
-    let oldest = 0;
-    for (const t of this.transit) if (t.session === session && (!oldest || t.at < oldest)) oldest = t.at;
-    return oldest;
   }
 
   /** Times this peer has sent chunk `key` (acknowledged or not). */
@@ -201,5 +197,65 @@ export class UploadSlots {
     const ub = this.uploadsOf(b.key) + this.holders(b.key);
     if (ua !== ub) return ua < ub;
     return a.since < b.since;
+  }
+}
+
+/** Unacknowledged chunks remembered per connection, at most (the oldest are forgotten, not their time). */
+export const MAX_UNACKED_CHUNKS = 4096;
+
+/**
+ * The chunks one connection was sent whole and has not acknowledged (`have`), oldest first. Pure;
+ * the clock is passed in.
+ *
+ * A `have` for chunk K acknowledges K and every chunk sent before it: TCP delivered those first,
+ * and a swarm peer says `have` for each chunk as it verifies it (in any order: several hash
+ * threads), so one it never names it already had or threw away. Such strays then never hold the
+ * clock of a peer that does acknowledge. A `have` for anything else (a chunk we never sent it,
+ * or one acknowledged already) acknowledges nothing: any client can say `have`.
+ *
+ * The clock (`since`) is how long chunks have waited with no acknowledgement at all: from the
+ * oldest one sent, or from the last acknowledgement if that came later. A slow peer behind deep
+ * socket buffers acknowledges late but steadily and keeps going; one that never does is found.
+ */
+export class SentChunks {
+  /** Chunk key → when it went out whole, in sending order. */
+  private readonly at = new Map<string, number>();
+  /** When the oldest chunk forgotten over MAX_UNACKED_CHUNKS went out (0: none forgotten since the last acknowledgement). */
+  private forgottenSince = 0;
+  private lastAckAt = 0;
+
+  /** Chunk `key` went out whole at `now`. */
+  sent(key: string, now: number): void {
+    this.at.delete(key); // sent again: it is the newest now
+    this.at.set(key, now);
+    if (this.at.size > MAX_UNACKED_CHUNKS) {
+      const [oldest, t] = this.at.entries().next().value!;
+      this.at.delete(oldest);
+      this.forgottenSince ||= t;
+    }
+  }
+
+  /** The peer says, at `now`, it has chunk `key`: true when that acknowledges a chunk we sent it. */
+  ack(key: string, now: number): boolean {
+    if (!this.at.has(key)) return false;
+    for (const k of this.at.keys()) {
+      this.at.delete(k);
+      if (k === key) break;
+    }
+    this.forgottenSince = 0;
+    this.lastAckAt = now;
+    return true;
+  }
+
+  /** Since when chunks sent have waited with no acknowledgement (0: none waits). */
+  since(): number {
+    const first = this.at.values().next();
+    const oldest = this.forgottenSince || (first.done ? 0 : first.value);
+    if (!oldest) return 0;
+    return Math.max(oldest, this.lastAckAt);
+  }
+
+  get size(): number {
+    return this.at.size;
   }
 }

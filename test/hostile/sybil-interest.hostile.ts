@@ -164,11 +164,17 @@ t.test('requester counts go with the session: closed by the guard (idle), by a p
     await c.waitFor((m) => m.t === 'bitfield', 3_000);
   }
   t.equal(req.sessions(), 3, 'three requesters joined');
-  t.equal(req.holders(cid, 0), 0, 'none counted before it asks for a chunk');
+  t.equal(req.holders(cid, 0), 0, 'none counted before it takes a chunk');
   for (const c of [idle, bad, bye]) c.send({ t: 'get', id: 1, cid, from: 1, to: 2 });
+  // a requester counts once it acknowledges a chunk we sent it (a get alone is not enough: one
+  // cancelled at once costs a sybil nothing)
+  for (const c of [idle, bad, bye]) {
+    await c.waitFor((m) => m.t === 'done' && m.id === 1, 3_000);
+    c.send({ t: 'have', cid, chunks: [1] });
+  }
   const deadline = Date.now() + 3_000;
   while (req.holders(cid, 0) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  t.equal(req.holders(cid, 0), 3, 'each counted once it asked');
+  t.equal(req.holders(cid, 0), 3, 'each counted once it acknowledged a chunk');
   bad.socket.write(Buffer.from([0, 0, 0, 5, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b])); // a frame that is no JSON
   bye.close();
   const closed = (c: typeof idle) => new Promise((r) => (c.socket.destroyed ? r(null) : c.socket.once('close', r)));
