@@ -346,6 +346,9 @@ interface Measure {
   files: number;
   bytes: number;
   cpuS: number | null;
+  /** the two sides' share of cpuS (peer tools: destination, source) */
+  cpuDst?: number;
+  cpuSrc?: number;
   rssDst: number | null;
   rssSrc: number | null;
   check: TreeCheck | null;
@@ -609,12 +612,14 @@ async function peerCases(ctx: Ctx, t: PeerTool, d: DataSet, round: number, withC
     const r = await converge(ctx, new TreePoll(dst, d), sides, [srcP, destP], ctx.caseTimeoutMs);
     const cpu = () => dstSide.cpuS() + srcSide.cpuS() - cpuSrc0;
     m.cpuS = cpu();
+    m.cpuDst = dstSide.cpuS();
+    m.cpuSrc = srcSide.cpuS() - cpuSrc0;
     for (const s of sides) s.sample();
     m.rssDst = dstSide.peakMiB;
     m.rssSrc = srcSide.peakMiB;
     if (r.at !== null) m.seconds = (r.at - t1) / 1000;
     else m.note = `FAILED: ${r.why}`;
-    process.stderr.write(`  ${t.tool} ${kase}: ${m.seconds === null ? m.note : `${fmt(m.seconds, 3)} s, ${fmt(m.cpuS, 2)} CPU s`}\n`);
+    process.stderr.write(`  ${t.tool} ${kase}: ${m.seconds === null ? m.note : `${fmt(m.seconds, 3)} s, ${fmt(m.cpuS, 2)} CPU s (destination ${fmt(m.cpuDst, 2)}, source ${fmt(m.cpuSrc, 2)})`}\n`);
     if (m.seconds === null && r.why.includes('exited')) process.stderr.write(`${tailOf(srcP.exit ? srcP : destP, 12)}\n`);
     m.check = await checkTree(dst, d);
     // a fetch that just finished may be removing its ticket and lock: leftovers count if they stay
