@@ -228,10 +228,13 @@ export class FramedClient<S extends ReplySide = 'peerReply'> {
     const socket = this.socket;
     // Frames written in one turn of the event loop leave in one system call: a syncer's `have`
     // and next `get` per file, or a download's requests to one peer, are each a few dozen bytes.
+    // Uncorked in the loop's check phase, not at the next tick: everything the poll phase read
+    // (up to 32 socket reads, many files' last packets) answers in one write. A sync of 10,000
+    // small files made 4,794 writes and 21,511 loop turns with nextTick, 253 and 8,199 with this.
     if (!this.corked) {
       this.corked = true;
       socket.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         socket.uncork();
       });

@@ -25,7 +25,7 @@ import { kindOf } from './kinds.js';
 import { ManifestCache } from './manifest-cache.js';
 import { Scanner, type FileStat, type ScanDiff, type ScanResult } from './scanner.js';
 import { FileReader, FileSource, openChecked } from './file-source.js';
-import { resolveInShare } from './names.js';
+import { resolveInShareSync } from './names.js';
 import { readAdoptions, removeAdoption } from './adopt.js';
 
 const HASH_TASK_CHUNKS = 16;
@@ -343,9 +343,10 @@ export class Library extends EventEmitter<LibraryEvents> implements SourceIndex 
   private async hashFile(name: string, st: FileStat, onBytes: (n: number) => void): Promise<{ manifest: Manifest; sums: Uint16Array }> {
     const chunkBytes = chunkBytesFor(st.size);
     const chunks = chunkCount(st.size, chunkBytes);
-    // the real path (a symlink inside the share is followed here); the task opens it with
+    // the real path (a symlink inside the share is followed here, synchronously: the folder was
+    // just walked, so it takes microseconds, a thread-pool trip ten times that); the task opens it with
     // O_NOFOLLOW and checks the inode, so what is hashed is the file that was scanned
-    const file = await resolveInShare(this.realRoot, name);
+    const file = resolveInShareSync(this.realRoot, name);
     const parts: Promise<{ hashes: Uint8Array; sums: Uint16Array }>[] = [];
     for (let first = 0; first < chunks; first += HASH_TASK_CHUNKS) {
       const endChunk = Math.min(chunks, first + HASH_TASK_CHUNKS);
