@@ -228,13 +228,13 @@ export class FramedClient<S extends ReplySide = 'peerReply'> {
     const socket = this.socket;
     // Frames written in one turn of the event loop leave in one system call: a syncer's `have`
     // and next `get` per file, or a download's requests to one peer, are each a few dozen bytes.
-    // Uncorked in the loop's check phase, not at the next tick: everything the poll phase read
-    // (up to 32 socket reads, many files' last packets) answers in one write. A sync of 10,000
-    // small files made 4,794 writes and 21,511 loop turns with nextTick, 253 and 8,199 with this.
+    // Uncorked at the next tick, not in the loop's check phase: setImmediate cut a 10,000-file
+    // sync's writes from 4,794 to 253 but not its time, and made a flash crowd of 16 downloaders
+    // ~5% slower (requests waited for the rest of a busy loop turn; 3 alternating runs each).
     if (!this.corked) {
       this.corked = true;
       socket.cork();
-      setImmediate(() => {
+      process.nextTick(() => {
         this.corked = false;
         socket.uncork();
       });
