@@ -77,7 +77,8 @@ export function hashRange(task: HashRangeTask): Uint8Array {
 export function hashRangeWithSums(task: HashRangeTask, withSums = true): { hashes: Uint8Array; sums: Uint16Array } {
   const per = packetsPerChunk(task.chunkBytes);
   const sums = new Uint16Array(withSums ? (task.endChunk - task.firstChunk) * per : 0);
-  const fd = openSync(task.path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // O_NONBLOCK: a named pipe swapped in for the file must not block the open (no effect on files)
+  const fd = openSync(task.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const st = fstatSync(fd);
     if (st.dev !== task.dev || st.ino !== task.ino) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${task.path} was replaced by another file while being hashed`);

@@ -86,7 +86,8 @@ export class PartialSource implements ChunkSource {
   }
 
   async open(): Promise<SourceReader> {
-    const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
+    // O_NONBLOCK: a named pipe put in its place must not hold a thread-pool thread (no effect on files)
+    const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
     // The part file, else (between the link to the final name and moved(), or when this open was
     // queued behind other file-system work while the rename happened) the final name: the same
     // inode, checked below. Tried again while the rename is under way.

@@ -56,7 +56,9 @@ export async function openChecked(realRoot: string, name: string, expect: FileSt
   const real = resolveInShareSync(realRoot, name);
   let fd: number;
   try {
-    fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a named pipe swapped in for the file would otherwise block this open (the main
+    // thread) until someone writes into it; on a regular file the flag changes nothing
+    fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     openHandles++;
     openedHandles++;
   } catch (err) {
