@@ -66,3 +66,29 @@ t.test('ticket: a save that fails surfaces as a typed error, never an unhandled 
   t.equal(tk.error?.code, 'SWARM_ERR_IO');
   await t.rejects(tk.flush(), { code: 'SWARM_ERR_IO' });
 });
+
+t.test('ticket: count is kept as chunks are marked; firstMissing skips whole verified bytes and finds every hole', async (t) => {
+  const dir = t.testdir({});
+  const n = 1_000;
+  const tk = new Ticket(path.join(dir, 'y.swarm-ticket'), { name: 'y', cid: 'def', size: n * 10, chunkBytes: 10, mtime: 5 }, n);
+  const holes = new Set([0, 7, 8, 100, 513, 999]);
+  t.equal(tk.count(), 0);
+  for (let i = 0; i < n; i++) if (!holes.has(i)) tk.mark(i);
+  tk.mark(1); // again: counted once
+  t.equal(tk.count(), n - holes.size, 'count follows marks, a repeat counted once');
+  // against the plain definition, over many ranges (bytes, their edges, partial bytes)
+  const slow = (from: number, to: number) => {
+    for (let i = from; i < to; i++) if (!tk.has(i)) return i;
+    return -1;
+  };
+  let checked = 0;
+  for (const from of [0, 1, 7, 8, 9, 15, 16, 99, 101, 512, 514, 998, 999]) {
+    for (const to of [from + 1, from + 8, from + 9, 101, 514, 999, 1_000]) {
+      if (to <= from || to > n) continue;
+      t.equal(tk.firstMissing(from, to), slow(from, to), `[${from}, ${to})`);
+      checked++;
+    }
+  }
+  t.ok(checked > 50, `${checked} ranges compared`);
+  await tk.remove();
+});

@@ -80,6 +80,10 @@ export class PartialSource implements ChunkSource {
     return this.ticket.bitfield();
   }
 
+  firstMissing(from: number, to: number): number {
+    return this.ticket.firstMissing(Math.max(0, from), Math.min(to, this.chunks));
+  }
+
   /** The part file was renamed to its final name (same inode). */
   moved(to: string): void {
     this.path = to;

@@ -28,6 +28,8 @@ export interface ChunkSource {
   has(chunk: number): boolean;
   /** The verified chunks as a bitfield (bit i, LSB first within a byte, set when chunk i is). */
   bitfield(): Uint8Array;
+  /** The first chunk of [from, to) not verified, or -1 (optional: else `has` is asked chunk by chunk). */
+  firstMissing?(from: number, to: number): number;
   open(): Promise<SourceReader>;
   /**
    * The RFC 1071 sums of chunk `chunk`'s 64 KiB packet payloads, taken when the file was hashed,

@@ -50,6 +50,8 @@ export type TicketLoad = { ticket: TicketData } | { ticket: null; why: 'missing'
 
 export class Ticket {
   private readonly bits: Uint8Array;
+  /** Set bits in `bits`, once counted (-1: not yet). */
+  private counted = -1;
   private saving: Promise<void> | null = null;
   private dirty = false;
   private lastSave = 0;
@@ -115,10 +117,30 @@ export class Ticket {
     return (this.bits[i >> 3]! & (1 << (i & 7))) !== 0;
   }
 
+  /**
+   * Chunks verified. Counted once, then kept by `mark` (a partial holder asks "complete?" for
+   * every request it serves: a popcount of 8 KiB per request at 65,536 chunks).
+   */
   count(): number {
-    let n = 0;
-    for (const b of this.bits) for (let x = b; x; x &= x - 1) n++;
-    return n;
+    if (this.counted < 0) {
+      let n = 0;
+      for (const b of this.bits) for (let x = b; x; x &= x - 1) n++;
+      this.counted = n;
+    }
+    return this.counted;
+  }
+
+  /** The first chunk in [from, to) not verified, or -1; whole bytes of verified chunks are skipped at once. */
+  firstMissing(from: number, to: number): number {
+    for (let i = from; i < to; ) {
+      if ((i & 7) === 0 && i + 8 <= to && this.bits[i >> 3] === 0xff) {
+        i += 8;
+        continue;
+      }
+      if (!this.has(i)) return i;
+      i++;
+    }
+    return -1;
   }
 
   /** The bitfield itself (read-only view for peers asking what we have). */
@@ -128,6 +150,7 @@ export class Ticket {
 
   /** Mark chunk i verified and schedule a save. */
   mark(i: number): void {
+    if (this.counted >= 0 && !this.has(i)) this.counted++;
     this.bits[i >> 3]! |= 1 << (i & 7);
     this.dirty = true;
     if (!this.saving && !this.error && !this.closed) this.saving = this.saveLoop();
