@@ -25,7 +25,7 @@
  * ~270 ms). A slow disk can hold the loop for one call, never for a whole walk.
  */
 import { EventEmitter } from 'node:events';
-import { lstatSync, readdirSync, realpathSync, statSync, watch, type Dirent, type FSWatcher } from 'node:fs';
+import { lstatSync, readdirSync, realpathSync, statSync, watch, type Dirent, type FSWatcher, type Stats } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
@@ -124,7 +124,7 @@ async function walk(realRoot: string, start: string, out: ScanResult, dirs: Set<
  * The stat of one entry that is a file or a symlink (followed only when it stays inside the share
  * and leads to a file), or null (skipped, with the reason told when there is one).
  */
-function fileStat(realRoot: string, abs: string, name: string, isLink: boolean, opts: ScanOptions): FileStat | null {
+function fileStat(realRoot: string, abs: string, name: string, isLink: boolean, opts: ScanOptions, known?: Stats): FileStat | null {
   let target = abs;
   if (isLink) {
     try {
@@ -138,12 +138,15 @@ function fileStat(realRoot: string, abs: string, name: string, isLink: boolean, 
       return null;
     }
   }
-  let s;
-  try {
-    s = statSync(target);
-  } catch {
-    if (isLink) opts.onSkip?.(name, 'broken symlink');
-    return null; // removed while we walked
+  // `known`: the lstat the caller just took of a name that is not a symlink (the same answer)
+  let s = isLink ? undefined : known;
+  if (!s) {
+    try {
+      s = statSync(target);
+    } catch {
+      if (isLink) opts.onSkip?.(name, 'broken symlink');
+      return null; // removed while we walked
+    }
   }
   if (isLink && s.isDirectory()) {
     // a link to a folder inside the share would list the same files twice (or loop)
@@ -334,7 +337,7 @@ export class Scanner extends EventEmitter<ScannerEvents> {
       if (this.watchers.has(name) || this.walkedDirs.has(name)) under.push(name); // was a folder: its names go
       exact.add(name);
       if (!st) continue;
-      const f = fileStat(root, abs, name, st.isSymbolicLink(), this.opts);
+      const f = fileStat(root, abs, name, st.isSymbolicLink(), this.opts, st);
       if (f) found.set(name, f);
     }
     const added: string[] = [];
