@@ -99,21 +99,12 @@ export class RangeSender {
   async send(req: RangeRequest, f: SourceReader): Promise<void> {
     const m = req.source.manifest;
     f.checkUnchanged();
-    // pieces of at most READ_BYTES (smaller while warming up), never straddling a chunk boundary
-    const pieces: Piece[] = [];
-    let planned = this.bytesSent;
-    for (let c = req.from; c < req.to; c++) {
-      const start = c * m.chunkBytes;
-      const end = Math.min(m.size, start + m.chunkBytes);
-      for (let at = start; at < end; ) {
-        const length = Math.min(planned < WARMUP_BYTES ? WARMUP_READ_BYTES : READ_BYTES, end - at);
-        pieces.push({ chunk: c, offset: at, length, last: at + length === end });
-        at += length;
-        planned += length;
-      }
-    }
-    const read = async (i: number) => {
-      const p = pieces[i]!;
+    // pieces of at most READ_BYTES (smaller while warming up), never straddling a chunk boundary,
+    // made one at a time as they are sent: planned all at once, a `get` for the whole of a big file
+    // (65,536 chunks of up to 16 MiB: a million pieces) cost 6-170 ms of CPU even when cancelled
+    // at once, for ~140 bytes from the client (hostile review)
+    const pieces = planPieces(req.from, req.to, m.size, m.chunkBytes, this.bytesSent);
+    const read = async (p: Piece) => {
       const buf = await this.acquireBuffer();
       try {
         if (this.hooks.closed()) throw new SwarmError(ERROR_CODES.PEER_CLOSED, 'connection closed');
@@ -126,12 +117,14 @@ export class RangeSender {
       }
       return buf;
     };
-    let next: Promise<Buffer> | null = read(0);
+    let p = pieces.next().value;
+    if (!p) return;
+    let next: Promise<Buffer> | null = read(p);
     next.catch(() => {}); // awaited below, maybe after a wait for an upload slot: never unhandled meanwhile
     let open = -1; // the chunk started and not yet sent whole
     try {
-      for (let i = 0; i < pieces.length; i++) {
-        const p = pieces[i]!;
+      for (; p; ) {
+        const after = pieces.next().value;
         if (p.offset === p.chunk * m.chunkBytes) {
           // a chunk begins: our upload policy decides when (others may be served first)
           await this.hooks.slot(req.id, m.cid, p.chunk);
@@ -143,8 +136,8 @@ export class RangeSender {
           this.releaseBuffer(buf);
           return;
         }
-        if (i + 1 < pieces.length) {
-          next = read(i + 1);
+        if (after) {
+          next = read(after);
           next.catch(() => {}); // awaited next iteration; don't let it be unhandled meanwhile
         }
         if (this.upload) {
@@ -158,6 +151,7 @@ export class RangeSender {
           this.hooks.sent(m.cid, p.chunk);
         }
         if (!ok && !this.hooks.closed()) await this.drained();
+        p = after;
       }
       if (next) this.releaseBuffer(await next);
     } finally {
@@ -218,6 +212,25 @@ export class RangeSender {
   /** The connection ended: wake whoever waits for a buffer (they see `closed` and stop). */
   destroy(): void {
     for (const w of this.bufferWaiters.splice(0)) w();
+  }
+}
+
+/**
+ * The pieces of chunks [from, to) of a content of `size` bytes, in order: at most READ_BYTES each
+ * (WARMUP_READ_BYTES while fewer than WARMUP_BYTES went out on the connection, counting from
+ * `sentBefore`), never straddling a chunk boundary. Lazy: a range is as long as a client asks.
+ */
+function* planPieces(from: number, to: number, size: number, chunkBytes: number, sentBefore: number): Generator<Piece, void, void> {
+  let planned = sentBefore;
+  for (let c = from; c < to; c++) {
+    const start = c * chunkBytes;
+    const end = Math.min(size, start + chunkBytes);
+    for (let at = start; at < end; ) {
+      const length = Math.min(planned < WARMUP_BYTES ? WARMUP_READ_BYTES : READ_BYTES, end - at);
+      yield { chunk: c, offset: at, length, last: at + length === end };
+      at += length;
+      planned += length;
+    }
   }
 }
 
