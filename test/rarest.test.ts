@@ -249,10 +249,43 @@ t.test('planner: a request waiting in a busy peer\'s queue moves, once, to an id
   t.same(sent.map((x) => [x.peer, x.type, x.from]), [[1, 'cancel', undefined], [4, 'get', 2]]);
 });
 
+/**
+ * Sessions that have had their first chunk (which goes at once, beside the slots: tested in
+ * "a newcomer's first chunk"), so that what follows is about the slots themselves.
+ */
+function warm(s: { want(session: number, key: string, now: number, grant: () => void): void; acked(session: number, key: string, now: number): void }, ...sessions: number[]): void {
+  for (const id of sessions) {
+    s.want(id, `warm:${id}`, 0, () => {});
+    s.acked(id, `warm:${id}`, 0);
+  }
+}
+
+t.test('upload slots: a newcomer\'s first chunk goes at once, beside full slots; its next ones wait their turn', async (t) => {
+  const { UploadSlots } = await import('../lib/scheduling/upload-slots.js');
+  const s = new UploadSlots(2, 5_000);
+  const sent: string[] = [];
+  const want = (session: number, key: string, now: number) => s.want(session, key, now, () => sent.push(`${session}:${key}`));
+  // 50 requesters that never acknowledge arrive first (clients that never read)
+  for (let id = 1; id <= 50; id++) want(id, `a${id}`, id);
+  t.equal(sent.length, 50, 'each got its first chunk at once');
+  for (let id = 1; id <= 50; id++) want(id, `b${id}`, 100 + id);
+  t.equal(sent.length, 50, 'their next chunks wait (the slots are taken)');
+  want(99, 'h1', 200);
+  t.equal(sent.at(-1), '99:h1', 'an honest newcomer arriving after them gets its first chunk at once');
+  s.acked(99, 'h1', 300);
+  s.tick(6_000); // the never-acknowledged ones become laggards: one slot for all of them
+  want(99, 'h2', 6_001);
+  t.equal(sent.at(-1), '99:h2', 'and, acknowledging, is served beside them (laggards share one slot)');
+  s.drop(99, 6_002);
+  want(99, 'x', 6_003);
+  t.equal(sent.at(-1), '99:x', 'a session ended and started again is a newcomer again');
+});
+
 t.test('upload slots: a lone downloader is never held back; under contention distinct chunks go first, round robin, acks free slots', async (t) => {
   const { UploadSlots } = await import('../lib/scheduling/upload-slots.js');
   const k = (c: number) => UploadSlots.key('cid', c);
   const s = new UploadSlots(2, 1000);
+  warm(s, 2, 3, 4, 5, 6, 7);
   const sent: string[] = [];
   const want = (session: number, c: number, now: number) => s.want(session, k(c), now, () => sent.push(`${session}:${c}`));
   for (let c = 0; c < 6; c++) want(1, c, 0);
@@ -337,6 +370,7 @@ t.test('upload slots with requesters\' chunks: the chunk fewest of them have goe
   const req = new RequesterChunks();
   const k = (c: number) => UploadSlots.key('cid', c);
   const s = new UploadSlots(1, 60_000, (key) => req.holders('cid', Number(key.split(':')[1])));
+  warm(s, 1, 2, 3, 4, 9);
   const bits = (...cs: number[]) => {
     const b = new Uint8Array(2);
     for (const c of cs) b[c >> 3]! |= 1 << (c & 7);

@@ -202,13 +202,18 @@ export class PeerSession implements GuardedConnection {
       let timer: NodeJS.Timeout | null = null;
       let granted = false;
       const key = UploadSlots.key(cid, chunk);
+      const since = Date.now();
       const go = () => {
         granted = true;
         if (timer) clearInterval(timer);
-        if (this.waitingSlot?.key === key) this.waitingSlot = null;
+        if (this.waitingSlot?.key === key) {
+          this.waitingSlot = null;
+          // the time it waited on us with nothing of ours unacknowledged is not "took nothing"
+          if (this.tookAt && this.unacked.since() === 0) this.tookAt += Date.now() - since;
+        }
         resolve();
       };
-      slots.want(this.ctx.id, key, Date.now(), go);
+      slots.want(this.ctx.id, key, since, go);
       if (granted) return;
       // a cancel while waiting withdraws the wait (the requester moved it to another holder):
       // the connection's next request does not wait for a slot this one no longer needs
@@ -254,7 +259,13 @@ export class PeerSession implements GuardedConnection {
     // files for minutes, and keep an honest downloader queued behind them (non-readers.hostile).
     // Only a `have` for a chunk we sent it counts as taking: a `have` of anything else proves
     // nothing (any client can send one; one every few seconds kept such a connection open for ever).
-    if (this.busy && this.tookAt && now - this.tookAt > limits.sendStallMs) {
+    // A request waiting for one of our upload slots, with every chunk we sent it acknowledged,
+    // waits on us, not the other way round: its clock is paused (the slot holders are the ones
+    // held to account; a newcomer's first chunk goes out at once, so a client that never reads
+    // always has one unacknowledged chunk). Peers that take more than the ack timeout share one
+    // slot, and slow honest downloaders waited past 30 s behind it and were closed (hostile review).
+    const waitsOnUs = this.waitingSlot !== null && this.unacked.since() === 0;
+    if (this.busy && this.tookAt && !waitsOnUs && now - this.tookAt > limits.sendStallMs) {
       return `asked for chunks and took none for ${limits.sendStallMs} ms`;
     }
     if (!this.busy && now - this.lastActivityAt > limits.idleMs) return `idle for ${limits.idleMs} ms`;

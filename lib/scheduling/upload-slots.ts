@@ -6,6 +6,9 @@
  * has it (`have`, which swarm peers send to every peer they fetch from), so the policy sees real
  * delivery, not bytes parked in kernel buffers.
  *
+ * - A session's first chunk goes at once, beside the slots: a newcomer is never queued behind
+ *   requesters that never read (they would hold the slots an ack timeout each), and it has
+ *   something to share at once.
  * - No contention (nobody waiting): every chunk goes at once; a single fast downloader is never
  *   slowed down.
  * - Contention: at most `slots` chunks in transit. A freed slot goes to the waiting chunk that is
@@ -52,6 +55,8 @@ export class UploadSlots {
   private readonly uploads = new Map<string, number>();
   /** Sessions that let a chunk time out unacknowledged: their chunks go last. */
   private readonly laggards = new Set<number>();
+  /** Sessions that have had a chunk granted (a newcomer's first one goes at once: want). */
+  private readonly started = new Set<number>();
   readonly counters = { granted: 0, waited: 0, timedOut: 0 };
 
   /**
@@ -83,6 +88,15 @@ export class UploadSlots {
 
   /** `session` wants to send chunk `key`: `grant` is called (maybe at once) when it may. */
   want(session: number, key: string, now: number, grant: () => void): void {
+    if (!this.started.has(session)) {
+      // a newcomer's first chunk goes at once, beside the slots: requesters that never read held
+      // every slot for an ack timeout each, and an honest downloader arriving after 256 of them
+      // waited 28.6 s for its first byte (non-readers.hostile); now they become laggards (one
+      // shared slot) together, and a newcomer that acknowledges competes as usual
+      this.started.add(session);
+      this.start(session, key, now, grant);
+      return;
+    }
     if (this.waiting.length === 0 && ((this.occupied() < this.slots && this.eligible(session)) || !this.contended(session))) {
       this.start(session, key, now, grant);
       return;
@@ -151,6 +165,7 @@ export class UploadSlots {
     for (let i = this.waiting.length - 1; i >= 0; i--) if (this.waiting[i]!.session === session) this.waiting.splice(i, 1);
     for (let i = this.transit.length - 1; i >= 0; i--) if (this.transit[i]!.session === session) this.transit.splice(i, 1);
     this.laggards.delete(session);
+    this.started.delete(session);
     this.pump(now);
   }
 
