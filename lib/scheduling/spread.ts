@@ -5,7 +5,8 @@
  * With one interested peer, everything is shown at once (nothing to spread), and that first peer
  * keeps seeing everything (it was told so). Each later peer is shown only a few chunks at a time
  * (BitTorrent's "super-seeding"), the least given out first:
- *   1. a fresh chunk (never shown to anyone, never sent), in one random order per content;
+ *   1. a fresh chunk (never shown to anyone, never sent; or shown, and had by that peer
+ *      without our sending it), in one random order per content;
  *   2. else a chunk shown to others and not sent yet, the one shown first;
  *   3. else a chunk already sent, the one first given out.
  * So every peer holds chunks the others lack and they trade among themselves while the seeder
@@ -16,8 +17,8 @@
  *
  * Cost: a pick never scans the content. Each peer has three cursors that only move forward, over
  * the random order and twice over the list of chunks given out (a chunk enters it once), and a
- * cursor passes a chunk only for good (given out, sent, shown to that peer or had by it: none of
- * these is ever undone). So all of one peer's picks walk at most 3 × chunks steps, amortized O(1)
+ * cursor passes a chunk only for good (a chunk given out when passed stays passed even if a claim
+ * makes it fresh again: that peer meets it in 2. or 3.). So all of one peer's picks walk at most 3 × chunks steps, amortized O(1)
  * a pick, whatever messages trigger them. The picker used to scan every chunk before each pick: a
  * client answering each `have` the seeder pushed with the same `have` cost 1.8 ms of CPU per
  * 60-byte message at 65,536 chunks (hostile review).
@@ -52,6 +53,8 @@ export class Spread {
   private readonly watchers = new Map<number, Watcher>();
   /** Chunks shown to someone or sent: no longer fresh. */
   private readonly given: Uint8Array;
+  /** Chunks in givenList (each at most once). */
+  private readonly listed: Uint8Array;
   /** Chunks sent in full at least once by this holder. */
   private readonly sentOnce: Uint8Array;
   /** The given-out chunks in the order they were first given out (each once). */
@@ -72,6 +75,7 @@ export class Spread {
   ) {
     const bytes = Math.ceil(chunks / 8);
     this.given = new Uint8Array(bytes);
+    this.listed = new Uint8Array(bytes);
     this.sentOnce = new Uint8Array(bytes);
     this.givenList = chunks <= 0x10000 ? new Uint16Array(chunks) : new Uint32Array(chunks);
     this.unsent = chunks;
@@ -95,6 +99,10 @@ export class Spread {
 
   private static set(bits: Uint8Array, i: number): void {
     bits[i >> 3]! |= 1 << (i & 7);
+  }
+
+  private static clear(bits: Uint8Array, i: number): void {
+    bits[i >> 3]! &= ~(1 << (i & 7));
   }
 
   /**
@@ -126,7 +134,14 @@ export class Spread {
     if (!w || i < 0 || i >= this.chunks || bitSet(w.has, i)) return [];
     Spread.set(w.has, i);
     if (w.all) return [];
-    if (bitSet(w.shown, i)) w.outstanding--;
+    if (bitSet(w.shown, i)) {
+      w.outstanding--;
+      // shown to it and had without our sending it (from another peer, or a claim): fresh again
+      // for the others. A peer answering each chunk it is shown with `have`, taking no byte, used
+      // the fresh order up, and every later downloader was shown the same chunks in the same
+      // order (hostile review); the picker before the cursors kept such chunks fresh too.
+      if (!bitSet(this.sentOnce, i)) Spread.clear(this.given, i);
+    }
     return this.topUp(w);
   }
 
@@ -167,6 +182,9 @@ export class Spread {
   private giveOut(i: number): void {
     if (bitSet(this.given, i)) return;
     Spread.set(this.given, i);
+    // listed once, even when given out again after a claim made it fresh (the list bounds the cursors)
+    if (bitSet(this.listed, i)) return;
+    Spread.set(this.listed, i);
     this.givenList[this.givenCount++] = i;
   }
 
