@@ -271,3 +271,25 @@ t.test('refused gets: a partial source checked up to its first hole; more than M
   t.match(await c3.waitFor((m) => m.id === MAX_REFUSED_GETS * 2, 3_000), { code: ERROR_CODES.NOT_FOUND }, 'unknown contents refused');
   t.notOk(await closedWithin(c3, 300), `and ${MAX_REFUSED_GETS * 2} such refusals do not close the connection`);
 });
+
+t.test('TakeAccount (pure): the clock pauses while idle or waiting on us with nothing unacknowledged; acks restart it; refusals count per window', async (t) => {
+  const { TakeAccount, MAX_REFUSED_GETS: max, REFUSALS_WINDOW_MS: win } = await import('../lib/peer/take-account.js');
+  const a = new TakeAccount();
+  t.equal(a.tookNothingFor(1_000, false), 0, 'not counting before it ever asked');
+  a.asking(1_000);
+  t.equal(a.tookNothingFor(1_500, false), 500, 'runs while it asks');
+  t.equal(a.tookNothingFor(1_500, true), 0, 'paused while it waits for our slot with nothing unacknowledged');
+  a.sent('c:1', 1_600);
+  t.equal(a.tookNothingFor(1_700, true), 700, 'but not while a chunk we sent it is unacknowledged');
+  t.notOk(a.ack('c:9', 1_800), 'a have for a chunk never sent acknowledges nothing');
+  t.equal(a.tookNothingFor(1_800, false), 800, 'and does not restart the clock');
+  t.ok(a.ack('c:1', 1_900), 'a have for a chunk we sent acknowledges it');
+  t.equal(a.tookNothingFor(2_000, false), 100, 'and restarts the clock');
+  a.idle(2_000);
+  a.asking(5_000);
+  t.equal(a.tookNothingFor(5_050, false), 150, 'an idle spell does not count; asking again goes on from where it stopped');
+  let over = 0;
+  for (let i = 0; i < max + 1; i++) if (a.refused(10_000)) over++;
+  t.equal(over, 1, `refusal ${max + 1} within a window is one too many`);
+  t.notOk(a.refused(10_000 + win + 1), 'a new window starts from zero');
+});

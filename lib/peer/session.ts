@@ -8,7 +8,7 @@
  *                          ├► interest: bitfield, known holders (peer exchange), then every
  *                          │  chunk we newly verify as `have` (partial holders grow)
  *                          ├► have: the client got those chunks (frees our upload slots; one
- *                          │  for a chunk we sent it acknowledges it: SentChunks in upload-slots.ts)
+ *                          │  for a chunk we sent it acknowledges it: take-account.ts)
  *                          └► get: queued ─► RangeSender (sender.ts): packets ─► socket
  *
  * Everything the remote side can make us hold is bounded: replies (when the socket holds more
@@ -29,7 +29,8 @@ import { chunksOf } from '../manifest.js';
 import type { Log } from '../log.js';
 import { serveLegacyRequest } from './legacy.js';
 import type { TokenBucket } from '../scheduling/token-bucket.js';
-import { SentChunks, UploadSlots } from '../scheduling/upload-slots.js';
+import { UploadSlots } from '../scheduling/upload-slots.js';
+import { MAX_REFUSED_GETS, REFUSALS_WINDOW_MS, TakeAccount } from './take-account.js';
 import type { GuardedConnection, ServerLimits } from '../net/guard.js';
 import type { HelloFields } from '../protocol/messages.js';
 import type { PeerAddress } from '../types.js';
@@ -43,14 +44,7 @@ import { Interests } from './interests.js';
 import { listPage } from './list-page.js';
 
 export const MAX_QUEUED_GETS = 1024;
-/**
- * Refused `get`s one connection may have within REFUSALS_WINDOW_MS; one more closes it. A swarm
- * downloader asks only for chunks we said we have, so it is hardly ever refused; a client asking
- * a partial holder for a range with a hole far inside made us check the range again and again
- * (65,536 chunks a 60-byte request, ~250 µs of CPU, with no limit: hostile review).
- */
-export const MAX_REFUSED_GETS = 32;
-export const REFUSALS_WINDOW_MS = 10_000;
+export { MAX_REFUSED_GETS, REFUSALS_WINDOW_MS };
 /** Unsent reply bytes at which we stop reading the client's requests. */
 export const REPLY_WINDOW_BYTES = 256 << 10;
 /** Largest request frame: requests are small JSON headers with no body. */
@@ -116,18 +110,8 @@ export class PeerSession implements GuardedConnection {
   private lastActivityAt: number;
   private partialSince = 0;
   private blockedSince = 0;
-  /**
-   * The "took nothing" clock: runs while this peer has asked for chunks, stops while nothing is
-   * asked (from idleSince), starts again from zero when it acknowledges a chunk we sent it. A
-   * client asking and taking nothing is closed.
-   */
-  private tookAt = 0;
-  private idleSince = 0;
-  /** Chunks sent whole to this peer and not acknowledged yet. */
-  private readonly unacked = new SentChunks();
-  /** Refused `get`s in the current window (REFUSALS_WINDOW_MS from refusedSince). */
-  private refusedCount = 0;
-  private refusedSince = 0;
+  /** What it takes: acknowledgements, the "took nothing" clock, refusals (take-account.ts). */
+  private readonly account = new TakeAccount();
   private pausedForReplies = false;
 
   constructor(
@@ -159,7 +143,7 @@ export class PeerSession implements GuardedConnection {
       },
       slot: (id, cid, chunk) => this.slot(id, cid, chunk),
       sent: (cid, chunk) => {
-        this.unacked.sent(UploadSlots.key(cid, chunk), Date.now());
+        this.account.sent(UploadSlots.key(cid, chunk), Date.now());
         this.ctx.spreads?.sent(this.ctx.id, cid, chunk);
       },
       abandoned: (cid, chunk) => this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(cid, chunk), Date.now()),
@@ -208,8 +192,7 @@ export class PeerSession implements GuardedConnection {
         if (timer) clearInterval(timer);
         if (this.waitingSlot?.key === key) {
           this.waitingSlot = null;
-          // the time it waited on us with nothing of ours unacknowledged is not "took nothing"
-          if (this.tookAt && this.unacked.since() === 0) this.tookAt += Date.now() - since;
+          this.account.waitedOnUs(Date.now() - since);
         }
         resolve();
       };
@@ -237,35 +220,19 @@ export class PeerSession implements GuardedConnection {
     return this.socket.writableLength;
   }
 
-  /**
-   * Since when chunks we sent whole have waited with no acknowledgement (0: none waits). Kept by
-   * the session, not read from the upload slots: those forget a chunk after their ack timeout
-   * (5 s), so a peer that never acknowledged was never closed for it (hostile review).
-   */
-  private unackedSince(): number {
-    return this.unacked.since();
-  }
-
   overdue(now: number, limits: ServerLimits): string | null {
     if (this.mode === 'legacy') return this.blockedSince && now - this.blockedSince > limits.sendStallMs ? 'stopped reading the file it asked for' : null;
     if (!this.remoteHello && now - this.since > limits.handshakeMs) return `no hello within ${limits.handshakeMs} ms`;
     if (this.partialSince && now - this.partialSince > limits.frameMs) return `a request took longer than ${limits.frameMs} ms to arrive`;
     if (this.blockedSince && now - this.blockedSince > limits.sendStallMs) return `did not read replies for ${limits.sendStallMs} ms`;
-    const unacked = this.unackedSince();
+    // kept by the session, not read from the upload slots: those forget a chunk after their ack
+    // timeout (5 s), so a peer that never acknowledged was never closed for it (hostile review)
+    const unacked = this.account.unackedSince();
     if (unacked && now - unacked > limits.sendStallMs) return `did not acknowledge a chunk sent to it for ${limits.sendStallMs} ms`;
-    // Waiting for an upload slot is normal; asking and taking nothing for that long is what a
-    // client that never reads does: with slots rotating only every ack timeout for such peers,
-    // these waiters (and slot holders that got their slot late) would otherwise hold sockets and
-    // files for minutes, and keep an honest downloader queued behind them (non-readers.hostile).
-    // Only a `have` for a chunk we sent it counts as taking: a `have` of anything else proves
-    // nothing (any client can send one; one every few seconds kept such a connection open for ever).
-    // A request waiting for one of our upload slots, with every chunk we sent it acknowledged,
-    // waits on us, not the other way round: its clock is paused (the slot holders are the ones
-    // held to account; a newcomer's first chunk goes out at once, so a client that never reads
-    // always has one unacknowledged chunk). Peers that take more than the ack timeout share one
-    // slot, and slow honest downloaders waited past 30 s behind it and were closed (hostile review).
-    const waitsOnUs = this.waitingSlot !== null && this.unacked.since() === 0;
-    if (this.busy && this.tookAt && !waitsOnUs && now - this.tookAt > limits.sendStallMs) {
+    // asking and taking nothing for that long is what a client that never reads does: such
+    // waiters (and slot holders that got their slot late) would otherwise hold sockets and files
+    // for minutes (take-account.ts says what counts)
+    if (this.busy && this.account.tookNothingFor(now, this.waitingSlot !== null) > limits.sendStallMs) {
       return `asked for chunks and took none for ${limits.sendStallMs} ms`;
     }
     if (!this.busy && now - this.lastActivityAt > limits.idleMs) return `idle for ${limits.idleMs} ms`;
@@ -276,7 +243,7 @@ export class PeerSession implements GuardedConnection {
     if (!this.remoteHello && this.mode !== 'legacy') return 4e12 + (now - this.since);
     if (this.blockedSince && now - this.blockedSince > STUCK_EVICT_MS) return 3e12 + (now - this.blockedSince);
     // a swarm peer says `have` for every chunk it gets; one that does not is stuck or hostile
-    const unacked = this.unackedSince();
+    const unacked = this.account.unackedSince();
     if (unacked && now - unacked > UNACKED_EVICT_MS) return 3e12 + (now - unacked);
     if (this.partialSince && now - this.partialSince > 1_000) return 2e12 + (now - this.partialSince);
     if (!this.busy) return 1e12 + (now - this.lastActivityAt);
@@ -435,12 +402,11 @@ export class PeerSession implements GuardedConnection {
         for (const c of chunks) {
           const key = UploadSlots.key(m.cid, c);
           this.ctx.slots?.acked(this.ctx.id, key, now);
-          if (this.unacked.ack(key, now)) acked = true;
+          if (this.account.ack(key, now)) acked = true;
         }
         if (acked) {
-          // it takes what we send: its clock starts again, and from now on what it has counts in
-          // the upload policy's rarity (a get followed at once by a cancel never gets here)
-          this.tookAt = now;
+          // it takes what we send: from now on what it has counts in the upload policy's rarity
+          // (a get followed at once by a cancel never gets here)
           const src = this.ctx.sources.byCid(m.cid);
           if (src) this.ctx.requesters?.asked(this.ctx.id, m.cid, chunksOf(src.manifest));
         }
@@ -449,20 +415,15 @@ export class PeerSession implements GuardedConnection {
         return;
       }
       case 'get': {
-        if (!this.busy) {
-          // the "took nothing" clock goes on from where it stopped when nothing was asked any more
-          // (asking again after a cancel does not start it afresh; an idle spell does not count)
-          const now = Date.now();
-          const ran = this.tookAt ? Math.max(0, this.idleSince - this.tookAt) : 0;
-          this.tookAt = now - ran;
-          this.idleSince = now;
-        }
+        if (!this.busy) this.account.asking(Date.now());
         const refuse = (code: string, message: string) => {
           this.send({ t: 'error', id: m.id, code, message });
           // only what an honest client never makes us do counts: a range it was not told we
           // have. A content that is gone (a file that changed under a sync's pipelined requests)
           // or a full queue is cheap to refuse and common in honest use.
-          if (code === ERROR_CODES.NOT_HAVE || code === ERROR_CODES.BAD_MESSAGE) this.countRefusal();
+          if ((code === ERROR_CODES.NOT_HAVE || code === ERROR_CODES.BAD_MESSAGE) && this.account.refused(Date.now())) {
+            this.failProtocol(new SwarmError(ERROR_CODES.LIMIT, `more than ${MAX_REFUSED_GETS} requests refused within ${REFUSALS_WINDOW_MS / 1000} s: ask only for chunks this peer said it has`));
+          }
         };
         if (this.queue.length >= MAX_QUEUED_GETS) return refuse(ERROR_CODES.LIMIT, `more than ${MAX_QUEUED_GETS} requests queued`);
         const src = this.ctx.sources.byCid(m.cid);
@@ -471,7 +432,7 @@ export class PeerSession implements GuardedConnection {
         if (m.from >= m.to || m.to > chunks) return refuse(ERROR_CODES.BAD_MESSAGE, `chunk range [${m.from}, ${m.to}) outside 0..${chunks}`);
         // a complete source has every chunk of the range; a partial one is checked at both ends
         // (a range running past what it has: one look), then up to its first hole (refusals are
-        // limited per connection: countRefusal)
+        // limited per connection: take-account.ts)
         if (!src.complete) {
           const hole = !src.has(m.from) ? m.from : !src.has(m.to - 1) ? m.to - 1 : firstMissing(src, m.from + 1, m.to - 1);
           if (hole >= 0) return refuse(ERROR_CODES.NOT_HAVE, `chunk ${hole} is not verified here yet`);
@@ -520,18 +481,6 @@ export class PeerSession implements GuardedConnection {
     }
   }
 
-  /** A `get` was refused: past MAX_REFUSED_GETS in one window the connection is closed. */
-  private countRefusal(): void {
-    const now = Date.now();
-    if (now - this.refusedSince > REFUSALS_WINDOW_MS) {
-      this.refusedSince = now;
-      this.refusedCount = 0;
-    }
-    if (++this.refusedCount > MAX_REFUSED_GETS) {
-      this.failProtocol(new SwarmError(ERROR_CODES.LIMIT, `more than ${MAX_REFUSED_GETS} requests refused within ${REFUSALS_WINDOW_MS / 1000} s: ask only for chunks this peer said it has`));
-    }
-  }
-
   private async sendLoop(): Promise<void> {
     this.sending = true;
     try {
@@ -552,7 +501,8 @@ export class PeerSession implements GuardedConnection {
     } finally {
       this.current = null;
       this.sending = false;
-      this.lastActivityAt = this.idleSince = Date.now();
+      this.lastActivityAt = Date.now();
+      this.account.idle(this.lastActivityAt);
     }
   }
 
