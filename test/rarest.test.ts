@@ -250,8 +250,9 @@ t.test('planner: a request waiting in a busy peer\'s queue moves, once, to an id
 });
 
 /**
- * Sessions that have had their first chunk (which goes at once, beside the slots: tested in
- * "a newcomer's first chunk"), so that what follows is about the slots themselves.
+ * Sessions that have had their first chunk (which goes first, and beside the slots after
+ * FIRST_WAIT_MS: tested in "a newcomer's first chunk"), so that what follows is about the slots
+ * themselves.
  */
 function warm(s: { want(session: number, key: string, now: number, grant: () => void): void; acked(session: number, key: string, now: number): void }, ...sessions: number[]): void {
   for (const id of sessions) {
@@ -260,25 +261,50 @@ function warm(s: { want(session: number, key: string, now: number, grant: () => 
   }
 }
 
-t.test('upload slots: a newcomer\'s first chunk goes at once, beside full slots; its next ones wait their turn', async (t) => {
-  const { UploadSlots } = await import('../lib/scheduling/upload-slots.js');
+t.test('upload slots: a newcomer\'s first chunk goes before the others\' chunks, and beside full slots once it waited FIRST_WAIT_MS; its next ones wait their turn', async (t) => {
+  const { UploadSlots, FIRST_WAIT_MS } = await import('../lib/scheduling/upload-slots.js');
   const s = new UploadSlots(2, 5_000);
   const sent: string[] = [];
   const want = (session: number, key: string, now: number) => s.want(session, key, now, () => sent.push(`${session}:${key}`));
   // 50 requesters that never acknowledge arrive first (clients that never read)
   for (let id = 1; id <= 50; id++) want(id, `a${id}`, id);
-  t.equal(sent.length, 50, 'each got its first chunk at once');
-  for (let id = 1; id <= 50; id++) want(id, `b${id}`, 100 + id);
+  t.same(sent, ['1:a1', '2:a2'], 'the first two take the two slots; the other first chunks wait');
+  t.equal(s.nextFirstAt(), 3 + FIRST_WAIT_MS, 'the next first chunk goes beside the slots FIRST_WAIT_MS after it asked');
+  s.tick(50 + FIRST_WAIT_MS);
+  t.equal(sent.length, 50, 'each got its first chunk once it had waited FIRST_WAIT_MS');
+  t.equal(s.nextFirstAt(), null, 'no first chunk waits');
+  for (let id = 1; id <= 50; id++) want(id, `b${id}`, 1_000 + id);
   t.equal(sent.length, 50, 'their next chunks wait (the slots are taken)');
-  want(99, 'h1', 200);
-  t.equal(sent.at(-1), '99:h1', 'an honest newcomer arriving after them gets its first chunk at once');
-  s.acked(99, 'h1', 300);
-  s.tick(6_000); // the never-acknowledged ones become laggards: one slot for all of them
-  want(99, 'h2', 6_001);
+  want(99, 'h1', 1_100);
+  t.equal(sent.length, 50, 'an honest newcomer arriving after them waits too...');
+  s.tick(1_100 + FIRST_WAIT_MS - 1);
+  t.equal(sent.length, 50, '...less than FIRST_WAIT_MS...');
+  s.tick(1_100 + FIRST_WAIT_MS);
+  t.equal(sent.at(-1), '99:h1', '...and no longer: its first chunk goes beside the slots');
+  s.acked(99, 'h1', 1_400);
+  s.tick(7_000); // the never-acknowledged ones become laggards: one slot for all of them
+  want(99, 'h2', 7_001);
   t.equal(sent.at(-1), '99:h2', 'and, acknowledging, is served beside them (laggards share one slot)');
-  s.drop(99, 6_002);
-  want(99, 'x', 6_003);
+  s.drop(99, 7_002);
+  want(99, 'x', 7_003);
   t.equal(sent.at(-1), '99:x', 'a session ended and started again is a newcomer again');
+});
+
+t.test('upload slots: newcomers\' first chunks go before chunks for peers that had theirs, whatever the rarity', async (t) => {
+  const { UploadSlots } = await import('../lib/scheduling/upload-slots.js');
+  const s = new UploadSlots(1, 5_000, (key) => (key === 'common' ? 5 : 0));
+  warm(s, 1, 3);
+  const sent: string[] = [];
+  const want = (session: number, key: string, now: number) => s.want(session, key, now, () => sent.push(`${session}:${key}`));
+  want(3, 'other', 5);
+  want(1, 'rare0', 10);
+  want(1, 'rare1', 11);
+  want(2, 'common', 12);
+  t.same(sent, ['3:other'], 'one slot, taken; the rest waits');
+  s.acked(3, 'other', 20);
+  t.same(sent, ['3:other', '2:common'], 'the newcomer\'s first chunk went next, though another peer waits for rarer ones');
+  s.acked(2, 'common', 30);
+  t.same(sent, ['3:other', '2:common', '1:rare0', '1:rare1'], 'then the other peer\'s (alone now: both at once)');
 });
 
 t.test('upload slots: a lone downloader is never held back; under contention distinct chunks go first, round robin, acks free slots', async (t) => {

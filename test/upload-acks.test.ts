@@ -151,6 +151,28 @@ t.test('a peer that takes chunks and acknowledges none is closed after sendStall
   t.ok(s.evictRank(now + 3_000) < 3e12, 'nor ranked as stuck');
 });
 
+t.test('a cancel that crosses chunks already sent whole: they wait for no acknowledgement (the connection stays) and free their slots; other requests\' chunks still count', async (t) => {
+  const { index, cid } = memorySource();
+  const slots = new UploadSlots(4, 60_000);
+  const h = await sessions(t, index, slots);
+  const { c, s } = await h.connect();
+  c.send({ t: 'get', id: 1, cid, from: 0, to: 2 });
+  t.ok(await c.waitFor((m) => m.t === 'done' && m.id === 1, 5_000), 'request 1 sent whole');
+  c.send({ t: 'get', id: 2, cid, from: 5, to: 7 });
+  t.ok(await c.waitFor((m) => m.t === 'done' && m.id === 2, 5_000), 'request 2 sent whole');
+  const now = Date.now();
+  t.equal(slots.inTransit, 4, 'four chunks hold slots until acknowledged');
+  t.match(s.overdue(now + stall + 1_000, SERVE_LIMITS), /did not acknowledge/, 'unacknowledged: would be closed after sendStallMs');
+  await handled(c, { t: 'cancel', id: 1 });
+  t.equal(slots.inTransit, 2, 'the cancel (crossing the chunks on the wire) freed request 1\'s slots');
+  t.match(s.overdue(now + stall + 1_000, SERVE_LIMITS), /did not acknowledge/, 'request 2\'s chunks still wait for an acknowledgement');
+  await handled(c, { t: 'cancel', id: 2 });
+  t.equal(slots.inTransit, 0, 'and request 2\'s');
+  t.equal(s.overdue(now + stall + 1_000, SERVE_LIMITS), null, 'nothing waits for an acknowledgement: the connection stays');
+  await handled(c, { t: 'cancel', id: 3 });
+  t.equal(s.overdue(now + stall + 1_000, SERVE_LIMITS), null, 'a cancel for an unknown request changes nothing');
+});
+
 t.test('the "took nothing" clock: runs while a peer asks, stops while it asks nothing or waits for our slot with everything acknowledged', async (t) => {
   const { index, cid } = memorySource();
   const slots = new UploadSlots(1, 60_000);

@@ -42,6 +42,8 @@ export interface PeerServerOptions {
 
 /** Default chunks in transit under contention (see PeerServerOptions.uploadSlots). */
 export const UPLOAD_SLOTS = 4;
+/** How often the upload policy frees timed-out slots and lets first chunks that waited go. */
+const SLOT_TICK_MS = 100;
 
 /** How long a refused socket may take to read why it was refused. */
 const REFUSED_LINGER_MS = 1_000;
@@ -120,7 +122,7 @@ export class PeerServer {
     this.guard.start();
     if (this.slots) {
       const slots = this.slots;
-      this.slotTimer = setInterval(() => slots.tick(Date.now()), 500);
+      this.slotTimer = setInterval(() => slots.tick(Date.now()), SLOT_TICK_MS);
       this.slotTimer.unref();
     }
     return { host: a.address, port: a.port };

@@ -84,6 +84,16 @@ export interface SessionContext {
   sync: SyncPort | null;
 }
 
+/** Requests remembered for a cancel that crosses a chunk already sent whole. */
+const RECENT_REQUESTS = 64;
+
+/** Whether upload key `key` (UploadSlots.key) is chunk `from` .. `to` - 1 of `cid`. */
+function inRange(key: string, cid: string, from: number, to: number): boolean {
+  if (key.length <= cid.length || !key.startsWith(cid) || key.charCodeAt(cid.length) !== 58 /* : */) return false;
+  const chunk = Number(key.slice(cid.length + 1));
+  return chunk >= from && chunk < to;
+}
+
 /** While a request waits for an upload slot, `busy` is said again this often. */
 const BUSY_REPEAT_MS = 2_000;
 
@@ -93,6 +103,8 @@ export class PeerSession implements GuardedConnection {
   private current: GetRequest | null = null;
   /** The upload slot the current request waits for (a cancel withdraws it). */
   private waitingSlot: { id: number; key: string; go: () => void } | null = null;
+  /** The last RECENT_REQUESTS requests taken up, by id: a cancel that crossed a chunk already sent whole finds what it was for. */
+  private readonly recent = new Map<number, { cid: string; from: number; to: number }>();
   private sending = false;
   private closed = false;
   private readonly sender: RangeSender;
@@ -476,6 +488,15 @@ export class PeerSession implements GuardedConnection {
         if (cur && cur.id === m.id) cur.cancelled = true;
         const w = this.waitingSlot;
         if (w && w.id === m.id && this.ctx.slots?.withdraw(this.ctx.id, w.key)) w.go();
+        // chunks of it that went out whole before the cancel crossed them will not be acknowledged
+        // (the peer dropped them): they no longer hold its clock or our slots, or a long-lived sync
+        // connection was closed sendStallMs after such a race
+        const r = this.recent.get(m.id);
+        if (r) {
+          this.recent.delete(m.id);
+          const now = Date.now();
+          for (const key of this.account.forget((k) => inRange(k, r.cid, r.from, r.to))) this.ctx.slots?.release(this.ctx.id, key, now);
+        }
         return;
       }
     }
@@ -488,6 +509,8 @@ export class PeerSession implements GuardedConnection {
         const req = this.queue.shift()!;
         if (req.cancelled) continue;
         this.current = req;
+        this.recent.set(req.id, { cid: req.source.manifest.cid, from: req.from, to: req.to });
+        if (this.recent.size > RECENT_REQUESTS) this.recent.delete(this.recent.keys().next().value!);
         try {
           await this.sender.send(req, await this.reader(req.source));
           if (!req.cancelled) this.send({ t: 'done', id: req.id });

@@ -41,6 +41,11 @@ export class TakeAccount {
     return true;
   }
 
+  /** A request was cancelled: chunks sent whole for it that `gone` names wait for no acknowledgement. Returns their keys. */
+  forget(gone: (key: string) => boolean): string[] {
+    return this.unacked.forget(gone);
+  }
+
   /** Since when chunks sent have waited with no acknowledgement (0: none waits). */
   unackedSince(): number {
     return this.unacked.since();

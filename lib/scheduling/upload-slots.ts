@@ -6,9 +6,11 @@
  * has it (`have`, which swarm peers send to every peer they fetch from), so the policy sees real
  * delivery, not bytes parked in kernel buffers.
  *
- * - A session's first chunk goes at once, beside the slots: a newcomer is never queued behind
- *   requesters that never read (they would hold the slots an ack timeout each), and it has
- *   something to share at once.
+ * - A session's first chunk goes before other waiting chunks, and beside the slots once it has
+ *   waited FIRST_WAIT_MS: a newcomer is never queued behind requesters that never read (they would
+ *   hold the slots an ack timeout each), and has something to share soon. Sent all at once, the
+ *   first chunks of a flash crowd's newcomers shared the upload N ways and each arrived late;
+ *   through the slots, the first newcomers can share theirs while the others' are still coming.
  * - No contention (nobody waiting): every chunk goes at once; a single fast downloader is never
  *   slowed down.
  * - Contention: at most `slots` chunks in transit. A freed slot goes to the waiting chunk that is
@@ -33,6 +35,8 @@
 
 /** A chunk waiting this long goes before fresher ones whatever their rarity (no starving). */
 export const STARVE_MS = 3_000;
+/** A newcomer's first chunk waits for a slot at most this long, then goes beside the slots. */
+export const FIRST_WAIT_MS = 250;
 /** Chunks whose upload count is remembered, at most (the least recently sent go first). */
 const MAX_UPLOAD_COUNTS = 65_536;
 
@@ -41,6 +45,8 @@ interface Waiter {
   key: string;
   since: number;
   grant: () => void;
+  /** the session's first chunk (served before others; beside the slots after firstWaitMs) */
+  first: boolean;
 }
 
 interface Transit {
@@ -67,6 +73,7 @@ export class UploadSlots {
     readonly slots = 4,
     readonly ackTimeoutMs = 5_000,
     private readonly holders: (key: string) => number = () => 0,
+    readonly firstWaitMs = FIRST_WAIT_MS,
   ) {}
 
   static key(cid: string, chunk: number): string {
@@ -88,22 +95,22 @@ export class UploadSlots {
 
   /** `session` wants to send chunk `key`: `grant` is called (maybe at once) when it may. */
   want(session: number, key: string, now: number, grant: () => void): void {
-    if (!this.started.has(session)) {
-      // a newcomer's first chunk goes at once, beside the slots: requesters that never read held
-      // every slot for an ack timeout each, and an honest downloader arriving after 256 of them
-      // waited 28.6 s for its first byte (non-readers.hostile); now they become laggards (one
-      // shared slot) together, and a newcomer that acknowledges competes as usual
-      this.started.add(session);
-      this.start(session, key, now, grant);
-      return;
-    }
+    const first = !this.started.has(session);
+    if (first) this.started.add(session);
     if (this.waiting.length === 0 && ((this.occupied() < this.slots && this.eligible(session)) || !this.contended(session))) {
       this.start(session, key, now, grant);
       return;
     }
     this.counters.waited++;
-    this.waiting.push({ session, key, since: now, grant });
+    this.waiting.push({ session, key, since: now, grant, first });
     this.pump(now);
+  }
+
+  /** When the next waiting first chunk goes beside the slots (tick then), or null. */
+  nextFirstAt(): number | null {
+    let at: number | null = null;
+    for (const w of this.waiting) if (w.first && (at === null || w.since + this.firstWaitMs < at)) at = w.since + this.firstWaitMs;
+    return at;
   }
 
   /**
@@ -160,6 +167,14 @@ export class UploadSlots {
     this.pump(now);
   }
 
+  /** `session` no longer waits for an acknowledgement of chunk `key` (its request was cancelled after it went out whole): its slot is free. */
+  release(session: number, key: string, now: number): void {
+    const i = this.transit.findIndex((t) => t.session === session && t.key === key);
+    if (i < 0) return;
+    this.transit.splice(i, 1);
+    this.pump(now);
+  }
+
   /** The session ended (closed, cancelled everything): its waits and slots go. */
   drop(session: number, now: number): void {
     for (let i = this.waiting.length - 1; i >= 0; i--) if (this.waiting[i]!.session === session) this.waiting.splice(i, 1);
@@ -183,6 +198,17 @@ export class UploadSlots {
   }
 
   private pump(now: number): void {
+    // a newcomer's first chunk that waited firstWaitMs goes beside the slots: requesters that
+    // never read held every slot for an ack timeout each, and an honest downloader arriving after
+    // 256 of them waited 28.6 s for its first byte (non-readers.hostile); sent at once, all
+    // newcomers of a flash crowd shared the upload and each had its first chunk late
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      const w = this.waiting[i]!;
+      if (w.first && now - w.since >= this.firstWaitMs) {
+        this.waiting.splice(i, 1);
+        this.start(w.session, w.key, now, w.grant);
+      }
+    }
     while (this.waiting.length > 0) {
       const lone = this.transit.length > 0 && this.waiting.every((w) => w.session === this.transit[0]!.session) && this.transit.every((t) => t.session === this.transit[0]!.session);
       if (this.occupied() >= this.slots && !lone) return;
@@ -205,6 +231,7 @@ export class UploadSlots {
     const sb = now - b.since >= STARVE_MS;
     if (sa !== sb) return sa;
     if (sa) return a.since < b.since;
+    if (a.first !== b.first) return a.first;
     const la = this.laggards.has(a.session) ? 1 : 0;
     const lb = this.laggards.has(b.session) ? 1 : 0;
     if (la !== lb) return la < lb;
@@ -260,6 +287,17 @@ export class SentChunks {
     this.forgottenSince = 0;
     this.lastAckAt = now;
     return true;
+  }
+
+  /**
+   * The peer cancelled the request these chunks went out for: forget the ones `gone(key)` names
+   * (it will not acknowledge what it no longer wanted). Returns the keys forgotten.
+   */
+  forget(gone: (key: string) => boolean): string[] {
+    const out: string[] = [];
+    for (const k of this.at.keys()) if (gone(k)) out.push(k);
+    for (const k of out) this.at.delete(k);
+    return out;
   }
 
   /** Since when chunks sent have waited with no acknowledgement (0: none waits). */
