@@ -469,3 +469,55 @@ t.test('spread: with several downloaders a seeder shows each a few chunks, the l
   s.leave(2);
   s.leave(3);
 });
+
+t.test('planner: a peer with no missing chunk is not searched again until it announces one or a chunk goes back to missing', async (t) => {
+  const { RequestBook } = await import('../lib/scheduling/request-book.js');
+  const { ByteBudget } = await import('../lib/scheduling/budget.js');
+  const { PeerStats } = await import('../lib/scheduling/peer-stats.js');
+  const { RequestPlanner } = await import('../lib/download/requests.js');
+  const N = 64;
+  const sent: { peer: number; type: string; from?: number; to?: number }[] = [];
+  const table = new ChunkTable(N);
+  const budget = new ByteBudget(1 << 30);
+  const book = new RequestBook(table, budget, 1 << 20);
+  const availability = new Availability(N);
+  const looks = new Map<number, number>();
+  const has = availability.has.bind(availability);
+  availability.has = (peer: number, i: number) => {
+    looks.set(peer, (looks.get(peer) ?? 0) + 1);
+    return has(peer, i);
+  };
+  const peers = new Map<number, any>(); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const peer = (id: number, chunks: number[]) => {
+    const stats = new PeerStats(0);
+    stats.rate = 1e9;
+    peers.set(id, { id, address: `p${id}`, state: 'active', stats, busyAt: 0, firstRequestAt: 0, nothingAt: null, host: { send: (m: { type: string; from?: number; to?: number }) => sent.push({ peer: id, ...m }) } });
+    availability.setPeer(id, bits(N, chunks));
+  };
+  peer(1, [0, 1, 2, 3]);
+  peer(2, []); // nothing yet
+  peer(3, [0, 1]); // only what peer 1 is asked for
+  const m = { cid: 'c'.repeat(64), size: N << 20, chunkBytes: 1 << 20 } as unknown as import('../lib/manifest.js').Manifest;
+  const planner = new RequestPlanner({ m, table, budget, book, availability, peers, random: () => 0.5, resumedChunks: 0, stuckMs: 5_000 });
+  planner.pump();
+  t.same(new Set(sent.filter((x) => x.type === 'get' && x.peer === 1).flatMap((x) => Array.from({ length: x.to! - x.from! }, (_, k) => x.from! + k))), new Set([0, 1, 2, 3]), 'peer 1 is asked for its four chunks');
+  t.notOk(sent.some((x) => x.peer !== 1), 'nobody else');
+  const seen2 = looks.get(2) ?? 0;
+  const seen3 = looks.get(3) ?? 0;
+  t.ok(seen2 > 0 && seen3 > 0, 'peers 2 and 3 were searched once');
+  planner.pump();
+  planner.pump();
+  t.equal(looks.get(2) ?? 0, seen2, 'nothing changed: peer 2 is not searched again');
+  t.equal(looks.get(3) ?? 0, seen3, 'nor peer 3');
+  sent.length = 0;
+  availability.have(2, 40);
+  planner.pump();
+  t.same(sent.map((x) => [x.peer, x.type, x.from]), [[2, 'get', 40]], 'peer 2 announced chunk 40: searched and asked');
+  t.equal(looks.get(3) ?? 0, seen3, 'peer 3 still not searched (its chunks and the missing ones unchanged)');
+  sent.length = 0;
+  const r = [...book.requestsOf(1)].find((x) => x.pending.has(0))!;
+  book.failed(r.id, 0); // chunk 0 goes back to missing
+  planner.pump();
+  t.ok((looks.get(3) ?? 0) > seen3, 'a chunk went back to missing: peer 3 is searched again');
+  t.ok(sent.some((x) => x.type === 'get' && x.from === 0 && (x.peer === 3 || x.peer === 1)), 'and chunk 0 is asked for again');
+});

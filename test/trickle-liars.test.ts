@@ -138,7 +138,7 @@ t.test('progress window: bytes add up, a verified chunk restarts it, idle time a
 
 /** A peer record with the fields the rules read. */
 function peer(over: Partial<Peer> = {}): Peer {
-  return { id: 1, address: '127.0.0.1:1', key: '127.0.0.1|1', host: null as unknown as Peer['host'], stats: new PeerStats(0), state: 'active', tcpAt: 1, everConnected: true, remoteId: 'x', complete: true, badData: 0, timeouts: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null, ...over };
+  return { id: 1, address: '127.0.0.1:1', key: '127.0.0.1|1', host: null as unknown as Peer['host'], stats: new PeerStats(0), state: 'active', tcpAt: 1, everConnected: true, remoteId: 'x', complete: true, badData: 0, timeouts: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null, nothingAt: null, ...over };
 }
 
 t.test('struck out: a peer whose every strike was a request timeout is slow (dialled again later, exit 4), any bad byte makes it a liar', async (t) => {

@@ -189,7 +189,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       const host = hosts[this.nextHost++ % hosts.length]!;
       const id = this.nextPeer++;
       const address = addressText(a);
-      const p: Peer = { id, address, key, host, stats: new PeerStats(now), state: 'connecting', tcpAt: 0, everConnected: false, remoteId: null, complete: false, badData: 0, timeouts: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null };
+      const p: Peer = { id, address, key, host, stats: new PeerStats(now), state: 'connecting', tcpAt: 0, everConnected: false, remoteId: null, complete: false, badData: 0, timeouts: 0, usefulBytes: 0, junkBytes: 0, firstRequestAt: 0, busyAt: 0, droppedFor: null, nothingAt: null };
       this.forget(key);
       this.peers.set(id, p);
       this.byKey.set(key, p);

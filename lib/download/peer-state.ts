@@ -48,6 +48,11 @@ export interface Peer {
    * chunk in time; slow: its strikes were all request timeouts).
    */
   droppedFor: 'bad-data' | 'self' | 'duplicate' | 'trickle' | 'slow' | null;
+  /**
+   * The last search for a missing chunk it has found none, at these versions of its chunks
+   * (Availability.versionOf) and of the table (ChunkTable.reopened); null: search (requests.ts).
+   */
+  nothingAt: { avail: number; reopened: number } | null;
 }
 
 /**

@@ -21,6 +21,8 @@ export class Availability {
   /** How many known peers have each chunk. */
   readonly counts: Uint16Array;
   private readonly peers = new Map<number, Uint8Array>();
+  /** Per peer, grows whenever it is known to have more chunks (versionOf). */
+  private readonly versions = new Map<number, number>();
 
   constructor(readonly chunkCount: number) {
     this.counts = new Uint16Array(chunkCount);
@@ -34,6 +36,12 @@ export class Availability {
     if (this.chunkCount % 8 && own.length) own[own.length - 1]! &= (1 << this.chunkCount % 8) - 1;
     this.peers.set(peer, own);
     this.count(own, 1);
+    this.versions.set(peer, (this.versions.get(peer) ?? 0) + 1);
+  }
+
+  /** Grows whenever `peer`'s chunks change (bitfield, have): unchanged, what it had not it still has not. */
+  versionOf(peer: number): number {
+    return this.versions.get(peer) ?? 0;
   }
 
   /** Adds `d` to the count of every chunk set in `bits`, a byte at a time (empty bytes skipped). */
@@ -51,6 +59,7 @@ export class Availability {
     if (!bits || !Number.isInteger(i) || i < 0 || i >= this.chunkCount || bitSet(bits, i)) return false;
     bits[i >> 3]! |= 1 << (i & 7);
     this.counts[i]!++;
+    this.versions.set(peer, (this.versions.get(peer) ?? 0) + 1);
     return true;
   }
 
@@ -58,6 +67,7 @@ export class Availability {
     const bits = this.peers.get(peer);
     if (!bits) return;
     this.peers.delete(peer);
+    this.versions.set(peer, (this.versions.get(peer) ?? 0) + 1);
     this.count(bits, -1);
   }
 

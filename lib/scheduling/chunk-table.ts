@@ -17,6 +17,8 @@ export class ChunkTable {
   /** How many peers hold an assignment for each chunk (endgame allows 2). */
   private readonly owners: Uint8Array;
   private verifiedCount = 0;
+  /** Times a chunk went back to Missing (an assignment failed): a picker that found nothing may find something now. */
+  private reopenedCount = 0;
   /** Chunks in the Missing state (nobody asked, not verified). */
   private missingCount: number;
   /** Lowest index that may still be missing: picking starts here, so it stays cheap. */
@@ -46,6 +48,14 @@ export class ChunkTable {
   /** Chunks nobody has been asked for (and not verified). 0: every chunk left is in flight. */
   get missing(): number {
     return this.missingCount;
+  }
+
+  /**
+   * Grows whenever a chunk becomes Missing again. Otherwise the Missing set only shrinks, so a
+   * search for a missing chunk that found none finds none until this or the peer's chunks change.
+   */
+  get reopened(): number {
+    return this.reopenedCount;
   }
 
   get verified(): number {
@@ -113,7 +123,10 @@ export class ChunkTable {
     if (this.owners[i]! > 0) this.owners[i]!--;
     if (this.state[i] === ChunkState.Verified) return;
     if (this.owners[i] === 0) {
-      if (this.state[i] !== ChunkState.Missing) this.missingCount++;
+      if (this.state[i] !== ChunkState.Missing) {
+        this.missingCount++;
+        this.reopenedCount++;
+      }
       this.state[i] = ChunkState.Missing;
       this.inFlight.delete(i);
       if (i < this.lowMissing) this.lowMissing = i;
