@@ -173,6 +173,31 @@ t.test('a cancel that crosses chunks already sent whole: they wait for no acknow
   t.equal(s.overdue(now + stall + 1_000, SERVE_LIMITS), null, 'a cancel for an unknown request changes nothing');
 });
 
+t.test('a newcomer\'s first chunk goes FIRST_WAIT_MS after it asked, not at the next tick of the policy, and a withdrawn first chunk leaves it a newcomer', async (t) => {
+  const { index, cid } = memorySource();
+  // no timer ticks this policy (sessions() does not): only the session's own wake-up can let it go
+  const firstWaitMs = 300;
+  const slots = new UploadSlots(1, 60_000, undefined, firstWaitMs);
+  const h = await sessions(t, index, slots);
+  const a = await h.connect();
+  a.c.send({ t: 'get', id: 1, cid, from: 0, to: 1 });
+  t.ok(await a.c.waitFor((m) => m.t === 'done' && m.id === 1, 5_000), 'the first peer takes the one slot and never acknowledges');
+  const b = await h.connect();
+  const asked = Date.now();
+  b.c.send({ t: 'get', id: 1, cid, from: 1, to: 2 });
+  t.ok(await b.c.waitFor((m) => m.t === 'busy' && m.id === 1, 3_000), 'a newcomer waits (busy)');
+  t.ok(await b.c.waitFor((m) => m.t === 'done' && m.id === 1, 3_000), 'its first chunk went beside the slot');
+  t.ok(Date.now() - asked >= firstWaitMs - 5, 'after it waited firstWaitMs');
+  const c = await h.connect();
+  c.c.send({ t: 'get', id: 1, cid, from: 2, to: 3 });
+  t.ok(await c.c.waitFor((m) => m.t === 'busy' && m.id === 1, 3_000), 'another newcomer waits');
+  await handled(c.c, { t: 'cancel', id: 1 });
+  t.ok(slots.newcomer(3), 'its withdrawn first chunk was never sent: still a newcomer (session 3 of this test)');
+  c.c.send({ t: 'get', id: 2, cid, from: 3, to: 4 });
+  t.ok(await c.c.waitFor((m) => m.t === 'done' && m.id === 2, 3_000), 'its next request\'s chunk goes as a first chunk');
+  t.equal(c.c.messages.filter((m) => m.t === 'done' && m.id === 1).length, 0, 'the cancelled one never went');
+});
+
 t.test('the "took nothing" clock: runs while a peer asks, stops while it asks nothing or waits for our slot with everything acknowledged', async (t) => {
   const { index, cid } = memorySource();
   const slots = new UploadSlots(1, 60_000);

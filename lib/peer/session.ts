@@ -196,12 +196,15 @@ export class PeerSession implements GuardedConnection {
     if (!slots) return Promise.resolve();
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | null = null;
+      let wake: NodeJS.Timeout | null = null;
       let granted = false;
       const key = UploadSlots.key(cid, chunk);
       const since = Date.now();
+      const first = slots.newcomer(this.ctx.id);
       const go = () => {
         granted = true;
         if (timer) clearInterval(timer);
+        if (wake) clearTimeout(wake);
         if (this.waitingSlot?.key === key) {
           this.waitingSlot = null;
           this.account.waitedOnUs(Date.now() - since);
@@ -210,6 +213,13 @@ export class PeerSession implements GuardedConnection {
       };
       slots.want(this.ctx.id, key, since, go);
       if (granted) return;
+      // a newcomer's first chunk goes beside the slots once it waited firstWaitMs: the policy is
+      // woken then, not at the server's next tick (up to SLOT_TICK_MS later: 250-350 ms, and a
+      // downloader moves a request that waited 300 ms elsewhere)
+      if (first) {
+        wake = setTimeout(() => !granted && !this.closed && slots.tick(Date.now()), slots.firstWaitMs + 1);
+        wake.unref();
+      }
       // a cancel while waiting withdraws the wait (the requester moved it to another holder):
       // the connection's next request does not wait for a slot this one no longer needs
       this.waitingSlot = { id, key, go };

@@ -25,8 +25,12 @@
  *   chunks at once means each arrives sooner and can be shared sooner (BitTorrent unchokes 4
  *   peers for this reason).
  * - A chunk never acknowledged frees its slot after `ackTimeoutMs` (a peer that does not send
- *   `have`, or is gone), and that peer's next chunks wait behind the others'; until it
- *   acknowledges one, all such laggards share a single slot.
+ *   `have`, or is gone), and that peer lags: its next chunks wait behind the others' for LAG_MS,
+ *   doubled at each further timeout up to MAX_LAG_MS, whatever it acknowledges meanwhile (anyone
+ *   can acknowledge a chunk it asked for), and until it has acknowledged REDEEM_ACKS chunks in a
+ *   row since its last timeout (one that acknowledges every other chunk stays a laggard). Laggards and sessions that have not acknowledged any
+ *   chunk yet share a single slot, so neither new connections that never acknowledge nor peers
+ *   that acknowledge every other chunk can hold the slots (hostile review 31).
  *
  * SentChunks (below) is one connection's side of it: the chunks it was sent whole and has not
  * acknowledged, kept past the slot's timeout, so that only a `have` for a chunk we sent counts as
@@ -35,6 +39,11 @@
 
 /** A chunk waiting this long goes before fresher ones whatever their rarity (no starving). */
 export const STARVE_MS = 3_000;
+/** A session that let a chunk time out lags this long (doubled at each further timeout, up to MAX_LAG_MS). */
+export const LAG_MS = 5_000;
+export const MAX_LAG_MS = 60_000;
+/** A laggard is one no more once its lag is over and it has acknowledged this many chunks in a row since its last timeout. */
+export const REDEEM_ACKS = 8;
 /** A newcomer's first chunk waits for a slot at most this long, then goes beside the slots. */
 export const FIRST_WAIT_MS = 250;
 /** Chunks whose upload count is remembered, at most (the least recently sent go first). */
@@ -59,8 +68,14 @@ export class UploadSlots {
   private readonly waiting: Waiter[] = [];
   private readonly transit: Transit[] = [];
   private readonly uploads = new Map<string, number>();
-  /** Sessions that let a chunk time out unacknowledged: their chunks go last. */
-  private readonly laggards = new Set<number>();
+  /**
+   * Sessions that let a chunk time out unacknowledged, and until when they lag: the penalty
+   * doubles with each timeout (LAG_MS up to MAX_LAG_MS) and an acknowledgement does not end it,
+   * since any client can send one for a chunk it asked for.
+   */
+  private readonly laggards = new Map<number, { until: number; timeouts: number; streak: number }>();
+  /** Sessions that have acknowledged a chunk. */
+  private readonly proven = new Set<number>();
   /** Sessions that have had a chunk granted (a newcomer's first one goes at once: want). */
   private readonly started = new Set<number>();
   readonly counters = { granted: 0, waited: 0, timedOut: 0 };
@@ -97,7 +112,7 @@ export class UploadSlots {
   want(session: number, key: string, now: number, grant: () => void): void {
     const first = !this.started.has(session);
     if (first) this.started.add(session);
-    if (this.waiting.length === 0 && ((this.occupied() < this.slots && this.eligible(session)) || !this.contended(session))) {
+    if (this.waiting.length === 0 && ((this.occupied(now) < this.slots && this.eligible(session, now)) || !this.contended(session))) {
       this.start(session, key, now, grant);
       return;
     }
@@ -119,19 +134,31 @@ export class UploadSlots {
    * again and again, and an honest downloader got 11 chunks a minute instead of 1,201 (hostile
    * review, simulated): laggards now share one slot.
    */
-  private occupied(): number {
+  private occupied(now: number): number {
     let acking = 0;
-    let lagging = false;
+    let restricted = false;
     for (const t of this.transit) {
-      if (this.laggards.has(t.session)) lagging = true;
+      if (this.restricted(t.session, now)) restricted = true;
       else acking++;
     }
-    return acking + (lagging ? 1 : 0);
+    return acking + (restricted ? 1 : 0);
   }
 
-  /** A laggard may start a chunk only while no laggard's chunk is in transit (their one slot). */
-  private eligible(session: number): boolean {
-    return !this.laggards.has(session) || !this.transit.some((t) => this.laggards.has(t.session));
+  /**
+   * Sessions that never acknowledged a chunk, and laggards, share one slot: a client opening a
+   * connection a second, asking one chunk on each and never acknowledging held every slot for
+   * good (each new session counted as one that acknowledges; hostile review 31), and one that
+   * acknowledged every other chunk cleared its laggard mark each time.
+   */
+  private restricted(session: number, now: number): boolean {
+    if (!this.proven.has(session)) return true;
+    const lag = this.laggards.get(session);
+    return !!lag && (lag.until > now || lag.streak < REDEEM_ACKS);
+  }
+
+  /** A restricted session may start a chunk only while no restricted chunk is in transit (their one slot). */
+  private eligible(session: number, now: number): boolean {
+    return !this.restricted(session, now) || !this.transit.some((t) => this.restricted(t.session, now));
   }
 
   /** True when another session is sending too (a lone downloader is never held back). */
@@ -154,8 +181,18 @@ export class UploadSlots {
   withdraw(session: number, key: string): boolean {
     const i = this.waiting.findIndex((w) => w.session === session && w.key === key);
     if (i < 0) return false;
+    // a first chunk withdrawn was never sent: the session is still a newcomer. A downloader moves
+    // a request that waited MOVE_WAITING_AFTER_MS (300 ms) at a busy peer elsewhere, so a newcomer's
+    // first request was often withdrawn, and its next chunks then waited behind the slots (behind
+    // non-readers: their ack timeout) instead of FIRST_WAIT_MS (hostile review)
+    if (this.waiting[i]!.first) this.started.delete(session);
     this.waiting.splice(i, 1);
     return true;
+  }
+
+  /** True when `session` has had no chunk granted yet (its next chunk is a first chunk: want). */
+  newcomer(session: number): boolean {
+    return !this.started.has(session);
   }
 
   /** The receiver has chunk `key`: its slot is free. */
@@ -163,7 +200,9 @@ export class UploadSlots {
     const i = this.transit.findIndex((t) => t.session === session && t.key === key);
     if (i < 0) return;
     this.transit.splice(i, 1);
-    this.laggards.delete(session);
+    this.proven.add(session);
+    const lag = this.laggards.get(session);
+    if (lag) lag.streak++;
     this.pump(now);
   }
 
@@ -180,6 +219,7 @@ export class UploadSlots {
     for (let i = this.waiting.length - 1; i >= 0; i--) if (this.waiting[i]!.session === session) this.waiting.splice(i, 1);
     for (let i = this.transit.length - 1; i >= 0; i--) if (this.transit[i]!.session === session) this.transit.splice(i, 1);
     this.laggards.delete(session);
+    this.proven.delete(session);
     this.started.delete(session);
     this.pump(now);
   }
@@ -190,7 +230,11 @@ export class UploadSlots {
       const t = this.transit[i]!;
       if (now - t.at > this.ackTimeoutMs) {
         this.transit.splice(i, 1);
-        this.laggards.add(t.session);
+        const lag = this.laggards.get(t.session) ?? { until: 0, timeouts: 0, streak: 0 };
+        lag.timeouts++;
+        lag.streak = 0;
+        lag.until = now + Math.min(MAX_LAG_MS, LAG_MS * 2 ** Math.min(lag.timeouts - 1, 16));
+        this.laggards.set(t.session, lag);
         this.counters.timedOut++;
       }
     }
@@ -211,14 +255,14 @@ export class UploadSlots {
     }
     while (this.waiting.length > 0) {
       const lone = this.transit.length > 0 && this.waiting.every((w) => w.session === this.transit[0]!.session) && this.transit.every((t) => t.session === this.transit[0]!.session);
-      if (this.occupied() >= this.slots && !lone) return;
+      if (this.occupied(now) >= this.slots && !lone) return;
       let best = -1;
       for (let i = 0; i < this.waiting.length; i++) {
         const w = this.waiting[i]!;
-        if (!lone && !this.eligible(w.session)) continue;
+        if (!lone && !this.eligible(w.session, now)) continue;
         if (best < 0 || this.better(w, this.waiting[best]!, now)) best = i;
       }
-      if (best < 0) return; // only laggards wait, and their slot is taken
+      if (best < 0) return; // only restricted sessions wait, and their slot is taken
       const w = this.waiting.splice(best, 1)[0]!;
       this.start(w.session, w.key, now, w.grant);
     }
@@ -232,8 +276,8 @@ export class UploadSlots {
     if (sa !== sb) return sa;
     if (sa) return a.since < b.since;
     if (a.first !== b.first) return a.first;
-    const la = this.laggards.has(a.session) ? 1 : 0;
-    const lb = this.laggards.has(b.session) ? 1 : 0;
+    const la = this.restricted(a.session, now) ? 1 : 0;
+    const lb = this.restricted(b.session, now) ? 1 : 0;
     if (la !== lb) return la < lb;
     const ua = this.uploadsOf(a.key) + this.holders(a.key);
     const ub = this.uploadsOf(b.key) + this.holders(b.key);
