@@ -31,6 +31,7 @@ import { serveLegacyRequest } from './legacy.js';
 import type { TokenBucket } from '../scheduling/token-bucket.js';
 import { UploadSlots } from '../scheduling/upload-slots.js';
 import { MAX_REFUSED_GETS, REFUSALS_WINDOW_MS, TakeAccount } from './take-account.js';
+import { SlotWaits } from './slot-waits.js';
 import type { GuardedConnection, ServerLimits } from '../net/guard.js';
 import type { HelloFields } from '../protocol/messages.js';
 import type { PeerAddress } from '../types.js';
@@ -84,27 +85,11 @@ export interface SessionContext {
   sync: SyncPort | null;
 }
 
-/** Requests remembered for a cancel that crosses a chunk already sent whole. */
-const RECENT_REQUESTS = 64;
-
-/** Whether upload key `key` (UploadSlots.key) is chunk `from` .. `to` - 1 of `cid`. */
-function inRange(key: string, cid: string, from: number, to: number): boolean {
-  if (key.length <= cid.length || !key.startsWith(cid) || key.charCodeAt(cid.length) !== 58 /* : */) return false;
-  const chunk = Number(key.slice(cid.length + 1));
-  return chunk >= from && chunk < to;
-}
-
-/** While a request waits for an upload slot, `busy` is said again this often. */
-const BUSY_REPEAT_MS = 2_000;
 
 export class PeerSession implements GuardedConnection {
   private readonly decoder: FrameDecoder;
   private readonly queue: GetRequest[] = [];
   private current: GetRequest | null = null;
-  /** The upload slot the current request waits for (a cancel withdraws it). */
-  private waitingSlot: { id: number; key: string; go: () => void } | null = null;
-  /** The last RECENT_REQUESTS requests taken up, by id: a cancel that crossed a chunk already sent whole finds what it was for. */
-  private readonly recent = new Map<number, { cid: string; from: number; to: number }>();
   private sending = false;
   private closed = false;
   private readonly sender: RangeSender;
@@ -124,6 +109,8 @@ export class PeerSession implements GuardedConnection {
   private blockedSince = 0;
   /** What it takes: acknowledgements, the "took nothing" clock, refusals (take-account.ts). */
   private readonly account = new TakeAccount();
+  /** Its side of the upload policy: waits for slots, cancels (slot-waits.ts). */
+  private readonly waits: SlotWaits;
   private pausedForReplies = false;
 
   constructor(
@@ -136,6 +123,7 @@ export class PeerSession implements GuardedConnection {
     this.remote = `${ip}:${socket.remotePort}`;
     this.since = this.lastActivityAt = Date.now();
     socket.setNoDelay(true);
+    this.waits = new SlotWaits(ctx.slots, ctx.id, this.account, { busy: (id) => this.send({ t: 'busy', id }), closed: () => this.closed });
     this.decoder = new FrameDecoder(
       {
         onMessage: (h) => this.onMessage(h),
@@ -153,7 +141,7 @@ export class PeerSession implements GuardedConnection {
       active: () => {
         this.lastActivityAt = Date.now();
       },
-      slot: (id, cid, chunk) => this.slot(id, cid, chunk),
+      slot: (id, cid, chunk) => this.waits.wait(id, cid, chunk),
       sent: (cid, chunk) => {
         this.account.sent(UploadSlots.key(cid, chunk), Date.now());
         this.ctx.spreads?.sent(this.ctx.id, cid, chunk);
@@ -187,48 +175,6 @@ export class PeerSession implements GuardedConnection {
     return port ? { ip: this.ip, port } : null;
   }
 
-  /**
-   * Resolves when chunk `chunk` of `cid` may go. A request that has to wait is told so (`busy`),
-   * again every BUSY_REPEAT_MS, so its requester takes the wait for a queue, not a stall.
-   */
-  private slot(id: number, cid: string, chunk: number): Promise<void> {
-    const slots = this.ctx.slots;
-    if (!slots) return Promise.resolve();
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | null = null;
-      let wake: NodeJS.Timeout | null = null;
-      let granted = false;
-      const key = UploadSlots.key(cid, chunk);
-      const since = Date.now();
-      const first = slots.newcomer(this.ctx.id);
-      const go = () => {
-        granted = true;
-        if (timer) clearInterval(timer);
-        if (wake) clearTimeout(wake);
-        if (this.waitingSlot?.key === key) {
-          this.waitingSlot = null;
-          this.account.waitedOnUs(Date.now() - since);
-        }
-        resolve();
-      };
-      slots.want(this.ctx.id, key, since, go);
-      if (granted) return;
-      // a newcomer's first chunk goes beside the slots once it waited firstWaitMs: the policy is
-      // woken then, not at the server's next tick (up to SLOT_TICK_MS later: 250-350 ms, and a
-      // downloader moves a request that waited 300 ms elsewhere)
-      if (first) {
-        wake = setTimeout(() => !granted && !this.closed && slots.tick(Date.now()), slots.firstWaitMs + 1);
-        wake.unref();
-      }
-      // a cancel while waiting withdraws the wait (the requester moved it to another holder):
-      // the connection's next request does not wait for a slot this one no longer needs
-      this.waitingSlot = { id, key, go };
-      this.send({ t: 'busy', id });
-      timer = setInterval(() => (this.closed ? clearInterval(timer!) : this.send({ t: 'busy', id })), BUSY_REPEAT_MS);
-      timer.unref();
-    });
-  }
-
   get openReaders(): number {
     return this.readers.size;
   }
@@ -254,7 +200,7 @@ export class PeerSession implements GuardedConnection {
     // asking and taking nothing for that long is what a client that never reads does: such
     // waiters (and slot holders that got their slot late) would otherwise hold sockets and files
     // for minutes (take-account.ts says what counts)
-    if (this.busy && this.account.tookNothingFor(now, this.waitingSlot !== null) > limits.sendStallMs) {
+    if (this.busy && this.account.tookNothingFor(now, this.waits.waitingNow) > limits.sendStallMs) {
       return `asked for chunks and took none for ${limits.sendStallMs} ms`;
     }
     if (!this.busy && now - this.lastActivityAt > limits.idleMs) return `idle for ${limits.idleMs} ms`;
@@ -496,17 +442,7 @@ export class PeerSession implements GuardedConnection {
         for (const r of this.queue) if (r.id === m.id) r.cancelled = true;
         const cur = this.current;
         if (cur && cur.id === m.id) cur.cancelled = true;
-        const w = this.waitingSlot;
-        if (w && w.id === m.id && this.ctx.slots?.withdraw(this.ctx.id, w.key)) w.go();
-        // chunks of it that went out whole before the cancel crossed them will not be acknowledged
-        // (the peer dropped them): they no longer hold its clock or our slots, or a long-lived sync
-        // connection was closed sendStallMs after such a race
-        const r = this.recent.get(m.id);
-        if (r) {
-          this.recent.delete(m.id);
-          const now = Date.now();
-          for (const key of this.account.forget((k) => inRange(k, r.cid, r.from, r.to))) this.ctx.slots?.release(this.ctx.id, key, now);
-        }
+        this.waits.cancelled(m.id);
         return;
       }
     }
@@ -519,8 +455,7 @@ export class PeerSession implements GuardedConnection {
         const req = this.queue.shift()!;
         if (req.cancelled) continue;
         this.current = req;
-        this.recent.set(req.id, { cid: req.source.manifest.cid, from: req.from, to: req.to });
-        if (this.recent.size > RECENT_REQUESTS) this.recent.delete(this.recent.keys().next().value!);
+        this.waits.taken(req.id, req.source.manifest.cid, req.from, req.to);
         try {
           await this.sender.send(req, await this.reader(req.source));
           if (!req.cancelled) this.send({ t: 'done', id: req.id });

@@ -24,7 +24,12 @@ export async function fetchRange(port: number, cid: string, from: number, to: nu
       const data = Buffer.concat(payload);
       if (!packetChecksumOk(h, packetHeaderSum(raw), sum16(data))) bad++;
       pieces.push({ offset: h.offset, data });
-      if (h.flags & FLAG_LAST_IN_CHUNK) lastFlags++;
+      if (h.flags & FLAG_LAST_IN_CHUNK) {
+        lastFlags++;
+        // acknowledged as a swarm client does (a server's upload policy gives sessions that never
+        // acknowledge one slot between them)
+        c.write({ t: 'have', cid, chunks: [h.chunk] });
+      }
     },
     onMessage(m) {
       if (m.t === 'done') settle(null);
