@@ -126,7 +126,16 @@ t.test('conflict: changed on two peers while apart; both versions end up on both
   let a = await peer(t, da);
   let b = await peer(t, db);
   connect([a, b]);
-  await converge([a, b], 2);
+  // "both changed since they last agreed" needs both to have agreed first: each has to see the
+  // other's index with the same version. Under load two rounds were sometimes not enough (a never
+  // saw b's copy, so nothing told it they had agreed: then the newer mtime simply wins, as for a
+  // file never agreed on, and the older goes to the trash). Rounds until both agree, bounded.
+  const agreed = (p: Peer) => {
+    const e = p.sync.index.get('notes.txt');
+    return !!e && e.agreed === e.cid;
+  };
+  for (let i = 0; i < 20 && !(agreed(a) && agreed(b)); i++) await converge([a, b], 1);
+  t.ok(agreed(a) && agreed(b), 'both agree on the common version');
   t.equal(readFileSync(path.join(db, 'notes.txt'), 'utf8'), 'common\n');
   await stop(a);
   await stop(b);

@@ -28,9 +28,10 @@
  *   `have`, or is gone), and that peer lags: its next chunks wait behind the others' for LAG_MS,
  *   doubled at each further timeout up to MAX_LAG_MS, whatever it acknowledges meanwhile (anyone
  *   can acknowledge a chunk it asked for), and until it has acknowledged REDEEM_ACKS chunks in a
- *   row since its last timeout (one that acknowledges every other chunk stays a laggard). Laggards and sessions that have not acknowledged any
- *   chunk yet share a single slot, so neither new connections that never acknowledge nor peers
- *   that acknowledge every other chunk can hold the slots (hostile review 31).
+ *   row since its last timeout (one that acknowledges every other chunk stays a laggard).
+ *   Laggards and sessions that have not acknowledged any chunk yet share a single slot, so
+ *   neither new connections that never acknowledge nor peers that acknowledge every other chunk
+ *   can hold the slots (hostile review 31).
  *
  * SentChunks (below) is one connection's side of it: the chunks it was sent whole and has not
  * acknowledged, kept past the slot's timeout, so that only a `have` for a chunk we sent counts as
@@ -76,7 +77,7 @@ export class UploadSlots {
   private readonly laggards = new Map<number, { until: number; timeouts: number; streak: number }>();
   /** Sessions that have acknowledged a chunk. */
   private readonly proven = new Set<number>();
-  /** Sessions that have had a chunk granted (a newcomer's first one goes at once: want). */
+  /** Sessions that have asked for a chunk (a newcomer's first one goes first: want). */
   private readonly started = new Set<number>();
   readonly counters = { granted: 0, waited: 0, timedOut: 0 };
 
@@ -129,10 +130,10 @@ export class UploadSlots {
   }
 
   /**
-   * Slots taken: every chunk in transit to a peer that acknowledges, and one for all laggards
-   * together. Four readers that never acknowledge held all four slots, each for the ack timeout
-   * again and again, and an honest downloader got 11 chunks a minute instead of 1,201 (hostile
-   * review, simulated): laggards now share one slot.
+   * Slots taken: every chunk in transit to a peer that acknowledges, and one for all restricted
+   * sessions together (laggards, and sessions that never acknowledged). Four readers that never
+   * acknowledge held all four slots, each for the ack timeout again and again, and an honest
+   * downloader got 11 chunks a minute instead of 1,201 (hostile review, simulated).
    */
   private occupied(now: number): number {
     let acking = 0;
