@@ -19,16 +19,19 @@
  * serves its requests one after another, so with two trips per small file the requester waited
  * on them: measured with 10,000 files of 1-64 KiB, a sync took 4.44 s with both steps in the
  * pool and 3.81 s with neither (source CPU 2.49 -> 2.03 s; median of 5 alternating runs). The
- * price: a small file not in the page cache holds the loop for one disk read.
+ * price: a small file not in the page cache holds the loop for one disk read; one that took over a
+ * millisecond (a cold disk, a slow mount) sends small reads and opens to the thread pool for a
+ * while (sync-gate.ts).
  */
-import { closeSync, constants, fstatSync, openSync, read, readlinkSync, readv, readvSync } from 'node:fs';
+import { closeSync, constants, fstatSync, open, openSync, read, readlinkSync, readv, readvSync } from 'node:fs';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import { chunksOf } from '../manifest.js';
 import { packetsPerChunk } from '../chunk-tasks.js';
 import type { ChunkSource, SourceReader } from '../peer/source.js';
 import type { FileStat } from './scanner.js';
-import { isInside, resolveInShareSync } from './names.js';
+import { isInside, resolveInShare, resolveInShareSync } from './names.js';
+import { shareSyncGate } from './sync-gate.js';
 
 /** Descriptors opened here: still open, and ever opened (tests prove no path leaves one behind). */
 let openHandles = 0;
@@ -53,12 +56,17 @@ export const SYNC_READ_BYTES = 64 << 10;
 
 /** A descriptor of the file `name` in the share, checked to be the very file of `expect` (see above). */
 export async function openChecked(realRoot: string, name: string, expect: FileStat): Promise<number> {
-  const real = resolveInShareSync(realRoot, name);
+  // synchronous unless such calls were slow lately (sync-gate.ts): then through the thread pool
+  const sync = shareSyncGate.allowed(Date.now());
+  const t0 = performance.now();
+  const real = sync ? resolveInShareSync(realRoot, name) : await resolveInShare(realRoot, name);
   let fd: number;
   try {
     // O_NONBLOCK: a named pipe swapped in for the file would otherwise block this open (the main
     // thread) until someone writes into it; on a regular file the flag changes nothing
-    fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+    fd = sync ? openSync(real, flags) : await new Promise<number>((resolve, reject) => open(real, flags, (err, f) => (err ? reject(err) : resolve(f))));
+    if (sync) shareSyncGate.took(performance.now() - t0, Date.now());
     openHandles++;
     openedHandles++;
   } catch (err) {
@@ -113,12 +121,15 @@ export class FileReader implements SourceReader {
   readv(bufs: Buffer[], position: number): Promise<number> {
     let bytes = 0;
     for (const b of bufs) bytes += b.length;
-    if (bytes <= SYNC_READ_BYTES) {
+    if (bytes <= SYNC_READ_BYTES && shareSyncGate.allowed(Date.now())) {
       if (this.closed) return Promise.reject(this.closedError());
+      const t0 = performance.now();
       try {
         return Promise.resolve(readvSync(this.fd, bufs, position));
       } catch (err) {
         return Promise.reject(err);
+      } finally {
+        shareSyncGate.took(performance.now() - t0, Date.now());
       }
     }
     return this.io((done) => readv(this.fd, bufs, position, done));
