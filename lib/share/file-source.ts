@@ -19,8 +19,8 @@
  * serves its requests one after another, so with two trips per small file the requester waited
  * on them: measured with 10,000 files of 1-64 KiB, a sync took 4.44 s with both steps in the
  * pool and 3.81 s with neither (source CPU 2.49 -> 2.03 s; median of 5 alternating runs). The
- * price: a small file not in the page cache holds the loop for one disk read; one that took over a
- * millisecond (a cold disk, a slow mount) sends small reads and opens to the thread pool for a
+ * price: a small file not in the page cache holds the loop for one disk read; when most recent
+ * calls were slow (a cold disk, a slow mount), small reads and opens go to the thread pool for a
  * while (sync-gate.ts).
  */
 import { closeSync, constants, fstatSync, open, openSync, read, readlinkSync, readv, readvSync } from 'node:fs';
