@@ -623,3 +623,26 @@ t.test('planner: a peer with no missing chunk is not searched again until it ann
   t.ok((looks.get(3) ?? 0) > seen3, 'a chunk went back to missing: peer 3 is searched again');
   t.ok(sent.some((x) => x.type === 'get' && x.from === 0 && (x.peer === 3 || x.peer === 1)), 'and chunk 0 is asked for again');
 });
+
+t.test('availability versions: change with every bitfield, have and removal; an id added again never gets an old value; removed peers keep no entry', async (t) => {
+  const a = new Availability(16);
+  t.equal(a.versionOf(1), 0, 'unknown: 0');
+  a.setPeer(1, bits(16, [0]));
+  const v1 = a.versionOf(1);
+  t.ok(v1 > 0, 'a bitfield gives a version');
+  t.equal(a.have(1, 0), false, 'a have for a chunk known already changes nothing...');
+  t.equal(a.versionOf(1), v1, '...nor the version');
+  a.have(1, 3);
+  const v2 = a.versionOf(1);
+  t.not(v2, v1, 'a new chunk changes it');
+  a.removePeer(1);
+  t.equal(a.versionOf(1), 0, 'removed: unknown again');
+  a.setPeer(1, bits(16, [0]));
+  t.ok(a.versionOf(1) !== v1 && a.versionOf(1) !== v2, 'added again: a value it never had');
+  // a server meets many sessions: their entries go with them (hostile review 32: one per session ever)
+  for (let id = 100; id < 10_100; id++) {
+    a.setPeer(id, bits(16, [1]));
+    a.removePeer(id);
+  }
+  t.equal((a as unknown as { versions: Map<number, number> }).versions.size, 1, 'only the peer still known has an entry');
+});

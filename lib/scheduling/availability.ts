@@ -21,8 +21,13 @@ export class Availability {
   /** How many known peers have each chunk. */
   readonly counts: Uint16Array;
   private readonly peers = new Map<number, Uint8Array>();
-  /** Per peer, grows whenever it is known to have more chunks (versionOf). */
+  /**
+   * Per known peer, the value of `clock` when its chunks last changed (versionOf). One counter for
+   * all: a removed peer's entry goes (a server meets many sessions), and an id added again gets a
+   * value it never had.
+   */
   private readonly versions = new Map<number, number>();
+  private clock = 0;
 
   constructor(readonly chunkCount: number) {
     this.counts = new Uint16Array(chunkCount);
@@ -36,10 +41,10 @@ export class Availability {
     if (this.chunkCount % 8 && own.length) own[own.length - 1]! &= (1 << this.chunkCount % 8) - 1;
     this.peers.set(peer, own);
     this.count(own, 1);
-    this.versions.set(peer, (this.versions.get(peer) ?? 0) + 1);
+    this.versions.set(peer, ++this.clock);
   }
 
-  /** Grows whenever `peer`'s chunks change (bitfield, have): unchanged, what it had not it still has not. */
+  /** Changes whenever `peer`'s chunks change (bitfield, have, removal; 0: unknown): unchanged, what it had not it still has not. */
   versionOf(peer: number): number {
     return this.versions.get(peer) ?? 0;
   }
@@ -59,7 +64,7 @@ export class Availability {
     if (!bits || !Number.isInteger(i) || i < 0 || i >= this.chunkCount || bitSet(bits, i)) return false;
     bits[i >> 3]! |= 1 << (i & 7);
     this.counts[i]!++;
-    this.versions.set(peer, (this.versions.get(peer) ?? 0) + 1);
+    this.versions.set(peer, ++this.clock);
     return true;
   }
 
@@ -67,7 +72,7 @@ export class Availability {
     const bits = this.peers.get(peer);
     if (!bits) return;
     this.peers.delete(peer);
-    this.versions.set(peer, (this.versions.get(peer) ?? 0) + 1);
+    this.versions.delete(peer);
     this.count(bits, -1);
   }
 
