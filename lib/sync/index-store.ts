@@ -1,7 +1,7 @@
 /**
  * The sync index of one folder: every name with its current version (content id, mtime, size),
- * the version last agreed on with the swarm, and deletions (tombstones with the deleted content id
- * and when), so a deleted file does not come back from a peer that missed the deletion. It follows
+ * the version last agreed on with the swarm, the versions local edits replaced (`prev`), and
+ * deletions (tombstones with the deleted content id and when), so a deleted file does not come back from a peer that missed the deletion. It follows
  * the share's library (a file that disappears becomes a tombstone, unless sync itself is replacing
  * it) and is saved in DIR/.swarm/sync-index.json, written atomically (at most every SAVE_DELAY_MS
  * while changes keep coming). Tombstones older than `keepDeletedDays` are forgotten.
@@ -16,7 +16,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.js';
 import { STATE_DIR_NAME } from '../constants.js';
 import type { FileInfo } from '../types.js';
-import type { SyncEntry } from './plan.js';
+import { PREV_KEEP, type SyncEntry } from './plan.js';
 
 const FILE = 'sync-index.json';
 const FORMAT = 1;
@@ -24,6 +24,14 @@ const FORMAT = 1;
 export const SYNC_PAGE_ENTRIES = 1000;
 /** Changes are written to disk this long after the first of a burst (and at close). */
 const SAVE_DELAY_MS = 1_000;
+
+/** JSON a page of entries holds at most, about (a frame's header takes 1 MiB: MAX_HEADER_BYTES). */
+const PAGE_BYTES = 384 << 10;
+
+/** An upper bound of one entry's JSON: the fields, the name (escaped, at worst twice its bytes) and its lineage. */
+function entryBytes(e: SyncEntry): number {
+  return 240 + 2 * Buffer.byteLength(e.name) + 70 * (e.prev?.length ?? 0);
+}
 
 /** The first index in sorted `names` whose name is after `after`. */
 function lowerBound(names: string[], after: string): number {
@@ -71,7 +79,9 @@ export class SyncIndex {
     const r = raw as { format?: number; entries?: unknown };
     if (r.format !== FORMAT || !Array.isArray(r.entries)) return;
     for (const e of r.entries as SyncEntry[]) {
-      if (e && typeof e.name === 'string' && typeof e.cid === 'string' && typeof e.mtime === 'number') this.entries.set(e.name, e);
+      if (!e || typeof e.name !== 'string' || typeof e.cid !== 'string' || typeof e.mtime !== 'number') continue;
+      if (e.prev !== undefined && !(Array.isArray(e.prev) && e.prev.every((c) => typeof c === 'string'))) delete e.prev;
+      this.entries.set(e.name, e);
     }
   }
 
@@ -98,9 +108,16 @@ export class SyncIndex {
       names = this.sorted;
       if (after !== undefined) names = names.slice(lowerBound(names, after));
     }
-    const cut = names.slice(0, limit);
-    const entries = cut.map((n) => this.entries.get(n)!);
-    return names.length > limit ? { entries, next: cut[cut.length - 1]!, version: this.version } : { entries, version: this.version };
+    // at most `limit` entries and about PAGE_BYTES of JSON (names reach 4 KiB: 1,000 of them would
+    // not fit in one frame's header)
+    const entries: SyncEntry[] = [];
+    for (let i = 0, bytes = 0; i < names.length && entries.length < limit && bytes < PAGE_BYTES; i++) {
+      const e = this.entries.get(names[i]!)!;
+      bytes += entryBytes(e);
+      entries.push(e);
+    }
+    const cut = names.slice(0, entries.length);
+    return names.length > entries.length ? { entries, next: cut[cut.length - 1]!, version: this.version } : { entries, version: this.version };
   }
 
   onChange(fn: () => void): () => void {
@@ -146,7 +163,10 @@ export class SyncIndex {
   private take(f: FileInfo): void {
     const e = this.entries.get(f.name);
     if (e && e.deleted === undefined && e.cid === f.cid && e.mtime === f.mtime) return;
-    this.set({ name: f.name, cid: f.cid, mtime: f.mtime, size: f.size, ...(e?.agreed ? { agreed: e.agreed } : {}) });
+    // a local edit of a live file: the version it replaced joins the lineage (plan.ts), so a peer
+    // holding it can tell that this one was made from it
+    const prev = e && e.deleted === undefined ? (e.cid === f.cid ? (e.prev ?? []) : [e.cid, ...(e.prev ?? [])].filter((c, i, all) => c !== f.cid && all.indexOf(c) === i).slice(0, PREV_KEEP)) : [];
+    this.set({ name: f.name, cid: f.cid, mtime: f.mtime, size: f.size, ...(e?.agreed ? { agreed: e.agreed } : {}), ...(prev.length ? { prev } : {}) });
   }
 
   private gone(name: string, nowSec: number): void {
@@ -176,9 +196,10 @@ export class SyncIndex {
     this.set({ name: t.name, cid: t.cid, mtime: t.mtime, size: t.size, deleted: t.deleted!, agreed: t.cid });
   }
 
-  /** A file sync fetched: live, and agreed on. */
-  fetched(name: string, cid: string, mtime: number, size: number): void {
-    this.set({ name, cid, mtime, size, agreed: cid });
+  /** A file sync fetched: live, agreed on, with the lineage its holder gave it (`prev`). */
+  fetched(name: string, cid: string, mtime: number, size: number, prev?: string[]): void {
+    const p = (prev ?? []).filter((c) => c !== cid).slice(0, PREV_KEEP);
+    this.set({ name, cid, mtime, size, agreed: cid, ...(p.length ? { prev: p } : {}) });
   }
 
   private changed(name: string | null): void {

@@ -131,7 +131,10 @@ export class Landing {
       const lib = this.host.library;
       try {
         const { landed, failed } = await this.lander.commit(batch, (l) => lib.landing(l.name, l.st));
-        for (const l of landed) this.host.index.fetched(l.name, l.manifest.cid, tickets.get(l.name)!.remote.mtime, l.manifest.size);
+        for (const l of landed) {
+          const r = tickets.get(l.name)!.remote;
+          this.host.index.fetched(l.name, l.manifest.cid, r.mtime, l.manifest.size, r.prev);
+        }
         // served before it is announced: the library takes them as they are (no rescan, no hash)
         lib.adoptMany(landed);
         for (const l of landed) this.host.fetched(tickets.get(l.name)!, l.manifest.size, 1);

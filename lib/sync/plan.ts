@@ -6,13 +6,20 @@
  * An entry is a live version (content id, mtime) or a deletion (a tombstone: the content id that
  * was deleted and when). Each side also says which version it last agreed on with the swarm
  * (`agreed`: the content id it fetched or saw everywhere), which is how "changed since we last
- * agreed" is told from "the other side changed":
+ * agreed" is told from "the other side changed", and the versions a file had here before local
+ * edits (`prev`, newest first, a few): a peer that made a file and stopped before it saw anyone
+ * else with it has agreed on nothing, yet its next edit and another peer's edit of the copy it
+ * fetched are a conflict, not a first contact:
  *
  *   remote live, nothing here ........................... fetch
  *   remote live, tombstone here ......................... fetch if the remote's version is not the
  *                                                         one we deleted and is newer than the deletion
  *   same content id ..................................... agree (nothing to move)
- *   both live, differ, a side never agreed on it ........ the newer mtime wins (seed 002); the
+ *   both live, differ: theirs was edited from ours ...... fetch (ours is in their lineage)
+ *                      ours was edited from theirs ...... keep (they will fetch)
+ *   both live, differ, a side never agreed on it:
+ *                      both edited from one version ..... conflict, as below (a common lineage)
+ *                      no version in common ............. the newer mtime wins (seed 002); the
  *                                                         version replaced goes to the trash
  *   both live, differ: ours is what we agreed on ........ fetch (only they changed it)
  *                      theirs is what they agreed on .... keep (only we changed it; they will fetch)
@@ -39,6 +46,16 @@ export interface SyncEntry {
   deleted?: number;
   /** The content id this side last agreed on with its peers, if any. */
   agreed?: string;
+  /** Versions this file had here before local edits made the current one, newest first (at most PREV_KEEP). */
+  prev?: string[];
+}
+
+/** Versions of a file's lineage kept in `prev` (and accepted from a peer). */
+export const PREV_KEEP = 4;
+
+/** The versions `e`'s current one was made from, as far as its side knows: what it agreed on and what it edited. */
+function lineage(e: SyncEntry): string[] {
+  return e.agreed === undefined ? (e.prev ?? []) : [e.agreed, ...(e.prev ?? [])];
 }
 
 export type SyncAction =
@@ -58,6 +75,13 @@ export function newerWins(a: { cid: string; mtime: number }, b: { cid: string; m
   const stockA = isLegacyCid(a.cid);
   if (stockA !== isLegacyCid(b.cid)) return stockA ? 'b' : 'a';
   return a.cid > b.cid ? 'a' : 'b';
+}
+
+/** Of two live versions members hold, the one sync goes by: an edit of the other, else newerWins. */
+export function later(a: SyncEntry, b: SyncEntry): 'a' | 'b' {
+  if (lineage(a).includes(b.cid)) return 'a';
+  if (lineage(b).includes(a.cid)) return 'b';
+  return newerWins(a, b);
 }
 
 export function decide(local: SyncEntry | undefined, remote: SyncEntry): SyncAction {
@@ -80,9 +104,19 @@ export function decide(local: SyncEntry | undefined, remote: SyncEntry): SyncAct
     return remote.mtime > local.deleted ? { do: 'fetch', remote } : { do: 'nothing' };
   }
   if (local.cid === remote.cid) return local.agreed === local.cid ? { do: 'nothing' } : { do: 'agree', cid: local.cid };
-  // first contact about this name (a side never agreed on it with anyone): the newer wins, as in
-  // seed 002; the version replaced goes to the trash
-  if (local.agreed === undefined || remote.agreed === undefined) return newerWins(local, remote) === 'b' ? { do: 'fetch', remote } : { do: 'nothing' };
+  const ours = lineage(local);
+  const theirs = lineage(remote);
+  // one version was edited from the other: the edit wins, whatever the clocks say
+  if (theirs.includes(local.cid)) return { do: 'fetch', remote };
+  if (ours.includes(remote.cid)) return { do: 'nothing' };
+  if (local.agreed === undefined || remote.agreed === undefined) {
+    // both edited from a version they shared (one side made it, the other fetched it, and the maker
+    // stopped before it saw the copy): a conflict, decided as below
+    if (ours.some((c) => theirs.includes(c))) return { do: 'conflict', remote, ours: newerWins(local, remote) === 'a' ? 'wins' : 'loses' };
+    // first contact about this name (nothing in common): the newer wins, as in seed 002; the
+    // version replaced goes to the trash
+    return newerWins(local, remote) === 'b' ? { do: 'fetch', remote } : { do: 'nothing' };
+  }
   const weChanged = local.agreed !== local.cid;
   const theyChanged = remote.agreed !== remote.cid;
   if (!weChanged && theyChanged) return { do: 'fetch', remote };

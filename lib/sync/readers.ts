@@ -25,7 +25,7 @@ import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
 import type { FolderKey } from './folder-key.js';
 import { pageMac, proveToServer, sameTag } from './membership.js';
-import type { SyncEntry } from './plan.js';
+import { PREV_KEEP, type SyncEntry } from './plan.js';
 import { Pipe } from './small.js';
 
 const MAX_ENTRIES_PER_PEER = 1_000_000;
@@ -33,7 +33,8 @@ const MAX_ENTRIES_PER_PEER = 1_000_000;
 const MAX_STOCK_ENTRIES_PER_PEER = 10_000;
 /** A stock peer's file dated further ahead than this is not taken (it would win every later edit). */
 const MAX_CLOCK_AHEAD_SEC = 86_400;
-const MAX_PAGES = 1_000;
+/** Pages read of one index at most (a page holds up to 1,000 entries, fewer when names are long). */
+const MAX_PAGES = 5_000;
 /** Peers told of as refused (each once); forgotten all at once beyond this. */
 const MAX_REFUSED = 1_024;
 
@@ -357,6 +358,7 @@ function checkEntry(raw: unknown): SyncEntry | null {
   if (!uint(e.mtime, MAX_MTIME_SEC) || !uint(e.size, MAX_FILE_BYTES)) return null;
   if (e.deleted !== undefined && !uint(e.deleted, MAX_MTIME_SEC)) return null;
   if (e.agreed !== undefined && !isContentId(e.agreed)) return null;
+  if (e.prev !== undefined && !(Array.isArray(e.prev) && e.prev.length <= PREV_KEEP && e.prev.every(isContentId))) return null;
   return {
     name: e.name as string,
     cid: e.cid as string,
@@ -364,5 +366,6 @@ function checkEntry(raw: unknown): SyncEntry | null {
     size: e.size as number,
     ...(e.deleted !== undefined ? { deleted: e.deleted as number } : {}),
     ...(e.agreed !== undefined ? { agreed: e.agreed as string } : {}),
+    ...(e.prev !== undefined && e.deleted === undefined && (e.prev as string[]).length ? { prev: [...(e.prev as string[])] } : {}),
   };
 }
