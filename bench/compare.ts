@@ -19,7 +19,7 @@ import { fmt, GiB, mbps, median, MiB, sizeText, spreadPct, table, UNITS } from '
 import { Checks, ensureDir, makeRandomFile, removeAfterStop, SourceHash } from './lib/files.js';
 import { runMain, startServe, timed, SWARM_BIN, type Procs } from './lib/procs.js';
 import { startNginx, type Nginx } from './lib/nginx.js';
-import { missingText, missingTools } from './lib/tools.js';
+import { installMissing, missingText } from './lib/tools.js';
 import { isMain, num, oneOf, parseOptions, str } from './lib/options.js';
 import { Aborted, checkAborted } from './lib/wait.js';
 import { measureFloors, type Floors } from './lib/floors.js';
@@ -58,8 +58,8 @@ export interface HeadToHead {
 
 /** The tools of `wanted` that can run here, and notes on those that cannot. */
 export function usableTools(wanted: readonly H2HTool[]): { tools: H2HTool[]; notes: string[] } {
-  const missing = missingTools(['aria2c', 'curl', 'nginx']);
   const needs: Partial<Record<H2HTool, string[]>> = { aria2c: ['aria2c', 'nginx'], 'aria2c-sha256': ['aria2c', 'nginx'], curl: ['curl', 'nginx'] };
+  const missing = installMissing([...new Set(wanted.flatMap((t) => needs[t] ?? []))]);
   const tools = wanted.filter((t) => !(needs[t] ?? []).some((x) => missing.includes(x)));
   const left = wanted.filter((t) => !tools.includes(t));
   return { tools, notes: left.length ? [`${missingText(missing)}: ${left.join(', ')} left out`] : [] };

@@ -24,7 +24,8 @@
  *        [--dir /tmp/swarm-bench] [--results bench/results] [--keep] [--no-link-check]
  *
  * Not root, or no `ip`/`tc`: prints why and exits 0. aria2c, opentracker or mktorrent missing:
- * says `apt-get install -y aria2 opentracker mktorrent` and runs swarm alone.
+ * installs them (apt-get, unless SWARM_BENCH_NO_INSTALL is set); if that fails, says
+ * `apt-get install -y aria2 opentracker mktorrent` and runs swarm alone.
  */
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -35,7 +36,7 @@ import { args, flag, isMain, maybeNum, num, nums, oneOf, parseOptions, str } fro
 import { runMain, type Run } from './lib/procs.js';
 import { DEFAULT_RESULTS_DIR, machine, shownPath, writeResults } from './lib/report.js';
 import { fmt } from './lib/stats.js';
-import { missingText, missingTools } from './lib/tools.js';
+import { installMissing, missingText } from './lib/tools.js';
 import { BITTORRENT_TOOLS } from './flash-crowd/bittorrent.js';
 import { CONTENDERS, NS_PREFIX, SUBNET, type Contender, type FlashCrowdOptions, type Trial } from './flash-crowd/common.js';
 import { summaryRows, flashCrowdText } from './flash-crowd/table.js';
@@ -54,7 +55,7 @@ export function flashCrowdSkipReason(): string | null {
 export function flashCrowdTools(wanted: Contender[], swarmBin: string): { tools: Contender[]; notes: string[] } {
   const notes: string[] = [];
   let tools = [...wanted];
-  const missingBt = missingTools(BITTORRENT_TOOLS);
+  const missingBt = tools.includes('aria2c') ? installMissing(BITTORRENT_TOOLS) : [];
   if (tools.includes('aria2c') && missingBt.length) {
     notes.push(`${missingText(missingBt)}: aria2c left out`);
     tools = tools.filter((t) => t !== 'aria2c');

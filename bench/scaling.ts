@@ -20,7 +20,7 @@ import { Checks, ensureDir, makeRandomFile, removeAfterStop, SourceHash } from '
 import { runMain, startServe, timed, SWARM_BIN, type Run } from './lib/procs.js';
 import { startNginx, type Nginx } from './lib/nginx.js';
 import { createLab, deleteStaleLabs, netnsSkipReason, type Lab } from './lib/netns.js';
-import { missingText, missingTools } from './lib/tools.js';
+import { installMissing, missingText } from './lib/tools.js';
 import { args, isMain, nums, num, oneOf, parseOptions, str } from './lib/options.js';
 import { Aborted, checkAborted } from './lib/wait.js';
 import { ARIA2_ARGS } from './compare.js';
@@ -67,7 +67,7 @@ export async function scaling(run: Pick<Run, 'procs' | 'signal' | 'atExit'>, o: 
   const { procs, signal } = run;
   const bytes = Math.round(o.mib * MiB);
   const res: Scaling = { rows: [], tools: [], notes: [], error: null, failures: 0 };
-  const missing = missingTools(['aria2c', 'nginx']);
+  const missing = (o.tools ?? SCALING_TOOLS).includes('aria2c') ? installMissing(['aria2c', 'nginx']) : [];
   res.tools = (o.tools ?? SCALING_TOOLS).filter((t) => t === 'swarm' || !missing.length);
   if (res.tools.length < (o.tools ?? SCALING_TOOLS).length) res.notes.push(`${missingText(missing)}: aria2c left out`);
   res.rows = o.peers.map((n) => ({ peers: n, mbps: { swarm: [], aria2c: [] }, checks: { swarm: new Checks(), aria2c: new Checks() } }));

@@ -43,7 +43,7 @@ import { runMain, tailOf, timed, SWARM_BIN, type Proc, type Procs } from './lib/
 import { args, flag, isMain, num, oneOf, parseOptions, str } from './lib/options.js';
 import { freePort } from './lib/ports.js';
 import { DEFAULT_RESULTS_DIR, machine, shownPath, writeResults } from './lib/report.js';
-import { missingText, missingTools, which } from './lib/tools.js';
+import { installMissing, missingText } from './lib/tools.js';
 import { Aborted, checkAborted, sleep, waitUntil } from './lib/wait.js';
 
 /** rsync-fsync: rsync with `--fsync` (every file flushed, as swarm and Syncthing do): the same durability, for reference */
@@ -1001,17 +1001,7 @@ async function rsyncCases(ctx: Ctx, daemon: RsyncDaemon, d: DataSet, round: numb
 function ensureTools(wanted: readonly Tool[], install: boolean): Map<Tool, string> {
   // the programs: rsync-fsync is rsync
   const outside = [...new Set(wanted.filter((t) => t !== 'swarm').map((t) => (t === 'rsync-fsync' ? 'rsync' : t)))];
-  let missing = missingTools(outside);
-  if (missing.length && install && process.getuid?.() === 0 && which('apt-get')) {
-    const apt = (argv: string[]) =>
-      spawnSync('apt-get', argv, { stdio: ['ignore', 2, 2], timeout: 600_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
-    process.stderr.write(`sync bench: installing ${missing.join(', ')} (apt-get install -y ${missing.join(' ')})\n`);
-    if (!apt(['install', '-y', '--no-install-recommends', ...missing])) {
-      apt(['update']);
-      apt(['install', '-y', '--no-install-recommends', ...missing]);
-    }
-    missing = missingTools(outside);
-  }
+  const missing = installMissing(outside, install);
   const why = new Map<Tool, string>();
   for (const t of missing) {
     why.set(t as Tool, missingText([t]));

@@ -1,11 +1,11 @@
 /**
  * The share's synchronous small calls back off to the thread pool after a slow one
  * (lib/share/sync-gate.ts): the policy alone with the clock passed in, then the serving path
- * (openChecked, FileReader.readv) with the process's gate closed: the same bytes and checks,
+ * (openChecked, FileReader.readv, checkUnchanged, close) with the process's gate closed: the same bytes and checks,
  * through the pool.
  */
 import t from 'tap';
-import { realpathSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SyncGate, SLOW_SYNC_MS, SLOW_OF_RECENT, RECENT_CALLS, SYNC_BACKOFF_MS, MAX_SYNC_BACKOFF_MS, shareSyncGate } from '../lib/share/sync-gate.js';
 import { FileReader, openChecked, fileHandles } from '../lib/share/file-source.js';
@@ -65,7 +65,12 @@ t.test('with the gate closed, serving opens and reads through the thread pool: s
   const b = Buffer.alloc(10_000);
   t.equal(await r.readv([a, b], 0), 40_000, 'a small vectored read, whole');
   t.same(Buffer.concat([a, b]), data, 'the file\'s bytes');
-  t.ok(shareSyncGate.counters.deferred >= deferred + 2, 'the open and the read went to the pool');
+  t.ok(shareSyncGate.counters.deferred >= deferred + 3, 'the open, its fstat and the read went to the pool');
+  const check = r.checkUnchanged();
+  t.ok(check instanceof Promise, 'the check after each read (fstat) goes to the pool too');
+  await check;
+  appendFileSync(file, 'x');
+  await t.rejects(Promise.resolve().then(() => r.checkUnchanged()), { code: ERROR_CODES.FILE_CHANGED }, 'and still sees the file change');
   await r.close();
   const open0 = fileHandles().open;
   writeFileSync(path.join(dir, 'other.bin'), data);

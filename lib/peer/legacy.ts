@@ -79,7 +79,7 @@ export async function serveLegacyRequest(socket: Socket, first: Buffer, sources:
       const buf = Buffer.allocUnsafe(Math.min(piece, Math.max(1, size)));
       for (let at = 0; at < size && !socket.destroyed; ) {
         const n = await reader.read(buf, 0, Math.min(buf.length, size - at), at);
-        reader.checkUnchanged();
+        await reader.checkUnchanged();
         if (n === 0) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${name} ended at ${at} of its ${size} bytes while being sent`);
         if (upload) {
           const wait = upload.delayFor(n, Date.now());

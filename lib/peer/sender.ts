@@ -98,7 +98,7 @@ export class RangeSender {
 
   async send(req: RangeRequest, f: SourceReader): Promise<void> {
     const m = req.source.manifest;
-    f.checkUnchanged();
+    await f.checkUnchanged();
     // pieces of at most READ_BYTES (smaller while warming up), never straddling a chunk boundary,
     // made one at a time as they are sent: planned all at once, a `get` for the whole of a big file
     // (65,536 chunks of up to 16 MiB: a million pieces) cost 6-170 ms of CPU even when cancelled
@@ -110,7 +110,8 @@ export class RangeSender {
         if (this.hooks.closed()) throw new SwarmError(ERROR_CODES.PEER_CLOSED, 'connection closed');
         await readSlots(f, payloadViews(buf, p.length), p.offset, m.cid);
         // checked after every read, so bytes read after a change are never sent
-        f.checkUnchanged();
+        const changed = f.checkUnchanged();
+        if (changed) await changed;
       } catch (err) {
         this.releaseBuffer(buf);
         throw err;

@@ -15,8 +15,8 @@ export interface SourceReader {
   read(buf: Buffer, at: number, length: number, position: number): Promise<number>;
   /** Fill `bufs` in order from `position` in one call where the source can; resolves bytes read. */
   readv?(bufs: Buffer[], position: number): Promise<number>;
-  /** Throws SWARM_ERR_FILE_CHANGED if the file no longer matches what was verified. */
-  checkUnchanged(): void;
+  /** Throws (or rejects) SWARM_ERR_FILE_CHANGED if the file no longer matches what was verified; a promise only when it had to wait. */
+  checkUnchanged(): void | Promise<void>;
   close(): Promise<void>;
 }
 

@@ -20,10 +20,11 @@
  * on them: measured with 10,000 files of 1-64 KiB, a sync took 4.44 s with both steps in the
  * pool and 3.81 s with neither (source CPU 2.49 -> 2.03 s; median of 5 alternating runs). The
  * price: a small file not in the page cache holds the loop for one disk read; when most recent
- * calls were slow (a cold disk, a slow mount), small reads and opens go to the thread pool for a
- * while (sync-gate.ts).
+ * calls were slow (a cold disk, a slow mount), small reads, opens, fstats and closes go to the
+ * thread pool for a while (sync-gate.ts; a slow fstat counts too: a network mount may ask its
+ * server for one).
  */
-import { closeSync, constants, fstatSync, open, openSync, read, readlinkSync, readv, readvSync } from 'node:fs';
+import { close, closeSync, constants, fstat, fstatSync, open, openSync, read, readlinkSync, readv, readvSync, type Stats } from 'node:fs';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import { chunksOf } from '../manifest.js';
@@ -43,11 +44,27 @@ export function fileHandles(): { open: number; opened: number } {
 
 function closeFd(fd: number): void {
   openHandles--;
+  // a descriptor opened read-only: closing it writes nothing back, so on a local disk it does not
+  // wait; a slow mount may (a FUSE file system hears of every close): in the pool while calls are slow
+  if (!shareSyncGate.allowed(Date.now())) {
+    close(fd, () => {});
+    return;
+  }
   try {
-    // a descriptor opened read-only: closing it writes nothing back, so it does not wait for the disk
     closeSync(fd);
   } catch {
     // closed already: nothing is held
+  }
+}
+
+/** fstat on the calling thread, timed for the gate, or through the pool while the gate is closed. */
+function statFd(fd: number): Stats | Promise<Stats> {
+  if (!shareSyncGate.allowed(Date.now())) return new Promise((resolve, reject) => fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
+  const t0 = performance.now();
+  try {
+    return fstatSync(fd);
+  } finally {
+    shareSyncGate.took(performance.now() - t0, Date.now());
   }
 }
 
@@ -76,7 +93,7 @@ export async function openChecked(realRoot: string, name: string, expect: FileSt
     throw err;
   }
   try {
-    const st = fstatSync(fd);
+    const st = await statFd(fd);
     if (st.dev !== expect.dev || st.ino !== expect.ino) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${name} was replaced by another file since it was hashed`);
     if (st.size !== expect.size || st.mtimeMs !== expect.mtimeMs) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${name} changed since it was hashed`);
     // O_NOFOLLOW guards the last segment only. Where the kernel names what the descriptor reached
@@ -156,9 +173,20 @@ export class FileReader implements SourceReader {
     });
   }
 
-  checkUnchanged(): void {
+  checkUnchanged(): void | Promise<void> {
     if (this.closed) throw this.closedError();
-    const st = fstatSync(this.fd);
+    if (shareSyncGate.allowed(Date.now())) return this.compare(statFd(this.fd) as Stats);
+    // through the pool (calls were slow lately): the descriptor stays open until it returns
+    let st: Stats;
+    return this.io((done) =>
+      fstat(this.fd, (err, s) => {
+        st = s;
+        done(err, 0);
+      }),
+    ).then(() => this.compare(st));
+  }
+
+  private compare(st: Stats): void {
     if (st.size !== this.expect.size || st.mtimeMs !== this.expect.mtimeMs) {
       throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${this.name} changed while being served`);
     }
