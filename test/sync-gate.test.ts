@@ -7,7 +7,7 @@
 import t from 'tap';
 import { appendFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SyncGate, SLOW_SYNC_MS, SLOW_OF_RECENT, RECENT_CALLS, SYNC_BACKOFF_MS, MAX_SYNC_BACKOFF_MS, shareSyncGate } from '../lib/share/sync-gate.js';
+import { SyncGate, SLOW_SYNC_MS, SLOW_OF_RECENT, RECENT_CALLS, SYNC_BACKOFF_MS, MAX_SYNC_BACKOFF_MS, BLOCKED_MS_PER_WINDOW, WINDOW_MS, MIN_SLOW_IN_WINDOW, shareSyncGate } from '../lib/share/sync-gate.js';
 import { FileReader, openChecked, fileHandles } from '../lib/share/file-source.js';
 import { ERROR_CODES } from '../lib/errors.js';
 import { tempDir } from './helpers/tmp.js';
@@ -46,6 +46,30 @@ t.test('sync gate: SLOW_OF_RECENT slow calls among the last RECENT_CALLS close i
   t.ok(g.allowed(now + SYNC_BACKOFF_MS), 'after a quiet spell it closes for SYNC_BACKOFF_MS again');
   t.equal(g.counters.closed, 14, 'closings counted');
   t.ok(g.counters.deferred > 0, 'calls sent to the pool counted');
+});
+
+t.test('sync gate: a disk slow for only some calls closes it by the time they held the loop', async (t) => {
+  const g = new SyncGate();
+  // one call in five a 50 ms seek, the rest cached: never SLOW_OF_RECENT of RECENT_CALLS
+  let now = 0;
+  let closedAt = -1;
+  for (let i = 0; i < 40 && closedAt < 0; i++) {
+    const ms = i % 5 === 4 ? 50 : 0.01;
+    now += ms;
+    g.took(ms, now);
+    if (!g.allowed(now)) closedAt = i;
+  }
+  t.ok(closedAt >= 0, `closed after ${closedAt + 1} calls (${MIN_SLOW_IN_WINDOW} slow ones, ${BLOCKED_MS_PER_WINDOW} ms held within ${WINDOW_MS} ms)`);
+  const h = new SyncGate();
+  h.took(BLOCKED_MS_PER_WINDOW * 3, 10);
+  h.took(SLOW_SYNC_MS + 1, 20);
+  t.ok(h.allowed(21), 'one long call (a preempted thread) and another slow one: still open');
+  const k = new SyncGate();
+  for (let i = 0; i < 20; i++) {
+    k.took(40, i * WINDOW_MS);
+    for (let j = 0; j < RECENT_CALLS; j++) k.took(0.01, i * WINDOW_MS + 1);
+  }
+  t.ok(k.allowed(20 * WINDOW_MS), 'slow calls among fast ones, one per window: still open');
 });
 
 t.test('with the gate closed, serving opens and reads through the thread pool: same checks, same bytes', async (t) => {

@@ -11,8 +11,12 @@
  * A share on a cold disk makes most calls slow, so the gate closes after a few of them; a single
  * slow call is more often the thread being preempted on a busy machine (a first version closed on
  * any slow call and did so every few hundred calls of a sync on tmpfs, costing the serving side
- * 0.5 CPU s per 10,000 files). A call that never returns (a hung mount) still holds the loop once:
- * only a thread could avoid that, at its cost for every call.
+ * 0.5 CPU s per 10,000 files). Counting calls alone misses a disk that is slow for only some of
+ * them (most reads cached, one in five a 50 ms seek: 4 of 16 slow, yet the loop held most of each
+ * second), so the gate also closes when slow calls held the loop BLOCKED_MS_PER_WINDOW within one
+ * WINDOW_MS (at least MIN_SLOW_IN_WINDOW of them: one long preemption is not a slow disk). A call
+ * that never returns (a hung mount) still holds the loop once: only a thread could avoid that, at
+ * its cost for every call.
  */
 
 /** A synchronous call slower than this counts as slow. */
@@ -21,6 +25,10 @@ export const SLOW_SYNC_MS = 2;
 export const RECENT_CALLS = 16;
 export const SLOW_OF_RECENT = 6;
 export const SYNC_BACKOFF_MS = 5_000;
+/** Slow calls that together held the loop this long within WINDOW_MS close it too (with MIN_SLOW_IN_WINDOW of them). */
+export const BLOCKED_MS_PER_WINDOW = 100;
+export const WINDOW_MS = 1_000;
+export const MIN_SLOW_IN_WINDOW = 3;
 export const MAX_SYNC_BACKOFF_MS = 60_000;
 
 export class SyncGate {
@@ -29,6 +37,10 @@ export class SyncGate {
   private recent = 0;
   private lastClosedAt = -Infinity;
   private backoffMs = SYNC_BACKOFF_MS;
+  /** The window of time-based closing: when it began, the time slow calls took in it, how many. */
+  private windowStart = -Infinity;
+  private windowBlockedMs = 0;
+  private windowSlow = 0;
   readonly counters = { slow: 0, closed: 0, deferred: 0 };
 
   /** True when a small call may run synchronously at `now`. */
@@ -44,8 +56,17 @@ export class SyncGate {
     this.recent = ((this.recent << 1) | (slow ? 1 : 0)) & ((1 << RECENT_CALLS) - 1);
     if (!slow) return;
     this.counters.slow++;
-    if (popcount(this.recent) < SLOW_OF_RECENT) return;
+    if (now - this.windowStart >= WINDOW_MS) {
+      this.windowStart = now;
+      this.windowBlockedMs = 0;
+      this.windowSlow = 0;
+    }
+    this.windowBlockedMs += ms;
+    this.windowSlow++;
+    const heldTheLoop = this.windowSlow >= MIN_SLOW_IN_WINDOW && this.windowBlockedMs >= BLOCKED_MS_PER_WINDOW;
+    if (popcount(this.recent) < SLOW_OF_RECENT && !heldTheLoop) return;
     this.recent = 0;
+    this.windowStart = -Infinity;
     this.counters.closed++;
     // slow again soon after the last back-off ended: the disk is still cold, wait longer
     this.backoffMs = now - this.lastClosedAt < 2 * this.backoffMs ? Math.min(MAX_SYNC_BACKOFF_MS, this.backoffMs * 2) : SYNC_BACKOFF_MS;
