@@ -6,13 +6,13 @@
  * its bound) and index pages bounded in bytes as well as in entries (names reach 4 KiB).
  */
 import t from 'tap';
-import { readFileSync, utimesSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SyncIndex } from '../lib/sync/index-store.js';
-import { decide, later, isConflictCopy, PREV_KEEP, type SyncEntry } from '../lib/sync/plan.js';
+import { decide, isConflictCopy, PREV_KEEP, type SyncEntry } from '../lib/sync/plan.js';
 import type { FileInfo } from '../lib/types.js';
 import { tempDir } from './helpers/tmp.js';
-import { syncPeer as peer, stopPeer as stop, converge } from './helpers/sync-peers.js';
+import { syncPeer as peer, stopPeer as stop, connect, converge } from './helpers/sync-peers.js';
 
 const C = (n: number) => n.toString(16).padStart(64, '0');
 const e = (cid: string, mtime: number, extra: Partial<SyncEntry> = {}): SyncEntry => ({ name: 'f', cid, mtime, size: 1, ...extra });
@@ -27,16 +27,66 @@ t.test('decisions with a lineage', async (t) => {
   t.match(decide(b, a), { do: 'conflict', ours: 'wins' }, 'on b: the same decision');
   t.match(decide(e(Y, 300, { prev: [X] }), b), { do: 'conflict', ours: 'wins' }, 'a newer: a wins');
   t.match(decide(b, e(Y, 300, { prev: [X] })), { do: 'conflict', ours: 'loses' }, 'and b agrees');
-  // an edit of our version wins whatever the clocks say
-  t.same(decide(e(X, 500, { agreed: X }), e(Y, 100, { prev: [X] })), { do: 'fetch', remote: e(Y, 100, { prev: [X] }) }, 'theirs was made from ours: fetch, though older');
-  t.same(decide(e(Y, 100, { prev: [X] }), e(X, 500, { agreed: X })), { do: 'nothing' }, 'ours was made from theirs: keep, though older');
-  t.same(decide(e(Y, 100, { agreed: X }), e(Z, 50, { agreed: Y })), { do: 'fetch', remote: e(Z, 50, { agreed: Y }) }, 'they fetched our edit and edited it: fetch (not a conflict)');
-  // nothing in common, never agreed: first contact, the newer wins as before
+  // the newer wins on every peer; an update of the loser replaces it, an edit of the winner is kept
+  t.same(decide(e(X, 100, { agreed: X }), e(Y, 200, { prev: [X] })), { do: 'fetch', remote: e(Y, 200, { prev: [X] }) }, 'theirs was made from ours: an update');
+  t.match(decide(e(X, 500, { agreed: X }), e(Y, 100, { prev: [X] })), { do: 'conflict', ours: 'wins' }, 'theirs was made from ours on a slow clock: ours wins, theirs kept as a copy');
+  t.match(decide(e(Y, 100, { prev: [X] }), e(X, 500, { agreed: X })), { do: 'conflict', ours: 'loses' }, 'and on their side the same');
+  // nothing in common, never agreed: first contact, the newer wins, no copy
   t.same(decide(e(Y, 100, { prev: [X] }), e(Z, 200)), { do: 'fetch', remote: e(Z, 200) }, 'no common version: the newer');
   t.same(decide(e(Y, 300, { prev: [X] }), e(Z, 200)), { do: 'nothing' }, 'either way');
-  t.equal(later(e(Y, 100, { prev: [X] }), e(X, 500)), 'a', 'merging members: an edit of another member\'s version wins');
-  t.equal(later(e(X, 500), e(Y, 100, { prev: [X] })), 'b', 'either way round');
-  t.equal(later(e(Y, 100), e(Z, 500)), 'b', 'else the newer');
+  // deletions: an edit of the deleted version outlives it whatever the clocks say; an older version does not
+  const tomb = e(X, 100, { deleted: 500, agreed: X, prev: [Z] });
+  t.same(decide(e(Y, 200, { agreed: X, prev: [X] }), tomb), { do: 'nothing' }, 'an edit of the deleted version stays...');
+  t.same(decide(tomb, e(Y, 200, { agreed: X, prev: [X] })), { do: 'fetch', remote: e(Y, 200, { agreed: X, prev: [X] }) }, '...and the deleting side takes it back (they agree)');
+  t.match(decide(e(Z, 50, { agreed: Z }), tomb), { do: 'delete' }, 'a version the deleted one was made from is deleted');
+  t.same(decide(tomb, e(Z, 50, { agreed: Z })), { do: 'nothing' }, 'and not taken back');
+  t.match(decide(e(Y, 400), tomb), { do: 'delete' }, 'an unrelated version older than the deletion is deleted');
+  t.same(decide(e(Y, 600), tomb), { do: 'nothing' }, 'a newer one stays');
+});
+
+t.test('a revert (X -> Y -> X) spreads without a copy', async (t) => {
+  const [X, Y] = [C(1), C(2)];
+  // a had Y (agreed, made from X) and reverted to X; b fetched Y from a
+  const a = e(X, 300, { agreed: Y, prev: [Y] });
+  const b = e(Y, 200, { agreed: Y, prev: [X] });
+  t.same(decide(a, b), { do: 'nothing' }, 'on a: keep the revert');
+  t.same(decide(b, a), { do: 'fetch', remote: a }, 'on b: take the revert, no copy (it was made from ours)');
+});
+
+t.test('decide: for every pair, one side keeps and the other takes, alike on both', async (t) => {
+  const cids = [C(1), C(2), C(3)];
+  const all: SyncEntry[] = [];
+  for (const cid of cids) {
+    const others = cids.filter((c) => c !== cid);
+    const prevs: (string[] | undefined)[] = [undefined, [others[0]!], [others[1]!], [others[0]!, others[1]!], [others[1]!, others[0]!]];
+    for (const agreed of [undefined, ...cids]) {
+      for (const prev of prevs) {
+        for (const mtime of [1, 2]) {
+          all.push(e(cid, mtime, { ...(agreed ? { agreed } : {}), ...(prev ? { prev } : {}) }));
+          all.push(e(cid, mtime, { deleted: mtime === 1 ? 2 : 3, ...(agreed ? { agreed } : {}), ...(prev ? { prev } : {}) }));
+        }
+      }
+    }
+  }
+  const take = (d: ReturnType<typeof decide>) => d.do === 'fetch' || (d.do === 'conflict' && d.ours === 'loses');
+  let bad = 0;
+  let pairs = 0;
+  for (const l of all) {
+    for (const r of all) {
+      if (l.cid === r.cid || (l.deleted !== undefined && r.deleted !== undefined)) continue;
+      pairs++;
+      const [x, y] = [decide(l, r), decide(r, l)];
+      let ok: boolean;
+      if (l.deleted === undefined && r.deleted === undefined) ok = take(x) !== take(y) && (x.do === 'conflict') === (y.do === 'conflict');
+      else {
+        // a live version against a deletion: deleted on the live side exactly when not taken back on the other
+        const [live, dead] = l.deleted === undefined ? [x, y] : [y, x];
+        ok = (live.do === 'delete') === (dead.do === 'nothing') && (live.do === 'nothing') === (dead.do === 'fetch');
+      }
+      if (!ok && bad++ < 3) t.fail(`${JSON.stringify(l)} / ${JSON.stringify(r)}: ${x.do} / ${y.do}`);
+    }
+  }
+  t.equal(bad, 0, `${pairs} pairs`);
 });
 
 t.test('the index keeps a bounded lineage of local edits', async (t) => {
@@ -111,3 +161,105 @@ for (const newer of ['maker', 'fetcher'] as const) {
     }
   });
 }
+
+t.test('a peer reverts its edit (X -> Y -> X): the revert stays and spreads', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  const f = (d: string) => path.join(d, 'notes.txt');
+  const put = (s: string, m: number) => {
+    writeFileSync(f(da), s);
+    utimesSync(f(da), m, m);
+  };
+  put('X\n', 1_400_000_000);
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 2);
+  put('Y\n', 1_500_000_000);
+  await converge([a, b], 2);
+  t.equal(readFileSync(f(db), 'utf8'), 'Y\n', 'b took the edit');
+  put('X\n', 1_600_000_000); // undone (an editor's undo, git checkout, a backup)
+  await converge([a, b], 3);
+  t.equal(readFileSync(f(da), 'utf8'), 'X\n', 'a keeps its revert');
+  t.equal(readFileSync(f(db), 'utf8'), 'X\n', 'b took it');
+  t.same(readdirSync(db).filter(isConflictCopy), [], 'no conflict copy');
+});
+
+/** Every file in `d` but the state folder, as name -> content. */
+function contents(d: string): Map<string, string> {
+  return new Map(readdirSync(d).filter((n) => n !== '.swarm').map((n) => [n, readFileSync(path.join(d, n), 'utf8')]));
+}
+
+t.test('three peers with edits on clocks out of order: all converge, no edit lost (hostile review 41)', async (t) => {
+  const ds = [tempDir(t), tempDir(t), tempDir(t)];
+  const f = (d: string) => path.join(d, 'notes.txt');
+  const put = (d: string, s: string, m: number) => {
+    writeFileSync(f(d), s);
+    utimesSync(f(d), m, m);
+  };
+  const T = 1_500_000_000;
+  put(ds[1]!, 'X\n', T);
+  let ps = await Promise.all(ds.map((d) => peer(t, d)));
+  connect(ps);
+  await converge(ps, 3);
+  for (const p of ps) await stop(p);
+  // p2 edits X -> B (newest clock); p1 alone reads p2 and fetches B; both stop
+  put(ds[1]!, 'B\n', T + 300);
+  let p1 = await peer(t, ds[0]!);
+  const p2 = await peer(t, ds[1]!);
+  p1.node.book.add({ ip: '127.0.0.1', port: p2.node.port }, 'neighbor');
+  await p1.sync.syncOnce();
+  await stop(p1);
+  await stop(p2);
+  t.equal(readFileSync(f(ds[0]!), 'utf8'), 'B\n', 'p1 took B');
+  // apart: p1 edits B -> A on a clock behind; p3 edits X -> C
+  put(ds[0]!, 'A\n', T + 100);
+  put(ds[2]!, 'C\n', T + 200);
+  ps = await Promise.all(ds.map((d) => peer(t, d)));
+  connect(ps);
+  await converge(ps, 5);
+  const all = ds.map(contents);
+  for (let i = 1; i < 3; i++) t.same(all[i], all[0], `p${i + 1} has what p1 has`);
+  t.equal(all[0]!.get('notes.txt'), 'B\n', 'the newest under the name');
+  const kept = [...all[0]!.values()].sort();
+  t.same(kept, ['A\n', 'B\n', 'C\n'], 'every edit kept (A and C as conflict copies)');
+  t.equal([...all[0]!.keys()].filter(isConflictCopy).length, 2);
+});
+
+t.test('an edit made while another peer deleted the file (noticed later) comes back there (newcomer 42)', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  writeFileSync(path.join(da, 'new2.txt'), 'one\n');
+  utimesSync(path.join(da, 'new2.txt'), 1_500_000_000, 1_500_000_000);
+  let a = await peer(t, da);
+  let b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 3);
+  await stop(a);
+  await stop(b);
+  unlinkSync(path.join(db, 'new2.txt')); // deleted on b while its sync is stopped: noticed (dated) at restart
+  writeFileSync(path.join(da, 'new2.txt'), 'two\n');
+  utimesSync(path.join(da, 'new2.txt'), 1_600_000_000, 1_600_000_000); // an edit, older than the restart
+  a = await peer(t, da);
+  b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 4);
+  t.equal(readFileSync(path.join(da, 'new2.txt'), 'utf8'), 'two\n', 'the edit stays on a');
+  t.equal(existsSync(path.join(db, 'new2.txt')) && readFileSync(path.join(db, 'new2.txt'), 'utf8'), 'two\n', 'and comes back on b: both agree');
+});
+
+t.test('two files trashed in one second under names that flatten alike are both kept (newcomer 42)', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  mkdirSync(path.join(da, 'sub'));
+  writeFileSync(path.join(da, 'sub', 'c.txt'), 'in the folder\n');
+  writeFileSync(path.join(da, 'sub__c.txt'), 'beside it\n');
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 3);
+  unlinkSync(path.join(da, 'sub', 'c.txt'));
+  unlinkSync(path.join(da, 'sub__c.txt'));
+  await converge([a, b], 3);
+  t.notOk(existsSync(path.join(db, 'sub__c.txt')), 'deleted on b');
+  const trash = path.join(db, '.swarm', 'trash');
+  const kept = readdirSync(trash).map((n) => readFileSync(path.join(trash, n), 'utf8')).sort();
+  t.same(kept, ['beside it\n', 'in the folder\n'], 'both in b\'s trash, neither replaced the other');
+});

@@ -41,6 +41,8 @@ t.test('decisions', async (t) => {
   t.same(decide(e(C2, 60, { agreed: C1 }), e(C1, 10, { deleted: 50 })), { do: 'nothing' }, 'they deleted an older version: our edit stays');
   t.same(decide(e(C1, 10, { deleted: 50 }), e(C1, 10, { agreed: C1 })), { do: 'nothing' }, 'we deleted what they have: not brought back');
   t.same(decide(e(C1, 10, { deleted: 50 }), e(C2, 60)), { do: 'fetch', remote: e(C2, 60) }, 'a newer version after our deletion: fetched');
+  t.same(decide(e(C1, 10, { deleted: 50 }), e(C2, 40, { agreed: C1, prev: [C1] })), { do: 'fetch', remote: e(C2, 40, { agreed: C1, prev: [C1] }) }, 'an edit of the version we deleted, older than the deletion: fetched (the edit side keeps it)');
+  t.same(decide(e(C2, 40, { agreed: C1, prev: [C1] }), e(C1, 10, { deleted: 50 })), { do: 'nothing' }, 'and on the edit side: kept');
   t.same(decide(undefined, e(C1, 10, { deleted: 50 })), { do: 'remember-deletion', tombstone: e(C1, 10, { deleted: 50 }) }, 'a deletion we never had: remembered');
   // a stock seed-002 peer's file: fetched when new or strictly newer, never agreed on, never a conflict
   const S = (m: number) => e(`legacy:${m}`, m, { size: -1 });

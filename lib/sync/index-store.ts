@@ -17,6 +17,7 @@ import { writeFileAtomic } from '../storage/atomic.js';
 import { STATE_DIR_NAME } from '../constants.js';
 import type { FileInfo } from '../types.js';
 import { PREV_KEEP, type SyncEntry } from './plan.js';
+import { isContentId } from '../hashing.js';
 
 const FILE = 'sync-index.json';
 const FORMAT = 1;
@@ -80,7 +81,8 @@ export class SyncIndex {
     if (r.format !== FORMAT || !Array.isArray(r.entries)) return;
     for (const e of r.entries as SyncEntry[]) {
       if (!e || typeof e.name !== 'string' || typeof e.cid !== 'string' || typeof e.mtime !== 'number') continue;
-      if (e.prev !== undefined && !(Array.isArray(e.prev) && e.prev.every((c) => typeof c === 'string'))) delete e.prev;
+      // a lineage this version would not send (too long, not content ids) is dropped, not passed on
+      if (e.prev !== undefined && !(Array.isArray(e.prev) && e.prev.length <= PREV_KEEP && e.prev.every(isContentId))) delete e.prev;
       this.entries.set(e.name, e);
     }
   }
@@ -99,6 +101,7 @@ export class SyncIndex {
    */
   page(after: string | undefined, since?: number, limit = SYNC_PAGE_ENTRIES): { entries: SyncEntry[]; next?: string; version: number } {
     let names: string[];
+    let start = 0;
     if (since !== undefined && since <= this.version) {
       names = [];
       for (const [n, seq] of this.seqOf) if (seq > since && (after === undefined || n > after)) names.push(n);
@@ -106,18 +109,19 @@ export class SyncIndex {
     } else {
       this.sorted ??= [...this.entries.keys()].sort();
       names = this.sorted;
-      if (after !== undefined) names = names.slice(lowerBound(names, after));
+      // from where the last page ended, without copying the rest (a full read stays linear)
+      if (after !== undefined) start = lowerBound(names, after);
     }
     // at most `limit` entries and about PAGE_BYTES of JSON (names reach 4 KiB: 1,000 of them would
     // not fit in one frame's header)
     const entries: SyncEntry[] = [];
-    for (let i = 0, bytes = 0; i < names.length && entries.length < limit && bytes < PAGE_BYTES; i++) {
+    let i = start;
+    for (let bytes = 0; i < names.length && entries.length < limit && bytes < PAGE_BYTES; i++) {
       const e = this.entries.get(names[i]!)!;
       bytes += entryBytes(e);
       entries.push(e);
     }
-    const cut = names.slice(0, entries.length);
-    return names.length > entries.length ? { entries, next: cut[cut.length - 1]!, version: this.version } : { entries, version: this.version };
+    return i < names.length ? { entries, next: names[i - 1]!, version: this.version } : { entries, version: this.version };
   }
 
   onChange(fn: () => void): () => void {
@@ -173,7 +177,7 @@ export class SyncIndex {
     const e = this.entries.get(name);
     if (!e || e.deleted !== undefined || this.busy.has(name)) return;
     if (existsSync(path.join(this.root, ...name.split('/')))) return;
-    this.set({ name: e.name, cid: e.cid, mtime: e.mtime, size: e.size, deleted: nowSec, ...(e.agreed ? { agreed: e.agreed } : {}) });
+    this.set({ name: e.name, cid: e.cid, mtime: e.mtime, size: e.size, deleted: nowSec, ...(e.agreed ? { agreed: e.agreed } : {}), ...(e.prev ? { prev: e.prev } : {}) });
   }
 
   private set(e: SyncEntry): void {
@@ -193,7 +197,8 @@ export class SyncIndex {
   rememberDeletion(t: SyncEntry): void {
     const e = this.entries.get(t.name);
     if (e?.deleted !== undefined && e.deleted >= (t.deleted ?? 0)) return;
-    this.set({ name: t.name, cid: t.cid, mtime: t.mtime, size: t.size, deleted: t.deleted!, agreed: t.cid });
+    const prev = (t.prev ?? []).filter((c) => c !== t.cid).slice(0, PREV_KEEP);
+    this.set({ name: t.name, cid: t.cid, mtime: t.mtime, size: t.size, deleted: t.deleted!, agreed: t.cid, ...(prev.length ? { prev } : {}) });
   }
 
   /** A file sync fetched: live, agreed on, with the lineage its holder gave it (`prev`). */

@@ -157,9 +157,21 @@ export class Landing {
     const trash = path.join(this.root, STATE_DIR_NAME, 'trash');
     await mkdir(trash, { recursive: true });
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-    const dest = path.join(trash, `${stamp}-${name.replace(/\//g, '__')}`);
-    if (keepInPlace) await link(file, dest).catch(() => {});
-    else await rename(file, dest);
+    // a name of its own: two versions trashed in one second (or `a/b` and `a__b`) must not replace
+    // each other; a hard link never replaces anything, so a taken name is told atomically
+    const flat = name.replace(/\//g, '__');
+    for (let n = 1; ; n++) {
+      const dest = path.join(trash, `${stamp}${n > 1 ? `.${n}` : ''}-${flat}`);
+      const err = await link(file, dest).then(() => null, (e: NodeJS.ErrnoException) => e);
+      if (err?.code === 'EEXIST' && n < 1000) continue;
+      if (!err) {
+        if (!keepInPlace) await unlink(file);
+      } else if (!keepInPlace) {
+        // no hard links here (another file system, a mount that refuses them): moved, as before
+        await rename(file, dest);
+      }
+      break;
+    }
     if (Date.now() - this.lastSweep > TRASH_SWEEP_MS) {
       this.lastSweep = Date.now();
       await this.emptyTrash(trash);

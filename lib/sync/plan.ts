@@ -7,28 +7,31 @@
  * was deleted and when). Each side also says which version it last agreed on with the swarm
  * (`agreed`: the content id it fetched or saw everywhere), which is how "changed since we last
  * agreed" is told from "the other side changed", and the versions a file had here before local
- * edits (`prev`, newest first, a few): a peer that made a file and stopped before it saw anyone
- * else with it has agreed on nothing, yet its next edit and another peer's edit of the copy it
- * fetched are a conflict, not a first contact:
+ * edits (`prev`, newest first, a few): its lineage. Two different live versions are ordered the
+ * same way on every peer, the newer mtime first (a tie: the larger content id), so any number of
+ * peers converge on one; what lineage and agreement decide is whether the loser is kept:
  *
  *   remote live, nothing here ........................... fetch
- *   remote live, tombstone here ......................... fetch if the remote's version is not the
- *                                                         one we deleted and is newer than the deletion
+ *   remote live, tombstone here ......................... fetch if it outlives our deletion (an
+ *                                                         edit of the version deleted, or newer than
+ *                                                         the deletion, and not an older version)
  *   same content id ..................................... agree (nothing to move)
- *   both live, differ: theirs was edited from ours ...... fetch (ours is in their lineage)
- *                      ours was edited from theirs ...... keep (they will fetch)
- *   both live, differ, a side never agreed on it:
- *                      both edited from one version ..... conflict, as below (a common lineage)
- *                      no version in common ............. the newer mtime wins (seed 002); the
- *                                                         version replaced goes to the trash
- *   both live, differ: ours is what we agreed on ........ fetch (only they changed it)
- *                      theirs is what they agreed on .... keep (only we changed it; they will fetch)
- *                      neither changed (agreed apart) ... the newer one, no copy
- *                      both changed ..................... conflict: the newer mtime wins (a tie: the
- *                                                         larger content id), on every peer alike; the
- *                                                         loser keeps its version as a conflict copy
- *   remote tombstone, ours live: the version it deleted . delete here (to the trash)
- *                                another version ........ keep (an edit, or one they never had)
+ *   both live, differ: the winner was made from the loser  an update: the loser's side fetches
+ *                      the loser was made from the winner  (an edit on a slow clock) conflict
+ *                      the loser changed since its side
+ *                      agreed .......................... conflict
+ *                      both made from a third version ... conflict (a maker that stopped before it
+ *                                                         saw the copy agreed on nothing)
+ *                      otherwise ........................ the newer wins, the other goes to the
+ *                                                         trash (first contact, as seed 002; or
+ *                                                         the version the swarm agreed on)
+ *   conflict: the winner stays; the loser's side renames its version NAME.sync-conflict-… (which
+ *   then spreads like any file) and fetches the winner
+ *   remote tombstone, ours live: the version it deleted,
+ *                                or one it was made from  delete here (to the trash)
+ *                                an edit of it, or newer
+ *                                than the deletion ...... keep (and the deleting side takes it)
+ *                                else ................... delete (older, and not an edit of it)
  *   remote tombstone, nothing or a tombstone here ....... remember the deletion (never resurrect)
  *   a stock seed-002 peer's file (cid "legacy:MTIME") .... fetch if nothing here, or if it is
  *                                                         strictly newer than ours (or our deletion)
@@ -77,11 +80,14 @@ export function newerWins(a: { cid: string; mtime: number }, b: { cid: string; m
   return a.cid > b.cid ? 'a' : 'b';
 }
 
-/** Of two live versions members hold, the one sync goes by: an edit of the other, else newerWins. */
-export function later(a: SyncEntry, b: SyncEntry): 'a' | 'b' {
-  if (lineage(a).includes(b.cid)) return 'a';
-  if (lineage(b).includes(a.cid)) return 'b';
-  return newerWins(a, b);
+/**
+ * Whether live version `v` outlives the deletion `t`: it is neither the version deleted nor one it
+ * was made from, and it is an edit of it or newer than the deletion. The live side keeps it
+ * exactly when the deleting side takes it back, so the two agree.
+ */
+function outlives(v: SyncEntry, t: SyncEntry): boolean {
+  if (v.cid === t.cid || lineage(t).includes(v.cid)) return false;
+  return lineage(v).includes(t.cid) || v.mtime > t.deleted!;
 }
 
 export function decide(local: SyncEntry | undefined, remote: SyncEntry): SyncAction {
@@ -95,36 +101,38 @@ export function decide(local: SyncEntry | undefined, remote: SyncEntry): SyncAct
   if (remote.deleted !== undefined) {
     if (!local) return { do: 'remember-deletion', tombstone: remote };
     if (local.deleted !== undefined) return local.deleted >= remote.deleted ? { do: 'nothing' } : { do: 'remember-deletion', tombstone: remote };
-    // ours is live: delete it only if it is the very version they deleted
-    return local.cid === remote.cid ? { do: 'delete', tombstone: remote } : { do: 'nothing' };
+    // ours is live: it stays if it outlives their deletion, as the deleting side decides too
+    return outlives(local, remote) ? { do: 'nothing' } : { do: 'delete', tombstone: remote };
   }
   if (!local) return { do: 'fetch', remote };
   if (local.deleted !== undefined) {
     if (remote.cid === local.cid) return { do: 'nothing' }; // the version we deleted: they will delete it
-    return remote.mtime > local.deleted ? { do: 'fetch', remote } : { do: 'nothing' };
+    // theirs comes back here exactly when the live side keeps it (else the two never agree)
+    return outlives(remote, local) ? { do: 'fetch', remote } : { do: 'nothing' };
   }
   if (local.cid === remote.cid) return local.agreed === local.cid ? { do: 'nothing' } : { do: 'agree', cid: local.cid };
-  const ours = lineage(local);
-  const theirs = lineage(remote);
-  // one version was edited from the other: the edit wins, whatever the clocks say
-  if (theirs.includes(local.cid)) return { do: 'fetch', remote };
-  if (ours.includes(remote.cid)) return { do: 'nothing' };
-  if (local.agreed === undefined || remote.agreed === undefined) {
-    // both edited from a version they shared (one side made it, the other fetched it, and the maker
-    // stopped before it saw the copy): a conflict, decided as below
-    if (ours.some((c) => theirs.includes(c))) return { do: 'conflict', remote, ours: newerWins(local, remote) === 'a' ? 'wins' : 'loses' };
-    // first contact about this name (nothing in common): the newer wins, as in seed 002; the
-    // version replaced goes to the trash
-    return newerWins(local, remote) === 'b' ? { do: 'fetch', remote } : { do: 'nothing' };
-  }
-  const weChanged = local.agreed !== local.cid;
-  const theyChanged = remote.agreed !== remote.cid;
-  if (!weChanged && theyChanged) return { do: 'fetch', remote };
-  if (weChanged && !theyChanged) return { do: 'nothing' };
-  // neither changed since its own agreement (they agreed with different peers): the newer, no copy
-  if (!weChanged && !theyChanged) return newerWins(local, remote) === 'b' ? { do: 'fetch', remote } : { do: 'nothing' };
-  // both changed since they last agreed: the same rule on every peer, and the loser kept as a copy
-  return { do: 'conflict', remote, ours: newerWins(local, remote) === 'a' ? 'wins' : 'loses' };
+  // two versions: the newer wins on every peer alike (a total order, so any number of peers
+  // converge); the loser is kept as a conflict copy when it holds a change of its own
+  const w = newerWins(local, remote);
+  const keep = w === 'a' ? keepsLoser(local, remote) : keepsLoser(remote, local);
+  if (keep) return { do: 'conflict', remote, ours: w === 'a' ? 'wins' : 'loses' };
+  return w === 'a' ? { do: 'nothing' } : { do: 'fetch', remote };
+}
+
+/**
+ * Whether the version that lost to `winner` is kept beside it as a conflict copy: not when the
+ * winner was made from it (an update); yes when it was made from the winner (an edit on a slow
+ * clock), when it changed since its side last agreed, or when both were made from a third version
+ * (the maker of a file that stopped before it saw the copy another peer fetched agreed on
+ * nothing). Otherwise (first contact, or a version the swarm agreed on) it only goes to the trash.
+ */
+function keepsLoser(winner: SyncEntry, loser: SyncEntry): boolean {
+  const w = lineage(winner);
+  if (w.includes(loser.cid)) return false;
+  const l = lineage(loser);
+  if (l.includes(winner.cid)) return true;
+  if (loser.agreed !== undefined && loser.agreed !== loser.cid) return true;
+  return l.some((c) => c !== loser.cid && c !== winner.cid && w.includes(c));
 }
 
 /** `NAME.sync-conflict-YYYYMMDD-HHMMSS-PEERID.EXT` for the losing version of NAME (mtime in seconds). */

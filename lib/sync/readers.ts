@@ -366,6 +366,6 @@ function checkEntry(raw: unknown): SyncEntry | null {
     size: e.size as number,
     ...(e.deleted !== undefined ? { deleted: e.deleted as number } : {}),
     ...(e.agreed !== undefined ? { agreed: e.agreed as string } : {}),
-    ...(e.prev !== undefined && e.deleted === undefined && (e.prev as string[]).length ? { prev: [...(e.prev as string[])] } : {}),
+    ...(e.prev !== undefined && (e.prev as string[]).length ? { prev: [...(e.prev as string[])] } : {}),
   };
 }

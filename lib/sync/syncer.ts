@@ -35,7 +35,7 @@ import { IndexPort } from './index-port.js';
 import { SyncIndex } from './index-store.js';
 import { Landing } from './landing.js';
 import { LocalFollower } from './local.js';
-import { decide, later, type SyncEntry } from './plan.js';
+import { decide, newerWins, type SyncEntry } from './plan.js';
 import { IndexReaders } from './readers.js';
 import { isSmall, type Pipe } from './small.js';
 import { isLegacyCid } from '../protocol/entries.js';
@@ -251,7 +251,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     } else names = which;
     for (const name of names) {
       if (this.index.busy.has(name)) continue;
-      // the members' entries, merged: the latest live version (an edit of another, else the newer: plan.ts), else the latest deletion
+      // the members' entries, merged: the newest live version (the order every peer decides by: plan.ts), else the latest deletion
       let best: SyncEntry | undefined;
       const holders = new Map<string, PeerAddress[]>();
       for (const r of remote.values()) {
@@ -264,7 +264,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
         }
         if (!best) best = e;
         else if (best.deleted !== undefined && e.deleted === undefined) best = e.mtime > best.deleted || best.cid !== e.cid ? e : best;
-        else if (best.deleted === undefined && e.deleted === undefined) best = later(e, best) === 'a' ? e : best;
+        else if (best.deleted === undefined && e.deleted === undefined) best = newerWins(e, best) === 'a' ? e : best;
         else if (best.deleted !== undefined && e.deleted !== undefined && e.deleted > best.deleted) best = e;
       }
       if (!best) continue;
