@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .command('sync')
     .description('keep a folder in step with the swarm: fetch what is new or newer, pass on deletions, keep conflicts')
     .argument('<dir>', 'folder to keep in step (subfolders included)')
-    .option('--once', 'sync once and exit (for scripts): exit 0 in step, 4 when no member was found or files could not be fetched, 7 when every member refused')
+    .option('--once', 'sync once and exit (for scripts; listens on a free port unless --port): exit 0 in step, 4 when no member was found or files could not be fetched, 7 when every member refused, 130 when stopped')
     .option('--no-delete', 'never delete here because a peer did, and pass no deletions on')
     .option('--trash-days <days>', 'days replaced and deleted files stay in DIR/.swarm/trash/ (0 to 36500)', boundedNumber(0, 36500, 'days'), 30)
     .option('--parallel <n>', 'big files fetched at once (1 to 64; small files go in batches)', boundedInt(1, 64), 4)
@@ -43,6 +43,9 @@ export function register(program: Command): void {
   addPeerOptions(cmd, { port: 'peer port (0 picks a free one)', defaultPort: constants.DEFAULT_PEER_PORT, tracker: 'tracker to register with and read the directory of (default: embed one, or join the local one)' }).option('--json', 'print NDJSON events');
   addDiscoveryOptions(cmd).action(async (dir: string, o: SyncCliOptions) => {
     refuseTrackerConflict();
+    // --once is a short visit: beside a long-running sync on the same machine the default port is
+    // taken, so it listens on a free one unless told (it still registers that port)
+    if (o.once && cmd.getOptionValueSource('port') === 'default') o.port = 0;
     if (o.log) checkLogFile(o.log);
     if ([o.key !== undefined, o.newKey, o.open].filter(Boolean).length > 1) throw new SwarmError(ERROR_CODES.USAGE, '--key, --new-key and --open: one at most');
     const discovery = discoveryNodeOptions(o);
@@ -104,7 +107,28 @@ export function register(program: Command): void {
         files: files.length,
         tracker: node.tracker?.address ?? null,
       });
+      // Ctrl-C (or SIGTERM) from here on stops cleanly, the first pass included (a first sync is the
+      // long one): what was verified lands, the index and the lock are written and released
+      let interrupted = false;
+      const stopped = onInterrupt(
+        async () => {
+          interrupted = true;
+          say('stopping (Ctrl-C again to quit now)', { event: 'stopping' });
+          await syncer.close();
+          await node.close({ graceful: true });
+        },
+        async () => {
+          await node.close({ graceful: false });
+        },
+      );
+      stopped.catch(() => {}); // awaited below; never unhandled meanwhile
       const r = await syncer.syncOnce();
+      if (interrupted) {
+        await stopped;
+        say('stopped', { event: 'stopped' });
+        if (o.once) throw new SwarmError(ERROR_CODES.INTERRUPTED, 'stopped before the folder was in step (run again to go on)');
+        return;
+      }
       // what the folder holds now: files sync landed or deleted are in the library already
       // (adopted, or Library.removedHere), so no walk of the whole folder is needed to count them
       const now = node.library.files();
@@ -125,16 +149,7 @@ export function register(program: Command): void {
       }
       inStep();
       syncer.on('idle', (e) => say(`in step: ${count(e.files, 'file')}${e.pending ? `; ${e.pending} waiting to be retried` : ''}`, { event: 'in-step', ...e }));
-      await onInterrupt(
-        async () => {
-          say('stopping (Ctrl-C again to quit now)', { event: 'stopping' });
-          await syncer.close();
-          await node.close({ graceful: true });
-        },
-        async () => {
-          await node.close({ graceful: false });
-        },
-      );
+      await stopped;
       say('stopped', { event: 'stopped' });
     } finally {
       await syncer.close();

@@ -388,10 +388,11 @@ export class Syncer extends EventEmitter<SyncEvents> {
 
   /**
    * Resolves when every ticket is done, or has failed ONCE_ATTEMPTS times (a peer that changed
-   * its folder meanwhile, or was busy, usually answers the second time).
+   * its folder meanwhile, or was busy, usually answers the second time), or sync was closed.
    */
   private async drain(): Promise<void> {
-    for (;;) {
+    // closed (Ctrl-C in a first pass): what runs has ended or is ending; what waits never starts
+    for (; !this.closed; ) {
       this.pump();
       if (this.running === 0 && this.smallActive === 0 && this.stockRunning === 0 && this.tickets.open() === 0) return;
       await new Promise((r) => setTimeout(r, 50));
