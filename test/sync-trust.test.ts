@@ -263,3 +263,19 @@ t.test('the device id survives a restart and names the conflict copy', async (t)
   t.same(copies, [`notes.sync-conflict-20170714-${new Date(1_500_000_000_000).toISOString().slice(11, 19).replace(/:/g, '')}-${idA.slice(0, 7)}.txt`], 'the copy is named after a\'s device');
   t.same(visible(da), visible(db), 'the same on both');
 });
+
+t.test('an index served as pages of nothing that say more follow: one page read, a warning (hostile review 41)', async (t) => {
+  const key = folderKey(newFolderKeySecret());
+  const a = await peer(t, tempDir(t), key);
+  const b = await peer(t, tempDir(t), key);
+  let served = 0;
+  // b's index answers every page with no entry and a `next` one letter longer (5,000 round trips a read before)
+  (b.sync.index as unknown as { page: (after?: string) => unknown }).page = (after?: string) => {
+    served++;
+    return { entries: [], next: `${after ?? ''}a`, version: 1 };
+  };
+  a.node.book.add({ ip: '127.0.0.1', port: b.node.port }, 'neighbor');
+  await a.sync.syncOnce();
+  t.ok(served <= 2, `${served} page(s) served`);
+  t.ok(a.warnings.some((w) => /says more follow/.test(w)), `warned: ${a.warnings.find((w) => /says more follow/.test(w))}`);
+});

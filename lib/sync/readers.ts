@@ -35,6 +35,14 @@ const MAX_STOCK_ENTRIES_PER_PEER = 10_000;
 const MAX_CLOCK_AHEAD_SEC = 86_400;
 /** Pages read of one index at most (a page holds up to 1,000 entries, fewer when names are long). */
 const MAX_PAGES = 5_000;
+/**
+ * A page that says more follow holds at least this many entries: a swarm page stops early only at
+ * ~384 KiB of JSON, which even names of 4 KiB fill with ~45 (hostile review 41: pages of no entry
+ * with an ever-longer `next` made 5,000 round trips per read).
+ */
+const MIN_ENTRIES_WITH_NEXT = 16;
+/** One whole read of a peer's index at most (each page also has its own 15 s). */
+const PULL_DEADLINE_MS = 180_000;
 /** Peers told of as refused (each once); forgotten all at once beyond this. */
 const MAX_REFUSED = 1_024;
 
@@ -298,6 +306,9 @@ export class IndexReaders {
           }
         }
         if (message.next === undefined || (after !== undefined && message.next <= after)) break;
+        if (message.entries.length < MIN_ENTRIES_WITH_NEXT) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, `an index page of ${message.entries.length} entries that says more follow`);
+        if (page === MAX_PAGES - 1) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, `an index of more than ${MAX_PAGES} pages`);
+        if (Date.now() - t0 > PULL_DEADLINE_MS) throw new SwarmError(ERROR_CODES.PEER_TIMEOUT, `its index took over ${PULL_DEADLINE_MS / 1000} s to read`);
         after = message.next;
       }
     } catch (err) {
