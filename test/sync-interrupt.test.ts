@@ -44,6 +44,7 @@ for (const once of [true, false]) {
     const { code } = await d.exit;
     t.equal(code, once ? 130 : 0, `exit ${code} (${Date.now() - t0} ms after the signal)`);
     const events = d.lines.map((l) => JSON.parse(l) as { event: string });
+    t.ok(events.some((e) => e.event === 'fetching' && (e as { name?: string }).name === 'big.bin'), 'it said the big file was coming');
     t.ok(events.some((e) => e.event === 'stopping'), 'it said it was stopping');
     t.ok(events.some((e) => e.event === 'stopped'), 'and that it stopped');
     const left = allNames(dst);

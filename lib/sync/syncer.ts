@@ -69,6 +69,8 @@ export interface WarningInfo {
 }
 
 export interface SyncEvents {
+  /** A big file (more than one chunk) starts coming: it can take a while, so it is said. */
+  fetching: [e: { name: string; size: number; from: number }];
   fetched: [e: { name: string; size: number; from: number }];
   deleted: [e: { name: string }];
   conflict: [e: { name: string; copy: string }];
@@ -435,6 +437,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       if (now.length) t.holders = now;
       if (t.holders.length === 0) throw new SwarmError(ERROR_CODES.NO_PEERS, 'no peer holds it now');
       await this.landing.replacing(t);
+      this.emit('fetching', { name: t.name, size: t.remote.size, from: t.holders.length });
       // by content id from the peers whose index has it: a peer whose folder changed since it
       // was read still serves the version it announced for as long as it has it
       const p = this.node.get(t.name, {
