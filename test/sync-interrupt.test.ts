@@ -45,6 +45,8 @@ for (const once of [true, false]) {
     t.equal(code, once ? 130 : 0, `exit ${code} (${Date.now() - t0} ms after the signal)`);
     const events = d.lines.map((l) => JSON.parse(l) as { event: string });
     t.ok(events.some((e) => e.event === 'fetching' && (e as { name?: string }).name === 'big.bin'), 'it said the big file was coming');
+    const p = events.filter((e) => e.event === 'progress') as unknown as { filesToGo: number; bytesToGo: number; filesDone: number }[];
+    t.ok(p.some((e) => e.filesToGo >= 1 && e.bytesToGo >= 24 << 20), `progress: files and bytes to go (${JSON.stringify(p[0])})`);
     t.ok(events.some((e) => e.event === 'stopping'), 'it said it was stopping');
     t.ok(events.some((e) => e.event === 'stopped'), 'and that it stopped');
     const left = allNames(dst);

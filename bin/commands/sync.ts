@@ -12,7 +12,8 @@ import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
-import { count, humanBytes, ndjson, printable } from '../format.js';
+import { count, humanBytes, printable } from '../format.js';
+import { syncView } from '../views/sync-view.js';
 import { boundedInt, boundedNumber, existingFileOption } from '../options.js';
 import { addPeerOptions, checkLogFile, onInterrupt, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
@@ -51,7 +52,8 @@ export function register(program: Command): void {
     const discovery = discoveryNodeOptions(o);
     const { serve, openLogFile, Syncer } = await import('../../lib/index.js');
     const keys = await import('../../lib/index.js');
-    const say = (text: string, event: Record<string, unknown>) => (o.json ? ndjson(event) : process.stderr.write(text + '\n'));
+    const view = await syncView({ json: !!o.json });
+    const say = view.say;
     // the key before anything listens: a folder that cannot sync safely does not start
     const root = path.resolve(dir);
     // a typo must not become a new empty folder that syncs (serve refuses it the same way)
@@ -94,6 +96,12 @@ export function register(program: Command): void {
     syncer.on('deleted', (e) => say(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`, { event: 'deleted', ...e }));
     syncer.on('conflict', (e) => say(`conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`, { event: 'conflict', ...e }));
     syncer.on('warning', (m, info) => say(`warning: ${printable(m)}`, { event: 'warning', message: m, ...info }));
+    // how much is left: polled (a bar, or a progress event a second), and after each file
+    const showProgress = () => view.progress(syncer.progress());
+    syncer.on('fetched', showProgress);
+    syncer.on('deleted', showProgress);
+    const progressTimer = setInterval(showProgress, 250);
+    progressTimer.unref();
     try {
       await syncer.start();
       const files = node.library.files();
@@ -133,7 +141,11 @@ export function register(program: Command): void {
       // what the folder holds now: files sync landed or deleted are in the library already
       // (adopted, or Library.removedHere), so no walk of the whole folder is needed to count them
       const now = node.library.files();
-      const inStep = () => say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
+      const inStep = () => {
+        showProgress(); // the last counts (a final progress event), and the bar taken down
+        view.stop();
+        say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
+      };
       // --once says "in step" only after the checks that make it fail
       if (o.once) {
         // refused by (or refusing) every peer it found: nothing was synced, and a script must see it
@@ -153,6 +165,8 @@ export function register(program: Command): void {
       await stopped;
       say('stopped', { event: 'stopped' });
     } finally {
+      clearInterval(progressTimer);
+      view.stop();
       await syncer.close();
       await node.close({ graceful: false });
       await fileLog?.close();

@@ -177,6 +177,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       conflict: (e) => this.emit('conflict', e),
       fetched: (t, size, from) => {
         this.tickets.done(t);
+        this.counted(1, size);
         this.emit('fetched', { name: t.name, size, from });
       },
       failed: (t, err) => this.failed(t, err),
@@ -430,6 +431,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
         await this.landing.delete(t.name);
         this.index.rememberDeletion(t.remote);
         this.tickets.done(t);
+        this.counted(1, 0);
         this.emit('deleted', { name: t.name });
         return;
       }
@@ -458,6 +460,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       this.index.fetched(t.name, cid, t.remote.mtime, r.size, isLegacyCid(r.cid) ? undefined : t.remote.prev);
       if (isLegacyCid(r.cid)) this.stockFetched++;
       this.tickets.done(t);
+      this.counted(1, r.size);
       this.emit('fetched', { name: t.name, size: r.size, from: t.holders.length });
     } catch (err) {
       this.failed(t, err);
@@ -467,6 +470,22 @@ export class Syncer extends EventEmitter<SyncEvents> {
   /** Tickets not done yet (waiting, running or to be retried). */
   get pending(): number {
     return this.tickets.size;
+  }
+
+  private doneCount = { files: 0, bytes: 0 };
+
+  private counted(files: number, bytes: number): void {
+    this.doneCount.files += files;
+    this.doneCount.bytes += bytes;
+  }
+
+  /**
+   * For progress: files (fetched, replaced or deleted here) and bytes done since the start, and
+   * what is left to do as known now (it grows when members announce more).
+   */
+  progress(): { filesDone: number; bytesDone: number; filesToGo: number; bytesToGo: number } {
+    const left = this.tickets.toGo();
+    return { filesDone: this.doneCount.files, bytesDone: this.doneCount.bytes, filesToGo: left.files, bytesToGo: left.bytes };
   }
 
   private closing: Promise<void> | null = null;

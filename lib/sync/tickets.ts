@@ -91,6 +91,13 @@ export class TicketQueue {
     return { message: `${t.name}: ${e.message} (trying again in ${Math.round((t.notBefore - now) / 1000)} s)`, code: e.code };
   }
 
+  /** What is left to do: tickets, and the bytes of the files they fetch (deletions weigh nothing). */
+  toGo(): { files: number; bytes: number } {
+    let bytes = 0;
+    for (const t of this.tickets.values()) if (t.remote.deleted === undefined && t.remote.size > 0) bytes += t.remote.size;
+    return { files: this.tickets.size, bytes };
+  }
+
   /** Tickets that a one-shot sync still waits for. */
   open(): number {
     let n = 0;

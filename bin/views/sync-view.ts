@@ -1,0 +1,93 @@
+/**
+ * What `swarm sync` shows while it works: its lines (fetched, deleted, conflict, warnings) and how
+ * much is left. On a terminal, one bar while there is work (files and MiB done of what is known
+ * so far, the rate, the time left), the lines printed above it, the bar gone when in step; with
+ * `--json`, a `progress` event at most once a second and when the work runs out; in a log (text,
+ * not a terminal), a "to go" line every 10 s while work remains.
+ */
+import type { MultiBar, SingleBar } from 'cli-progress';
+import { humanBytes, humanRate, ndjson } from '../format.js';
+import { etaText } from './get-view.js';
+
+export interface SyncProgress {
+  filesDone: number;
+  bytesDone: number;
+  filesToGo: number;
+  bytesToGo: number;
+}
+
+export interface SyncView {
+  /** A line for a person (text) or an event (with --json). */
+  say(text: string, event: Record<string, unknown>): void;
+  /** The latest counts (called often: the view decides what to show). */
+  progress(p: SyncProgress, now?: number): void;
+  /** Take the bar down (before the last lines and at exit). */
+  stop(): void;
+}
+
+const JSON_EVERY_MS = 1_000;
+const LOG_EVERY_MS = 10_000;
+
+export async function syncView(o: { json: boolean; stream?: NodeJS.WriteStream }): Promise<SyncView> {
+  const out = o.stream ?? process.stderr;
+  const tty = !o.json && !!out.isTTY;
+  // the bars library is loaded only where a bar is drawn
+  const cliProgress = tty ? (await import('cli-progress')).default : null;
+  let multi: MultiBar | null = null;
+  let bar: SingleBar | null = null;
+  /** Where the current stretch of work began: counts and time. */
+  let base = { files: 0, bytes: 0, at: 0 };
+  let lastShown = 0;
+  let lastToGo = 0;
+  /** What the last `progress` event said (--json). */
+  let said = { done: 0, toGo: 0 };
+  const write = (s: string) => (multi ? multi.log(`${s}\n`) : out.write(`${s}\n`));
+  const stop = () => {
+    multi?.stop();
+    multi = null;
+    bar = null;
+  };
+  return {
+    say(text, event) {
+      if (o.json) ndjson(event);
+      else write(text);
+    },
+    progress(p, now = Date.now()) {
+      const working = p.filesToGo > 0;
+      if (working && lastToGo === 0) base = { files: p.filesDone, bytes: p.bytesDone, at: now };
+      const files = p.filesDone - base.files;
+      const bytes = p.bytesDone - base.bytes;
+      const rate = now > base.at ? (bytes * 1000) / (now - base.at) : 0;
+      if (o.json) {
+        // when something moved: at most once a second while there is work, and once when it runs out
+        const moved = p.filesDone !== said.done || p.filesToGo !== said.toGo;
+        if (moved && (!working || now - lastShown >= JSON_EVERY_MS)) {
+          lastShown = now;
+          said = { done: p.filesDone, toGo: p.filesToGo };
+          ndjson({ event: 'progress', ...p });
+        }
+      } else if (cliProgress) {
+        if (working) {
+          if (!bar) {
+            multi = new cliProgress.MultiBar(
+              { stream: out, hideCursor: true, clearOnComplete: true, linewrap: false, format: 'sync |{bar}| {value}/{total} files  {mib}  {rate}  ETA {left}' },
+              cliProgress.Presets.shades_classic,
+            );
+            bar = multi.create(1, 0, { mib: '', rate: '', left: '--' });
+          }
+          bar.setTotal(Math.max(1, files + p.filesToGo));
+          bar.update(files, {
+            mib: `${humanBytes(bytes)}/${humanBytes(bytes + p.bytesToGo)}`,
+            rate: bytes > 0 ? humanRate(rate) : '',
+            left: bytes > 0 ? etaText(p.bytesToGo, rate) : '--',
+          });
+        } else if (bar) stop();
+      } else if (working && now - lastShown >= LOG_EVERY_MS) {
+        lastShown = now;
+        out.write(`to go: ${p.filesToGo} file(s), ${humanBytes(p.bytesToGo)} (${files} done, ${humanBytes(bytes)}${bytes > 0 ? `, ${humanRate(rate)}` : ''})\n`);
+      }
+      lastToGo = p.filesToGo;
+    },
+    stop,
+  };
+}
