@@ -1,7 +1,8 @@
 /**
  * The sync index follows the local folder: what the library hashed (new, changed) and what it no
  * longer has. A file still being written (its mtime younger than STABLE_MS) is announced only once
- * its stat held still for STABLE_MS: peers never fetch a half-written version.
+ * its stat held still for STABLE_MS: peers never fetch a half-written version. A file rewritten
+ * soon after each announcement must hold still longer each time (up to MAX_STABLE_MS).
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,10 +12,22 @@ import type { SyncIndex } from './index-store.js';
 
 /** A local file whose mtime is younger than this is announced once its stat held still this long. */
 export const STABLE_MS = 300;
+/**
+ * A file changed again within REWRITTEN_WITHIN_MS of its last announcement is being written
+ * slowly (a download, a log, an editor saving in steps): each time, the stillness it must show
+ * doubles, up to MAX_STABLE_MS, so its receivers do not fetch (and trash) every step. A file left
+ * alone that long starts again at STABLE_MS.
+ */
+export const REWRITTEN_WITHIN_MS = 10_000;
+export const MAX_STABLE_MS = 10_000;
+/** Files whose recent announcements are remembered at most (the oldest are forgotten first). */
+const MAX_REMEMBERED = 10_000;
 
 export class LocalFollower {
   /** Local files waiting to be seen stable before the index follows them. */
   private readonly settling = new Map<string, NodeJS.Timeout>();
+  /** When a file was last announced, and the stillness it had to show (see REWRITTEN_WITHIN_MS). */
+  private readonly announced = new Map<string, { at: number; quietMs: number }>();
   private closed = false;
 
   constructor(
@@ -53,8 +66,11 @@ export class LocalFollower {
       const st = this.lib.statOf(f.name);
       const e = this.index.get(f.name);
       if (e && e.deleted === undefined && e.cid === f.cid && e.mtime === f.mtime) continue;
-      if (st && (now - st.mtimeMs < STABLE_MS || now < st.mtimeMs)) this.settle(f.name, st.mtimeMs);
-      else ready.push(f);
+      if (st && (now - st.mtimeMs < this.quietMs(f.name, now) || now < st.mtimeMs)) this.settle(f.name, st.mtimeMs);
+      else {
+        ready.push(f);
+        if (removed !== null) this.announce(f.name, now);
+      }
     }
     // (at start, a file still settling is not taken for deleted: it exists)
     if (removed === null) this.index.follow(ready, null);
@@ -62,11 +78,27 @@ export class LocalFollower {
     this.index.saveSoon();
   }
 
-  /** Look at `name` again once STABLE_MS passed without its stat moving; follow it then. */
+  /** The stillness `name` must show before it is announced now (STABLE_MS, or more if rewritten lately). */
+  private quietMs(name: string, now: number): number {
+    const a = this.announced.get(name);
+    if (!a || now - a.at > REWRITTEN_WITHIN_MS) return STABLE_MS;
+    return Math.min(MAX_STABLE_MS, a.quietMs * 2);
+  }
+
+  /** `name` was announced at `now` (after the stillness quietMs asked). */
+  private announce(name: string, now: number): void {
+    const quietMs = this.quietMs(name, now);
+    this.announced.delete(name);
+    this.announced.set(name, { at: now, quietMs });
+    if (this.announced.size > MAX_REMEMBERED) this.announced.delete(this.announced.keys().next().value!);
+  }
+
+  /** Look at `name` again once its stillness (quietMs) passed without its stat moving; follow it then. */
   private settle(name: string, mtimeMs: number): void {
     const old = this.settling.get(name);
     if (old) clearTimeout(old);
-    const wait = Math.max(STABLE_MS, mtimeMs - Date.now() + STABLE_MS);
+    const quiet = this.quietMs(name, Date.now());
+    const wait = Math.max(quiet, mtimeMs - Date.now() + quiet);
     const t = setTimeout(() => {
       this.settling.delete(name);
       if (this.closed) return;
@@ -79,12 +111,14 @@ export class LocalFollower {
           if (this.closed) return;
           // still what the library hashed, for STABLE_MS: stable. Otherwise the library hashes the
           // new version (its watch, or its next walk) and we come back here with it
-          if (now.size === known.size && now.mtimeMs === known.mtimeMs && now.ino === known.ino && Date.now() - now.mtimeMs >= STABLE_MS) {
+          const quietNow = this.quietMs(name, Date.now());
+          if (now.size === known.size && now.mtimeMs === known.mtimeMs && now.ino === known.ino && Date.now() - now.mtimeMs >= quietNow) {
             if (lib.stat(name)?.cid === f.cid) {
               this.index.followSome([f], []);
+              this.announce(name, Date.now());
               this.index.saveSoon();
             }
-          } else if (Date.now() - now.mtimeMs < STABLE_MS) this.settle(name, now.mtimeMs);
+          } else if (Date.now() - now.mtimeMs < quietNow) this.settle(name, now.mtimeMs);
         })
         .catch(() => {});
     }, Math.min(wait, 60_000));

@@ -1,0 +1,67 @@
+/**
+ * A file written slowly into a synced folder (appended every 400 ms: a download, a log) is not
+ * announced at every step (newcomer review 42: every step that held still for 0.3 s was fetched by
+ * each receiver and its previous version trashed, 6 versions for a file written over 6 s): each
+ * time it changes again soon after an announcement, the stillness it must show doubles. A single
+ * edit is still announced after STABLE_MS. LocalFollower over a stand-in library and a real file.
+ */
+import t from 'tap';
+import { EventEmitter } from 'node:events';
+import { appendFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { SyncIndex } from '../lib/sync/index-store.js';
+import { LocalFollower, STABLE_MS } from '../lib/sync/local.js';
+import type { FileInfo } from '../lib/types.js';
+import type { Library } from '../lib/share/library.js';
+import { tempDir } from './helpers/tmp.js';
+
+const C = (n: number) => n.toString(16).padStart(64, '0');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('a file appended every 400 ms is announced a few times, not at every step; a lone edit at once', async (t) => {
+  const dir = tempDir(t);
+  const idx = new SyncIndex(dir);
+  const file = path.join(dir, 'log.txt');
+  let info: FileInfo | undefined;
+  let st: { size: number; mtimeMs: number; dev: number; ino: number } | undefined;
+  const lib = Object.assign(new EventEmitter(), { root: dir, files: () => [], stat: () => info, statOf: () => st });
+  const follower = new LocalFollower(lib as unknown as Library, idx);
+  follower.start();
+  t.teardown(() => follower.close());
+  const announced: string[] = [];
+  idx.onChange(() => {
+    const e = idx.get('log.txt');
+    if (e && announced[announced.length - 1] !== e.cid) announced.push(e.cid);
+  });
+  let n = 0;
+  const write = () => {
+    appendFileSync(file, `line ${n}\n`);
+    const s = statSync(file);
+    st = { size: s.size, mtimeMs: s.mtimeMs, dev: s.dev, ino: s.ino };
+    info = { name: 'log.txt', cid: C(++n), mtime: Math.floor(s.mtimeMs / 1000), size: s.size, kind: 'other' };
+    lib.emit('change', { added: n === 1 ? ['log.txt'] : [], changed: n === 1 ? [] : ['log.txt'], removed: [] });
+  };
+  for (let i = 0; i < 8; i++) {
+    write();
+    await sleep(400);
+  }
+  const last = C(n);
+  for (let i = 0; i < 100 && announced[announced.length - 1] !== last; i++) await sleep(50);
+  t.equal(announced[announced.length - 1], last, 'the last version is announced once the writes stop');
+  t.ok(announced.length <= 3, `${announced.length} of ${n} versions announced`);
+  // a lone edit on a follower that has not seen this file rewritten: announced after STABLE_MS
+  const other = new SyncIndex(tempDir(t));
+  const lib2 = Object.assign(new EventEmitter(), { root: dir, files: () => [], stat: () => info, statOf: () => st });
+  const lone = new LocalFollower(lib2 as unknown as Library, other);
+  lone.start();
+  t.teardown(() => lone.close());
+  const t0 = Date.now();
+  appendFileSync(file, 'one more\n');
+  const s = statSync(file);
+  st = { size: s.size, mtimeMs: s.mtimeMs, dev: s.dev, ino: s.ino };
+  info = { name: 'log.txt', cid: C(++n), mtime: Math.floor(s.mtimeMs / 1000), size: s.size, kind: 'other' };
+  lib2.emit('change', { added: ['log.txt'], changed: [], removed: [] });
+  for (let i = 0; i < 60 && other.get('log.txt')?.cid !== info.cid; i++) await sleep(25);
+  t.equal(other.get('log.txt')?.cid, info.cid, 'a lone edit is announced');
+  t.ok(Date.now() - t0 < STABLE_MS + 600, `after ${Date.now() - t0} ms (STABLE_MS ${STABLE_MS})`);
+});
