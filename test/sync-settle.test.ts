@@ -3,7 +3,8 @@
  * announced at every step (newcomer review 42: every step that held still for 0.3 s was fetched by
  * each receiver and its previous version trashed, 6 versions for a file written over 6 s): each
  * time it changes again soon after an announcement, the stillness it must show doubles. A single
- * edit is still announced after STABLE_MS. LocalFollower over a stand-in library and a real file.
+ * edit is still announced after STABLE_MS; a file deleted here is said once. LocalFollower over a
+ * stand-in library and a real file.
  */
 import t from 'tap';
 import { EventEmitter } from 'node:events';
@@ -64,4 +65,21 @@ t.test('a file appended every 400 ms is announced a few times, not at every step
   for (let i = 0; i < 60 && other.get('log.txt')?.cid !== info.cid; i++) await sleep(25);
   t.equal(other.get('log.txt')?.cid, info.cid, 'a lone edit is announced');
   t.ok(Date.now() - t0 < STABLE_MS + 600, `after ${Date.now() - t0} ms (STABLE_MS ${STABLE_MS})`);
+});
+
+t.test('a file deleted here (not by sync) is said, once', async (t) => {
+  const dir = tempDir(t);
+  const idx = new SyncIndex(dir);
+  const info: FileInfo = { name: 'gone.txt', cid: C(1), mtime: 1_500_000_000, size: 1, kind: 'other' };
+  const lib = Object.assign(new EventEmitter(), { root: dir, files: () => [info], stat: () => info, statOf: () => undefined });
+  const said: string[] = [];
+  const follower = new LocalFollower(lib as unknown as Library, idx, (name) => said.push(name));
+  follower.start();
+  t.teardown(() => follower.close());
+  t.equal(idx.get('gone.txt')?.deleted, undefined, 'followed at start');
+  lib.emit('change', { added: [], changed: [], removed: ['gone.txt'] }); // the file was never written: it is gone
+  t.same(said, ['gone.txt'], 'the deletion is said');
+  t.ok(idx.get('gone.txt')?.deleted !== undefined, 'and remembered');
+  lib.emit('change', { added: [], changed: [], removed: ['gone.txt'] });
+  t.same(said, ['gone.txt'], 'not twice');
 });

@@ -33,6 +33,8 @@ export class LocalFollower {
   constructor(
     private readonly lib: Library,
     private readonly index: SyncIndex,
+    /** A file deleted here (by a person, not by sync): its deletion goes to the others. */
+    private readonly onDeletedHere: (name: string) => void = () => {},
   ) {}
 
   /** Files not yet announced because they may still be being written. */
@@ -74,7 +76,11 @@ export class LocalFollower {
     }
     // (at start, a file still settling is not taken for deleted: it exists)
     if (removed === null) this.index.follow(ready, null);
-    else this.index.followSome(ready, removed);
+    else {
+      const live = removed.filter((n) => this.index.get(n)?.deleted === undefined);
+      this.index.followSome(ready, removed);
+      for (const n of live) if (this.index.get(n)?.deleted !== undefined) this.onDeletedHere(n);
+    }
     this.index.saveSoon();
   }
 

@@ -73,6 +73,8 @@ export interface SyncEvents {
   fetching: [e: { name: string; size: number; from: number }];
   fetched: [e: { name: string; size: number; from: number }];
   deleted: [e: { name: string }];
+  /** A file deleted in this folder (not by sync): the deletion is passed on. */
+  deletedHere: [e: { name: string }];
   conflict: [e: { name: string; copy: string }];
   /** `info`: the stable error code (SWARM_ERR_…) and the file or peer it is about, when there is one. */
   warning: [message: string, info?: WarningInfo];
@@ -146,7 +148,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     const lib = node.library;
     this.index = new SyncIndex(lib.root, o.trashDays ?? 30);
     this.parallel = o.parallel ?? 4;
-    this.local = new LocalFollower(lib, this.index);
+    this.local = new LocalFollower(lib, this.index, (name) => this.emit('deletedHere', { name }));
     this.readers = new IndexReaders({
       node,
       key: this.key,
