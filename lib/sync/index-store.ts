@@ -197,13 +197,14 @@ export class SyncIndex {
   rememberDeletion(t: SyncEntry): void {
     const e = this.entries.get(t.name);
     if (e?.deleted !== undefined && e.deleted >= (t.deleted ?? 0)) return;
-    const prev = (t.prev ?? []).filter((c) => c !== t.cid).slice(0, PREV_KEEP);
+    const prev = (t.prev ?? []).filter((c, i, all) => c !== t.cid && all.indexOf(c) === i).slice(0, PREV_KEEP);
     this.set({ name: t.name, cid: t.cid, mtime: t.mtime, size: t.size, deleted: t.deleted!, agreed: t.cid, ...(prev.length ? { prev } : {}) });
   }
 
   /** A file sync fetched: live, agreed on, with the lineage its holder gave it (`prev`). */
   fetched(name: string, cid: string, mtime: number, size: number, prev?: string[]): void {
-    const p = (prev ?? []).filter((c) => c !== cid).slice(0, PREV_KEEP);
+    // (each version once: the holder's lineage often names what it agreed on twice, and a bound of a few must not lose an older one to that)
+    const p = (prev ?? []).filter((c, i, all) => c !== cid && all.indexOf(c) === i).slice(0, PREV_KEEP);
     this.set({ name, cid, mtime, size, agreed: cid, ...(p.length ? { prev: p } : {}) });
   }
 

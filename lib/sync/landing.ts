@@ -8,12 +8,12 @@
  *   fetched small file ─► stage (temp file) ─► batch (BATCH_FILES / BATCH_BYTES / BATCH_MAX_WAIT_MS,
  *   or nothing else coming) ─► commit: one barrier, renames ─► index and library follow
  */
-import { link, mkdir, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import type { Library } from '../share/library.js';
 import type { SyncIndex } from './index-store.js';
-import { conflictName } from './plan.js';
+import { conflictName, lineage } from './plan.js';
 import { Lander, type Staged } from './lander.js';
 import type { Ticket } from './tickets.js';
 
@@ -71,8 +71,10 @@ export class Landing {
   private async keep(t: Ticket, localMtime: number): Promise<void> {
     const file = path.join(this.root, ...t.name.split('/'));
     if (t.conflict) {
-      // ours lost: it stays, under the conflict name (a new file every peer will fetch)
-      const copy = conflictName(t.name, localMtime, this.host.deviceId);
+      // ours lost: it stays, under the conflict name (a new file every peer will fetch). A name
+      // taken (an earlier copy made here of a version with the same mtime) is never replaced: .2, .3 ...
+      let copy = conflictName(t.name, localMtime, this.host.deviceId);
+      for (let n = 2; n < 1000 && (await lstat(path.join(this.root, ...copy.split('/'))).then(() => true, () => false)); n++) copy = conflictName(t.name, localMtime, this.host.deviceId, n);
       await rename(file, path.join(this.root, ...copy.split('/')));
       this.host.conflict({ name: t.name, copy });
     } else {
@@ -133,7 +135,7 @@ export class Landing {
         const { landed, failed } = await this.lander.commit(batch, (l) => lib.landing(l.name, l.st));
         for (const l of landed) {
           const r = tickets.get(l.name)!.remote;
-          this.host.index.fetched(l.name, l.manifest.cid, r.mtime, l.manifest.size, r.prev);
+          this.host.index.fetched(l.name, l.manifest.cid, r.mtime, l.manifest.size, lineage(r));
         }
         // served before it is announced: the library takes them as they are (no rescan, no hash)
         lib.adoptMany(landed);

@@ -57,7 +57,7 @@ export interface SyncEntry {
 export const PREV_KEEP = 4;
 
 /** The versions `e`'s current one was made from, as far as its side knows: what it agreed on and what it edited. */
-function lineage(e: SyncEntry): string[] {
+export function lineage(e: SyncEntry): string[] {
   return e.agreed === undefined ? (e.prev ?? []) : [e.agreed, ...(e.prev ?? [])];
 }
 
@@ -88,6 +88,35 @@ export function newerWins(a: { cid: string; mtime: number }, b: { cid: string; m
 function outlives(v: SyncEntry, t: SyncEntry): boolean {
   if (v.cid === t.cid || lineage(t).includes(v.cid)) return false;
   return lineage(v).includes(t.cid) || v.mtime > t.deleted!;
+}
+
+/**
+ * The one entry of the members' for a name that `decide` weighs ours against (their entries merged).
+ * Ours counts too: ours, live and taken back by a member's deletion (the version deleted, one it was
+ * made from, or older and no edit of it), meets that deletion first (unless `noDelete`: deletions
+ * are not ours to follow). Else the newest live version (newerWins) that no deletion seen, theirs
+ * or ours, takes back; else the latest deletion. A live version does not simply beat every
+ * deletion: with three peers, the two that first read each other (both live) would never delete
+ * what the third deleted, and the third would never take it back (hostile review 43).
+ */
+export function mergeRemote(local: SyncEntry | undefined, entries: Iterable<SyncEntry>, o: { noDelete?: boolean } = {}): SyncEntry | undefined {
+  const list = [...entries];
+  const deletions = list.filter((e) => e.deleted !== undefined);
+  if (local && local.deleted === undefined && !o.noDelete) {
+    let by: SyncEntry | undefined;
+    for (const t of deletions) if (!outlives(local, t) && (!by || t.deleted! > by.deleted!)) by = t;
+    if (by) return by;
+  }
+  const seen = local?.deleted !== undefined ? [...deletions, local] : deletions;
+  let live: SyncEntry | undefined;
+  for (const e of list) {
+    if (e.deleted !== undefined || seen.some((t) => !outlives(e, t))) continue;
+    if (!live || newerWins(e, live) === 'a') live = e;
+  }
+  if (live) return live;
+  let latest: SyncEntry | undefined;
+  for (const t of deletions) if (!latest || t.deleted! > latest.deleted!) latest = t;
+  return latest;
 }
 
 export function decide(local: SyncEntry | undefined, remote: SyncEntry): SyncAction {
@@ -136,7 +165,7 @@ function keepsLoser(winner: SyncEntry, loser: SyncEntry): boolean {
 }
 
 /** `NAME.sync-conflict-YYYYMMDD-HHMMSS-PEERID.EXT` for the losing version of NAME (mtime in seconds). */
-export function conflictName(name: string, mtime: number, peerId: string): string {
+export function conflictName(name: string, mtime: number, peerId: string, n = 1): string {
   const d = new Date(mtime * 1000).toISOString();
   const stamp = `${d.slice(0, 4)}${d.slice(5, 7)}${d.slice(8, 10)}-${d.slice(11, 13)}${d.slice(14, 16)}${d.slice(17, 19)}`;
   const slash = name.lastIndexOf('/');
@@ -144,7 +173,8 @@ export function conflictName(name: string, mtime: number, peerId: string): strin
   const hasExt = dot > slash + 1;
   const base = hasExt ? name.slice(0, dot) : name;
   const ext = hasExt ? name.slice(dot) : '';
-  return `${base}.sync-conflict-${stamp}-${peerId.slice(0, 7)}${ext}`;
+  // (n > 1: that name is taken, by an earlier copy made here of a version with the same mtime)
+  return `${base}.sync-conflict-${stamp}-${peerId.slice(0, 7)}${n > 1 ? `.${n}` : ''}${ext}`;
 }
 
 export function isConflictCopy(name: string): boolean {

@@ -35,7 +35,7 @@ import { IndexPort } from './index-port.js';
 import { SyncIndex } from './index-store.js';
 import { Landing } from './landing.js';
 import { LocalFollower } from './local.js';
-import { decide, newerWins, type SyncEntry } from './plan.js';
+import { decide, lineage, mergeRemote, type SyncEntry } from './plan.js';
 import { IndexReaders } from './readers.js';
 import { isSmall, type Pipe } from './small.js';
 import { isLegacyCid } from '../protocol/entries.js';
@@ -256,24 +256,23 @@ export class Syncer extends EventEmitter<SyncEvents> {
     } else names = which;
     for (const name of names) {
       if (this.index.busy.has(name)) continue;
-      // the members' entries, merged: the newest live version (the order every peer decides by: plan.ts), else the latest deletion
-      let best: SyncEntry | undefined;
+      // the members' entries, merged (plan.ts mergeRemote: ours counts too), and who holds each live version
+      const entries: SyncEntry[] = [];
       const holders = new Map<string, PeerAddress[]>();
       for (const r of remote.values()) {
         const e = r.entries.get(name);
         if (!e) continue;
+        entries.push(e);
         if (e.deleted === undefined) {
           const list = holders.get(e.cid) ?? [];
           list.push(r.addr);
           holders.set(e.cid, list);
         }
-        if (!best) best = e;
-        else if (best.deleted !== undefined && e.deleted === undefined) best = e.mtime > best.deleted || best.cid !== e.cid ? e : best;
-        else if (best.deleted === undefined && e.deleted === undefined) best = newerWins(e, best) === 'a' ? e : best;
-        else if (best.deleted !== undefined && e.deleted !== undefined && e.deleted > best.deleted) best = e;
       }
+      const local = this.index.get(name);
+      const best = mergeRemote(local, entries, { noDelete: this.o.noDelete });
       if (!best) continue;
-      const action = decide(this.index.get(name), best);
+      const action = decide(local, best);
       switch (action.do) {
         case 'agree':
           this.index.agree(name, action.cid);
@@ -459,7 +458,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       // from a stock peer (no content id until we hash it): the index keeps what the library hashed
       const cid = isLegacyCid(r.cid) ? lib.stat(t.name)?.cid : r.cid;
       if (!cid) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${t.name} changed while it was landing`);
-      this.index.fetched(t.name, cid, t.remote.mtime, r.size, isLegacyCid(r.cid) ? undefined : t.remote.prev);
+      this.index.fetched(t.name, cid, t.remote.mtime, r.size, isLegacyCid(r.cid) ? undefined : lineage(t.remote));
       if (isLegacyCid(r.cid)) this.stockFetched++;
       this.tickets.done(t);
       this.counted(1, r.size);
