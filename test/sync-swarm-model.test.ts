@@ -1,6 +1,6 @@
 /**
  * Decisions of three or more members merged (syncer.ts plan()): found by a randomized model checker
- * (helper 43, tools/sync-model.mjs). A deletion on one of three peers must reach the other two whatever
+ * (helper 43, test/sync-model.test.ts). A deletion on one of three peers must reach the other two whatever
  * order they first read their members in; a copy of a losing edit never replaces an earlier copy.
  */
 import t from 'tap';
