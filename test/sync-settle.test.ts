@@ -83,3 +83,19 @@ t.test('a file deleted here (not by sync) is said, once', async (t) => {
   lib.emit('change', { added: [], changed: [], removed: ['gone.txt'] });
   t.same(said, ['gone.txt'], 'not twice');
 });
+
+t.test('what is left to do: tickets and their bytes, kept as tickets come, change and go', async (t) => {
+  const { TicketQueue } = await import('../lib/sync/tickets.js');
+  const q = new TicketQueue();
+  const live = (name: string, size: number, cid = C(size)) => ({ name, cid, mtime: 1, size });
+  q.add('a', live('a', 100), [], false);
+  q.add('b', live('b', 50), [], false);
+  q.add('c', { ...live('c', 70), deleted: 5 }, [], false);
+  t.same(q.toGo(), { files: 3, bytes: 150 }, 'a deletion weighs nothing');
+  q.add('a', live('a', 30), [], false);
+  t.same(q.toGo(), { files: 3, bytes: 80 }, 'a newer version replaces the old weight');
+  const b = [...q.values()].find((x) => x.name === 'b')!;
+  q.done(b);
+  q.done(b);
+  t.same(q.toGo(), { files: 2, bytes: 30 }, 'done once, counted once');
+});

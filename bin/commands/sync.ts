@@ -97,10 +97,8 @@ export function register(program: Command): void {
     syncer.on('deletedHere', (e) => say(`deleted here: ${printable(e.name)} (${o.delete ? 'passed on to the others' : 'not passed on: --no-delete'})`, { event: 'deleted-here', name: e.name }));
     syncer.on('conflict', (e) => say(`conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`, { event: 'conflict', ...e }));
     syncer.on('warning', (m, info) => say(`warning: ${printable(m)}`, { event: 'warning', message: m, ...info }));
-    // how much is left: polled (a bar, or a progress event a second), and after each file
+    // how much is left: polled 4 times a second (a bar, or a progress event a second), and at the end
     const showProgress = () => view.progress(syncer.progress());
-    syncer.on('fetched', showProgress);
-    syncer.on('deleted', showProgress);
     const progressTimer = setInterval(showProgress, 250);
     progressTimer.unref();
     try {

@@ -24,12 +24,19 @@ const RETRY_MAX_MS = 60_000;
 /** Tries a one-shot sync (`--once`, syncOnce) gives a file before it reports it as not fetched. */
 export const ONCE_ATTEMPTS = 3;
 
+/** The bytes a ticket fetches: a live file's size (a stock peer's unknown size, and a deletion: 0). */
+function weight(e: SyncEntry): number {
+  return e.deleted === undefined && e.size > 0 ? e.size : 0;
+}
+
 export class TicketQueue {
   private readonly tickets = new Map<string, Ticket>();
   /** Tickets in the order they are worked on (oldest first); null: to be sorted again. */
   private order: Ticket[] | null = null;
   /** Where `order` starts to matter: every ticket before it is finished (skipped for good). */
   private head = 0;
+  /** The bytes the tickets fetch, kept as they come and go (toGo). */
+  private bytes = 0;
 
   get size(): number {
     return this.tickets.size;
@@ -45,7 +52,9 @@ export class TicketQueue {
   }
 
   done(t: Ticket): void {
-    if (this.current(t)) this.tickets.delete(t.name);
+    if (!this.current(t)) return;
+    this.tickets.delete(t.name);
+    this.bytes -= weight(t.remote);
   }
 
   /** Queue (or update) what to do about `name`; a ticket being worked on finishes first. */
@@ -56,7 +65,9 @@ export class TicketQueue {
       return;
     }
     if (old?.started) return; // the running one finishes first; the next plan sees what it left
+    if (old) this.bytes -= weight(old.remote);
     this.tickets.set(name, { name, remote, holders, conflict, attempts: 0, notBefore: 0, started: false });
+    this.bytes += weight(remote);
     this.order = null;
   }
 
@@ -93,9 +104,7 @@ export class TicketQueue {
 
   /** What is left to do: tickets, and the bytes of the files they fetch (deletions weigh nothing). */
   toGo(): { files: number; bytes: number } {
-    let bytes = 0;
-    for (const t of this.tickets.values()) if (t.remote.deleted === undefined && t.remote.size > 0) bytes += t.remote.size;
-    return { files: this.tickets.size, bytes };
+    return { files: this.tickets.size, bytes: this.bytes };
   }
 
   /** Tickets that a one-shot sync still waits for. */
