@@ -16,8 +16,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.js';
 import { STATE_DIR_NAME } from '../constants.js';
 import type { FileInfo } from '../types.js';
-import { PREV_KEEP, type SyncEntry } from './plan.js';
-import { isContentId } from '../hashing.js';
+import { boundLineage, isLineage, type SyncEntry } from './plan.js';
 
 const FILE = 'sync-index.json';
 const FORMAT = 1;
@@ -82,7 +81,7 @@ export class SyncIndex {
     for (const e of r.entries as SyncEntry[]) {
       if (!e || typeof e.name !== 'string' || typeof e.cid !== 'string' || typeof e.mtime !== 'number') continue;
       // a lineage this version would not send (too long, not content ids) is dropped, not passed on
-      if (e.prev !== undefined && !(Array.isArray(e.prev) && e.prev.length <= PREV_KEEP && e.prev.every(isContentId))) delete e.prev;
+      if (e.prev !== undefined && !isLineage(e.prev)) delete e.prev;
       this.entries.set(e.name, e);
     }
   }
@@ -169,7 +168,7 @@ export class SyncIndex {
     if (e && e.deleted === undefined && e.cid === f.cid && e.mtime === f.mtime) return;
     // a local edit of a live file: the version it replaced joins the lineage (plan.ts), so a peer
     // holding it can tell that this one was made from it
-    const prev = e && e.deleted === undefined ? (e.cid === f.cid ? (e.prev ?? []) : [e.cid, ...(e.prev ?? [])].filter((c, i, all) => c !== f.cid && all.indexOf(c) === i).slice(0, PREV_KEEP)) : [];
+    const prev = e && e.deleted === undefined ? (e.cid === f.cid ? (e.prev ?? []) : boundLineage([e.cid, ...(e.prev ?? [])], f.cid)) : [];
     this.set({ name: f.name, cid: f.cid, mtime: f.mtime, size: f.size, ...(e?.agreed ? { agreed: e.agreed } : {}), ...(prev.length ? { prev } : {}) });
   }
 
@@ -197,14 +196,14 @@ export class SyncIndex {
   rememberDeletion(t: SyncEntry): void {
     const e = this.entries.get(t.name);
     if (e?.deleted !== undefined && e.deleted >= (t.deleted ?? 0)) return;
-    const prev = (t.prev ?? []).filter((c, i, all) => c !== t.cid && all.indexOf(c) === i).slice(0, PREV_KEEP);
+    const prev = boundLineage(t.prev ?? [], t.cid);
     this.set({ name: t.name, cid: t.cid, mtime: t.mtime, size: t.size, deleted: t.deleted!, agreed: t.cid, ...(prev.length ? { prev } : {}) });
   }
 
   /** A file sync fetched: live, agreed on, with the lineage its holder gave it (`prev`). */
   fetched(name: string, cid: string, mtime: number, size: number, prev?: string[]): void {
     // (each version once: the holder's lineage often names what it agreed on twice, and a bound of a few must not lose an older one to that)
-    const p = (prev ?? []).filter((c, i, all) => c !== cid && all.indexOf(c) === i).slice(0, PREV_KEEP);
+    const p = boundLineage(prev ?? [], cid);
     this.set({ name, cid, mtime, size, agreed: cid, ...(p.length ? { prev: p } : {}) });
   }
 

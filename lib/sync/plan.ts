@@ -37,6 +37,7 @@
  *                                                         strictly newer than ours (or our deletion)
  */
 import { isLegacyCid } from '../protocol/entries.js';
+import { isContentId } from '../hashing.js';
 
 
 export interface SyncEntry {
@@ -55,6 +56,16 @@ export interface SyncEntry {
 
 /** Versions of a file's lineage kept in `prev` (and accepted from a peer). */
 export const PREV_KEEP = 4;
+
+/** A lineage as this version sends and keeps it: at most PREV_KEEP content ids. */
+export function isLineage(v: unknown): v is string[] {
+  return Array.isArray(v) && v.length <= PREV_KEEP && v.every(isContentId);
+}
+
+/** `versions` as a lineage of `cid`: each once, never `cid` itself, the newest PREV_KEEP. */
+export function boundLineage(versions: readonly string[], cid: string): string[] {
+  return versions.filter((c, i) => c !== cid && versions.indexOf(c) === i).slice(0, PREV_KEEP);
+}
 
 /** The versions `e`'s current one was made from, as far as its side knows: what it agreed on and what it edited. */
 export function lineage(e: SyncEntry): string[] {

@@ -25,7 +25,7 @@ import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
 import type { FolderKey } from './folder-key.js';
 import { pageMac, proveToServer, sameTag } from './membership.js';
-import { PREV_KEEP, type SyncEntry } from './plan.js';
+import { isLineage, type SyncEntry } from './plan.js';
 import { Pipe } from './small.js';
 
 const MAX_ENTRIES_PER_PEER = 1_000_000;
@@ -369,7 +369,7 @@ function checkEntry(raw: unknown): SyncEntry | null {
   if (!uint(e.mtime, MAX_MTIME_SEC) || !uint(e.size, MAX_FILE_BYTES)) return null;
   if (e.deleted !== undefined && !uint(e.deleted, MAX_MTIME_SEC)) return null;
   if (e.agreed !== undefined && !isContentId(e.agreed)) return null;
-  if (e.prev !== undefined && !(Array.isArray(e.prev) && e.prev.length <= PREV_KEEP && e.prev.every(isContentId))) return null;
+  if (e.prev !== undefined && !isLineage(e.prev)) return null;
   return {
     name: e.name as string,
     cid: e.cid as string,
