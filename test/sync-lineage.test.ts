@@ -95,15 +95,35 @@ t.test('the index keeps a bounded lineage of local edits', async (t) => {
   t.equal(idx.get('a')!.prev, undefined, 'a new file has none');
   idx.followSome([file('a', C(1), 11)], []);
   t.equal(idx.get('a')!.prev, undefined, 'a touch (same content) adds nothing');
-  for (let i = 2; i <= 8; i++) idx.followSome([file('a', C(i))], []);
-  t.same(idx.get('a')!.prev, [C(7), C(6), C(5), C(4)].slice(0, PREV_KEEP), `newest first, at most ${PREV_KEEP}`);
-  idx.followSome([file('a', C(6))], []);
-  t.same(idx.get('a')!.prev, [C(8), C(7), C(5), C(4)], 'a revert: the current version is not its own ancestor');
-  idx.fetched('a', C(9), 20, 1, [C(9), C(8), C(1), C(2), C(3), C(4)]);
-  t.same(idx.get('a')!.prev, [C(8), C(1), C(2), C(3)], 'fetched: the holder\'s lineage, bounded');
-  t.equal(idx.get('a')!.agreed, C(9));
-  idx.fetched('b', C(10), 20, 1);
+  const last = PREV_KEEP + 4;
+  for (let i = 2; i <= last; i++) idx.followSome([file('a', C(i))], []);
+  const before = (from: number, n: number) => Array.from({ length: n }, (_, k) => C(from - k)); // C(from), C(from-1), ...
+  t.same(idx.get('a')!.prev, before(last - 1, PREV_KEEP), `newest first, at most ${PREV_KEEP}`);
+  idx.followSome([file('a', C(last - 2))], []);
+  t.same(idx.get('a')!.prev, [C(last), C(last - 1), ...before(last - 3, PREV_KEEP - 2)], 'a revert: the current version is not its own ancestor');
+  const holder = [C(100), ...before(99, PREV_KEEP + 3)];
+  idx.fetched('a', C(100), 20, 1, holder);
+  t.same(idx.get('a')!.prev, holder.slice(1, PREV_KEEP + 1), "fetched: the holder's lineage, bounded");
+  t.equal(idx.get('a')!.agreed, C(100));
+  idx.fetched('b', C(200), 20, 1);
   t.equal(idx.get('b')!.prev, undefined, 'fetched without one: none');
+});
+
+t.test('the maker edited six times before it saw the copy another fetched; that one edited too: a conflict, both kept', async (t) => {
+  // hostile review 43's rest: with 4 versions kept, the version both started from fell out of
+  // the maker's lineage after its fifth edit, and the two edits met as a first contact (the
+  // older went to the trash, no copy)
+  const maker = new SyncIndex(tempDir(t));
+  const other = new SyncIndex(tempDir(t));
+  maker.followSome([file('f', C(1), 10)], []);
+  const made = maker.get('f')!;
+  other.fetched('f', made.cid, made.mtime, 1, made.prev);
+  for (let i = 2; i <= 7; i++) maker.followSome([file('f', C(i), 10 + i)], []);
+  other.followSome([file('f', C(50), 30)], []);
+  const [m, o] = [maker.get('f')!, other.get('f')!];
+  t.ok(m.prev?.includes(C(1)), 'the maker still knows where its line began');
+  t.match(decide(m, o), { do: 'conflict', ours: 'loses' }, "on the maker: both edited one version, the other's is newer: ours is kept as a copy");
+  t.match(decide(o, m), { do: 'conflict', ours: 'wins' }, 'on the other: the same decision');
 });
 
 t.test('index pages stay small enough for a frame whatever the names', async (t) => {
