@@ -23,6 +23,9 @@ export function buildProgram(): Command {
     .description('Pull one big file from many peers at once, and share folders.')
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    // a usage error is said as every other error is, `swarm: MESSAGE [SWARM_ERR_USAGE]`: the
+    // stable code, not commander's bare "error:" (with --json, bin/swarm.ts says it in the error line)
+    .configureOutput({ outputError: (text, write) => write(usageErrorText(text)) })
     .exitOverride();
   registerGet(program);
   registerServe(program);
@@ -40,6 +43,12 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT_CODES.OK : EXIT_CODES.USAGE;
   if (err instanceof SwarmError) return exitCodeFor(err.code);
   return EXIT_CODES.INTERNAL;
+}
+
+/** Commander's "error: MESSAGE" as swarm says an error on stderr, the code after the message's first line. */
+export function usageErrorText(text: string): string {
+  const [first, ...rest] = text.replace(/^error: /, '').trimEnd().split('\n');
+  return `${[`swarm: ${first} [${ERROR_CODES.USAGE}]`, ...rest].join('\n')}\n`;
 }
 
 /** A commander usage error as the `--json` error line every command ends with on failure. */

@@ -164,7 +164,7 @@ t.test('names: a leading dash is a name when the command has none yet; `--` stil
   t.match(typo.message, /unknown option '--overwrit'/);
 });
 
-t.test('real processes: exit 2, the option named on stderr, or with --json in an error line last (and nothing on stderr)', async (t) => {
+t.test('real processes: exit 2, the option and the code named on stderr, or with --json in an error line last (and nothing on stderr)', async (t) => {
   const cases: [string[], RegExp][] = [
     [['serve', scratch, '--port', '70000'], /--port <port>' argument '70000' is invalid.*0 to 65535/],
     [['get', 'x', '--peer', 'abc:', '--json'], /--peer <host:port>' argument 'abc:' is invalid/],
@@ -180,6 +180,8 @@ t.test('real processes: exit 2, the option named on stderr, or with --json in an
       const json = args.includes('--json');
       t.match(json ? (JSON.parse(p.lines.at(-1) ?? '{}') as { message?: string }).message : p.stderr(), msg, `${args.join(' ')}: names the option`);
       t.notMatch(p.stderr(), /\n\s+at /, 'no stack trace');
+      // as every other error: `swarm: MESSAGE [CODE]`, the stable code on the message's line
+      if (!json) t.match(p.stderr(), /^swarm: option '.*' is invalid\..* \[SWARM_ERR_USAGE\]\n/, `${args.join(' ')}: with its code`);
       if (json) {
         t.match(JSON.parse(p.lines.at(-1) ?? '{}'), { event: 'error', code: 'SWARM_ERR_USAGE', message: /--peer/ }, '--json: the error as the last line');
         t.equal(p.stderr(), '', '--json: nothing on stderr');

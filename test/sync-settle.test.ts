@@ -73,7 +73,7 @@ t.test('a file deleted here (not by sync) is said, once', async (t) => {
   const info: FileInfo = { name: 'gone.txt', cid: C(1), mtime: 1_500_000_000, size: 1, kind: 'other' };
   const lib = Object.assign(new EventEmitter(), { root: dir, files: () => [info], stat: () => info, statOf: () => undefined });
   const said: string[] = [];
-  const follower = new LocalFollower(lib as unknown as Library, idx, (name) => said.push(name));
+  const follower = new LocalFollower(lib as unknown as Library, idx, (names) => said.push(...names));
   follower.start();
   t.teardown(() => follower.close());
   t.equal(idx.get('gone.txt')?.deleted, undefined, 'followed at start');

@@ -2,8 +2,9 @@
  * Where fetched, replaced and deleted files go in a synced folder: small files land in batches
  * (small.ts: verified, a temp file each, one durability barrier per batch, then renames); the
  * version a fetch replaces goes to DIR/.swarm/trash/, or (a conflict we lost) stays beside it as
- * NAME.sync-conflict-YYYYMMDD-HHMMSS-DEVICEID.EXT; a deleted file is moved to the trash. The
- * trash is emptied of files older than `trashDays`. Nothing a user wrote is lost silently.
+ * NAME.sync-conflict-YYYYMMDD-HHMMSS-DEVICEID.EXT; a deleted file is moved to the trash, and the
+ * folders a deletion emptied (here or on a peer) go. The trash is emptied of files older than
+ * `trashDays`. Nothing a user wrote is lost silently.
  *
  *   fetched small file ─► stage (temp file) ─► batch (BATCH_FILES / BATCH_BYTES / BATCH_MAX_WAIT_MS,
  *   or nothing else coming) ─► commit: one barrier, renames ─► index and library follow
@@ -85,13 +86,24 @@ export class Landing {
   /** A peer deleted it: the file moves to the trash. */
   async delete(name: string): Promise<void> {
     await this.toTrash(name, path.join(this.root, ...name.split('/')), false);
-    // a folder that held only what was deleted goes too (as the peer's did); rmdir refuses a
-    // folder with anything left in it, so nothing else is touched
-    for (let d = path.dirname(name); d !== '.' && d !== ''; d = path.dirname(d)) {
-      if (!(await rmdir(path.join(this.root, ...d.split('/'))).then(() => true, () => false))) break;
-    }
+    await this.removeEmptied([name]);
     // gone from what we serve and count now, not at the library's next look
     this.host.library.removedHere(name);
+  }
+
+  /**
+   * Only files are synced, so a folder is there while it holds one: the folders that deleting
+   * `names` left empty go, on the member that deleted them as on every other (README: folders follow their files),
+   * so the members end alike. rmdir refuses a folder with anything left in it (a file not shared,
+   * a temp file of a fetch), so nothing else is touched; one already gone (`rm -r`) is passed.
+   */
+  async removeEmptied(names: string[]): Promise<void> {
+    for (const name of names) {
+      for (let d = path.dirname(name); d !== '.' && d !== ''; d = path.dirname(d)) {
+        const err = await rmdir(path.join(this.root, ...d.split('/'))).then(() => null, (e: NodeJS.ErrnoException) => e);
+        if (err && err.code !== 'ENOENT') break;
+      }
+    }
   }
 
   /** A small file fetched and verified: to a temp file, then into the next batch. */

@@ -33,8 +33,8 @@ export class LocalFollower {
   constructor(
     private readonly lib: Library,
     private readonly index: SyncIndex,
-    /** A file deleted here (by a person, not by sync): its deletion goes to the others. */
-    private readonly onDeletedHere: (name: string) => void = () => {},
+    /** Files deleted here (by a person, not by sync), once per change the library saw: their deletions go to the others. */
+    private readonly onDeletedHere: (names: string[]) => void = () => {},
   ) {}
 
   /** Files not yet announced because they may still be being written. */
@@ -74,13 +74,13 @@ export class LocalFollower {
         if (removed !== null) this.announce(f.name, now);
       }
     }
-    // (at start, a file still settling is not taken for deleted: it exists)
+    // (at start, a file still settling is not taken for deleted: it exists; one the index had
+    // that is gone was deleted here while sync was stopped)
+    const live = (removed ?? this.index.all().map((e) => e.name)).filter((n) => this.index.get(n)?.deleted === undefined);
     if (removed === null) this.index.follow(ready, null);
-    else {
-      const live = removed.filter((n) => this.index.get(n)?.deleted === undefined);
-      this.index.followSome(ready, removed);
-      for (const n of live) if (this.index.get(n)?.deleted !== undefined) this.onDeletedHere(n);
-    }
+    else this.index.followSome(ready, removed);
+    const deleted = live.filter((n) => this.index.get(n)?.deleted !== undefined);
+    if (deleted.length) this.onDeletedHere(deleted);
     this.index.saveSoon();
   }
 

@@ -2,11 +2,14 @@
  * `swarm sync DIR`: keeps a shared folder in step with the members of its folder (seeds 000 and
  * 002). The glue between the pieces:
  *
- *   local.ts      library change ─► once stable ─► SyncIndex (new, changed, deleted)
+ *   local.ts      library change ─► once stable ─► SyncIndex (new, changed, deleted; a deletion
+ *                 here is said, and the folders it emptied go: landing.ts)
  *   index-port.ts peers that proved the folder key ─► `sync-index` pages, `sync-news` to watchers
  *   readers.ts    peers (tracker holders, --neighbor, LAN, DISCOVER) ─► proof of the key ─► their
  *                 index pages (tagged) and news
- *   here          per name: the members' entries merged, decide() (plan.ts) ─► tickets.ts, oldest first:
+ *   here          per name: the members' entries merged, decide() (plan.ts) ─► tickets.ts; pump()
+ *                 starts them oldest first, within the small window and the `parallel` slots
+ *   ticket-run.ts a started ticket, run:
  *                   fetch, one chunk (≤ 1 MiB) ─► pipelined on our watch connection (small.ts)
  *                                                ─► landing.ts: in batches, one barrier per batch
  *                   fetch, bigger ─► get(name, version, from the members that have it), mtime from them
@@ -24,7 +27,6 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import { TargetLock } from '../storage/lock.js';
-import { notSharedName } from '../share/names.js';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
 import { addressText, type PeerAddress } from '../types.js';
@@ -33,12 +35,12 @@ import { deviceIdOf } from './device-id.js';
 import type { FolderKey } from './folder-key.js';
 import { IndexPort } from './index-port.js';
 import { SyncIndex } from './index-store.js';
-import { Landing } from './landing.js';
 import { LocalFollower } from './local.js';
-import { decide, lineage, mergeRemote, type SyncEntry } from './plan.js';
+import { decide, mergeRemote, type SyncEntry } from './plan.js';
 import { IndexReaders } from './readers.js';
-import { isSmall, type Pipe } from './small.js';
+import { isSmall } from './small.js';
 import { isLegacyCid } from '../protocol/entries.js';
+import { TicketRunner } from './ticket-run.js';
 import { TicketQueue, type Ticket } from './tickets.js';
 
 export { STABLE_MS } from './local.js';
@@ -115,13 +117,12 @@ export class Syncer extends EventEmitter<SyncEvents> {
   deviceId = '';
   private readonly tickets = new TicketQueue();
   private readonly readers: IndexReaders;
-  private readonly landing: Landing;
+  /** Runs the tickets pump() starts, and lands their files (ticket-run.ts, landing.ts). */
+  private readonly run: TicketRunner;
   private readonly local: LocalFollower;
   private running = 0;
   /** Fetches from stock seed-002 peers running (at most one). */
   private stockRunning = 0;
-  /** Files fetched from stock seed-002 peers (a directory entry alone proves no peer was reached). */
-  private stockFetched = 0;
   /** Small files being fetched or waiting for their batch. */
   private smallActive = 0;
   private pullTimer: NodeJS.Timeout | null = null;
@@ -129,6 +130,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private pumpTimer: NodeJS.Timeout | null = null;
   private pumpAt = Infinity;
   private closed = false;
+  /** Folders emptied by deletions here, being removed (deletedHere). */
+  private tidying: Promise<void> = Promise.resolve();
   private readonly parallel: number;
   /** Names to plan again (learnt since the last plan); 'all' after a whole index was read. */
   private planNames: Set<string> | 'all' | null = null;
@@ -148,7 +151,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     const lib = node.library;
     this.index = new SyncIndex(lib.root, o.trashDays ?? 30);
     this.parallel = o.parallel ?? 4;
-    this.local = new LocalFollower(lib, this.index, (name) => this.emit('deletedHere', { name }));
+    this.local = new LocalFollower(lib, this.index, (names) => this.deletedHere(names));
     this.readers = new IndexReaders({
       node,
       key: this.key,
@@ -168,23 +171,34 @@ export class Syncer extends EventEmitter<SyncEvents> {
       },
     });
     const self = this;
-    this.landing = new Landing({
+    this.run = new TicketRunner({
+      node,
       library: lib,
       index: this.index,
       get deviceId() {
         return self.deviceId;
       },
       trashDays: o.trashDays ?? 30,
+      closed: () => this.closed,
       smallActive: () => this.smallActive,
-      conflict: (e) => this.emit('conflict', e),
+      current: (t) => this.tickets.current(t),
+      holdersOf: (name, cid) => this.readers.holdersOf(name, cid),
+      fetching: (e) => this.emit('fetching', e),
       fetched: (t, size, from) => {
         this.tickets.done(t);
         this.counted(1, size);
         this.emit('fetched', { name: t.name, size, from });
       },
+      deleted: (t) => {
+        this.tickets.done(t);
+        this.counted(1, 0);
+        this.emit('deleted', { name: t.name });
+      },
+      conflict: (e) => this.emit('conflict', e),
       failed: (t, err) => this.failed(t, err),
-      current: (t) => this.tickets.current(t),
       batchDone: (ts) => this.end(ts, () => this.smallActive--),
+      smallFailed: (t) => this.end(t, () => this.smallActive--),
+      warn: (m, info) => this.emit('warning', m, info),
     });
   }
 
@@ -192,7 +206,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     this.lock = this.o.lock ?? (await lockSyncFolder(this.node.library!.root));
     await this.index.load();
     this.deviceId = await deviceIdOf(this.node.library!.root);
-    await this.landing.lander.clearTemps();
+    await this.run.landing.lander.clearTemps();
     this.local.start();
     this.node.server!.sync = new IndexPort(this.index, this.key, this.node.peerId, {
       watchedBy: (a) => this.readers.watchedBy(a),
@@ -218,7 +232,6 @@ export class Syncer extends EventEmitter<SyncEvents> {
     this.emit('warning', `refused ${who}: ${reason}`, { code: ERROR_CODES.SYNC_DENIED, peer: at ?? link.remote });
   }
 
-  /** Read every peer's index, plan, and run the tickets; resolves when none is left that can run now. */
   /** Peers whose index was read, and peers refused as not members (for `--once`'s verdict). */
   members(): { read: number; refused: number } {
     let read = 0;
@@ -232,9 +245,10 @@ export class Syncer extends EventEmitter<SyncEvents> {
    * answered (a stale or planted entry older than our copy fetched nothing, and is no sync).
    */
   reachedAnyone(): boolean {
-    return this.members().read > 0 || this.stockFetched > 0;
+    return this.members().read > 0 || this.run.stockFetched > 0;
   }
 
+  /** Read every peer's index, plan, and run the tickets; resolves when none is left that can run now. */
   async syncOnce(): Promise<{ pending: number }> {
     // local files still being written are announced once they hold still (at most a few seconds)
     for (let i = 0; i < 200 && this.local.settlingCount > 0 && !this.closed; i++) await new Promise((r) => setTimeout(r, 25));
@@ -335,7 +349,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       if (pipe) {
         this.smallActive++;
         this.begin(t);
-        void this.fetchSmall(t, pipe);
+        void this.run.fetchSmall(t, pipe);
         continue;
       }
       if (isLegacyCid(t.remote.cid) && t.remote.deleted === undefined) {
@@ -345,13 +359,13 @@ export class Syncer extends EventEmitter<SyncEvents> {
         if (this.stockRunning > 0) continue;
         this.stockRunning++;
         this.begin(t);
-        void this.work(t).finally(() => this.end(t, () => this.stockRunning--));
+        void this.run.work(t).finally(() => this.end(t, () => this.stockRunning--));
         continue;
       }
       if (this.running >= this.parallel) continue;
       this.running++;
       this.begin(t);
-      void this.work(t).finally(() => this.end(t, () => this.running--));
+      void this.run.work(t).finally(() => this.end(t, () => this.running--));
     }
     this.tickets.compact(stale);
     // a ticket waiting for its retry time (or a connection) is looked at again then: one timer
@@ -387,7 +401,21 @@ export class Syncer extends EventEmitter<SyncEvents> {
     this.plan();
     this.index.saveSoon();
     this.pump();
+    this.idleNow();
+  }
+
+  /** Nothing runs: what is known is done here, said with the folder's count of files now. */
+  private idleNow(): void {
     if (this.running === 0 && this.smallActive === 0 && this.stockRunning === 0) this.emit('idle', { files: this.node.library!.files().length, pending: this.tickets.size });
+  }
+
+  /**
+   * Files deleted in the folder (not by sync): said; the folders they emptied go, as on every
+   * member that takes the deletion (landing.ts); then the count of files, which changed, is said.
+   */
+  private deletedHere(names: string[]): void {
+    for (const name of names) this.emit('deletedHere', { name });
+    this.tidying = this.tidying.then(() => (this.o.noDelete ? undefined : this.run.landing.removeEmptied(names))).then(() => this.idleNow());
   }
 
   /**
@@ -406,66 +434,6 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private failed(t: Ticket, err: unknown): void {
     const { message, code } = this.tickets.failed(t, err);
     this.emit('warning', message, { code, name: t.name });
-  }
-
-  /** A small file: fetched and verified on the pipe, written to a temp file, then into a batch. */
-  private async fetchSmall(t: Ticket, pipe: Pipe): Promise<void> {
-    try {
-      const { data, manifest } = await pipe.fetch(t.remote.cid, t.remote.size);
-      if (this.closed) throw new SwarmError(ERROR_CODES.PEER_CLOSED, 'sync stopped');
-      await this.landing.stage(t, data, manifest);
-    } catch (err) {
-      this.failed(t, err);
-      this.end(t, () => this.smallActive--);
-      this.landing.fetchFailed();
-    }
-  }
-
-  /** A deletion, or a file of more than one chunk (a download from every member that has it). */
-  private async work(t: Ticket): Promise<void> {
-    const root = this.node.library!.root;
-    try {
-      // (readers.ts drops such names already) never delete or write swarm's state or own files
-      const problem = notSharedName(t.name);
-      if (problem) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused ${t.name}: ${problem}`);
-      if (t.remote.deleted !== undefined) {
-        await this.landing.delete(t.name);
-        this.index.rememberDeletion(t.remote);
-        this.tickets.done(t);
-        this.counted(1, 0);
-        this.emit('deleted', { name: t.name });
-        return;
-      }
-      const now = this.readers.holdersOf(t.name, t.remote.cid);
-      if (now.length) t.holders = now;
-      if (t.holders.length === 0) throw new SwarmError(ERROR_CODES.NO_PEERS, 'no peer holds it now');
-      await this.landing.replacing(t);
-      this.emit('fetching', { name: t.name, size: t.remote.size, from: t.holders.length });
-      // by content id from the peers whose index has it: a peer whose folder changed since it
-      // was read still serves the version it announced for as long as it has it
-      const p = this.node.get(t.name, {
-        outDir: root,
-        known: { cid: t.remote.cid, size: t.remote.size, mtime: t.remote.mtime, holders: t.holders, partial: [] },
-        overwrite: true,
-        peerThreads: 0,
-      });
-      p.download.on('peer-dropped', (e) => this.emit('warning', `${t.name}: dropped ${e.peer}: ${e.reason}`, { code: e.code, name: t.name, peer: e.peer }));
-      const r = await p;
-      // served before it is announced: the index says we have it only once the library does.
-      // The node adopted it as it landed (no rescan); a rescan is only the fallback.
-      const lib = this.node.library!;
-      if (lib.stat(t.name)?.cid !== r.cid) await lib.refresh().catch(() => {});
-      // from a stock peer (no content id until we hash it): the index keeps what the library hashed
-      const cid = isLegacyCid(r.cid) ? lib.stat(t.name)?.cid : r.cid;
-      if (!cid) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${t.name} changed while it was landing`);
-      this.index.fetched(t.name, cid, t.remote.mtime, r.size, isLegacyCid(r.cid) ? undefined : lineage(t.remote));
-      if (isLegacyCid(r.cid)) this.stockFetched++;
-      this.tickets.done(t);
-      this.counted(1, r.size);
-      this.emit('fetched', { name: t.name, size: r.size, from: t.holders.length });
-    } catch (err) {
-      this.failed(t, err);
-    }
   }
 
   /** Tickets not done yet (waiting, running or to be retried). */
@@ -502,8 +470,9 @@ export class Syncer extends EventEmitter<SyncEvents> {
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     this.local.close();
     this.readers.close();
+    await this.tidying;
     // what was verified lands (it is durable once it does); then the state is written
-    await this.landing.close();
+    await this.run.landing.close();
     await this.index.save();
     await this.node.library?.flush();
     await this.lock?.release();

@@ -1,0 +1,103 @@
+/**
+ * Running one ticket (tickets.ts) once syncer.ts's pump() started it: what is done about one name
+ * in the folder, and nothing about which ticket runs when (the queue, the slots and the window are
+ * the syncer's). Every ticket ends at the syncer, done (counted and told) or failed (retried later).
+ *
+ *   small file (one chunk) ─► fetched and verified on a pipe (small.ts) ─► landing.ts: staged, a batch
+ *   deletion ─► landing.ts: to the trash ─► the tombstone remembered
+ *   bigger file ─► the version it replaces kept (landing.ts: the trash, or a conflict copy) ─► get()
+ *                  by content id from the members that hold it ─► the index follows the library
+ */
+import { ERROR_CODES, SwarmError } from '../errors.js';
+import type { SwarmNode } from '../node/node.js';
+import { isLegacyCid } from '../protocol/entries.js';
+import { notSharedName } from '../share/names.js';
+import type { PeerAddress } from '../types.js';
+import { Landing, type LandingHost } from './landing.js';
+import { lineage } from './plan.js';
+import type { Pipe } from './small.js';
+import type { Ticket } from './tickets.js';
+
+/** What a run needs of the syncer, and where each ticket ends (besides what landing.ts tells it). */
+export interface TicketRunHost extends LandingHost {
+  readonly node: SwarmNode;
+  /** Sync was stopped: what was fetched is not staged any more. */
+  closed(): boolean;
+  /** The members whose index holds this version of `name` now. */
+  holdersOf(name: string, cid: string): PeerAddress[];
+  /** A big file starts coming. */
+  fetching(e: { name: string; size: number; from: number }): void;
+  deleted(t: Ticket): void;
+  /** A small fetch failed: its ticket ends (its place in the small window is free again). */
+  smallFailed(t: Ticket): void;
+  warn(message: string, info: { code?: string; name?: string; peer?: string }): void;
+}
+
+export class TicketRunner {
+  /** Where fetched, replaced and deleted files go (batches, the trash, conflict copies). */
+  readonly landing: Landing;
+  /** Files fetched from stock seed-002 peers (a directory entry alone proves no peer was reached). */
+  stockFetched = 0;
+
+  constructor(private readonly host: TicketRunHost) {
+    this.landing = new Landing(host);
+  }
+
+  /** A small file: fetched and verified on the pipe, written to a temp file, then into a batch. */
+  async fetchSmall(t: Ticket, pipe: Pipe): Promise<void> {
+    try {
+      const { data, manifest } = await pipe.fetch(t.remote.cid, t.remote.size);
+      if (this.host.closed()) throw new SwarmError(ERROR_CODES.PEER_CLOSED, 'sync stopped');
+      await this.landing.stage(t, data, manifest);
+    } catch (err) {
+      this.host.failed(t, err);
+      this.host.smallFailed(t);
+      this.landing.fetchFailed();
+    }
+  }
+
+  /** A deletion, or a file of more than one chunk (a download from every member that has it). */
+  async work(t: Ticket): Promise<void> {
+    const { node, index } = this.host;
+    const landing = this.landing;
+    const root = node.library!.root;
+    try {
+      // (readers.ts drops such names already) never delete or write swarm's state or own files
+      const problem = notSharedName(t.name);
+      if (problem) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused ${t.name}: ${problem}`);
+      if (t.remote.deleted !== undefined) {
+        await landing.delete(t.name);
+        index.rememberDeletion(t.remote);
+        this.host.deleted(t);
+        return;
+      }
+      const now = this.host.holdersOf(t.name, t.remote.cid);
+      if (now.length) t.holders = now;
+      if (t.holders.length === 0) throw new SwarmError(ERROR_CODES.NO_PEERS, 'no peer holds it now');
+      await landing.replacing(t);
+      this.host.fetching({ name: t.name, size: t.remote.size, from: t.holders.length });
+      // by content id from the peers whose index has it: a peer whose folder changed since it
+      // was read still serves the version it announced for as long as it has it
+      const p = node.get(t.name, {
+        outDir: root,
+        known: { cid: t.remote.cid, size: t.remote.size, mtime: t.remote.mtime, holders: t.holders, partial: [] },
+        overwrite: true,
+        peerThreads: 0,
+      });
+      p.download.on('peer-dropped', (e) => this.host.warn(`${t.name}: dropped ${e.peer}: ${e.reason}`, { code: e.code, name: t.name, peer: e.peer }));
+      const r = await p;
+      // served before it is announced: the index says we have it only once the library does.
+      // The node adopted it as it landed (no rescan); a rescan is only the fallback.
+      const lib = node.library!;
+      if (lib.stat(t.name)?.cid !== r.cid) await lib.refresh().catch(() => {});
+      // from a stock peer (no content id until we hash it): the index keeps what the library hashed
+      const cid = isLegacyCid(r.cid) ? lib.stat(t.name)?.cid : r.cid;
+      if (!cid) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${t.name} changed while it was landing`);
+      index.fetched(t.name, cid, t.remote.mtime, r.size, isLegacyCid(r.cid) ? undefined : lineage(t.remote));
+      if (isLegacyCid(r.cid)) this.stockFetched++;
+      this.host.fetched(t, r.size, t.holders.length);
+    } catch (err) {
+      this.host.failed(t, err);
+    }
+  }
+}

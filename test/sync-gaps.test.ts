@@ -1,0 +1,150 @@
+/**
+ * Small gaps of `swarm sync` found by use, each failing before its fix: a folder that a deletion
+ * emptied goes on the deleting member as on the others (they end alike), and one that holds
+ * anything else stays on both; the deleting member says "in step" again with its new count of
+ * files; a `--key` file that cannot be read is a usage error that carries its stable code.
+ */
+import t from 'tap';
+import { existsSync, mkdirSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { serve } from '../lib/serve.js';
+import { Syncer } from '../lib/sync/syncer.js';
+import { swarm } from './helpers/procs.js';
+import { tempDir } from './helpers/tmp.js';
+import { syncPeer as peer, stopPeer, connect, converge } from './helpers/sync-peers.js';
+
+/** The count of files the next 'idle' ("in step") says, or null when none comes within `ms`. */
+function nextIdle(sync: Syncer, ms = 5_000): Promise<number | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      sync.off('idle', on);
+      resolve(null);
+    }, ms);
+    const on = (e: { files: number }) => {
+      clearTimeout(timer);
+      resolve(e.files);
+    };
+    sync.once('idle', on);
+  });
+}
+
+/**
+ * A file written as a person left it a minute ago: one modified in the last 0.3 s is announced only
+ * once it held still (local.ts), and a deletion of a file never announced is no deletion to pass on.
+ */
+function file(dir: string, name: string, text = name): void {
+  const p = path.join(dir, name);
+  mkdirSync(path.dirname(p), { recursive: true });
+  writeFileSync(p, text);
+  const then = Date.now() / 1000 - 60;
+  utimesSync(p, then, then);
+}
+
+t.test('a folder emptied by a deletion goes on the deleting member too, and that member says in step with its new count', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  file(da, 'top.txt');
+  file(da, 'sub/only.txt');
+  file(da, 'nest/deeper/last.txt');
+  file(da, 'stays/a.txt');
+  file(da, 'stays/b.txt');
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'sub', 'only.txt')) && existsSync(path.join(db, 'nest', 'deeper', 'last.txt')), 'b has the folders');
+
+  // the last file of sub/ deleted by hand on a; a whole folder removed (its parent left empty);
+  // one file of a folder that keeps another
+  unlinkSync(path.join(da, 'sub', 'only.txt'));
+  rmSync(path.join(da, 'nest', 'deeper'), { recursive: true });
+  unlinkSync(path.join(da, 'stays', 'a.txt'));
+  const said = nextIdle(a.sync);
+  await a.node.library.refresh(); // (the watch's job in a running sync)
+  t.equal(await said, 2, 'a says in step again, with 2 files (top.txt, stays/b.txt), not the 5 it had');
+  await converge([a, b], 2);
+
+  for (const [who, dir] of [['a (where the files were deleted)', da], ['b', db]] as const) {
+    t.notOk(existsSync(path.join(dir, 'sub')), `${who}: the folder the deletion emptied is gone`);
+    t.notOk(existsSync(path.join(dir, 'nest')), `${who}: and the one rm -r of its only folder emptied`);
+    t.ok(existsSync(path.join(dir, 'stays', 'b.txt')), `${who}: a folder with a file left stays`);
+  }
+
+  // a folder that holds anything besides the deleted file stays (rmdir refuses it): here a file
+  // sync does not share, on a only
+  file(da, 'kept/doc.txt');
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'kept', 'doc.txt')), 'b has kept/doc.txt');
+  writeFileSync(path.join(da, 'kept', '.swarm-tmp-sync-1-1'), 'not shared');
+  unlinkSync(path.join(da, 'kept', 'doc.txt'));
+  const said2 = nextIdle(a.sync);
+  await a.node.library.refresh();
+  t.equal(await said2, 2, 'in step: 2 files');
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(da, 'kept', '.swarm-tmp-sync-1-1')), 'a: a folder with something left in it is not touched');
+  t.notOk(existsSync(path.join(db, 'kept')), 'b: emptied, gone');
+});
+
+t.test('deleted while sync was stopped: said when it starts again, and the emptied folder goes as on the others', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  file(da, 'top.txt');
+  file(da, 'away/only.txt');
+  let a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'away', 'only.txt')), 'b has it');
+  await stopPeer(a);
+  unlinkSync(path.join(da, 'away', 'only.txt'));
+  const said: string[] = [];
+  const node = await serve(da, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
+  const sync = new Syncer(node, { open: true, pullMs: 60_000 });
+  sync.on('deletedHere', (e) => said.push(e.name));
+  t.teardown(async () => {
+    await sync.close();
+    await node.close({ graceful: false });
+  });
+  const idle = nextIdle(sync);
+  await sync.start();
+  t.same(said, ['away/only.txt'], 'the deletion made while stopped is said at start');
+  t.equal(await idle, 1, 'in step: 1 file');
+  t.notOk(existsSync(path.join(da, 'away')), 'a: the folder it emptied is gone');
+  a = { ...a, node, sync };
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.notOk(existsSync(path.join(db, 'away')), 'b: deleted, its folder gone');
+  t.ok(existsSync(path.join(da, 'top.txt')) && existsSync(path.join(db, 'top.txt')), 'the rest stays');
+});
+
+t.test('--no-delete: a folder emptied here stays (the deletion is not passed on, the others keep the file)', async (t) => {
+  const da = tempDir(t);
+  file(da, 'sub/only.txt');
+  file(da, 'top.txt');
+  const node = await serve(da, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
+  const sync = new Syncer(node, { open: true, noDelete: true, pullMs: 60_000 });
+  await sync.start();
+  t.teardown(async () => {
+    await sync.close();
+    await node.close({ graceful: false });
+  });
+  unlinkSync(path.join(da, 'sub', 'only.txt'));
+  const said = nextIdle(sync);
+  await node.library.refresh();
+  t.equal(await said, 1, 'in step: 1 file');
+  t.ok(existsSync(path.join(da, 'sub')), 'the folder stays');
+});
+
+t.test('swarm sync --key FILE that cannot be read: exit 2, and the message carries SWARM_ERR_USAGE', async (t) => {
+  const dir = tempDir(t);
+  const missing = path.join(dir, 'no-such-key');
+  for (const key of [missing, dir]) {
+    const text = swarm(t, ['sync', dir, '--key', key, '--once', '--port', '0', '--no-tracker']);
+    t.equal((await text.exit).code, 2, `--key ${key}: exit 2`);
+    t.match(text.stderr(), /--key <keyfile>' argument .* is invalid.*cannot read .*\[SWARM_ERR_USAGE\]/, 'text: the option, why, and the stable code');
+    t.notMatch(text.stderr(), /\n\s+at /, 'no stack trace');
+    const json = swarm(t, ['sync', dir, '--key', key, '--once', '--port', '0', '--no-tracker', '--json']);
+    t.equal((await json.exit).code, 2);
+    t.match(JSON.parse(json.lines.at(-1) ?? '{}'), { event: 'error', code: 'SWARM_ERR_USAGE', message: /--key <keyfile>.*cannot read/ }, '--json: the same code in the error line');
+    t.equal(json.stderr(), '', '--json: nothing on stderr');
+  }
+  t.notOk(existsSync(path.join(dir, '.swarm')), 'nothing was made in the folder');
+});
