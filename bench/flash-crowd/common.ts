@@ -5,6 +5,7 @@
  */
 import type { Lab, LabPeer, TbfSpec } from '../lib/netns.js';
 import type { Exit, Procs } from '../lib/procs.js';
+import type { UplinkSummary } from './uplinks.js';
 
 export const NAME = 'big.bin';
 export const NS_PREFIX = 'swfc';
@@ -80,6 +81,8 @@ export interface Trial {
   last: number | null;
   bytesOk: number;
   downloaders: DownloaderResult[];
+  /** what the uplinks carried until all were done (uplinks.ts), null without samples */
+  uplinks?: UplinkSummary | null;
   error?: string;
 }
 

@@ -6,7 +6,7 @@
 import { fmt, mbps, median, MiB, sizeText, table, UNITS } from '../lib/stats.js';
 import type { FlashCrowdOptions, Trial } from './common.js';
 
-export const TABLE_HEADERS = ['N', 'contender', 'all done (s)', 'first (s)', 'last (s)', 'bytes ok', '× aria2c', '× bound', 'bound (s)', 'delivered MB/s'];
+export const TABLE_HEADERS = ['N', 'contender', 'all done (s)', 'first (s)', 'last (s)', 'bytes ok', '× aria2c', '× bound', 'bound (s)', 'delivered MB/s', 'seeder sent MiB', 'uplinks used', 'all uploading (s)'];
 
 const s2 = (x: number | null) => fmt(x, 2);
 
@@ -35,6 +35,10 @@ export function summaryRows(trials: Trial[], mib: number): { rows: (string | num
       const first = med(ts.map((t) => t.first));
       const last = med(ts.map((t) => t.last));
       const delivered = allDone === null ? null : mbps(n * mib * MiB, allDone);
+      const up = ts.map((t) => t.uplinks ?? null);
+      const seederSent = med(up.map((u) => (u ? u.seederSentBytes / MiB : null)));
+      const used = med(up.map((u) => u?.used ?? null));
+      const allUploading = med(up.map((u) => u?.allUploadingS ?? null));
       rows.push([
         n,
         c,
@@ -46,8 +50,11 @@ export function summaryRows(trials: Trial[], mib: number): { rows: (string | num
         allDone !== null ? fmt(allDone / bound, 2) : '—',
         fmt(bound, 2),
         fmt(delivered, 1),
+        fmt(seederSent, 1),
+        used === null ? '—' : `${fmt(used * 100, 0)}%`,
+        s2(allUploading),
       ]);
-      json.push({ peers: n, contender: c, rounds: ts.length, allDoneS: allDone, firstS: first, lastS: last, bytesOk: ok, bytesChecked: of, ratioToAria2c: allDone !== null && aria !== null ? allDone / aria : null, ratioToBound: allDone !== null ? allDone / bound : null, boundS: bound, deliveredMBps: delivered });
+      json.push({ peers: n, contender: c, rounds: ts.length, allDoneS: allDone, firstS: first, lastS: last, bytesOk: ok, bytesChecked: of, ratioToAria2c: allDone !== null && aria !== null ? allDone / aria : null, ratioToBound: allDone !== null ? allDone / bound : null, boundS: bound, deliveredMBps: delivered, seederSentMiB: seederSent, uplinksUsed: used, allUploadingS: allUploading });
     }
   }
   return { rows, json };
@@ -63,7 +70,9 @@ export function flashCrowdText(trials: Trial[], opts: Pick<FlashCrowdOptions, 'm
     `times from the common start until each downloader had the whole file; bytes ok = SHA-256 equal to the source's; ` +
       `bound = max(F/U, N·F/(U + N·U)) with U = ${opts.tbf.rateMbit} Mbit/s = ${fmt(U / 1e6, 1)} MB/s, which is F/U here; ` +
       `at MTU 1500 a tbf-shaped link carries at most 1448/1514 = 95.6% of its rate as TCP payload, so × bound cannot go below ~1.05; ` +
-      `delivered MB/s = N·F / all done.` +
+      `delivered MB/s = N·F / all done; ` +
+      `seeder sent = bytes on its wire until all were done (the file is ${fmt((opts.mib * MiB * 1514) / 1448 / MiB, 1)} MiB with TCP/IP headers: more is chunks sent twice); ` +
+      `uplinks used = all peers' bytes sent / ((N + 1) · U · all done); all uploading = when the last downloader had sent 1 MiB (the ramp).` +
       (rows.some((r) => String(r[2]).endsWith('*')) ? ' * not every round had all downloaders done: median of those that did.' : ''),
   ].join('\n');
 }

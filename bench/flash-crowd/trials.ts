@@ -9,7 +9,7 @@
  *   source ─► per trial: seed copy ─► tracker + seeder ─► N downloaders at t0 ─► done times
  *                                        └── stop all (by PID, awaited) ─► SHA-256 ─► Trial
  */
-import { copyFileSync, rmSync } from 'node:fs';
+import { appendFileSync, copyFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ensureDir, makeRandomFile, SourceHash } from '../lib/files.js';
@@ -20,6 +20,7 @@ import { fmt } from '../lib/stats.js';
 import { Aborted, waitUntil } from '../lib/wait.js';
 import { bittorrentSide } from './bittorrent.js';
 import { swarmSide } from './swarm-side.js';
+import { UplinkWatch } from './uplinks.js';
 import { boundSeconds, NAME, nowMs, type ContenderSide, type DownloaderResult, type FlashCrowdOptions, type SideContext, type Trial } from './common.js';
 
 export interface FlashRun {
@@ -88,15 +89,19 @@ export async function flashCrowd(opts: FlashCrowdOptions, signal: AbortSignal, l
             res: { index: p.index, addr: p.addr, seconds: null, exit: null, bytesOk: false },
           }));
           process.stderr.write(`flash-crowd: round ${round}, N=${n}, ${contender}: starting tracker and seeder...\n`);
+          let t0 = 0;
+          const uplinks = new UplinkWatch(lab, procs, n + 1, timeoutS + 300);
           try {
             await side.startSeed(seedDir);
             // the flash crowd: all downloaders at once
-            const t0 = nowMs();
+            t0 = nowMs();
             peers.forEach((p, k) => {
               const dl = dls[k]!;
               dl.proc = procs.start(`${contender} downloader ${p.index}`, side.downloader(p, outs[k]!), {
                 onLine: (line, at) => {
                   dl.doneAt ??= side.doneFromLine(line, at);
+                  // --keep: each downloader's output with the time since the crowd started, to read its timeline
+                  if (opts.keep) appendFileSync(path.join(dir, `d${p.index}.log`), `${fmt((at - t0) / 1000, 3)} ${line}\n`);
                 },
               });
             });
@@ -147,6 +152,7 @@ export async function flashCrowd(opts: FlashCrowdOptions, signal: AbortSignal, l
             }
           }
           finishTrial(trial, dls, run.interrupted);
+          if (trial.allDone !== null) trial.uplinks = uplinks.summary(t0, t0 + trial.allDone * 1000, U);
           run.trials.push(trial);
           onTrial?.(trial);
           if (clean && !opts.keep) rmSync(dir, { recursive: true, force: true });

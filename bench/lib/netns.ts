@@ -48,6 +48,8 @@ export interface Lab {
 
 const IFACE_HUB_BRIDGE = 'fcbr';
 const IFACE_PEER = 'fcv0';
+/** The hub's end of peer `index`'s veth (what it receives is what that peer sent). */
+export const hubEndOf = (index: number): string => `fcp${index}`;
 
 export function sh(argv: string[]): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
@@ -126,7 +128,7 @@ export function createLab(opts: { prefix: string; peers: number; subnet: string;
     sh(['ip', '-n', hub, 'link', 'set', IFACE_HUB_BRIDGE, 'up']);
     for (const p of peers) {
       addNs(p.ns);
-      const hubEnd = `fcp${p.index}`;
+      const hubEnd = hubEndOf(p.index);
       sh(['ip', 'link', 'add', p.dev, 'netns', p.ns, 'type', 'veth', 'peer', 'name', hubEnd, 'netns', hub]);
       sh(['ip', '-n', hub, 'link', 'set', hubEnd, 'master', IFACE_HUB_BRIDGE]);
       sh(['ip', '-n', hub, 'link', 'set', hubEnd, 'up']);

@@ -49,8 +49,13 @@ const TICK_MS = 250;
 const BUSY_WAIT_TIMEOUTS = 3;
 /** Junk (bytes of packets for no live request) that earns a strike, if it also exceeds the useful bytes. */
 const JUNK_STRIKE_BYTES = 8 << 20;
-/** Newly verified chunks are told to peers in batches, at most this often. */
-const HAVE_FLUSH_MS = 100;
+/**
+ * Newly verified chunks are told to peers at once, then in batches at most this often: a chunk
+ * verified after a quiet spell goes out without waiting (a flash crowd relays a chunk only once
+ * its holders are told, and the seeder's upload slot is held until then), and a fast download
+ * still sends a few `have` batches a second, not one per chunk.
+ */
+const HAVE_FLUSH_MS = 25;
 export const DEFAULT_MAX_PEERS = 48;
 /** Peer records kept at most (live ones always; the oldest dropped ones go first). */
 const MAX_DROPPED_RECORDS = 4 * DEFAULT_MAX_PEERS;
@@ -110,6 +115,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private running = false;
   private timer: NodeJS.Timeout | null = null;
   private haveTimer: NodeJS.Timeout | null = null;
+  /** When `have`s were last sent (HAVE_FLUSH_MS). */
+  private haveAt = 0;
   private haves: number[] = [];
   private settle: { resolve: () => void; reject: (e: SwarmError) => void } | null = null;
   private finished = false;
@@ -438,7 +445,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     p.stats.onVerified(length, Date.now());
     this.counters.fetchedChunks++;
     this.haves.push(chunk);
-    this.haveTimer ??= setTimeout(() => this.flushHaves(), HAVE_FLUSH_MS);
+    const wait = this.haveAt + HAVE_FLUSH_MS - Date.now();
+    if (wait <= 0 && !this.haveTimer) this.flushHaves();
+    else this.haveTimer ??= setTimeout(() => this.flushHaves(), Math.max(0, wait));
     if (this.table.ownersOf(chunk) > 0) this.requests.cancelRedundant();
   }
 
@@ -447,6 +456,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.haveTimer) clearTimeout(this.haveTimer);
     this.haveTimer = null;
     if (this.haves.length === 0) return;
+    this.haveAt = Date.now();
     const chunks = this.haves;
     this.haves = [];
     for (const h of this.o.hosts.hosts) h.send({ type: 'have', cid: this.m.cid, chunks });
