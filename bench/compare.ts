@@ -20,7 +20,8 @@ import { Checks, ensureDir, makeRandomFile, removeAfterStop, SourceHash } from '
 import { runMain, startServe, timed, SWARM_BIN, type Procs } from './lib/procs.js';
 import { startNginx, type Nginx } from './lib/nginx.js';
 import { installMissing, missingText } from './lib/tools.js';
-import { isMain, num, oneOf, parseOptions, str } from './lib/options.js';
+import { flag, isMain, num, oneOf, parseOptions, str } from './lib/options.js';
+import { holdFreePages } from './lib/vm-pages.js';
 import { Aborted, checkAborted } from './lib/wait.js';
 import { measureFloors, type Floors } from './lib/floors.js';
 import { availableParallelism } from 'node:os';
@@ -179,9 +180,12 @@ if (isMain(import.meta.url)) {
     rounds: num(5, 'counted rounds, after one warm-up'),
     tools: oneOf(H2H_TOOLS, [...H2H_TOOLS], 'tools to run'),
     dir: str('/tmp/swarm-bench', 'work folder (random data is written here)'),
+    'hold-pages': flag('a VM: turn free page reporting off during the run, restored at exit (bench/lib/vm-pages.ts; root)'),
   });
   runMain('compare', async ({ procs, signal }) => {
+    const held = o['hold-pages'] ? holdFreePages() : null;
     const h = await headToHead(procs, signal, { root: ensureDir(o.dir), mib: o.mib, rounds: o.rounds, tools: o.tools });
+    if (held) h.notes.push(held);
     console.log(headToHeadText(h, o));
     return h.failures ? 1 : 0;
   });
