@@ -1,5 +1,5 @@
 /**
- * Hostile review of `get --give-up` (coordinator.ts giveUpIfStalled): a sole holder that answers
+ * Hostile review of `get --give-up` (give-up.ts GiveUp.ifStalled): a sole holder that answers
  * `busy` to every request and lets one real chunk through just inside the give-up time kept a
  * download alive at a rate the per-peer trickle rule would cut, for as long as it liked (`busy`
  * excused it from every deadline). Now a request kept waiting for 3 request timeouts is a

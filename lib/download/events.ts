@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { Breakdown } from './breakdown.js';
 /** Events a download emits (library API and `--json` output share these shapes). */
 
@@ -109,3 +110,6 @@ export interface CoordinatorEvents {
   warning: [e: WarningEvent];
   'peer-dropped': [e: PeerDroppedEvent];
 }
+
+/** The coordinator's `emit`, as the units it delegates to (chunk-intake, peer-roster, give-up) see it. */
+export type CoordinatorEmitter = Pick<EventEmitter<CoordinatorEvents>, 'emit'>;
