@@ -1,15 +1,18 @@
 /**
  * One incoming peer connection: hello, then list / stat / manifest / get / cancel / interest /
  * have, search / discover (handed to the overlay: overlay-port.ts), or seed 002's plain-name File
- * Request (legacy.ts).
+ * Request (legacy.ts). The session owns the socket, the decoder, the reply window and the
+ * handshake, and hands each request to the part that owns it:
  *
  *   socket ─► FrameDecoder ─► hello (first, within the handshake deadline)
- *                          ├► list, stat, manifest: answered at once
+ *                          ├► list, stat, manifest: answered at once (answers.ts)
  *                          ├► interest: bitfield, known holders (peer exchange), then every
  *                          │  chunk we newly verify as `have` (partial holders grow)
  *                          ├► have: the client got those chunks (frees our upload slots; one
  *                          │  for a chunk we sent it acknowledges it: take-account.ts)
- *                          └► get: queued ─► RangeSender (sender.ts): packets ─► socket
+ *                          │  (interest and have: have-exchange.ts)
+ *                          └► get: checked, queued (get-queue.ts) ─► RangeSender (sender.ts):
+ *                             packets ─► socket
  *
  * Everything the remote side can make us hold is bounded: replies (when the socket holds more
  * than REPLY_WINDOW_BYTES unsent, the decoder and the socket pause, so a client that does not
@@ -17,88 +20,50 @@
  * in REFUSALS_WINDOW_MS, then the connection is closed), read buffers (READ_BUFFERS of 1 MiB, two
  * in use at a time; a client that never reads pins two 256 KiB pieces), open files
  * (MAX_OPEN_READERS, closed on every path), and the time it may spend in each state
- * (net/guard.ts; a peer that takes chunks and acknowledges none for sendStallMs is closed too).
- * Content is served by content id from a SourceIndex, only chunks the source has verified, and
- * bytes of a file that changed since it was hashed are never sent.
+ * (net/guard.ts, by the rules of guard-rules.ts; a peer that takes chunks and acknowledges none
+ * for sendStallMs is closed too). Content is served by content id from a SourceIndex, only chunks
+ * the source has verified, and bytes of a file that changed since it was hashed are never sent.
  */
 import type { Socket } from 'node:net';
-import { ERROR_CODES, SwarmError, toWire, asSwarmError } from '../errors.js';
+import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { FrameDecoder, encodeFrame, type Header } from '../protocol/frame.js';
-import { checkHello, decodeMessage, helloMessage, type Hello, type PeerRequest } from '../protocol/messages.js';
-import { chunksOf } from '../manifest.js';
-import type { Log } from '../log.js';
+import { checkHello, decodeMessage, helloMessage, type Hello, type PeerRequest, type UnknownMessage } from '../protocol/messages.js';
 import { serveLegacyRequest } from './legacy.js';
-import type { TokenBucket } from '../scheduling/token-bucket.js';
 import { UploadSlots } from '../scheduling/upload-slots.js';
 import { MAX_REFUSED_GETS, REFUSALS_WINDOW_MS, TakeAccount } from './take-account.js';
 import { SlotWaits } from './slot-waits.js';
 import type { GuardedConnection, ServerLimits } from '../net/guard.js';
-import type { HelloFields } from '../protocol/messages.js';
 import type { PeerAddress } from '../types.js';
-import type { ChunkSource, SourceIndex, SourceReader } from './source.js';
-import { RangeSender, type RangeRequest } from './sender.js';
-import type { Spreads } from './spreads.js';
-import type { RequesterChunks } from '../scheduling/requester-chunks.js';
-import type { OverlayFrom, OverlayPort } from './overlay-port.js';
-import type { SyncConnection, SyncPort } from './sync-port.js';
-import { Interests } from './interests.js';
-import { listPage } from './list-page.js';
+import { RangeSender } from './sender.js';
+import type { OverlayFrom } from './overlay-port.js';
+import type { SyncConnection } from './sync-port.js';
+import { answer } from './answers.js';
+import { GetQueue, MAX_QUEUED_GETS, type GetRefusal } from './get-queue.js';
+import { HaveExchange } from './have-exchange.js';
+import { evictRank, overdueReason, type SessionClocks } from './guard-rules.js';
+import type { SessionContext } from './session-context.js';
 
-export const MAX_QUEUED_GETS = 1024;
-export { MAX_REFUSED_GETS, REFUSALS_WINDOW_MS };
+export { MAX_QUEUED_GETS, MAX_REFUSED_GETS, REFUSALS_WINDOW_MS };
+export type { SessionContext };
+
 /** Unsent reply bytes at which we stop reading the client's requests. */
 export const REPLY_WINDOW_BYTES = 256 << 10;
 /** Largest request frame: requests are small JSON headers with no body. */
 export const MAX_REQUEST_HEADER_BYTES = 16 << 10;
-const MAX_OPEN_READERS = 16;
-/**
- * When the server is full, a connection whose socket has not taken what we wrote for this long
- * may be evicted (longest blocked first). A reader taking ≥ 2 MiB/s never waits this long for a
- * piece (1 MiB at most); one that reads nothing has waited seconds by the time anyone needs its slot.
- */
-const STUCK_EVICT_MS = 500;
-/**
- * When the server is full, a connection with a chunk unacknowledged for this long may be evicted.
- * A reader at ≥ 1 MiB/s acknowledges a 1 MiB chunk sooner; one that never does holds an upload
- * slot, not only a connection.
- */
-const UNACKED_EVICT_MS = 2_000;
-
-type GetRequest = RangeRequest;
-
-export interface SessionContext {
-  sources: SourceIndex;
-  log: Log;
-  upload: TokenBucket | null;
-  hello: HelloFields;
-  /** The server's upload policy (null: every chunk goes at once). */
-  slots: UploadSlots | null;
-  /** This connection's number for the upload policy. */
-  id: number;
-  /** How a seeder shows its content to several downloaders (null: everything at once). */
-  spreads: Spreads | null;
-  /** What the peers fetching from this server have (the upload policy's rarity); absent: not counted. */
-  requesters?: RequesterChunks;
-  /** Where search and discover requests go (null: this peer is not in an overlay). */
-  overlay: OverlayPort | null;
-  /** The sync index this peer answers from (null: it does not sync a folder). */
-  sync: SyncPort | null;
-}
-
 
 export class PeerSession implements GuardedConnection {
   private readonly decoder: FrameDecoder;
-  private readonly queue: GetRequest[] = [];
-  private current: GetRequest | null = null;
-  private sending = false;
+  /** Its `get`s: queued, served in order (get-queue.ts). */
+  private readonly gets: GetQueue;
+  /** A plain-name File Request is being answered (legacy.ts). */
+  private servingLegacy = false;
   private closed = false;
   private readonly sender: RangeSender;
-  /** Contents this peer asked to hear `have`s and holders of (interests.ts). */
-  private readonly interests: Interests;
+  /** Its interest, bitfield and have messages (have-exchange.ts). */
+  private readonly haves: HaveExchange;
   private mode: 'unknown' | 'framed' | 'legacy' = 'unknown';
   /** The sync side of this connection (its proof of the folder key, its watch), once it sent a sync message. */
   private syncConn: SyncConnection | null = null;
-  private readonly readers = new Map<string, Promise<SourceReader>>();
   readonly remote: string;
   readonly ip: string;
   readonly since: number;
@@ -148,7 +113,18 @@ export class PeerSession implements GuardedConnection {
       },
       abandoned: (cid, chunk) => this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(cid, chunk), Date.now()),
     });
-    this.interests = new Interests(ctx.sources, (h) => this.send(h));
+    this.gets = new GetQueue(ctx.sources, {
+      closed: () => this.closed,
+      taken: (req) => this.waits.taken(req.id, req.source.manifest.cid, req.from, req.to),
+      serve: (req, reader) => this.sender.send(req, reader),
+      reply: (h) => this.send(h),
+      refused: (cid, reason) => this.ctx.log('refused', { peer: this.remote, cid, reason }),
+      idle: () => {
+        this.lastActivityAt = Date.now();
+        this.account.idle(this.lastActivityAt);
+      },
+    });
+    this.haves = new HaveExchange(ctx, this.account, (h) => this.send(h));
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('drain', () => this.onDrain());
     socket.on('error', () => this.destroy('socket error'));
@@ -162,7 +138,7 @@ export class PeerSession implements GuardedConnection {
 
   /** True while a get is being sent or queued: a graceful shutdown waits for these. */
   get busy(): boolean {
-    return this.sending || this.queue.length > 0;
+    return this.servingLegacy || this.gets.busy;
   }
 
   get bytesSent(): number {
@@ -176,7 +152,7 @@ export class PeerSession implements GuardedConnection {
   }
 
   get openReaders(): number {
-    return this.readers.size;
+    return this.gets.openReaders;
   }
 
   get bufferedRequestBytes(): number {
@@ -189,33 +165,26 @@ export class PeerSession implements GuardedConnection {
   }
 
   overdue(now: number, limits: ServerLimits): string | null {
-    if (this.mode === 'legacy') return this.blockedSince && now - this.blockedSince > limits.sendStallMs ? 'stopped reading the file it asked for' : null;
-    if (!this.remoteHello && now - this.since > limits.handshakeMs) return `no hello within ${limits.handshakeMs} ms`;
-    if (this.partialSince && now - this.partialSince > limits.frameMs) return `a request took longer than ${limits.frameMs} ms to arrive`;
-    if (this.blockedSince && now - this.blockedSince > limits.sendStallMs) return `did not read replies for ${limits.sendStallMs} ms`;
-    // kept by the session, not read from the upload slots: those forget a chunk after their ack
-    // timeout (5 s), so a peer that never acknowledged was never closed for it (hostile review)
-    const unacked = this.account.unackedSince();
-    if (unacked && now - unacked > limits.sendStallMs) return `did not acknowledge a chunk sent to it for ${limits.sendStallMs} ms`;
-    // asking and taking nothing for that long is what a client that never reads does: such
-    // waiters (and slot holders that got their slot late) would otherwise hold sockets and files
-    // for minutes (take-account.ts says what counts)
-    if (this.busy && this.account.tookNothingFor(now, this.waits.waitingNow) > limits.sendStallMs) {
-      return `asked for chunks and took none for ${limits.sendStallMs} ms`;
-    }
-    if (!this.busy && now - this.lastActivityAt > limits.idleMs) return `idle for ${limits.idleMs} ms`;
-    return null;
+    return overdueReason(this.clocks(now), now, limits);
   }
 
   evictRank(now: number): number {
-    if (!this.remoteHello && this.mode !== 'legacy') return 4e12 + (now - this.since);
-    if (this.blockedSince && now - this.blockedSince > STUCK_EVICT_MS) return 3e12 + (now - this.blockedSince);
-    // a swarm peer says `have` for every chunk it gets; one that does not is stuck or hostile
-    const unacked = this.account.unackedSince();
-    if (unacked && now - unacked > UNACKED_EVICT_MS) return 3e12 + (now - unacked);
-    if (this.partialSince && now - this.partialSince > 1_000) return 2e12 + (now - this.partialSince);
-    if (!this.busy) return 1e12 + (now - this.lastActivityAt);
-    return 0;
+    return evictRank(this.clocks(now), now);
+  }
+
+  /** What the guard judges this connection by (guard-rules.ts). */
+  private clocks(now: number): SessionClocks {
+    return {
+      legacy: this.mode === 'legacy',
+      hello: this.remoteHello !== null,
+      busy: this.busy,
+      since: this.since,
+      lastActivityAt: this.lastActivityAt,
+      partialSince: this.partialSince,
+      blockedSince: this.blockedSince,
+      unackedSince: this.account.unackedSince(),
+      tookNothingFor: this.account.tookNothingFor(now, this.waits.waitingNow),
+    };
   }
 
   private onData(d: Buffer): void {
@@ -223,7 +192,7 @@ export class PeerSession implements GuardedConnection {
       this.mode = d[0] === 0 ? 'framed' : 'legacy';
       if (this.mode === 'legacy') {
         this.socket.removeAllListeners('data');
-        this.sending = true;
+        this.servingLegacy = true;
         serveLegacyRequest(
           this.socket,
           d,
@@ -234,7 +203,7 @@ export class PeerSession implements GuardedConnection {
           },
           this.ctx.upload, // --max-upload applies to plain-name requests too
         ).finally(() => {
-          this.sending = false;
+          this.servingLegacy = false;
           this.destroy('legacy request served');
         });
         return;
@@ -318,95 +287,26 @@ export class PeerSession implements GuardedConnection {
     this.handle(decodeMessage('peerRequest', h));
   }
 
-  private handle(m: PeerRequest | { t: 'unknown'; type: string; id?: number }): void {
+  private handle(m: PeerRequest | UnknownMessage): void {
     switch (m.t) {
       case 'hello':
         return; // repeated: ignored
       case 'unknown':
-        // a newer peer's request: refuse it clearly if it expects an answer, else skip it
-        if (m.id !== undefined) this.send({ t: 'error', id: m.id, code: ERROR_CODES.UNKNOWN_MESSAGE, message: `unknown request "${m.type}"` });
-        return;
-      case 'list': {
-        const page = listPage(this.ctx.sources, m.after, m.limit);
-        this.send({ t: 'files', id: m.id, ...page });
-        return;
-      }
-      case 'stat': {
-        const f = this.ctx.sources.stat(m.name);
-        if (!f) this.send({ t: 'error', id: m.id, code: ERROR_CODES.NOT_FOUND, message: `no such file: ${m.name}` });
-        else this.send({ t: 'entry', id: m.id, ...f });
-        return;
-      }
+      case 'list':
+      case 'stat':
       case 'manifest': {
-        const src = this.ctx.sources.byCid(m.cid);
-        if (!src) {
-          this.send({ t: 'error', id: m.id, code: ERROR_CODES.NOT_FOUND, message: `no content ${m.cid.slice(0, 16)}… here` });
-          return;
-        }
-        const mf = src.manifest;
-        this.send({ t: 'manifest-ok', id: m.id, cid: mf.cid, size: mf.size, chunkBytes: mf.chunkBytes, chunks: chunksOf(mf) }, mf.hashes);
+        const a = answer(m, this.ctx.sources);
+        if (a) this.send(a.header, a.body);
         return;
       }
-      case 'interest': {
-        const src = this.ctx.sources.byCid(m.cid);
-        if (!src) return;
-        // one interest per content and connection (a client sends one), at most MAX_INTERESTS:
-        // a repeat or one past the cap is ignored, so it joins nothing and costs no walk of the content
-        if (!this.interests.accepts(m.cid)) return;
-        const theirs = m.have !== undefined ? Buffer.from(m.have, 'base64') : undefined;
-        // a seeder shows each of several downloaders a few chunks at a time (spreads.ts)
-        const shown = this.ctx.spreads ? this.ctx.spreads.join(this.ctx.id, src, theirs, (cid, chunks) => this.send({ t: 'have', cid, chunks })) : src.bitfield();
-        this.send({ t: 'bitfield', cid: m.cid, have: Buffer.from(shown).toString('base64'), complete: src.complete });
-        this.ctx.requesters?.join(this.ctx.id, m.cid, chunksOf(src.manifest), theirs);
-        this.interests.add(m.cid, this.listenAddress);
-        return;
-      }
-      case 'have': {
-        // the client has these chunks now: whatever we sent it of them is delivered, and a seeder
-        // may show it more
-        const chunks = m.chunks.slice(0, 65_536).filter((c): c is number => typeof c === 'number' && Number.isInteger(c) && c >= 0);
-        const now = Date.now();
-        let acked = false;
-        for (const c of chunks) {
-          const key = UploadSlots.key(m.cid, c);
-          this.ctx.slots?.acked(this.ctx.id, key, now);
-          if (this.account.ack(key, now)) acked = true;
-        }
-        if (acked) {
-          // it takes what we send: from now on what it has counts in the upload policy's rarity
-          // (a get followed at once by a cancel never gets here)
-          const src = this.ctx.sources.byCid(m.cid);
-          if (src) this.ctx.requesters?.asked(this.ctx.id, m.cid, chunksOf(src.manifest));
-        }
-        this.ctx.requesters?.had(this.ctx.id, m.cid, chunks);
-        this.ctx.spreads?.had(this.ctx.id, m.cid, chunks);
-        return;
-      }
+      case 'interest':
+        return this.haves.interest(m, this.listenAddress);
+      case 'have':
+        return this.haves.have(m);
       case 'get': {
         if (!this.busy) this.account.asking(Date.now());
-        const refuse = (code: string, message: string) => {
-          this.send({ t: 'error', id: m.id, code, message });
-          // only what an honest client never makes us do counts: a range it was not told we
-          // have. A content that is gone (a file that changed under a sync's pipelined requests)
-          // or a full queue is cheap to refuse and common in honest use.
-          if ((code === ERROR_CODES.NOT_HAVE || code === ERROR_CODES.BAD_MESSAGE) && this.account.refused(Date.now())) {
-            this.failProtocol(new SwarmError(ERROR_CODES.LIMIT, `more than ${MAX_REFUSED_GETS} requests refused within ${REFUSALS_WINDOW_MS / 1000} s: ask only for chunks this peer said it has`));
-          }
-        };
-        if (this.queue.length >= MAX_QUEUED_GETS) return refuse(ERROR_CODES.LIMIT, `more than ${MAX_QUEUED_GETS} requests queued`);
-        const src = this.ctx.sources.byCid(m.cid);
-        if (!src) return refuse(ERROR_CODES.NOT_FOUND, `no content ${m.cid.slice(0, 16)}… here`);
-        const chunks = chunksOf(src.manifest);
-        if (m.from >= m.to || m.to > chunks) return refuse(ERROR_CODES.BAD_MESSAGE, `chunk range [${m.from}, ${m.to}) outside 0..${chunks}`);
-        // a complete source has every chunk of the range; a partial one is checked at both ends
-        // (a range running past what it has: one look), then up to its first hole (refusals are
-        // limited per connection: take-account.ts)
-        if (!src.complete) {
-          const hole = !src.has(m.from) ? m.from : !src.has(m.to - 1) ? m.to - 1 : firstMissing(src, m.from + 1, m.to - 1);
-          if (hole >= 0) return refuse(ERROR_CODES.NOT_HAVE, `chunk ${hole} is not verified here yet`);
-        }
-        this.queue.push({ id: m.id, source: src, from: m.from, to: m.to, cancelled: false });
-        if (!this.sending) void this.sendLoop();
+        const refusal = this.gets.add(m);
+        if (refusal) this.refuseGet(m.id, refusal);
         return;
       }
       case 'search':
@@ -439,63 +339,21 @@ export class PeerSession implements GuardedConnection {
         return this.syncConn.handle(m);
       }
       case 'cancel': {
-        for (const r of this.queue) if (r.id === m.id) r.cancelled = true;
-        const cur = this.current;
-        if (cur && cur.id === m.id) cur.cancelled = true;
+        this.gets.cancel(m.id);
         this.waits.cancelled(m.id);
         return;
       }
     }
   }
 
-  private async sendLoop(): Promise<void> {
-    this.sending = true;
-    try {
-      while (!this.closed && this.queue.length > 0) {
-        const req = this.queue.shift()!;
-        if (req.cancelled) continue;
-        this.current = req;
-        this.waits.taken(req.id, req.source.manifest.cid, req.from, req.to);
-        try {
-          await this.sender.send(req, await this.reader(req.source));
-          if (!req.cancelled) this.send({ t: 'done', id: req.id });
-        } catch (err) {
-          const e = toWire(err);
-          if (e.code === ERROR_CODES.PATH_ESCAPE || e.code === ERROR_CODES.FILE_CHANGED) this.ctx.log('refused', { peer: this.remote, cid: req.source.manifest.cid, reason: e.message });
-          this.forgetReader(req.source.manifest.cid);
-          this.send({ t: 'error', id: req.id, code: e.code, message: e.message });
-        }
-      }
-    } finally {
-      this.current = null;
-      this.sending = false;
-      this.lastActivityAt = Date.now();
-      this.account.idle(this.lastActivityAt);
+  private refuseGet(id: number, { code, message }: GetRefusal): void {
+    this.send({ t: 'error', id, code, message });
+    // only what an honest client never makes us do counts: a range it was not told we
+    // have. A content that is gone (a file that changed under a sync's pipelined requests)
+    // or a full queue is cheap to refuse and common in honest use.
+    if ((code === ERROR_CODES.NOT_HAVE || code === ERROR_CODES.BAD_MESSAGE) && this.account.refused(Date.now())) {
+      this.failProtocol(new SwarmError(ERROR_CODES.LIMIT, `more than ${MAX_REFUSED_GETS} requests refused within ${REFUSALS_WINDOW_MS / 1000} s: ask only for chunks this peer said it has`));
     }
-  }
-
-  /** The open reader of a source: opened once per connection, closed when the session ends. */
-  private reader(src: ChunkSource): Promise<SourceReader> {
-    const cid = src.manifest.cid;
-    let r = this.readers.get(cid);
-    if (!r) {
-      if (this.readers.size >= MAX_OPEN_READERS) this.forgetReader(this.readers.keys().next().value!);
-      r = src.open().then((reader) => {
-        // the session may have ended while the file was opening: never leave the handle behind
-        if (this.closed || this.readers.get(cid) !== r) void reader.close();
-        return reader;
-      });
-      r.catch(() => this.readers.get(cid) === r && this.readers.delete(cid));
-      this.readers.set(cid, r);
-    }
-    return r;
-  }
-
-  private forgetReader(cid: string): void {
-    const r = this.readers.get(cid);
-    if (!r) return;
-    this.readers.delete(cid);
-    r.then((reader) => reader.close(), () => {});
   }
 
   /** This connection as the overlay sees it: who sent, and a way to answer on it. */
@@ -517,24 +375,14 @@ export class PeerSession implements GuardedConnection {
   destroy(reason = 'closed'): void {
     if (this.closed) return;
     this.closed = true;
-    for (const r of this.queue) r.cancelled = true;
-    this.queue.length = 0;
-    if (this.current) this.current.cancelled = true;
     this.socket.destroy();
     this.sender.destroy();
-    this.interests.close(this.listenAddress);
+    this.haves.close(this.listenAddress);
     this.syncConn?.close();
     this.ctx.slots?.drop(this.ctx.id, Date.now());
     this.ctx.spreads?.leave(this.ctx.id);
     this.ctx.requesters?.leave(this.ctx.id);
-    for (const cid of [...this.readers.keys()]) this.forgetReader(cid);
+    this.gets.close();
     this.onEnd(this, reason);
   }
-}
-
-/** The first chunk of [from, to) that `src` has not verified, or -1 (a partial source skips 8 verified chunks a step). */
-function firstMissing(src: ChunkSource, from: number, to: number): number {
-  if (src.firstMissing) return src.firstMissing(from, to);
-  for (let c = from; c < to; c++) if (!src.has(c)) return c;
-  return -1;
 }
