@@ -169,10 +169,12 @@ t.test('a deletion propagates, and a peer that was away does not bring the file 
   await converge([a, b, c], 2);
   t.ok(existsSync(path.join(dc, 'doomed.txt')), 'c has it before');
   await stop(c); // c goes away
+  // (listening from before the deletion: a pushes it to b, which may take it while a's refresh
+  // is still being awaited, before a listener set after it; the last idle is what counts)
+  let idle = -1;
+  b.sync.on('idle', (e) => (idle = e.files));
   unlinkSync(path.join(da, 'doomed.txt'));
   await a.node.library.refresh();
-  let idle = -1;
-  b.sync.once('idle', (e) => (idle = e.files));
   await b.sync.syncOnce(); // b learns of the deletion (no rescan of b's folder)
   t.notOk(existsSync(path.join(db, 'doomed.txt')), 'deleted on b too');
   t.equal(b.node.library.stat('doomed.txt'), undefined, 'and b no longer serves or counts it, without a rescan');
