@@ -13,6 +13,10 @@ import { swarm } from './helpers/procs.js';
 import { tempDir } from './helpers/tmp.js';
 import { syncPeer as peer, stopPeer, connect, converge } from './helpers/sync-peers.js';
 
+/** The deleting member's grace before it removes a folder its deletions emptied (EMPTIED_GRACE_MS is 10 s). */
+const GRACE = 300;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** The count of files the next 'idle' ("in step") says, or null when none comes within `ms`. */
 function nextIdle(sync: Syncer, ms = 5_000): Promise<number | null> {
   return new Promise((resolve) => {
@@ -47,8 +51,8 @@ t.test('a folder emptied by a deletion goes on the deleting member too, and that
   file(da, 'nest/deeper/last.txt');
   file(da, 'stays/a.txt');
   file(da, 'stays/b.txt');
-  const a = await peer(t, da);
-  const b = await peer(t, db);
+  const a = await peer(t, da, { emptiedGraceMs: GRACE });
+  const b = await peer(t, db, { emptiedGraceMs: GRACE });
   connect([a, b]);
   await converge([a, b], 2);
   t.ok(existsSync(path.join(db, 'sub', 'only.txt')) && existsSync(path.join(db, 'nest', 'deeper', 'last.txt')), 'b has the folders');
@@ -62,6 +66,8 @@ t.test('a folder emptied by a deletion goes on the deleting member too, and that
   await a.node.library.refresh(); // (the watch's job in a running sync)
   t.equal(await said, 2, 'a says in step again, with 2 files (top.txt, stays/b.txt), not the 5 it had');
   await converge([a, b], 2);
+  t.ok(existsSync(path.join(da, 'sub')), 'a: the emptied folder stays for the grace (a user may fill it again)');
+  await sleep(GRACE * 2.5);
 
   for (const [who, dir] of [['a (where the files were deleted)', da], ['b', db]] as const) {
     t.notOk(existsSync(path.join(dir, 'sub')), `${who}: the folder the deletion emptied is gone`);
@@ -80,8 +86,36 @@ t.test('a folder emptied by a deletion goes on the deleting member too, and that
   await a.node.library.refresh();
   t.equal(await said2, 2, 'in step: 2 files');
   await converge([a, b], 2);
+  await sleep(GRACE * 2.5);
   t.ok(existsSync(path.join(da, 'kept', '.swarm-tmp-sync-1-1')), 'a: a folder with something left in it is not touched');
   t.notOk(existsSync(path.join(db, 'kept')), 'b: emptied, gone');
+});
+
+t.test('a folder emptied by hand and filled again within the grace stays (rm out/*.o; cc -o out/x.o)', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  file(da, 'out/a.o');
+  file(da, 'touched/t.txt');
+  const a = await peer(t, da, { emptiedGraceMs: GRACE });
+  const b = await peer(t, db, { emptiedGraceMs: GRACE });
+  connect([a, b]);
+  await converge([a, b], 2);
+  unlinkSync(path.join(da, 'out', 'a.o'));
+  unlinkSync(path.join(da, 'touched', 't.txt'));
+  await a.node.library.refresh();
+  await sleep(GRACE / 3);
+  writeFileSync(path.join(da, 'out', 'x.o'), 'built again'); // the user's next step, in the folder it emptied
+  utimesSync(path.join(da, 'out', 'x.o'), Date.now() / 1000 - 60, Date.now() / 1000 - 60); // (held still: announced at the next look)
+  writeFileSync(path.join(da, 'touched', 'scratch'), 'x');
+  unlinkSync(path.join(da, 'touched', 'scratch')); // emptied again, but touched within the grace
+  await sleep(GRACE * 2.5);
+  t.ok(existsSync(path.join(da, 'out', 'x.o')), 'the folder was there for the new file');
+  t.ok(existsSync(path.join(da, 'touched')), 'a folder touched within the grace stays, empty');
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'out', 'x.o')), 'b has the new file');
+  // (b removed out/ when it took a.o's deletion, then landed x.o there: its lander had taken the
+  // folder for there and failed to open the temp file, retrying without end)
+  t.same(b.warnings.filter((w) => w.includes('x.o')), [], 'b landed it at once, no failed attempt');
+  t.notOk(existsSync(path.join(db, 'touched')), 'b: the folder emptied by the deletion it took is gone');
 });
 
 t.test('deleted while sync was stopped: said when it starts again, and the emptied folder goes as on the others', async (t) => {
@@ -97,7 +131,7 @@ t.test('deleted while sync was stopped: said when it starts again, and the empti
   unlinkSync(path.join(da, 'away', 'only.txt'));
   const said: string[] = [];
   const node = await serve(da, { port: 0, host: '127.0.0.1', noTracker: true, threads: 0, watch: false });
-  const sync = new Syncer(node, { open: true, pullMs: 60_000 });
+  const sync = new Syncer(node, { open: true, pullMs: 60_000, emptiedGraceMs: GRACE });
   sync.on('deletedHere', (e) => said.push(e.name));
   t.teardown(async () => {
     await sync.close();
@@ -107,7 +141,8 @@ t.test('deleted while sync was stopped: said when it starts again, and the empti
   await sync.start();
   t.same(said, ['away/only.txt'], 'the deletion made while stopped is said at start');
   t.equal(await idle, 1, 'in step: 1 file');
-  t.notOk(existsSync(path.join(da, 'away')), 'a: the folder it emptied is gone');
+  await sleep(GRACE * 2.5);
+  t.notOk(existsSync(path.join(da, 'away')), 'a: the folder it emptied is gone (after the grace)');
   a = { ...a, node, sync };
   connect([a, b]);
   await converge([a, b], 2);

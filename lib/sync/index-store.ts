@@ -10,7 +10,7 @@
  * version V asks for what changed since V (`page(after, since)`), not the whole index again. The
  * names in order are kept sorted between changes, so a page costs its size, not a sort of every name.
  */
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.js';
@@ -43,6 +43,23 @@ function lowerBound(names: string[], after: string): number {
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * Whether a file the scan no longer lists is really gone: its stat says it does not exist (ENOENT,
+ * or ENOTDIR: a folder on its path is a file now). Any other failure says nothing about the file
+ * (EACCES: a folder made unreadable; EIO: a failing disk; ENOTCONN, ESTALE: a lost network or
+ * FUSE mount; ELOOP): taking it for a deletion sent the deletion of every file under such a folder
+ * to every member (hostile review 47: `chmod 000` of a folder for 3 s lost its files everywhere).
+ */
+function reallyGone(file: string): boolean {
+  try {
+    statSync(file);
+    return false;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR';
+  }
 }
 
 export class SyncIndex {
@@ -175,7 +192,7 @@ export class SyncIndex {
   private gone(name: string, nowSec: number): void {
     const e = this.entries.get(name);
     if (!e || e.deleted !== undefined || this.busy.has(name)) return;
-    if (existsSync(path.join(this.root, ...name.split('/')))) return;
+    if (!reallyGone(path.join(this.root, ...name.split('/')))) return;
     this.set({ name: e.name, cid: e.cid, mtime: e.mtime, size: e.size, deleted: nowSec, ...(e.agreed ? { agreed: e.agreed } : {}), ...(e.prev ? { prev: e.prev } : {}) });
   }
 

@@ -106,7 +106,17 @@ export class Lander {
     const dir = path.dirname(path.join(this.root, ...name.split('/')));
     this.ensureDir(dir, this.newDirs);
     const tmp = path.join(dir, `${SYNC_TEMP_PREFIX}${process.pid}-${++this.n}`);
-    const fd = openSync(tmp, 'wx');
+    let fd: number;
+    try {
+      fd = openSync(tmp, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // the folder went since it was checked (emptied by a deletion and removed, by sync or by
+      // hand): made again, once
+      this.forgetDirs();
+      this.ensureDir(dir, this.newDirs);
+      fd = openSync(tmp, 'wx');
+    }
     try {
       for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at, at);
       futimesSync(fd, mtimeSec, mtimeSec);
@@ -165,6 +175,11 @@ export class Lander {
     }
     await Promise.all([...touched].map((d) => syncDir(d)));
     return { landed, failed };
+  }
+
+  /** Folders were removed (landing.ts removeEmptied): none is taken for there any more without a look. */
+  forgetDirs(): void {
+    this.dirsOk.clear();
   }
 
   /** The folder of a file about to land: created if missing, and really inside the share (no symlink out). */

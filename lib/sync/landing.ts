@@ -9,7 +9,7 @@
  *   fetched small file ─► stage (temp file) ─► batch (BATCH_FILES / BATCH_BYTES / BATCH_MAX_WAIT_MS,
  *   or nothing else coming) ─► commit: one barrier, renames ─► index and library follow
  */
-import { link, lstat, mkdir, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, realpath, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import type { Library } from '../share/library.js';
@@ -83,27 +83,56 @@ export class Landing {
     }
   }
 
-  /** A peer deleted it: the file moves to the trash. */
+  /**
+   * A peer deleted it: the file moves to the trash. Not through a symlinked folder: what is there
+   * is outside the share (not shared, README), and a stale entry must not delete it.
+   */
   async delete(name: string): Promise<void> {
-    await this.toTrash(name, path.join(this.root, ...name.split('/')), false);
-    await this.removeEmptied([name]);
+    if ((await this.folderState(path.dirname(name))) !== 'elsewhere') {
+      await this.toTrash(name, path.join(this.root, ...name.split('/')), false);
+      await this.removeEmptied([name]);
+    }
     // gone from what we serve and count now, not at the library's next look
     this.host.library.removedHere(name);
   }
 
   /**
    * Only files are synced, so a folder is there while it holds one: the folders that deleting
-   * `names` left empty go, on the member that deleted them as on every other (README: folders follow their files),
-   * so the members end alike. rmdir refuses a folder with anything left in it (a file not shared,
-   * a temp file of a fetch), so nothing else is touched; one already gone (`rm -r`) is passed.
+   * `names` left empty go, on every member that takes the deletion and (after a grace, below) on
+   * the one that deleted them (README: folders follow their files), so the members end alike.
+   * rmdir refuses a folder with anything left in it (a file not shared, a temp file of a fetch),
+   * so nothing else is touched; one already gone (`rm -r`) is passed. Never a mount point (its
+   * device is not its parent's: an unmounted disk's empty mount point stays for the next mount),
+   * nor a folder reached through a symlink. `untouchedMs`: a folder changed more recently than
+   * that stays (a user refilling it: `rm out/*.o; cc -o out/x.o` found its folder gone when sync
+   * removed it at once, hostile review 47).
    */
-  async removeEmptied(names: string[]): Promise<void> {
+  async removeEmptied(names: string[], o: { untouchedMs?: number } = {}): Promise<void> {
     for (const name of names) {
       for (let d = path.dirname(name); d !== '.' && d !== ''; d = path.dirname(d)) {
-        const err = await rmdir(path.join(this.root, ...d.split('/'))).then(() => null, (e: NodeJS.ErrnoException) => e);
+        // never through a symlink: a folder outside the share is not ours to remove (hostile review 47)
+        const state = await this.folderState(d);
+        if (state === 'gone') continue;
+        if (state === 'elsewhere') break;
+        const dir = path.join(this.root, ...d.split('/'));
+        const [st, up] = await Promise.all([lstat(dir).catch(() => null), lstat(path.dirname(dir)).catch(() => null)]);
+        if (!st || !up || st.dev !== up.dev) break;
+        if (o.untouchedMs !== undefined && Date.now() - st.mtimeMs < o.untouchedMs) break;
+        const err = await rmdir(dir).then(() => null, (e: NodeJS.ErrnoException) => e);
+        // a small file staged next in this folder makes it again (the lander took it for there)
+        if (!err) this.lander.forgetDirs();
         if (err && err.code !== 'ENOENT') break;
       }
     }
+  }
+
+  /** Folder `d` of the share ('.' the top): there, reached through no symlink ('plain'), gone, or reached through a symlink or unreadable ('elsewhere'). */
+  private async folderState(d: string): Promise<'plain' | 'gone' | 'elsewhere'> {
+    const realRoot = this.host.library.realRoot || (await realpath(this.root));
+    const parts = d === '.' || d === '' ? [] : d.split('/');
+    const real = await realpath(path.join(this.root, ...parts)).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? 'gone' : null));
+    if (real === 'gone') return 'gone';
+    return real === path.join(realRoot, ...parts) ? 'plain' : 'elsewhere';
   }
 
   /** A small file fetched and verified: to a temp file, then into the next batch. */

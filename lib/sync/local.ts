@@ -4,6 +4,7 @@
  * its stat held still for STABLE_MS: peers never fetch a half-written version. A file rewritten
  * soon after each announcement must hold still longer each time (up to MAX_STABLE_MS).
  */
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Library } from '../share/library.js';
@@ -29,12 +30,18 @@ export class LocalFollower {
   /** When a file was last announced, and the stillness it had to show (see REWRITTEN_WITHIN_MS). */
   private readonly announced = new Map<string, { at: number; quietMs: number }>();
   private closed = false;
+  /** The share's folder as sync started on it (device, inode): removals are deletions only while it is still that folder. */
+  private rootId: { dev: number; ino: number } | null = null;
+  /** The folder was found moved, replaced or unmounted (told once until it is back). */
+  private rootLost = false;
 
   constructor(
     private readonly lib: Library,
     private readonly index: SyncIndex,
     /** Files deleted here (by a person, not by sync), once per change the library saw: their deletions go to the others. */
     private readonly onDeletedHere: (names: string[]) => void = () => {},
+    /** The share's folder is not the one sync started on (moved away, replaced, unmounted): nothing is deleted until it is back. */
+    private readonly onRootLost: (message: string) => void = () => {},
   ) {}
 
   /** Files not yet announced because they may still be being written. */
@@ -45,6 +52,8 @@ export class LocalFollower {
   /** Follow every file now, then every change the library sees. */
   start(): void {
     const lib = this.lib;
+    const st = statSync(lib.realRoot || lib.root);
+    this.rootId = { dev: st.dev, ino: st.ino };
     this.follow(lib.files(), null);
     lib.on('change', (diff) => {
       const files: FileInfo[] = [];
@@ -63,6 +72,10 @@ export class LocalFollower {
    */
   private follow(files: FileInfo[], removed: string[] | null): void {
     const now = Date.now();
+    // the whole share gone at once (`mv DIR DIR.old`, `mv DIR DIR.old && mkdir DIR`, the disk
+    // unmounted): the scan found nothing, or another folder, which is no deletion of the files
+    // (hostile review 47: every member trashed every file, and the maker too once it was moved back)
+    if (removed?.length && !this.sameRoot()) removed = [];
     const ready: FileInfo[] = [];
     for (const f of files) {
       const st = this.lib.statOf(f.name);
@@ -82,6 +95,21 @@ export class LocalFollower {
     const deleted = live.filter((n) => this.index.get(n)?.deleted !== undefined);
     if (deleted.length) this.onDeletedHere(deleted);
     this.index.saveSoon();
+  }
+
+  /** Whether the share's folder is still the one sync started on (as Syncthing's folder marker tells). */
+  sameRoot(): boolean {
+    const root = this.lib.realRoot || this.lib.root;
+    let st;
+    try {
+      st = statSync(root);
+    } catch {
+      st = null;
+    }
+    const same = !this.rootId || (st !== null && st.dev === this.rootId.dev && st.ino === this.rootId.ino);
+    if (!same && !this.rootLost) this.onRootLost(`${root} is not the folder sync started on (moved, replaced or unmounted): its files missing there are not taken for deleted; put the folder back, or stop sync`);
+    this.rootLost = !same;
+    return same;
   }
 
   /** The stillness `name` must show before it is announced now (STABLE_MS, or more if rewritten lately). */

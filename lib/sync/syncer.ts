@@ -60,6 +60,8 @@ export interface SyncOptions {
   pullMs?: number;
   /** The folder's sync lock, already taken (lockSyncFolder); else start() takes it. Released at close. */
   lock?: TargetLock;
+  /** On the member where files were deleted, the folders they emptied go after this long, if untouched meanwhile (default EMPTIED_GRACE_MS). */
+  emptiedGraceMs?: number;
 }
 
 export interface WarningInfo {
@@ -88,6 +90,13 @@ export interface SyncEvents {
 const SMALL_WINDOW = 512;
 /** A small file whose holders' connections are all full or paused is looked at again after this. */
 const PIPE_RETRY_MS = 1_000;
+/**
+ * Where files were deleted by hand, the folders they emptied go only after they stayed empty and
+ * untouched this long: a user who empties a folder is often about to fill it again.
+ */
+export const EMPTIED_GRACE_MS = 10_000;
+/** While the folder is not the one sync started on (moved, unmounted), it is looked at again this often. */
+const ROOT_RETRY_MS = 1_000;
 /** Tickets in a row that wait for a connection, after which pump() stops looking (the queue is FIFO). */
 const PUMP_MAX_WAITING = 256;
 /** Peers that reached us and were refused, told of once each; forgotten all at once beyond this. */
@@ -132,6 +141,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private closed = false;
   /** Folders emptied by deletions here, being removed (deletedHere). */
   private tidying: Promise<void> = Promise.resolve();
+  /** Removals of folders emptied here, waiting for their grace (deletedHere). */
+  private readonly tidyTimers = new Set<NodeJS.Timeout>();
   private readonly parallel: number;
   /** Names to plan again (learnt since the last plan); 'all' after a whole index was read. */
   private planNames: Set<string> | 'all' | null = null;
@@ -151,7 +162,12 @@ export class Syncer extends EventEmitter<SyncEvents> {
     const lib = node.library;
     this.index = new SyncIndex(lib.root, o.trashDays ?? 30);
     this.parallel = o.parallel ?? 4;
-    this.local = new LocalFollower(lib, this.index, (names) => this.deletedHere(names));
+    this.local = new LocalFollower(
+      lib,
+      this.index,
+      (names) => this.deletedHere(names),
+      (m) => this.emit('warning', m),
+    );
     this.readers = new IndexReaders({
       node,
       key: this.key,
@@ -315,6 +331,12 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private pump(): void {
     if (this.closed) return;
     const now = Date.now();
+    // the folder is not the one we started on (moved away, replaced, unmounted): nothing is
+    // fetched into, nor deleted from, whatever is at its path now; looked at again shortly
+    if (!this.local.sameRoot()) {
+      this.pumpAgainAt(now + ROOT_RETRY_MS, now);
+      return;
+    }
     let next = Infinity;
     let stale = 0;
     let waiting = 0;
@@ -369,6 +391,10 @@ export class Syncer extends EventEmitter<SyncEvents> {
     }
     this.tickets.compact(stale);
     // a ticket waiting for its retry time (or a connection) is looked at again then: one timer
+    this.pumpAgainAt(next, now);
+  }
+
+  private pumpAgainAt(next: number, now: number): void {
     if (next < this.pumpAt) {
       if (this.pumpTimer) clearTimeout(this.pumpTimer);
       this.pumpAt = next;
@@ -410,12 +436,21 @@ export class Syncer extends EventEmitter<SyncEvents> {
   }
 
   /**
-   * Files deleted in the folder (not by sync): said; the folders they emptied go, as on every
-   * member that takes the deletion (landing.ts); then the count of files, which changed, is said.
+   * Files deleted in the folder (not by sync): said, and the count of files, which changed; the
+   * folders they emptied go later (EMPTIED_GRACE_MS), as on every member that takes the deletion
+   * (landing.ts), unless touched meanwhile.
    */
   private deletedHere(names: string[]): void {
     for (const name of names) this.emit('deletedHere', { name });
-    this.tidying = this.tidying.then(() => (this.o.noDelete ? undefined : this.run.landing.removeEmptied(names))).then(() => this.idleNow());
+    this.idleNow();
+    if (this.o.noDelete) return;
+    const grace = this.o.emptiedGraceMs ?? EMPTIED_GRACE_MS;
+    const timer = setTimeout(() => {
+      this.tidyTimers.delete(timer);
+      if (!this.closed) this.tidying = this.tidying.then(() => this.run.landing.removeEmptied(names, { untouchedMs: grace }));
+    }, grace);
+    timer.unref();
+    this.tidyTimers.add(timer);
   }
 
   /**
@@ -425,6 +460,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private async drain(): Promise<void> {
     // closed (Ctrl-C in a first pass): what runs has ended or is ending; what waits never starts
     for (; !this.closed; ) {
+      // the folder moved away or unmounted: nothing runs until it is back (what is left is pending)
+      if (!this.local.sameRoot()) return;
       this.pump();
       if (this.running === 0 && this.smallActive === 0 && this.stockRunning === 0 && this.tickets.open() === 0) return;
       await new Promise((r) => setTimeout(r, 50));
@@ -470,6 +507,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     this.local.close();
     this.readers.close();
+    for (const timer of this.tidyTimers) clearTimeout(timer);
+    this.tidyTimers.clear();
     await this.tidying;
     // what was verified lands (it is durable once it does); then the state is written
     await this.run.landing.close();

@@ -1,0 +1,86 @@
+/**
+ * Files sync cannot see are not files deleted (hostile review 47). A folder made unreadable
+ * (`chmod 000`; here a symlink loop, as tests run as root), the whole share moved away or replaced
+ * (`mv DIR DIR.old && mkdir DIR`) sent the deletion of every file under it to every member, and
+ * the maker deleted its own files too once they were back. A peer's deletion of a file whose folder
+ * is now a symlink out of the share deleted the file and removed its folder outside the share.
+ */
+import t from 'tap';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { SyncIndex } from '../lib/sync/index-store.js';
+import { syncPeer as peer, connect, converge } from './helpers/sync-peers.js';
+import { tempDir } from './helpers/tmp.js';
+
+const C = (n: number) => n.toString(16).padStart(64, '0');
+
+function file(dir: string, name: string, text = name): void {
+  const p = path.join(dir, name);
+  mkdirSync(path.dirname(p), { recursive: true });
+  writeFileSync(p, text);
+  const then = Date.now() / 1000 - 60;
+  utimesSync(p, then, then);
+}
+
+t.test('a file whose folder cannot be read is not taken for deleted; one really gone is', async (t) => {
+  const dir = tempDir(t);
+  const idx = new SyncIndex(dir);
+  file(dir, 'sub/a.txt');
+  file(dir, 'gone/b.txt');
+  idx.followSome([{ name: 'sub/a.txt', cid: C(1), mtime: 1, size: 1, kind: 'document' }, { name: 'gone/b.txt', cid: C(2), mtime: 1, size: 1, kind: 'document' }], []);
+  // sub/ unreadable (stat of what is under it fails with ELOOP, as with EACCES, EIO or ENOTCONN)
+  rmSync(path.join(dir, 'sub'), { recursive: true });
+  symlinkSync('sub', path.join(dir, 'sub'));
+  rmSync(path.join(dir, 'gone'), { recursive: true });
+  idx.followSome([], ['sub/a.txt', 'gone/b.txt']);
+  t.equal(idx.get('sub/a.txt')?.deleted, undefined, 'under an unreadable folder: still live');
+  t.not(idx.get('gone/b.txt')?.deleted, undefined, 'really gone: a deletion');
+});
+
+t.test('the share moved away and back (or replaced): no member loses a file', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  file(da, 'top.txt');
+  file(da, 'sub/one.txt');
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'sub', 'one.txt')), 'b has it');
+
+  renameSync(da, `${da}.old`);
+  mkdirSync(da);
+  t.teardown(() => rmSync(`${da}.old`, { recursive: true, force: true }));
+  file(db, 'new-on-b.txt');
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'top.txt')) && existsSync(path.join(db, 'sub', 'one.txt')), 'b: nothing deleted while a\'s folder was away');
+  t.notOk(existsSync(path.join(da, 'new-on-b.txt')), 'nothing fetched into the stand-in folder');
+  t.ok(a.warnings.some((w) => /not the folder sync started on/.test(w)), 'a says so');
+
+  rmSync(da, { recursive: true });
+  renameSync(`${da}.old`, da);
+  await converge([a, b], 3);
+  for (const [who, dir] of [['a', da], ['b', db]] as const) {
+    t.ok(existsSync(path.join(dir, 'top.txt')) && existsSync(path.join(dir, 'sub', 'one.txt')), `${who}: every file still there`);
+    t.ok(existsSync(path.join(dir, 'new-on-b.txt')), `${who}: and b's new file`);
+  }
+});
+
+t.test('a peer\'s deletion never deletes or removes through a symlinked folder (outside the share)', async (t) => {
+  const [da, db, out] = [tempDir(t), tempDir(t), tempDir(t)];
+  file(da, 'top.txt');
+  file(da, 'pics/deep/one.jpg');
+  file(da, 'pics/two.jpg');
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 2);
+  // a's user moves pics/ to another place and links it back (its files stay live in a's index:
+  // they exist through the link)
+  renameSync(path.join(da, 'pics'), path.join(out, 'pics'));
+  symlinkSync(path.join(out, 'pics'), path.join(da, 'pics'));
+  await converge([a, b], 1);
+  unlinkSync(path.join(db, 'pics', 'deep', 'one.jpg'));
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(out, 'pics', 'deep', 'one.jpg')), 'the file outside the share is not deleted');
+  t.ok(existsSync(path.join(out, 'pics', 'deep')), 'nor its folder removed');
+});
