@@ -11,6 +11,7 @@ import path from 'node:path';
 import { SyncIndex } from '../lib/sync/index-store.js';
 import { decide, isConflictCopy, PREV_KEEP, type SyncEntry } from '../lib/sync/plan.js';
 import type { FileInfo } from '../lib/types.js';
+import { checkEntry } from '../lib/sync/readers.js';
 import { tempDir } from './helpers/tmp.js';
 import { syncPeer as peer, stopPeer as stop, connect, converge } from './helpers/sync-peers.js';
 
@@ -124,6 +125,17 @@ t.test('the maker edited six times before it saw the copy another fetched; that 
   t.ok(m.prev?.includes(C(1)), 'the maker still knows where its line began');
   t.match(decide(m, o), { do: 'conflict', ours: 'loses' }, "on the maker: both edited one version, the other's is newer: ours is kept as a copy");
   t.match(decide(o, m), { do: 'conflict', ours: 'wins' }, 'on the other: the same decision');
+});
+
+t.test("a peer's longer lineage is cut to ours, not refused (a later build may keep more); anything but content ids is", async (t) => {
+  const entry = (prev: unknown) => ({ name: 'f', cid: C(1), mtime: 10, size: 1, prev });
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => C(100 + i));
+  t.same(checkEntry(entry(ids(3)))?.prev, ids(3), 'a short one as it is');
+  t.same(checkEntry(entry(ids(PREV_KEEP + 5)))?.prev, ids(PREV_KEEP), `cut to the newest ${PREV_KEEP}`);
+  t.equal(checkEntry(entry(ids(65))), null, 'more than 64: left out');
+  t.equal(checkEntry(entry([...ids(9), 'not a content id'])), null, 'anything but content ids: left out');
+  t.equal(checkEntry(entry('x')), null, 'not a list: left out');
+  t.equal(checkEntry(entry([]))?.prev, undefined, 'an empty one: none');
 });
 
 t.test('index pages stay small enough for a frame whatever the names', async (t) => {

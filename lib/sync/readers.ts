@@ -25,7 +25,7 @@ import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
 import type { FolderKey } from './folder-key.js';
 import { pageMac, proveToServer, sameTag } from './membership.js';
-import { isLineage, type SyncEntry } from './plan.js';
+import { PREV_KEEP, type SyncEntry } from './plan.js';
 import { Pipe } from './small.js';
 
 const MAX_ENTRIES_PER_PEER = 1_000_000;
@@ -360,8 +360,11 @@ export class IndexReaders {
   }
 }
 
+/** Content ids a peer's `prev` may hold (cut to PREV_KEEP): more drops the entry. */
+const MAX_PREV_READ = 64;
+
 /** One index entry from a peer, checked field by field (null: left out). */
-function checkEntry(raw: unknown): SyncEntry | null {
+export function checkEntry(raw: unknown): SyncEntry | null {
   const e = raw as Record<string, unknown> | null;
   if (!e || typeof e !== 'object') return null;
   if (nameProblem(e.name) !== null || notSharedName(e.name as string) !== null || !isContentId(e.cid)) return null;
@@ -369,7 +372,10 @@ function checkEntry(raw: unknown): SyncEntry | null {
   if (!uint(e.mtime, MAX_MTIME_SEC) || !uint(e.size, MAX_FILE_BYTES)) return null;
   if (e.deleted !== undefined && !uint(e.deleted, MAX_MTIME_SEC)) return null;
   if (e.agreed !== undefined && !isContentId(e.agreed)) return null;
-  if (e.prev !== undefined && !isLineage(e.prev)) return null;
+  // a longer lineage of content ids (a later build may keep more) is cut to ours, not refused: a
+  // refused entry left that member silently out of step (hostile review 47); anything else is
+  if (e.prev !== undefined && !(Array.isArray(e.prev) && e.prev.length <= MAX_PREV_READ && e.prev.every(isContentId))) return null;
+  const prev = e.prev === undefined ? [] : (e.prev as string[]).slice(0, PREV_KEEP);
   return {
     name: e.name as string,
     cid: e.cid as string,
@@ -377,6 +383,6 @@ function checkEntry(raw: unknown): SyncEntry | null {
     size: e.size as number,
     ...(e.deleted !== undefined ? { deleted: e.deleted as number } : {}),
     ...(e.agreed !== undefined ? { agreed: e.agreed as string } : {}),
-    ...(e.prev !== undefined && (e.prev as string[]).length ? { prev: [...(e.prev as string[])] } : {}),
+    ...(prev.length ? { prev } : {}),
   };
 }
