@@ -5,13 +5,13 @@
  * files; a `--key` file that cannot be read is a usage error that carries its stable code.
  */
 import t from 'tap';
-import { existsSync, mkdirSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { serve } from '../lib/serve.js';
 import { Syncer } from '../lib/sync/syncer.js';
 import { swarm } from './helpers/procs.js';
 import { tempDir } from './helpers/tmp.js';
-import { syncPeer as peer, stopPeer, connect, converge } from './helpers/sync-peers.js';
+import { syncPeer as peer, stopPeer, connect, converge, stillFile } from './helpers/sync-peers.js';
 
 /** The deleting member's grace before it removes a folder its deletions emptied (EMPTIED_GRACE_MS is 10 s). */
 const GRACE = 300;
@@ -32,17 +32,7 @@ function nextIdle(sync: Syncer, ms = 5_000): Promise<number | null> {
   });
 }
 
-/**
- * A file written as a person left it a minute ago: one modified in the last 0.3 s is announced only
- * once it held still (local.ts), and a deletion of a file never announced is no deletion to pass on.
- */
-function file(dir: string, name: string, text = name): void {
-  const p = path.join(dir, name);
-  mkdirSync(path.dirname(p), { recursive: true });
-  writeFileSync(p, text);
-  const then = Date.now() / 1000 - 60;
-  utimesSync(p, then, then);
-}
+const file = stillFile;
 
 t.test('a folder emptied by a deletion goes on the deleting member too, and that member says in step with its new count', async (t) => {
   const [da, db] = [tempDir(t), tempDir(t)];

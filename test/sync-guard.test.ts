@@ -6,21 +6,15 @@
  * is now a symlink out of the share deleted the file and removed its folder outside the share.
  */
 import t from 'tap';
-import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { SyncIndex } from '../lib/sync/index-store.js';
-import { syncPeer as peer, connect, converge } from './helpers/sync-peers.js';
+import { syncPeer as peer, connect, converge, stillFile } from './helpers/sync-peers.js';
 import { tempDir } from './helpers/tmp.js';
 
 const C = (n: number) => n.toString(16).padStart(64, '0');
 
-function file(dir: string, name: string, text = name): void {
-  const p = path.join(dir, name);
-  mkdirSync(path.dirname(p), { recursive: true });
-  writeFileSync(p, text);
-  const then = Date.now() / 1000 - 60;
-  utimesSync(p, then, then);
-}
+const file = stillFile;
 
 t.test('a file whose folder cannot be read is not taken for deleted; one really gone is', async (t) => {
   const dir = tempDir(t);

@@ -1,8 +1,10 @@
 /**
  * In-process sync peers for the sync tests: a `serve` node on loopback with a Syncer (open, or
  * with a folder key), stopped at teardown; `converge` runs rounds of rescan + syncOnce on every
- * peer until what one has, the others have.
+ * peer until what one has, the others have; `stillFile` writes a file as a person left it.
  */
+import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { serve, type ServeHandle } from '../../lib/serve.js';
 import { Syncer } from '../../lib/sync/syncer.js';
 import type { FolderKey } from '../../lib/sync/folder-key.js';
@@ -51,4 +53,16 @@ export async function converge(ps: SyncPeer[], rounds: number): Promise<void> {
     for (const p of ps) await p.node.library.refresh();
     for (const p of ps) await p.sync.syncOnce();
   }
+}
+
+/**
+ * A file written as a person left it a minute ago: one modified in the last 0.3 s is announced only
+ * once it held still (local.ts), and a deletion of a file never announced is no deletion to pass on.
+ */
+export function stillFile(dir: string, name: string, text = name): void {
+  const p = path.join(dir, name);
+  mkdirSync(path.dirname(p), { recursive: true });
+  writeFileSync(p, text);
+  const then = Date.now() / 1000 - 60;
+  utimesSync(p, then, then);
 }
