@@ -3,9 +3,11 @@
  * (`chmod 000`; here a symlink loop, as tests run as root), the whole share moved away or replaced
  * (`mv DIR DIR.old && mkdir DIR`) sent the deletion of every file under it to every member, and
  * the maker deleted its own files too once they were back. A peer's deletion of a file whose folder
- * is now a symlink out of the share deleted the file and removed its folder outside the share.
+ * is now a symlink out of the share deleted the file and removed its folder outside the share. A
+ * disk mounted in a subfolder and unmounted sent the deletion of its every file too.
  */
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { SyncIndex } from '../lib/sync/index-store.js';
@@ -77,4 +79,52 @@ t.test('a peer\'s deletion never deletes or removes through a symlinked folder (
   await converge([a, b], 2);
   t.ok(existsSync(path.join(out, 'pics', 'deep', 'one.jpg')), 'the file outside the share is not deleted');
   t.ok(existsSync(path.join(out, 'pics', 'deep')), 'nor its folder removed');
+});
+
+/** A tmpfs mounted at `dir` (root only): why not, or null once mounted. */
+function mountTmpfs(dir: string): string | null {
+  if (process.getuid?.() !== 0) return 'needs root to mount a tmpfs';
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir], { encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 ? null : `mount -t tmpfs failed here: ${(r.stderr || r.error?.message || '').trim()}`;
+}
+
+t.test('a disk mounted in a subfolder and unmounted: its files are not taken for deleted, on no member', async (t) => {
+  const [da, db] = [tempDir(t), tempDir(t)];
+  file(da, 'top.txt');
+  const mnt = path.join(da, 'disk');
+  mkdirSync(mnt);
+  const why = mountTmpfs(mnt);
+  if (why) {
+    t.plan(0, `skipped: ${why} (the guard is for unmounts, which this test makes with a tmpfs)`);
+    return;
+  }
+  let mounted = true;
+  t.teardown(() => {
+    if (mounted) spawnSync('umount', ['-l', mnt], { timeout: 10_000 });
+  });
+  file(da, 'disk/photos/a.jpg', 'on the disk');
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'disk', 'photos', 'a.jpg')), 'b has the disk\'s file');
+  // (lazy: the node still has the file open to serve it, as a user's `umount -l` or a disk pulled out)
+  t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted');
+  mounted = false;
+  await converge([a, b], 2);
+  t.equal(a.sync.index.get('disk/photos/a.jpg')?.deleted, undefined, 'a: not a deletion');
+  t.ok(existsSync(path.join(db, 'disk', 'photos', 'a.jpg')), 'b keeps it');
+  t.ok(existsSync(mnt), 'a: the mount point stays');
+  t.ok(a.warnings.some((w) => w.includes('not mounted there any more')), 'a said why');
+  // a file deleted on the disk while it is mounted is a deletion as ever
+  t.equal(mountTmpfs(mnt), null, 'mounted again (empty: a new disk)');
+  mounted = true;
+  file(da, 'disk/new.txt', 'x');
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'disk', 'new.txt')), 'b has the new disk\'s file');
+  unlinkSync(path.join(da, 'disk', 'new.txt'));
+  await converge([a, b], 2);
+  t.notOk(existsSync(path.join(db, 'disk', 'new.txt')), 'deleted on the disk: deleted on b');
+  t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted at the end');
+  mounted = false;
 });

@@ -34,6 +34,10 @@ export class LocalFollower {
   private rootId: { dev: number; ino: number } | null = null;
   /** The folder was found moved, replaced or unmounted (told once until it is back). */
   private rootLost = false;
+  /** Files on another device than the share's folder (a disk mounted in a subfolder): that device. */
+  private readonly onDevice = new Map<string, number>();
+  /** Folders whose disk was found gone (told once each). */
+  private readonly unmountedSaid = new Set<string>();
 
   constructor(
     private readonly lib: Library,
@@ -76,9 +80,13 @@ export class LocalFollower {
     // unmounted): the scan found nothing, or another folder, which is no deletion of the files
     // (hostile review 47: every member trashed every file, and the maker too once it was moved back)
     if (removed?.length && !this.sameRoot()) removed = [];
+    // a disk mounted in a subfolder and unmounted: its files are not there, and not deleted either
+    if (removed?.length && this.onDevice.size) removed = removed.filter((n) => !this.diskGone(n));
     const ready: FileInfo[] = [];
     for (const f of files) {
       const st = this.lib.statOf(f.name);
+      if (st && this.rootId && st.dev !== this.rootId.dev) this.onDevice.set(f.name, st.dev);
+      else this.onDevice.delete(f.name);
       const e = this.index.get(f.name);
       if (e && e.deleted === undefined && e.cid === f.cid && e.mtime === f.mtime) continue;
       if (st && (now - st.mtimeMs < this.quietMs(f.name, now) || now < st.mtimeMs)) this.settle(f.name, st.mtimeMs);
@@ -95,6 +103,38 @@ export class LocalFollower {
     const deleted = live.filter((n) => this.index.get(n)?.deleted !== undefined);
     if (deleted.length) this.onDeletedHere(deleted);
     this.index.saveSoon();
+  }
+
+  /**
+   * Whether removed file `name` lived on a disk mounted in one of its folders that is gone now:
+   * the nearest of its folders still there is on another device than the file was (the empty
+   * mount point left by `umount` is on the parent's device). Such files are not deletions: an
+   * unmounted disk sent the deletion of its every file to every member (hostile review 47).
+   * Known only for files seen on that disk since sync started.
+   */
+  private diskGone(name: string): boolean {
+    const dev = this.onDevice.get(name);
+    if (dev === undefined) return false;
+    const root = this.lib.realRoot || this.lib.root;
+    for (let d = path.dirname(name); ; d = path.dirname(d)) {
+      const top = d === '.' || d === '';
+      let st;
+      try {
+        st = statSync(top ? root : path.join(root, ...d.split('/')));
+      } catch {
+        if (!top) continue;
+        return false;
+      }
+      if (st.dev === dev) {
+        this.onDevice.delete(name); // its disk is there: a real deletion
+        return false;
+      }
+      if (!this.unmountedSaid.has(d)) {
+        this.unmountedSaid.add(d);
+        this.onRootLost(`${top ? root : path.join(root, ...d.split('/'))}: the disk its files were on is not mounted there any more: they are not taken for deleted`);
+      }
+      return true;
+    }
   }
 
   /** Whether the share's folder is still the one sync started on (as Syncthing's folder marker tells). */
