@@ -8,7 +8,8 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SyncIndex } from '../lib/sync/index-store.js';
 import { syncPeer as peer, connect, converge, stillFile } from './helpers/sync-peers.js';
@@ -89,19 +90,23 @@ function mountTmpfs(dir: string): string | null {
 }
 
 t.test('a disk mounted in a subfolder and unmounted: its files are not taken for deleted, on no member', async (t) => {
-  const [da, db] = [tempDir(t), tempDir(t)];
-  file(da, 'top.txt');
+  // (not tempDir: the folder is removed only after the disk is unmounted, whatever order teardowns run in)
+  const da = mkdtempSync(path.join(tmpdir(), 'swarm-test-'));
   const mnt = path.join(da, 'disk');
+  let mounted = false;
+  t.teardown(() => {
+    if (mounted) spawnSync('umount', ['-l', mnt], { timeout: 10_000 });
+    rmSync(da, { recursive: true, force: true });
+  });
+  const db = tempDir(t);
+  file(da, 'top.txt');
   mkdirSync(mnt);
   const why = mountTmpfs(mnt);
   if (why) {
     t.plan(0, `skipped: ${why} (the guard is for unmounts, which this test makes with a tmpfs)`);
     return;
   }
-  let mounted = true;
-  t.teardown(() => {
-    if (mounted) spawnSync('umount', ['-l', mnt], { timeout: 10_000 });
-  });
+  mounted = true;
   file(da, 'disk/photos/a.jpg', 'on the disk');
   const a = await peer(t, da);
   const b = await peer(t, db);
