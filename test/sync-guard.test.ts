@@ -12,6 +12,8 @@ import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, un
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SyncIndex } from '../lib/sync/index-store.js';
+import { ManifestCache } from '../lib/share/manifest-cache.js';
+import { makeManifest } from '../lib/manifest.js';
 import { syncPeer as peer, connect, converge, stillFile } from './helpers/sync-peers.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -132,4 +134,18 @@ t.test('a disk mounted in a subfolder and unmounted: its files are not taken for
   t.notOk(existsSync(path.join(db, 'disk', 'new.txt')), 'deleted on the disk: deleted on b');
   t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted at the end');
   mounted = false;
+});
+
+t.test('the share moved away: its state is not saved into a new folder of its name (mv DIR.old DIR landed inside it)', async (t) => {
+  const base = tempDir(t);
+  const dir = path.join(base, 'share');
+  mkdirSync(path.join(dir, '.swarm'), { recursive: true });
+  const cache = ManifestCache.inStateDir(path.join(dir, '.swarm'));
+  cache.set('a.txt', { size: 1, mtimeMs: 1, dev: 1, ino: 1 }, makeManifest(1, 1 << 20, Buffer.alloc(32)));
+  renameSync(dir, path.join(base, 'share.old'));
+  await cache.save();
+  t.notOk(existsSync(dir), 'the share folder is not made again');
+  renameSync(path.join(base, 'share.old'), dir);
+  await cache.save();
+  t.ok(existsSync(path.join(dir, '.swarm', 'manifests.json')), 'saved once it is back');
 });

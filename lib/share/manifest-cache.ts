@@ -101,7 +101,20 @@ export class ManifestCache {
   async save(): Promise<void> {
     if (!this.dirty) return;
     this.dirty = false;
-    await mkdir(path.dirname(this.file), { recursive: true });
+    // the state folder only, never the share's folder: one moved away (`mv DIR DIR.old`) was made
+    // again here, and the user's `mv DIR.old DIR` then landed inside it (hostile review 47)
+    const made = await mkdir(path.dirname(this.file)).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') return true;
+        if (err.code === 'ENOENT') return false;
+        throw err;
+      },
+    );
+    if (!made) {
+      this.dirty = true; // the share's folder is gone: saved once it is back
+      return;
+    }
     const json = JSON.stringify({ version: VERSION, files: Object.fromEntries(this.entries) });
     const sum = await loadLocalChecksum();
     await writeFileAtomic(this.file, `${sum(json)}\n${json}`);
