@@ -79,9 +79,13 @@ t.test('a peer\'s deletion never deletes or removes through a symlinked folder (
   symlinkSync(path.join(out, 'pics'), path.join(da, 'pics'));
   await converge([a, b], 1);
   unlinkSync(path.join(db, 'pics', 'deep', 'one.jpg'));
+  const said: string[] = [];
+  a.sync.on('deleted', (e) => said.push(e.name));
   await converge([a, b], 2);
   t.ok(existsSync(path.join(out, 'pics', 'deep', 'one.jpg')), 'the file outside the share is not deleted');
   t.ok(existsSync(path.join(out, 'pics', 'deep')), 'nor its folder removed');
+  t.same(said, [], 'a does not say it deleted it');
+  t.ok(a.warnings.some((w) => w.includes('pics/deep/one.jpg') && w.includes('left alone')), 'it says it left it alone, and why');
 });
 
 /** A tmpfs mounted at `dir` (root only): why not, or null once mounted. */

@@ -12,6 +12,7 @@
 import { link, lstat, mkdir, realpath, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
+import { ERROR_CODES } from '../errors.js';
 import type { Library } from '../share/library.js';
 import type { SyncIndex } from './index-store.js';
 import { conflictName, lineage } from './plan.js';
@@ -41,6 +42,7 @@ export interface LandingHost {
   current(t: Ticket): boolean;
   /** A batch is done (landed or failed): its tickets end. */
   batchDone(tickets: Ticket[]): void;
+  warn(message: string, info: { code?: string; name?: string; peer?: string }): void;
 }
 
 export class Landing {
@@ -85,15 +87,21 @@ export class Landing {
 
   /**
    * A peer deleted it: the file moves to the trash. Not through a symlinked folder: what is there
-   * is outside the share (not shared, README), and a stale entry must not delete it.
+   * is outside the share (not shared, README), and a stale entry must not delete it. True once it
+   * is in the trash (or was gone), false when it was left alone.
    */
-  async delete(name: string): Promise<void> {
-    if ((await this.folderState(path.dirname(name))) !== 'elsewhere') {
+  async delete(name: string): Promise<boolean> {
+    let done = true;
+    if ((await this.folderState(path.dirname(name))) === 'elsewhere') {
+      done = false;
+      this.host.warn(`${name}: a peer deleted it, but its folder here leads outside the share (a symlink): left alone`, { code: ERROR_CODES.PATH_ESCAPE, name });
+    } else {
       await this.toTrash(name, path.join(this.root, ...name.split('/')), false);
       await this.removeEmptied([name]);
     }
     // gone from what we serve and count now, not at the library's next look
     this.host.library.removedHere(name);
+    return done;
   }
 
   /**

@@ -205,10 +205,10 @@ export class Syncer extends EventEmitter<SyncEvents> {
         this.counted(1, size);
         this.emit('fetched', { name: t.name, size, from });
       },
-      deleted: (t) => {
+      deleted: (t, gone) => {
         this.tickets.done(t);
         this.counted(1, 0);
-        this.emit('deleted', { name: t.name });
+        if (gone) this.emit('deleted', { name: t.name });
       },
       conflict: (e) => this.emit('conflict', e),
       failed: (t, err) => this.failed(t, err),

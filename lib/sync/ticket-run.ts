@@ -27,10 +27,10 @@ export interface TicketRunHost extends LandingHost {
   holdersOf(name: string, cid: string): PeerAddress[];
   /** A big file starts coming. */
   fetching(e: { name: string; size: number; from: number }): void;
-  deleted(t: Ticket): void;
+  /** A deletion ticket is done: `gone`, the file went to the trash (else it was left alone, and said why). */
+  deleted(t: Ticket, gone: boolean): void;
   /** A small fetch failed: its ticket ends (its place in the small window is free again). */
   smallFailed(t: Ticket): void;
-  warn(message: string, info: { code?: string; name?: string; peer?: string }): void;
 }
 
 export class TicketRunner {
@@ -66,9 +66,9 @@ export class TicketRunner {
       const problem = notSharedName(t.name);
       if (problem) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused ${t.name}: ${problem}`);
       if (t.remote.deleted !== undefined) {
-        await landing.delete(t.name);
+        const gone = await landing.delete(t.name);
         index.rememberDeletion(t.remote);
-        this.host.deleted(t);
+        this.host.deleted(t, gone);
         return;
       }
       const now = this.host.holdersOf(t.name, t.remote.cid);
