@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SyncIndex } from '../lib/sync/index-store.js';
@@ -50,17 +50,31 @@ t.test('the share moved away and back (or replaced): no member loses a file', as
   mkdirSync(da);
   t.teardown(() => rmSync(`${da}.old`, { recursive: true, force: true }));
   file(db, 'new-on-b.txt');
+  // the stand-in folder holds files of its own (newcomer 48: they replaced ours on every member)
+  file(da, 'top.txt', 'not ours');
+  file(da, 'intruder.txt');
+  // and the user changes the real one meanwhile (newcomer 48: never passed on)
+  unlinkSync(path.join(`${da}.old`, 'sub', 'one.txt'));
+  file(`${da}.old`, 'made-while-away.txt');
   await converge([a, b], 2);
   t.ok(existsSync(path.join(db, 'top.txt')) && existsSync(path.join(db, 'sub', 'one.txt')), 'b: nothing deleted while a\'s folder was away');
   t.notOk(existsSync(path.join(da, 'new-on-b.txt')), 'nothing fetched into the stand-in folder');
+  t.notOk(existsSync(path.join(db, 'intruder.txt')), "nothing of the stand-in folder's passed on");
+  t.equal(readFileSync(path.join(db, 'top.txt'), 'utf8'), 'top.txt', "b's top.txt is still ours");
   t.ok(a.warnings.some((w) => /not the folder sync started on/.test(w)), 'a says so');
 
   rmSync(da, { recursive: true });
   renameSync(`${da}.old`, da);
   await converge([a, b], 3);
+  await new Promise((r) => setTimeout(r, 300)); // (a looks at its returned folder whole: a refresh, then the follow)
+  await converge([a, b], 2);
   for (const [who, dir] of [['a', da], ['b', db]] as const) {
-    t.ok(existsSync(path.join(dir, 'top.txt')) && existsSync(path.join(dir, 'sub', 'one.txt')), `${who}: every file still there`);
+    t.ok(existsSync(path.join(dir, 'top.txt')), `${who}: top.txt still there`);
+    t.equal(readFileSync(path.join(dir, 'top.txt'), 'utf8'), 'top.txt', `${who}: ours, not the stand-in's`);
     t.ok(existsSync(path.join(dir, 'new-on-b.txt')), `${who}: and b's new file`);
+    t.ok(existsSync(path.join(dir, 'made-while-away.txt')), `${who}: and the file made in the folder while it was away`);
+    t.notOk(existsSync(path.join(dir, 'sub', 'one.txt')), `${who}: and the deletion made there then`);
+    t.notOk(existsSync(path.join(dir, 'intruder.txt')), `${who}: nothing of the stand-in folder`);
   }
 });
 

@@ -155,8 +155,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements DownloadHost 
         ...(o.ignore ? { ignore: o.ignore } : {}),
         onSkip: (name, reason) => {
           this.log('skip', { name, reason });
-          o.onWarning?.(`${name}: ${reason}`, { code: ERROR_CODES.SKIPPED, name });
-          this.emit('warning', `${name}: ${reason}`);
+          // '' is the share's folder itself (moved away, unreadable): named by its path
+          const what = name || path.resolve(o.share!);
+          o.onWarning?.(`${what}: ${reason}`, { code: ERROR_CODES.SKIPPED, name });
+          this.emit('warning', `${what}: ${reason}`);
         },
       });
       this.library = library;

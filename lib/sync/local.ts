@@ -38,6 +38,8 @@ export class LocalFollower {
   private readonly onDevice = new Map<string, number>();
   /** Folders whose disk was found gone (told once each). */
   private readonly unmountedSaid = new Set<string>();
+  /** The folder came back after it was lost: the share is being looked at again, then followed whole. */
+  private returning: Promise<void> | null = null;
 
   constructor(
     private readonly lib: Library,
@@ -78,8 +80,11 @@ export class LocalFollower {
     const now = Date.now();
     // the whole share gone at once (`mv DIR DIR.old`, `mv DIR DIR.old && mkdir DIR`, the disk
     // unmounted): the scan found nothing, or another folder, which is no deletion of the files
-    // (hostile review 47: every member trashed every file, and the maker too once it was moved back)
-    if (removed?.length && !this.sameRoot()) removed = [];
+    // (hostile review 47: every member trashed every file, and the maker too once it was moved back).
+    // Nor is what that other folder holds a change of ours (its files replaced ours on every
+    // member), and what the library saw of ours meanwhile (through the watches that moved with
+    // it) is seen again once it is back: the whole share is followed then (back())
+    if (!this.sameRoot()) return;
     // a disk mounted in a subfolder and unmounted: its files are not there, and not deleted either
     if (removed?.length && this.onDevice.size) removed = removed.filter((n) => !this.diskGone(n));
     const ready: FileInfo[] = [];
@@ -147,9 +152,28 @@ export class LocalFollower {
       st = null;
     }
     const same = !this.rootId || (st !== null && st.dev === this.rootId.dev && st.ino === this.rootId.ino);
-    if (!same && !this.rootLost) this.onRootLost(`${root} is not the folder sync started on (moved, replaced or unmounted): its files missing there are not taken for deleted; put the folder back, or stop sync`);
+    if (!same && !this.rootLost) this.onRootLost(`${root} is not the folder sync started on (moved, replaced or unmounted): nothing there is fetched, deleted or passed on; put the folder back, or stop sync`);
+    const back = same && this.rootLost;
     this.rootLost = !same;
+    if (back) this.back();
     return same;
+  }
+
+  /**
+   * The folder is back: what changed in it while it was away (files added, edited, deleted: the
+   * library's watches moved with it, and those changes were not followed then) is found as at a
+   * start, once the library has looked at the whole folder again.
+   */
+  private back(): void {
+    this.returning ??= this.lib
+      .refresh()
+      .catch(() => {})
+      .then(() => {
+        this.returning = null;
+        if (this.closed || !this.sameRoot()) return; // lost again: followed when it is back
+        this.follow(this.lib.files(), null);
+        this.index.saveSoon();
+      });
   }
 
   /** The stillness `name` must show before it is announced now (STABLE_MS, or more if rewritten lately). */
@@ -175,7 +199,7 @@ export class LocalFollower {
     const wait = Math.max(quiet, mtimeMs - Date.now() + quiet);
     const t = setTimeout(() => {
       this.settling.delete(name);
-      if (this.closed) return;
+      if (this.closed || !this.sameRoot()) return; // not our folder now: followed whole when it is back
       const lib = this.lib;
       const known = lib.statOf(name);
       const f = lib.stat(name);

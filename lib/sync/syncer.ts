@@ -470,7 +470,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
 
   private failed(t: Ticket, err: unknown): void {
     const { message, code } = this.tickets.failed(t, err);
-    this.emit('warning', message, { code, name: t.name });
+    // stopped (Ctrl-C): the download was cut on purpose and is not tried again in this run
+    if (!this.closed) this.emit('warning', message, { code, name: t.name });
   }
 
   /** Tickets not done yet (waiting, running or to be retried). */
@@ -491,7 +492,11 @@ export class Syncer extends EventEmitter<SyncEvents> {
    */
   progress(): { filesDone: number; bytesDone: number; filesToGo: number; bytesToGo: number } {
     const left = this.tickets.toGo();
-    return { filesDone: this.doneCount.files, bytesDone: this.doneCount.bytes, filesToGo: left.files, bytesToGo: left.bytes };
+    // what has come of the big files still coming counts as done bytes (their files when they land)
+    let coming = 0;
+    for (const b of this.run.coming.values()) coming += b;
+    coming = Math.min(coming, left.bytes);
+    return { filesDone: this.doneCount.files, bytesDone: this.doneCount.bytes + coming, filesToGo: left.files, bytesToGo: left.bytes - coming };
   }
 
   private closing: Promise<void> | null = null;

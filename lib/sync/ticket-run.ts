@@ -38,6 +38,8 @@ export class TicketRunner {
   readonly landing: Landing;
   /** Files fetched from stock seed-002 peers (a directory entry alone proves no peer was reached). */
   stockFetched = 0;
+  /** Bytes verified so far of each big file coming now (for progress: a big file is not 0 B until it lands). */
+  readonly coming = new Map<Ticket, number>();
 
   constructor(private readonly host: TicketRunHost) {
     this.landing = new Landing(host);
@@ -85,7 +87,8 @@ export class TicketRunner {
         peerThreads: 0,
       });
       p.download.on('peer-dropped', (e) => this.host.warn(`${t.name}: dropped ${e.peer}: ${e.reason}`, { code: e.code, name: t.name, peer: e.peer }));
-      const r = await p;
+      p.download.on('progress', (e) => this.coming.set(t, e.bytes));
+      const r = await p.finally(() => this.coming.delete(t));
       // served before it is announced: the index says we have it only once the library does.
       // The node adopted it as it landed (no rescan); a rescan is only the fallback.
       const lib = node.library!;
