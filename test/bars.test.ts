@@ -9,6 +9,7 @@ import t from 'tap';
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { barView, barLayout, etaText, shorten } from '../bin/views/get-view.js';
+import { syncView } from '../bin/views/sync-view.js';
 import type { Download, PeerView } from '../lib/index.js';
 
 const MiB = 2 ** 20;
@@ -100,4 +101,25 @@ t.test('the summary says numbers as people write them: rounded rates, "1 peer", 
   const v2 = await barView(d2, null, { stream: plain });
   v2.done({ name: 'a', path: '/x/a', cid: 'a'.repeat(64), size: 3 * MiB, seconds: 2, rate: 1.5 * MiB, peersUsed: 2, peersDropped: 1, badPackets: 0, badChunks: 0, resumedChunks: 0, fetchedChunks: 3, upToDate: false }, 0);
   t.match(text, /3\.00 MiB in 2\.0 s \(1\.50 MiB\/s\), 2 peers used, 1 dropped/);
+});
+
+t.test('sync --json: a progress event when bytes move too (a big file moves no file count until it lands; newcomer 48)', async (t) => {
+  const lines: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    lines.push(String(chunk));
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    const v = await syncView({ json: true });
+    v.progress({ filesDone: 0, bytesDone: 0, filesToGo: 1, bytesToGo: 100 }, 1_000);
+    v.progress({ filesDone: 0, bytesDone: 40, filesToGo: 1, bytesToGo: 60 }, 2_100);
+    v.progress({ filesDone: 0, bytesDone: 60, filesToGo: 1, bytesToGo: 40 }, 2_500); // within the second: not yet
+    v.progress({ filesDone: 0, bytesDone: 80, filesToGo: 1, bytesToGo: 20 }, 3_200);
+    v.progress({ filesDone: 0, bytesDone: 80, filesToGo: 1, bytesToGo: 20 }, 4_300); // nothing moved
+  } finally {
+    process.stdout.write = write;
+  }
+  const said = lines.map((l) => JSON.parse(l) as { event: string; bytesDone: number }).filter((e) => e.event === 'progress');
+  t.same(said.map((e) => e.bytesDone), [0, 40, 80], 'said at most once a second, whenever bytes moved');
 });

@@ -40,7 +40,7 @@ export async function syncView(o: { json: boolean; stream?: NodeJS.WriteStream }
   let lastShown = 0;
   let lastToGo = 0;
   /** What the last `progress` event said (--json). */
-  let said = { done: 0, toGo: 0 };
+  let said = { done: 0, toGo: 0, bytes: 0 };
   const write = (s: string) => (multi ? multi.log(`${s}\n`) : out.write(`${s}\n`));
   const stop = () => {
     multi?.stop();
@@ -60,10 +60,11 @@ export async function syncView(o: { json: boolean; stream?: NodeJS.WriteStream }
       const rate = now > base.at ? (bytes * 1000) / (now - base.at) : 0;
       if (o.json) {
         // when something moved: at most once a second while there is work, and once when it runs out
-        const moved = p.filesDone !== said.done || p.filesToGo !== said.toGo;
+        // (bytes too: a big file moves no file count until it lands)
+        const moved = p.filesDone !== said.done || p.filesToGo !== said.toGo || p.bytesDone !== said.bytes;
         if (moved && (!working || now - lastShown >= JSON_EVERY_MS)) {
           lastShown = now;
-          said = { done: p.filesDone, toGo: p.filesToGo };
+          said = { done: p.filesDone, toGo: p.filesToGo, bytes: p.bytesDone };
           ndjson({ event: 'progress', ...p });
         }
       } else if (cliProgress) {
