@@ -92,6 +92,7 @@ const FIELDS: Record<string, Check> = {
   strikes: count,
   pending: count,
   upToDate: bool,
+  replaced: bool, // sync's fetched: the version it replaced is in the trash
   folder: orNull((v) => (typeof v === 'string' && /^[0-9a-f]{32}$/.test(v) ? null : '32 hex digits')), // sync: the folder id (null: open)
   verified: oneOf('size', 'none'), // get's done, from a stock seed-002 peer: what could be checked
   complete: bool,

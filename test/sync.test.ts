@@ -95,6 +95,8 @@ t.test('two and three folders converge: new, newer, subfolders, mtimes, unicode,
   connect([a, b, c]);
   let fromTwo = 0;
   c.sync.on('fetched', (ev) => ev.name === 'big.bin' && (fromTwo = ev.from));
+  const replacedOnA: string[] = [];
+  a.sync.on('fetched', (ev) => ev.replaced && replacedOnA.push(ev.name));
   for (const p of [a, b, c]) p.sync.on('warning', (w) => t.comment(`warning ${p.node.port}: ${w}`));
   await converge([a, b, c]);
   const ta = tree(da);
@@ -105,6 +107,7 @@ t.test('two and three folders converge: new, newer, subfolders, mtimes, unicode,
   t.equal(ta.get('old.txt')!.mtime, 1_100_000_000, 'with its mtime');
   t.equal(fromTwo, 2, 'the big file came from both holders');
   t.ok(readdirSync(path.join(da, '.swarm', 'trash')).some((f) => f.endsWith('old.txt')), 'the replaced version is kept in the trash');
+  t.same(replacedOnA, ['old.txt'], 'and a said so with the fetch (newcomer 48: it went to the trash unsaid)');
 });
 
 t.test('a change is pushed: the other peer has it without a poll', async (t) => {

@@ -92,7 +92,15 @@ export function register(program: Command): void {
     });
     const syncer = new Syncer(node, { ...(key ? { key } : { open: true }), noDelete: !o.delete, trashDays: o.trashDays, parallel: o.parallel, lock });
     syncer.on('fetching', (e) => say(`fetching ${printable(e.name)} (${humanBytes(e.size)}) from ${count(e.from, 'peer')}...`, { event: 'fetching', name: e.name, size: e.size, peers: e.from }));
-    syncer.on('fetched', (e) => say(`fetched ${printable(e.name)} (${humanBytes(e.size)}) from ${count(e.from, 'peer')}`, { event: 'fetched', name: e.name, size: e.size, peersUsed: e.from }));
+    syncer.on('fetched', (e) =>
+      say(`fetched ${printable(e.name)} (${humanBytes(e.size)}) from ${count(e.from, 'peer')}${e.replaced ? '; the version it replaced is in .swarm/trash' : ''}`, {
+        event: 'fetched',
+        name: e.name,
+        size: e.size,
+        peersUsed: e.from,
+        ...(e.replaced ? { replaced: true } : {}),
+      }),
+    );
     syncer.on('deleted', (e) => say(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`, { event: 'deleted', ...e }));
     syncer.on('deletedHere', (e) => say(`deleted here: ${printable(e.name)} (${o.delete ? 'passed on to the others' : 'not passed on: --no-delete'})`, { event: 'deleted-here', name: e.name }));
     syncer.on('conflict', (e) => say(`conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`, { event: 'conflict', ...e }));

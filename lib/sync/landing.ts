@@ -9,7 +9,8 @@
  *   fetched small file ─► stage (temp file) ─► batch (BATCH_FILES / BATCH_BYTES / BATCH_MAX_WAIT_MS,
  *   or nothing else coming) ─► commit: one barrier, renames ─► index and library follow
  */
-import { link, lstat, mkdir, realpath, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, link, lstat, mkdir, realpath, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import { ERROR_CODES } from '../errors.js';
@@ -81,7 +82,7 @@ export class Landing {
       await rename(file, path.join(this.root, ...copy.split('/')));
       this.host.conflict({ name: t.name, copy });
     } else {
-      await this.toTrash(t.name, file, true);
+      t.replaced = await this.toTrash(t.name, file, true);
     }
   }
 
@@ -202,9 +203,10 @@ export class Landing {
   }
 
   /** Keep what sync replaces or deletes: linked (or moved) into DIR/.swarm/trash/. */
-  private async toTrash(name: string, file: string, keepInPlace: boolean): Promise<void> {
+  /** `file` (share name `name`) into the trash: true once a copy of it is there. */
+  private async toTrash(name: string, file: string, keepInPlace: boolean): Promise<boolean> {
     const st = await stat(file).catch(() => null);
-    if (!st?.isFile()) return;
+    if (!st?.isFile()) return false;
     const trash = path.join(this.root, STATE_DIR_NAME, 'trash');
     await mkdir(trash, { recursive: true });
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -220,6 +222,10 @@ export class Landing {
       } else if (!keepInPlace) {
         // no hard links here (another file system, a mount that refuses them): moved, as before
         await rename(file, dest);
+      } else {
+        // ... and the file stays where it is until the new version replaces it: a copy (without
+        // it the replaced version was lost on such a file system)
+        await copyFile(file, dest, fsConstants.COPYFILE_EXCL);
       }
       break;
     }
@@ -227,6 +233,7 @@ export class Landing {
       this.lastSweep = Date.now();
       await this.emptyTrash(trash);
     }
+    return true;
   }
 
   private async emptyTrash(trash: string): Promise<void> {

@@ -75,7 +75,8 @@ export interface WarningInfo {
 export interface SyncEvents {
   /** A big file (more than one chunk) starts coming: it can take a while, so it is said. */
   fetching: [e: { name: string; size: number; from: number }];
-  fetched: [e: { name: string; size: number; from: number }];
+  /** `replaced`: the version it replaced here is in DIR/.swarm/trash (not a conflict copy: README). */
+  fetched: [e: { name: string; size: number; from: number; replaced: boolean }];
   deleted: [e: { name: string }];
   /** A file deleted in this folder (not by sync): the deletion is passed on. */
   deletedHere: [e: { name: string }];
@@ -203,7 +204,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       fetched: (t, size, from) => {
         this.tickets.done(t);
         this.counted(1, size);
-        this.emit('fetched', { name: t.name, size, from });
+        this.emit('fetched', { name: t.name, size, from, replaced: t.replaced === true });
       },
       deleted: (t, gone) => {
         this.tickets.done(t);

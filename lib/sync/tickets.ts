@@ -17,6 +17,8 @@ export interface Ticket {
   notBefore: number;
   /** Being worked on (fetched, landed, deleted). */
   started: boolean;
+  /** The version here it replaced went to the trash (landing.ts): said with the fetch. */
+  replaced?: boolean;
 }
 
 const RETRY_FIRST_MS = 1_000;
