@@ -46,8 +46,8 @@ export class LocalFollower {
     private readonly index: SyncIndex,
     /** Files deleted here (by a person, not by sync), once per change the library saw: their deletions go to the others. */
     private readonly onDeletedHere: (names: string[]) => void = () => {},
-    /** The share's folder is not the one sync started on (moved away, replaced, unmounted): nothing is deleted until it is back. */
-    private readonly onRootLost: (message: string) => void = () => {},
+    /** Files here that are not there and not deleted: the share's folder is not the one sync started on (moved away, replaced, unmounted), or a disk in it is gone. */
+    private readonly warn: (message: string) => void = () => {},
   ) {}
 
   /** Files not yet announced because they may still be being written. */
@@ -136,7 +136,7 @@ export class LocalFollower {
       }
       if (!this.unmountedSaid.has(d)) {
         this.unmountedSaid.add(d);
-        this.onRootLost(`${top ? root : path.join(root, ...d.split('/'))}: the disk its files were on is not mounted there any more: they are not taken for deleted`);
+        this.warn(`${top ? root : path.join(root, ...d.split('/'))}: the disk its files were on is not mounted there any more: they are not taken for deleted`);
       }
       return true;
     }
@@ -152,7 +152,7 @@ export class LocalFollower {
       st = null;
     }
     const same = !this.rootId || (st !== null && st.dev === this.rootId.dev && st.ino === this.rootId.ino);
-    if (!same && !this.rootLost) this.onRootLost(`${root} is not the folder sync started on (moved, replaced or unmounted): nothing there is fetched, deleted or passed on; put the folder back, or stop sync`);
+    if (!same && !this.rootLost) this.warn(`${root} is not the folder sync started on (moved, replaced or unmounted): nothing there is fetched, deleted or passed on; put the folder back, or stop sync`);
     const back = same && this.rootLost;
     this.rootLost = !same;
     if (back) this.back();
@@ -172,7 +172,6 @@ export class LocalFollower {
         this.returning = null;
         if (this.closed || !this.sameRoot()) return; // lost again: followed when it is back
         this.follow(this.lib.files(), null);
-        this.index.saveSoon();
       });
   }
 

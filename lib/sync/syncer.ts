@@ -23,10 +23,7 @@
  * tracker's directory lists it (readers.ts): whole files by plain name when newer (plan.ts).
  */
 import { EventEmitter } from 'node:events';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { STATE_DIR_NAME } from '../constants.js';
-import { TargetLock } from '../storage/lock.js';
+import type { TargetLock } from '../storage/lock.js';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
 import { addressText, type PeerAddress } from '../types.js';
@@ -42,50 +39,12 @@ import { isSmall } from './small.js';
 import { isLegacyCid } from '../protocol/entries.js';
 import { TicketRunner } from './ticket-run.js';
 import { TicketQueue, type Ticket } from './tickets.js';
+import { lockSyncFolder } from './folder-lock.js';
+import type { SyncEvents, SyncOptions } from './sync-types.js';
 
 export { STABLE_MS } from './local.js';
-
-export interface SyncOptions {
-  /** The folder key (folder-key.ts): only peers that prove they hold it sync with us. */
-  key?: FolderKey | null;
-  /** No key: every peer syncs (any peer can change the folder). Must be said, never assumed. */
-  open?: boolean;
-  /** Do not propagate deletions (and never delete here because a peer did). */
-  noDelete?: boolean;
-  /** Days replaced and deleted files stay in DIR/.swarm/trash/ (default 30). */
-  trashDays?: number;
-  /** Big files (more than one chunk) fetched at once (default 4); small files go pipelined, in batches. */
-  parallel?: number;
-  /** How often every peer's index is read again, besides news (default 10 s). */
-  pullMs?: number;
-  /** The folder's sync lock, already taken (lockSyncFolder); else start() takes it. Released at close. */
-  lock?: TargetLock;
-  /** On the member where files were deleted, the folders they emptied go after this long, if untouched meanwhile (default EMPTIED_GRACE_MS). */
-  emptiedGraceMs?: number;
-}
-
-export interface WarningInfo {
-  code?: string;
-  name?: string;
-  peer?: string;
-  /** The tracker it is about (one that did not answer). */
-  tracker?: string;
-}
-
-export interface SyncEvents {
-  /** A big file (more than one chunk) starts coming: it can take a while, so it is said. */
-  fetching: [e: { name: string; size: number; from: number }];
-  /** `replaced`: the version it replaced here is in DIR/.swarm/trash (not a conflict copy: README). */
-  fetched: [e: { name: string; size: number; from: number; replaced: boolean }];
-  deleted: [e: { name: string }];
-  /** A file deleted in this folder (not by sync): the deletion is passed on. */
-  deletedHere: [e: { name: string }];
-  conflict: [e: { name: string; copy: string }];
-  /** `info`: the stable error code (SWARM_ERR_…) and the file or peer it is about, when there is one. */
-  warning: [message: string, info?: WarningInfo];
-  /** Nothing left to do with what is known now. */
-  idle: [e: { files: number; pending: number }];
-}
+export { lockSyncFolder } from './folder-lock.js';
+export type { SyncEvents, SyncOptions, WarningInfo } from './sync-types.js';
 
 /** Small files in flight (fetched, or waiting for their batch) at most. */
 const SMALL_WINDOW = 512;
@@ -102,23 +61,6 @@ const ROOT_RETRY_MS = 1_000;
 const PUMP_MAX_WAITING = 256;
 /** Peers that reached us and were refused, told of once each; forgotten all at once beyond this. */
 const MAX_REFUSED = 1_024;
-
-/**
- * One sync per folder: two would share the temp files and the index, and undo each other. The
- * lock is DIR/.swarm/sync.swarm-lock (storage/lock.ts: a dead holder's is taken over). The CLI
- * takes it before it listens, so that a second sync is told so, not that the port is taken.
- */
-export async function lockSyncFolder(root: string): Promise<TargetLock> {
-  await mkdir(path.join(root, STATE_DIR_NAME), { recursive: true });
-  try {
-    return await TargetLock.acquire(path.join(root, STATE_DIR_NAME, 'sync'));
-  } catch (err) {
-    const e = err as SwarmError;
-    if (e.code !== ERROR_CODES.LOCKED) throw err;
-    const pid = e.details?.pid;
-    throw new SwarmError(ERROR_CODES.LOCKED, `another swarm sync${pid ? ` (pid ${String(pid)})` : ''} is keeping ${root} in step; one sync per folder (stop it first)`, e.details);
-  }
-}
 
 export class Syncer extends EventEmitter<SyncEvents> {
   readonly index: SyncIndex;
