@@ -14,7 +14,7 @@ import path from 'node:path';
 import { SyncIndex } from '../lib/sync/index-store.js';
 import { ManifestCache } from '../lib/share/manifest-cache.js';
 import { makeManifest } from '../lib/manifest.js';
-import { syncPeer as peer, connect, converge, stillFile } from './helpers/sync-peers.js';
+import { syncPeer as peer, connect, converge, stillFile, stopPeer } from './helpers/sync-peers.js';
 import { tempDir } from './helpers/tmp.js';
 
 const C = (n: number) => n.toString(16).padStart(64, '0');
@@ -150,6 +150,58 @@ t.test('a disk mounted in a subfolder and unmounted: its files are not taken for
   unlinkSync(path.join(da, 'disk', 'new.txt'));
   await converge([a, b], 2);
   t.notOk(existsSync(path.join(db, 'disk', 'new.txt')), 'deleted on the disk: deleted on b');
+  t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted at the end');
+  mounted = false;
+});
+
+t.test('a disk unmounted while sync was stopped: at the next start its files are not taken for deleted; deleted with the disk there, they are', async (t) => {
+  const da = mkdtempSync(path.join(tmpdir(), 'swarm-test-'));
+  const mnt = path.join(da, 'disk');
+  let mounted = false;
+  t.teardown(() => {
+    if (mounted) spawnSync('umount', ['-l', mnt], { timeout: 10_000 });
+    rmSync(da, { recursive: true, force: true });
+  });
+  const db = tempDir(t);
+  file(da, 'top.txt');
+  mkdirSync(mnt);
+  const why = mountTmpfs(mnt);
+  if (why) {
+    t.plan(0, `skipped: ${why} (the guard is for unmounts, which this test makes with a tmpfs)`);
+    return;
+  }
+  mounted = true;
+  file(da, 'disk/photos/a.jpg', 'on the disk');
+  file(da, 'disk/b.txt', 'also on the disk');
+  let a = await peer(t, da);
+  const b = await peer(t, db);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.ok(existsSync(path.join(db, 'disk', 'photos', 'a.jpg')), 'b has the disk\'s file');
+  await stopPeer(a);
+  t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted while a was stopped');
+  mounted = false;
+  a = await peer(t, da);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.equal(a.sync.index.get('disk/photos/a.jpg')?.deleted, undefined, 'a: not a deletion');
+  t.ok(existsSync(path.join(db, 'disk', 'photos', 'a.jpg')) && existsSync(path.join(db, 'disk', 'b.txt')), 'b keeps them');
+  t.ok(a.warnings.some((w) => w.includes('not mounted there any more')), 'a said why');
+  // the same disk back, one of its files deleted while a was stopped: that is a deletion
+  await stopPeer(a);
+  t.equal(mountTmpfs(mnt), null, 'mounted again');
+  mounted = true;
+  file(da, 'disk/b.txt', 'also on the disk');
+  a = await peer(t, da);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.equal(a.sync.index.get('disk/b.txt')?.deleted, undefined, 'b.txt, seen on the disk, is live');
+  await stopPeer(a);
+  unlinkSync(path.join(mnt, 'b.txt'));
+  a = await peer(t, da);
+  connect([a, b]);
+  await converge([a, b], 2);
+  t.notOk(existsSync(path.join(db, 'disk', 'b.txt')), 'deleted on the mounted disk while stopped: deleted on b');
   t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted at the end');
   mounted = false;
 });

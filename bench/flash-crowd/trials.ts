@@ -9,7 +9,7 @@
  *   source ─► per trial: seed copy ─► tracker + seeder ─► N downloaders at t0 ─► done times
  *                                        └── stop all (by PID, awaited) ─► SHA-256 ─► Trial
  */
-import { appendFileSync, copyFileSync, rmSync } from 'node:fs';
+import { appendFileSync, copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ensureDir, makeRandomFile, SourceHash } from '../lib/files.js';
@@ -153,6 +153,8 @@ export async function flashCrowd(opts: FlashCrowdOptions, signal: AbortSignal, l
           }
           finishTrial(trial, dls, run.interrupted);
           if (trial.allDone !== null) trial.uplinks = uplinks.summary(t0, t0 + trial.allDone * 1000, U);
+          // --keep: every uplink's use over time (percent of U in 250 ms bins), to read the ramp and the tail
+          if (opts.keep && trial.allDone !== null) writeFileSync(path.join(dir, 'uplinks.txt'), uplinks.timeline(t0, t0 + trial.allDone * 1000, U));
           run.trials.push(trial);
           onTrial?.(trial);
           if (clean && !opts.keep) rmSync(dir, { recursive: true, force: true });

@@ -67,6 +67,23 @@ export class UplinkWatch {
     return s[s.length - 1]!.bytes[i]!;
   }
 
+  /**
+   * Each uplink's use in bins of `binMs` from `t0` to `end`, as a text table (one row per bin: the
+   * time since t0, then the seeder's and each downloader's share of `rate` in percent). Kept with
+   * `--keep`, to see where the capacity went unused.
+   */
+  timeline(t0: number, end: number, rate: number, binMs = 250): string {
+    if (this.samples.length < 2) return '';
+    const head = ['t (s)', 'seeder', ...Array.from({ length: this.peers - 1 }, (_, i) => `d${i + 1}`)];
+    const rows = [head.join(' ')];
+    for (let a = t0; a < end; a += binMs) {
+      const b = Math.min(end, a + binMs);
+      const use = Array.from({ length: this.peers }, (_, i) => Math.round((100 * (this.sentAt(i, b) - this.sentAt(i, a))) / ((rate * (b - a)) / 1000)));
+      rows.push([((a - t0) / 1000).toFixed(2), ...use.map(String)].join(' '));
+    }
+    return rows.join('\n') + '\n';
+  }
+
   /** From `t0` to `end` (ms since the epoch), `rate` bytes/s per uplink; null without samples around both. */
   summary(t0: number, end: number, rate: number): UplinkSummary | null {
     const s = this.samples;

@@ -76,6 +76,12 @@ export class SyncIndex {
   /** Every name, sorted (null: to be sorted again after names were added or forgotten). */
   private sorted: string[] | null = null;
   private readonly listeners = new Set<() => void>();
+  /**
+   * Files on another device than the share's folder (a disk mounted in a subfolder), and that
+   * device: kept with the index, so that a disk unmounted while sync was stopped is told from its
+   * files deleted then (local.ts `diskGone`). Never sent to peers.
+   */
+  private readonly devices = new Map<string, number>();
 
   constructor(
     readonly root: string,
@@ -93,8 +99,13 @@ export class SyncIndex {
     } catch {
       return; // none yet, or damaged: rebuilt from the share (tombstones are then lost, not files)
     }
-    const r = raw as { format?: number; entries?: unknown };
+    const r = raw as { format?: number; entries?: unknown; devices?: unknown };
     if (r.format !== FORMAT || !Array.isArray(r.entries)) return;
+    if (Array.isArray(r.devices)) {
+      for (const d of r.devices as unknown[]) {
+        if (Array.isArray(d) && typeof d[0] === 'string' && Number.isSafeInteger(d[1]) && (d[1] as number) >= 0) this.devices.set(d[0], d[1] as number);
+      }
+    }
     for (const e of r.entries as SyncEntry[]) {
       if (!e || typeof e.name !== 'string' || typeof e.cid !== 'string' || typeof e.mtime !== 'number') continue;
       // a lineage this version would not send (too long, not content ids) is dropped, not passed on
@@ -202,6 +213,24 @@ export class SyncIndex {
     this.changed(e.name);
   }
 
+  /** The device `name` was last seen on, if not the share folder's (see `devices`). */
+  deviceOf(name: string): number | undefined {
+    return this.devices.get(name);
+  }
+
+  /** `name` is on device `dev` (undefined: on the share folder's own). Saved with the index. */
+  setDevice(name: string, dev: number | undefined): void {
+    if (this.devices.get(name) === dev) return;
+    if (dev === undefined) this.devices.delete(name);
+    else this.devices.set(name, dev);
+    this.dirty = true;
+  }
+
+  /** Whether any file was seen on another device than the share folder's. */
+  get onOtherDevices(): boolean {
+    return this.devices.size > 0;
+  }
+
   /** The version of `name` agreed on with the swarm (fetched, or seen the same elsewhere). */
   agree(name: string, cid: string): void {
     const e = this.entries.get(name);
@@ -247,7 +276,9 @@ export class SyncIndex {
     this.saveTimer = null;
     if (!this.dirty) return this.saving;
     this.dirty = false;
-    const data = JSON.stringify({ format: FORMAT, entries: this.all() });
+    // (the devices of live files only: a name deleted or forgotten since needs none)
+    for (const name of this.devices.keys()) if (this.entries.get(name)?.deleted !== undefined || !this.entries.has(name)) this.devices.delete(name);
+    const data = JSON.stringify({ format: FORMAT, entries: this.all(), ...(this.devices.size ? { devices: [...this.devices] } : {}) });
     this.saving = this.saving.then(() => writeFileAtomic(this.file, data, false)).catch(() => {});
     return this.saving;
   }

@@ -34,8 +34,6 @@ export class LocalFollower {
   private rootId: { dev: number; ino: number } | null = null;
   /** The folder was found moved, replaced or unmounted (told once until it is back). */
   private rootLost = false;
-  /** Files on another device than the share's folder (a disk mounted in a subfolder): that device. */
-  private readonly onDevice = new Map<string, number>();
   /** Folders whose disk was found gone (told once each). */
   private readonly unmountedSaid = new Set<string>();
   /** The folder came back after it was lost: the share is being looked at again, then followed whole. */
@@ -78,6 +76,7 @@ export class LocalFollower {
    */
   private follow(files: FileInfo[], removed: string[] | null): void {
     const now = Date.now();
+    const start = removed === null;
     // the whole share gone at once (`mv DIR DIR.old`, `mv DIR DIR.old && mkdir DIR`, the disk
     // unmounted): the scan found nothing, or another folder, which is no deletion of the files
     // (hostile review 47: every member trashed every file, and the maker too once it was moved back).
@@ -85,25 +84,33 @@ export class LocalFollower {
     // member), and what the library saw of ours meanwhile (through the watches that moved with
     // it) is seen again once it is back: the whole share is followed then (back())
     if (!this.sameRoot()) return;
-    // a disk mounted in a subfolder and unmounted: its files are not there, and not deleted either
-    if (removed?.length && this.onDevice.size) removed = removed.filter((n) => !this.diskGone(n));
+    // at start (or once the folder is back): every live name the share lacks is a removal
+    if (removed === null) {
+      const here = new Set(files.map((f) => f.name));
+      removed = this.index
+        .all()
+        .filter((e) => e.deleted === undefined && !here.has(e.name))
+        .map((e) => e.name);
+    }
+    // a disk mounted in a subfolder and unmounted (while sync ran, or while it was stopped: the
+    // devices are kept with the index): its files are not there, and not deleted either
+    if (removed.length && this.index.onOtherDevices) removed = removed.filter((n) => !this.diskGone(n));
     const ready: FileInfo[] = [];
     for (const f of files) {
       const st = this.lib.statOf(f.name);
-      if (st && this.rootId && st.dev !== this.rootId.dev) this.onDevice.set(f.name, st.dev);
-      else this.onDevice.delete(f.name);
+      this.index.setDevice(f.name, st && this.rootId && st.dev !== this.rootId.dev ? st.dev : undefined);
       const e = this.index.get(f.name);
       if (e && e.deleted === undefined && e.cid === f.cid && e.mtime === f.mtime) continue;
       if (st && (now - st.mtimeMs < this.quietMs(f.name, now) || now < st.mtimeMs)) this.settle(f.name, st.mtimeMs);
       else {
         ready.push(f);
-        if (removed !== null) this.announce(f.name, now);
+        if (!start) this.announce(f.name, now);
       }
     }
     // (at start, a file still settling is not taken for deleted: it exists; one the index had
     // that is gone was deleted here while sync was stopped)
-    const live = (removed ?? this.index.all().map((e) => e.name)).filter((n) => this.index.get(n)?.deleted === undefined);
-    if (removed === null) this.index.follow(ready, null);
+    const live = removed.filter((n) => this.index.get(n)?.deleted === undefined);
+    if (start) this.index.follow(ready, removed);
     else this.index.followSome(ready, removed);
     const deleted = live.filter((n) => this.index.get(n)?.deleted !== undefined);
     if (deleted.length) this.onDeletedHere(deleted);
@@ -115,10 +122,11 @@ export class LocalFollower {
    * the nearest of its folders still there is on another device than the file was (the empty
    * mount point left by `umount` is on the parent's device). Such files are not deletions: an
    * unmounted disk sent the deletion of its every file to every member (hostile review 47).
-   * Known only for files seen on that disk since sync started.
+   * Known for files seen on that disk, in this run or an earlier one (the index keeps the devices):
+   * a disk unmounted while sync was stopped is no deletion either.
    */
   private diskGone(name: string): boolean {
-    const dev = this.onDevice.get(name);
+    const dev = this.index.deviceOf(name);
     if (dev === undefined) return false;
     const root = this.lib.realRoot || this.lib.root;
     for (let d = path.dirname(name); ; d = path.dirname(d)) {
@@ -131,7 +139,7 @@ export class LocalFollower {
         return false;
       }
       if (st.dev === dev) {
-        this.onDevice.delete(name); // its disk is there: a real deletion
+        this.index.setDevice(name, undefined); // its disk is there: a real deletion
         return false;
       }
       if (!this.unmountedSaid.has(d)) {
