@@ -5,8 +5,8 @@
  * unregisters, or is silent for KEEPALIVE_MISSES keepalive periods.
  *
  *   accept ─► ConnectionGuard (caps in total and per address, deadlines, eviction when full)
- *   framed ─► hello ─► typed requests ─► Registry (entries checked one by one; bad ones dropped
- *             and reported in `ok.dropped`, never the whole message)
+ *   framed ─► hello ─► typed requests ─► requests.ts ─► Registry (entries checked one by one;
+ *             bad ones dropped and reported in `ok.dropped`, never the whole message)
  *   answers wait for the reader: past REPLY_WINDOW_BYTES unsent, the connection stops being read
  *   (and a seed-002 peer's keepalives are answered once, when it has read the last answer)
  *
@@ -27,15 +27,16 @@ import { listenOn } from '../net/listen.js';
 import { DEFAULT_TRACKER_PORT, KEEPALIVE_MISSES, KEEPALIVE_MS } from '../constants.js';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { FrameDecoder, encodeFrame, type Header } from '../protocol/frame.js';
-import { checkHello, decodeMessage, helloMessage, type Hello, type TrackerRequest } from '../protocol/messages.js';
-import { checkAnnounced, type Dropped } from '../protocol/entries.js';
-import { nameProblem } from '../protocol/names.js';
+import { checkHello, decodeMessage, helloMessage, type Hello } from '../protocol/messages.js';
 import { JsonObjectSplitter } from '../protocol/json-stream.js';
 import { noLog, type Log } from '../log.js';
 import { ConnectionGuard, type GuardedConnection, type ServerLimits } from '../net/guard.js';
 import { localHello } from '../net/identity.js';
 import { plainIp } from '../peer/server.js';
 import { Registry, type RegistryLimits } from './registry.js';
+import { answerFramed, applyLegacy, type RequestContext } from './requests.js';
+
+export { DIR_PAGE_ENTRIES } from './requests.js';
 
 export interface TrackerOptions {
   port?: number;
@@ -56,15 +57,8 @@ export interface TrackerOptions {
 export const MAX_TRACKER_REQUEST_BYTES = 256 << 10;
 /** Unsent answer bytes at which a connection stops being read. */
 export const REPLY_WINDOW_BYTES = 1 << 20;
-/** Directory entries per `directory` page, and the JSON bytes a page may reach. */
-export const DIR_PAGE_ENTRIES = 1000;
-const DIR_PAGE_BYTES = 512 << 10;
-/** Versions listed in a `holders` answer (newest first). */
-const MAX_VERSIONS_LISTED = 16;
 /** Silence after which a stock seed-002 registration expires (see the header). */
 export const LEGACY_SILENCE_MS = 10 * 60_000;
-/** Dropped entries reported back per message. */
-const MAX_DROPPED_REPORTED = 50;
 
 export function trackerLimits(keepaliveMs: number): ServerLimits {
   return {
@@ -138,6 +132,8 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
   private readonly log: Log;
   private readonly now: () => number;
   private readonly keepaliveMs: number;
+  /** What requests act on (requests.ts). */
+  private readonly requests: RequestContext;
   private sweep: NodeJS.Timeout | null = null;
   host = '';
   port = 0;
@@ -148,6 +144,7 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     this.now = opts.now ?? Date.now;
     this.keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS;
     this.registry = new Registry(opts.registry);
+    this.requests = { registry: this.registry, log: this.log, changed: (what, peer) => this.emit('change', what, peer) };
     this.guard = new ConnectionGuard<TrackerConnection>({ ...trackerLimits(this.keepaliveMs), ...opts.limits }, (c, reason) =>
       this.log('connection-closed', { peer: c.key, reason }),
     );
@@ -280,11 +277,6 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
     c.socket.pause();
   }
 
-  private reportDropped(key: string, dropped: Dropped[]): Dropped[] {
-    if (dropped.length) this.log('entries-dropped', { peer: key, count: dropped.length, first: `${dropped[0]!.what}: ${dropped[0]!.reason}` });
-    return dropped.slice(0, MAX_DROPPED_REPORTED);
-  }
-
   private onFramed(c: TrackerConnection, h: Header, send: (h: Header) => void): void {
     const m = decodeMessage('trackerRequest', h);
     c.lastActivityAt = this.now();
@@ -295,106 +287,14 @@ export class TrackerServer extends EventEmitter<TrackerEvents> {
       send(helloMessage(localHello()));
       return;
     }
-    this.handleFramed(c, m, send);
-  }
-
-  private handleFramed(c: TrackerConnection, m: TrackerRequest | { t: 'unknown'; type: string; id?: number }, send: (h: Header) => void): void {
-    const key = c.key;
-    const now = this.now();
-    switch (m.t) {
-      case 'hello':
-        return;
-      case 'unknown':
-        if (m.id !== undefined) send({ t: 'error', id: m.id, code: ERROR_CODES.UNKNOWN_MESSAGE, message: `unknown request "${m.type}"` });
-        return;
-      case 'register': {
-        const checked = checkAnnounced(m.files, false);
-        this.registry.register(key, { ip: c.ip, port: m.port }, checked.ok, now);
-        c.registered = true;
-        this.log('peer-registered', { peer: key, port: m.port, files: checked.ok.length, dropped: checked.dropped.length });
-        this.emit('change', 'registered', key);
-        send({ t: 'ok', id: m.id, dropped: this.reportDropped(key, checked.dropped) });
-        return;
-      }
-      case 'keepalive':
-        this.registry.keepalive(key, now, m.port);
-        send({ t: 'ok', ...(m.id !== undefined ? { id: m.id } : {}) });
-        return;
-      case 'update': {
-        const checked = checkAnnounced(m.files, false);
-        this.registry.update(key, checked.ok, now);
-        this.log('peer-updated', { peer: key, files: checked.ok.length, dropped: checked.dropped.length });
-        this.emit('change', 'updated', key);
-        send({ t: 'ok', id: m.id, dropped: this.reportDropped(key, checked.dropped) });
-        return;
-      }
-      case 'delete': {
-        const names = m.names.filter((n): n is string => typeof n === 'string' && nameProblem(n) === null);
-        this.registry.delete(key, names, now);
-        this.log('peer-deleted', { peer: key, files: names.length });
-        this.emit('change', 'deleted', key);
-        send({ t: 'ok', id: m.id });
-        return;
-      }
-      case 'unregister':
-        this.registry.unregister(key);
-        c.registered = false;
-        this.log('peer-unregistered', { peer: key });
-        this.emit('change', 'unregistered', key);
-        send({ t: 'ok', id: m.id });
-        return;
-      case 'dir': {
-        const limit = Math.max(1, Math.min(m.limit ?? DIR_PAGE_ENTRIES, DIR_PAGE_ENTRIES));
-        const names = this.registry.namesAfter(m.after, limit + 1);
-        const files: Record<string, unknown> = {};
-        let bytes = 0;
-        let last: string | undefined;
-        let cut = false;
-        for (let i = 0; i < Math.min(limit, names.length); i++) {
-          const e = this.registry.whoHas(names[i]!)!;
-          bytes += names[i]!.length + JSON.stringify(e).length + 4;
-          if (bytes > DIR_PAGE_BYTES && last !== undefined) {
-            cut = true;
-            break;
-          }
-          files[names[i]!] = e;
-          last = names[i]!;
-        }
-        const more = cut || names.length > limit;
-        send({ t: 'directory', id: m.id, files, ...(more && last !== undefined ? { next: last } : {}) });
-        return;
-      }
-      case 'who-has':
-        send({ t: 'holders', id: m.id, name: m.name, versions: this.registry.versions(m.name).slice(0, MAX_VERSIONS_LISTED) });
-        return;
-      case 'peers-of': {
-        const v = this.registry.peersOf(m.cid);
-        send({ t: 'peers', id: m.id, cid: m.cid, peers: v ? [...v.holders, ...v.partial] : [] });
-        return;
-      }
-    }
+    answerFramed(this.requests, c, m, this.now(), send);
   }
 
   /** seed 002, Table 1: Initial Message and Keep-alive, both answered with the directory. */
   private onLegacy(c: TrackerConnection, o: Record<string, unknown>): void {
-    const port = o.port;
-    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'seed-002 message without a valid "port"');
-    }
     const now = this.now();
+    applyLegacy(this.requests, c, o, now, Math.max(this.keepaliveMs * KEEPALIVE_MISSES, this.opts.legacySilenceMs ?? LEGACY_SILENCE_MS));
     c.lastActivityAt = now;
-    if (Array.isArray(o.files)) {
-      const checked = checkAnnounced(o.files, true);
-      this.registry.register(c.key, { ip: c.ip, port }, checked.ok, now, { maxSilenceMs: Math.max(this.keepaliveMs * KEEPALIVE_MISSES, this.opts.legacySilenceMs ?? LEGACY_SILENCE_MS) });
-      c.registered = true;
-      this.log('legacy-peer-registered', { peer: c.key, port, files: checked.ok.length, dropped: checked.dropped.length });
-      this.reportDropped(c.key, checked.dropped);
-      this.emit('change', 'registered', c.key);
-    } else if (this.registry.has(c.key)) {
-      this.registry.keepalive(c.key, now, port);
-    } else {
-      throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'seed-002 keepalive before the initial message');
-    }
     // a peer that does not read its answers gets one more when it has caught up, not one per
     // message; meanwhile it is not read either (so it cannot keep us parsing, and the send-stall
     // deadline applies to it as to any reader that stopped)
