@@ -21,12 +21,13 @@
  *        [--piece-kib 256] [--upload-mbit 100] [--burst 64kb] [--latency 50ms] [--timeout SECONDS]
  *        [--swarm-get-args "get {name} -o {outDir} --tracker {tracker} --json"]
  *        [--swarm-serve-args "..."] [--swarm-tracker-args "..."] [--swarm-bin dist/bin/swarm.js]
- *        [--dir /tmp/swarm-bench] [--results bench/results] [--keep] [--no-link-check]
+ *        [--dir /tmp/swarm-bench] [--results bench/results] [--keep] [--no-link-check] [--hold-pages]
  *
  * Not root, or no `ip`/`tc`: prints why and exits 0. aria2c, opentracker or mktorrent missing:
  * installs them (apt-get, unless SWARM_BENCH_NO_INSTALL is set); if that fails, says
  * `apt-get install -y aria2 opentracker mktorrent` and runs swarm alone.
  */
+import { holdFreePages } from './lib/vm-pages.js';
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -176,6 +177,7 @@ if (isMain(import.meta.url)) {
     results: str(DEFAULT_RESULTS_DIR, 'folder for the JSON record of the run'),
     keep: flag('keep the downloaded files'),
     'no-link-check': flag('skip measuring the shaped link first'),
+    'hold-pages': flag('a VM: turn free page reporting off during the run, restored at exit (bench/lib/vm-pages.ts; root)'),
   });
   if (!o.peers.length || o.peers.some((n) => !Number.isInteger(n) || n < 1 || n > 200)) {
     console.error('--peers: whole numbers 1..200');
@@ -220,7 +222,8 @@ if (isMain(import.meta.url)) {
     const started = new Date();
     console.log(`flash-crowd — ${machine()}`);
     console.log(`1 seeder + N downloaders (N = ${opts.peers.join(', ')}), ${opts.mib} MiB, every peer's upload capped at ${opts.tbf.rateMbit} Mbit/s (tbf burst ${opts.tbf.burst} latency ${opts.tbf.latency}); contenders: ${tools.join(', ')}; ${opts.rounds} round(s)`);
-    const s = await flashCrowdSection(run, opts, notes);
+    const held = o['hold-pages'] ? holdFreePages() : null;
+    const s = await flashCrowdSection(run, opts, held ? [...notes, held] : notes);
     console.log(`\n${s.text}`);
     const file = writeResults(o.results, 'flash-crowd', started, s.record);
     console.log(`results: ${shownPath(file)}`);

@@ -6,6 +6,7 @@
 import type { Lab, LabPeer, TbfSpec } from '../lib/netns.js';
 import type { Exit, Procs } from '../lib/procs.js';
 import type { UplinkSummary } from './uplinks.js';
+import type { CpuSpent } from '../lib/machine-cpu.js';
 
 export const NAME = 'big.bin';
 export const NS_PREFIX = 'swfc';
@@ -83,6 +84,8 @@ export interface Trial {
   downloaders: DownloaderResult[];
   /** what the uplinks carried until all were done (uplinks.ts), null without samples */
   uplinks?: UplinkSummary | null;
+  /** the whole machine's CPU from the start until all were done (a trial near 100% busy was bound by CPU) */
+  cpu?: CpuSpent | null;
   error?: string;
 }
 

@@ -21,6 +21,7 @@ import { Aborted, waitUntil } from '../lib/wait.js';
 import { bittorrentSide } from './bittorrent.js';
 import { swarmSide } from './swarm-side.js';
 import { UplinkWatch } from './uplinks.js';
+import { cpuMark, cpuSince, type CpuMark } from '../lib/machine-cpu.js';
 import { boundSeconds, NAME, nowMs, type ContenderSide, type DownloaderResult, type FlashCrowdOptions, type SideContext, type Trial } from './common.js';
 
 export interface FlashRun {
@@ -90,11 +91,13 @@ export async function flashCrowd(opts: FlashCrowdOptions, signal: AbortSignal, l
           }));
           process.stderr.write(`flash-crowd: round ${round}, N=${n}, ${contender}: starting tracker and seeder...\n`);
           let t0 = 0;
+          let cpu0: CpuMark | null = null;
           const uplinks = new UplinkWatch(lab, procs, n + 1, timeoutS + 300);
           try {
             await side.startSeed(seedDir);
             // the flash crowd: all downloaders at once
             t0 = nowMs();
+            cpu0 = cpuMark();
             peers.forEach((p, k) => {
               const dl = dls[k]!;
               dl.proc = procs.start(`${contender} downloader ${p.index}`, side.downloader(p, outs[k]!), {
@@ -123,6 +126,7 @@ export async function flashCrowd(opts: FlashCrowdOptions, signal: AbortSignal, l
               },
               { timeoutMs: timeoutS * 1000, intervalMs: 25, signal },
             );
+            trial.cpu = cpuSince(cpu0);
             dls.forEach((dl) => {
               if (dl.doneAt !== null) dl.res.seconds = Math.max(0, (dl.doneAt - t0) / 1000);
               else if (!dl.res.note && !settled) dl.res.note = `not complete after the ${fmt(timeoutS, 0)} s time-out`;
