@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { count, humanBytes, printable } from '../format.js';
-import { syncView } from '../views/sync-view.js';
+import { conflictLine, deletedHereManyLine, syncView } from '../views/sync-view.js';
 import { boundedInt, boundedNumber, existingFileOption } from '../options.js';
 import { addPeerOptions, checkLogFile, onInterrupt, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
@@ -102,8 +102,14 @@ export function register(program: Command): void {
       }),
     );
     syncer.on('deleted', (e) => say(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`, { event: 'deleted', ...e }));
-    syncer.on('deletedHere', (e) => say(`deleted here: ${printable(e.name)} (${o.delete ? 'passed on to the others' : 'not passed on: --no-delete'})`, { event: 'deleted-here', name: e.name }));
-    syncer.on('conflict', (e) => say(`conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`, { event: 'conflict', ...e }));
+    // many at once (`rm -r` of a big folder): one line for a person, each file still as an event
+    syncer.on('deletedHere', (e) => {
+      if (e.many && !o.json) return;
+      say(`deleted here: ${printable(e.name)} (${o.delete ? 'passed on to the others' : 'not passed on: --no-delete'})`, { event: 'deleted-here', name: e.name });
+    });
+    syncer.on('deletedHereMany', (e) => say(deletedHereManyLine(e, { passedOn: o.delete, trashDays: o.trashDays }), { event: 'deleted-here-many', ...e }));
+    syncer.on('conflict', (e) => say(conflictLine(e), { event: 'conflict', ...e }));
+    syncer.on('back', (e) => say(`${printable(e.dir)} is back: following it again`, { event: 'folder-back', ...e }));
     syncer.on('warning', (m, info) => say(`warning: ${printable(m)}`, { event: 'warning', message: m, ...info }));
     // how much is left: polled 4 times a second (a bar, or a progress event a second), and at the end
     const showProgress = () => view.progress(syncer.progress());

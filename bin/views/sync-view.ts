@@ -3,10 +3,11 @@
  * much is left. On a terminal, one bar while there is work (files and MiB done of what is known
  * so far, the rate, the time left), the lines printed above it, the bar gone when in step; with
  * `--json`, a `progress` event at most once a second and when the work runs out; in a log (text,
- * not a terminal), a "to go" line every 10 s while work remains.
+ * not a terminal), a "to go" line every 10 s while work remains. The lines whose wording depends on
+ * what happened (a conflict, many deletions) are made below, where the tests can read them.
  */
 import type { MultiBar, SingleBar } from 'cli-progress';
-import { humanBytes, humanRate, ndjson } from '../format.js';
+import { count, humanBytes, humanRate, ndjson, printable } from '../format.js';
 import { etaText } from './get-view.js';
 
 export interface SyncProgress {
@@ -91,4 +92,21 @@ export async function syncView(o: { json: boolean; stream?: NodeJS.WriteStream }
     },
     stop,
   };
+}
+
+/**
+ * A conflict we lost, said: "changed here" only where ours was edited here; on a member that only
+ * had a version another member made (two others edited the file), between whom it was.
+ */
+export function conflictLine(e: { name: string; copy: string; here: boolean; ours: string[]; theirs: string[] }): string {
+  if (e.here) return `conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`;
+  const who = (at: string[]) => (at.length ? at.join(', ') : 'another member');
+  return `conflict on ${printable(e.name)} between ${who(e.ours)} and ${who(e.theirs)} (not edited here): the older version, the one we had, is kept as ${printable(e.copy)}`;
+}
+
+/** Many files deleted here by one change (the files each said only with --json). */
+export function deletedHereManyLine(e: { files: number; under: string }, o: { passedOn: boolean; trashDays: number }): string {
+  const where = e.under ? ` under ${printable(e.under)}/` : '';
+  const what = o.passedOn ? `passed on: they stay in the other members' .swarm/trash for ${count(o.trashDays, 'day')}` : 'not passed on: --no-delete';
+  return `deleted here: ${count(e.files, 'file')}${where} (${what})`;
 }

@@ -16,7 +16,7 @@ import { STATE_DIR_NAME } from '../constants.js';
 import { ERROR_CODES } from '../errors.js';
 import type { Library } from '../share/library.js';
 import type { SyncIndex } from './index-store.js';
-import { conflictName, lineage } from './plan.js';
+import { conflictName, lineage, type SyncEntry } from './plan.js';
 import { Lander, type Staged } from './lander.js';
 import type { Ticket } from './tickets.js';
 
@@ -36,7 +36,8 @@ export interface LandingHost {
   readonly trashDays: number;
   /** Small files being fetched or staged (the syncer's count): a batch waits only while some are fetched. */
   smallActive(): number;
-  conflict(e: { name: string; copy: string }): void;
+  /** A conflict we lost: ours kept as `copy`; `here`, ours was made here; `ours`, `theirs`: the two content ids. */
+  conflict(e: { name: string; copy: string; here: boolean; ours: string; theirs: string }): void;
   fetched(t: Ticket, size: number, from: number): void;
   failed(t: Ticket, err: unknown): void;
   /** The ticket is still the one queued for its name (not done already). */
@@ -69,18 +70,30 @@ export class Landing {
   replacing(t: Ticket): Promise<void> | undefined {
     const local = this.host.index.get(t.name);
     if (!local || local.deleted !== undefined) return undefined;
-    return this.keep(t, local.mtime);
+    return this.keep(t, local);
   }
 
-  private async keep(t: Ticket, localMtime: number): Promise<void> {
+  private async keep(t: Ticket, local: SyncEntry): Promise<void> {
     const file = path.join(this.root, ...t.name.split('/'));
     if (t.conflict) {
       // ours lost: it stays, under the conflict name (a new file every peer will fetch). A name
       // taken (an earlier copy made here of a version with the same mtime) is never replaced: .2, .3 ...
-      let copy = conflictName(t.name, localMtime, this.host.deviceId);
-      for (let n = 2; n < 1000 && (await lstat(path.join(this.root, ...copy.split('/'))).then(() => true, () => false)); n++) copy = conflictName(t.name, localMtime, this.host.deviceId, n);
-      await rename(file, path.join(this.root, ...copy.split('/')));
-      this.host.conflict({ name: t.name, copy });
+      let copy = conflictName(t.name, local.mtime, this.host.deviceId);
+      for (let n = 2; n < 1000 && (await lstat(path.join(this.root, ...copy.split('/'))).then(() => true, () => false)); n++) copy = conflictName(t.name, local.mtime, this.host.deviceId, n);
+      const lib = this.host.library;
+      const was = lib.statOf(t.name);
+      const manifest = lib.manifest(t.name);
+      const to = path.join(this.root, ...copy.split('/'));
+      await rename(file, to);
+      // the same file under its new name: the library takes it at once (counted in the "in step"
+      // that follows, served and announced without a rescan), if it is still what was hashed
+      const st = await stat(to).catch(() => null);
+      if (st && was && manifest && st.size === was.size && st.mtimeMs === was.mtimeMs && st.ino === was.ino && st.dev === was.dev) {
+        lib.adopt(copy, { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino }, manifest);
+      }
+      // ours was made here (edited, or new), or fetched from the member that made it: then two
+      // others edited the file, and this member only had one of the two
+      this.host.conflict({ name: t.name, copy, here: this.host.index.madeHere(t.name), ours: local.cid, theirs: t.remote.cid });
     } else {
       t.replaced = await this.toTrash(t.name, file, true);
     }

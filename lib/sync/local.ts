@@ -46,6 +46,8 @@ export class LocalFollower {
     private readonly onDeletedHere: (names: string[]) => void = () => {},
     /** Files here that are not there and not deleted: the share's folder is not the one sync started on (moved away, replaced, unmounted), or a disk in it is gone. */
     private readonly warn: (message: string) => void = () => {},
+    /** The share's folder is the one sync started on again, after warn said it was not: it is followed again. */
+    private readonly onBack: (dir: string) => void = () => {},
   ) {}
 
   /** Files not yet announced because they may still be being written. */
@@ -163,7 +165,10 @@ export class LocalFollower {
     if (!same && !this.rootLost) this.warn(`${root} is not the folder sync started on (moved, replaced or unmounted): nothing there is fetched, deleted or passed on; put the folder back, or stop sync`);
     const back = same && this.rootLost;
     this.rootLost = !same;
-    if (back) this.back();
+    if (back) {
+      this.onBack(root);
+      this.back();
+    }
     return same;
   }
 

@@ -38,9 +38,18 @@ export interface SyncEvents {
   /** `replaced`: the version it replaced here is in DIR/.swarm/trash (not a conflict copy: README). */
   fetched: [e: { name: string; size: number; from: number; replaced: boolean }];
   deleted: [e: { name: string }];
-  /** A file deleted in this folder (not by sync): the deletion is passed on. */
-  deletedHere: [e: { name: string }];
-  conflict: [e: { name: string; copy: string }];
+  /** A file deleted in this folder (not by sync): the deletion is passed on. `many`: one of many (deletedHereMany follows). */
+  deletedHere: [e: { name: string; many?: true }];
+  /** One change here deleted many files (telling.ts), said each (deletedHere) and then once: how many, and their common folder ('' the top). */
+  deletedHereMany: [e: { files: number; under: string }];
+  /**
+   * A conflict we lost: the version we had is kept as `copy`. `here`: it was edited here (else
+   * fetched from a member that made it: two other members edited the file). `ours`, `theirs`: the
+   * members (ip:port) whose index holds the version we had, and the one that won.
+   */
+  conflict: [e: { name: string; copy: string; here: boolean; ours: string[]; theirs: string[] }];
+  /** The folder that was moved away, replaced or unmounted (warned) is the one sync started on again: followed again. */
+  back: [e: { dir: string }];
   /** `info`: the stable error code (SWARM_ERR_…) and the file or peer it is about, when there is one. */
   warning: [message: string, info?: WarningInfo];
   /** Nothing left to do with what is known now. */

@@ -3,7 +3,8 @@
  * 002). The glue between the pieces:
  *
  *   local.ts      library change ─► once stable ─► SyncIndex (new, changed, deleted; a deletion
- *                 here is said, and the folders it emptied go: landing.ts)
+ *                 here is said, many at once also in one summary: telling.ts; and the folders it
+ *                 emptied go: landing.ts)
  *   index-port.ts peers that proved the folder key ─► `sync-index` pages, `sync-news` to watchers
  *   readers.ts    peers (tracker holders, --neighbor, LAN, DISCOVER) ─► proof of the key ─► their
  *                 index pages (tagged) and news
@@ -27,7 +28,6 @@ import type { TargetLock } from '../storage/lock.js';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
 import { addressText, type PeerAddress } from '../types.js';
-import type { SyncLink } from '../peer/sync-port.js';
 import { deviceIdOf } from './device-id.js';
 import type { FolderKey } from './folder-key.js';
 import { IndexPort } from './index-port.js';
@@ -40,6 +40,7 @@ import { isLegacyCid } from '../protocol/entries.js';
 import { TicketRunner } from './ticket-run.js';
 import { TicketQueue, type Ticket } from './tickets.js';
 import { lockSyncFolder } from './folder-lock.js';
+import { manyDeleted, memberCounts, Refusals } from './telling.js';
 import type { SyncEvents, SyncOptions } from './sync-types.js';
 
 export { STABLE_MS } from './local.js';
@@ -59,8 +60,6 @@ export const EMPTIED_GRACE_MS = 10_000;
 const ROOT_RETRY_MS = 1_000;
 /** Tickets in a row that wait for a connection, after which pump() stops looking (the queue is FIFO). */
 const PUMP_MAX_WAITING = 256;
-/** Peers that reached us and were refused, told of once each; forgotten all at once beyond this. */
-const MAX_REFUSED = 1_024;
 
 export class Syncer extends EventEmitter<SyncEvents> {
   readonly index: SyncIndex;
@@ -89,7 +88,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private readonly parallel: number;
   /** Names to plan again (learnt since the last plan); 'all' after a whole index was read. */
   private planNames: Set<string> | 'all' | null = null;
-  private readonly refusedPeers = new Set<string>();
+  /** Peers that reached us and could not prove the key (telling.ts). */
+  private readonly refusals = new Refusals((m, info) => this.emit('warning', m, info));
   /** DIR/.swarm/sync.swarm-lock, held while this syncer runs. */
   private lock: TargetLock | null = null;
 
@@ -110,6 +110,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       this.index,
       (names) => this.deletedHere(names),
       (m) => this.emit('warning', m),
+      (dir) => this.emit('back', { dir }),
     );
     this.readers = new IndexReaders({
       node,
@@ -153,7 +154,10 @@ export class Syncer extends EventEmitter<SyncEvents> {
         this.counted(1, 0);
         if (gone) this.emit('deleted', { name: t.name });
       },
-      conflict: (e) => this.emit('conflict', e),
+      conflict: (e) => {
+        const at = (cid: string) => this.readers.holdersOf(e.name, cid).map(addressText);
+        this.emit('conflict', { name: e.name, copy: e.copy, here: e.here, ours: at(e.ours), theirs: at(e.theirs) });
+      },
       failed: (t, err) => this.failed(t, err),
       batchDone: (ts) => this.end(ts, () => this.smallActive--),
       smallFailed: (t) => this.end(t, () => this.smallActive--),
@@ -169,33 +173,16 @@ export class Syncer extends EventEmitter<SyncEvents> {
     this.local.start();
     this.node.server!.sync = new IndexPort(this.index, this.key, this.node.peerId, {
       watchedBy: (a) => this.readers.watchedBy(a),
-      refused: (link, reason) => this.refusedBy(link, reason),
+      refused: (link, reason) => this.refusals.refusedBy(link, reason),
     });
     await this.index.save();
     this.pullTimer = setInterval(() => void this.readers.pullAll(), this.o.pullMs ?? 10_000);
     this.pullTimer.unref();
   }
 
-  /**
-   * A peer that reached us could not prove the key: told once per peer, named by where it serves
-   * (its hello's listen port: what a user can look up or pass to --neighbor), not by the
-   * connection's ephemeral source port; one that serves nowhere by the connection.
-   */
-  private refusedBy(link: SyncLink, reason: string): void {
-    const k = `${link.remote.replace(/:\d+$/, '')}|${link.peer}`;
-    if (this.refusedPeers.has(k)) return;
-    if (this.refusedPeers.size >= MAX_REFUSED) this.refusedPeers.clear();
-    this.refusedPeers.add(k);
-    const at = link.listen ? addressText(link.listen) : null;
-    const who = at ? `${at} (peer ${link.peer})` : `peer ${link.peer} (connected from ${link.remote}; it serves nowhere)`;
-    this.emit('warning', `refused ${who}: ${reason}`, { code: ERROR_CODES.SYNC_DENIED, peer: at ?? link.remote });
-  }
-
   /** Peers whose index was read, and peers refused as not members (for `--once`'s verdict). */
   members(): { read: number; refused: number } {
-    let read = 0;
-    for (const r of this.readers.remote.values()) if (!r.stock) read++;
-    return { read, refused: this.readers.refusedCount };
+    return memberCounts(this.readers);
   }
 
   /**
@@ -379,12 +366,14 @@ export class Syncer extends EventEmitter<SyncEvents> {
   }
 
   /**
-   * Files deleted in the folder (not by sync): said, and the count of files, which changed; the
-   * folders they emptied go later (EMPTIED_GRACE_MS), as on every member that takes the deletion
-   * (landing.ts), unless touched meanwhile.
+   * Files deleted in the folder (not by sync): said (many at once: each, and one summary,
+   * telling.ts), and the count of files, which changed; the folders they emptied go later
+   * (EMPTIED_GRACE_MS), as on every member that takes the deletion (landing.ts), unless touched meanwhile.
    */
   private deletedHere(names: string[]): void {
-    for (const name of names) this.emit('deletedHere', { name });
+    const many = manyDeleted(names, this.node.library!.files().length + names.length);
+    for (const name of names) this.emit('deletedHere', many ? { name, many: true } : { name });
+    if (many) this.emit('deletedHereMany', many);
     this.idleNow();
     if (this.o.noDelete) return;
     const grace = this.o.emptiedGraceMs ?? EMPTIED_GRACE_MS;
