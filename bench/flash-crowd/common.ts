@@ -7,6 +7,7 @@ import type { Lab, LabPeer, TbfSpec } from '../lib/netns.js';
 import type { Exit, Procs } from '../lib/procs.js';
 import type { UplinkSummary } from './uplinks.js';
 import type { CpuSpent } from '../lib/machine-cpu.js';
+import type { TcpCounts } from './tcp-stats.js';
 
 export const NAME = 'big.bin';
 export const NS_PREFIX = 'swfc';
@@ -86,6 +87,8 @@ export interface Trial {
   uplinks?: UplinkSummary | null;
   /** the whole machine's CPU from the start until all were done (a trial near 100% busy was bound by CPU) */
   cpu?: CpuSpent | null;
+  /** TCP segments every peer sent during the trial, and the retransmitted ones (tcp-stats.ts) */
+  tcp?: TcpCounts | null;
   error?: string;
 }
 

@@ -6,7 +6,7 @@
 import { fmt, mbps, median, MiB, sizeText, table, UNITS } from '../lib/stats.js';
 import type { FlashCrowdOptions, Trial } from './common.js';
 
-export const TABLE_HEADERS = ['N', 'contender', 'all done (s)', 'first (s)', 'last (s)', 'bytes ok', '× aria2c', '× bound', 'bound (s)', 'delivered MB/s', 'seeder sent MiB', 'uplinks used', 'all uploading (s)', 'machine CPU s (user/kernel)', 'CPU busy'];
+export const TABLE_HEADERS = ['N', 'contender', 'all done (s)', 'first (s)', 'last (s)', 'bytes ok', '× aria2c', '× bound', 'bound (s)', 'delivered MB/s', 'seeder sent MiB', 'uplinks used', 'all uploading (s)', 'machine CPU s (user/kernel)', 'CPU busy', 'TCP segments sent (k)', 'retransmitted'];
 
 const s2 = (x: number | null) => fmt(x, 2);
 
@@ -42,6 +42,8 @@ export function summaryRows(trials: Trial[], mib: number): { rows: (string | num
       const cpuUser = med(ts.map((t) => t.cpu?.userS ?? null));
       const cpuSys = med(ts.map((t) => t.cpu?.sysS ?? null));
       const busy = med(ts.map((t) => t.cpu?.busy ?? null));
+      const segs = med(ts.map((t) => t.tcp?.outSegs ?? null));
+      const retrans = med(ts.map((t) => (t.tcp && t.tcp.outSegs > 0 ? t.tcp.retransSegs / t.tcp.outSegs : null)));
       rows.push([
         n,
         c,
@@ -58,8 +60,10 @@ export function summaryRows(trials: Trial[], mib: number): { rows: (string | num
         s2(allUploading),
         cpuUser === null || cpuSys === null ? '—' : `${fmt(cpuUser + cpuSys, 1)} (${fmt(cpuUser, 1)}/${fmt(cpuSys, 1)})`,
         busy === null ? '—' : `${fmt(busy * 100, 0)}%`,
+        segs === null ? '—' : fmt(segs / 1000, 0),
+        retrans === null ? '—' : `${fmt(retrans * 100, 1)}%`,
       ]);
-      json.push({ peers: n, contender: c, rounds: ts.length, allDoneS: allDone, firstS: first, lastS: last, bytesOk: ok, bytesChecked: of, ratioToAria2c: allDone !== null && aria !== null ? allDone / aria : null, ratioToBound: allDone !== null ? allDone / bound : null, boundS: bound, deliveredMBps: delivered, seederSentMiB: seederSent, uplinksUsed: used, allUploadingS: allUploading, machineCpuUserS: cpuUser, machineCpuKernelS: cpuSys, machineBusy: busy });
+      json.push({ peers: n, contender: c, rounds: ts.length, allDoneS: allDone, firstS: first, lastS: last, bytesOk: ok, bytesChecked: of, ratioToAria2c: allDone !== null && aria !== null ? allDone / aria : null, ratioToBound: allDone !== null ? allDone / bound : null, boundS: bound, deliveredMBps: delivered, seederSentMiB: seederSent, uplinksUsed: used, allUploadingS: allUploading, machineCpuUserS: cpuUser, machineCpuKernelS: cpuSys, machineBusy: busy, tcpSegmentsSent: segs, tcpRetransmittedShare: retrans });
     }
   }
   return { rows, json };
@@ -77,7 +81,7 @@ export function flashCrowdText(trials: Trial[], opts: Pick<FlashCrowdOptions, 'm
       `at MTU 1500 a tbf-shaped link carries at most 1448/1514 = 95.6% of its rate as TCP payload, so × bound cannot go below ~1.05; ` +
       `delivered MB/s = N·F / all done; ` +
       `seeder sent = bytes on its wire until all were done (the file is ${fmt((opts.mib * MiB * 1514) / 1448 / MiB, 1)} MiB with TCP/IP headers: more is chunks sent twice); ` +
-      `uplinks used = all peers' bytes sent / ((N + 1) · U · all done); all uploading = when the last downloader had sent 1 MiB (the ramp); machine CPU = all processes' CPU time from the start until all were done (/proc/stat), CPU busy = its share of all cores' time (near 100%: the trial was bound by CPU, not by its links).` +
+      `uplinks used = all peers' bytes sent / ((N + 1) · U · all done); all uploading = when the last downloader had sent 1 MiB (the ramp); machine CPU = all processes' CPU time from the start until all were done (/proc/stat), CPU busy = its share of all cores' time (near 100%: the trial was bound by CPU, not by its links); TCP segments sent = by every peer (data and acknowledgements), retransmitted = the share sent again (packets an uplink's queue dropped).` +
       (rows.some((r) => String(r[2]).endsWith('*')) ? ' * not every round had all downloaders done: median of those that did.' : ''),
   ].join('\n');
 }

@@ -22,6 +22,7 @@ import { bittorrentSide } from './bittorrent.js';
 import { swarmSide } from './swarm-side.js';
 import { UplinkWatch } from './uplinks.js';
 import { cpuMark, cpuSince, type CpuMark } from '../lib/machine-cpu.js';
+import { tcpCounts, tcpSince } from './tcp-stats.js';
 import { boundSeconds, NAME, nowMs, type ContenderSide, type DownloaderResult, type FlashCrowdOptions, type SideContext, type Trial } from './common.js';
 
 export interface FlashRun {
@@ -92,6 +93,8 @@ export async function flashCrowd(opts: FlashCrowdOptions, signal: AbortSignal, l
           process.stderr.write(`flash-crowd: round ${round}, N=${n}, ${contender}: starting tracker and seeder...\n`);
           let t0 = 0;
           let cpu0: CpuMark | null = null;
+          // (the seeder's namespace too: its retransmissions count as much as anyone's)
+          const tcp0 = tcpCounts(lab, lab.peers.slice(0, n + 1));
           const uplinks = new UplinkWatch(lab, procs, n + 1, timeoutS + 300);
           try {
             await side.startSeed(seedDir);
@@ -127,6 +130,7 @@ export async function flashCrowd(opts: FlashCrowdOptions, signal: AbortSignal, l
               { timeoutMs: timeoutS * 1000, intervalMs: 25, signal },
             );
             trial.cpu = cpuSince(cpu0);
+            trial.tcp = tcpSince(tcp0, tcpCounts(lab, lab.peers.slice(0, n + 1)));
             dls.forEach((dl) => {
               if (dl.doneAt !== null) dl.res.seconds = Math.max(0, (dl.doneAt - t0) / 1000);
               else if (!dl.res.note && !settled) dl.res.note = `not complete after the ${fmt(timeoutS, 0)} s time-out`;
