@@ -93,7 +93,7 @@ const PEER_REPLIES = {
   hits: { sid: 'peerId', holder: 'object', files: 'array' },
   /** Overlay: a peer that a `discover` reached (`ip` absent: the address the hop before it connected to). */
   pong: { sid: 'peerId', peer: 'peerId', ip: '?string', port: 'port', hops: 'uint' },
-  /** Sync: a page of the index: [{name, cid, mtime, size, deleted?, agreed?, prev?}]. */
+  /** Sync: a page of the index: [{name, cid, mtime, size, deleted?, agreed?, prev?, maker?}]. */
   'sync-entries': { id: 'uint', entries: 'array', next: '?string', version: '?uint', mac: '?tag' },
   /** Sync membership: the server's nonce and its proof that it holds the folder key. */
   'sync-challenge': { id: 'uint', nonce: 'tag', proof: 'tag' },

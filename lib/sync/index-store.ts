@@ -1,7 +1,8 @@
 /**
  * The sync index of one folder: every name with its current version (content id, mtime, size),
- * the version last agreed on with the swarm, the versions local edits replaced (`prev`), and
- * deletions (tombstones with the deleted content id and when), so a deleted file does not come back from a peer that missed the deletion. It follows
+ * the version last agreed on with the swarm, the versions local edits replaced (`prev`), the device
+ * that made the version (`maker`: this folder's for a version made here, the holder's word for one
+ * fetched), and deletions (tombstones with the deleted content id and when), so a deleted file does not come back from a peer that missed the deletion. It follows
  * the share's library (a file that disappears becomes a tombstone, unless sync itself is replacing
  * it) and is saved in DIR/.swarm/sync-index.json, written atomically (at most every SAVE_DELAY_MS
  * while changes keep coming). Tombstones older than `keepDeletedDays` are forgotten.
@@ -17,6 +18,7 @@ import { writeFileAtomic } from '../storage/atomic.js';
 import { STATE_DIR_NAME } from '../constants.js';
 import type { FileInfo } from '../types.js';
 import { boundLineage, isLineage, type SyncEntry } from './plan.js';
+import { isDeviceId } from './device-id.js';
 
 const FILE = 'sync-index.json';
 const FORMAT = 1;
@@ -28,9 +30,9 @@ const SAVE_DELAY_MS = 1_000;
 /** JSON a page of entries holds at most, about (a frame's header takes 1 MiB: MAX_HEADER_BYTES). */
 const PAGE_BYTES = 384 << 10;
 
-/** An upper bound of one entry's JSON: the fields, the name (escaped, at worst twice its bytes) and its lineage. */
+/** An upper bound of one entry's JSON: the fields (a maker's too), the name (escaped, at worst twice its bytes) and its lineage. */
 function entryBytes(e: SyncEntry): number {
-  return 240 + 2 * Buffer.byteLength(e.name) + 70 * (e.prev?.length ?? 0);
+  return 272 + 2 * Buffer.byteLength(e.name) + 70 * (e.prev?.length ?? 0);
 }
 
 /** The first index in sorted `names` whose name is after `after`. */
@@ -64,8 +66,12 @@ function reallyGone(file: string): boolean {
 
 export class SyncIndex {
   private readonly entries = new Map<string, SyncEntry>();
-  /** Names sync is replacing or moving right now: their disappearance is not a deletion. */
-  readonly busy = new Set<string>();
+  /**
+   * Names sync is replacing or moving right now (their disappearance is not a deletion), and the
+   * content id a fetch brings there ('' a deletion): a conflict copy goes to no name that another
+   * version is coming to (conflict-copy.ts).
+   */
+  readonly busy = new Map<string, string>();
   private saving: Promise<void> = Promise.resolve();
   private dirty = false;
   private saveTimer: NodeJS.Timeout | null = null;
@@ -89,6 +95,8 @@ export class SyncIndex {
    * others took is agreed on like a fetched one.
    */
   private readonly made = new Set<string>();
+  /** This folder's device id (device-id.ts; set at start): the `maker` of the versions made here. */
+  deviceId = '';
 
   constructor(
     readonly root: string,
@@ -118,6 +126,7 @@ export class SyncIndex {
       if (!e || typeof e.name !== 'string' || typeof e.cid !== 'string' || typeof e.mtime !== 'number') continue;
       // a lineage this version would not send (too long, not content ids) is dropped, not passed on
       if (e.prev !== undefined && !isLineage(e.prev)) delete e.prev;
+      if (e.maker !== undefined && !isDeviceId(e.maker)) delete e.maker;
       this.entries.set(e.name, e);
       // (an index written before `made` was kept: a version not agreed on was made here, as far as we know)
       if (made ? made.has(e.name) : e.deleted === undefined && e.agreed !== e.cid) this.made.add(e.name);
@@ -212,7 +221,9 @@ export class SyncIndex {
     // a local edit of a live file: the version it replaced joins the lineage (plan.ts), so a peer
     // holding it can tell that this one was made from it
     const prev = e && e.deleted === undefined ? (e.cid === f.cid ? (e.prev ?? []) : boundLineage([e.cid, ...(e.prev ?? [])], f.cid)) : [];
-    this.set({ name: f.name, cid: f.cid, mtime: f.mtime, size: f.size, ...(e?.agreed ? { agreed: e.agreed } : {}), ...(prev.length ? { prev } : {}) });
+    // made here (new, edited, back after a deletion), or only touched: the same version, the same maker
+    const maker = e && e.deleted === undefined && e.cid === f.cid ? e.maker : this.deviceId || undefined;
+    this.set({ name: f.name, cid: f.cid, mtime: f.mtime, size: f.size, ...(e?.agreed ? { agreed: e.agreed } : {}), ...(prev.length ? { prev } : {}), ...(maker ? { maker } : {}) });
     if (e?.deleted !== undefined || e?.cid !== f.cid) this.made.add(f.name);
   }
 
@@ -262,11 +273,11 @@ export class SyncIndex {
     this.set({ name: t.name, cid: t.cid, mtime: t.mtime, size: t.size, deleted: t.deleted!, agreed: t.cid, ...(prev.length ? { prev } : {}) });
   }
 
-  /** A file sync fetched: live, agreed on, with the lineage its holder gave it (`prev`). */
-  fetched(name: string, cid: string, mtime: number, size: number, prev?: string[]): void {
+  /** A file sync fetched: live, agreed on, with the lineage its holder gave it (`prev`) and its maker (absent from an older build's entry). */
+  fetched(name: string, cid: string, mtime: number, size: number, prev?: string[], maker?: string): void {
     // (each version once: the holder's lineage often names what it agreed on twice, and a bound of a few must not lose an older one to that)
     const p = boundLineage(prev ?? [], cid);
-    this.set({ name, cid, mtime, size, agreed: cid, ...(p.length ? { prev: p } : {}) });
+    this.set({ name, cid, mtime, size, agreed: cid, ...(p.length ? { prev: p } : {}), ...(isDeviceId(maker) ? { maker } : {}) });
     this.made.delete(name);
   }
 

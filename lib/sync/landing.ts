@@ -2,7 +2,7 @@
  * Where fetched, replaced and deleted files go in a synced folder: small files land in batches
  * (small.ts: verified, a temp file each, one durability barrier per batch, then renames); the
  * version a fetch replaces goes to DIR/.swarm/trash/, or (a conflict we lost) stays beside it as
- * NAME.sync-conflict-YYYYMMDD-HHMMSS-DEVICEID.EXT; a deleted file is moved to the trash, and the
+ * NAME.sync-conflict-YYYYMMDD-HHMMSS-DEVICEID.EXT (conflict-copy.ts); a deleted file is moved to the trash, and the
  * folders a deletion emptied (here or on a peer) go. The trash is emptied of files older than
  * `trashDays`. Nothing a user wrote is lost silently.
  *
@@ -16,7 +16,8 @@ import { STATE_DIR_NAME } from '../constants.js';
 import { ERROR_CODES } from '../errors.js';
 import type { Library } from '../share/library.js';
 import type { SyncIndex } from './index-store.js';
-import { conflictName, lineage, type SyncEntry } from './plan.js';
+import { keepAsCopy } from './conflict-copy.js';
+import { lineage, type SyncEntry } from './plan.js';
 import { Lander, type Staged } from './lander.js';
 import type { Ticket } from './tickets.js';
 
@@ -31,7 +32,7 @@ const TRASH_SWEEP_MS = 60_000;
 export interface LandingHost {
   readonly library: Library;
   readonly index: SyncIndex;
-  /** This folder's device id (device-id.ts): names our conflict copies. */
+  /** This folder's device id (device-id.ts): names the conflict copies of versions whose maker is not known. */
   readonly deviceId: string;
   readonly trashDays: number;
   /** Small files being fetched or staged (the syncer's count): a batch waits only while some are fetched. */
@@ -76,21 +77,11 @@ export class Landing {
   private async keep(t: Ticket, local: SyncEntry): Promise<void> {
     const file = path.join(this.root, ...t.name.split('/'));
     if (t.conflict) {
-      // ours lost: it stays, under the conflict name (a new file every peer will fetch). A name
-      // taken (an earlier copy made here of a version with the same mtime) is never replaced: .2, .3 ...
-      let copy = conflictName(t.name, local.mtime, this.host.deviceId);
-      for (let n = 2; n < 1000 && (await lstat(path.join(this.root, ...copy.split('/'))).then(() => true, () => false)); n++) copy = conflictName(t.name, local.mtime, this.host.deviceId, n);
-      const lib = this.host.library;
-      const was = lib.statOf(t.name);
-      const manifest = lib.manifest(t.name);
-      const to = path.join(this.root, ...copy.split('/'));
-      await rename(file, to);
-      // the same file under its new name: the library takes it at once (counted in the "in step"
-      // that follows, served and announced without a rescan), if it is still what was hashed
-      const st = await stat(to).catch(() => null);
-      if (st && was && manifest && st.size === was.size && st.mtimeMs === was.mtimeMs && st.ino === was.ino && st.dev === was.dev) {
-        lib.adopt(copy, { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino }, manifest);
-      }
+      // ours lost: it stays, under the conflict name of its maker (a new file every peer will
+      // fetch; conflict-copy.ts). Already there, the same (another member lost the same version,
+      // and its copy came first): kept, and this file goes as for any fetch (the trash holds it too)
+      const { copy, made } = await keepAsCopy(this.host, t.name, local);
+      if (!made) await this.toTrash(t.name, file, true);
       // ours was made here (edited, or new), or fetched from the member that made it: then two
       // others edited the file, and this member only had one of the two
       this.host.conflict({ name: t.name, copy, here: this.host.index.madeHere(t.name), ours: local.cid, theirs: t.remote.cid });
@@ -198,7 +189,7 @@ export class Landing {
         const { landed, failed } = await this.lander.commit(batch, (l) => lib.landing(l.name, l.st));
         for (const l of landed) {
           const r = tickets.get(l.name)!.remote;
-          this.host.index.fetched(l.name, l.manifest.cid, r.mtime, l.manifest.size, lineage(r));
+          this.host.index.fetched(l.name, l.manifest.cid, r.mtime, l.manifest.size, lineage(r), r.maker);
         }
         // served before it is announced: the library takes them as they are (no rescan, no hash)
         lib.adoptMany(landed);

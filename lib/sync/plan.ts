@@ -25,8 +25,9 @@
  *                      otherwise ........................ the newer wins, the other goes to the
  *                                                         trash (first contact, as seed 002; or
  *                                                         the version the swarm agreed on)
- *   conflict: the winner stays; the loser's side renames its version NAME.sync-conflict-… (which
- *   then spreads like any file) and fetches the winner
+ *   conflict: the winner stays; the loser's side renames its version NAME.sync-conflict-… (named
+ *   after the version's maker, so members that lost the same version make one name; it then
+ *   spreads like any file) and fetches the winner
  *   remote tombstone, ours live: the version it deleted,
  *                                or one it was made from  delete here (to the trash)
  *                                an edit of it, or newer
@@ -52,6 +53,14 @@ export interface SyncEntry {
   agreed?: string;
   /** Versions this file had here before local edits made the current one, newest first (at most PREV_KEEP). */
   prev?: string[];
+  /**
+   * The device id (device-id.ts) of the folder that made this version (new or edited there),
+   * passed on with it: a conflict copy of the version is named after it, so every member that
+   * keeps the same losing version makes the same name (conflict-copy.ts). Absent from an older
+   * build's entries (the copy is then named after the folder that makes it). A peer's word: it
+   * chooses a name's suffix, nothing more.
+   */
+  maker?: string;
 }
 
 /**
@@ -181,8 +190,8 @@ function keepsLoser(winner: SyncEntry, loser: SyncEntry): boolean {
   return l.some((c) => c !== loser.cid && c !== winner.cid && w.includes(c));
 }
 
-/** `NAME.sync-conflict-YYYYMMDD-HHMMSS-PEERID.EXT` for the losing version of NAME (mtime in seconds). */
-export function conflictName(name: string, mtime: number, peerId: string, n = 1): string {
+/** `NAME.sync-conflict-YYYYMMDD-HHMMSS-DEVICEID7.EXT` for the losing version of NAME (mtime in seconds; the maker's device id). */
+export function conflictName(name: string, mtime: number, device: string, n = 1): string {
   const d = new Date(mtime * 1000).toISOString();
   const stamp = `${d.slice(0, 4)}${d.slice(5, 7)}${d.slice(8, 10)}-${d.slice(11, 13)}${d.slice(14, 16)}${d.slice(17, 19)}`;
   const slash = name.lastIndexOf('/');
@@ -190,8 +199,8 @@ export function conflictName(name: string, mtime: number, peerId: string, n = 1)
   const hasExt = dot > slash + 1;
   const base = hasExt ? name.slice(0, dot) : name;
   const ext = hasExt ? name.slice(dot) : '';
-  // (n > 1: that name is taken, by an earlier copy made here of a version with the same mtime)
-  return `${base}.sync-conflict-${stamp}-${peerId.slice(0, 7)}${n > 1 ? `.${n}` : ''}${ext}`;
+  // (n > 1: that name is taken by another file: conflict-copy.ts)
+  return `${base}.sync-conflict-${stamp}-${device.slice(0, 7)}${n > 1 ? `.${n}` : ''}${ext}`;
 }
 
 export function isConflictCopy(name: string): boolean {

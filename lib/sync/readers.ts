@@ -26,6 +26,7 @@ import type { PeerAddress } from '../types.js';
 import type { FolderKey } from './folder-key.js';
 import { pageMac, proveToServer, sameTag } from './membership.js';
 import { PREV_KEEP, type SyncEntry } from './plan.js';
+import { isDeviceId } from './device-id.js';
 import { Pipe } from './small.js';
 
 const MAX_ENTRIES_PER_PEER = 1_000_000;
@@ -384,5 +385,8 @@ export function checkEntry(raw: unknown): SyncEntry | null {
     ...(e.deleted !== undefined ? { deleted: e.deleted as number } : {}),
     ...(e.agreed !== undefined ? { agreed: e.agreed as string } : {}),
     ...(prev.length ? { prev } : {}),
+    // who made the version: exactly a device id, else the field goes (never the entry); it names a
+    // conflict copy's suffix, nothing more (conflict-copy.ts)
+    ...(isDeviceId(e.maker) ? { maker: e.maker } : {}),
   };
 }

@@ -14,7 +14,7 @@
  *                   fetch, one chunk (≤ 1 MiB) ─► pipelined on our watch connection (small.ts)
  *                                                ─► landing.ts: in batches, one barrier per batch
  *                   fetch, bigger ─► get(name, version, from the members that have it), mtime from them
- *                   conflict (we lose) ─► landing.ts: ours renamed NAME.sync-conflict-…-DEVICEID, then fetch
+ *                   conflict (we lose) ─► landing.ts: ours renamed NAME.sync-conflict-…-MAKER (conflict-copy.ts), then fetch
  *                   delete ─► landing.ts: to DIR/.swarm/trash/
  *
  * Membership (membership.ts): with a folder key, only peers that prove they hold it are read or
@@ -168,7 +168,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
   async start(): Promise<void> {
     this.lock = this.o.lock ?? (await lockSyncFolder(this.node.library!.root));
     await this.index.load();
-    this.deviceId = await deviceIdOf(this.node.library!.root);
+    this.index.deviceId = this.deviceId = await deviceIdOf(this.node.library!.root);
     await this.run.landing.lander.clearTemps();
     this.local.start();
     this.node.server!.sync = new IndexPort(this.index, this.key, this.node.peerId, {
@@ -339,7 +339,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
 
   private begin(t: Ticket): void {
     t.started = true;
-    this.index.busy.add(t.name);
+    this.index.busy.set(t.name, t.remote.deleted === undefined ? t.remote.cid : '');
   }
 
   /** Tickets are done (landed, deleted, or failed and waiting for their retry). */

@@ -96,7 +96,7 @@ export class TicketRunner {
       // from a stock peer (no content id until we hash it): the index keeps what the library hashed
       const cid = isLegacyCid(r.cid) ? lib.stat(t.name)?.cid : r.cid;
       if (!cid) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${t.name} changed while it was landing`);
-      index.fetched(t.name, cid, t.remote.mtime, r.size, isLegacyCid(r.cid) ? undefined : lineage(t.remote));
+      index.fetched(t.name, cid, t.remote.mtime, r.size, isLegacyCid(r.cid) ? undefined : lineage(t.remote), t.remote.maker);
       if (isLegacyCid(r.cid)) this.stockFetched++;
       this.host.fetched(t, r.size, t.holders.length);
     } catch (err) {
