@@ -9,32 +9,14 @@
  * symlink or a name another version is coming to passed); a malformed maker is dropped, never the entry.
  */
 import t, { type Test } from 'tap';
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { keepAsCopy, type CopyHost } from '../lib/sync/conflict-copy.js';
 import { SyncIndex } from '../lib/sync/index-store.js';
 import { conflictName, isConflictCopy } from '../lib/sync/plan.js';
 import { checkEntry } from '../lib/sync/readers.js';
 import { tempDir } from './helpers/tmp.js';
-import { syncPeer as peer, stopPeer, connect, converge, type SyncPeer } from './helpers/sync-peers.js';
-
-/** `name` in `dir` with `text`, modified `ago` whole seconds ago; its mtime (seconds). */
-function edit(dir: string, name: string, text: string, ago: number): number {
-  writeFileSync(path.join(dir, name), text);
-  const then = Math.floor(Date.now() / 1000) - ago;
-  utimesSync(path.join(dir, name), then, then);
-  return then;
-}
-
-/** Rounds until every peer agrees on `name` with the others (a conflict needs an agreed version first). */
-async function agreeOn(ps: SyncPeer[], name: string): Promise<boolean> {
-  const agreed = (p: SyncPeer) => {
-    const e = p.sync.index.get(name);
-    return !!e && e.agreed === e.cid;
-  };
-  for (let i = 0; i < 20 && !ps.every(agreed); i++) await converge(ps, 1);
-  return ps.every(agreed);
-}
+import { syncPeer as peer, stopPeer, connect, converge, agreeOn, editAgo as edit, type SyncPeer } from './helpers/sync-peers.js';
 
 const copiesIn = (dir: string) => readdirSync(dir).filter(isConflictCopy).sort();
 const text = (dir: string, name: string) => readFileSync(path.join(dir, name), 'utf8');

@@ -6,7 +6,7 @@
  * is now a symlink out of the share deleted the file and removed its folder outside the share. A
  * disk mounted in a subfolder and unmounted sent the deletion of its every file too.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,13 +109,18 @@ function mountTmpfs(dir: string): string | null {
   return r.status === 0 ? null : `mount -t tmpfs failed here: ${(r.stderr || r.error?.message || '').trim()}`;
 }
 
-t.test('a disk mounted in a subfolder and unmounted: its files are not taken for deleted, on no member', async (t) => {
-  // (not tempDir: the folder is removed only after the disk is unmounted, whatever order teardowns run in)
+/**
+ * A share `da` with top.txt and a tmpfs mounted at da/disk, and an empty folder `db`; unmounted
+ * and removed at teardown (not tempDir: the folder goes only after the disk is unmounted, whatever
+ * order teardowns run in). Null, with the test planned as skipped, where mounting is not allowed.
+ * `state.mounted` says whether the teardown must unmount.
+ */
+function shareWithDisk(t: Test): { da: string; db: string; mnt: string; state: { mounted: boolean } } | null {
   const da = mkdtempSync(path.join(tmpdir(), 'swarm-test-'));
   const mnt = path.join(da, 'disk');
-  let mounted = false;
+  const state = { mounted: false };
   t.teardown(() => {
-    if (mounted) spawnSync('umount', ['-l', mnt], { timeout: 10_000 });
+    if (state.mounted) spawnSync('umount', ['-l', mnt], { timeout: 10_000 });
     rmSync(da, { recursive: true, force: true });
   });
   const db = tempDir(t);
@@ -124,9 +129,16 @@ t.test('a disk mounted in a subfolder and unmounted: its files are not taken for
   const why = mountTmpfs(mnt);
   if (why) {
     t.plan(0, `skipped: ${why} (the guard is for unmounts, which this test makes with a tmpfs)`);
-    return;
+    return null;
   }
-  mounted = true;
+  state.mounted = true;
+  return { da, db, mnt, state };
+}
+
+t.test('a disk mounted in a subfolder and unmounted: its files are not taken for deleted, on no member', async (t) => {
+  const disk = shareWithDisk(t);
+  if (!disk) return;
+  const { da, db, mnt, state } = disk;
   file(da, 'disk/photos/a.jpg', 'on the disk');
   const a = await peer(t, da);
   const b = await peer(t, db);
@@ -135,7 +147,7 @@ t.test('a disk mounted in a subfolder and unmounted: its files are not taken for
   t.ok(existsSync(path.join(db, 'disk', 'photos', 'a.jpg')), 'b has the disk\'s file');
   // (lazy: the node still has the file open to serve it, as a user's `umount -l` or a disk pulled out)
   t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted');
-  mounted = false;
+  state.mounted = false;
   await converge([a, b], 2);
   t.equal(a.sync.index.get('disk/photos/a.jpg')?.deleted, undefined, 'a: not a deletion');
   t.ok(existsSync(path.join(db, 'disk', 'photos', 'a.jpg')), 'b keeps it');
@@ -143,7 +155,7 @@ t.test('a disk mounted in a subfolder and unmounted: its files are not taken for
   t.ok(a.warnings.some((w) => w.includes('not mounted there any more')), 'a said why');
   // a file deleted on the disk while it is mounted is a deletion as ever
   t.equal(mountTmpfs(mnt), null, 'mounted again (empty: a new disk)');
-  mounted = true;
+  state.mounted = true;
   file(da, 'disk/new.txt', 'x');
   await converge([a, b], 2);
   t.ok(existsSync(path.join(db, 'disk', 'new.txt')), 'b has the new disk\'s file');
@@ -151,26 +163,13 @@ t.test('a disk mounted in a subfolder and unmounted: its files are not taken for
   await converge([a, b], 2);
   t.notOk(existsSync(path.join(db, 'disk', 'new.txt')), 'deleted on the disk: deleted on b');
   t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted at the end');
-  mounted = false;
+  state.mounted = false;
 });
 
 t.test('a disk unmounted while sync was stopped: at the next start its files are not taken for deleted; deleted with the disk there, they are', async (t) => {
-  const da = mkdtempSync(path.join(tmpdir(), 'swarm-test-'));
-  const mnt = path.join(da, 'disk');
-  let mounted = false;
-  t.teardown(() => {
-    if (mounted) spawnSync('umount', ['-l', mnt], { timeout: 10_000 });
-    rmSync(da, { recursive: true, force: true });
-  });
-  const db = tempDir(t);
-  file(da, 'top.txt');
-  mkdirSync(mnt);
-  const why = mountTmpfs(mnt);
-  if (why) {
-    t.plan(0, `skipped: ${why} (the guard is for unmounts, which this test makes with a tmpfs)`);
-    return;
-  }
-  mounted = true;
+  const disk = shareWithDisk(t);
+  if (!disk) return;
+  const { da, db, mnt, state } = disk;
   file(da, 'disk/photos/a.jpg', 'on the disk');
   file(da, 'disk/b.txt', 'also on the disk');
   let a = await peer(t, da);
@@ -180,7 +179,7 @@ t.test('a disk unmounted while sync was stopped: at the next start its files are
   t.ok(existsSync(path.join(db, 'disk', 'photos', 'a.jpg')), 'b has the disk\'s file');
   await stopPeer(a);
   t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted while a was stopped');
-  mounted = false;
+  state.mounted = false;
   a = await peer(t, da);
   connect([a, b]);
   await converge([a, b], 2);
@@ -190,7 +189,7 @@ t.test('a disk unmounted while sync was stopped: at the next start its files are
   // the same disk back, one of its files deleted while a was stopped: that is a deletion
   await stopPeer(a);
   t.equal(mountTmpfs(mnt), null, 'mounted again');
-  mounted = true;
+  state.mounted = true;
   file(da, 'disk/b.txt', 'also on the disk');
   a = await peer(t, da);
   connect([a, b]);
@@ -203,7 +202,7 @@ t.test('a disk unmounted while sync was stopped: at the next start its files are
   await converge([a, b], 2);
   t.notOk(existsSync(path.join(db, 'disk', 'b.txt')), 'deleted on the mounted disk while stopped: deleted on b');
   t.equal(spawnSync('umount', ['-l', mnt], { timeout: 10_000 }).status, 0, 'unmounted at the end');
-  mounted = false;
+  state.mounted = false;
 });
 
 t.test('the share moved away: its state is not saved into a new folder of its name (mv DIR.old DIR landed inside it)', async (t) => {

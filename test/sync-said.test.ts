@@ -6,31 +6,14 @@
  * line on a terminal (each still an event with --json, and a summary event).
  */
 import t from 'tap';
-import { mkdirSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { conflictLine } from '../bin/views/sync-view.js';
 import { manyDeleted } from '../lib/sync/telling.js';
 import { isConflictCopy } from '../lib/sync/plan.js';
 import { swarm } from './helpers/procs.js';
 import { tempDir } from './helpers/tmp.js';
-import { syncPeer as peer, stopPeer, connect, converge, stillFile, type SyncPeer } from './helpers/sync-peers.js';
-
-/** `name` in `dir` with `text`, modified `ago` seconds ago (held still: announced at the next look). */
-function edit(dir: string, name: string, text: string, ago: number): void {
-  writeFileSync(path.join(dir, name), text);
-  const then = Date.now() / 1000 - ago;
-  utimesSync(path.join(dir, name), then, then);
-}
-
-/** Rounds until every peer agrees on `name` with the others (a conflict needs an agreed version first). */
-async function agreeOn(ps: SyncPeer[], name: string): Promise<boolean> {
-  const agreed = (p: SyncPeer) => {
-    const e = p.sync.index.get(name);
-    return !!e && e.agreed === e.cid;
-  };
-  for (let i = 0; i < 20 && !ps.every(agreed); i++) await converge(ps, 1);
-  return ps.every(agreed);
-}
+import { syncPeer as peer, stopPeer, connect, converge, agreeOn, editAgo as edit, stillFile } from './helpers/sync-peers.js';
 
 /** Files in `dir`, subfolders included, swarm's own state and sync's temp files left out. */
 function filesIn(dir: string): string[] {

@@ -66,3 +66,21 @@ export function stillFile(dir: string, name: string, text = name): void {
   const then = Date.now() / 1000 - 60;
   utimesSync(p, then, then);
 }
+
+/** `name` in `dir` with `text`, modified `ago` whole seconds ago (held still: announced at the next look); its mtime (seconds). */
+export function editAgo(dir: string, name: string, text: string, ago: number): number {
+  writeFileSync(path.join(dir, name), text);
+  const then = Math.floor(Date.now() / 1000) - ago;
+  utimesSync(path.join(dir, name), then, then);
+  return then;
+}
+
+/** Rounds until every peer agrees on `name` with the others (a conflict needs an agreed version first). */
+export async function agreeOn(ps: SyncPeer[], name: string): Promise<boolean> {
+  const agreed = (p: SyncPeer) => {
+    const e = p.sync.index.get(name);
+    return !!e && e.agreed === e.cid;
+  };
+  for (let i = 0; i < 20 && !ps.every(agreed); i++) await converge(ps, 1);
+  return ps.every(agreed);
+}
