@@ -11,13 +11,10 @@
  * descriptor: the kernel answers from the in-memory inode, ~80 ms per GiB served cheaper than the
  * async call and its promise), so bytes written after hashing are never sent under the old id.
  *
- * Reads of more than SYNC_READ_BYTES (a sender's 1 MiB piece) go to libuv's thread pool, through
- * the callback API on a plain descriptor. Everything else is synchronous while the sync gate is
- * open: resolving the name (folders the scan just walked, in memory), the open (an inode the scan
- * stat'ed), fstat, close, and reads of up to 1 MiB. A 1 MiB read from the page cache takes
- * ~0.1-0.2 ms; through the pool it cost the seeders more in hand-offs (head-to-head, 1 GiB from 4
- * seeders, 4 alternating pairs of 3 rounds: 1.22-1.35 s/GiB against 1.27-1.47, seeder CPU lower
- * in 3 of 4). A cold disk makes them slow, and the gate then sends them to the pool (below). A thread-pool round trip costs
+ * Reads of more than SYNC_READ_BYTES go to libuv's thread pool, through the callback API on a
+ * plain descriptor, so a cold disk never holds the event loop for a 1 MiB read. Everything else is
+ * synchronous: resolving the name (folders the scan just walked, in memory), the open (an inode
+ * the scan stat'ed), fstat, close, and reads of a small file. A thread-pool round trip costs
  * 25-50 us of CPU on this project's 2-core VM, several times the call itself, and a connection
  * serves its requests one after another, so with two trips per small file the requester waited
  * on them: measured with 10,000 files of 1-64 KiB, a sync took 4.44 s with both steps in the
@@ -72,7 +69,7 @@ function statFd(fd: number): Stats | Promise<Stats> {
 }
 
 /** Reads up to this many bytes are made on the calling thread (see above). */
-export const SYNC_READ_BYTES = 1 << 20;
+export const SYNC_READ_BYTES = 64 << 10;
 
 /** A descriptor of the file `name` in the share, checked to be the very file of `expect` (see above). */
 export async function openChecked(realRoot: string, name: string, expect: FileStat): Promise<number> {
