@@ -53,8 +53,10 @@ export async function keepAsCopy(h: CopyHost, name: string, local: SyncEntry): P
     const copy = conflictName(name, local.mtime, maker, n);
     const to = path.join(lib.root, ...copy.split('/'));
     // a name another version is coming to (a fetch running) is taken: it would replace the copy
+    // (our version coming there is taken only when the file here is known to be that version: one
+    // edited since the index took it would be replaced by the fetch, in no file and no trash: hostile review 52)
     const coming = h.index.busy.get(copy);
-    if (coming !== undefined && coming !== local.cid) continue;
+    if (coming !== undefined && (coming !== local.cid || hashedCid(lib, { name, file, st: ours }) !== coming)) continue;
     const there = await lstat(to).catch(() => null);
     if (there) {
       if (await sameContent(lib, { name, file, st: ours }, { name: copy, file: to, st: there })) return { copy, made: false };

@@ -9,7 +9,7 @@
  *   fetched small file ─► stage (temp file) ─► batch (BATCH_FILES / BATCH_BYTES / BATCH_MAX_WAIT_MS,
  *   or nothing else coming) ─► commit: one barrier, renames ─► index and library follow
  */
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, lstatSync } from 'node:fs';
 import { copyFile, link, lstat, mkdir, realpath, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
@@ -70,7 +70,15 @@ export class Landing {
   /** What sync does with the version a fetched file replaces, just before it lands (undefined: nothing there to keep). */
   replacing(t: Ticket): Promise<void> | undefined {
     const local = this.host.index.get(t.name);
-    if (!local || local.deleted !== undefined) return undefined;
+    if (!local || local.deleted !== undefined) {
+      // a file the index does not know (made or moved here since the library's last look, or a
+      // conflict copy made at this name meanwhile) is never replaced unkept: to the trash (hostile review 52)
+      const st = lstatSync(path.join(this.root, ...t.name.split('/')), { throwIfNoEntry: false });
+      if (!st?.isFile()) return undefined;
+      return this.toTrash(t.name, path.join(this.root, ...t.name.split('/')), true).then((kept) => {
+        t.replaced = kept;
+      });
+    }
     return this.keep(t, local);
   }
 
