@@ -12,6 +12,7 @@ import { conflictLine } from '../bin/views/sync-view.js';
 import { manyDeleted } from '../lib/sync/telling.js';
 import { isConflictCopy } from '../lib/sync/plan.js';
 import { swarm } from './helpers/procs.js';
+import { TrackerServer } from '../lib/tracker/server.js';
 import { tempDir } from './helpers/tmp.js';
 import { syncPeer as peer, stopPeer, connect, converge, agreeOn, editAgo as edit, stillFile } from './helpers/sync-peers.js';
 
@@ -123,4 +124,30 @@ t.test('swarm sync: many files deleted here at once are one line on a terminal, 
       t.ok(kinds.indexOf('deleted-here-many') > kinds.lastIndexOf('deleted-here'), 'after them');
     }
   }
+});
+
+t.test('swarm sync: its tracker lost is said (a newcomer would find no member), and its return', async (t) => {
+  const tr = new TrackerServer({ port: 0 });
+  await tr.listen();
+  const trPort = tr.port;
+  let trOpen = true;
+  t.teardown(async () => {
+    if (trOpen) await tr.close();
+  });
+  const dir = tempDir(t);
+  stillFile(dir, 'a.txt');
+  const run = swarm(t, ['sync', dir, '--open', '--port', '0', '--tracker', `127.0.0.1:${trPort}`, '--threads', '0', '--json']);
+  // registered before it said "syncing", or later with a "tracker" event
+  await run.waitFor((o) => (o.event === 'syncing' && o.trackerConnected === true) || (o.event === 'tracker' && o.connected === true));
+  await tr.close();
+  trOpen = false;
+  const lost = (await run.waitFor((o) => o.event === 'tracker' && o.connected === false)) as Record<string, unknown>;
+  t.equal(lost.tracker, `127.0.0.1:${trPort}`, 'the tracker lost is said, with its address');
+  const back = new TrackerServer({ port: trPort });
+  await back.listen();
+  t.teardown(() => back.close());
+  await run.waitFor((o) => o.event === 'tracker' && o.connected === true);
+  t.pass('and its return');
+  run.kill('SIGINT');
+  t.equal((await run.exit).code, 0, 'stopped by Ctrl-C');
 });

@@ -5,6 +5,7 @@ import type { ServeHandle, HashProgress } from '../../lib/index.js';
 import * as constants from '../../lib/constants.js';
 import { count, humanBytes, ndjson, printable } from '../format.js';
 import { addPeerOptions, addressText, onInterrupt, peerNodeOptions, resolvePeerAddresses, type PeerCliOptions } from './common.js';
+import { sayTrackerChanges, trackerText } from '../views/tracker-view.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 
 export function register(program: Command): void {
@@ -67,30 +68,13 @@ Manifests are cached in DIR/.swarm so a restart re-hashes only changed files.`,
       });
       handle.on('change', (d) => say(`share changed: +${d.added.length} ~${d.changed.length} -${d.removed.length}`, { event: 'change', ...d }));
       // a tracker that stays unreachable is said once (and when it comes back), not at every retry
-      let lastTracker = '';
-      handle.on('tracker', (s) => {
-        const text = s.connected
-          ? `tracker ${s.address}: registered${s.dropped?.length ? ` (${count(s.dropped.length, 'file')} refused by the tracker; first: ${printable(s.dropped[0]!.what)}: ${printable(s.dropped[0]!.reason)})` : ''}`
-          : `tracker ${s.address}: ${printable(s.message ?? 'disconnected')}`;
-        if (text === lastTracker) return;
-        lastTracker = text;
-        say(s.connected ? text : `${text} (retrying every few seconds; said again when it changes)`, {
-          event: 'tracker',
-          tracker: s.address,
-          connected: s.connected,
-          embedded: s.embedded,
-          ...(s.message !== undefined ? { message: s.message } : {}),
-          ...(s.dropped?.length ? { dropped: s.dropped.map((d) => ({ name: d.what, reason: d.reason })) } : {}),
-        });
-      });
+      sayTrackerChanges(handle, say);
       const files = handle.library.files();
       const total = files.reduce((a, f) => a + f.size, 0);
-      const trackerText = handle.tracker
-        ? `${handle.tracker.embedded ? 'embedded tracker on' : 'tracker'} ${handle.tracker.address}${handle.tracker.client.connected ? '' : ' (not reachable yet, retrying)'}`
-        : 'no tracker';
+      const trackerLine = trackerText(handle);
       const named = handle.book.list().filter((k) => k.sources.includes('neighbor')).length;
       const overlayText = `${named ? `; overlay: ${count(named, 'neighbour')}` : ''}${handle.lan ? `; LAN announcements on UDP ${handle.lan.port}` : ''}`;
-      say(`sharing ${count(files.length, 'file')} (${humanBytes(total)}) from ${handle.library.root} on ${handle.host}:${handle.port}; ${trackerText}${overlayText}; hashed ${count(handle.library.counters.filesHashed, 'file')} in ${((Date.now() - startedHashing) / 1000).toFixed(1)} s`, {
+      say(`sharing ${count(files.length, 'file')} (${humanBytes(total)}) from ${handle.library.root} on ${handle.host}:${handle.port}; ${trackerLine}${overlayText}; hashed ${count(handle.library.counters.filesHashed, 'file')} in ${((Date.now() - startedHashing) / 1000).toFixed(1)} s`, {
         event: 'serving',
         dir: handle.library.root,
         host: handle.host,

@@ -12,6 +12,7 @@ import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
+import { sayTrackerChanges, trackerText } from '../views/tracker-view.js';
 import { count, humanBytes, printable } from '../format.js';
 import { conflictLine, deletedHereManyLine, syncView } from '../views/sync-view.js';
 import { boundedInt, boundedNumber, existingFileOption } from '../options.js';
@@ -111,6 +112,8 @@ export function register(program: Command): void {
     syncer.on('conflict', (e) => say(conflictLine(e), { event: 'conflict', ...e }));
     syncer.on('back', (e) => say(`${printable(e.dir)} is back: following it again`, { event: 'folder-back', ...e }));
     syncer.on('warning', (m, info) => say(`warning: ${printable(m)}`, { event: 'warning', message: m, ...info }));
+    // a tracker lost (its host stopped: members met keep syncing, a newcomer finds no one) or back
+    sayTrackerChanges(node, say);
     // how much is left: polled 4 times a second (a bar, or a progress event a second), and at the end
     const showProgress = () => view.progress(syncer.progress());
     const progressTimer = setInterval(showProgress, 250);
@@ -119,7 +122,7 @@ export function register(program: Command): void {
       await syncer.start();
       const files = node.library.files();
       const members = key ? `folder ${key.id}, device ${syncer.deviceId}` : `open, device ${syncer.deviceId}`;
-      say(`syncing ${node.library.root} (${count(files.length, 'file')}; ${members}) on ${node.host}:${node.port}; ${node.tracker ? `tracker ${node.tracker.address}` : 'no tracker'}`, {
+      say(`syncing ${node.library.root} (${count(files.length, 'file')}; ${members}) on ${node.host}:${node.port}; ${trackerText(node)}`, {
         event: 'syncing',
         id: syncer.deviceId,
         folder: key ? key.id : null,
@@ -128,6 +131,8 @@ export function register(program: Command): void {
         port: node.port,
         files: files.length,
         tracker: node.tracker?.address ?? null,
+        trackerConnected: !!node.tracker?.client.connected,
+        embeddedTracker: !!node.tracker?.embedded,
       });
       // Ctrl-C (or SIGTERM) from here on stops cleanly, the first pass included (a first sync is the
       // long one): what was verified lands, the index and the lock are written and released
