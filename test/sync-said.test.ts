@@ -79,6 +79,7 @@ t.test('the share moved away and back: said when it is followed again', async (t
   t.teardown(() => rmSync(`${da}.away`, { recursive: true, force: true }));
   await a.sync.syncOnce();
   t.ok(a.warnings.some((w) => w.includes('is not the folder sync started on')), 'the loss is said');
+  t.ok(a.infos.some((i) => i.message.includes('is not the folder sync started on') && i.code === 'SWARM_ERR_NOT_FOUND'), 'with a stable code');
   t.same(back, [], 'nothing said of a return yet');
   renameSync(`${da}.away`, da);
   await a.sync.syncOnce();

@@ -8,6 +8,7 @@
  * unless `--open` says that any peer may change the folder.
  */
 import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import * as constants from '../../lib/constants.js';
@@ -86,7 +87,13 @@ export function register(program: Command): void {
       ...peerNodeOptions(o),
       ...(fileLog ? { log: fileLog.log, ignore: [o.log!] } : {}),
       ...discovery,
-      onWarning: (m, info) => say(`warning: ${printable(m)}`, { event: 'warning', message: m, ...info }),
+      onWarning: (m, info) => {
+        // the share folder itself gone (moved away, unmounted): sync says it in its own words
+        // ("... is not the folder sync started on"), once; the scan's "unreadable folder" beside
+        // it read as a second, different trouble (newcomer 53)
+        if (info?.code === ERROR_CODES.SKIPPED && info.name === '' && !existsSync(root)) return;
+        say(`warning: ${printable(m)}`, { event: 'warning', message: m, ...info });
+      },
     }).catch(async (err: unknown) => {
       await lock.release();
       throw err;

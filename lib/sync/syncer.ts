@@ -109,7 +109,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
       lib,
       this.index,
       (names) => this.deletedHere(names),
-      (m) => this.emit('warning', m),
+      // (the folder or a disk in it not there: NOT_FOUND, with the folder's name in the message)
+      (m) => this.emit('warning', m, { code: ERROR_CODES.NOT_FOUND }),
       (dir) => this.emit('back', { dir }),
     );
     this.readers = new IndexReaders({
