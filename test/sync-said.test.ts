@@ -64,7 +64,12 @@ t.test('a conflict lost: in step counts the copy; "changed here" only where ours
   t.match(conflictLine(ea), /^conflict: f\.txt changed here and elsewhere; ours is kept as f\.sync-conflict-/, 'a: "changed here"');
   t.match(ec, { name: 'f.txt', here: false, ours: [`127.0.0.1:${a.node.port}`], theirs: [`127.0.0.1:${b.node.port}`] }, "c: not edited there; a's version lost to b's");
   t.notMatch(conflictLine(ec), /changed here/, 'c: not "changed here"');
-  t.match(conflictLine(ec), `conflict on f.txt between 127.0.0.1:${a.node.port} and 127.0.0.1:${b.node.port} (not edited here): the older version, the one we had, is kept as f.sync-conflict-`, 'c: between whom');
+  // named by the devices that made the two versions (a's and b's), as the copy's name has them
+  t.match(ec, { oursBy: a.sync.deviceId, theirsBy: b.sync.deviceId }, 'c: the makers of the two versions');
+  t.match(conflictLine(ec), `conflict on f.txt between the versions of devices ${a.sync.deviceId.slice(0, 7)} and ${b.sync.deviceId.slice(0, 7)} (not edited here): ${a.sync.deviceId.slice(0, 7)}'s, the one we had, is older and kept as f.sync-conflict-`, 'c: between whom');
+  t.match(ec.copy, new RegExp(`-${a.sync.deviceId.slice(0, 7)}\\.txt$`), "c: the copy is named after a, the maker of the version it kept");
+  // where a maker is not known (an older build's entries): the members holding each version
+  t.match(conflictLine({ ...ec, oursBy: undefined }), `conflict on f.txt between 127.0.0.1:${a.node.port} and 127.0.0.1:${b.node.port} (not edited here): the older version, the one we had, is kept as f.sync-conflict-`, 'without makers: the holders');
   await converge([a, b, c], 3);
   for (const dir of [da, db, dc]) t.ok(filesIn(dir).some((n) => isConflictCopy(n)), `${dir}: a conflict copy`);
 });

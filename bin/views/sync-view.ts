@@ -98,8 +98,13 @@ export async function syncView(o: { json: boolean; stream?: NodeJS.WriteStream }
  * A conflict we lost, said: "changed here" only where ours was edited here; on a member that only
  * had a version another member made (two others edited the file), between whom it was.
  */
-export function conflictLine(e: { name: string; copy: string; here: boolean; ours: string[]; theirs: string[] }): string {
+export function conflictLine(e: { name: string; copy: string; here: boolean; ours: string[]; theirs: string[]; oursBy?: string; theirsBy?: string }): string {
   if (e.here) return `conflict: ${printable(e.name)} changed here and elsewhere; ours is kept as ${printable(e.copy)}`;
+  // the devices that made the two versions (as the copy's name has it), where both are known: the
+  // members holding a version now may be neither (one that fetched the winner holds it too)
+  if (e.oursBy && e.theirsBy && e.oursBy !== e.theirsBy) {
+    return `conflict on ${printable(e.name)} between the versions of devices ${e.oursBy.slice(0, 7)} and ${e.theirsBy.slice(0, 7)} (not edited here): ${e.oursBy.slice(0, 7)}'s, the one we had, is older and kept as ${printable(e.copy)}`;
+  }
   const who = (at: string[]) => (at.length ? at.join(', ') : 'another member');
   return `conflict on ${printable(e.name)} between ${who(e.ours)} and ${who(e.theirs)} (not edited here): the older version, the one we had, is kept as ${printable(e.copy)}`;
 }

@@ -37,8 +37,8 @@ export interface LandingHost {
   readonly trashDays: number;
   /** Small files being fetched or staged (the syncer's count): a batch waits only while some are fetched. */
   smallActive(): number;
-  /** A conflict we lost: ours kept as `copy`; `here`, ours was made here; `ours`, `theirs`: the two content ids. */
-  conflict(e: { name: string; copy: string; here: boolean; ours: string; theirs: string }): void;
+  /** A conflict we lost: ours kept as `copy`; `here`, ours was made here; `ours`, `theirs`: the two content ids; `oursBy`, `theirsBy`: their makers' device ids, where known. */
+  conflict(e: { name: string; copy: string; here: boolean; ours: string; theirs: string; oursBy?: string; theirsBy?: string }): void;
   fetched(t: Ticket, size: number, from: number): void;
   failed(t: Ticket, err: unknown): void;
   /** The ticket is still the one queued for its name (not done already). */
@@ -92,7 +92,15 @@ export class Landing {
       if (!made) await this.toTrash(t.name, file, true);
       // ours was made here (edited, or new), or fetched from the member that made it: then two
       // others edited the file, and this member only had one of the two
-      this.host.conflict({ name: t.name, copy, here: this.host.index.madeHere(t.name), ours: local.cid, theirs: t.remote.cid });
+      this.host.conflict({
+        name: t.name,
+        copy,
+        here: this.host.index.madeHere(t.name),
+        ours: local.cid,
+        theirs: t.remote.cid,
+        ...(local.maker ? { oursBy: local.maker } : {}),
+        ...(t.remote.maker ? { theirsBy: t.remote.maker } : {}),
+      });
     } else {
       t.replaced = await this.toTrash(t.name, file, true);
     }

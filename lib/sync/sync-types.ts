@@ -47,7 +47,8 @@ export interface SyncEvents {
    * fetched from a member that made it: two other members edited the file). `ours`, `theirs`: the
    * members (ip:port) whose index holds the version we had, and the one that won.
    */
-  conflict: [e: { name: string; copy: string; here: boolean; ours: string[]; theirs: string[] }];
+  /** ours, theirs: the members (ip:port) whose index holds each version; oursBy, theirsBy: the device ids that made them (where known). */
+  conflict: [e: { name: string; copy: string; here: boolean; ours: string[]; theirs: string[]; oursBy?: string; theirsBy?: string }];
   /** The folder that was moved away, replaced or unmounted (warned) is the one sync started on again: followed again. */
   back: [e: { dir: string }];
   /** `info`: the stable error code (SWARM_ERR_…) and the file or peer it is about, when there is one. */

@@ -157,7 +157,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       },
       conflict: (e) => {
         const at = (cid: string) => this.readers.holdersOf(e.name, cid).map(addressText);
-        this.emit('conflict', { name: e.name, copy: e.copy, here: e.here, ours: at(e.ours), theirs: at(e.theirs) });
+        this.emit('conflict', { name: e.name, copy: e.copy, here: e.here, ours: at(e.ours), theirs: at(e.theirs), ...(e.oursBy ? { oursBy: e.oursBy } : {}), ...(e.theirsBy ? { theirsBy: e.theirsBy } : {}) });
       },
       failed: (t, err) => this.failed(t, err),
       batchDone: (ts) => this.end(ts, () => this.smallActive--),
