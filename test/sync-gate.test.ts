@@ -7,7 +7,7 @@
 import t from 'tap';
 import { appendFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SyncGate, SLOW_SYNC_MS, SLOW_OF_RECENT, RECENT_CALLS, SYNC_BACKOFF_MS, MAX_SYNC_BACKOFF_MS, BLOCKED_MS_PER_WINDOW, WINDOW_MS, MIN_SLOW_IN_WINDOW, shareSyncGate } from '../lib/share/sync-gate.js';
+import { SyncGate, SLOW_SYNC_MS, SLOW_OF_RECENT, RECENT_CALLS, SYNC_BACKOFF_MS, MAX_SYNC_BACKOFF_MS, BLOCKED_MS_PER_WINDOW, WINDOW_MS, MIN_SLOW_IN_WINDOW, VERY_SLOW_MS, shareSyncGate } from '../lib/share/sync-gate.js';
 import { FileReader, openChecked, fileHandles } from '../lib/share/file-source.js';
 import { ERROR_CODES } from '../lib/errors.js';
 import { tempDir } from './helpers/tmp.js';
@@ -70,6 +70,30 @@ t.test('sync gate: a disk slow for only some calls closes it by the time they he
     for (let j = 0; j < RECENT_CALLS; j++) k.took(0.01, i * WINDOW_MS + 1);
   }
   t.ok(k.allowed(20 * WINDOW_MS), 'slow calls among fast ones, one per window: still open');
+});
+
+t.test('sync gate: slow calls mixed with fast ones close it by the time they hold the loop, over window edges too (hostile review 52)', async (t) => {
+  // a peer asking for cached and cold pieces in turn: 11 fast calls between slow ones of ms, every
+  // `every` ms; with counts reset each window none of these closed it
+  for (const [ms, every] of [
+    [15, 200],
+    [100, 500],
+    [300, 500],
+  ] as const) {
+    const g = new SyncGate();
+    let now = 0;
+    let closedAt = -1;
+    for (let i = 0; i < 40 && closedAt < 0; i++) {
+      for (let j = 0; j < 11; j++) g.took(0.01, now + j * 0.01);
+      now += every;
+      g.took(ms, now);
+      if (!g.allowed(now)) closedAt = now;
+    }
+    t.ok(closedAt >= 0 && closedAt <= 4_000, `${ms} ms calls every ${every} ms: closed at ${closedAt} ms`);
+  }
+  const v = new SyncGate();
+  v.took(VERY_SLOW_MS, 1_000);
+  t.notOk(v.allowed(1_001), `one call of ${VERY_SLOW_MS} ms closes it at once (a slow mount; no preemption is that long)`);
 });
 
 t.test('with the gate closed, serving opens and reads through the thread pool: same checks, same bytes', async (t) => {

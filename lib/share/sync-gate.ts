@@ -13,8 +13,12 @@
  * any slow call and did so every few hundred calls of a sync on tmpfs, costing the serving side
  * 0.5 CPU s per 10,000 files). Counting calls alone misses a disk that is slow for only some of
  * them (most reads cached, one in five a 50 ms seek: 4 of 16 slow, yet the loop held most of each
- * second), so the gate also closes when slow calls held the loop BLOCKED_MS_PER_WINDOW within one
- * WINDOW_MS (at least MIN_SLOW_IN_WINDOW of them: one long preemption is not a slow disk). A call
+ * second), so the gate also closes when slow calls held the loop BLOCKED_MS_PER_WINDOW within
+ * about WINDOW_MS (at least MIN_SLOW_IN_WINDOW of them: one long preemption is not a slow disk).
+ * Both are sums that halve every WINDOW_MS, not counts reset each window: reset, a peer mixing
+ * cached and cold reads kept the gate open while the loop was held 20-60% of the time (100-300 ms
+ * calls twice a second; hostile review 52's simulation). And one call of VERY_SLOW_MS or more closes
+ * it at once: no preemption lasts that long, a slow mount does. A call
  * that never returns (a hung mount) still holds the loop once: only a thread could avoid that, at
  * its cost for every call.
  */
@@ -30,6 +34,8 @@ export const BLOCKED_MS_PER_WINDOW = 100;
 export const WINDOW_MS = 1_000;
 export const MIN_SLOW_IN_WINDOW = 3;
 export const MAX_SYNC_BACKOFF_MS = 60_000;
+/** One synchronous call this long closes the gate at once. */
+export const VERY_SLOW_MS = 500;
 
 export class SyncGate {
   private slowUntil = 0;
@@ -37,8 +43,8 @@ export class SyncGate {
   private recent = 0;
   private lastClosedAt = -Infinity;
   private backoffMs = SYNC_BACKOFF_MS;
-  /** The window of time-based closing: when it began, the time slow calls took in it, how many. */
-  private windowStart = -Infinity;
+  /** Time-based closing: the time slow calls took and how many, each halved every WINDOW_MS since `decayedAt`. */
+  private decayedAt = -Infinity;
   private windowBlockedMs = 0;
   private windowSlow = 0;
   readonly counters = { slow: 0, closed: 0, deferred: 0 };
@@ -56,17 +62,16 @@ export class SyncGate {
     this.recent = ((this.recent << 1) | (slow ? 1 : 0)) & ((1 << RECENT_CALLS) - 1);
     if (!slow) return;
     this.counters.slow++;
-    if (now - this.windowStart >= WINDOW_MS) {
-      this.windowStart = now;
-      this.windowBlockedMs = 0;
-      this.windowSlow = 0;
-    }
-    this.windowBlockedMs += ms;
-    this.windowSlow++;
+    const f = Number.isFinite(this.decayedAt) ? Math.pow(2, -Math.max(0, now - this.decayedAt) / WINDOW_MS) : 0;
+    this.decayedAt = now;
+    this.windowBlockedMs = this.windowBlockedMs * f + ms;
+    this.windowSlow = this.windowSlow * f + 1;
     const heldTheLoop = this.windowSlow >= MIN_SLOW_IN_WINDOW && this.windowBlockedMs >= BLOCKED_MS_PER_WINDOW;
-    if (popcount(this.recent) < SLOW_OF_RECENT && !heldTheLoop) return;
+    if (popcount(this.recent) < SLOW_OF_RECENT && !heldTheLoop && ms < VERY_SLOW_MS) return;
     this.recent = 0;
-    this.windowStart = -Infinity;
+    this.decayedAt = -Infinity;
+    this.windowBlockedMs = 0;
+    this.windowSlow = 0;
     this.counters.closed++;
     // slow again soon after the last back-off ended: the disk is still cold, wait longer
     this.backoffMs = now - this.lastClosedAt < 2 * this.backoffMs ? Math.min(MAX_SYNC_BACKOFF_MS, this.backoffMs * 2) : SYNC_BACKOFF_MS;
