@@ -58,6 +58,11 @@ t.test('decisions', async (t) => {
   t.equal(copy, 'docs/report.final.sync-conflict-20231114-221320-abcdef0.txt');
   t.ok(isConflictCopy(copy));
   t.equal(conflictName('Makefile', 0, 'abcdef0123456789'), 'Makefile.sync-conflict-19700101-000000-abcdef0');
+  // a name near the 255-byte limit: its stem is cut (whole characters) so the copy can be made
+  const long = conflictName(`d/${'é'.repeat(120)}.txt`, 1_700_000_000, 'abcdef0123456789', 12);
+  t.ok(Buffer.byteLength(long.split('/').pop()!) <= 255, `the copy's name fits (${Buffer.byteLength(long.split('/').pop()!)} bytes)`);
+  t.ok(long.startsWith('d/é') && long.endsWith('-abcdef0.12.txt') && isConflictCopy(long), 'same folder, whole characters, the copy suffix kept');
+  t.equal(conflictName(`${'é'.repeat(120)}.txt`, 1, 'abcdef0123456789'), conflictName(`${'é'.repeat(120)}.txt`, 1, 'abcdef0123456789'), 'the same on every member');
 });
 
 function tree(dir: string, sub = ''): Map<string, { data: string; mtime: number }> {

@@ -82,7 +82,9 @@ async function moveNoReplace(file: string, to: string): Promise<boolean> {
     return true;
   }
   if (err.code === 'EEXIST') return false;
-  if (err.code === 'ENOENT') throw err;
+  // only a file system without hard links falls back to a rename; anything else is an error of
+  // the move itself (ENOENT, ENAMETOOLONG, EACCES ...), which a rename would meet too
+  if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'EXDEV'].includes(err.code ?? '')) throw err;
   // no hard links on this file system: a rename, after one more look
   if (await lstat(to).then(() => true, () => false)) return false;
   await rename(file, to);

@@ -200,8 +200,22 @@ export function conflictName(name: string, mtime: number, device: string, n = 1)
   const base = hasExt ? name.slice(0, dot) : name;
   const ext = hasExt ? name.slice(dot) : '';
   // (n > 1: that name is taken by another file: conflict-copy.ts)
-  return `${base}.sync-conflict-${stamp}-${device.slice(0, 7)}${n > 1 ? `.${n}` : ''}${ext}`;
+  const suffix = `.sync-conflict-${stamp}-${device.slice(0, 7)}${n > 1 ? `.${n}` : ''}${ext}`;
+  // a file name is at most NAME_MAX bytes: a long one's stem is cut (whole characters) to fit,
+  // the same on every member, or the copy could never be made (ENAMETOOLONG at every retry)
+  const dir = base.slice(0, slash + 1);
+  let stem = base.slice(slash + 1);
+  const room = NAME_MAX - Buffer.byteLength(suffix);
+  if (Buffer.byteLength(stem) > room) {
+    const chars = [...stem];
+    while (chars.length > 1 && Buffer.byteLength(chars.join('')) > room) chars.pop();
+    stem = chars.join('');
+  }
+  return `${dir}${stem}${suffix}`;
 }
+
+/** The longest file name (one path component) in bytes on Linux and macOS file systems. */
+const NAME_MAX = 255;
 
 export function isConflictCopy(name: string): boolean {
   return /\.sync-conflict-\d{8}-\d{6}-[0-9a-f]{7}(\.[^/]*)?$/.test(name);
