@@ -43,7 +43,8 @@ export function register(program: Command): void {
     .option('--key <keyfile>', 'the folder key of the other members (a copy of their DIR/.swarm/sync-key); kept in DIR/.swarm/sync-key', existingFileOption)
     .option('--new-key', 'make a new folder key in DIR/.swarm/sync-key (copy it to the other members)')
     .option('--open', 'no folder key: every peer that syncs may change this folder (trusted networks only)');
-  addPeerOptions(cmd, { port: 'peer port (0 picks a free one)', defaultPort: constants.DEFAULT_PEER_PORT, tracker: 'tracker to register with and read the directory of (default: embed one, or join the local one)' }).option('--json', 'print NDJSON events');
+  addPeerOptions(cmd, { port: 'peer port (0 picks a free one)', defaultPort: constants.DEFAULT_PEER_PORT, tracker: 'tracker to register with and read the directory of (default: embed one, or join the local one)' }).option('--json', 'print NDJSON events (syncing, tracker, fetching, progress, fetched, conflict, deleted, deleted-here, deleted-here-many, folder-back, in-step, warning, stopping, stopped, error; README lists their fields)')
+    .addHelpText('after', '\nExit codes: see README (--once: 0 in step, 4 no member found or files not fetched, 7 every member refused, 130 stopped).');
   addDiscoveryOptions(cmd).action(async (dir: string, o: SyncCliOptions) => {
     refuseTrackerConflict();
     // --once is a short visit: beside a long-running sync on the same machine the default port is
