@@ -20,7 +20,7 @@ export interface SyncOptions {
   pullMs?: number;
   /** The folder's sync lock, already taken (lockSyncFolder); else start() takes it. Released at close. */
   lock?: TargetLock;
-  /** On the member where files were deleted, the folders they emptied go after this long, if untouched meanwhile (default EMPTIED_GRACE_MS, syncer.ts). */
+  /** On the member where files were deleted, the folders they emptied go after this long, if untouched meanwhile (default EMPTIED_GRACE_MS, emptied-later.ts). */
   emptiedGraceMs?: number;
 }
 

@@ -27,13 +27,14 @@ import { EventEmitter } from 'node:events';
 import type { TargetLock } from '../storage/lock.js';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
-import { addressText, type PeerAddress } from '../types.js';
+import { addressText } from '../types.js';
 import { deviceIdOf } from './device-id.js';
 import type { FolderKey } from './folder-key.js';
 import { IndexPort } from './index-port.js';
 import { SyncIndex } from './index-store.js';
 import { LocalFollower } from './local.js';
-import { decide, mergeRemote, type SyncEntry } from './plan.js';
+import { planNames } from './plan-names.js';
+import { EmptiedLater } from './emptied-later.js';
 import { IndexReaders } from './readers.js';
 import { isSmall } from './small.js';
 import { isLegacyCid } from '../protocol/entries.js';
@@ -51,11 +52,7 @@ export type { SyncEvents, SyncOptions, WarningInfo } from './sync-types.js';
 const SMALL_WINDOW = 512;
 /** A small file whose holders' connections are all full or paused is looked at again after this. */
 const PIPE_RETRY_MS = 1_000;
-/**
- * Where files were deleted by hand, the folders they emptied go only after they stayed empty and
- * untouched this long: a user who empties a folder is often about to fill it again.
- */
-export const EMPTIED_GRACE_MS = 10_000;
+export { EMPTIED_GRACE_MS } from './emptied-later.js';
 /** While the folder is not the one sync started on (moved, unmounted), it is looked at again this often. */
 const ROOT_RETRY_MS = 1_000;
 /** Tickets in a row that wait for a connection, after which pump() stops looking (the queue is FIFO). */
@@ -81,10 +78,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
   private pumpTimer: NodeJS.Timeout | null = null;
   private pumpAt = Infinity;
   private closed = false;
-  /** Folders emptied by deletions here, being removed (deletedHere). */
-  private tidying: Promise<void> = Promise.resolve();
-  /** Removals of folders emptied here, waiting for their grace (deletedHere). */
-  private readonly tidyTimers = new Set<NodeJS.Timeout>();
+  /** Folders emptied by deletions here, removed after their grace (deletedHere). */
+  private readonly emptied: EmptiedLater;
   private readonly parallel: number;
   /** Names to plan again (learnt since the last plan); 'all' after a whole index was read. */
   private planNames: Set<string> | 'all' | null = null;
@@ -164,6 +159,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
       smallFailed: (t) => this.end(t, () => this.smallActive--),
       warn: (m, info) => this.emit('warning', m, info),
     });
+    this.emptied = new EmptiedLater((names, o) => this.run.landing.removeEmptied(names, o), o.emptiedGraceMs);
   }
 
   async start(): Promise<void> {
@@ -204,53 +200,12 @@ export class Syncer extends EventEmitter<SyncEvents> {
     return { pending: this.tickets.size };
   }
 
-  /** Decide, for every name any member mentions, what to do here; queue tickets. */
+  /** Decide, for every name any member mentions (or those changed since), what to do here; queue tickets (plan-names.ts). */
   private plan(): void {
     const which = this.planNames;
     this.planNames = null;
     if (which === null) return;
-    const remote = this.readers.remote;
-    let names: Set<string>;
-    if (which === 'all') {
-      names = new Set<string>();
-      for (const r of remote.values()) for (const n of r.entries.keys()) names.add(n);
-    } else names = which;
-    for (const name of names) {
-      if (this.index.busy.has(name)) continue;
-      // the members' entries, merged (plan.ts mergeRemote: ours counts too), and who holds each live version
-      const entries: SyncEntry[] = [];
-      const holders = new Map<string, PeerAddress[]>();
-      for (const r of remote.values()) {
-        const e = r.entries.get(name);
-        if (!e) continue;
-        entries.push(e);
-        if (e.deleted === undefined) {
-          const list = holders.get(e.cid) ?? [];
-          list.push(r.addr);
-          holders.set(e.cid, list);
-        }
-      }
-      const local = this.index.get(name);
-      const best = mergeRemote(local, entries, { noDelete: this.o.noDelete });
-      if (!best) continue;
-      const action = decide(local, best);
-      switch (action.do) {
-        case 'agree':
-          this.index.agree(name, action.cid);
-          break;
-        case 'fetch':
-        case 'conflict':
-          if (action.do === 'conflict' && action.ours === 'wins') break; // they will take ours
-          this.tickets.add(name, action.remote, holders.get(action.remote.cid) ?? [], action.do === 'conflict');
-          break;
-        case 'delete':
-          if (!this.o.noDelete) this.tickets.add(name, action.tombstone, [], false);
-          break;
-        case 'remember-deletion':
-          if (!this.o.noDelete) this.index.rememberDeletion(action.tombstone);
-          break;
-      }
-    }
+    planNames(which, this.readers.remote, this.index, this.tickets, { noDelete: this.o.noDelete });
     this.index.saveSoon();
   }
 
@@ -376,14 +331,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     for (const name of names) this.emit('deletedHere', many ? { name, many: true } : { name });
     if (many) this.emit('deletedHereMany', many);
     this.idleNow();
-    if (this.o.noDelete) return;
-    const grace = this.o.emptiedGraceMs ?? EMPTIED_GRACE_MS;
-    const timer = setTimeout(() => {
-      this.tidyTimers.delete(timer);
-      if (!this.closed) this.tidying = this.tidying.then(() => this.run.landing.removeEmptied(names, { untouchedMs: grace }));
-    }, grace);
-    timer.unref();
-    this.tidyTimers.add(timer);
+    if (!this.o.noDelete) this.emptied.after(names);
   }
 
   /**
@@ -445,9 +393,7 @@ export class Syncer extends EventEmitter<SyncEvents> {
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     this.local.close();
     this.readers.close();
-    for (const timer of this.tidyTimers) clearTimeout(timer);
-    this.tidyTimers.clear();
-    await this.tidying;
+    await this.emptied.close();
     // what was verified lands (it is durable once it does); then the state is written
     await this.run.landing.close();
     await this.index.save();
