@@ -8,7 +8,7 @@
 import t from 'tap';
 import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { conflictLine } from '../bin/views/sync-view.js';
+import { BurstLines, conflictLine } from '../bin/views/sync-view.js';
 import { manyDeleted } from '../lib/sync/telling.js';
 import { isConflictCopy } from '../lib/sync/plan.js';
 import { swarm } from './helpers/procs.js';
@@ -156,4 +156,19 @@ t.test('swarm sync: its tracker lost is said (a newcomer would find no member), 
   t.pass('and its return');
   run.kill('SIGINT');
   t.equal((await run.exit).code, 0, 'stopped by Ctrl-C');
+});
+
+t.test('a burst of deletions from a peer: the first lines, then one line for the rest', async (t) => {
+  const said: string[] = [];
+  const b = new BurstLines((l) => said.push(l), (n) => `... and ${n} more`, 10, 50);
+  for (let i = 0; i < 160; i++) b.add(`deleted f${i}`);
+  t.same(said.length, 10, 'the first 10 at once');
+  b.flush();
+  t.same(said.slice(10), ['... and 150 more'], 'then one line for the rest (before "in step")');
+  b.add('deleted g');
+  await new Promise((r) => setTimeout(r, 120));
+  b.add('deleted h');
+  t.same(said.slice(11), ['deleted g', 'deleted h'], 'a new burst after a quiet spell is said again line by line');
+  b.flush();
+  t.equal(said.length, 13, 'nothing held, nothing more said');
 });

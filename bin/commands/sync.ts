@@ -15,7 +15,7 @@ import * as constants from '../../lib/constants.js';
 import { SwarmError, ERROR_CODES } from '../../lib/errors.js';
 import { sayTrackerChanges, trackerText } from '../views/tracker-view.js';
 import { count, humanBytes, printable } from '../format.js';
-import { conflictLine, deletedHereManyLine, syncView } from '../views/sync-view.js';
+import { BurstLines, conflictLine, deletedHereManyLine, syncView } from '../views/sync-view.js';
 import { boundedInt, boundedNumber, existingFileOption } from '../options.js';
 import { addPeerOptions, checkLogFile, onInterrupt, peerNodeOptions, refuseTrackerConflict, type PeerCliOptions } from './common.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
@@ -110,7 +110,15 @@ export function register(program: Command): void {
         ...(e.replaced ? { replaced: true } : {}),
       }),
     );
-    syncer.on('deleted', (e) => say(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`, { event: 'deleted', ...e }));
+    // a peer's `rm -r` of a big folder: the first lines, then one for the rest (each file still an event)
+    const deletions = new BurstLines(
+      (line) => say(line, {}),
+      (n) => `... and ${count(n, 'more file')} deleted (a peer deleted them; kept in ${constants.STATE_DIR_NAME}/trash)`,
+    );
+    syncer.on('deleted', (e) => {
+      if (o.json) say('', { event: 'deleted', ...e });
+      else deletions.add(`deleted ${printable(e.name)} (a peer deleted it; kept in ${constants.STATE_DIR_NAME}/trash)`);
+    });
     // many at once (`rm -r` of a big folder): one line for a person, each file still as an event
     syncer.on('deletedHere', (e) => {
       if (e.many && !o.json) return;
@@ -160,7 +168,9 @@ export function register(program: Command): void {
       const r = await syncer.syncOnce();
       if (interrupted) {
         await stopped;
-        say('stopped', { event: 'stopped' });
+        deletions.flush();
+        deletions.flush();
+      say('stopped', { event: 'stopped' });
         if (o.once) throw new SwarmError(ERROR_CODES.INTERRUPTED, 'stopped before the folder was in step (run again to go on)');
         return;
       }
@@ -168,6 +178,7 @@ export function register(program: Command): void {
       // (adopted, or Library.removedHere), so no walk of the whole folder is needed to count them
       const now = node.library.files();
       const inStep = () => {
+        deletions.flush();
         showProgress(); // the last counts (a final progress event), and the bar taken down
         view.stop();
         say(`in step: ${count(now.length, 'file')}${r.pending ? `; ${count(r.pending, 'file')} could not be fetched yet` : ''}`, { event: 'in-step', files: now.length, pending: r.pending });
@@ -187,8 +198,12 @@ export function register(program: Command): void {
         return;
       }
       inStep();
-      syncer.on('idle', (e) => say(`in step: ${count(e.files, 'file')}${e.pending ? `; ${e.pending} waiting to be retried` : ''}`, { event: 'in-step', ...e }));
+      syncer.on('idle', (e) => {
+        deletions.flush();
+        say(`in step: ${count(e.files, 'file')}${e.pending ? `; ${e.pending} waiting to be retried` : ''}`, { event: 'in-step', ...e });
+      });
       await stopped;
+      deletions.flush();
       say('stopped', { event: 'stopped' });
     } finally {
       clearInterval(progressTimer);

@@ -115,3 +115,37 @@ export function deletedHereManyLine(e: { files: number; under: string }, o: { pa
   const what = o.passedOn ? `passed on: they stay in the other members' .swarm/trash for ${count(o.trashDays, 'day')}` : 'not passed on: --no-delete';
   return `deleted here: ${count(e.files, 'file')}${where} (${what})`;
 }
+
+/**
+ * Lines that come in bursts (a peer's deletion of a whole folder: one `deleted` line per file),
+ * said one by one up to `first` in a burst, then counted: the rest is one line once the burst is
+ * over (`quietMs` with none) or at `flush()` (before "in step"). JSON events are not touched.
+ */
+export class BurstLines {
+  private inBurst = 0;
+  private held = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly say: (line: string) => void,
+    private readonly rest: (n: number) => string,
+    private readonly first = 10,
+    private readonly quietMs = 1_000,
+  ) {}
+
+  add(line: string): void {
+    if (this.inBurst++ < this.first) this.say(line);
+    else this.held++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.flush(), this.quietMs);
+    this.timer.unref();
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.held) this.say(this.rest(this.held));
+    this.inBurst = 0;
+    this.held = 0;
+  }
+}
