@@ -107,7 +107,8 @@ export class ServerProof {
     if (!this.key) throw new SwarmError(ERROR_CODES.SYNC_DENIED, 'the open side has no folder key: it proves none and reads no keyed peer');
     if (this.tried) throw new SwarmError(ERROR_CODES.SYNC_DENIED, 'one proof per connection');
     this.tried = true;
-    if (m.folder !== this.key.id) throw new SwarmError(ERROR_CODES.SYNC_DENIED, `it syncs another folder than the one asked for (${m.folder.slice(0, 8)}…, a different folder key)`);
+    // both ids, so that the line reads the same on both sides (each prints the other's address)
+    if (m.folder !== this.key.id) throw new SwarmError(ERROR_CODES.SYNC_DENIED, `folder ${m.folder.slice(0, 8)}… was asked for, and the refusing peer syncs folder ${this.key.id.slice(0, 8)}… (a different folder key)`);
     const t: Transcript = { folder: this.key.id, clientNonce: m.nonce, serverNonce: newNonce(), clientPeer: this.clientPeer, serverPeer: this.ownPeer };
     this.pending = t;
     return { t: 'sync-challenge', id: m.id, nonce: t.serverNonce, proof: proofOf(this.key, 'server', t) };
