@@ -88,13 +88,6 @@ export class SyncIndex {
    * files deleted then (local.ts `diskGone`). Never sent to peers.
    */
   private readonly devices = new Map<string, number>();
-  /**
-   * Names whose live version was made here (new or edited in this folder, not fetched): a conflict
-   * this member loses is then "changed here", else between two other members (the CLI's line).
-   * Kept with the index, never sent: agreement alone cannot tell, as an edit of ours that the
-   * others took is agreed on like a fetched one.
-   */
-  private readonly made = new Set<string>();
   /** This folder's device id (device-id.ts; set at start): the `maker` of the versions made here. */
   deviceId = '';
 
@@ -114,28 +107,32 @@ export class SyncIndex {
     } catch {
       return; // none yet, or damaged: rebuilt from the share (tombstones are then lost, not files)
     }
-    const r = raw as { format?: number; entries?: unknown; devices?: unknown; made?: unknown };
+    const r = raw as { format?: number; entries?: unknown; devices?: unknown };
     if (r.format !== FORMAT || !Array.isArray(r.entries)) return;
     if (Array.isArray(r.devices)) {
       for (const d of r.devices as unknown[]) {
         if (Array.isArray(d) && typeof d[0] === 'string' && Number.isSafeInteger(d[1]) && (d[1] as number) >= 0) this.devices.set(d[0], d[1] as number);
       }
     }
-    const made = Array.isArray(r.made) ? new Set(r.made) : null;
     for (const e of r.entries as SyncEntry[]) {
       if (!e || typeof e.name !== 'string' || typeof e.cid !== 'string' || typeof e.mtime !== 'number') continue;
       // a lineage this version would not send (too long, not content ids) is dropped, not passed on
       if (e.prev !== undefined && !isLineage(e.prev)) delete e.prev;
       if (e.maker !== undefined && !isDeviceId(e.maker)) delete e.maker;
       this.entries.set(e.name, e);
-      // (an index written before `made` was kept: a version not agreed on was made here, as far as we know)
-      if (made ? made.has(e.name) : e.deleted === undefined && e.agreed !== e.cid) this.made.add(e.name);
     }
   }
 
-  /** Whether the live version of `name` was made here (new or edited in this folder), not fetched. */
+  /**
+   * Whether the live version of `name` was made here (new or edited in this folder), not fetched:
+   * its maker is this folder (a conflict this member loses is then "changed here", else between two
+   * other members). A version without a maker (an older build's index): one not agreed on, as far
+   * as we know. Agreement alone cannot tell: an edit of ours the others took is agreed on too.
+   */
   madeHere(name: string): boolean {
-    return this.made.has(name);
+    const e = this.entries.get(name);
+    if (!e || e.deleted !== undefined) return false;
+    return e.maker !== undefined ? e.maker === this.deviceId : e.agreed !== e.cid;
   }
 
   get(name: string): SyncEntry | undefined {
@@ -224,7 +221,6 @@ export class SyncIndex {
     // made here (new, edited, back after a deletion), or only touched: the same version, the same maker
     const maker = e && e.deleted === undefined && e.cid === f.cid ? e.maker : this.deviceId || undefined;
     this.set({ name: f.name, cid: f.cid, mtime: f.mtime, size: f.size, ...(e?.agreed ? { agreed: e.agreed } : {}), ...(prev.length ? { prev } : {}), ...(maker ? { maker } : {}) });
-    if (e?.deleted !== undefined || e?.cid !== f.cid) this.made.add(f.name);
   }
 
   private gone(name: string, nowSec: number): void {
@@ -278,7 +274,6 @@ export class SyncIndex {
     // (each version once: the holder's lineage often names what it agreed on twice, and a bound of a few must not lose an older one to that)
     const p = boundLineage(prev ?? [], cid);
     this.set({ name, cid, mtime, size, agreed: cid, ...(p.length ? { prev: p } : {}), ...(isDeviceId(maker) ? { maker } : {}) });
-    this.made.delete(name);
   }
 
   private changed(name: string | null): void {
@@ -306,8 +301,7 @@ export class SyncIndex {
     this.dirty = false;
     // (the devices of live files only: a name deleted or forgotten since needs none)
     for (const name of this.devices.keys()) if (this.entries.get(name)?.deleted !== undefined || !this.entries.has(name)) this.devices.delete(name);
-    for (const name of this.made) if (this.entries.get(name)?.deleted !== undefined || !this.entries.has(name)) this.made.delete(name);
-    const data = JSON.stringify({ format: FORMAT, entries: this.all(), ...(this.devices.size ? { devices: [...this.devices] } : {}), made: [...this.made] });
+    const data = JSON.stringify({ format: FORMAT, entries: this.all(), ...(this.devices.size ? { devices: [...this.devices] } : {}) });
     this.saving = this.saving.then(() => writeFileAtomic(this.file, data, false)).catch(() => {});
     return this.saving;
   }
