@@ -41,7 +41,7 @@ import { isLegacyCid } from '../protocol/entries.js';
 import { TicketRunner } from './ticket-run.js';
 import { TicketQueue, type Ticket } from './tickets.js';
 import { lockSyncFolder } from './folder-lock.js';
-import { manyDeleted, memberCounts, Refusals } from './telling.js';
+import { manyDeleted, memberCounts, Refusals, Tally, type SyncProgressCounts } from './telling.js';
 import type { SyncEvents, SyncOptions } from './sync-types.js';
 
 export { STABLE_MS } from './local.js';
@@ -142,12 +142,12 @@ export class Syncer extends EventEmitter<SyncEvents> {
       fetching: (e) => this.emit('fetching', e),
       fetched: (t, size, from) => {
         this.tickets.done(t);
-        this.counted(1, size);
+        this.tally.counted(1, size);
         this.emit('fetched', { name: t.name, size, from, replaced: t.replaced === true });
       },
       deleted: (t, gone) => {
         this.tickets.done(t);
-        this.counted(1, 0);
+        this.tally.counted(1, 0);
         if (gone) this.emit('deleted', { name: t.name });
       },
       conflict: (e) => {
@@ -360,24 +360,11 @@ export class Syncer extends EventEmitter<SyncEvents> {
     return this.tickets.size;
   }
 
-  private doneCount = { files: 0, bytes: 0 };
+  private readonly tally = new Tally();
 
-  private counted(files: number, bytes: number): void {
-    this.doneCount.files += files;
-    this.doneCount.bytes += bytes;
-  }
-
-  /**
-   * For progress: files (fetched, replaced or deleted here) and bytes done since the start, and
-   * what is left to do as known now (it grows when members announce more).
-   */
-  progress(): { filesDone: number; bytesDone: number; filesToGo: number; bytesToGo: number } {
-    const left = this.tickets.toGo();
-    // what has come of the big files still coming counts as done bytes (their files when they land)
-    let coming = 0;
-    for (const b of this.run.coming.values()) coming += b;
-    coming = Math.min(coming, left.bytes);
-    return { filesDone: this.doneCount.files, bytesDone: this.doneCount.bytes + coming, filesToGo: left.files, bytesToGo: left.bytes - coming };
+  /** For progress: done since the start, and what is left as known now (telling.ts). */
+  progress(): SyncProgressCounts {
+    return this.tally.progress(this.tickets.toGo(), this.run.coming.values());
   }
 
   private closing: Promise<void> | null = null;

@@ -4,7 +4,7 @@
  * index was read and those refused (`--once`'s verdict), and many files deleted here at once (one
  * summary for a person: `rm -r` of a big folder said one line per file, thousands of lines that
  * hid everything else; Syncthing passes such deletions on too, and so does sync: only the saying
- * changes).
+ * changes), and progress: what is done since the start against what is left.
  */
 import { ERROR_CODES } from '../errors.js';
 import type { SyncLink } from '../peer/sync-port.js';
@@ -64,4 +64,34 @@ export function manyDeleted(names: readonly string[], before: number): { files: 
     if (common.length === 0) break;
   }
   return { files: n, under: common.join('/') };
+}
+
+export interface SyncProgressCounts {
+  filesDone: number;
+  bytesDone: number;
+  filesToGo: number;
+  bytesToGo: number;
+}
+
+/** Files (fetched, replaced or deleted here) and bytes done since the start. */
+export class Tally {
+  private files = 0;
+  private bytes = 0;
+
+  counted(files: number, bytes: number): void {
+    this.files += files;
+    this.bytes += bytes;
+  }
+
+  /**
+   * Done since the start, and what is left to do as known now (`left`: it grows when members
+   * announce more); what has come of the big files still coming (`coming`) counts as done bytes
+   * (their files count when they land).
+   */
+  progress(left: { files: number; bytes: number }, coming: Iterable<number>): SyncProgressCounts {
+    let c = 0;
+    for (const b of coming) c += b;
+    c = Math.min(c, left.bytes);
+    return { filesDone: this.files, bytesDone: this.bytes + c, filesToGo: left.files, bytesToGo: left.bytes - c };
+  }
 }
