@@ -169,7 +169,6 @@ export function register(program: Command): void {
       if (interrupted) {
         await stopped;
         deletions.flush();
-        deletions.flush();
       say('stopped', { event: 'stopped' });
         if (o.once) throw new SwarmError(ERROR_CODES.INTERRUPTED, 'stopped before the folder was in step (run again to go on)');
         return;
