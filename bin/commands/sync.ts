@@ -169,7 +169,7 @@ export function register(program: Command): void {
       if (interrupted) {
         await stopped;
         deletions.flush();
-      say('stopped', { event: 'stopped' });
+        say('stopped', { event: 'stopped' });
         if (o.once) throw new SwarmError(ERROR_CODES.INTERRUPTED, 'stopped before the folder was in step (run again to go on)');
         return;
       }
