@@ -207,9 +207,14 @@ export function conflictName(name: string, mtime: number, device: string, n = 1)
   let stem = base.slice(slash + 1);
   const room = NAME_MAX - Buffer.byteLength(suffix);
   if (Buffer.byteLength(stem) > room) {
-    const chars = [...stem];
-    while (chars.length > 1 && Buffer.byteLength(chars.join('')) > room) chars.pop();
-    stem = chars.join('');
+    let bytes = 0;
+    let keep = 0;
+    for (const ch of stem) {
+      bytes += Buffer.byteLength(ch);
+      if (bytes > room && keep > 0) break;
+      keep += ch.length;
+    }
+    stem = stem.slice(0, keep);
   }
   return `${dir}${stem}${suffix}`;
 }
