@@ -32,7 +32,8 @@ function fields(text: string, prefix: string): Map<string, number> {
 export function tcpCounts(lab: Lab, peers: LabPeer[]): TcpCounts | null {
   const sum = { ...ZERO };
   for (const p of peers) {
-    const r = spawnSync(lab.exec(p.ns)[0]!, [...lab.exec(p.ns).slice(1), 'cat', '/proc/net/snmp', '/proc/net/netstat'], { encoding: 'utf8', timeout: 10_000 });
+    const [cmd, ...args] = [...lab.exec(p.ns), 'cat', '/proc/net/snmp', '/proc/net/netstat'];
+    const r = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 10_000 });
     if (r.status !== 0) return null;
     const tcp = fields(r.stdout, 'Tcp:');
     const ext = fields(r.stdout, 'TcpExt:');
