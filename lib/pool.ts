@@ -13,6 +13,7 @@ import { workerUrl } from './paths.js';
 import type { Piscina } from 'piscina';
 import { ERROR_CODES, SwarmError, fromWire, type WireError } from './errors.js';
 import { hashRange, hashRangeWithSums, verifyAndWrite, type HashRangeTask, type WriteResult, type WriteTask } from './chunk-tasks.js';
+import { stageFiles, type StageResult, type StageTask } from './stage-files.js';
 
 export interface ChunkPool {
   readonly threads: number;
@@ -22,6 +23,8 @@ export interface ChunkPool {
   hashRangeWithSums(task: Omit<HashRangeTask, 'op' | 'sums'>): Promise<{ hashes: Uint8Array; sums: Uint16Array }>;
   /** Hash `bytes[0, length)`; if it matches `expected`, write it at `position`. `bytes` is transferred. */
   verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult>;
+  /** Verify a batch of small files and write each good one to its temp file (stage-files.ts). `bytes` are transferred. */
+  stageFiles(task: Omit<StageTask, 'op'>): Promise<StageResult[]>;
   /** Tasks queued or running. */
   readonly pending: number;
   destroy(): Promise<void>;
@@ -43,7 +46,7 @@ function loadPiscina(): typeof Piscina {
   return piscinaClass;
 }
 
-type TaskResult = { hashes?: Uint8Array; sums?: Uint16Array; error?: WireError } & Partial<WriteResult>;
+type TaskResult = { hashes?: Uint8Array; sums?: Uint16Array; error?: WireError; staged?: StageResult[] } & Partial<WriteResult>;
 
 export class ThreadChunkPool implements ChunkPool {
   private readonly pool: Piscina;
@@ -67,7 +70,7 @@ export class ThreadChunkPool implements ChunkPool {
     return this.inFlight;
   }
 
-  private async run(task: HashRangeTask | WriteTask, transferList?: ArrayBuffer[]): Promise<TaskResult> {
+  private async run(task: HashRangeTask | WriteTask | StageTask, transferList?: ArrayBuffer[]): Promise<TaskResult> {
     this.inFlight++;
     try {
       const r = (await this.pool.run(task, transferList ? { transferList } : {})) as TaskResult;
@@ -93,6 +96,14 @@ export class ThreadChunkPool implements ChunkPool {
   async verifyAndWrite(task: Omit<WriteTask, 'op'>): Promise<WriteResult> {
     const r = await this.run({ op: 'write', ...task }, [task.bytes.buffer as ArrayBuffer]);
     return { ok: r.ok === true, bytes: r.bytes!, hashMs: r.hashMs ?? 0, writeMs: r.writeMs ?? 0 };
+  }
+
+  async stageFiles(task: Omit<StageTask, 'op'>): Promise<StageResult[]> {
+    // each file's bytes own their memory (small.ts allocates them so); a view into shared memory is copied
+    const bytes = task.bytes.map((b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b)));
+    const r = await this.run({ op: 'stage', files: task.files, bytes }, bytes.filter((b) => b.byteLength > 0).map((b) => b.buffer as ArrayBuffer));
+    if (!r.staged) throw new SwarmError(ERROR_CODES.INTERNAL, 'stage task returned nothing');
+    return r.staged;
   }
 
   async destroy(): Promise<void> {
@@ -123,6 +134,10 @@ export class InlineChunkPool implements ChunkPool {
     } finally {
       this.inFlight--;
     }
+  }
+
+  async stageFiles(task: Omit<StageTask, 'op'>): Promise<StageResult[]> {
+    return stageFiles({ op: 'stage', ...task });
   }
 
   async destroy(): Promise<void> {}

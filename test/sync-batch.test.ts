@@ -21,7 +21,8 @@ import { syncPeer as peer, connect, converge } from './helpers/sync-peers.js';
 
 
 
-t.test('300 small files in 10 folders: fetched in batches, bytes and mtimes, no temp file left', async (t) => {
+for (const onPool of [false, true])
+t.test(`300 small files in 10 folders: fetched in batches, bytes and mtimes, no temp file left (verified and staged ${onPool ? 'on pool threads' : 'on the main thread'})`, async (t) => {
   const [da, db] = [tempDir(t), tempDir(t)];
   const rand = prng(7);
   const want = new Map<string, Buffer>();
@@ -35,7 +36,7 @@ t.test('300 small files in 10 folders: fetched in batches, bytes and mtimes, no 
     want.set(name, data);
   }
   const a = await peer(t, da);
-  const b = await peer(t, db);
+  const b = await peer(t, db, onPool ? { threads: 2, stageOnPool: true } : {});
   b.node.book.add({ ip: '127.0.0.1', port: a.node.port }, 'neighbor');
   let fetched = 0;
   b.sync.on('fetched', () => fetched++);

@@ -2,8 +2,9 @@
  * A complete shared file as a ChunkSource (peer/source.ts): every chunk is verified, and reads go
  * through a descriptor that was checked to be the very file that was hashed.
  *
- * Opening resolves the name inside the share (realpath, must stay inside), opens the result with
- * O_NOFOLLOW, then compares the descriptor's device, inode, size and mtime with the scan that the
+ * Opening resolves the name's folder inside the share (realpath, must stay inside; remembered for
+ * a second, names.ts folderPathInShareSync), opens the name in it with O_NOFOLLOW (a last segment
+ * that is a symlink is resolved in full, and must stay inside too), then compares the descriptor's device, inode, size and mtime with the scan that the
  * manifest was computed from, and (on Linux) checks that the path the kernel gives the descriptor
  * is inside the share. A symlink or another file swapped in at any moment between the scan and
  * the open is a different inode, or a path outside, and is refused; after the open, the
@@ -31,7 +32,7 @@ import { chunksOf } from '../manifest.js';
 import { packetsPerChunk } from '../chunk-tasks.js';
 import type { ChunkSource, SourceReader } from '../peer/source.js';
 import type { FileStat } from './scanner.js';
-import { isInside, resolveInShare, resolveInShareSync } from './names.js';
+import { folderPathInShareSync, isInside, resolveInShare, resolveInShareSync } from './names.js';
 import { shareSyncGate } from './sync-gate.js';
 
 /** Descriptors opened here: still open, and ever opened (tests prove no path leaves one behind). */
@@ -76,13 +77,24 @@ export async function openChecked(realRoot: string, name: string, expect: FileSt
   // synchronous unless such calls were slow lately (sync-gate.ts): then through the thread pool
   const sync = shareSyncGate.allowed(Date.now());
   const t0 = performance.now();
-  const real = sync ? resolveInShareSync(realRoot, name) : await resolveInShare(realRoot, name);
+  // O_NONBLOCK: a named pipe swapped in for the file would otherwise block this open (the main
+  // thread) until someone writes into it; on a regular file the flag changes nothing
+  const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
   let fd: number;
   try {
-    // O_NONBLOCK: a named pipe swapped in for the file would otherwise block this open (the main
-    // thread) until someone writes into it; on a regular file the flag changes nothing
-    const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-    fd = sync ? openSync(real, flags) : await new Promise<number>((resolve, reject) => open(real, flags, (err, f) => (err ? reject(err) : resolve(f))));
+    if (sync) {
+      // the folder's real path (remembered a second) and the name's last segment; that segment a
+      // symlink (a shared link to a file inside the share): resolved in full, as the pool does
+      try {
+        fd = openSync(folderPathInShareSync(realRoot, name), flags);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
+        fd = openSync(resolveInShareSync(realRoot, name), flags);
+      }
+    } else {
+      const real = await resolveInShare(realRoot, name);
+      fd = await new Promise<number>((resolve, reject) => open(real, flags, (err, f) => (err ? reject(err) : resolve(f))));
+    }
     if (sync) shareSyncGate.took(performance.now() - t0, Date.now());
     openHandles++;
     openedHandles++;

@@ -37,6 +37,8 @@ export interface Staged {
   fd: number;
   /** Run just before the rename (what sync does with the version it replaces); undefined when there was nothing to do. */
   before: () => Promise<void> | undefined;
+  /** The temp file's stat once written, where it was taken already (a pool thread staged it). */
+  st?: FileStat;
 }
 
 export interface Landed {
@@ -97,15 +99,24 @@ export class Lander {
     }
   }
 
-  /** Write verified bytes to a new temp file beside the target, mtime (seconds) set. Not yet durable. */
-  stage(name: string, data: Uint8Array, manifest: Manifest, mtimeSec: number, before: () => Promise<void> | undefined): Staged {
+  /**
+   * A new temp file name beside `name`'s target, its folder made and checked to lie inside the
+   * share. The caller (or stage()) creates it with 'wx' and writes verified bytes only.
+   */
+  tempFor(name: string): string {
     // (readers.ts drops such names already: never a file in the state folder, nor one of ours)
     const problem = nameProblem(name) ?? notSharedName(name);
     if (problem) throw new SwarmError(ERROR_CODES.PATH_ESCAPE, `refused to write ${name}: ${problem}`);
     this.realRoot ||= realpathSync.native(this.root);
     const dir = path.dirname(path.join(this.root, ...name.split('/')));
     this.ensureDir(dir, this.newDirs);
-    const tmp = path.join(dir, `${SYNC_TEMP_PREFIX}${process.pid}-${++this.n}`);
+    return path.join(dir, `${SYNC_TEMP_PREFIX}${process.pid}-${++this.n}`);
+  }
+
+  /** Write verified bytes to a new temp file beside the target, mtime (seconds) set. Not yet durable. */
+  stage(name: string, data: Uint8Array, manifest: Manifest, mtimeSec: number, before: () => Promise<void> | undefined): Staged {
+    const tmp = this.tempFor(name);
+    const dir = path.dirname(tmp);
     let fd: number;
     try {
       fd = openSync(tmp, 'wx');
@@ -141,7 +152,7 @@ export class Lander {
     batch.forEach((s, i) => {
       try {
         if (flushed[i]) throw flushed[i];
-        const st = fstatSync(s.fd);
+        const st = s.st ?? fstatSync(s.fd);
         ready.push({ s, st: { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino } });
       } catch (err) {
         failed.push({ name: s.name, err: err as Error });

@@ -11,15 +11,35 @@
  */
 import { constants as fsConstants, lstatSync } from 'node:fs';
 import { copyFile, link, lstat, mkdir, realpath, rename, readdir, rmdir, stat, unlink } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
-import { ERROR_CODES } from '../errors.js';
+import { ERROR_CODES, fromWire } from '../errors.js';
 import type { Library } from '../share/library.js';
 import type { SyncIndex } from './index-store.js';
 import { keepAsCopy } from './conflict-copy.js';
 import { lineage, type SyncEntry } from './plan.js';
 import { Lander, type Staged } from './lander.js';
+import { chunkBytesFor } from '../chunking.js';
+import type { Manifest } from '../manifest.js';
+import { InlineChunkPool, type ChunkPool } from '../pool.js';
+import type { StageFile } from '../stage-files.js';
 import type { Ticket } from './tickets.js';
+
+/** Files verified and staged by one pool task at most, and their bytes (a task is sent sooner when the socket reads pause). */
+const STAGE_TASK_FILES = 64;
+const STAGE_TASK_BYTES = 4 << 20;
+
+/** Cores from which small files are staged on the chunk pool's threads (see Landing.stagePool). */
+const STAGE_POOL_MIN_CORES = 3;
+
+/** A file fetched, waiting for its stage task. */
+interface ToStage {
+  t: Ticket;
+  data: Buffer;
+  done: (v: true | null) => void;
+  fail: (e: unknown) => void;
+}
 
 /** A batch lands when it holds this many files or bytes, or when nothing more is coming. */
 const BATCH_FILES = 256;
@@ -31,6 +51,10 @@ const TRASH_SWEEP_MS = 60_000;
 
 export interface LandingHost {
   readonly library: Library;
+  /** Where small files are verified and staged, a batch per task (stage-files.ts). */
+  readonly pool: ChunkPool;
+  /** Stage on the pool's threads whatever the cores (tests), or not; default: see Landing.stagePool. */
+  readonly stageOnPool?: boolean;
   readonly index: SyncIndex;
   /** This folder's device id (device-id.ts): names the conflict copies of versions whose maker is not known. */
   readonly deviceId: string;
@@ -54,13 +78,27 @@ export class Landing {
   private stagedBytes = 0;
   private stagedTickets = new Map<string, Ticket>();
   private batchTimer: NodeJS.Timeout | null = null;
+  /** Files fetched and waiting for their stage task (sent when full, or once this burst of reads is over). */
+  private toStage: ToStage[] = [];
+  private toStageBytes = 0;
+  private stageSoon: NodeJS.Immediate | null = null;
   private landing: Promise<void> = Promise.resolve();
   /** Files in the batch landing now. */
   private landingCount = 0;
   private lastSweep = 0;
 
+  /**
+   * Where small files are verified and staged: the node's chunk pool on a machine with more than
+   * STAGE_POOL_MIN_CORES - 1 cores, else the main thread. Measured on 2 cores (10,000 files of
+   * 1-64 KiB, both sides on the machine): 2.29-2.62 s on the main thread against 2.58-2.68 with
+   * 2 pool threads and 2.82-3.28 with one (the hand-off costs ~0.4-0.8 CPU s, and no core is
+   * spare to win it back).
+   */
+  private readonly stagePool: ChunkPool;
+
   constructor(private readonly host: LandingHost) {
     this.lander = new Lander(host.library.root);
+    this.stagePool = host.pool.threads > 0 && (host.stageOnPool ?? availableParallelism() >= STAGE_POOL_MIN_CORES) ? host.pool : new InlineChunkPool();
   }
 
   private get root(): string {
@@ -166,11 +204,73 @@ export class Landing {
 
   /** A small file fetched and verified: to a temp file, then into the next batch. */
   async stage(t: Ticket, data: Buffer, manifest: Parameters<Lander['stage']>[2]): Promise<void> {
-    const staged = this.lander.stage(t.name, data, manifest, t.remote.mtime, () => this.replacing(t));
+    this.add(t, this.lander.stage(t.name, data, manifest, t.remote.mtime, () => this.replacing(t)));
+  }
+
+  private add(t: Ticket, staged: Staged): void {
     this.staged.push(staged);
-    this.stagedBytes += data.length;
+    this.stagedBytes += staged.manifest.size;
     this.stagedTickets.set(t.name, t);
     this.batchSoon();
+  }
+
+  /**
+   * A small file's bytes, not yet verified (small.ts Pipe.fetch's `verify`): checked against its
+   * content id and written to a temp file on the chunk pool, with the others of its burst (one
+   * task for up to STAGE_TASK_FILES), then into the next batch. true once staged; null when the
+   * bytes are not that content (nothing written). `data` is moved to the pool: not used after.
+   */
+  verifyAndStage(t: Ticket, data: Buffer): Promise<true | null> {
+    return new Promise((done, fail) => {
+      this.toStage.push({ t, data, done, fail });
+      this.toStageBytes += data.length;
+      if (this.toStage.length >= STAGE_TASK_FILES || this.toStageBytes >= STAGE_TASK_BYTES) this.stageTask();
+      // the rest of this burst of socket reads first, then one task for all of it
+      else this.stageSoon ??= setImmediate(() => this.stageTask());
+    });
+  }
+
+  private stageTask(): void {
+    if (this.stageSoon) clearImmediate(this.stageSoon);
+    this.stageSoon = null;
+    const all = this.toStage;
+    this.toStage = [];
+    this.toStageBytes = 0;
+    const items: ToStage[] = [];
+    const files: StageFile[] = [];
+    for (const x of all) {
+      try {
+        files.push({ tmp: this.lander.tempFor(x.t.name), cid: x.t.remote.cid, mtimeSec: x.t.remote.mtime });
+        items.push(x);
+      } catch (err) {
+        x.fail(err);
+      }
+    }
+    if (!items.length) return;
+    this.stagePool.stageFiles({ files, bytes: items.map((x) => x.data) }).then(
+      (results) =>
+        results.forEach((r, i) => {
+          const { t, done, fail } = items[i]!;
+          if (!r.ok && r.mismatch) return done(null);
+          const hashes = Buffer.from(r.hash);
+          const size = r.ok ? r.size : r.bytes.length;
+          const manifest: Manifest = { cid: t.remote.cid, size, chunkBytes: chunkBytesFor(size), hashes };
+          const before = () => this.replacing(t);
+          try {
+            if (r.ok) this.add(t, { name: t.name, manifest, tmp: files[i]!.tmp, fd: r.fd, before, st: { size: r.size, mtimeMs: r.mtimeMs, dev: r.dev, ino: r.ino } });
+            // verified, but no temp file there: the folder went since it was checked (a deletion
+            // emptied it): staged here, which makes it again
+            else if (r.errno === 'ENOENT') this.add(t, this.lander.stage(t.name, Buffer.from(r.bytes), manifest, t.remote.mtime, before));
+            else throw fromWire(r.error);
+            done(true);
+          } catch (err) {
+            fail(err);
+          }
+        }),
+      (err) => {
+        for (const x of items) x.fail(err);
+      },
+    );
   }
 
   /** A small fetch failed: what is staged need not wait for it. */

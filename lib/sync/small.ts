@@ -7,8 +7,10 @@
  *      └► packets for that request id, in order ─► the file's buffer ─► `done`
  *         └► verified: BLAKE3 of the bytes, as the manifest's one chunk hash, must give the
  *            content id asked for (a one-chunk manifest is its size, chunk size and that hash),
- *            then `have` (the peer's upload slot is freed, as for any swarm downloader)
- *   Lander (lander.ts): each verified file to a temp file beside its target, then per batch one
+ *            then `have` (the peer's upload slot is freed, as for any swarm downloader). Sync
+ *            verifies on the chunk pool, in batches, writing each good file to its temp file
+ *            there (landing.ts, stage-files.ts); the pipe's room is free meanwhile.
+ *   Lander (lander.ts): each verified file in a temp file beside its target, then per batch one
  *      durability barrier and the renames.
  *
  * No bytes reach a final name unverified, and a final name holds either its old bytes or the new
@@ -88,11 +90,25 @@ interface Req {
   buf: Buffer | null;
   got: number;
   sent: boolean;
-  resolve: (r: { data: Buffer; manifest: Manifest }) => void;
-  reject: (e: SwarmError) => void;
+  /** What checks the bytes (and takes them): a value once they are the content asked for, null when not. */
+  verify: Verify<unknown>;
+  resolve: (r: unknown) => void;
+  reject: (e: unknown) => void;
   /** Its deadline, armed by its first packet. */
   timer: NodeJS.Timeout | null;
 }
+
+/**
+ * Checks a fetched file's bytes against the content id asked for: a value when they are that
+ * content (it may also take the bytes: they are not used after), null when they are not.
+ */
+export type Verify<T> = (data: Buffer, cid: string) => T | null | Promise<T | null>;
+
+/** The check made on the calling thread: BLAKE3 of the bytes as a one-chunk manifest. */
+const verifyHere: Verify<{ data: Buffer; manifest: Manifest }> = (data, cid) => {
+  const manifest = smallManifest(data);
+  return manifest.cid === cid ? { data, manifest } : null;
+};
 
 /** Pipelined one-chunk fetches over one peer connection (the syncer's watch connection). */
 export class Pipe {
@@ -129,16 +145,23 @@ export class Pipe {
     return this.open && this.pausedUntil <= now && this.load < PIPE_MAX_LOAD;
   }
 
-  /** The verified bytes and manifest of content `cid` (one chunk of `size` bytes). */
-  fetch(cid: string, size: number): Promise<{ data: Buffer; manifest: Manifest }> {
+  /**
+   * Content `cid` (one chunk of `size` bytes), fetched and checked by `verify`: by default the
+   * verified bytes and manifest. A peer is told `have` only once the bytes are verified.
+   */
+  fetch(cid: string, size: number): Promise<{ data: Buffer; manifest: Manifest }>;
+  fetch<T>(cid: string, size: number, verify: Verify<T>): Promise<T>;
+  fetch(cid: string, size: number, verify: Verify<unknown> = verifyHere): Promise<unknown> {
     if (size === 0) {
       // nothing to ask: the empty file's content id is known
-      const manifest = smallManifest(Buffer.alloc(0));
-      return manifest.cid === cid ? Promise.resolve({ data: Buffer.alloc(0), manifest }) : Promise.reject(new SwarmError(ERROR_CODES.HASH_MISMATCH, 'an empty file announced with another content id'));
+      return Promise.resolve(verify(Buffer.alloc(0), cid)).then((v) => {
+        if (v === null) throw new SwarmError(ERROR_CODES.HASH_MISMATCH, 'an empty file announced with another content id');
+        return v;
+      });
     }
     if (!this.open) return Promise.reject(new SwarmError(ERROR_CODES.PEER_CLOSED, `not connected to ${this.c.address}`));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ id: 0, cid, size, buf: null, got: 0, sent: false, resolve, reject, timer: null });
+      this.waiting.push({ id: 0, cid, size, buf: null, got: 0, sent: false, verify, resolve, reject, timer: null });
       this.send();
     });
   }
@@ -148,7 +171,8 @@ export class Pipe {
     while (this.waiting.length && this.inflight.size < PIPE_FILES && (this.bytes < PIPE_BYTES || this.inflight.size === 0)) {
       const r = this.waiting.shift()!;
       r.id = this.c.newId();
-      r.buf = Buffer.allocUnsafe(r.size);
+      // memory of its own (never a slice of Node's shared pool): it may be moved to a pool thread
+      r.buf = Buffer.allocUnsafeSlow(r.size);
       if (this.inflight.size === 0) this.lastProgress = Date.now(); // the wait starts now
       this.inflight.set(r.id, r);
       this.bytes += r.size;
@@ -216,17 +240,31 @@ export class Pipe {
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
     if (err) r.reject(err);
-    else {
-      const data = r.buf!;
-      const manifest = smallManifest(data);
-      if (manifest.cid !== r.cid) r.reject(new SwarmError(ERROR_CODES.HASH_MISMATCH, `${this.c.address} sent bytes that do not hash to ${r.cid.slice(0, 16)}…`));
-      else {
-        // verified: tell the peer, as every swarm downloader does (its upload slot is freed)
-        this.c.write({ t: 'have', cid: r.cid, chunks: [0] });
-        r.resolve({ data, manifest });
-      }
-    }
+    else this.check(r, r.buf!);
+    r.buf = null;
     this.send();
+  }
+
+  /** All bytes of `r` came: verified (maybe on a pool thread; the pipe's room is free meanwhile). */
+  private check(r: Req, data: Buffer): void {
+    const good = (v: unknown) => {
+      if (v === null) {
+        r.reject(new SwarmError(ERROR_CODES.HASH_MISMATCH, `${this.c.address} sent bytes that do not hash to ${r.cid.slice(0, 16)}…`));
+        return;
+      }
+      // verified: tell the peer, as every swarm downloader does (its upload slot is freed)
+      if (this.open) this.c.write({ t: 'have', cid: r.cid, chunks: [0] });
+      r.resolve(v);
+    };
+    let v: unknown;
+    try {
+      v = r.verify(data, r.cid);
+    } catch (e) {
+      r.reject(e);
+      return;
+    }
+    if (v instanceof Promise) v.then(good, r.reject);
+    else good(v);
   }
 
   /** A data packet on the connection: true when it answers one of our requests (or a cancelled one). */

@@ -22,6 +22,8 @@ export interface SyncOptions {
   lock?: TargetLock;
   /** On the member where files were deleted, the folders they emptied go after this long, if untouched meanwhile (default EMPTIED_GRACE_MS, emptied-later.ts). */
   emptiedGraceMs?: number;
+  /** Verify and stage small files on the node's pool threads whatever the cores (default: from 3 cores on; landing.ts). */
+  stageOnPool?: boolean;
 }
 
 export interface WarningInfo {

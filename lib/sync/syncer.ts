@@ -130,6 +130,8 @@ export class Syncer extends EventEmitter<SyncEvents> {
     this.run = new TicketRunner({
       node,
       library: lib,
+      pool: node.pool,
+      ...(o.stageOnPool !== undefined ? { stageOnPool: o.stageOnPool } : {}),
       index: this.index,
       get deviceId() {
         return self.deviceId;

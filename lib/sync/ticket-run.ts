@@ -3,7 +3,8 @@
  * in the folder, and nothing about which ticket runs when (the queue, the slots and the window are
  * the syncer's). Every ticket ends at the syncer, done (counted and told) or failed (retried later).
  *
- *   small file (one chunk) ─► fetched and verified on a pipe (small.ts) ─► landing.ts: staged, a batch
+ *   small file (one chunk) ─► fetched on a pipe (small.ts) ─► landing.ts: verified and staged on
+ *                             the chunk pool, a batch
  *   deletion ─► landing.ts: to the trash ─► the tombstone remembered
  *   bigger file ─► the version it replaces kept (landing.ts: the trash, or a conflict copy) ─► get()
  *                  by content id from the members that hold it ─► the index follows the library
@@ -48,9 +49,8 @@ export class TicketRunner {
   /** A small file: fetched and verified on the pipe, written to a temp file, then into a batch. */
   async fetchSmall(t: Ticket, pipe: Pipe): Promise<void> {
     try {
-      const { data, manifest } = await pipe.fetch(t.remote.cid, t.remote.size);
-      if (this.host.closed()) throw new SwarmError(ERROR_CODES.PEER_CLOSED, 'sync stopped');
-      await this.landing.stage(t, data, manifest);
+      // verified and written to its temp file on the chunk pool, then into a batch (landing.ts)
+      await pipe.fetch(t.remote.cid, t.remote.size, (data) => (this.host.closed() ? Promise.reject(new SwarmError(ERROR_CODES.PEER_CLOSED, 'sync stopped')) : this.landing.verifyAndStage(t, data)));
     } catch (err) {
       this.host.failed(t, err);
       this.host.smallFailed(t);

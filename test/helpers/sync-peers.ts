@@ -20,9 +20,14 @@ export interface SyncPeer {
   infos: { message: string; code?: string; name?: string; peer?: string }[];
 }
 
-export async function syncPeer(t: T, dir: string, o: { key?: FolderKey | null; tracker?: string; emptiedGraceMs?: number } = {}): Promise<SyncPeer> {
-  const node = await serve(dir, { port: 0, host: '127.0.0.1', ...(o.tracker ? { tracker: o.tracker } : { noTracker: true }), threads: 0, watch: false });
-  const sync = new Syncer(node, { pullMs: 60_000, ...(o.key ? { key: o.key } : { open: true }), ...(o.emptiedGraceMs !== undefined ? { emptiedGraceMs: o.emptiedGraceMs } : {}) });
+export async function syncPeer(t: T, dir: string, o: { key?: FolderKey | null; tracker?: string; emptiedGraceMs?: number; threads?: number; stageOnPool?: boolean } = {}): Promise<SyncPeer> {
+  const node = await serve(dir, { port: 0, host: '127.0.0.1', ...(o.tracker ? { tracker: o.tracker } : { noTracker: true }), threads: o.threads ?? 0, watch: false });
+  const sync = new Syncer(node, {
+    pullMs: 60_000,
+    ...(o.key ? { key: o.key } : { open: true }),
+    ...(o.emptiedGraceMs !== undefined ? { emptiedGraceMs: o.emptiedGraceMs } : {}),
+    ...(o.stageOnPool !== undefined ? { stageOnPool: o.stageOnPool } : {}),
+  });
   const warnings: string[] = [];
   const infos: SyncPeer['infos'] = [];
   sync.on('warning', (w, info) => {
