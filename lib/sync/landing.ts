@@ -82,6 +82,8 @@ export class Landing {
   private toStage: ToStage[] = [];
   private toStageBytes = 0;
   private stageSoon: NodeJS.Immediate | null = null;
+  /** Stage tasks sent and not yet answered: close() waits for them (their files land before it returns). */
+  private readonly stageTasks = new Set<Promise<void>>();
   private landing: Promise<void> = Promise.resolve();
   /** Files in the batch landing now. */
   private landingCount = 0;
@@ -247,7 +249,7 @@ export class Landing {
       }
     }
     if (!items.length) return;
-    this.stagePool.stageFiles({ files, bytes: items.map((x) => x.data) }).then(
+    const task: Promise<void> = this.stagePool.stageFiles({ files, bytes: items.map((x) => x.data) }).then(
       (results) =>
         results.forEach((r, i) => {
           const { t, done, fail } = items[i]!;
@@ -270,7 +272,8 @@ export class Landing {
       (err) => {
         for (const x of items) x.fail(err);
       },
-    );
+    ).finally(() => this.stageTasks.delete(task));
+    this.stageTasks.add(task);
   }
 
   /** A small fetch failed: what is staged need not wait for it. */
@@ -367,6 +370,10 @@ export class Landing {
 
   /** What was verified lands (it is durable once it does). */
   async close(): Promise<void> {
+    // files fetched and verified-or-staging now land too (none after close returns: the index is
+    // saved and the folder's lock released right after)
+    if (this.toStage.length) this.stageTask();
+    while (this.stageTasks.size) await Promise.allSettled([...this.stageTasks]);
     this.landBatch();
     await this.landing.catch(() => {});
   }

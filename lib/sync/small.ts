@@ -114,7 +114,10 @@ const verifyHere: Verify<{ data: Buffer; manifest: Manifest }> = (data, cid) => 
 export class Pipe {
   private readonly inflight = new Map<number, Req>();
   private readonly waiting: Req[] = [];
+  /** Bytes of the requests in flight and of those whose bytes are being checked. */
   private bytes = 0;
+  /** Requests whose bytes all came and are being checked (their bytes still count in `bytes`). */
+  private checking = 0;
   private closed = false;
   /** Until when this pipe takes nothing new (a request of ours ran out of time on it). */
   private pausedUntil = 0;
@@ -168,7 +171,8 @@ export class Pipe {
 
   private send(): void {
     if (this.closed) return; // close() fails what waits; nothing new goes out
-    while (this.waiting.length && this.inflight.size < PIPE_FILES && (this.bytes < PIPE_BYTES || this.inflight.size === 0)) {
+    // (one file bigger than PIPE_BYTES goes alone: nothing else in flight or being checked)
+    while (this.waiting.length && this.inflight.size < PIPE_FILES && (this.bytes < PIPE_BYTES || (this.inflight.size === 0 && this.checking === 0))) {
       const r = this.waiting.shift()!;
       r.id = this.c.newId();
       // memory of its own (never a slice of Node's shared pool): it may be moved to a pool thread
@@ -236,18 +240,37 @@ export class Pipe {
 
   private finish(r: Req, err: SwarmError | null): void {
     if (!this.inflight.delete(r.id)) return;
-    this.bytes -= r.size;
     if (r.timer) clearTimeout(r.timer);
     r.timer = null;
-    if (err) r.reject(err);
-    else this.check(r, r.buf!);
+    if (err) {
+      this.bytes -= r.size;
+      r.reject(err);
+    } else this.check(r, r.buf!);
     r.buf = null;
     this.send();
   }
 
-  /** All bytes of `r` came: verified (maybe on a pool thread; the pipe's room is free meanwhile). */
+  /**
+   * All bytes of `r` came: verified (maybe later, on a pool thread). Its place among the requests
+   * in flight is free at once, its bytes count against PIPE_BYTES until the check is over: a pool
+   * busy elsewhere cannot make a pipe hold more than that (hostile review 54: 60 MiB held).
+   */
   private check(r: Req, data: Buffer): void {
+    let settled = false;
+    this.checking++;
+    const over = () => {
+      if (settled) return;
+      settled = true;
+      this.checking--;
+      this.bytes -= r.size;
+      this.send();
+    };
+    const bad = (e: unknown) => {
+      over();
+      r.reject(e);
+    };
     const good = (v: unknown) => {
+      over();
       if (v === null) {
         r.reject(new SwarmError(ERROR_CODES.HASH_MISMATCH, `${this.c.address} sent bytes that do not hash to ${r.cid.slice(0, 16)}…`));
         return;
@@ -260,10 +283,10 @@ export class Pipe {
     try {
       v = r.verify(data, r.cid);
     } catch (e) {
-      r.reject(e);
+      bad(e);
       return;
     }
-    if (v instanceof Promise) v.then(good, r.reject);
+    if (v instanceof Promise) v.then(good, bad);
     else good(v);
   }
 
