@@ -12,7 +12,7 @@ import { STABLE_MS } from '../lib/sync/syncer.js';
 import { Pipe, PIPE_MAX_LOAD, smallManifest } from '../lib/sync/small.js';
 import { Lander } from '../lib/sync/lander.js';
 import { ERROR_CODES } from '../lib/errors.js';
-import { decodePacketHeader, encodePacket, FLAG_LAST_IN_CHUNK, PACKET_HEADER_BYTES, type PacketHeader } from '../lib/protocol/packet.js';
+import { decodePacketHeader, encodePacket, FLAG_LAST_IN_CHUNK, PACKET_HEADER_BYTES, packetHeaderSum, type PacketHeader } from '../lib/protocol/packet.js';
 import { FRAME_PREFIX_BYTES } from '../lib/constants.js';
 import type { PeerClient } from '../lib/peer/client.js';
 import { prng, randomBytes } from './helpers/prng.js';
@@ -103,6 +103,41 @@ t.test('a pipe refuses bytes that do not hash to the content id (nothing lands)'
   pay4[0]![3]! ^= 0x10;
   pipe.onPacket(h4, head4, pay4);
   await t.rejects(p4, { code: ERROR_CODES.BAD_CHECKSUM }, 'a bad packet checksum: refused');
+  pipe.close(null);
+});
+
+t.test('a streaming pipe (pieces as the socket reads them): split at odd offsets, checked per packet, refused when the sum is wrong', async (t) => {
+  const sent: Record<string, unknown>[] = [];
+  let id = 0;
+  const fake = { address: 'fake:1', connected: true, newId: () => ++id, write: (h: Record<string, unknown>) => (sent.push(h), true) } as unknown as PeerClient;
+  const pipe = new Pipe(fake);
+  const good = randomBytes(prng(5), 70_001);
+  const m = smallManifest(good);
+  const feed = (rid: number, offset: number, payload: Buffer, flip = false) => {
+    const [h, head] = pkt(rid, offset, payload);
+    pipe.onPacketStart(h, packetHeaderSum(head));
+    const body = Buffer.from(payload);
+    if (flip) body[body.length >> 1]! ^= 0x40;
+    for (const [a, b] of [[0, 3], [3, 1001], [1001, body.length]] as const) pipe.onPacketData(h, body.subarray(a, b), a);
+    pipe.onPacketEnd(h);
+  };
+  const p = pipe.fetch(m.cid, good.length);
+  const rid = sent.filter((h) => h.t === 'get')[0]!.id as number;
+  feed(rid, 0, good.subarray(0, 65_536));
+  feed(rid, 65_536, good.subarray(65_536));
+  pipe.onMessage({ t: 'done', id: rid });
+  t.ok((await p).data.equals(good), 'two packets, each in three pieces: the bytes');
+  t.ok(sent.some((h) => h.t === 'have'), 'and have');
+  const p2 = pipe.fetch(m.cid, good.length);
+  const rid2 = sent.filter((h) => h.t === 'get')[1]!.id as number;
+  feed(rid2, 0, good.subarray(0, 65_536), true);
+  await t.rejects(p2, { code: ERROR_CODES.BAD_CHECKSUM }, 'a byte changed on the way: the packet sum refuses it');
+  const p3 = pipe.fetch(m.cid, good.length);
+  const rid3 = sent.filter((h) => h.t === 'get')[2]!.id as number;
+  feed(rid3, 65_536, good.subarray(65_536));
+  await t.rejects(p3, { code: ERROR_CODES.BAD_MESSAGE }, 'a packet out of order: refused');
+  const [h4, head4] = pkt(9_999, 0, good.subarray(0, 10));
+  t.throws(() => pipe.onPacketStart(h4, packetHeaderSum(head4)), { code: ERROR_CODES.BAD_MESSAGE }, 'a packet for no request: the connection is at fault');
   pipe.close(null);
 });
 

@@ -28,6 +28,8 @@ import { pageMac, proveToServer, sameTag } from './membership.js';
 import { PREV_KEEP, type SyncEntry } from './plan.js';
 import { isDeviceId } from './device-id.js';
 import { Pipe } from './small.js';
+import { arena } from '../protocol/checksum-wasm.js';
+import { READ_BUFFER_BYTES } from '../net/framed-client.js';
 
 const MAX_ENTRIES_PER_PEER = 1_000_000;
 /** Files taken from one stock seed-002 peer's directory entries at most. */
@@ -221,13 +223,20 @@ export class IndexReaders {
     const k = peerKey(a);
     const node = this.host.node;
     let pipe: Pipe | null = null;
+    const readArena = arena(READ_BUFFER_BYTES);
     const fresh: PeerClient = new PeerClient(a.ip, a.port, {
       hello: node.hello,
       timeoutMs: 5_000,
+      // streaming: the socket reads into one reused buffer in wasm memory, up to READ_BUFFER_BYTES
+      // at a time, and each packet's pieces are copied out and summed where they lie (small.ts)
+      ...(readArena ? { readBuffer: readArena.bytes } : {}),
       handler: {
-        onPacket: (h, raw, payload) => {
-          if (!pipe?.onPacket(h, raw, payload)) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'a data packet for no request');
+        onPacketStart: (h, headerSum) => {
+          if (!pipe) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'a data packet for no request');
+          pipe.onPacketStart(h, headerSum);
         },
+        onPacketData: (h, piece, at) => pipe?.onPacketData(h, piece, at),
+        onPacketEnd: (h) => pipe?.onPacketEnd(h),
         onMessage: (m) => {
           if (m.t === 'sync-news') this.onNews(a);
           else pipe?.onMessage(m as { t: string; id?: number });
@@ -238,7 +247,7 @@ export class IndexReaders {
         },
       },
     });
-    pipe = new Pipe(fresh);
+    pipe = new Pipe(fresh, {}, readArena);
     try {
       await fresh.connect();
     } catch {

@@ -128,9 +128,11 @@ export class Pipe {
   /** Requests we cancelled lately: what the peer had already sent for them is dropped quietly. */
   private readonly cancelled = new Set<number>();
 
+  /** `readArena`: the connection's read buffer, in wasm memory, when it streams (onPacketStart...). */
   constructor(
     private readonly c: Pick<PeerClient, 'address' | 'connected' | 'newId' | 'write'>,
     times: Partial<PipeTimes> = {},
+    private readonly readArena: ChecksumArena | null = null,
   ) {
     this.times = { idleMs: REQUEST_IDLE_MS, deadlineMs: REQUEST_DEADLINE_MS, pauseMs: STALL_PAUSE_MS, ...times };
   }
@@ -290,16 +292,69 @@ export class Pipe {
     else good(v);
   }
 
+  /**
+   * The packet being received on a streaming connection (its pieces come as the socket reads
+   * them, straight from the connection's read buffer): its request, its header's sum, its
+   * payload's sum so far. One record, reused; `r` null while a packet is skipped.
+   */
+  private readonly cur: { r: Req | null; headerSum: number; sum: number } = { r: null, headerSum: 0, sum: 0 };
+
+  /**
+   * A streaming connection's packet begins (the sync connection reads into one reused buffer in
+   * wasm memory, where each piece is summed where it lies: no copy to sum it, no allocation per
+   * read). Throws for a packet of no request of ours (the connection closes).
+   */
+  onPacketStart(h: PacketHeader, headerSum: number): void {
+    const c = this.cur;
+    c.r = null;
+    const r = this.inflight.get(h.requestId);
+    if (!r) {
+      if (this.cancelled.has(h.requestId)) return; // sent before our cancel reached it
+      throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'a data packet for no request');
+    }
+    if (!this.inOrder(r, h)) return;
+    c.r = r;
+    c.headerSum = headerSum;
+    c.sum = 0;
+  }
+
+  onPacketData(_h: PacketHeader, piece: Buffer, at: number): void {
+    const c = this.cur;
+    const r = c.r;
+    if (!r?.buf) return;
+    r.buf.set(piece, r.got + at);
+    const partial = this.readArena?.owns(piece) ? this.readArena.sum16(piece) : sum16(piece);
+    c.sum = add16(c.sum, pieceSum(partial, at));
+  }
+
+  onPacketEnd(h: PacketHeader): void {
+    const c = this.cur;
+    const r = c.r;
+    c.r = null;
+    if (!r?.buf || !this.inflight.has(r.id)) return;
+    if (!packetChecksumOk(h, c.headerSum, c.sum)) {
+      this.cancel(r);
+      this.finish(r, new SwarmError(ERROR_CODES.BAD_CHECKSUM, `${this.c.address} sent a packet with a bad checksum`));
+      return;
+    }
+    r.got += h.length;
+    if (h.length > 0) this.lastProgress = Date.now();
+    if (!r.timer) this.armDeadline(r);
+  }
+
+  /** One chunk, in order, within the size announced: anything else is a peer's mistake or lie (the request fails). */
+  private inOrder(r: Req, h: PacketHeader): boolean {
+    if (h.chunk === 0 && h.offset === r.got && h.offset + h.length <= r.size) return true;
+    this.cancel(r);
+    this.finish(r, new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.c.address} sent a packet outside the file asked for`));
+    return false;
+  }
+
   /** A data packet on the connection: true when it answers one of our requests (or a cancelled one). */
   onPacket(h: PacketHeader, headerBytes: Buffer, payload: Buffer[]): boolean {
     const r = this.inflight.get(h.requestId);
     if (!r) return this.cancelled.has(h.requestId); // sent before our cancel reached it
-    // one chunk, in order, within the size announced: anything else is a peer's mistake or lie
-    if (h.chunk !== 0 || h.offset !== r.got || h.offset + h.length > r.size) {
-      this.cancel(r);
-      this.finish(r, new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.c.address} sent a packet outside the file asked for`));
-      return true;
-    }
+    if (!this.inOrder(r, h)) return true;
     // the packet's own checksum, as every download checks it (BLAKE3 of the file comes at the end)
     if (!packetChecksumOk(h, packetHeaderSum(headerBytes), payloadSum(payload))) {
       this.cancel(r);
