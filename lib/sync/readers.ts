@@ -227,8 +227,7 @@ export class IndexReaders {
     const fresh: PeerClient = new PeerClient(a.ip, a.port, {
       hello: node.hello,
       timeoutMs: 5_000,
-      // streaming: the socket reads into one reused buffer in wasm memory, up to READ_BUFFER_BYTES
-      // at a time, and each packet's pieces are copied out and summed where they lie (small.ts)
+      // streaming: one reused read buffer in wasm memory, where packets are summed (small.ts)
       ...(readArena ? { readBuffer: readArena.bytes } : {}),
       handler: {
         onPacketStart: (h, headerSum) => {
