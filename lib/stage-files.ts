@@ -49,17 +49,24 @@ export function stageFiles(task: StageTask): StageResult[] {
 function stageOne(f: StageFile, data: Uint8Array): StageResult {
   const hash = data.length === 0 ? EMPTY : new Uint8Array(chunkHash(data));
   if (contentId(data.length, chunkBytesFor(data.length), hash) !== f.cid) return { ok: false, mismatch: true };
-  let fd: number;
   try {
-    fd = openSync(f.tmp, 'wx');
+    const fd = openSync(f.tmp, 'wx');
+    return { ok: true, fd, hash, ...writeTemp(fd, f.tmp, data, f.mtimeSec) };
   } catch (err) {
     return { ok: false, hash, error: toWire(err), errno: (err as NodeJS.ErrnoException).code, bytes: data };
   }
+}
+
+/**
+ * Fill the temp file `tmp`, just created as `fd`, with `data` and set its mtime (seconds): its
+ * stat. On failure it is closed and removed, and the error thrown (also for lander.ts's own stage).
+ */
+export function writeTemp(fd: number, tmp: string, data: Uint8Array, mtimeSec: number): { size: number; mtimeMs: number; dev: number; ino: number } {
   try {
     for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at, at);
-    futimesSync(fd, f.mtimeSec, f.mtimeSec);
+    futimesSync(fd, mtimeSec, mtimeSec);
     const st = fstatSync(fd);
-    return { ok: true, fd, hash, size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino };
+    return { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino };
   } catch (err) {
     try {
       closeSync(fd);
@@ -67,10 +74,10 @@ function stageOne(f: StageFile, data: Uint8Array): StageResult {
       // closed already
     }
     try {
-      unlinkSync(f.tmp);
+      unlinkSync(tmp);
     } catch {
       // gone already
     }
-    return { ok: false, hash, error: toWire(err), errno: (err as NodeJS.ErrnoException).code, bytes: data };
+    throw err;
   }
 }

@@ -14,7 +14,8 @@
  * one after the other. Only the flush that waits for the disk (fdatasync, and a folder's fsync)
  * stays asynchronous, every file of a batch at once, so the disk sees one barrier's worth of work.
  */
-import { closeSync, fdatasync, fstatSync, futimesSync, mkdirSync, openSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync, realpathSync, renameSync, unlinkSync } from 'node:fs';
+import { writeTemp } from '../stage-files.js';
 import { open, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError } from '../errors.js';
@@ -37,8 +38,8 @@ export interface Staged {
   fd: number;
   /** Run just before the rename (what sync does with the version it replaces); undefined when there was nothing to do. */
   before: () => Promise<void> | undefined;
-  /** The temp file's stat once written, where it was taken already (a pool thread staged it). */
-  st?: FileStat;
+  /** The temp file's stat once written. */
+  st: FileStat;
 }
 
 export interface Landed {
@@ -128,15 +129,7 @@ export class Lander {
       this.ensureDir(dir, this.newDirs);
       fd = openSync(tmp, 'wx');
     }
-    try {
-      for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at, at);
-      futimesSync(fd, mtimeSec, mtimeSec);
-    } catch (err) {
-      closeQuietly(fd);
-      unlinkQuietly(tmp);
-      throw err;
-    }
-    return { name, manifest, tmp, fd, before };
+    return { name, manifest, tmp, fd, before, st: writeTemp(fd, tmp, data, mtimeSec) };
   }
 
   /**
@@ -152,8 +145,7 @@ export class Lander {
     batch.forEach((s, i) => {
       try {
         if (flushed[i]) throw flushed[i];
-        const st = s.st ?? fstatSync(s.fd);
-        ready.push({ s, st: { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino } });
+        ready.push({ s, st: s.st });
       } catch (err) {
         failed.push({ name: s.name, err: err as Error });
         unlinkQuietly(s.tmp);

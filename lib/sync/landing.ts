@@ -204,11 +204,7 @@ export class Landing {
     return real === path.join(realRoot, ...parts) ? 'plain' : 'elsewhere';
   }
 
-  /** A small file fetched and verified: to a temp file, then into the next batch. */
-  async stage(t: Ticket, data: Buffer, manifest: Parameters<Lander['stage']>[2]): Promise<void> {
-    this.add(t, this.lander.stage(t.name, data, manifest, t.remote.mtime, () => this.replacing(t)));
-  }
-
+  /** A small file verified and in its temp file: into the next batch. */
   private add(t: Ticket, staged: Staged): void {
     this.staged.push(staged);
     this.stagedBytes += staged.manifest.size;
@@ -254,15 +250,15 @@ export class Landing {
         results.forEach((r, i) => {
           const { t, done, fail } = items[i]!;
           if (!r.ok && r.mismatch) return done(null);
-          const hashes = Buffer.from(r.hash);
+          // verified against this very id: the manifest is the one-chunk manifest of that id
           const size = r.ok ? r.size : r.bytes.length;
-          const manifest: Manifest = { cid: t.remote.cid, size, chunkBytes: chunkBytesFor(size), hashes };
+          const manifest: Manifest = { cid: t.remote.cid, size, chunkBytes: chunkBytesFor(size), hashes: Buffer.from(r.hash) };
           const before = () => this.replacing(t);
           try {
             if (r.ok) this.add(t, { name: t.name, manifest, tmp: files[i]!.tmp, fd: r.fd, before, st: { size: r.size, mtimeMs: r.mtimeMs, dev: r.dev, ino: r.ino } });
             // verified, but no temp file there: the folder went since it was checked (a deletion
             // emptied it): staged here, which makes it again
-            else if (r.errno === 'ENOENT') this.add(t, this.lander.stage(t.name, Buffer.from(r.bytes), manifest, t.remote.mtime, before));
+            else if (r.errno === 'ENOENT') this.add(t, this.lander.stage(t.name, r.bytes, manifest, t.remote.mtime, before));
             else throw fromWire(r.error);
             done(true);
           } catch (err) {

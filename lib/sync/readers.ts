@@ -230,12 +230,10 @@ export class IndexReaders {
       // streaming: one reused read buffer in wasm memory, where packets are summed (small.ts)
       ...(readArena ? { readBuffer: readArena.bytes } : {}),
       handler: {
-        onPacketStart: (h, headerSum) => {
-          if (!pipe) throw new SwarmError(ERROR_CODES.BAD_MESSAGE, 'a data packet for no request');
-          pipe.onPacketStart(h, headerSum);
-        },
-        onPacketData: (h, piece, at) => pipe?.onPacketData(h, piece, at),
-        onPacketEnd: (h) => pipe?.onPacketEnd(h),
+        // (`pipe` is set below, before the connection opens)
+        onPacketStart: (h, headerSum) => pipe!.onPacketStart(h, headerSum),
+        onPacketData: (h, piece, at) => pipe!.onPacketData(h, piece, at),
+        onPacketEnd: (h) => pipe!.onPacketEnd(h),
         onMessage: (m) => {
           if (m.t === 'sync-news') this.onNews(a);
           else pipe?.onMessage(m as { t: string; id?: number });

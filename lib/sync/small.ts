@@ -19,13 +19,12 @@
  * `done`/`error`/`busy`, `have`.
  */
 import { ERROR_CODES, SwarmError, fromWire } from '../errors.js';
-import { MAX_PACKET_PAYLOAD_BYTES } from '../constants.js';
 import { chunkBytesFor } from '../chunking.js';
 import { chunkHash } from '../hashing.js';
 import { makeManifest, type Manifest } from '../manifest.js';
-import { packetChecksumOk, packetHeaderSum, type PacketHeader } from '../protocol/packet.js';
+import { packetChecksumOk, type PacketHeader } from '../protocol/packet.js';
 import { add16, sum16 } from '../protocol/checksum.js';
-import { arena, pieceSum, type ChecksumArena } from '../protocol/checksum-wasm.js';
+import { pieceSum, type ChecksumArena } from '../protocol/checksum-wasm.js';
 import type { PeerClient } from '../peer/client.js';
 
 /** Requests in flight on one connection, and their bytes. */
@@ -48,27 +47,6 @@ export interface PipeTimes {
   idleMs: number;
   deadlineMs: number;
   pauseMs: number;
-}
-
-/** Wasm memory the payload of one packet is summed in (null: no wasm SIMD here, sums in JS). */
-let scratch: ChecksumArena | null | undefined;
-
-/**
- * The one's-complement sum of a packet's payload (its pieces, in order). The pieces are copied
- * into wasm memory and summed there at once: a copy costs a tenth of what summing in JS does.
- */
-function payloadSum(payload: Buffer[]): number {
-  if (scratch === undefined) scratch = arena(MAX_PACKET_PAYLOAD_BYTES);
-  let total = 0;
-  for (const p of payload) total += p.length;
-  if (scratch && total <= scratch.bytes.length) {
-    let at = 0;
-    for (const p of payload) at += p.copy(scratch.bytes, at);
-    return scratch.sum16(scratch.bytes.subarray(0, total));
-  }
-  let sum = 0;
-  for (let i = 0, at = 0; i < payload.length; at += payload[i]!.length, i++) sum = add16(sum, pieceSum(sum16(payload[i]!), at));
-  return sum;
 }
 
 /** True when a file of `size` bytes is fetched as a small file (one chunk). */
@@ -128,7 +106,7 @@ export class Pipe {
   /** Requests we cancelled lately: what the peer had already sent for them is dropped quietly. */
   private readonly cancelled = new Set<number>();
 
-  /** `readArena`: the connection's read buffer, in wasm memory, when it streams (onPacketStart...). */
+  /** `readArena`: the connection's read buffer in wasm memory, where pieces are summed as they lie (null: summed in JS). */
   constructor(
     private readonly c: Pick<PeerClient, 'address' | 'connected' | 'newId' | 'write'>,
     times: Partial<PipeTimes> = {},
@@ -258,11 +236,8 @@ export class Pipe {
    * busy elsewhere cannot make a pipe hold more than that (hostile review 54: 60 MiB held).
    */
   private check(r: Req, data: Buffer): void {
-    let settled = false;
     this.checking++;
     const over = () => {
-      if (settled) return;
-      settled = true;
       this.checking--;
       this.bytes -= r.size;
       this.send();
@@ -348,26 +323,6 @@ export class Pipe {
     this.cancel(r);
     this.finish(r, new SwarmError(ERROR_CODES.BAD_MESSAGE, `${this.c.address} sent a packet outside the file asked for`));
     return false;
-  }
-
-  /** A data packet on the connection: true when it answers one of our requests (or a cancelled one). */
-  onPacket(h: PacketHeader, headerBytes: Buffer, payload: Buffer[]): boolean {
-    const r = this.inflight.get(h.requestId);
-    if (!r) return this.cancelled.has(h.requestId); // sent before our cancel reached it
-    if (!this.inOrder(r, h)) return true;
-    // the packet's own checksum, as every download checks it (BLAKE3 of the file comes at the end)
-    if (!packetChecksumOk(h, packetHeaderSum(headerBytes), payloadSum(payload))) {
-      this.cancel(r);
-      this.finish(r, new SwarmError(ERROR_CODES.BAD_CHECKSUM, `${this.c.address} sent a packet with a bad checksum`));
-      return true;
-    }
-    for (const p of payload) {
-      p.copy(r.buf!, r.got);
-      r.got += p.length;
-    }
-    if (h.length > 0) this.lastProgress = Date.now();
-    if (!r.timer) this.armDeadline(r);
-    return true;
   }
 
   /** `done`, `error` or `busy` for one of our requests: true when it was ours (or a cancelled one). */
