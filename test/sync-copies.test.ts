@@ -16,7 +16,7 @@ import { SyncIndex } from '../lib/sync/index-store.js';
 import { conflictName, isConflictCopy } from '../lib/sync/plan.js';
 import { checkEntry } from '../lib/sync/readers.js';
 import { tempDir } from './helpers/tmp.js';
-import { syncPeer as peer, stopPeer, connect, converge, agreeOn, editAgo as edit, type SyncPeer } from './helpers/sync-peers.js';
+import { syncPeer as peer, stopPeer, connect, converge, agreeOn, editAgo as edit, bAwayAEdits, type SyncPeer } from './helpers/sync-peers.js';
 
 const copiesIn = (dir: string) => readdirSync(dir).filter(isConflictCopy).sort();
 const text = (dir: string, name: string) => readFileSync(path.join(dir, name), 'utf8');
@@ -32,21 +32,12 @@ function rewritePages(p: SyncPeer, fn: (e: Record<string, unknown>) => Record<st
 }
 
 t.test('three members: one copy of the losing version, the same name on every member', async (t) => {
-  const [da, db, dc] = [tempDir(t), tempDir(t), tempDir(t)];
-  edit(da, 'f.txt', 'common\n', 120);
-  const a = await peer(t, da);
-  let b = await peer(t, db);
-  const c = await peer(t, dc);
-  connect([a, b, c]);
-  t.ok(await agreeOn([a, b, c], 'f.txt'), 'all three agree on f.txt');
   // b goes away and edits f.txt there; meanwhile a edits it (older) and c takes a's edit
-  await stopPeer(b);
-  const xm = edit(da, 'f.txt', 'edited on a\n', 60);
-  await converge([a, c], 2);
+  const { a, c, aEdit: xm, b: away } = await bAwayAEdits(t);
   t.equal(a.sync.index.get('f.txt')?.maker, a.sync.deviceId, 'a made its edit: its entry names a (fails before: no maker)');
   t.equal(c.sync.index.get('f.txt')?.maker, a.sync.deviceId, 'c fetched it: the maker came with it (fails before)');
-  edit(db, 'f.txt', 'edited on b, later\n', 30);
-  b = await peer(t, db);
+  edit(away.dir, 'f.txt', 'edited on b, later\n', 30);
+  const b = await peer(t, away.dir);
   connect([a, b, c]);
   const said = new Map<string, string>();
   for (const [who, p] of [['a', a], ['c', c]] as const) p.sync.on('conflict', (e) => said.set(who, e.copy));

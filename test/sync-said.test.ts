@@ -14,7 +14,7 @@ import { isConflictCopy } from '../lib/sync/plan.js';
 import { swarm } from './helpers/procs.js';
 import { TrackerServer } from '../lib/tracker/server.js';
 import { tempDir } from './helpers/tmp.js';
-import { syncPeer as peer, stopPeer, connect, converge, agreeOn, editAgo as edit, stillFile } from './helpers/sync-peers.js';
+import { syncPeer as peer, connect, converge, editAgo as edit, stillFile, bAwayAEdits } from './helpers/sync-peers.js';
 
 /** Files in `dir`, subfolders included, swarm's own state and sync's temp files left out. */
 function filesIn(dir: string): string[] {
@@ -24,21 +24,11 @@ function filesIn(dir: string): string[] {
 }
 
 t.test('a conflict lost: in step counts the copy; "changed here" only where ours was edited here', async (t) => {
-  const [da, db, dc] = [tempDir(t), tempDir(t), tempDir(t)];
-  edit(da, 'f.txt', 'common\n', 120);
-  edit(da, 'g.txt', 'other\n', 120);
-  const a = await peer(t, da);
-  let b = await peer(t, db);
-  const c = await peer(t, dc);
-  connect([a, b, c]);
-  t.ok(await agreeOn([a, b, c], 'f.txt'), 'all three agree on f.txt');
   // b goes away and edits f.txt there; meanwhile a edits it (older) and c takes a's edit
-  await stopPeer(b);
-  edit(da, 'f.txt', 'edited on a\n', 60);
-  await converge([a, c], 2);
+  const { a, c, b: away } = await bAwayAEdits(t, { 'g.txt': 'other\n' });
   t.equal(c.sync.index.get('f.txt')?.agreed, c.sync.index.get('f.txt')?.cid, "c has a's edit, fetched (not edited there)");
-  edit(db, 'f.txt', 'edited on b, later\n', 30);
-  b = await peer(t, db);
+  edit(away.dir, 'f.txt', 'edited on b, later\n', 30);
+  const b = await peer(t, away.dir);
   connect([a, b, c]);
 
   const said = new Map<string, { name: string; copy: string; here: boolean; ours: string[]; theirs: string[] }>();
@@ -71,7 +61,7 @@ t.test('a conflict lost: in step counts the copy; "changed here" only where ours
   // where a maker is not known (an older build's entries): the members holding each version
   t.match(conflictLine({ ...ec, oursBy: undefined }), `conflict on f.txt between 127.0.0.1:${a.node.port} and 127.0.0.1:${b.node.port} (not edited here): the older version, the one we had, is kept as f.sync-conflict-`, 'without makers: the holders');
   await converge([a, b, c], 3);
-  for (const dir of [da, db, dc]) t.ok(filesIn(dir).some((n) => isConflictCopy(n)), `${dir}: a conflict copy`);
+  for (const dir of [a.dir, b.dir, c.dir]) t.ok(filesIn(dir).some((n) => isConflictCopy(n)), `${dir}: a conflict copy`);
 });
 
 t.test('the share moved away and back: said when it is followed again', async (t) => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { serve, type ServeHandle } from '../../lib/serve.js';
 import { Syncer } from '../../lib/sync/syncer.js';
 import type { FolderKey } from '../../lib/sync/folder-key.js';
+import { tempDir } from './tmp.js';
 
 type T = { teardown(fn: () => unknown): void };
 
@@ -88,4 +89,24 @@ export async function agreeOn(ps: SyncPeer[], name: string): Promise<boolean> {
   };
   for (let i = 0; i < 20 && !ps.every(agreed); i++) await converge(ps, 1);
   return ps.every(agreed);
+}
+
+/**
+ * The three-member conflict of the sync-copies and sync-said tests, up to b's return: a, b and c
+ * agree on f.txt (written 120 s ago, with `others` beside it); b stops; a edits f.txt (60 s ago)
+ * and c takes a's edit. b is stopped when this returns; `aEdit` is a's edit's mtime (seconds).
+ */
+export async function bAwayAEdits(t: T & { ok(v: unknown, m: string): unknown }, others: Record<string, string> = {}): Promise<{ a: SyncPeer; b: SyncPeer; c: SyncPeer; aEdit: number }> {
+  const [da, db, dc] = [tempDir(t), tempDir(t), tempDir(t)];
+  editAgo(da, 'f.txt', 'common\n', 120);
+  for (const [name, text] of Object.entries(others)) editAgo(da, name, text, 120);
+  const a = await syncPeer(t, da);
+  const b = await syncPeer(t, db);
+  const c = await syncPeer(t, dc);
+  connect([a, b, c]);
+  t.ok(await agreeOn([a, b, c], 'f.txt'), 'all three agree on f.txt');
+  await stopPeer(b);
+  const aEdit = editAgo(da, 'f.txt', 'edited on a\n', 60);
+  await converge([a, c], 2);
+  return { a, b, c, aEdit };
 }
