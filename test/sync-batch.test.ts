@@ -244,6 +244,31 @@ t.test('a folder replaced by a symlink out of the share after an earlier batch: 
   t.same(readdirSync(outside), [], 'nothing was written outside the share');
 });
 
+t.test('a peer sending one byte to another request every little while cannot hold the pipe\'s requests: the first deadline fails them all', async (t) => {
+  const sent: Record<string, unknown>[] = [];
+  let id = 0;
+  const fake = { address: 'dribbler:1', connected: true, newId: () => ++id, write: (h: Record<string, unknown>) => (sent.push(h), true) };
+  // scaled down: idle 40 ms, deadline 100 ms (real: 15 s and 30 s)
+  const pipe = new Pipe(fake, { idleMs: 40, deadlineMs: 100, pauseMs: 60_000 });
+  const data = Buffer.alloc(30_000, 7);
+  const m = smallManifest(data);
+  const t0 = Date.now();
+  const ends: number[] = [];
+  const ps = Array.from({ length: 64 }, () => pipe.fetch(m.cid, data.length).then(() => null, (e: { code: string }) => (ends.push(Date.now() - t0), e.code)));
+  const ids = sent.filter((h) => h.t === 'get').map((h) => h.id as number);
+  let k = 0;
+  // a byte of the next request every 30 ms: the idle clock never fires, each request's deadline starts late
+  const drip = setInterval(() => k < ids.length && feed(pipe, ids[k++]!, 0, data.subarray(0, 1)), 30);
+  t.teardown(() => clearInterval(drip));
+  const codes = await Promise.all(ps);
+  clearInterval(drip);
+  const held = Math.max(...ends);
+  t.ok(codes.every((c) => c === ERROR_CODES.PEER_TIMEOUT), 'every request failed as a timeout');
+  t.ok(held < 800, `the last failed after ${held} ms (deadline 100 ms; fails before: ~2,000 ms, one request per deadline)`);
+  t.ok(sent.filter((h) => h.t === 'cancel').length >= k, 'each one started is cancelled at the peer');
+  pipe.close(null);
+});
+
 t.test('a slow honest peer serving requests in turn: the ones queued behind do not time out; late packets of a cancelled request are dropped quietly', async (t) => {
   const sent: Record<string, unknown>[] = [];
   let id = 0;

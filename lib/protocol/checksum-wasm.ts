@@ -122,8 +122,16 @@ export function arena(byteLength: number): ChecksumArena | null {
   const mod = module();
   if (!mod) return null;
   const pages = Math.ceil(byteLength / PAGE);
-  const mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
-  const inst = new WebAssembly.Instance(mod, { env: { mem } });
+  let mem: WebAssembly.Memory;
+  let inst: WebAssembly.Instance;
+  try {
+    // each memory reserves ~10 GiB of address space: a process holds ~13,000 at most (RangeError
+    // past that); then the caller's plain buffer and the JS kernel, never an exception
+    mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    inst = new WebAssembly.Instance(mod, { env: { mem } });
+  } catch {
+    return null;
+  }
   const sum = inst.exports.sum as (p: number, n: number) => bigint;
   const bytes = Buffer.from(mem.buffer, 0, byteLength);
   return {

@@ -182,24 +182,14 @@ export class Pipe {
     this.clock = setInterval(() => {
       if (this.inflight.size === 0) return this.runClock();
       if (Date.now() - this.lastProgress <= this.times.idleMs) return;
-      const err = new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} sent nothing for ${this.times.idleMs} ms`);
-      this.stalled(err);
-      for (const r of [...this.inflight.values()]) {
-        this.cancel(r);
-        this.finish(r, err);
-      }
+      this.stalled(new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} sent nothing for ${this.times.idleMs} ms`));
     }, Math.max(10, Math.min(1_000, Math.floor(this.times.idleMs / 4))));
     this.clock.unref();
   }
 
   /** A request's deadline, from its first byte. */
   private armDeadline(r: Req): void {
-    r.timer = setTimeout(() => {
-      this.cancel(r);
-      const err = new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} did not send it within ${this.times.deadlineMs} ms of its first byte (too slow)`);
-      this.stalled(err);
-      this.finish(r, err);
-    }, this.times.deadlineMs);
+    r.timer = setTimeout(() => this.stalled(new SwarmError(ERROR_CODES.PEER_TIMEOUT, `${this.c.address} did not send it within ${this.times.deadlineMs} ms of its first byte (too slow)`)), this.times.deadlineMs);
     r.timer.unref();
   }
 
@@ -210,12 +200,19 @@ export class Pipe {
   }
 
   /**
-   * A request ran out of time: the ones still waiting here would wait as long, so they fail now
-   * (their tickets go to other holders or retry later), and the pipe takes nothing for a while.
+   * A request ran out of time (or the pipe's idle clock did): every request of this pipe fails now,
+   * in flight (cancelled) or waiting, since they would wait as long (their tickets go to other
+   * holders or retry later), and the pipe takes nothing for a while. Failing only the one whose
+   * deadline passed let a peer sending one byte to another request every few seconds hold all 64
+   * for ~15 minutes (hostile review 55).
    */
   private stalled(err: SwarmError): void {
     this.pausedUntil = Date.now() + this.times.pauseMs;
     for (const w of this.waiting.splice(0)) w.reject(err);
+    for (const r of [...this.inflight.values()]) {
+      this.cancel(r);
+      this.finish(r, err);
+    }
   }
 
   private finish(r: Req, err: SwarmError | null): void {
