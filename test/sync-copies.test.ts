@@ -14,7 +14,7 @@ import path from 'node:path';
 import { keepAsCopy, type CopyHost } from '../lib/sync/conflict-copy.js';
 import { SyncIndex } from '../lib/sync/index-store.js';
 import { conflictName, isConflictCopy } from '../lib/sync/plan.js';
-import { checkEntry } from '../lib/sync/readers.js';
+import { checkEntry } from '../lib/sync/check-entry.js';
 import { tempDir } from './helpers/tmp.js';
 import { syncPeer as peer, stopPeer, connect, converge, agreeOn, editAgo as edit, bAwayAEdits, type SyncPeer } from './helpers/sync-peers.js';
 

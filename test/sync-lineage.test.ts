@@ -11,7 +11,7 @@ import path from 'node:path';
 import { SyncIndex } from '../lib/sync/index-store.js';
 import { decide, isConflictCopy, PREV_KEEP, type SyncEntry } from '../lib/sync/plan.js';
 import type { FileInfo } from '../lib/types.js';
-import { checkEntry } from '../lib/sync/readers.js';
+import { checkEntry } from '../lib/sync/check-entry.js';
 import { tempDir } from './helpers/tmp.js';
 import { syncPeer as peer, stopPeer as stop, connect, converge } from './helpers/sync-peers.js';
 

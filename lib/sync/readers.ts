@@ -2,7 +2,8 @@
  * The reading side of sync: which peers are sync peers, one connection to each (its index, its
  * news, the small files fetched over it: small.ts), and the last index read from each.
  *
- *   tracker directory holders + peer book ─► peers()
+ *   tracker directory holders + peer book ─► peers() (at most 64 a round, skipping the ones that
+ *     did not answer or are no members for a while: dial-plan.ts) ─► 16 dials at once
  *     └► per peer, one connection: hello ─► proof of the folder key (membership.ts; none when
  *        open) ─► `sync-index` pages (every page's tag checked) ─► remote entries ─► `sync-watch`
  *        news ─► read again (`since` the version read last, when the peer can tell)
@@ -15,8 +16,6 @@
  */
 import { PeerClient } from '../peer/client.js';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
-import { MAX_MTIME_SEC, MAX_FILE_BYTES } from '../constants.js';
-import { isContentId } from '../hashing.js';
 import { nameProblem } from '../protocol/names.js';
 import { isLegacyCid } from '../protocol/entries.js';
 import { notSharedName } from '../share/names.js';
@@ -25,8 +24,9 @@ import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
 import type { FolderKey } from './folder-key.js';
 import { pageMac, proveToServer, sameTag } from './membership.js';
-import { PREV_KEEP, type SyncEntry } from './plan.js';
-import { isDeviceId } from './device-id.js';
+import type { SyncEntry } from './plan.js';
+import { checkEntry } from './check-entry.js';
+import { choosePeers, DialBackoff, DIALS_AT_ONCE, eachLimited } from './dial-plan.js';
 import { Pipe } from './small.js';
 import { arena } from '../protocol/checksum-wasm.js';
 import { READ_BUFFER_BYTES } from '../net/framed-client.js';
@@ -100,14 +100,19 @@ export class IndexReaders {
   private readonly refused = new Set<string>();
   /** Peers refused since this process started (a count that is never cleared: `--once` reports it). */
   refusedCount = 0;
+  /** Peers that did not answer, or answered as no members: not dialled again for a while. */
+  readonly backoff = new DialBackoff();
+  /** Peers the user named (--neighbor): tried again sooner. */
+  private named = new Set<string>();
 
   constructor(private readonly host: ReaderHost) {}
 
   /** Every peer this node knows of that may sync: the tracker's holders and the peer book. */
   private async peers(): Promise<PeerAddress[]> {
     const node = this.host.node;
-    const out = new Map<string, PeerAddress>();
-    for (const k of node.book.list()) out.set(peerKey(k), { ip: k.ip, port: k.port });
+    const book = node.book.neighbours(Infinity).map((k) => ({ addr: { ip: k.ip, port: k.port }, named: k.sources.includes('neighbor') }));
+    this.named = new Set(book.filter((b) => b.named).map((b) => peerKey(b.addr)));
+    const listed: PeerAddress[] = [];
     const tracker = node.trackerAddress();
     if (tracker) {
       try {
@@ -115,7 +120,7 @@ export class IndexReaders {
         const stock = new Map<string, RemoteIndex>();
         for (const [name, e] of entries) {
           if (!isLegacyCid(e.cid)) {
-            for (const h of [...e.holders, ...e.partial]) out.set(peerKey(h), h);
+            listed.push(...e.holders, ...e.partial);
             continue;
           }
           // a stock seed-002 peer's file: it proves no key and sends no index, so only an open
@@ -139,7 +144,13 @@ export class IndexReaders {
       }
     }
     const self = new Set([`${node.host}|${node.port}`, `127.0.0.1|${node.port}`]);
-    return [...out.values()].filter((a) => !self.has(peerKey(a)));
+    const members = [...this.remote.values()].filter((r) => !r.stock).map((r) => r.addr);
+    const now = Date.now();
+    return choosePeers(
+      [book.filter((b) => b.named).map((b) => b.addr), members, book.map((b) => b.addr), listed],
+      peerKey,
+      (k) => self.has(k) || this.backoff.waiting(k, now),
+    );
   }
 
   /** Every peer's index, then the host plans and runs: news that comes meanwhile waits for it (whole picture first). */
@@ -147,7 +158,7 @@ export class IndexReaders {
     this.allPull ??= (async () => {
       if (this.host.closed()) return;
       const peers = await this.peers();
-      await Promise.all(peers.map((a) => this.pull(a)));
+      await eachLimited(peers, DIALS_AT_ONCE, (a) => this.pull(a));
       this.host.readAll();
     })().finally(() => (this.allPull = null));
     return this.allPull;
@@ -169,6 +180,7 @@ export class IndexReaders {
    * holders, or a version another peer has already replaced.
    */
   watchedBy(a: PeerAddress): void {
+    this.backoff.cleared(peerKey(a)); // it proved the key to us
     if (!this.host.closed() && !this.remote.has(peerKey(a)) && !this.pulling.has(peerKey(a))) this.fullSoon();
   }
 
@@ -245,15 +257,18 @@ export class IndexReaders {
       },
     });
     pipe = new Pipe(fresh, {}, readArena);
+    const named = this.named.has(k);
     try {
       await fresh.connect();
     } catch {
       fresh.destroy();
       this.remote.delete(k);
+      this.backoff.failed(k, Date.now(), named);
       return null;
     }
     if (fresh.remoteHello?.peer === node.peerId) {
       fresh.destroy();
+      this.backoff.notMember(k, Date.now());
       return null;
     }
     let session: Buffer | null = null;
@@ -265,6 +280,8 @@ export class IndexReaders {
         fresh.destroy();
         this.remote.delete(k);
         const e = asSwarmError(err);
+        if (e.code === ERROR_CODES.PEER_TIMEOUT || e.code === ERROR_CODES.PEER_CLOSED) this.backoff.failed(k, Date.now(), named);
+        else this.backoff.notMember(k, Date.now(), named);
         // a plain `swarm serve` does not sync: nothing to learn there, nothing to say
         if (e.code === ERROR_CODES.NOT_FOUND) return null;
         if (e.code === ERROR_CODES.UNKNOWN_MESSAGE) this.refuse(a, 'it has no folder keys (an older swarm)');
@@ -275,6 +292,7 @@ export class IndexReaders {
     }
     const w: Watch = { client: fresh, pipe, version: null, session };
     this.watchers.set(k, w);
+    this.backoff.cleared(k);
     return w;
   }
 
@@ -320,11 +338,15 @@ export class IndexReaders {
       }
     } catch (err) {
       const e = asSwarmError(err);
+      if (e.code === ERROR_CODES.SYNC_DENIED || e.code === ERROR_CODES.NOT_FOUND) this.backoff.notMember(k, Date.now(), this.named.has(k));
+      else this.backoff.failed(k, Date.now(), this.named.has(k));
       if (e.code === ERROR_CODES.SYNC_DENIED) {
         this.remote.delete(k);
         this.refuse(a, e.message);
-      } else if (e.code !== ERROR_CODES.NOT_FOUND) {
-        // a plain `swarm serve` has no sync index: nothing to learn there (its files come through the tracker)
+      } else if (e.code !== ERROR_CODES.NOT_FOUND && (c.remoteHello || this.named.has(k))) {
+        // a plain `swarm serve` has no sync index: nothing to learn there (its files come through
+        // the tracker); one that never said a word is no swarm peer, or gone: a listed address of
+        // nobody is no warning each round (one the user named is)
         this.host.warn(`${a.ip}:${a.port}: ${e.message}`, { code: e.code, peer: `${a.ip}:${a.port}` });
       }
       this.watchers.delete(k);
@@ -365,34 +387,4 @@ export class IndexReaders {
     for (const w of this.watchers.values()) w.client.destroy();
     this.watchers.clear();
   }
-}
-
-/** Content ids a peer's `prev` may hold (cut to PREV_KEEP): more drops the entry. */
-const MAX_PREV_READ = 64;
-
-/** One index entry from a peer, checked field by field (null: left out). */
-export function checkEntry(raw: unknown): SyncEntry | null {
-  const e = raw as Record<string, unknown> | null;
-  if (!e || typeof e !== 'object') return null;
-  if (nameProblem(e.name) !== null || notSharedName(e.name as string) !== null || !isContentId(e.cid)) return null;
-  const uint = (v: unknown, max: number) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max;
-  if (!uint(e.mtime, MAX_MTIME_SEC) || !uint(e.size, MAX_FILE_BYTES)) return null;
-  if (e.deleted !== undefined && !uint(e.deleted, MAX_MTIME_SEC)) return null;
-  if (e.agreed !== undefined && !isContentId(e.agreed)) return null;
-  // a longer lineage of content ids (a later build may keep more) is cut to ours, not refused: a
-  // refused entry left that member silently out of step (hostile review 47); anything else is
-  if (e.prev !== undefined && !(Array.isArray(e.prev) && e.prev.length <= MAX_PREV_READ && e.prev.every(isContentId))) return null;
-  const prev = e.prev === undefined ? [] : (e.prev as string[]).slice(0, PREV_KEEP);
-  return {
-    name: e.name as string,
-    cid: e.cid as string,
-    mtime: e.mtime as number,
-    size: e.size as number,
-    ...(e.deleted !== undefined ? { deleted: e.deleted as number } : {}),
-    ...(e.agreed !== undefined ? { agreed: e.agreed as string } : {}),
-    ...(prev.length ? { prev } : {}),
-    // who made the version: exactly a device id, else the field goes (never the entry); it names a
-    // conflict copy's suffix, nothing more (conflict-copy.ts)
-    ...(isDeviceId(e.maker) ? { maker: e.maker } : {}),
-  };
 }

@@ -1,0 +1,117 @@
+/**
+ * Which peers a sync dials (dial-plan.ts, readers.ts): at most MAX_SYNC_PEERS a round, at most
+ * DIALS_AT_ONCE at once, named neighbours and known members first, and a peer that did not answer
+ * is skipped for a while. Before: every address in the book and the tracker's directory was
+ * dialled at once, every round (10,000 listed addresses: 10,000 sockets and read buffers each 10 s).
+ */
+import t from 'tap';
+import net from 'node:net';
+import { readFileSync, writeFileSync, utimesSync } from 'node:fs';
+import path from 'node:path';
+import { tempDir } from './helpers/tmp.js';
+import { syncPeer as peer } from './helpers/sync-peers.js';
+import {
+  choosePeers,
+  DialBackoff,
+  DIALS_AT_ONCE,
+  eachLimited,
+  MAX_REMEMBERED,
+  MAX_SYNC_PEERS,
+  NAMED_RETRY_MAX_MS,
+  NOT_MEMBER_MS,
+  RETRY_FIRST_MS,
+  RETRY_MAX_MS,
+} from '../lib/sync/dial-plan.js';
+
+t.test('DialBackoff (pure): failures wait longer each time up to a cap (sooner for a named peer); no members wait long; cleared at once; bounded', async (t) => {
+  const b = new DialBackoff();
+  const now = 1_000_000;
+  t.notOk(b.waiting('p', now), 'a peer never tried is not skipped');
+  b.failed('p', now);
+  t.ok(b.waiting('p', now + RETRY_FIRST_MS - 1), 'skipped after a failure');
+  t.notOk(b.waiting('p', now + RETRY_FIRST_MS), `for ${RETRY_FIRST_MS / 1000} s`);
+  b.failed('p', now);
+  t.ok(b.waiting('p', now + 2 * RETRY_FIRST_MS - 1), 'twice as long after the second');
+  for (let i = 0; i < 40; i++) b.failed('p', now);
+  t.notOk(b.waiting('p', now + RETRY_MAX_MS), `never longer than ${RETRY_MAX_MS / 1000} s (and no overflow after many)`);
+  for (let i = 0; i < 10; i++) b.failed('n', now, true);
+  t.notOk(b.waiting('n', now + NAMED_RETRY_MAX_MS), `a named peer: at most ${NAMED_RETRY_MAX_MS / 1000} s`);
+  b.notMember('m', now);
+  t.ok(b.waiting('m', now + NOT_MEMBER_MS - 1), 'no member: skipped');
+  t.notOk(b.waiting('m', now + NOT_MEMBER_MS), `for ${NOT_MEMBER_MS / 1000} s`);
+  b.cleared('m');
+  t.notOk(b.waiting('m', now), 'a peer that proved the key is dialled at once');
+  const big = new DialBackoff();
+  for (let i = 0; i < MAX_REMEMBERED + 500; i++) big.failed(`x${i}`, now + i);
+  t.ok(big.size <= MAX_REMEMBERED, `remembers at most ${MAX_REMEMBERED}`);
+  t.ok(big.waiting(`x${MAX_REMEMBERED + 499}`, now + MAX_REMEMBERED + 499), 'the newest are kept');
+});
+
+t.test('choosePeers (pure): tiers in order, each once, skipped ones left out, at most max', async (t) => {
+  const id = (s: string) => s;
+  t.same(choosePeers([['n1'], ['m1', 'n1'], ['b1', 'b2'], ['t1', 'm1', 't2']], id, () => false, 10), ['n1', 'm1', 'b1', 'b2', 't1', 't2'], 'named, members, book, tracker; duplicates once');
+  t.same(choosePeers([['n1'], ['m1'], ['b1', 'b2']], id, (k) => k === 'm1' || k === 'b1', 10), ['n1', 'b2'], 'skipped ones left out');
+  const listed = Array.from({ length: 10_000 }, (_, i) => `t${i}`);
+  const picked = choosePeers([['n1'], ['m1'], [], listed], id, () => false);
+  t.equal(picked.length, MAX_SYNC_PEERS, `10,000 listed: ${MAX_SYNC_PEERS} a round`);
+  t.same(picked.slice(0, 2), ['n1', 'm1'], 'the named and the members keep their places');
+});
+
+t.test('eachLimited: never more than the limit at once; a rejection does not stop the others', async (t) => {
+  let now = 0;
+  let most = 0;
+  const done: number[] = [];
+  await eachLimited(
+    Array.from({ length: 50 }, (_, i) => i),
+    7,
+    async (i) => {
+      most = Math.max(most, ++now);
+      await new Promise((r) => setTimeout(r, 1 + (i % 5)));
+      now--;
+      if (i % 10 === 3) throw new Error('this one fails');
+      done.push(i);
+    },
+  );
+  t.equal(most, 7, 'seven at once at most');
+  t.equal(done.length, 45, 'every item ran (the five that threw too)');
+});
+
+t.test('a sync among 100 addresses that answer nothing: 64 a round, 16 at once, none twice while it waits; the named member is read first', async (t) => {
+  // 100 "peers" that take the connection and close it 50 ms later without a word
+  const accepted = new Map<number, number>();
+  let open = 0;
+  let most = 0;
+  const servers: net.Server[] = [];
+  for (let i = 0; i < 100; i++) {
+    const s = net.createServer((sock) => {
+      most = Math.max(most, ++open);
+      const port = (s.address() as net.AddressInfo).port;
+      accepted.set(port, (accepted.get(port) ?? 0) + 1);
+      sock.on('error', () => {});
+      sock.on('close', () => open--);
+      setTimeout(() => sock.destroy(), 50);
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    servers.push(s);
+  }
+  t.teardown(() => Promise.all(servers.map((s) => new Promise((r) => s.close(r)))));
+  const [da, db] = [tempDir(t), tempDir(t)];
+  writeFileSync(path.join(db, 'from-b.txt'), 'b has it\n');
+  utimesSync(path.join(db, 'from-b.txt'), 1_600_000_000, 1_600_000_000);
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  for (const s of servers) a.node.book.add({ ip: '127.0.0.1', port: (s.address() as net.AddressInfo).port }, 'inbound');
+  a.node.book.add({ ip: '127.0.0.1', port: b.node.port }, 'neighbor');
+
+  await a.sync.syncOnce();
+  t.equal(readFileSync(path.join(da, 'from-b.txt'), 'utf8'), 'b has it\n', 'the named member was read and its file fetched');
+  const first = accepted.size;
+  t.equal(first, MAX_SYNC_PEERS - 1, `round 1: the named member and ${MAX_SYNC_PEERS - 1} of the 100 (fails before: 100)`);
+  t.ok(most <= DIALS_AT_ONCE, `at most ${DIALS_AT_ONCE} at once (${most}; fails before: up to 100)`);
+
+  await a.sync.syncOnce();
+  t.equal(accepted.size, 100, 'round 2: the other 37 (the 63 that failed wait their turn)');
+  t.ok([...accepted.values()].every((n) => n === 1), 'none dialled twice (fails before: every one, each round)');
+  t.ok(most <= DIALS_AT_ONCE, `still at most ${DIALS_AT_ONCE} at once`);
+  t.same(a.warnings.filter((w) => /127\.0\.0\.1/.test(w) && !/not read/.test(w)), [], 'addresses that answer nothing are no warning each');
+});
