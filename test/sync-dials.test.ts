@@ -11,7 +11,6 @@ import path from 'node:path';
 import { tempDir } from './helpers/tmp.js';
 import { syncPeer as peer } from './helpers/sync-peers.js';
 import {
-  choosePeers,
   DialBackoff,
   DIALS_AT_ONCE,
   eachLimited,
@@ -19,6 +18,8 @@ import {
   MAX_SYNC_PEERS,
   NAMED_RETRY_MAX_MS,
   NOT_MEMBER_MS,
+  OPEN_PLACES,
+  planRound,
   RETRY_FIRST_MS,
   RETRY_MAX_MS,
 } from '../lib/sync/dial-plan.js';
@@ -47,14 +48,23 @@ t.test('DialBackoff (pure): failures wait longer each time up to a cap (sooner f
   t.ok(big.waiting(`x${MAX_REMEMBERED + 499}`, now + MAX_REMEMBERED + 499), 'the newest are kept');
 });
 
-t.test('choosePeers (pure): tiers in order, each once, skipped ones left out, at most max', async (t) => {
+t.test('planRound (pure): named, then those that read us, then members: `known`, the plan is made from them; the rest drawn; at most max', async (t) => {
   const id = (s: string) => s;
-  t.same(choosePeers([['n1'], ['m1', 'n1'], ['b1', 'b2'], ['t1', 'm1', 't2']], id, () => false, 10), ['n1', 'm1', 'b1', 'b2', 't1', 't2'], 'named, members, book, tracker; duplicates once');
-  t.same(choosePeers([['n1'], ['m1'], ['b1', 'b2']], id, (k) => k === 'm1' || k === 'b1', 10), ['n1', 'b2'], 'skipped ones left out');
+  const r = planRound({ first: [['n1'], ['r1']], members: ['m1', 'n1'], others: [['b1', 'b2'], ['t1', 'm1', 't2']] }, id, () => false, 10, 4);
+  t.same(r.peers.slice(0, 3), ['n1', 'r1', 'm1'], 'named, read us, members, in that order');
+  t.equal(r.known, 3, 'those three are known (the plan is made from them first)');
+  t.same(r.peers.slice(3).sort(), ['b1', 'b2', 't1', 't2'], 'the rest drawn, each once');
+  t.notOk(r.more, 'nobody left');
+  const skip = planRound({ first: [['n1']], members: ['m1'], others: [['b1', 'b2']] }, id, (k) => k === 'm1' || k === 'b1', 10, 4);
+  t.same(skip.peers, ['n1', 'b2'], 'skipped ones left out');
+  t.equal(skip.known, 1);
   const listed = Array.from({ length: 10_000 }, (_, i) => `t${i}`);
-  const picked = choosePeers([['n1'], ['m1'], [], listed], id, () => false);
-  t.equal(picked.length, MAX_SYNC_PEERS, `10,000 listed: ${MAX_SYNC_PEERS} a round`);
-  t.same(picked.slice(0, 2), ['n1', 'm1'], 'the named and the members keep their places');
+  const big = planRound({ first: [['n1']], members: ['m1'], others: [[], listed] }, id, () => false);
+  t.equal(big.peers.length, MAX_SYNC_PEERS, `10,000 listed: ${MAX_SYNC_PEERS} a round`);
+  t.same(big.peers.slice(0, 2), ['n1', 'm1'], 'the named and the members keep their places');
+  t.ok(big.more, 'and the others wait for later rounds');
+  const members = Array.from({ length: 100 }, (_, i) => `m${i}`);
+  t.equal(planRound({ first: [], members, others: [] }, id, () => false).known, MAX_SYNC_PEERS - OPEN_PLACES, `members read before take ${MAX_SYNC_PEERS - OPEN_PLACES} places at most as known`);
 });
 
 t.test('eachLimited: never more than the limit at once; a rejection does not stop the others', async (t) => {
@@ -114,4 +124,49 @@ t.test('a sync among 100 addresses that answer nothing: 64 a round, 16 at once, 
   t.ok([...accepted.values()].every((n) => n === 1), 'none dialled twice (fails before: every one, each round)');
   t.ok(most <= DIALS_AT_ONCE, `still at most ${DIALS_AT_ONCE} at once`);
   t.same(a.warnings.filter((w) => /127\.0\.0\.1/.test(w) && !/not read/.test(w)), [], 'addresses that answer nothing are no warning each');
+});
+
+t.test("a member's news is read while the round's drawn addresses still hang (the plan is made from the known ones first)", async (t) => {
+  // 32 addresses that take the connection and say nothing: each dial waits for the hello (3 s)
+  const held: net.Socket[] = [];
+  const servers: net.Server[] = [];
+  for (let i = 0; i < 32; i++) {
+    const s = net.createServer((sock) => {
+      sock.on('error', () => {});
+      held.push(sock);
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    servers.push(s);
+  }
+  t.teardown(async () => {
+    for (const s of held) s.destroy();
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  });
+  const [da, db] = [tempDir(t), tempDir(t)];
+  writeFileSync(path.join(db, 'notes.txt'), 'first\n');
+  utimesSync(path.join(db, 'notes.txt'), 1_600_000_000, 1_600_000_000);
+  const a = await peer(t, da);
+  const b = await peer(t, db);
+  a.node.book.add({ ip: '127.0.0.1', port: b.node.port }, 'neighbor');
+  await a.sync.syncOnce();
+  t.equal(readFileSync(path.join(da, 'notes.txt'), 'utf8'), 'first\n', 'a read b');
+  for (const s of servers) a.node.book.add({ ip: '127.0.0.1', port: (s.address() as net.AddressInfo).port }, 'inbound');
+  const round = a.sync.syncOnce(); // b is known; the 32 silent ones are drawn: two waves of 3 s
+  let roundOver = false;
+  void round.then(() => (roundOver = true));
+  await new Promise((r) => setTimeout(r, 300));
+  writeFileSync(path.join(db, 'notes.txt'), 'second\n');
+  utimesSync(path.join(db, 'notes.txt'), 1_600_000_100, 1_600_000_100);
+  const t0 = Date.now();
+  await b.node.library.refresh(); // b's index changes: its news goes to a
+  let got = '';
+  for (let i = 0; i < 200 && got !== 'second\n'; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    got = readFileSync(path.join(da, 'notes.txt'), 'utf8');
+  }
+  const ms = Date.now() - t0;
+  t.equal(got, 'second\n', 'the edit reached a');
+  t.notOk(roundOver, 'while the round still waited on the silent addresses');
+  t.ok(ms < 3_000, `within ${ms} ms (fails before: news waited for the whole round, 6 s here, 30 s before silent peers were dropped at 3 s)`);
+  await round;
 });

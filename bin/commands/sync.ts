@@ -165,7 +165,7 @@ export function register(program: Command): void {
         },
       );
       stopped.catch(() => {}); // awaited below; never unhandled meanwhile
-      const r = await syncer.syncOnce();
+      const r = await syncer.syncOnce({ everyPeer: !!o.once });
       if (interrupted) {
         await stopped;
         deletions.flush();

@@ -2,8 +2,9 @@
  * The reading side of sync: which peers are sync peers, one connection to each (its index, its
  * news, the small files fetched over it: small.ts), and the last index read from each.
  *
- *   tracker directory holders + peer book ─► peers() (at most 64 a round, skipping the ones that
- *     did not answer or are no members for a while: dial-plan.ts) ─► 16 dials at once
+ *   tracker directory holders (directory-peers.ts) + peer book ─► peers(): at most 64 a round,
+ *     the named, those that read us and the members read before first, the rest drawn at random,
+ *     none that did not answer or is no member for a while (dial-plan.ts) ─► 16 dials at once
  *     └► per peer, one connection: hello ─► proof of the folder key (membership.ts; none when
  *        open) ─► `sync-index` pages (every page's tag checked) ─► remote entries ─► `sync-watch`
  *        news ─► read again (`since` the version read last, when the peer can tell)
@@ -16,9 +17,6 @@
  */
 import { PeerClient } from '../peer/client.js';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
-import { nameProblem } from '../protocol/names.js';
-import { isLegacyCid } from '../protocol/entries.js';
-import { notSharedName } from '../share/names.js';
 import { trackerDirectory } from '../tracker/client.js';
 import type { SwarmNode } from '../node/node.js';
 import type { PeerAddress } from '../types.js';
@@ -26,16 +24,13 @@ import type { FolderKey } from './folder-key.js';
 import { pageMac, proveToServer, sameTag } from './membership.js';
 import type { SyncEntry } from './plan.js';
 import { checkEntry } from './check-entry.js';
-import { choosePeers, DialBackoff, DIALS_AT_ONCE, eachLimited } from './dial-plan.js';
+import { readDirectory } from './directory-peers.js';
+import { DialRounds, DIALS_AT_ONCE, eachLimited } from './dial-plan.js';
 import { Pipe } from './small.js';
 import { arena } from '../protocol/checksum-wasm.js';
 import { READ_BUFFER_BYTES } from '../net/framed-client.js';
 
 const MAX_ENTRIES_PER_PEER = 1_000_000;
-/** Files taken from one stock seed-002 peer's directory entries at most. */
-const MAX_STOCK_ENTRIES_PER_PEER = 10_000;
-/** A stock peer's file dated further ahead than this is not taken (it would win every later edit). */
-const MAX_CLOCK_AHEAD_SEC = 86_400;
 /** Pages read of one index at most (a page holds up to 1,000 entries, fewer when names are long). */
 const MAX_PAGES = 5_000;
 /**
@@ -44,6 +39,8 @@ const MAX_PAGES = 5_000;
  * with an ever-longer `next` made 5,000 round trips per read).
  */
 const MIN_ENTRIES_WITH_NEXT = 16;
+/** A sync peer says hello within this long of the connection, or is taken for no sync peer. */
+const HELLO_WAIT_MS = 3_000;
 /** One whole read of a peer's index at most (each page also has its own 15 s). */
 const PULL_DEADLINE_MS = 180_000;
 /** Peers told of as refused (each once); forgotten all at once beyond this. */
@@ -96,48 +93,32 @@ export class IndexReaders {
   private readonly newsTimers = new Map<string, NodeJS.Timeout>();
   private fullTimer: NodeJS.Timeout | null = null;
   private allPull: Promise<void> | null = null;
+  /** The first part of the round running (the named and known members), which news waits for. */
+  private knownPull: Promise<void> | null = null;
+  /** Indexes read so far (a round's drawn peers change the plan only when one was). */
+  private reads = 0;
   /** Peers already told of as refused (address and reason). */
   private readonly refused = new Set<string>();
   /** Peers refused since this process started (a count that is never cleared: `--once` reports it). */
   refusedCount = 0;
-  /** Peers that did not answer, or answered as no members: not dialled again for a while. */
-  readonly backoff = new DialBackoff();
-  /** Peers the user named (--neighbor): tried again sooner. */
-  private named = new Set<string>();
+  /** Which peers each round dials, and which wait (dial-plan.ts). */
+  readonly rounds = new DialRounds<PeerAddress>(peerKey);
 
   constructor(private readonly host: ReaderHost) {}
 
   /** Every peer this node knows of that may sync: the tracker's holders and the peer book. */
-  private async peers(): Promise<PeerAddress[]> {
+  private async peers(): Promise<{ known: PeerAddress[]; drawn: PeerAddress[] }> {
     const node = this.host.node;
     const book = node.book.neighbours(Infinity).map((k) => ({ addr: { ip: k.ip, port: k.port }, named: k.sources.includes('neighbor') }));
-    this.named = new Set(book.filter((b) => b.named).map((b) => peerKey(b.addr)));
     const listed: PeerAddress[] = [];
     const tracker = node.trackerAddress();
     if (tracker) {
       try {
-        const { entries } = await trackerDirectory(tracker);
-        const stock = new Map<string, RemoteIndex>();
-        for (const [name, e] of entries) {
-          if (!isLegacyCid(e.cid)) {
-            listed.push(...e.holders, ...e.partial);
-            continue;
-          }
-          // a stock seed-002 peer's file: it proves no key and sends no index, so only an open
-          // folder takes it (by its plain name: legacy-fetch.ts), and only when newer (plan.ts)
-          if (this.host.key) continue;
-          // (the tracker checked the name; that sync may write it is ours to check; an mtime from
-          // the future would win every later edit)
-          if (nameProblem(name) !== null || notSharedName(name) !== null || e.mtime > Date.now() / 1000 + MAX_CLOCK_AHEAD_SEC) continue;
-          for (const h of e.holders) {
-            const k = peerKey(h);
-            const r = stock.get(k) ?? { addr: h, entries: new Map<string, SyncEntry>(), stock: true };
-            if (r.entries.size < MAX_STOCK_ENTRIES_PER_PEER) r.entries.set(name, { name, cid: e.cid, mtime: e.mtime, size: e.size });
-            stock.set(k, r);
-          }
-        }
+        const read = readDirectory((await trackerDirectory(tracker)).entries, !!this.host.key, peerKey);
+        listed.push(...read.listed);
+        const stock = read.stock;
         for (const [k, r] of this.remote) if (r.stock && !stock.has(k)) this.remote.delete(k);
-        for (const [k, r] of stock) if (!this.remote.get(k) || this.remote.get(k)!.stock) this.remote.set(k, r);
+        for (const [k, r] of stock) if (!this.remote.get(k) || this.remote.get(k)!.stock) this.remote.set(k, { ...r, stock: true });
       } catch (err) {
         const m = (err as Error).message;
         if (node.book.size === 0) this.host.warn(m.includes(tracker) ? m : `tracker ${tracker}: ${m}`, { code: asSwarmError(err).code, tracker });
@@ -145,22 +126,23 @@ export class IndexReaders {
     }
     const self = new Set([`${node.host}|${node.port}`, `127.0.0.1|${node.port}`]);
     const members = [...this.remote.values()].filter((r) => !r.stock).map((r) => r.addr);
-    const now = Date.now();
-    return choosePeers(
-      [book.filter((b) => b.named).map((b) => b.addr), members, book.map((b) => b.addr), listed],
-      peerKey,
-      (k) => self.has(k) || this.backoff.waiting(k, now),
-    );
+    return this.rounds.plan(book, members, listed, (k) => self.has(k));
   }
 
-  /** Every peer's index, then the host plans and runs: news that comes meanwhile waits for it (whole picture first). */
+  /** Every peer's index (the known ones first: the host plans and runs after them, and news waits for them only), then the drawn ones. */
   pullAll(): Promise<void> {
     this.allPull ??= (async () => {
       if (this.host.closed()) return;
-      const peers = await this.peers();
-      await eachLimited(peers, DIALS_AT_ONCE, (a) => this.pull(a));
-      this.host.readAll();
-    })().finally(() => (this.allPull = null));
+      const { known, drawn } = await this.peers();
+      // the named and known members first, and a plan from them; then the drawn ones, which
+      // change it only if any answers as a member (news waits for the first part only: onNews)
+      const first = (this.knownPull = eachLimited(known, DIALS_AT_ONCE, (a) => this.pull(a)).then(() => this.host.readAll()));
+      await first;
+      if (!drawn.length || this.host.closed()) return;
+      const reads = this.reads;
+      await eachLimited(drawn, DIALS_AT_ONCE, (a) => this.pull(a));
+      if (this.reads !== reads) this.host.readAll();
+    })().finally(() => (this.allPull = this.knownPull = null));
     return this.allPull;
   }
 
@@ -180,7 +162,7 @@ export class IndexReaders {
    * holders, or a version another peer has already replaced.
    */
   watchedBy(a: PeerAddress): void {
-    this.backoff.cleared(peerKey(a)); // it proved the key to us
+    this.rounds.readUs({ ip: a.ip, port: a.port }, this.remote.has(peerKey(a))); // it proved the key to us
     if (!this.host.closed() && !this.remote.has(peerKey(a)) && !this.pulling.has(peerKey(a))) this.fullSoon();
   }
 
@@ -235,6 +217,7 @@ export class IndexReaders {
     const k = peerKey(a);
     const node = this.host.node;
     let pipe: Pipe | null = null;
+    let helloCame: ((came: boolean) => void) | null = null;
     const readArena = arena(READ_BUFFER_BYTES);
     const fresh: PeerClient = new PeerClient(a.ip, a.port, {
       hello: node.hello,
@@ -250,25 +233,31 @@ export class IndexReaders {
           if (m.t === 'sync-news') this.onNews(a);
           else pipe?.onMessage(m as { t: string; id?: number });
         },
+        onHello: () => helloCame?.(true),
         onClose: (err) => {
+          helloCame?.(false);
           pipe?.close(err);
           if (this.watchers.get(k)?.client === fresh) this.watchers.delete(k);
         },
       },
     });
     pipe = new Pipe(fresh, {}, readArena);
-    const named = this.named.has(k);
+    const named = this.rounds.isNamed(k);
     try {
       await fresh.connect();
+      // every sync peer says hello first: an address that says nothing in HELLO_WAIT_MS is none
+      // (each silent one held a dial for the index's 15 s time-out)
+      const said = fresh.remoteHello !== null || (await new Promise<boolean>((r) => ((helloCame = r), setTimeout(() => r(false), HELLO_WAIT_MS).unref())));
+      if (!said) throw new SwarmError(ERROR_CODES.PEER_TIMEOUT, 'no hello');
     } catch {
       fresh.destroy();
       this.remote.delete(k);
-      this.backoff.failed(k, Date.now(), named);
+      this.rounds.backoff.failed(k, Date.now(), named);
       return null;
     }
     if (fresh.remoteHello?.peer === node.peerId) {
       fresh.destroy();
-      this.backoff.notMember(k, Date.now());
+      this.rounds.backoff.notMember(k, Date.now());
       return null;
     }
     let session: Buffer | null = null;
@@ -280,8 +269,9 @@ export class IndexReaders {
         fresh.destroy();
         this.remote.delete(k);
         const e = asSwarmError(err);
-        if (e.code === ERROR_CODES.PEER_TIMEOUT || e.code === ERROR_CODES.PEER_CLOSED) this.backoff.failed(k, Date.now(), named);
-        else this.backoff.notMember(k, Date.now(), named);
+        // (NOT_FOUND: a plain serve, or a `swarm sync` whose Syncer is not up yet: it listens first)
+        if (e.code === ERROR_CODES.PEER_TIMEOUT || e.code === ERROR_CODES.PEER_CLOSED || e.code === ERROR_CODES.NOT_FOUND) this.rounds.backoff.failed(k, Date.now(), named);
+        else this.rounds.backoff.notMember(k, Date.now(), named);
         // a plain `swarm serve` does not sync: nothing to learn there, nothing to say
         if (e.code === ERROR_CODES.NOT_FOUND) return null;
         if (e.code === ERROR_CODES.UNKNOWN_MESSAGE) this.refuse(a, 'it has no folder keys (an older swarm)');
@@ -292,12 +282,13 @@ export class IndexReaders {
     }
     const w: Watch = { client: fresh, pipe, version: null, session };
     this.watchers.set(k, w);
-    this.backoff.cleared(k);
+    this.rounds.backoff.cleared(k);
     return w;
   }
 
   private async pullNow(a: PeerAddress): Promise<void> {
     const k = peerKey(a);
+    this.rounds.reading(k);
     let w = this.watchers.get(k);
     if (!w || !w.client.connected) {
       const fresh = await this.connect(a);
@@ -338,12 +329,12 @@ export class IndexReaders {
       }
     } catch (err) {
       const e = asSwarmError(err);
-      if (e.code === ERROR_CODES.SYNC_DENIED || e.code === ERROR_CODES.NOT_FOUND) this.backoff.notMember(k, Date.now(), this.named.has(k));
-      else this.backoff.failed(k, Date.now(), this.named.has(k));
+      if (e.code === ERROR_CODES.SYNC_DENIED) this.rounds.backoff.notMember(k, Date.now(), this.rounds.isNamed(k));
+      else this.rounds.backoff.failed(k, Date.now(), this.rounds.isNamed(k));
       if (e.code === ERROR_CODES.SYNC_DENIED) {
         this.remote.delete(k);
         this.refuse(a, e.message);
-      } else if (e.code !== ERROR_CODES.NOT_FOUND && (c.remoteHello || this.named.has(k))) {
+      } else if (e.code !== ERROR_CODES.NOT_FOUND && (c.remoteHello || this.rounds.isNamed(k))) {
         // a plain `swarm serve` has no sync index: nothing to learn there (its files come through
         // the tracker); one that never said a word is no swarm peer, or gone: a listed address of
         // nobody is no warning each round (one the user named is)
@@ -354,6 +345,7 @@ export class IndexReaders {
       return;
     }
     this.pullMs.set(k, Date.now() - t0);
+    this.reads++;
     w.version = version;
     const whole = since === null || version === null;
     this.remote.set(k, { addr: a, entries });
@@ -373,7 +365,7 @@ export class IndexReaders {
     const cost = w?.version !== null && w?.version !== undefined ? 0 : (this.pullMs.get(k) ?? 0);
     const t = setTimeout(() => {
       this.newsTimers.delete(k);
-      void (this.allPull ?? Promise.resolve())
+      void (this.knownPull ?? Promise.resolve())
         .then(() => this.pull(a))
         .then(() => this.host.newsRead());
     }, Math.max(50, Math.min(5_000, cost * 4)));
