@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import net from 'node:net';
-import { readFileSync, writeFileSync, utimesSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from './helpers/tmp.js';
 import { syncPeer as peer } from './helpers/sync-peers.js';
@@ -126,11 +126,11 @@ t.test('a sync among 100 addresses that answer nothing: 64 a round, 16 at once, 
   t.same(a.warnings.filter((w) => /127\.0\.0\.1/.test(w) && !/not read/.test(w)), [], 'addresses that answer nothing are no warning each');
 });
 
-t.test("a member's news is read while the round's drawn addresses still hang (the plan is made from the known ones first)", async (t) => {
-  // 32 addresses that take the connection and say nothing: each dial waits for the hello (3 s)
+/** `n` addresses that take the connection and say nothing: each dial waits for the hello (3 s). */
+async function silentServers(t: { teardown(fn: () => unknown): void }, n: number): Promise<net.Server[]> {
   const held: net.Socket[] = [];
   const servers: net.Server[] = [];
-  for (let i = 0; i < 32; i++) {
+  for (let i = 0; i < n; i++) {
     const s = net.createServer((sock) => {
       sock.on('error', () => {});
       held.push(sock);
@@ -142,6 +142,16 @@ t.test("a member's news is read while the round's drawn addresses still hang (th
     for (const s of held) s.destroy();
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   });
+  return servers;
+}
+
+const waitFor = async (f: () => boolean, ms: number) => {
+  for (let i = 0; i < ms / 25 && !f(); i++) await new Promise((r) => setTimeout(r, 25));
+  return f();
+};
+
+t.test("a member's news is read while the round's drawn addresses still hang (the plan is made from the known ones first)", async (t) => {
+  const servers = await silentServers(t, 32);
   const [da, db] = [tempDir(t), tempDir(t)];
   writeFileSync(path.join(db, 'notes.txt'), 'first\n');
   utimesSync(path.join(db, 'notes.txt'), 1_600_000_000, 1_600_000_000);
@@ -168,5 +178,28 @@ t.test("a member's news is read while the round's drawn addresses still hang (th
   t.equal(got, 'second\n', 'the edit reached a');
   t.notOk(roundOver, 'while the round still waited on the silent addresses');
   t.ok(ms < 3_000, `within ${ms} ms (fails before: news waited for the whole round, 6 s here, 30 s before silent peers were dropped at 3 s)`);
+  await round;
+});
+
+t.test('a member that reads us while the round dials its drawn addresses is read back at once, not after the round', async (t) => {
+  const servers = await silentServers(t, 32);
+  const [da, dc] = [tempDir(t), tempDir(t)];
+  writeFileSync(path.join(dc, 'from-c.txt'), 'c has it\n');
+  utimesSync(path.join(dc, 'from-c.txt'), 1_600_000_000, 1_600_000_000);
+  const a = await peer(t, da);
+  const c = await peer(t, dc);
+  for (const s of servers) a.node.book.add({ ip: '127.0.0.1', port: (s.address() as net.AddressInfo).port }, 'inbound');
+  const round = a.sync.syncOnce(); // nothing known; 32 silent addresses drawn: two waves of 3 s
+  let roundOver = false;
+  void round.then(() => (roundOver = true));
+  await new Promise((r) => setTimeout(r, 300));
+  c.node.book.add({ ip: '127.0.0.1', port: a.node.port }, 'neighbor');
+  const t0 = Date.now();
+  await c.sync.syncOnce(); // c reads a and watches it: a is told (watchedBy)
+  const got = await waitFor(() => existsSync(path.join(da, 'from-c.txt')), 5_000);
+  const ms = Date.now() - t0;
+  t.ok(got, "c's file reached a");
+  t.notOk(roundOver, 'while the round still waited on the silent addresses');
+  t.ok(ms < 3_000, `within ${ms} ms (fails before: a read c in its next round, after this one)`);
   await round;
 });

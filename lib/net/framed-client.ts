@@ -107,6 +107,8 @@ export class FramedClient<S extends ReplySide = 'peerReply'> {
   readonly address: string;
   /** The other side's hello, once it arrived. */
   remoteHello: Hello | null = null;
+  /** Waiting for the other side's hello (helloWithin): told true when it comes, false when the connection ends. */
+  private helloWaiters: ((came: boolean) => void)[] = [];
   /** Socket reads taken (streaming connections; read coalescing keeps this low on slow links). */
   reads = 0;
 
@@ -248,12 +250,30 @@ export class FramedClient<S extends ReplySide = 'peerReply'> {
     return this.nextId++;
   }
 
+  /** True once the other side's hello came (at once if it has), false when none came within `ms` or the connection ended. */
+  helloWithin(ms: number): Promise<boolean> {
+    if (this.remoteHello) return Promise.resolve(true);
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(false), ms);
+      timer.unref();
+      const done = (came: boolean) => {
+        clearTimeout(timer);
+        const i = this.helloWaiters.indexOf(done);
+        if (i >= 0) this.helloWaiters.splice(i, 1);
+        resolve(came);
+      };
+      this.helloWaiters.push(done);
+    });
+  }
+
   private onMessage(h: Header, body: Buffer): void {
     const m = decodeMessage(this.o.side, h) as MessageFor<S> | { t: 'unknown'; type: string };
     if (!this.remoteHello) {
       if (m.t === 'hello') {
         checkHello(m as Hello, this.address);
         this.remoteHello = m as Hello;
+        for (const w of this.helloWaiters.splice(0)) w(true);
         this.handler.onHello?.(this.remoteHello);
         return;
       }
@@ -302,6 +322,7 @@ export class FramedClient<S extends ReplySide = 'peerReply'> {
       p.reject(e);
     }
     this.pending.clear();
+    for (const w of this.helloWaiters.splice(0)) w(false);
     this.handler.onClose?.(err);
   }
 }

@@ -145,8 +145,23 @@ export class DialRounds<T> {
   private readonly proven = new Map<string, T>();
   /** The last round left peers that could be dialled for a later one (`swarm sync --once` goes on). */
   more = false;
+  /**
+   * Peers dialled by this `--once` (null: none running): each once. Without it a round that took
+   * longer than a backoff (16 peers that say hello and then nothing hold a wave 15 s) found the
+   * first ones dialable again: `more` stayed true and 100 such addresses were dialled 5 times each.
+   */
+  private once: Set<string> | null = null;
 
   constructor(private readonly keyOf: (p: T) => string) {}
+
+  /** `swarm sync --once` starts (every peer dialled at most once until `endOnce`). */
+  startOnce(): void {
+    this.once = new Set();
+  }
+
+  endOnce(): void {
+    this.once = null;
+  }
 
   isNamed(key: string): boolean {
     return this.named.has(key);
@@ -161,16 +176,17 @@ export class DialRounds<T> {
     if (this.proven.size > MAX_PROVEN) this.proven.delete(this.proven.keys().next().value!);
   }
 
-  /** `key` is being read now. */
-  reading(key: string): void {
-    this.proven.delete(key);
+  /** `key` is being read now: true when it had read us (it proved the key, when keyed). */
+  reading(key: string): boolean {
+    return this.proven.delete(key);
   }
 
   /** The peers of a round from the book (`named`: given by the user), the members read before and the tracker's holders: the known ones, then the drawn ones. */
   plan(book: readonly { addr: T; named: boolean }[], members: readonly T[], listed: readonly T[], skip: (key: string) => boolean, now = Date.now()): { known: T[]; drawn: T[] } {
     const named = book.filter((b) => b.named).map((b) => b.addr);
     this.named = new Set(named.map(this.keyOf));
-    const r = planRound({ first: [named, [...this.proven.values()].reverse().slice(0, OPEN_PLACES)], members, others: [book.map((b) => b.addr), listed] }, this.keyOf, (k) => skip(k) || this.backoff.waiting(k, now));
+    const r = planRound({ first: [named, [...this.proven.values()].reverse().slice(0, OPEN_PLACES)], members, others: [book.map((b) => b.addr), listed] }, this.keyOf, (k) => skip(k) || this.backoff.waiting(k, now) || !!this.once?.has(k));
+    for (const p of r.peers) this.once?.add(this.keyOf(p));
     this.more = r.more;
     return { known: r.peers.slice(0, r.known), drawn: r.peers.slice(r.known) };
   }

@@ -26,7 +26,7 @@ import type { SyncEntry } from './plan.js';
 import { checkEntry } from './check-entry.js';
 import { readDirectory } from './directory-peers.js';
 import { DialRounds, DIALS_AT_ONCE, eachLimited } from './dial-plan.js';
-import { Pipe } from './small.js';
+import { leastLoaded, Pipe } from './small.js';
 import { arena } from '../protocol/checksum-wasm.js';
 import { READ_BUFFER_BYTES } from '../net/framed-client.js';
 
@@ -41,6 +41,12 @@ const MAX_PAGES = 5_000;
 const MIN_ENTRIES_WITH_NEXT = 16;
 /** A sync peer says hello within this long of the connection, or is taken for no sync peer. */
 const HELLO_WAIT_MS = 3_000;
+/**
+ * The first page from a drawn peer (never read, not named, has not read us), at most; every other
+ * page has 15 s. One that says hello and then nothing held a dial 15 s (hostile review 57; keyed,
+ * the proof has 5 s). A member on a link too slow for it is read once it reads us.
+ */
+const FIRST_PAGE_WAIT_MS = 5_000;
 /** One whole read of a peer's index at most (each page also has its own 15 s). */
 const PULL_DEADLINE_MS = 180_000;
 /** Peers told of as refused (each once); forgotten all at once beyond this. */
@@ -82,6 +88,8 @@ export interface ReaderHost {
 
 export class IndexReaders {
   private readonly watchers = new Map<string, Watch>();
+  /** Every connection open or opening (close() ends them all, the ones still dialling too). */
+  private readonly clients = new Set<PeerClient>();
   /**
    * The last index seen from each peer (members only), and, in an open folder, what stock
    * seed-002 peers hold according to the tracker's directory (`stock`: entries "legacy:MTIME").
@@ -95,6 +103,8 @@ export class IndexReaders {
   private allPull: Promise<void> | null = null;
   /** The first part of the round running (the named and known members), which news waits for. */
   private knownPull: Promise<void> | null = null;
+  /** The round running has read its known peers and dials its drawn ones. */
+  private drawing = false;
   /** Indexes read so far (a round's drawn peers change the plan only when one was). */
   private reads = 0;
   /** Peers already told of as refused (address and reason). */
@@ -139,10 +149,14 @@ export class IndexReaders {
       const first = (this.knownPull = eachLimited(known, DIALS_AT_ONCE, (a) => this.pull(a)).then(() => this.host.readAll()));
       await first;
       if (!drawn.length || this.host.closed()) return;
+      this.drawing = true;
       const reads = this.reads;
       await eachLimited(drawn, DIALS_AT_ONCE, (a) => this.pull(a));
       if (this.reads !== reads) this.host.readAll();
-    })().finally(() => (this.allPull = this.knownPull = null));
+    })().finally(() => {
+      this.allPull = this.knownPull = null;
+      this.drawing = false;
+    });
     return this.allPull;
   }
 
@@ -163,7 +177,10 @@ export class IndexReaders {
    */
   watchedBy(a: PeerAddress): void {
     this.rounds.readUs({ ip: a.ip, port: a.port }, this.remote.has(peerKey(a))); // it proved the key to us
-    if (!this.host.closed() && !this.remote.has(peerKey(a)) && !this.pulling.has(peerKey(a))) this.fullSoon();
+    if (this.host.closed() || this.remote.has(peerKey(a)) || this.pulling.has(peerKey(a))) return;
+    // the known ones were just read and the round only dials drawn ones now: read it at once
+    if (this.drawing) void this.pull(a).then(() => this.host.newsRead());
+    else this.fullSoon();
   }
 
   /** The peers whose last index says they have `cid` (read when a ticket starts: the latest word). */
@@ -181,19 +198,12 @@ export class IndexReaders {
    * to holders are open but all full or paused (small.ts), null when there is none.
    */
   pipeFor(name: string, cid: string, now = Date.now()): Pipe | 'wait' | null {
-    let best: Pipe | null = null;
-    let open = false;
-    for (const a of this.holdersOf(name, cid)) {
-      const w = this.watchers.get(peerKey(a));
-      if (!w?.pipe.open) continue;
-      open = true;
-      if (w.pipe.usable(now) && (!best || w.pipe.load < best.load)) best = w.pipe;
-    }
-    return best ?? (open ? 'wait' : null);
+    return leastLoaded(this.holdersOf(name, cid).map((a) => this.watchers.get(peerKey(a))?.pipe), now);
   }
 
   /** One peer's whole index (pages), and a watch for its news. Joins a pull already running. */
   private pull(a: PeerAddress): Promise<void> {
+    if (this.host.closed()) return Promise.resolve(); // (a round's later dials, after close())
     const k = peerKey(a);
     const running = this.pulling.get(k);
     if (running) return running;
@@ -217,7 +227,6 @@ export class IndexReaders {
     const k = peerKey(a);
     const node = this.host.node;
     let pipe: Pipe | null = null;
-    let helloCame: ((came: boolean) => void) | null = null;
     const readArena = arena(READ_BUFFER_BYTES);
     const fresh: PeerClient = new PeerClient(a.ip, a.port, {
       hello: node.hello,
@@ -233,22 +242,21 @@ export class IndexReaders {
           if (m.t === 'sync-news') this.onNews(a);
           else pipe?.onMessage(m as { t: string; id?: number });
         },
-        onHello: () => helloCame?.(true),
         onClose: (err) => {
-          helloCame?.(false);
+          this.clients.delete(fresh);
           pipe?.close(err);
           if (this.watchers.get(k)?.client === fresh) this.watchers.delete(k);
         },
       },
     });
     pipe = new Pipe(fresh, {}, readArena);
+    this.clients.add(fresh);
     const named = this.rounds.isNamed(k);
     try {
       await fresh.connect();
       // every sync peer says hello first: an address that says nothing in HELLO_WAIT_MS is none
       // (each silent one held a dial for the index's 15 s time-out)
-      const said = fresh.remoteHello !== null || (await new Promise<boolean>((r) => ((helloCame = r), setTimeout(() => r(false), HELLO_WAIT_MS).unref())));
-      if (!said) throw new SwarmError(ERROR_CODES.PEER_TIMEOUT, 'no hello');
+      if (!(await fresh.helloWithin(HELLO_WAIT_MS))) throw new SwarmError(ERROR_CODES.PEER_TIMEOUT, 'no hello');
     } catch {
       fresh.destroy();
       this.remote.delete(k);
@@ -267,6 +275,7 @@ export class IndexReaders {
         session = await proveToServer(fresh, key, node.peerId);
       } catch (err) {
         fresh.destroy();
+        if (this.host.closed()) return null; // (close() ended it: nothing to tell)
         this.remote.delete(k);
         const e = asSwarmError(err);
         // (NOT_FOUND: a plain serve, or a `swarm sync` whose Syncer is not up yet: it listens first)
@@ -280,6 +289,10 @@ export class IndexReaders {
         return null;
       }
     }
+    if (this.host.closed()) {
+      fresh.destroy();
+      return null;
+    }
     const w: Watch = { client: fresh, pipe, version: null, session };
     this.watchers.set(k, w);
     this.rounds.backoff.cleared(k);
@@ -288,7 +301,7 @@ export class IndexReaders {
 
   private async pullNow(a: PeerAddress): Promise<void> {
     const k = peerKey(a);
-    this.rounds.reading(k);
+    const readUs = this.rounds.reading(k);
     let w = this.watchers.get(k);
     if (!w || !w.client.connected) {
       const fresh = await this.connect(a);
@@ -307,7 +320,8 @@ export class IndexReaders {
     try {
       for (let page = 0; page < MAX_PAGES; page++) {
         const req = { t: 'sync-index', ...(after !== undefined ? { after } : {}), ...(since !== null ? { since } : {}) } as const;
-        const { message } = await c.request(req, 'sync-entries', 15_000);
+        const drawn = page === 0 && !this.remote.has(k) && !this.rounds.isNamed(k) && !readUs;
+        const { message } = await c.request(req, 'sync-entries', drawn ? FIRST_PAGE_WAIT_MS : 15_000);
         // a member's page carries its tag: anything else (changed on the way, or from a relay) is not used
         if (w.session && !sameTag(message.mac, pageMac(w.session, { id: message.id, after, since: since ?? undefined }, message))) {
           throw new SwarmError(ERROR_CODES.SYNC_DENIED, 'an index page without its tag (changed on the way?)');
@@ -328,6 +342,7 @@ export class IndexReaders {
         after = message.next;
       }
     } catch (err) {
+      if (this.host.closed()) return void c.destroy(); // (close() ended it: nothing to tell)
       const e = asSwarmError(err);
       if (e.code === ERROR_CODES.SYNC_DENIED) this.rounds.backoff.notMember(k, Date.now(), this.rounds.isNamed(k));
       else this.rounds.backoff.failed(k, Date.now(), this.rounds.isNamed(k));
@@ -376,7 +391,8 @@ export class IndexReaders {
   close(): void {
     for (const t of this.newsTimers.values()) clearTimeout(t);
     if (this.fullTimer) clearTimeout(this.fullTimer);
-    for (const w of this.watchers.values()) w.client.destroy();
+    for (const c of [...this.clients]) c.destroy();
+    this.clients.clear();
     this.watchers.clear();
   }
 }

@@ -88,6 +88,18 @@ const verifyHere: Verify<{ data: Buffer; manifest: Manifest }> = (data, cid) => 
   return manifest.cid === cid ? { data, manifest } : null;
 };
 
+/** The least loaded usable pipe; 'wait' when some are open but all full or paused, null when none is open. */
+export function leastLoaded(pipes: readonly (Pipe | undefined)[], now: number): Pipe | 'wait' | null {
+  let best: Pipe | null = null;
+  let open = false;
+  for (const p of pipes) {
+    if (!p?.open) continue;
+    open = true;
+    if (p.usable(now) && (!best || p.load < best.load)) best = p;
+  }
+  return best ?? (open ? 'wait' : null);
+}
+
 /** Pipelined one-chunk fetches over one peer connection (the syncer's watch connection). */
 export class Pipe {
   private readonly inflight = new Map<number, Req>();

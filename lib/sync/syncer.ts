@@ -199,10 +199,15 @@ export class Syncer extends EventEmitter<SyncEvents> {
   async syncOnce(o: { everyPeer?: boolean } = {}): Promise<{ pending: number }> {
     // local files still being written are announced once they hold still (at most a few seconds)
     for (let i = 0; i < 200 && this.local.settlingCount > 0 && !this.closed; i++) await new Promise((r) => setTimeout(r, 25));
-    await this.readers.pullAll();
-    // `--once` has no later round: peers a round had no place for are dialled now (the ones
-    // dialled wait their backoff), up to ONCE_ROUNDS rounds
-    for (let i = 1; o.everyPeer && this.readers.rounds.more && i < ONCE_ROUNDS && !this.closed; i++) await this.readers.pullAll();
+    // `--once` has no later round: peers a round had no place for are dialled now (each once),
+    // up to ONCE_ROUNDS rounds
+    if (o.everyPeer) this.readers.rounds.startOnce();
+    try {
+      await this.readers.pullAll();
+      for (let i = 1; o.everyPeer && this.readers.rounds.more && i < ONCE_ROUNDS && !this.closed; i++) await this.readers.pullAll();
+    } finally {
+      if (o.everyPeer) this.readers.rounds.endOnce();
+    }
     await this.drain();
     return { pending: this.tickets.size };
   }
