@@ -203,3 +203,13 @@ t.test('a member that reads us while the round dials its drawn addresses is read
   t.ok(ms < 3_000, `within ${ms} ms (fails before: a read c in its next round, after this one)`);
   await round;
 });
+
+t.test('readDirectory (pure): 300,000 holders listed in one entry are taken whole (no spread of a huge list)', async (t) => {
+  const { readDirectory } = await import('../lib/sync/directory-peers.js');
+  const many = Array.from({ length: 300_000 }, (_, i) => ({ ip: '127.0.0.9', port: 1 + (i % 65_000) }));
+  const cid = 'c'.repeat(64);
+  const one = readDirectory([['big.bin', { cid, mtime: 1, size: 1, holders: many, partial: [] }]], false, (a) => `${a.ip}|${a.port}`);
+  t.equal(one.listed.length, 300_000, 'one entry of 300,000 holders (fails before: RangeError, maximum call stack size)');
+  const spread: unknown[] = [];
+  t.throws(() => spread.push(...many), RangeError, 'which a spread of them throws here');
+});

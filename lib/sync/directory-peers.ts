@@ -36,7 +36,8 @@ export function readDirectory(entries: Iterable<[string, DirectoryEntry]>, keyed
   const stock = new Map<string, StockFiles>();
   for (const [name, e] of entries) {
     if (!isLegacyCid(e.cid)) {
-      listed.push(...e.holders, ...e.partial);
+      for (const h of e.holders) listed.push(h); // (a loop: a hostile tracker's entry may hold more than a call's arguments)
+      for (const h of e.partial) listed.push(h);
       continue;
     }
     if (keyed) continue;

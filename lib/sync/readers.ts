@@ -120,12 +120,12 @@ export class IndexReaders {
   private async peers(): Promise<{ known: PeerAddress[]; drawn: PeerAddress[] }> {
     const node = this.host.node;
     const book = node.book.neighbours(Infinity).map((k) => ({ addr: { ip: k.ip, port: k.port }, named: k.sources.includes('neighbor') }));
-    const listed: PeerAddress[] = [];
+    let listed: PeerAddress[] = [];
     const tracker = node.trackerAddress();
     if (tracker) {
       try {
         const read = readDirectory((await trackerDirectory(tracker)).entries, !!this.host.key, peerKey);
-        listed.push(...read.listed);
+        listed = read.listed; // (not spread: a directory can list more holders than a call takes arguments)
         const stock = read.stock;
         for (const [k, r] of this.remote) if (r.stock && !stock.has(k)) this.remote.delete(k);
         for (const [k, r] of stock) if (!this.remote.get(k) || this.remote.get(k)!.stock) this.remote.set(k, { ...r, stock: true });
