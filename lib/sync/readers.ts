@@ -180,6 +180,7 @@ export class IndexReaders {
     if (this.host.closed() || this.remote.has(peerKey(a)) || this.pulling.has(peerKey(a))) return;
     // the known ones were just read and the round only dials drawn ones now: read it at once
     if (this.drawing) void this.pull(a).then(() => this.host.newsRead());
+    else if (this.allPull) void this.allPull.then(() => this.fullSoon()); // (planned without it: the next one)
     else this.fullSoon();
   }
 
