@@ -34,6 +34,13 @@ const WARMUP_BYTES = 16 << 20;
 const WARMUP_READ_BYTES = 256 << 10;
 const READ_BUFFERS = 4;
 /**
+ * A piece waits for the socket to drain only once this much is queued in it: a 1 MiB piece (and a
+ * 256 KiB one while warming up) always does, and its read buffer is free again only once the
+ * socket has taken it; a small file's piece goes on to its `done`, written with it (get-queue.ts).
+ * The session stops reading requests beyond its reply window (256 KiB) meanwhile.
+ */
+const DRAIN_AT_BYTES = 256 << 10;
+/**
  * A read buffer holds a piece laid out as it goes on the wire: [head][payload][head][payload]…
  * (one head per 64 KiB packet). Reading payloads into their slots (one readv) and sending the
  * buffer whole replaced 32 socket writes per MiB (a head and a payload per packet, through
@@ -73,6 +80,8 @@ export interface SenderHooks {
   sent(cid: string, chunk: number): void;
   /** Chunk `chunk` was started and will not be finished (cancelled, closed): free its slot. */
   abandoned(cid: string, chunk: number): void;
+  /** Writes held back (get-queue.ts: a small file's packet and `done` together) go out now: we are about to wait. */
+  flush?(): void;
 }
 
 interface Piece {
@@ -143,7 +152,10 @@ export class RangeSender {
         }
         if (this.upload) {
           const wait = this.upload.delayFor(p.length, Date.now());
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          if (wait > 0) {
+            this.hooks.flush?.();
+            await new Promise((r) => setTimeout(r, wait));
+          }
         }
         const ok = this.sendPiece(req.id, p, buf, req.source.packetSums?.(p.chunk) ?? null, m.chunkBytes);
         this.hooks.active();
@@ -151,7 +163,10 @@ export class RangeSender {
           open = -1;
           this.hooks.sent(m.cid, p.chunk);
         }
-        if (!ok && !this.hooks.closed()) await this.drained();
+        if (!ok && !this.hooks.closed() && this.socket.writableLength >= DRAIN_AT_BYTES) {
+          this.hooks.flush?.();
+          await this.drained();
+        }
         p = after;
       }
       if (next) this.releaseBuffer(await next);
