@@ -269,6 +269,10 @@ t.test('swarm sync --once through the CLI: fetches, says so, exits 0; bad option
   t.match(lonely.out, /"code":"SWARM_ERR_NO_PEERS".*no other member of this folder was found.*nothing was synced/s, 'saying nothing was synced');
   t.equal(readFileSync(path.join(alone, 'mine.txt'), 'utf8'), 'only here\n', 'and its files are untouched');
   t.notMatch(lonely.out, /"in-step"/, 'and it does not say in step first');
+  t.match(lonely.out, /name one with --neighbor/, 'no neighbour named: it says to name one');
+  const named = await run([alone, '--open', '--port', '0', '--no-tracker', '--once', '--threads', '0', '--json', '--neighbor', '127.0.0.1:1']);
+  t.equal(named.code, 4, 'a named neighbour that is not there: exit 4');
+  t.match(named.out, /neighbours 127\.0\.0\.1:1\): nothing was synced; check that swarm sync runs there/, 'and it says to check that one, not to name one');
   // a folder that does not exist (a typo) is not made: exit 3, as serve
   const typo = path.join(alone, 'no-such-folder');
   const missing = await run([typo, '--open', '--port', '0', '--no-tracker', '--once', '--threads', '0']);

@@ -190,7 +190,9 @@ export function register(program: Command): void {
         // nobody to sync with is not "in step": a script must not take it for a sync that happened
         if (!syncer.reachedAnyone()) {
           const asked = node.tracker ? `tracker ${node.tracker.address}` : 'no tracker';
-          throw new SwarmError(ERROR_CODES.NO_PEERS, `no other member of this folder was found (${asked}${o.neighbor?.length ? `, neighbours ${o.neighbor.join(', ')}` : ''}): nothing was synced; start swarm sync on another machine, or name one with --neighbor`);
+          const named = o.neighbor?.length ? `, neighbours ${o.neighbor.join(', ')}` : '';
+          const hint = named ? 'check that swarm sync runs there on that port (a neighbour that does not answer within 3 s counts as none)' : 'start swarm sync on another machine, or name one with --neighbor';
+          throw new SwarmError(ERROR_CODES.NO_PEERS, `no other member of this folder was found (${asked}${named}): nothing was synced; ${hint}`);
         }
         inStep();
         if (r.pending) throw new SwarmError(ERROR_CODES.NO_PEERS, `${count(r.pending, 'file')} could not be fetched (see the warnings); run again to retry`);
