@@ -9,6 +9,7 @@ import net from 'node:net';
 import { readFileSync, writeFileSync, utimesSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from './helpers/tmp.js';
+import { fakeSyncMembers } from './helpers/fake-sync-member.js';
 import { syncPeer as peer, stopPeer } from './helpers/sync-peers.js';
 import { serve } from '../lib/serve.js';
 import { registerFake } from './helpers/fake-peer.js';
@@ -17,9 +18,6 @@ import { TrackerServer } from '../lib/tracker/server.js';
 import { trackerDirectory } from '../lib/tracker/client.js';
 import { folderKey, newFolderKeySecret } from '../lib/sync/folder-key.js';
 import { DialBackoff, MAX_SYNC_PEERS, OPEN_PLACES, RETRY_FIRST_MS, planRound } from '../lib/sync/dial-plan.js';
-import { FrameDecoder, encodeFrame, type Header } from '../lib/protocol/frame.js';
-import { PROTOCOL_VERSION } from '../lib/protocol/messages.js';
-import { newPeerId } from '../lib/net/identity.js';
 
 type T = { teardown(fn: () => unknown): void };
 const JUNK_IP = '127.0.0.2';
@@ -39,38 +37,6 @@ async function deadPort(): Promise<number> {
   const port = (s.address() as net.AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
-}
-
-/** An "open folder member" on JUNK_IP: answers hello and an empty index, nothing else. */
-async function emptyMember(t: T): Promise<number> {
-  const id = newPeerId();
-  const sockets = new Set<net.Socket>();
-  const s = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => {});
-    const send = (h: Header) => encodeFrame(h).forEach((b) => sock.write(b));
-    const d = new FrameDecoder({
-      onPacket() {},
-      onMessage(h) {
-        if (h.t === 'hello') send({ t: 'hello', v: PROTOCOL_VERSION, peer: id, agent: 'junk', caps: [] });
-        if (h.t === 'sync-index') send({ t: 'sync-entries', id: h.id, entries: [], version: 0 });
-      },
-    });
-    sock.on('data', (b: Buffer) => {
-      try {
-        d.push(b);
-      } catch {
-        sock.destroy();
-      }
-    });
-  });
-  await new Promise<void>((r) => s.listen(0, JUNK_IP, r));
-  t.teardown(() => {
-    for (const x of sockets) x.destroy();
-    return new Promise((r) => s.close(r));
-  });
-  return (s.address() as net.AddressInfo).port;
 }
 
 /** 64 registrations from one ip (the tracker's limit per ip), names that sort before the members'. */
@@ -112,7 +78,7 @@ t.test('open: 64 junk "members" that answer an empty index keep every later memb
   const at = await startTracker(t);
   const [da, db] = [tempDir(t), tempDir(t)];
   const a = await peer(t, da, { tracker: at });
-  await junk(t, at, () => emptyMember(t));
+  await junk(t, at, async () => (await fakeSyncMembers(t, 1, { host: JUNK_IP })).ports[0]!);
   for (let i = 0; i < 2; i++) await a.sync.syncOnce(); // the junk is read: 64 "members" now
   writeFileSync(path.join(db, 'from-b.txt'), 'b has it\n');
   utimesSync(path.join(db, 'from-b.txt'), 1_600_000_000, 1_600_000_000);

@@ -3,56 +3,13 @@
  * close() during the drawn phase, a peer that says hello and then nothing, `--once`'s `more`.
  */
 import t from 'tap';
-import net from 'node:net';
 import { tempDir } from './helpers/tmp.js';
 import { syncPeer as peer } from './helpers/sync-peers.js';
 import { DIALS_AT_ONCE, DialRounds } from '../lib/sync/dial-plan.js';
-import { FrameDecoder, encodeFrame, type Header } from '../lib/protocol/frame.js';
-import { PROTOCOL_VERSION } from '../lib/protocol/messages.js';
-import { newPeerId } from '../lib/net/identity.js';
-
-type T = { teardown(fn: () => unknown): void };
-
-/** `n` "open members" on loopback: hello after `helloMs`; they answer the index (empty) unless `silent`. */
-async function fakes(t: T, n: number, o: { helloMs: number; silent?: boolean }): Promise<{ ports: number[]; open: () => number; accepted: () => number }> {
-  const sockets = new Set<net.Socket>();
-  const servers: net.Server[] = [];
-  let accepted = 0;
-  for (let i = 0; i < n; i++) {
-    const id = newPeerId();
-    const s = net.createServer((sock) => {
-      accepted++;
-      sockets.add(sock);
-      sock.on('close', () => sockets.delete(sock));
-      sock.on('error', () => {});
-      const send = (h: Header) => encodeFrame(h).forEach((b) => sock.write(b));
-      const d = new FrameDecoder({
-        onPacket() {},
-        onMessage(h) {
-          if (h.t === 'hello') setTimeout(() => !sock.destroyed && send({ t: 'hello', v: PROTOCOL_VERSION, peer: id, agent: 'junk', caps: [] }), o.helloMs);
-          if (h.t === 'sync-index' && !o.silent) send({ t: 'sync-entries', id: h.id, entries: [], version: 0 });
-        },
-      });
-      sock.on('data', (b: Buffer) => {
-        try {
-          d.push(b);
-        } catch {
-          sock.destroy();
-        }
-      });
-    });
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    servers.push(s);
-  }
-  t.teardown(async () => {
-    for (const x of sockets) x.destroy();
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  });
-  return { ports: servers.map((s) => (s.address() as net.AddressInfo).port), open: () => sockets.size, accepted: () => accepted };
-}
+import { fakeSyncMembers } from './helpers/fake-sync-member.js';
 
 t.test('close() during the drawn phase: no dial starts after it, and no connection is left open', async (t) => {
-  const f = await fakes(t, 40, { helloMs: 200 });
+  const f = await fakeSyncMembers(t, 40, { helloMs: 200 });
   const a = await peer(t, tempDir(t));
   for (const port of f.ports) a.node.book.add({ ip: '127.0.0.1', port }, 'inbound');
   const round = a.sync.syncOnce(); // no known peer: the 40 are drawn (three waves of 16)
@@ -66,7 +23,7 @@ t.test('close() during the drawn phase: no dial starts after it, and no connecti
 });
 
 t.test('16 drawn peers that say hello and then nothing do not hold a round for the index time-out (15 s)', async (t) => {
-  const f = await fakes(t, DIALS_AT_ONCE, { helloMs: 0, silent: true });
+  const f = await fakeSyncMembers(t, DIALS_AT_ONCE, { silent: true });
   const a = await peer(t, tempDir(t));
   for (const port of f.ports) a.node.book.add({ ip: '127.0.0.1', port }, 'inbound');
   const t0 = Date.now();
