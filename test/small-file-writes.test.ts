@@ -1,7 +1,7 @@
 /**
- * A small file's packet and its `done` leave the serving socket in one write (get-queue.ts, the
- * session's cork): with Nagle off, two writes were two system calls and two segments for every
- * file of a sync of many small files. Counted on the server's sockets in process, with a client
+ * A small file's packet and its `done` leave the serving socket in one write (sender.ts corks the
+ * socket for a request's last piece until the end of that turn): with Nagle off, two writes were
+ * two system calls and two segments for every file of a sync of many small files. Counted on the server's sockets in process, with a client
  * that asks for 30 small files and one big one at once; every byte still arrives and checks out.
  */
 import t from 'tap';
@@ -81,5 +81,6 @@ t.test('30 small files: one write each on the server (fails before: two); a big 
   t.equal(Buffer.concat(got.get(bigId) ?? []).length, 3 << 20, 'the big file whole');
   // 30 small files, one write each; the big one: 12 pieces of 256 KiB (a connection's first 16 MiB
   // go in warm-up pieces: sender.ts) and its done, 13
-  t.equal(smallWrites, 30 + 13, `${smallWrites} writes for 30 small files and a 3-chunk one (fails before: ${30 * 2 + 13})`);
+  // (fewer when writes wait behind one the kernel has not taken yet: Node then sends them together)
+  t.ok(smallWrites <= 30 + 13, `${smallWrites} writes for 30 small files and a 3-chunk one, at most ${30 + 13} (fails before: ${30 * 2 + 13})`);
 });

@@ -37,19 +37,7 @@ export interface GetQueueHooks {
   refused(cid: string, reason: string): void;
   /** Every request is served or cancelled: the peer asks nothing now. */
   idle(): void;
-  /** Hold writes back until `flush` (a small file's packet and its `done` in one write). */
-  cork?(): void;
-  /** Writes held back go out now. */
-  flush?(): void;
 }
-
-/**
- * A request of one chunk of a file up to this size is a small file: its packet and its `done` go
- * out in one write (Nagle is off: two writes were two system calls and two segments each, for
- * every file of a sync of many small files; 10,000 files of 1-64 KiB: 2.06 s against 2.26 s,
- * four alternating pairs of runs on tmpfs, the serving side's system time ~15% lower).
- */
-export const SMALL_FILE_BYTES = 64 << 10;
 
 export class GetQueue {
   private readonly queue: RangeRequest[] = [];
@@ -113,8 +101,6 @@ export class GetQueue {
         if (req.cancelled) continue;
         this.current = req;
         this.hooks.taken(req);
-        const small = req.to - req.from === 1 && req.source.manifest.size <= SMALL_FILE_BYTES;
-        if (small) this.hooks.cork?.();
         try {
           await this.hooks.serve(req, await this.reader(req.source));
           if (!req.cancelled) this.hooks.reply({ t: 'done', id: req.id });
@@ -124,7 +110,6 @@ export class GetQueue {
           this.forgetReader(req.source.manifest.cid);
           this.hooks.reply({ t: 'error', id: req.id, code: e.code, message: e.message });
         }
-        if (small) this.hooks.flush?.();
       }
     } finally {
       this.current = null;

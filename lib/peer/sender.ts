@@ -36,8 +36,8 @@ const READ_BUFFERS = 4;
 /**
  * A piece waits for the socket to drain only once this much is queued in it: a 1 MiB piece (and a
  * 256 KiB one while warming up) always does, and its read buffer is free again only once the
- * socket has taken it; a small file's piece goes on to its `done`, written with it (get-queue.ts).
- * The session stops reading requests beyond its reply window (256 KiB) meanwhile.
+ * socket has taken it; a small file's piece goes on to its `done`, written with it. The session
+ * stops reading requests beyond its reply window (256 KiB) meanwhile.
  */
 const DRAIN_AT_BYTES = 256 << 10;
 /**
@@ -80,8 +80,6 @@ export interface SenderHooks {
   sent(cid: string, chunk: number): void;
   /** Chunk `chunk` was started and will not be finished (cancelled, closed): free its slot. */
   abandoned(cid: string, chunk: number): void;
-  /** Writes held back (get-queue.ts: a small file's packet and `done` together) go out now: we are about to wait. */
-  flush?(): void;
 }
 
 interface Piece {
@@ -152,10 +150,14 @@ export class RangeSender {
         }
         if (this.upload) {
           const wait = this.upload.delayFor(p.length, Date.now());
-          if (wait > 0) {
-            this.hooks.flush?.();
-            await new Promise((r) => setTimeout(r, wait));
-          }
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        if (!after) {
+          // the request's last piece: its `done` (get-queue.ts, written as this returns, in the
+          // same turn) goes out in the same write. Nagle is off: a small file was two system
+          // calls and two segments, its packet and its done
+          this.socket.cork();
+          process.nextTick(() => this.socket.uncork());
         }
         const ok = this.sendPiece(req.id, p, buf, req.source.packetSums?.(p.chunk) ?? null, m.chunkBytes);
         this.hooks.active();
@@ -164,7 +166,7 @@ export class RangeSender {
           this.hooks.sent(m.cid, p.chunk);
         }
         if (!ok && !this.hooks.closed() && this.socket.writableLength >= DRAIN_AT_BYTES) {
-          this.hooks.flush?.();
+          if (this.socket.writableCorked) this.socket.uncork(); // (what is held goes before we wait for it to drain)
           await this.drained();
         }
         p = after;

@@ -88,13 +88,7 @@ export class PeerSession implements GuardedConnection {
     this.remote = `${ip}:${socket.remotePort}`;
     this.since = this.lastActivityAt = Date.now();
     socket.setNoDelay(true);
-    this.waits = new SlotWaits(ctx.slots, ctx.id, this.account, {
-      busy: (id) => {
-        this.send({ t: 'busy', id });
-        this.flushWrites(); // (a small file held back waits for a slot: what is held goes now)
-      },
-      closed: () => this.closed,
-    });
+    this.waits = new SlotWaits(ctx.slots, ctx.id, this.account, { busy: (id) => this.send({ t: 'busy', id }), closed: () => this.closed });
     this.decoder = new FrameDecoder(
       {
         onMessage: (h) => this.onMessage(h),
@@ -118,7 +112,6 @@ export class PeerSession implements GuardedConnection {
         this.ctx.spreads?.sent(this.ctx.id, cid, chunk);
       },
       abandoned: (cid, chunk) => this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(cid, chunk), Date.now()),
-      flush: () => this.flushWrites(),
     });
     this.gets = new GetQueue(ctx.sources, {
       closed: () => this.closed,
@@ -126,8 +119,6 @@ export class PeerSession implements GuardedConnection {
       serve: (req, reader) => this.sender.send(req, reader),
       reply: (h) => this.send(h),
       refused: (cid, reason) => this.ctx.log('refused', { peer: this.remote, cid, reason }),
-      cork: () => this.socket.cork(),
-      flush: () => this.flushWrites(),
       idle: () => {
         this.lastActivityAt = Date.now();
         this.account.idle(this.lastActivityAt);
@@ -243,11 +234,6 @@ export class PeerSession implements GuardedConnection {
     this.send({ t: 'error', code: e.code, message: e.message });
     this.socket.end();
     this.destroy(e.message);
-  }
-
-  /** Writes held back (get-queue.ts, a small file) go out now. */
-  private flushWrites(): void {
-    while (this.socket.writableCorked > 0) this.socket.uncork();
   }
 
   private send(h: Header, body?: Uint8Array): void {
