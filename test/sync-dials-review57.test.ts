@@ -35,26 +35,26 @@ t.test('16 drawn peers that say hello and then nothing do not hold a round for t
 t.test('--once (pure): 100 junk addresses that each hold a dial 15 s are dialled once, not again in later rounds as their backoff runs out', async (t) => {
   const key = (p: string) => p;
   const rounds = new DialRounds<string>(key);
-  (rounds as unknown as { startOnce?: () => void }).startOnce?.();
   const listed = Array.from({ length: 100 }, (_, i) => `junk${i}`);
   const dialled = new Map<string, number>();
   let now = 1_000_000;
-  let n = 1;
-  for (;;) {
-    const { known, drawn } = rounds.plan([], [], listed, () => false, now);
-    const peers = [...known, ...drawn];
-    // waves of DIALS_AT_ONCE, each failing after 15 s (hello, then no answer to the index)
-    for (let i = 0; i < peers.length; i += DIALS_AT_ONCE) {
-      now += 15_000;
-      for (const p of peers.slice(i, i + DIALS_AT_ONCE)) {
-        dialled.set(p, (dialled.get(p) ?? 0) + 1);
-        rounds.backoff.failed(p, now);
+  let n = 0;
+  await rounds.everyPeer(
+    async () => {
+      n++;
+      const { known, drawn } = rounds.plan([], [], listed, () => false, now);
+      const peers = [...known, ...drawn];
+      // waves of DIALS_AT_ONCE, each failing after 15 s (hello, then no answer to the index)
+      for (let i = 0; i < peers.length; i += DIALS_AT_ONCE) {
+        now += 15_000;
+        for (const p of peers.slice(i, i + DIALS_AT_ONCE)) {
+          dialled.set(p, (dialled.get(p) ?? 0) + 1);
+          rounds.backoff.failed(p, now);
+        }
       }
-    }
-    if (!rounds.more || n >= 16) break;
-    n++;
-  }
-  (rounds as unknown as { endOnce?: () => void }).endOnce?.();
+    },
+    () => false,
+  );
   const twice = [...dialled.values()].filter((c) => c > 1).length;
   t.equal(dialled.size, 100, 'every address dialled');
   t.equal(twice, 0, `none dialled twice (${twice} were; ${n} rounds, ${(now - 1_000_000) / 1000} s of dials; fails now)`);

@@ -132,6 +132,8 @@ export function planRound<T>(
   return { peers: out, known, more: pool.length > room };
 }
 
+/** Rounds of reads `swarm sync --once` runs at most (64 peers each: 1,024 dialled). */
+export const ONCE_ROUNDS = 16;
 /** Peers that read us and wait to be read back, at most (the newest kept). */
 export const MAX_PROVEN = 64;
 
@@ -154,13 +156,20 @@ export class DialRounds<T> {
 
   constructor(private readonly keyOf: (p: T) => string) {}
 
-  /** `swarm sync --once` starts (every peer dialled at most once until `endOnce`). */
-  startOnce(): void {
+  /**
+   * `swarm sync --once`, which has no later round: rounds of `pull` while some peers were left for
+   * a later one, each peer dialled at most once, ONCE_ROUNDS at most.
+   */
+  async everyPeer(pull: () => Promise<void>, stopped: () => boolean): Promise<void> {
     this.once = new Set();
-  }
-
-  endOnce(): void {
-    this.once = null;
+    try {
+      for (let i = 0; i < ONCE_ROUNDS && !stopped(); i++) {
+        await pull();
+        if (!this.more) break;
+      }
+    } finally {
+      this.once = null;
+    }
   }
 
   isNamed(key: string): boolean {

@@ -57,8 +57,6 @@ export { EMPTIED_GRACE_MS } from './emptied-later.js';
 const ROOT_RETRY_MS = 1_000;
 /** Tickets in a row that wait for a connection, after which pump() stops looking (the queue is FIFO). */
 const PUMP_MAX_WAITING = 256;
-/** Rounds of index reads `swarm sync --once` runs at most (64 peers each: 1,024 dialled). */
-const ONCE_ROUNDS = 16;
 
 export class Syncer extends EventEmitter<SyncEvents> {
   readonly index: SyncIndex;
@@ -199,15 +197,9 @@ export class Syncer extends EventEmitter<SyncEvents> {
   async syncOnce(o: { everyPeer?: boolean } = {}): Promise<{ pending: number }> {
     // local files still being written are announced once they hold still (at most a few seconds)
     for (let i = 0; i < 200 && this.local.settlingCount > 0 && !this.closed; i++) await new Promise((r) => setTimeout(r, 25));
-    // `--once` has no later round: peers a round had no place for are dialled now (each once),
-    // up to ONCE_ROUNDS rounds
-    if (o.everyPeer) this.readers.rounds.startOnce();
-    try {
-      await this.readers.pullAll();
-      for (let i = 1; o.everyPeer && this.readers.rounds.more && i < ONCE_ROUNDS && !this.closed; i++) await this.readers.pullAll();
-    } finally {
-      if (o.everyPeer) this.readers.rounds.endOnce();
-    }
+    // (`--once`: peers a round had no place for are dialled now: dial-plan.ts)
+    if (o.everyPeer) await this.readers.rounds.everyPeer(() => this.readers.pullAll(), () => this.closed);
+    else await this.readers.pullAll();
     await this.drain();
     return { pending: this.tickets.size };
   }
