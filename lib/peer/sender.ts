@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import { PACKET_PAYLOAD_BYTES } from '../constants.js';
 import { FLAG_LAST_IN_CHUNK, PACKET_HEAD_BYTES, writePacketHeadAt } from '../protocol/packet.js';
-import { arena, type ChecksumArena } from '../protocol/checksum-wasm.js';
+import { SendBufferPool, type SendBuffer } from './send-buffers.js';
 import { sum16 } from '../protocol/checksum.js';
 import type { TokenBucket } from '../scheduling/token-bucket.js';
 import type { ChunkSource, SourceReader } from './source.js';
@@ -48,6 +48,8 @@ const DRAIN_AT_BYTES = 256 << 10;
  */
 const SLOT = PACKET_HEAD_BYTES + PACKET_PAYLOAD_BYTES;
 const BUFFER_BYTES = (READ_BYTES / PACKET_PAYLOAD_BYTES) * SLOT;
+/** This thread's read buffers, shared by its connections (send-buffers.ts). */
+export const sendBuffers = new SendBufferPool(BUFFER_BYTES);
 
 /** The payload slots of a piece of `length` bytes in its read buffer. */
 function payloadViews(buf: Buffer, length: number): Buffer[] {
@@ -90,9 +92,7 @@ interface Piece {
 }
 
 export class RangeSender {
-  private readonly freeBuffers: Buffer[] = [];
-  /** Read buffers live in wasm memory, so outgoing payloads are checksummed where they were read. */
-  private readArena: ChecksumArena | null | undefined;
+  /** Read buffers (in wasm memory, so outgoing payloads are summed where they were read) in use. */
   private buffersOut = 0;
   private bufferWaiters: (() => void)[] = [];
   bytesSent = 0;
@@ -115,7 +115,7 @@ export class RangeSender {
       const buf = await this.acquireBuffer();
       try {
         if (this.hooks.closed()) throw new SwarmError(ERROR_CODES.PEER_CLOSED, 'connection closed');
-        await readSlots(f, payloadViews(buf, p.length), p.offset, m.cid);
+        await readSlots(f, payloadViews(buf.bytes, p.length), p.offset, m.cid);
         // checked after every read, so bytes read after a change are never sent
         const changed = f.checkUnchanged();
         if (changed) await changed;
@@ -127,7 +127,7 @@ export class RangeSender {
     };
     let p = pieces.next().value;
     if (!p) return;
-    let next: Promise<Buffer> | null = read(p);
+    let next: Promise<SendBuffer> | null = read(p);
     next.catch(() => {}); // awaited below, maybe after a wait for an upload slot: never unhandled meanwhile
     let open = -1; // the chunk started and not yet sent whole
     try {
@@ -171,27 +171,36 @@ export class RangeSender {
         }
         p = after;
       }
-      if (next) this.releaseBuffer(await next);
+      if (next) {
+        const last = next;
+        next = null;
+        this.releaseBuffer(await last);
+      }
     } finally {
       if (open >= 0) this.hooks.abandoned(m.cid, open);
+      // a read still under way when we stopped early (a wait or a read failed): its buffer goes
+      // back once that read is over, never while the file system may still write into it
+      if (next) next.then((b) => this.releaseBuffer(b), () => {});
     }
   }
 
   /** `sums`: the chunk's packet payload sums taken when it was hashed, or null (summed here). */
-  private sendPiece(requestId: number, p: Piece, buf: Buffer, sums: Uint16Array | null, chunkBytes: number): boolean {
+  private sendPiece(requestId: number, p: Piece, sb: SendBuffer, sums: Uint16Array | null, chunkBytes: number): boolean {
+    const buf = sb.bytes;
     let end = 0;
     const first = (p.offset - p.chunk * chunkBytes) / PACKET_PAYLOAD_BYTES;
     for (let at = 0, k = 0; at < p.length; at += PACKET_PAYLOAD_BYTES, k++) {
       const n = Math.min(PACKET_PAYLOAD_BYTES, p.length - at);
       const head = k * SLOT;
       const payload = buf.subarray(head + PACKET_HEAD_BYTES, head + PACKET_HEAD_BYTES + n);
-      const payloadSum = sums ? sums[first + k]! : this.readArena?.owns(payload) ? this.readArena.sum16(payload) : sum16(payload);
+      const payloadSum = sums ? sums[first + k]! : sb.arena ? sb.arena.sum16(payload) : sum16(payload);
       const final = at + n >= p.length;
       writePacketHeadAt(buf, head, { flags: final && p.last ? FLAG_LAST_IN_CHUNK : 0, requestId, chunk: p.chunk, offset: p.offset + at }, n, payloadSum);
       end = head + PACKET_HEAD_BYTES + n;
     }
     this.bytesSent += p.length;
-    return this.socket.write(buf.subarray(0, end), () => this.releaseBuffer(buf));
+    // given back once the socket took the bytes (or dropped them, closed): nothing touches them after
+    return this.socket.write(buf.subarray(0, end), () => this.releaseBuffer(sb));
   }
 
   private drained(): Promise<void> {
@@ -207,23 +216,17 @@ export class RangeSender {
     });
   }
 
-  private acquireBuffer(): Promise<Buffer> {
-    const free = this.freeBuffers.pop();
-    if (free) {
-      this.buffersOut++;
-      return Promise.resolve(free);
-    }
+  private acquireBuffer(): Promise<SendBuffer> {
     if (this.buffersOut < READ_BUFFERS) {
-      if (this.readArena === undefined) this.readArena = arena(READ_BUFFERS * BUFFER_BYTES);
-      const slot = this.buffersOut++;
-      return Promise.resolve(this.readArena ? this.readArena.bytes.subarray(slot * BUFFER_BYTES, (slot + 1) * BUFFER_BYTES) : Buffer.allocUnsafeSlow(BUFFER_BYTES));
+      this.buffersOut++;
+      return Promise.resolve(sendBuffers.take());
     }
     return new Promise((resolve) => this.bufferWaiters.push(() => resolve(this.acquireBuffer())));
   }
 
-  private releaseBuffer(buf: Buffer): void {
+  private releaseBuffer(sb: SendBuffer): void {
+    if (!sendBuffers.give(sb)) return;
     this.buffersOut--;
-    this.freeBuffers.push(buf);
     this.bufferWaiters.shift()?.();
   }
 
