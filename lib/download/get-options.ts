@@ -27,6 +27,14 @@ export interface GetOptions {
   outDir?: string;
   /** Replace a different file already at NAME (default: refuse and leave it alone). */
   overwrite?: boolean;
+  /**
+   * What is at NAME is the caller's (sync): it is not looked at first (no "already up to date":
+   * a version here with the same size and mtime but other bytes, a conflict's tie, is not the one
+   * coming), and this is awaited once every chunk is verified and on disk, just before the file
+   * takes NAME (sync moves the version it replaces to the trash or a conflict copy then, not
+   * before a download that may never complete).
+   */
+  beforeReplace?: () => Promise<void>;
   /** Chunk pool threads (0: hash and write on the main thread). */
   threads?: number;
   /** Peer connection threads (0: connections on the main thread). Default: half the cores, at most one per peer. */

@@ -130,7 +130,8 @@ export class Download extends EventEmitter<DownloadEvents> {
     const result = (over: Partial<DoneEvent>): DoneEvent => doneEvent({ name, path: finalPath, cid: m.cid, size: m.size, started }, over);
     return this.underLock(name, finalPath, async () => {
       const warn = (message: string) => this.emit('warning', { message });
-      const present = await whatIsThere(finalPath, target, pool, this.opts.overwrite === true, this.signal, warn);
+      // (NAME is the caller's when it replaces it itself: get-options.ts beforeReplace)
+      const present = this.opts.beforeReplace ? 'other' : await whatIsThere(finalPath, target, pool, this.opts.overwrite === true, this.signal, warn);
       if (present === 'same') {
         await tidyFinished(finalPath, target.manifest, warn);
         return result({ upToDate: true });
@@ -279,6 +280,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       await coord.closeHosts();
       if (ticket.error) throw ticket.error;
       await this.step('transferred');
+      await this.opts.beforeReplace?.();
       await part.finish(target.mtime, this.opts.overwrite === true);
       source?.moved(finalPath);
       await ticket.remove();

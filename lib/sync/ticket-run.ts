@@ -6,8 +6,9 @@
  *   small file (one chunk) ─► fetched on a pipe (small.ts) ─► landing.ts: verified and staged on
  *                             the chunk pool, a batch
  *   deletion ─► landing.ts: to the trash ─► the tombstone remembered
- *   bigger file ─► the version it replaces kept (landing.ts: the trash, or a conflict copy) ─► get()
- *                  by content id from the members that hold it ─► the index follows the library
+ *   bigger file ─► get() by content id from the members that hold it ─► verified whole: the
+ *                  version it replaces kept (landing.ts: the trash, or a conflict copy) ─► the new
+ *                  one takes the name ─► the index follows the library
  */
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
@@ -76,7 +77,6 @@ export class TicketRunner {
       const now = this.host.holdersOf(t.name, t.remote.cid);
       if (now.length) t.holders = now;
       if (t.holders.length === 0) throw new SwarmError(ERROR_CODES.NO_PEERS, 'no peer holds it now');
-      await landing.replacing(t);
       this.host.fetching({ name: t.name, size: t.remote.size, from: t.holders.length });
       // by content id from the peers whose index has it: a peer whose folder changed since it
       // was read still serves the version it announced for as long as it has it
@@ -84,6 +84,11 @@ export class TicketRunner {
         outDir: root,
         known: { cid: t.remote.cid, size: t.remote.size, mtime: t.remote.mtime, holders: t.holders, partial: [] },
         overwrite: true,
+        // the version here stays (served, and in the index) until the new one is whole and
+        // verified: a download that never completes leaves it where it was
+        beforeReplace: async () => {
+          await landing.replacing(t);
+        },
         peerThreads: 0,
       });
       p.download.on('peer-dropped', (e) => this.host.warn(`${t.name}: dropped ${e.peer}: ${e.reason}`, { code: e.code, name: t.name, peer: e.peer }));

@@ -1,0 +1,80 @@
+/**
+ * A big file (more than one chunk) sync fetches keeps the version it replaces at its name until
+ * the new one is whole and verified (ticket-run.ts, get's beforeReplace). Before, the version here
+ * went to the trash (or its conflict copy) first: a download that never completed (its only
+ * holder left) left no file at the name while the index still called
+ * the old version live there (hostile review 52, minor). In-process sync peers on 127.0.0.1.
+ */
+import t from 'tap';
+import { existsSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { tempDir } from './helpers/tmp.js';
+import { prng, randomBytes } from './helpers/prng.js';
+import { syncPeer as peer, connect, converge, stopPeer } from './helpers/sync-peers.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const BIG = 8 * 1024 * 1024 + 17; // nine chunks: the chunked get, not a small-file pipe
+
+/** `bytes` at `name` in `dir`, modified `ago` seconds ago (held still: announced at the next look). */
+function put(dir: string, name: string, bytes: Buffer, ago: number): void {
+  writeFileSync(path.join(dir, name), bytes);
+  const then = Math.floor(Date.now() / 1000) - ago;
+  utimesSync(path.join(dir, name), then, then);
+}
+
+t.test('a big fetch that does not complete (its holder left, then sync stopped) leaves the version here at its name', async (t) => {
+  const [dh, da] = [tempDir(t), tempDir(t)];
+  const v0 = randomBytes(prng(5), BIG);
+  put(dh, 'big.bin', v0, 120);
+  const h = await peer(t, dh);
+  const a = await peer(t, da);
+  connect([h, a]);
+  await converge([h, a], 2);
+  t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v0), 'a has the first version');
+  const cid0 = a.sync.index.get('big.bin')?.cid;
+
+  // h makes a newer version and announces it, and stops as soon as a starts fetching it
+  const v1 = randomBytes(prng(6), BIG);
+  put(dh, 'big.bin', v1, 60);
+  await h.node.library.refresh();
+  t.not(h.sync.index.get('big.bin')?.cid, cid0, 'h announces the newer version');
+  let stopping: Promise<void> | null = null;
+  a.sync.on('fetching', (e) => {
+    if (e.name === 'big.bin') stopping ??= stopPeer(h);
+  });
+  const dropped: string[] = [];
+  a.sync.on('warning', (w) => w.startsWith('big.bin: dropped') && dropped.push(w));
+  const once = a.sync.syncOnce();
+  // a's download lost its only holder; it would wait for others (10 s a try, 3 tries): a stops
+  for (let i = 0; i < 100 && dropped.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.ok(stopping, 'h stopped as a started to fetch');
+  t.equal(dropped.length, 1, 'a lost h');
+  await stopPeer(a);
+  await once;
+  t.equal(a.sync.index.get('big.bin')?.cid, cid0, 'the index still says the first version');
+  t.ok(existsSync(path.join(da, 'big.bin')), 'a file is at the name (before: none, it was in the trash)');
+  t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v0), 'and it is the first version, whole');
+  const trash = path.join(da, '.swarm', 'trash');
+  t.same(existsSync(trash) ? readdirSync(trash) : [], [], 'nothing went to the trash');
+});
+
+t.test('a big fetch that completes still keeps the version it replaces (the trash)', async (t) => {
+  const [dh, da] = [tempDir(t), tempDir(t)];
+  const v0 = randomBytes(prng(7), BIG);
+  put(dh, 'big.bin', v0, 120);
+  const h = await peer(t, dh);
+  const a = await peer(t, da);
+  connect([h, a]);
+  await converge([h, a], 2);
+  const v1 = randomBytes(prng(8), BIG);
+  put(dh, 'big.bin', v1, 60);
+  const replaced: string[] = [];
+  a.sync.on('fetched', (e) => e.replaced && replaced.push(e.name));
+  await converge([h, a], 2);
+  t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v1), 'a has the newer version');
+  t.same(replaced, ['big.bin'], 'and said the old one was kept');
+  const trash = path.join(da, '.swarm', 'trash');
+  const kept = readdirSync(trash, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  t.ok(kept.some((e) => sha(readFileSync(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))) === sha(v0)), 'the first version is in the trash');
+});
