@@ -37,6 +37,9 @@ t.test('parsing: the seed commands, any case, commas or spaces, checked argument
   ok('DISCOVER 2', 'DISCOVER', ['2']);
   ok('GET big file.iso,127.0.0.1,7070', 'GET', ['big file.iso', '127.0.0.1', '7070']);
   ok('get big.iso', 'GET', ['big.iso']);
+  ok('GET "big file.iso"', 'GET', ['big file.iso']);
+  ok("GET 'big file.iso' 127.0.0.1 7070", 'GET', ['big file.iso', '127.0.0.1', '7070']);
+  ok('SEARCH "my holiday" 3', 'SEARCH', ['my holiday', '3']);
   ok('RESET', 'RESET', []);
   ok('quit', 'QUIT', []);
   ok('FORCEQUIT', 'FORCEQUIT', []);
@@ -219,6 +222,20 @@ t.test('QUIT waits for a running download; FORCEQUIT does not', async (t) => {
   t.notOk(existsSync(path.join(out2, 'slow.bin')), 'FORCEQUIT: nothing under the final name');
   t.ok(existsSync(path.join(out2, 'slow.bin.swarm-part')), 'the part file is kept to resume');
 
+  // FORCEQUIT typed while QUIT waits (as QUIT's line says): leaves at once, one goodbye (newcomer 60)
+  const out3 = tempDir(t);
+  const d = shell(t, ['--no-tracker', '--port', '0', '-o', out3]);
+  await d.waitFor(/^swarm shell:/);
+  d.write(`GET slow.bin,127.0.0.1,${s.port}`);
+  await d.waitFor(/^slow\.bin: 4\.00 MiB from 1 peer/);
+  d.write('QUIT');
+  await d.waitFor(/^waiting for 1 download/);
+  d.write('FORCEQUIT');
+  await d.waitFor(/^bye \(1 download cut short; asking again resumes it\)$/);
+  t.equal(await d.exit, 0);
+  t.notOk(existsSync(path.join(out3, 'slow.bin')), 'FORCEQUIT after QUIT: the download was cut (before: QUIT waited for it to end)');
+  t.equal(d.out.filter((l) => /^bye/.test(l)).length, 1, 'one goodbye');
+
   const c = shell(t, ['--no-tracker', '--port', '0', '-o', tempDir(t)]);
   await c.waitFor(/^swarm shell:/);
   c.write('LISTL');
@@ -272,10 +289,48 @@ t.test('a shell without a folder downloads through the tracker it was given; ./n
   // before the fix the download asked the default tracker (127.0.0.1:7077), not --tracker
   const sh = shell(t, ['--port', '0', '--tracker', address, '-o', out, '--threads', '0']);
   sh.write('download ./notes.txt');
-  sh.end();
   await sh.waitFor(/notes\.txt: saved/);
+  // what it downloaded is what it shares: LISTL says so (before: "There are no files in the directory")
+  sh.write('LISTL');
+  await sh.waitFor(/^document\tnotes\.txt\tsize: 6$/);
+  sh.end();
   t.equal(await sh.exit, 0, 'exit 0 after end of input (QUIT)');
   t.equal(readFileSync(path.join(out, 'notes.txt'), 'utf8'), 'hello\n', 'fetched through the tracker given');
   t.ok(sh.out.some((l) => /^downloading notes\.txt in the background/.test(l)), `./notes.txt is notes.txt:\n${sh.out.join('\n')}`);
   t.notOk(sh.out.some((l) => /7077|failed/.test(l)), 'the default tracker was never asked');
+});
+
+t.test('SEARCH through a tracker lists every version of a name, not only the newest (newcomer 60)', async (t) => {
+  const tr = await tracker(t);
+  const older = await seed(t, { 'notes.txt': Buffer.from('first draft\n') }, { tracker: tr });
+  const newer = await seed(t, { 'notes.txt': Buffer.from('the second, longer draft\n') }, { tracker: tr });
+  void older;
+  void newer;
+  const sh = shell(t, ['--port', '0', '--tracker', tr, '-o', tempDir(t)]);
+  await sh.waitFor(/^swarm shell:/);
+  // both registrations in (each seed registers as it starts)
+  for (let i = 0; i < 40; i++) {
+    sh.write('SEARCH notes');
+    const line = await sh.waitFor(/^\d+ results?$|^nothing matches/);
+    if (/^2 results$/.test(line)) break;
+    sh.out.length = 0;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const hits = sh.out.filter((l) => /^document\tnotes\.txt\t/.test(l));
+  t.equal(hits.length, 2, `two versions (before: one, the newest):\n${sh.out.join('\n')}`);
+  t.ok(hits.some((l) => /size: 12\t/.test(l)) && hits.some((l) => /size: 25\t/.test(l)), 'each with its own size');
+  sh.end();
+  t.equal(await sh.exit, 0);
+});
+
+t.test('from a pipe, a download that failed is the exit code (newcomer 60: always 0)', async (t) => {
+  const tr = await tracker(t);
+  const sh = shell(t, ['--port', '0', '--tracker', tr, '-o', tempDir(t)]);
+  await sh.waitFor(/^swarm shell:/);
+  sh.write('download no-such-file.bin');
+  await sh.waitFor(/^no-such-file\.bin: failed: .*\[SWARM_ERR_NOT_FOUND\]$/);
+  sh.write('LISTL');
+  sh.end();
+  t.equal(await sh.exit, 3, 'exit 3: not found, as swarm get would');
+  t.ok(sh.out.some((l) => /a download failed/.test(l)), 'and says why at the end');
 });

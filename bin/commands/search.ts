@@ -104,7 +104,9 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         // named neighbours are asked at least who they are (DISCOVER within 1 hop), so what is
         // shown was seen, not only typed
         const hops = o.discover ?? (o.neighbor?.length || o.lan ? 1 : 0);
-        if (hops) jobs.push(node.discovery.discoverPeers(hops, waitMs));
+        // the tracker's holders are neighbours to discover through too: ask it first (with only a
+        // tracker, a DISCOVER started at once found an empty book and flooded nobody)
+        if (hops) jobs.push(Promise.all([...jobs]).then(() => node.discovery.discoverPeers(hops, waitMs)));
         await Promise.all(jobs);
         const peers = node.discovery.peers();
         if (trackerError !== null) {

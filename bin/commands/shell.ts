@@ -115,7 +115,22 @@ come from a pipe: printf 'LISTL\\nQUIT\\n' | swarm shell ./share`,
       }
       try {
         for await (const line of rl) {
-          if (ended || shell.quitting) break;
+          if (ended) break;
+          const word = line.trim().split(/[\s,]/)[0]!.toLowerCase();
+          if (shell.quitting) {
+            // QUIT is waiting for transfers: FORCEQUIT, as its message says, still leaves at once
+            if (word === 'forcequit') {
+              await runOne(line);
+              break;
+            }
+            if (word !== '') say('quitting: waiting for transfers (FORCEQUIT or Ctrl-C to leave now)');
+            continue;
+          }
+          // QUIT waits in the background so that a FORCEQUIT typed meanwhile is read
+          if (word === 'quit' || word === 'exit') {
+            void runOne(line);
+            continue;
+          }
           if (await runOne(line)) break;
           if (tty) rl.prompt();
         }
@@ -129,5 +144,8 @@ come from a pipe: printf 'LISTL\\nQUIT\\n' | swarm shell ./share`,
         await node.close({ graceful: false });
       }
       if (interrupts > 1) throw new SwarmError(ERROR_CODES.INTERRUPTED, 'stopped at once (second interrupt)');
+      // commands from a pipe (a script): a download that failed is the exit code, as `swarm get`'s
+      const failed = shell.firstFailure;
+      if (!tty && failed) throw new SwarmError(failed.code, `a download failed: ${failed.message}`);
     });
 }

@@ -10,7 +10,7 @@ import { ERROR_CODES, SwarmError } from '../errors.js';
 import { parseHostPort } from '../net/framed-client.js';
 import { PeerClient } from '../peer/client.js';
 import { DEFAULT_PEER_PORT } from '../constants.js';
-import { trackerDirectory } from '../tracker/client.js';
+import { trackerDirectory, trackerVersions } from '../tracker/client.js';
 import { kindOf } from '../share/kinds.js';
 import { LanDiscovery, type LanPeer } from '../discovery/lan.js';
 import { matcher, MAX_PATTERN_CHARS } from '../discovery/flood.js';
@@ -21,6 +21,8 @@ import type { VersionFinder } from '../download/resolve.js';
 import type { HelloFields } from '../protocol/messages.js';
 import type { Log } from '../log.js';
 import type { PeerAddress } from '../types.js';
+/** Names with older versions whose every version a search asks the tracker for (one connection each). */
+const MAX_VERSION_QUERIES = 16;
 
 export interface LanSettings {
   /** UDP port of the announcements (default 7071). */
@@ -201,9 +203,25 @@ export class NodeDiscovery {
       const match = matcher(pattern);
       jobs.push(
         trackerDirectory(tracker).then(
-          ({ entries }) => {
+          async ({ entries }) => {
             asked.push(`tracker ${tracker}`);
-            for (const [name, e] of entries) if (match(name)) set.add({ name, kind: kindOf(name), size: e.size, mtime: e.mtime, cid: e.cid }, [...e.holders, ...e.partial], 'tracker');
+            const older: string[] = [];
+            for (const [name, e] of entries) {
+              if (!match(name)) continue;
+              set.add({ name, kind: kindOf(name), size: e.size, mtime: e.mtime, cid: e.cid }, [...e.holders, ...e.partial], 'tracker');
+              if (e.versions > 1 && older.length < MAX_VERSION_QUERIES) older.push(name);
+            }
+            // the directory lists the newest version of each name; a search lists every version
+            await Promise.all(
+              older.map((name) =>
+                trackerVersions(tracker, name).then(
+                  ({ versions }) => {
+                    for (const v of versions) set.add({ name, kind: kindOf(name), size: v.size, mtime: v.mtime, cid: v.cid }, [...v.holders, ...v.partial], 'tracker');
+                  },
+                  () => undefined,
+                ),
+              ),
+            );
           },
           (err: Error) => {
             trackerFailed = err.message.includes(tracker) ? err.message : `tracker ${tracker}: ${err.message}`;

@@ -75,7 +75,8 @@ export function parseLine(line: string): Parsed {
   if (cmd.restIsName) args = rest === '' ? [] : [unquote(rest)];
   else if (rest === '') args = [];
   else if (rest.includes(',')) args = rest.split(',').map(unquote);
-  else args = rest.split(/\s+/).map(unquote);
+  // without a comma, words are split on spaces, but a quoted name stays one word (GET "my file.txt")
+  else args = (rest.match(/"[^"]*"|'[^']*'|\S+/g) ?? []).map(unquote);
   const required = cmd.args.filter((a) => !a.optional).length;
   if (args.length < required || args.length > cmd.args.length) return { ok: false, message: `usage: ${usage(cmd)}` };
   for (let i = 0; i < args.length; i++) {

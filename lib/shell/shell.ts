@@ -18,6 +18,7 @@ import type { SwarmNode } from '../node/node.js';
 import type { GetPromise } from '../download/get.js';
 import type { ProgressEvent } from '../download/events.js';
 import { chunksOf } from '../manifest.js';
+import { kindOf } from '../share/kinds.js';
 import { addressText } from '../types.js';
 import { COMMANDS, complete, findCommand, parseLine, usage } from './commands.js';
 
@@ -54,6 +55,9 @@ export class Shell {
   readonly names = new Set<string>();
   private readonly p: (s: string) => string;
   quitting = false;
+  private forced = false;
+  /** The first download that failed (not cut by FORCEQUIT): a scripted shell exits with its code. */
+  firstFailure: SwarmError | null = null;
 
   constructor(
     readonly node: SwarmNode,
@@ -106,8 +110,12 @@ export class Shell {
         return this.help(a[0]);
       case 'LISTL': {
         const files = n.library?.files() ?? [];
-        if (files.length === 0) return void this.say('There are no files in the directory');
+        // what it downloaded is shared too (a shell without DIR, or -o elsewhere): peers see it in LISTR
+        const shared = new Set(files.map((f) => f.name));
+        const held = n.sources.heldContents().filter((h) => !shared.has(h.name));
+        if (files.length === 0 && held.length === 0) return void this.say('There are no files in the directory');
         for (const f of files) this.say(`${f.kind}\t${this.p(f.name)}\tsize: ${f.size}`);
+        for (const h of held) this.say(`${kindOf(h.name)}\t${this.p(h.name)}\tsize: ${h.size}${h.partial ? '\t(downloading)' : ''}`);
         return;
       }
       case 'LISTR': {
@@ -257,6 +265,7 @@ export class Shell {
       (err) => {
         const e = asSwarmError(err);
         this.say(`${this.p(name)}: failed: ${this.p(e.message)} [${e.code}]`);
+        if (!this.forced) this.firstFailure ??= e;
       },
     ).finally(() => {
       this.jobs.delete(job);
@@ -290,6 +299,8 @@ export class Shell {
       this.say(`waiting for ${downloads} download${downloads === 1 ? '' : 's'} and ${uploads} upload${uploads === 1 ? '' : 's'} to finish (FORCEQUIT or Ctrl-C to leave now)`);
       await Promise.allSettled([...this.jobs].map((j) => j.p));
     }
+    // a FORCEQUIT (second Ctrl-C) while this waited has closed the node and said goodbye
+    if (this.forced) return 'quit';
     await this.node.close({ graceful: true, waitMs: 30_000 });
     this.say('bye');
     return 'quit';
@@ -297,10 +308,11 @@ export class Shell {
 
   private async forceQuit(): Promise<'forcequit'> {
     this.quitting = true;
+    this.forced = true;
     const cut = this.jobs.size;
     for (const j of this.jobs) j.p.download.abort(new SwarmError(ERROR_CODES.INTERRUPTED, 'FORCEQUIT: the download resumes when asked again'));
     await this.node.close({ graceful: false });
-    this.say(cut ? `bye (${cut} download${cut === 1 ? '' : 's'} cut short; asking again resumes them)` : 'bye');
+    this.say(cut ? `bye (${cut} download${cut === 1 ? '' : 's'} cut short; asking again resumes ${cut === 1 ? 'it' : 'them'})` : 'bye');
     return 'forcequit';
   }
 }
