@@ -38,6 +38,7 @@ t.test('parsing: the seed commands, any case, commas or spaces, checked argument
   ok('GET big file.iso,127.0.0.1,7070', 'GET', ['big file.iso', '127.0.0.1', '7070']);
   ok('get big.iso', 'GET', ['big.iso']);
   ok('GET "big file.iso"', 'GET', ['big file.iso']);
+  ok('LISTR 127.0.0.1:7070', 'LISTR', ['127.0.0.1', '7070']);
   ok("GET 'big file.iso' 127.0.0.1 7070", 'GET', ['big file.iso', '127.0.0.1', '7070']);
   ok('SEARCH "my holiday" 3', 'SEARCH', ['my holiday', '3']);
   ok('RESET', 'RESET', []);
@@ -333,4 +334,23 @@ t.test('from a pipe, a download that failed is the exit code (newcomer 60: alway
   sh.end();
   t.equal(await sh.exit, 3, 'exit 3: not found, as swarm get would');
   t.ok(sh.out.some((l) => /a download failed/.test(l)), 'and says why at the end');
+});
+
+t.test('a different file at the name: the advice is one the shell can follow, and the exit is 8', async (t) => {
+  const tr = await tracker(t);
+  await seed(t, { 'notes.txt': Buffer.from('theirs\n') }, { tracker: tr });
+  const out = tempDir(t);
+  writeFileSync(path.join(out, 'notes.txt'), 'mine, not theirs\n');
+  const sh = shell(t, ['--port', '0', '--tracker', tr, '-o', out]);
+  await sh.waitFor(/^swarm shell:/);
+  let line = '';
+  for (let i = 0; i < 40 && !/EXISTS/.test(line); i++) {
+    sh.write('download notes.txt');
+    line = await sh.waitFor(/^notes\.txt: failed: /);
+    if (!/EXISTS/.test(line)) (sh.out.length = 0), await new Promise((r) => setTimeout(r, 250)); // the seed registers
+  }
+  t.match(line, /in the shell: move that file away and ask again, or start the shell with -o DIR\) \[SWARM_ERR_EXISTS\]$/);
+  sh.end();
+  t.equal(await sh.exit, 8, 'exit 8 (conflict), as swarm get would');
+  t.equal(readFileSync(path.join(out, 'notes.txt'), 'utf8'), 'mine, not theirs\n', 'the file here was left alone');
 });

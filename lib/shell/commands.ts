@@ -22,9 +22,9 @@ export interface CommandSpec {
 
 export const COMMANDS: CommandSpec[] = [
   { name: 'LISTL', seed: '001', args: [], help: 'list the files this peer shares' },
-  { name: 'LISTR', seed: '001', args: [{ name: 'ip', kind: 'host' }, { name: 'port', kind: 'port' }], help: 'list the files another peer shares: LISTR ip,port' },
-  { name: 'SEARCH', seed: '001', args: [{ name: 'pattern', kind: 'name' }, { name: 'ttl', kind: 'int', optional: true }], help: 'find files by name through the overlay and the tracker: SEARCH name,ttl (substring, or a glob with * and ?)' },
-  { name: 'DISCOVER', seed: '001', args: [{ name: 'ttl', kind: 'int', optional: true }], help: 'learn the peers within TTL hops: DISCOVER ttl' },
+  { name: 'LISTR', seed: '001', args: [{ name: 'ip', kind: 'host' }, { name: 'port', kind: 'port' }], help: 'list the files another peer shares: LISTR ip,port (or ip:port)' },
+  { name: 'SEARCH', seed: '001', args: [{ name: 'pattern', kind: 'name' }, { name: 'ttl', kind: 'int', optional: true }], help: 'find files by name through the overlay and the tracker: SEARCH name,ttl (default ttl 5; substring, or a glob with * and ?)' },
+  { name: 'DISCOVER', seed: '001', args: [{ name: 'ttl', kind: 'int', optional: true }], help: 'learn the peers within TTL hops: DISCOVER ttl (default 2)' },
   { name: 'GET', seed: '001', args: [{ name: 'name', kind: 'name' }, { name: 'ip', kind: 'host', optional: true }, { name: 'port', kind: 'port', optional: true }], help: 'download a file in the background: GET name,ip,port from that peer, GET name from every holder' },
   { name: 'RESET', seed: '001', args: [], help: 'forget every known peer' },
   { name: 'QUIT', seed: '001', args: [], help: 'leave once running transfers are done (FORCEQUIT to leave at once)' },
@@ -74,6 +74,8 @@ export function parseLine(line: string): Parsed {
   let args: string[];
   if (cmd.restIsName) args = rest === '' ? [] : [unquote(rest)];
   else if (rest === '') args = [];
+  // ip:port where ip,port is asked for (LISTR 127.0.0.1:7070, as every other command writes a peer)
+  else if (cmd.name === 'LISTR' && /^[^\s,:]+:\d+$/.test(rest)) args = rest.split(':');
   else if (rest.includes(',')) args = rest.split(',').map(unquote);
   // without a comma, words are split on spaces, but a quoted name stays one word (GET "my file.txt")
   else args = (rest.match(/"[^"]*"|'[^']*'|\S+/g) ?? []).map(unquote);

@@ -264,7 +264,9 @@ export class Shell {
       (r) => this.say(r.upToDate ? `${this.p(name)}: already up to date at ${this.p(r.path)}` : `${this.p(name)}: saved ${this.p(r.path)}, ${human(r.size)} in ${r.seconds.toFixed(1)} s from ${r.peersUsed} peer${r.peersUsed === 1 ? '' : 's'}`),
       (err) => {
         const e = asSwarmError(err);
-        this.say(`${this.p(name)}: failed: ${this.p(e.message)} [${e.code}]`);
+        // get's advice names its own options; the shell has neither --overwrite nor a later -o
+        const advice = e.code === ERROR_CODES.EXISTS && /--overwrite/.test(e.message) ? ` (in the shell: move that file away and ask again, or start the shell with -o DIR)` : '';
+        this.say(`${this.p(name)}: failed: ${this.p(e.message)}${advice} [${e.code}]`);
         if (!this.forced) this.firstFailure ??= e;
       },
     ).finally(() => {
