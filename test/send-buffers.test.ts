@@ -6,7 +6,7 @@
  * In-memory source, a PeerServer and raw clients on 127.0.0.1.
  */
 import t from 'tap';
-import { SendBufferPool, ARENA_SLOTS } from '../lib/peer/send-buffers.js';
+import { SendBufferPool } from '../lib/peer/send-buffers.js';
 import { PeerServer } from '../lib/peer/server.js';
 import { makeManifest } from '../lib/manifest.js';
 import { fullBitfield } from '../lib/scheduling/availability.js';
@@ -15,8 +15,8 @@ import { rawClient } from './helpers/raw-client.js';
 
 t.test('the pool: distinct buffers, each given back once, a bounded number kept', async (t) => {
   const pool = new SendBufferPool(1000, 2);
-  const taken = Array.from({ length: 2 * ARENA_SLOTS }, () => pool.take());
-  t.equal(new Set(taken.map((b) => b.bytes)).size, 2 * ARENA_SLOTS, 'distinct buffers');
+  const taken = Array.from({ length: 8 }, () => pool.take());
+  t.equal(new Set(taken.map((b) => b.bytes)).size, 8, 'distinct buffers');
   for (const [i, a] of taken.entries()) {
     for (const b of taken.slice(i + 1)) {
       const overlap = a.bytes.buffer === b.bytes.buffer && a.bytes.byteOffset < b.bytes.byteOffset + b.bytes.length && b.bytes.byteOffset < a.bytes.byteOffset + a.bytes.length;
@@ -24,7 +24,9 @@ t.test('the pool: distinct buffers, each given back once, a bounded number kept'
     }
     t.equal(a.bytes.length, 1000);
   }
-  t.equal(pool.made, taken[0]!.arena ? 2 : 2 * ARENA_SLOTS, 'an arena makes several buffers');
+  t.equal(pool.made, 8, 'one made for each (none kept yet)');
+  t.ok(taken.every((b) => !b.arena || b.arena.owns(b.bytes)), 'each in its own arena (summed where it lies)');
+  t.equal(new Set(taken.map((b) => b.bytes.buffer)).size, 8, 'no two share a memory: one kept pins only itself');
   t.equal(pool.idle, 0, 'none left unlent');
   t.ok(pool.give(taken[0]!), 'given back');
   t.notOk(pool.give(taken[0]!), 'a second give of the same buffer is refused (it would go to two connections)');
@@ -33,6 +35,21 @@ t.test('the pool: distinct buffers, each given back once, a bounded number kept'
   t.equal(pool.idle, 2, 'only keepFree buffers are kept');
   const again = pool.take();
   t.ok(taken.includes(again), 'a kept buffer is lent again');
+});
+
+t.test('several sizes: a piece takes the smallest buffer that holds it', async (t) => {
+  const pool = new SendBufferPool([4000, 100, 1000]);
+  t.same(pool.sizes, [100, 1000, 4000]);
+  t.equal(pool.take(1).bytes.length, 100);
+  t.equal(pool.take(100).bytes.length, 100);
+  t.equal(pool.take(101).bytes.length, 1000);
+  t.equal(pool.take(4000).bytes.length, 4000);
+  t.equal(pool.take().bytes.length, 4000, 'the largest by default');
+  const b = pool.take(500);
+  const idle = pool.idle;
+  t.ok(pool.give(b));
+  t.equal(pool.idle, idle + 1);
+  t.equal(pool.take(900), b, 'given back to its own size');
 });
 
 t.test('a client that reconnects for one chunk at a time costs the server no new memory each time', async (t) => {

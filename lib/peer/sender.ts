@@ -48,8 +48,11 @@ const DRAIN_AT_BYTES = 256 << 10;
  */
 const SLOT = PACKET_HEAD_BYTES + PACKET_PAYLOAD_BYTES;
 const BUFFER_BYTES = (READ_BYTES / PACKET_PAYLOAD_BYTES) * SLOT;
-/** This thread's read buffers, shared by its connections (send-buffers.ts). */
-export const sendBuffers = new SendBufferPool(BUFFER_BYTES);
+/**
+ * This thread's read buffers, shared by its connections (send-buffers.ts): one packet (a small
+ * file, a tail), a warm-up piece, a full piece; each piece takes the smallest that holds it.
+ */
+export const sendBuffers = new SendBufferPool([SLOT, (WARMUP_READ_BYTES / PACKET_PAYLOAD_BYTES) * SLOT, BUFFER_BYTES]);
 
 /** The payload slots of a piece of `length` bytes in its read buffer. */
 function payloadViews(buf: Buffer, length: number): Buffer[] {
@@ -112,7 +115,7 @@ export class RangeSender {
     // at once, for ~140 bytes from the client (hostile review)
     const pieces = planPieces(req.from, req.to, m.size, m.chunkBytes, this.bytesSent);
     const read = async (p: Piece) => {
-      const buf = await this.acquireBuffer();
+      const buf = await this.acquireBuffer(Math.ceil(p.length / PACKET_PAYLOAD_BYTES) * SLOT);
       try {
         if (this.hooks.closed()) throw new SwarmError(ERROR_CODES.PEER_CLOSED, 'connection closed');
         await readSlots(f, payloadViews(buf.bytes, p.length), p.offset, m.cid);
@@ -216,12 +219,12 @@ export class RangeSender {
     });
   }
 
-  private acquireBuffer(): Promise<SendBuffer> {
+  private acquireBuffer(bytes: number): Promise<SendBuffer> {
     if (this.buffersOut < READ_BUFFERS) {
       this.buffersOut++;
-      return Promise.resolve(sendBuffers.take());
+      return Promise.resolve(sendBuffers.take(bytes));
     }
-    return new Promise((resolve) => this.bufferWaiters.push(() => resolve(this.acquireBuffer())));
+    return new Promise((resolve) => this.bufferWaiters.push(() => resolve(this.acquireBuffer(bytes))));
   }
 
   private releaseBuffer(sb: SendBuffer): void {

@@ -380,6 +380,7 @@ export class PeerSession implements GuardedConnection {
     this.haves.close(this.listenAddress);
     this.syncConn?.close();
     this.ctx.slots?.drop(this.ctx.id, Date.now());
+    this.waits.close();
     this.ctx.spreads?.leave(this.ctx.id);
     this.ctx.requesters?.leave(this.ctx.id);
     this.gets.close();

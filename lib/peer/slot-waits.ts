@@ -81,6 +81,18 @@ export class SlotWaits {
     });
   }
 
+  /**
+   * The connection ended: the wait under way ends too (UploadSlots.drop forgets it without a
+   * grant), so its request goes on, sees the connection closed and gives back its read buffers;
+   * a wait left pending held them forever (the shared pool, send-buffers.ts, lost one per
+   * get-and-drop client under contention and made new wasm memories instead: hostile review).
+   */
+  close(): void {
+    const w = this.waiting;
+    this.waiting = null;
+    w?.go();
+  }
+
   /** The peer cancelled request `id`. */
   cancelled(id: number): void {
     // a cancel while waiting withdraws the wait (the requester moved it to another holder):
