@@ -175,8 +175,14 @@ t.test('what the README promises: get --help names every event, sync key event c
   // an empty result is a result, on stdout (as `ls` says "no files")
   const none = await run(t, ['peers', '--no-tracker', '--wait', '0.1']);
   t.equal(none.code, 0);
-  t.same(none.lines, ['no peers known (name one with --neighbor, or try --lan or a tracker)'], 'peers with none known: said on stdout');
+  t.same(none.lines, ['no peers known; name one with --neighbor, or try --lan, or a tracker'], 'peers with none known: said on stdout');
   t.equal(none.err, '');
+  // (newcomer 60) what was asked is said, and --lan is not suggested to one who gave it
+  const lanOnly = await run(t, ['peers', '--no-tracker', '--lan', '--lan-port', String(21000 + Math.floor(Math.random() * 20000)), '--lan-broadcast', '127.255.255.255', '--wait', '0.1']);
+  t.equal(lanOnly.code, 0);
+  t.same(lanOnly.lines, ['no peers known (asked the LAN); name one with --neighbor, or a tracker'], `--lan with nobody there: ${lanOnly.err}`);
+  const who = await run(t, ['who', '', '--no-tracker', '--neighbor', '127.0.0.1:1']);
+  t.equal(who.code, 2, `who with an empty name: a usage error, as search's empty pattern (it was exit 3): ${who.err}`);
 });
 
 t.test('peers with a tracker that does not answer and nowhere else to look: exit 4, said once (as search)', async (t) => {

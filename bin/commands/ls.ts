@@ -81,6 +81,8 @@ export function register(program: Command): void {
       // nobody can share is simply not found)
       let name = typed;
       while (name.startsWith('./')) name = name.slice(2).replace(/^\/+/, '');
+      // an empty name is a usage error, as search's empty pattern (it was "no peer holds" it, exit 3)
+      if (name.trim() === '') throw new SwarmError(ERROR_CODES.USAGE, 'who needs a file name (e.g. swarm who isos/big.iso)');
       const tracker = o.tracker === false ? null : defaultTracker(typeof o.tracker === 'string' ? o.tracker : undefined);
       const overlay = !!(disc.neighbors || disc.lan);
       if (!tracker && !overlay) throw new SwarmError(ERROR_CODES.USAGE, 'nowhere to ask: --no-tracker needs --neighbor or --lan');

@@ -116,7 +116,12 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         }
         if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, id: p.peer ?? null, sources: p.sources, lastSeen: p.lastSeen ? Math.floor(p.lastSeen / 1000) : null }))) + '\n');
         // the (empty) result on stdout, as `ls` says "no files"
-        if (peers.length === 0) return void process.stdout.write('no peers known (name one with --neighbor, or try --lan or a tracker)\n');
+        if (peers.length === 0) {
+          // (say what was not tried: --lan with nobody on the LAN was told to try --lan)
+          const tried = [o.neighbor?.length ? 'the named neighbours' : '', o.lan ? 'the LAN' : '', tracker ? 'the tracker' : ''].filter(Boolean);
+          const next = [o.neighbor?.length ? '' : 'name one with --neighbor', o.lan ? '' : 'try --lan', tracker ? '' : 'a tracker'].filter(Boolean);
+          return void process.stdout.write(`no peers known${tried.length ? ` (asked ${tried.join(', ')})` : ''}${next.length ? `; ${next.join(', or ')}` : ''}\n`);
+        }
         const now = Date.now();
         printTable(
           ['ADDRESS', 'PEER ID', 'FROM', 'LAST SEEN'],

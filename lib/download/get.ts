@@ -168,6 +168,7 @@ export class Download extends EventEmitter<DownloadEvents> {
       const r = await fetchStock(target, finalPath, started, {
         signal: this.signal,
         overwrite: this.opts.overwrite === true,
+        ...(this.opts.beforeReplace ? { beforeReplace: this.opts.beforeReplace } : {}),
         ...(this.opts.stallMs ? { stallMs: this.opts.stallMs } : {}),
         emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => boolean).call(this, event, ...args),
       });

@@ -43,6 +43,8 @@ const PROGRESS_MS = 250;
 export interface StockFetchOptions {
   signal: AbortSignal;
   overwrite: boolean;
+  /** NAME is the caller's: not looked at first; awaited just before the file takes NAME (get-options.ts). */
+  beforeReplace?: () => Promise<void>;
   connectMs?: number;
   stallMs?: number;
   slowWindowMs?: number;
@@ -89,8 +91,8 @@ export async function fetchStock(target: StockTarget, finalPath: string, started
   const known = target.size >= 0;
   const result = (over: Partial<DoneEvent>): DoneEvent => doneEvent({ name, path: finalPath, cid: target.cid, size: known ? target.size : 0, started }, { verified: known ? 'size' : 'none', ...over });
 
-  // what is at NAME, before any byte is asked for
-  const st = await lstatP(finalPath).catch((err: NodeJS.ErrnoException) => {
+  // what is at NAME, before any byte is asked for (unless the caller replaces it itself)
+  const st = opts.beforeReplace ? null : await lstatP(finalPath).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
     throw err;
   });
@@ -148,6 +150,7 @@ export async function fetchStock(target: StockTarget, finalPath: string, started
         view.state = 'active';
         view.inflight = 0;
         view.chunks = 1;
+        await opts.beforeReplace?.();
         await part.finish(target.mtime, opts.overwrite);
         finished = true;
         const seconds = (Date.now() - started) / 1000;

@@ -47,7 +47,9 @@ export class SlotWaits {
   /** Resolves when chunk `chunk` of `cid`, for request `id`, may go. */
   wait(id: number, cid: string, chunk: number): Promise<void> {
     const slots = this.slots;
-    if (!slots) return Promise.resolve();
+    // closed (a send that went on after its drain wait ended with the socket): no wait is
+    // registered after UploadSlots.drop forgot this connection, and the send stops at once
+    if (!slots || this.hooks.closed()) return Promise.resolve();
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | null = null;
       let wake: NodeJS.Timeout | null = null;
