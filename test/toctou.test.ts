@@ -184,9 +184,20 @@ t.test('a shared file swapped with a symlink to a file outside the share, and ba
   const s = await share(t);
   const { linkSync } = await import('node:fs');
   linkSync(s.file, path.join(s.stage, 'orig.bin'));
-  const swapper = startSwapper(t, { mode: 'symlink', target: s.file, orig: path.join(s.stage, 'orig.bin'), other: path.join(s.outside, 'f.bin'), stage: path.join(s.stage, 'x'), away: '' });
-  const tally = await hammer(s.h, s.name, s.cid, swapper);
-  const swaps = await swapper;
+  // a round on a loaded machine can miss the symlink's moments altogether (a fresh-clone run: 5,497
+  // swaps, 153 requests, none refused): up to 3 rounds, until one request has caught it
+  let swaps = 0;
+  const tally: Tally = { requests: 0, whole: 0, refused: new Map(), bytes: 0, leaks: [] };
+  for (let round = 0; round < 3 && tally.refused.size === 0; round++) {
+    const swapper = startSwapper(t, { mode: 'symlink', target: s.file, orig: path.join(s.stage, 'orig.bin'), other: path.join(s.outside, 'f.bin'), stage: path.join(s.stage, 'x'), away: '' });
+    const r = await hammer(s.h, s.name, s.cid, swapper);
+    swaps += await swapper;
+    tally.requests += r.requests;
+    tally.whole += r.whole;
+    tally.bytes += r.bytes;
+    tally.leaks.push(...r.leaks);
+    for (const [k, v] of r.refused) tally.refused.set(k, (tally.refused.get(k) ?? 0) + v);
+  }
   report(t, swaps, tally);
   t.same(tally.leaks, [], 'no outside byte, and nothing but the shared file at its offsets');
   t.ok(swaps > 100, 'the swapper ran');
