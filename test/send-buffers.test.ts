@@ -7,11 +7,10 @@
  */
 import t from 'tap';
 import { SendBufferPool } from '../lib/peer/send-buffers.js';
-import { PeerServer } from '../lib/peer/server.js';
 import { makeManifest } from '../lib/manifest.js';
-import { fullBitfield } from '../lib/scheduling/availability.js';
-import type { ChunkSource, SourceIndex, SourceReader } from '../lib/peer/source.js';
+import type { SourceReader } from '../lib/peer/source.js';
 import { rawClient } from './helpers/raw-client.js';
+import { memoryServer } from './helpers/memory-server.js';
 
 t.test('the pool: distinct buffers, each given back once, a bounded number kept', async (t) => {
   const pool = new SendBufferPool(1000, 2);
@@ -57,12 +56,7 @@ t.test('a client that reconnects for one chunk at a time costs the server no new
   const chunks = 4;
   const m = makeManifest(chunks * chunkBytes, chunkBytes, Buffer.alloc(chunks * 32, 1));
   const reader: SourceReader = { read: async (buf, at, length) => (buf.fill(9, at, at + length), length), checkUnchanged() {}, close: async () => {} };
-  const bits = fullBitfield(chunks);
-  const src: ChunkSource = { manifest: m, complete: true, has: () => true, bitfield: () => bits, open: async () => reader };
-  const index: SourceIndex = { list: () => ({ files: [] }), stat: () => undefined, byCid: (c) => (c === m.cid ? src : undefined), openByName: async () => undefined };
-  const server = new PeerServer(index, {});
-  const { port } = await server.listen(0, '127.0.0.1');
-  t.teardown(() => server.close({ graceful: false } as never));
+  const { port } = await memoryServer(t, m, reader);
   // count the wasm memories made while the clients come and go (checksum-wasm.ts's arenas)
   const Real = WebAssembly.Memory;
   let memories = 0;

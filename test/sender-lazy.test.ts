@@ -6,12 +6,11 @@
  * sent. An in-memory source (no disk), a server and a raw client on 127.0.0.1.
  */
 import t from 'tap';
-import { PeerServer } from '../lib/peer/server.js';
 import { makeManifest } from '../lib/manifest.js';
-import { fullBitfield } from '../lib/scheduling/availability.js';
 import { encodeFrameBuffer } from '../lib/protocol/frame.js';
-import type { ChunkSource, SourceIndex, SourceReader } from '../lib/peer/source.js';
+import type { SourceReader } from '../lib/peer/source.js';
 import { rawClient } from './helpers/raw-client.js';
+import { memoryServer } from './helpers/memory-server.js';
 
 t.test('a get for every chunk of a huge file, cancelled at once, costs about what a one-chunk get does', async (t) => {
   const chunkBytes = 16 << 20;
@@ -23,12 +22,7 @@ t.test('a get for every chunk of a huge file, cancelled at once, costs about wha
     checkUnchanged() {},
     close: async () => {},
   };
-  const bits = fullBitfield(chunks);
-  const src: ChunkSource = { manifest: m, complete: true, has: () => true, bitfield: () => bits, open: async () => reader };
-  const index: SourceIndex = { list: () => ({ files: [] }), stat: () => undefined, byCid: (c) => (c === m.cid ? src : undefined), openByName: async () => undefined };
-  const server = new PeerServer(index, {});
-  const { port } = await server.listen(0, '127.0.0.1');
-  t.teardown(() => server.close({ graceful: false } as never));
+  const { port } = await memoryServer(t, m, reader);
   const c = await rawClient(t, port);
   await c.waitFor((h) => h.t === 'hello', 3_000);
   const PAIRS = 20;

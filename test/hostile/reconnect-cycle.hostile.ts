@@ -9,11 +9,10 @@
  * Bounded: ~20 s, every socket closed at teardown, the server closed.
  */
 import t from 'tap';
-import { PeerServer } from '../../lib/peer/server.js';
 import { makeManifest } from '../../lib/manifest.js';
-import { fullBitfield } from '../../lib/scheduling/availability.js';
-import type { ChunkSource, SourceIndex, SourceReader } from '../../lib/peer/source.js';
+import type { SourceReader } from '../../lib/peer/source.js';
 import { rawClient } from '../helpers/raw-client.js';
+import { memoryServer } from '../helpers/memory-server.js';
 
 const CHUNK_BYTES = 64 << 10;
 const CHUNKS = 4096;
@@ -22,12 +21,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 t.test('a client reconnecting every second to stay new does not starve an honest downloader', async (t) => {
   const m = makeManifest(CHUNKS * CHUNK_BYTES, CHUNK_BYTES, Buffer.alloc(CHUNKS * 32, 1));
   const reader: SourceReader = { read: async (_buf, _at, length) => length, checkUnchanged() {}, close: async () => {} };
-  const bits = fullBitfield(CHUNKS);
-  const src: ChunkSource = { manifest: m, complete: true, has: (c) => c >= 0 && c < CHUNKS, bitfield: () => bits, open: async () => reader };
-  const index: SourceIndex = { list: () => ({ files: [] }), stat: () => undefined, byCid: (c) => (c === m.cid ? src : undefined), openByName: async () => undefined };
-  const server = new PeerServer(index, {});
-  const { port } = await server.listen(0, '127.0.0.1');
-  t.teardown(() => server.close({ graceful: false }));
+  const { server, port } = await memoryServer(t, m, reader);
 
   const d = await rawClient(t, port);
   t.ok(await d.waitFor((h) => h.t === 'hello', 3_000), 'the honest downloader is greeted');
