@@ -78,3 +78,34 @@ t.test('a big fetch that completes still keeps the version it replaces (the tras
   const kept = readdirSync(trash, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
   t.ok(kept.some((e) => sha(readFileSync(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))) === sha(v0)), 'the first version is in the trash');
 });
+
+t.test('an edit made here while a big file comes is not replaced by the older version coming (nor trashed as replaced)', async (t) => {
+  const [dh, da] = [tempDir(t), tempDir(t)];
+  const v0 = randomBytes(prng(9), BIG);
+  put(dh, 'big.bin', v0, 120);
+  // h sends at 4 MiB/s: a's download of h's edit takes ~2 s
+  const h = await peer(t, dh, { maxUploadBytesPerSec: 4 << 20 });
+  const a = await peer(t, da);
+  connect([h, a]);
+  await converge([h, a], 2);
+  t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v0), 'a has the common version');
+  const v1 = randomBytes(prng(10), BIG);
+  put(dh, 'big.bin', v1, 60);
+  await h.node.library.refresh();
+  // the user at a edits big.bin (now) while h's older edit is coming
+  const v2 = randomBytes(prng(11), BIG);
+  a.sync.on('fetching', (e) => {
+    if (e.name === 'big.bin') setTimeout(() => writeFileSync(path.join(da, 'big.bin'), v2), 300);
+  });
+  await a.sync.syncOnce();
+  t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v2), "the user's edit is still at the name (before: h's older version, the edit in the trash)");
+  // the edit seen, the members converge: the newer (a's) wins, h's is kept as its conflict copy
+  await a.node.library.refresh();
+  await converge([h, a], 4);
+  for (const [who, dir] of [['a', da], ['h', dh]] as const) {
+    t.equal(sha(readFileSync(path.join(dir, 'big.bin'))), sha(v2), `${who}: the newest edit at the name`);
+    const copies = readdirSync(dir).filter((f) => f.startsWith('big.sync-conflict-'));
+    t.equal(copies.length, 1, `${who}: one conflict copy`);
+    t.equal(copies[0] && sha(readFileSync(path.join(dir, copies[0]))), sha(v1), `${who}: it holds h's edit`);
+  }
+});

@@ -99,3 +99,22 @@ t.test('what is left to do: tickets and their bytes, kept as tickets come, chang
   q.done(b);
   t.same(q.toGo(), { files: 2, bytes: 30 }, 'done once, counted once');
 });
+
+t.test('tickets: a plan that no longer calls for one withdraws it; a changed version here updates it', async (t) => {
+  const { TicketQueue } = await import('../lib/sync/tickets.js');
+  const q = new TicketQueue();
+  const live = (name: string, size: number, cid = C(size)) => ({ name, cid, mtime: 1, size });
+  q.add('a', live('a', 100), [], false, C(1));
+  q.add('b', live('b', 50), [], false);
+  q.withdraw('a');
+  t.same([...q.values()].map((x) => x.name), ['b'], 'withdrawn (ours won, or agreed, since it was planned)');
+  t.same(q.toGo(), { files: 1, bytes: 50 }, 'and its bytes are no longer to go');
+  q.add('b', live('b', 50), [], true, C(2));
+  const b = [...q.values()][0]!;
+  t.equal(b.conflict, true, 'the same version coming, now against an edit here: a conflict (ours is kept as a copy)');
+  t.equal(b.here, C(2), 'planned against the edit');
+  b.started = true;
+  q.withdraw('b');
+  q.add('b', live('b', 50), [], false, C(3));
+  t.ok(q.current(b) && b.conflict && b.here === C(2), 'one being worked on is neither withdrawn nor changed under it');
+});

@@ -42,20 +42,27 @@ export function planNames(
     const best = mergeRemote(local, entries, { noDelete: o.noDelete });
     if (!best) continue;
     const action = decide(local, best);
+    const here = local && local.deleted === undefined ? local.cid : '';
     switch (action.do) {
       case 'agree':
         index.agree(name, action.cid);
+        tickets.withdraw(name);
         break;
       case 'fetch':
       case 'conflict':
-        if (action.do === 'conflict' && action.ours === 'wins') break; // they will take ours
-        tickets.add(name, action.remote, holders.get(action.remote.cid) ?? [], action.do === 'conflict');
+        // ours wins: they will take ours, and a fetch planned before (ours was edited since) goes
+        if (action.do === 'conflict' && action.ours === 'wins') tickets.withdraw(name);
+        else tickets.add(name, action.remote, holders.get(action.remote.cid) ?? [], action.do === 'conflict', here);
         break;
       case 'delete':
-        if (!o.noDelete) tickets.add(name, action.tombstone, [], false);
+        if (!o.noDelete) tickets.add(name, action.tombstone, [], false, here);
         break;
       case 'remember-deletion':
         if (!o.noDelete) index.rememberDeletion(action.tombstone);
+        tickets.withdraw(name);
+        break;
+      case 'nothing':
+        tickets.withdraw(name);
         break;
     }
   }

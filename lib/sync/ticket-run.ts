@@ -10,6 +10,8 @@
  *                  version it replaces kept (landing.ts: the trash, or a conflict copy) ─► the new
  *                  one takes the name ─► the index follows the library
  */
+import { lstatSync } from 'node:fs';
+import path from 'node:path';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { SwarmNode } from '../node/node.js';
 import { isLegacyCid } from '../protocol/entries.js';
@@ -59,6 +61,26 @@ export class TicketRunner {
     }
   }
 
+  /**
+   * Before a big file takes its name: the version here must still be the one its ticket was
+   * planned against, as the library last saw it. An edit made here while the download ran (it
+   * can take minutes) is not replaced by an older version nor sent to the trash as a replaced
+   * one: the try fails (FILE_CHANGED), the verified part file stays, and the plan is made again
+   * from the edit (the newer one wins; a conflict keeps both).
+   */
+  private stillHere(t: Ticket): void {
+    const { index } = this.host;
+    const lib = this.host.node.library!;
+    const entry = index.get(t.name);
+    const cidHere = entry && entry.deleted === undefined ? entry.cid : '';
+    const st = lstatSync(path.join(lib.root, ...t.name.split('/')), { throwIfNoEntry: false });
+    const seen = lib.statOf(t.name);
+    const same = st ? !!seen && st.isFile() && st.size === seen.size && st.mtimeMs === seen.mtimeMs && st.ino === seen.ino && st.dev === seen.dev : true;
+    if (cidHere !== t.here || !same) {
+      throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${t.name} changed here while another version was being fetched: it was left as it is, and what to do is decided again`);
+    }
+  }
+
   /** A deletion, or a file of more than one chunk (a download from every member that has it). */
   async work(t: Ticket): Promise<void> {
     const { node, index } = this.host;
@@ -87,6 +109,7 @@ export class TicketRunner {
         // the version here stays (served, and in the index) until the new one is whole and
         // verified: a download that never completes leaves it where it was
         beforeReplace: async () => {
+          this.stillHere(t);
           await landing.replacing(t);
         },
         peerThreads: 0,

@@ -13,6 +13,11 @@ export interface Ticket {
   remote: SyncEntry;
   holders: PeerAddress[];
   conflict: boolean;
+  /**
+   * The version here the plan decided against: its content id, '' when there was none (absent or
+   * deleted). A big file replaces the version here only while it is still this one (ticket-run.ts).
+   */
+  here: string;
   attempts: number;
   notBefore: number;
   /** Being worked on (fetched, landed, deleted). */
@@ -59,18 +64,37 @@ export class TicketQueue {
     this.bytes -= weight(t.remote);
   }
 
-  /** Queue (or update) what to do about `name`; a ticket being worked on finishes first. */
-  add(name: string, remote: SyncEntry, holders: PeerAddress[], conflict: boolean): void {
+  /**
+   * Queue (or update) what to do about `name`, decided against the version `here` (its content
+   * id, '' for none); a ticket being worked on finishes first.
+   */
+  add(name: string, remote: SyncEntry, holders: PeerAddress[], conflict: boolean, here = ''): void {
     const old = this.tickets.get(name);
     if (old && old.remote.cid === remote.cid && old.remote.deleted === remote.deleted) {
       old.holders = holders;
+      // the version here changed meanwhile (an edit: now a conflict it loses, or no longer one)
+      if (!old.started) {
+        old.conflict = conflict;
+        old.here = here;
+      }
       return;
     }
     if (old?.started) return; // the running one finishes first; the next plan sees what it left
     if (old) this.bytes -= weight(old.remote);
-    this.tickets.set(name, { name, remote, holders, conflict, attempts: 0, notBefore: 0, started: false });
+    this.tickets.set(name, { name, remote, holders, conflict, here, attempts: 0, notBefore: 0, started: false });
     this.bytes += weight(remote);
     this.order = null;
+  }
+
+  /**
+   * The plan no longer calls for a ticket for `name` (ours won, agreed, or was deleted meanwhile):
+   * one waiting (a failed try waiting for its retry) goes; one being worked on finishes first.
+   */
+  withdraw(name: string): void {
+    const old = this.tickets.get(name);
+    if (!old || old.started) return;
+    this.tickets.delete(name);
+    this.bytes -= weight(old.remote);
   }
 
   /**

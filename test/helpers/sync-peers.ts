@@ -21,8 +21,8 @@ export interface SyncPeer {
   infos: { message: string; code?: string; name?: string; peer?: string }[];
 }
 
-export async function syncPeer(t: T, dir: string, o: { key?: FolderKey | null; tracker?: string; emptiedGraceMs?: number; threads?: number; stageOnPool?: boolean } = {}): Promise<SyncPeer> {
-  const node = await serve(dir, { port: 0, host: '127.0.0.1', ...(o.tracker ? { tracker: o.tracker } : { noTracker: true }), threads: o.threads ?? 0, watch: false });
+export async function syncPeer(t: T, dir: string, o: { key?: FolderKey | null; tracker?: string; emptiedGraceMs?: number; threads?: number; stageOnPool?: boolean; maxUploadBytesPerSec?: number } = {}): Promise<SyncPeer> {
+  const node = await serve(dir, { port: 0, host: '127.0.0.1', ...(o.tracker ? { tracker: o.tracker } : { noTracker: true }), threads: o.threads ?? 0, watch: false, ...(o.maxUploadBytesPerSec ? { maxUploadBytesPerSec: o.maxUploadBytesPerSec } : {}) });
   const sync = new Syncer(node, {
     pullMs: 60_000,
     ...(o.key ? { key: o.key } : { open: true }),
