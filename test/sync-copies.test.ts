@@ -9,7 +9,7 @@
  * symlink or a name another version is coming to passed); a malformed maker is dropped, never the entry.
  */
 import t, { type Test } from 'tap';
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { keepAsCopy, type CopyHost } from '../lib/sync/conflict-copy.js';
 import { SyncIndex } from '../lib/sync/index-store.js';
@@ -166,7 +166,9 @@ t.test('keepAsCopy: only the same bytes are skipped; a name taken, or another ve
   // this library hashed nothing, and a file edited since the index took it was replaced there)
   t.same(await keepAsCopy(host, 'f.txt', local), { copy: name(6), made: true }, 'other bytes, another size, a symlink, another version coming, ours coming but the file here not known to be it: passed');
   t.same([text(dir, name()), text(dir, name(2)), text(dir, name(6))], ['othr', 'ours!', 'ours'], 'nothing replaced; ours moved there');
-  t.notOk(existsSync(path.join(dir, 'f.txt')) || existsSync(path.join(dir, name(4))) || existsSync(path.join(dir, name(5))), 'moved, not copied; nothing at the names other fetches come to');
+  t.equal(text(dir, 'f.txt'), 'ours', 'and still at its name until the winner replaces it (a kill -9 before that rename left no file there)');
+  t.equal(statSync(path.join(dir, 'f.txt')).ino, statSync(path.join(dir, name(6))).ino, 'linked, not copied');
+  t.notOk(existsSync(path.join(dir, name(4))) || existsSync(path.join(dir, name(5))), 'nothing at the names other fetches come to');
   put('f.txt', 'ours');
   t.same(await keepAsCopy(host, 'f.txt', { ...local, maker: '../../etc/x' }), { copy: name(1, own), made: true }, 'a maker that is no device id: named after this folder');
 });

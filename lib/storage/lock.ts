@@ -183,6 +183,19 @@ async function removeIfSame(file: string, seen: Seen | null, text?: string): Pro
   if (same(seen, await look(file))) await unlink(file).catch(() => {});
 }
 
+/**
+ * The lock at `lockFile` removed if its holder is gone (the same takeover as a contender's): a
+ * sweep of what a killed process left. True when no lock is there any more.
+ */
+export async function removeLockIfStale(lockFile: string): Promise<boolean> {
+  const seen = await look(lockFile).catch(() => null);
+  if (!seen) return true;
+  if (!stale(seen)) return false;
+  const me: LockInfo = { pid: process.pid, host: hostname(), started: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+  await removeStale(lockFile, seen, JSON.stringify(me));
+  return (await look(lockFile).catch(() => seen)) === null;
+}
+
 export class TargetLock {
   private released = false;
 

@@ -13,11 +13,15 @@
  * caller trashes and replaces the file as for any fetch. Any other file there, or a name sync is
  * fetching another version into right now, takes the next name: .2, .3 ... A maker is a peer's word: all it
  * chooses is those 7 hex digits (checked again here), never which file is replaced or skipped.
- * The move is a hard link then an unlink (a link never replaces a file that appeared since the
- * look); a file system without hard links gets a rename after one more look, as before.
+ * The copy is a hard link (a link never replaces a file that appeared since the look), and the
+ * version stays at NAME too: the caller's rename of the winner over NAME is what takes it away, so
+ * NAME holds one version or the other at every moment. Moved away first, a kill -9 (or a failed
+ * fsync) before that rename left no file at NAME while the index called it live: restarted, the
+ * member took it for deleted here and every member trashed the winner. A file system without hard
+ * links gets a copy (never over a file that is there).
  */
 import { constants as fsConstants, type Stats } from 'node:fs';
-import { link, lstat, open, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, lstat, open, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { Library } from '../share/library.js';
@@ -39,8 +43,8 @@ export interface CopyHost {
 
 /**
  * Keep `local`, the version of `name` here that lost a conflict, as its conflict copy. `made`:
- * the file was moved to `copy` (and the library took it there); false: `copy` already held the
- * same content, and the file is still at `name`.
+ * the file is at `copy` too now (and the library took it there), and still at `name` until the
+ * winner replaces it; false: `copy` already held the same content.
  */
 export async function keepAsCopy(h: CopyHost, name: string, local: SyncEntry): Promise<{ copy: string; made: boolean }> {
   const lib = h.library;
@@ -62,7 +66,7 @@ export async function keepAsCopy(h: CopyHost, name: string, local: SyncEntry): P
       if (await sameContent(lib, { name, file, st: ours }, { name: copy, file: to, st: there })) return { copy, made: false };
       continue;
     }
-    if (!(await moveNoReplace(file, to))) continue;
+    if (!(await linkNoReplace(file, to))) continue;
     // the same file under its new name: the library takes it at once (counted in the "in step"
     // that follows, served and announced without a rescan), if it is still what was hashed
     const st = await stat(to).catch(() => null);
@@ -74,20 +78,20 @@ export async function keepAsCopy(h: CopyHost, name: string, local: SyncEntry): P
   throw new SwarmError(ERROR_CODES.EXISTS, `${name}: every name for its conflict copy is taken (up to .${MAX_NAMES})`);
 }
 
-/** `file` moved to `to` unless something is there (false). */
-async function moveNoReplace(file: string, to: string): Promise<boolean> {
+/** `file` also at `to` (it stays at `file` too) unless something is there (false). */
+async function linkNoReplace(file: string, to: string): Promise<boolean> {
   const err = await link(file, to).then(() => null, (e: NodeJS.ErrnoException) => e);
-  if (!err) {
-    await unlink(file);
-    return true;
-  }
+  if (!err) return true;
   if (err.code === 'EEXIST') return false;
-  // only a file system without hard links falls back to a rename; anything else is an error of
-  // the move itself (ENOENT, ENAMETOOLONG, EACCES ...), which a rename would meet too
+  // only a file system without hard links falls back to a copy; anything else is an error of
+  // the link itself (ENOENT, ENAMETOOLONG, EACCES ...), which a copy would meet too
   if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'EXDEV'].includes(err.code ?? '')) throw err;
-  // no hard links on this file system: a rename, after one more look
-  if (await lstat(to).then(() => true, () => false)) return false;
-  await rename(file, to);
+  // no hard links on this file system: a copy, never over a file that is there
+  const failed = await copyFile(file, to, fsConstants.COPYFILE_EXCL).then(() => null, (e: NodeJS.ErrnoException) => e);
+  if (failed?.code === 'EEXIST') return false;
+  if (failed) throw failed;
+  const st = await stat(file);
+  await utimes(to, st.atime, st.mtime);
   return true;
 }
 

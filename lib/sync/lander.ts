@@ -19,11 +19,11 @@ import { writeTemp } from '../stage-files.js';
 import { open, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ERROR_CODES, SwarmError } from '../errors.js';
-import { STATE_DIR_NAME, TEMP_MARK } from '../constants.js';
+import { LOCK_SUFFIX, PART_SUFFIX, STATE_DIR_NAME, TEMP_MARK, TICKET_SUFFIX } from '../constants.js';
 import type { Manifest } from '../manifest.js';
 import type { FileStat } from '../share/scanner.js';
 import { isInside, notSharedName } from '../share/names.js';
-import { pidAlive } from '../storage/lock.js';
+import { pidAlive, removeLockIfStale } from '../storage/lock.js';
 import { nameProblem } from '../protocol/names.js';
 
 /** Folders clearTemps() looks into at most. */
@@ -96,6 +96,17 @@ export class Lander {
       for (const e of entries) {
         if (e.isDirectory() && !(dir === this.root && e.name === STATE_DIR_NAME)) stack.push(path.join(dir, e.name));
         else if (e.isFile() && isStaleSyncTemp(e.name)) await unlink(path.join(dir, e.name)).catch(() => {});
+      }
+      // a big fetch killed after its file took its name (or before any byte was written) left its
+      // ticket and lock: no part file to resume, and no get of that name may ever come to sweep
+      // them. A ticket beside its part file stays (the next try resumes it)
+      const names = new Set(entries.filter((e) => e.isFile()).map((e) => e.name));
+      for (const n of names) {
+        if (!n.endsWith(TICKET_SUFFIX)) continue;
+        const final = path.join(dir, n.slice(0, -TICKET_SUFFIX.length));
+        if (names.has(path.basename(final) + PART_SUFFIX)) continue;
+        if (names.has(path.basename(final) + LOCK_SUFFIX) && !(await removeLockIfStale(final + LOCK_SUFFIX))) continue;
+        await unlink(final + TICKET_SUFFIX).catch(() => {});
       }
     }
   }

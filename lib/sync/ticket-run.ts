@@ -76,7 +76,11 @@ export class TicketRunner {
     const st = lstatSync(path.join(lib.root, ...t.name.split('/')), { throwIfNoEntry: false });
     const seen = lib.statOf(t.name);
     const same = st ? !!seen && st.isFile() && st.size === seen.size && st.mtimeMs === seen.mtimeMs && st.ino === seen.ino && st.dev === seen.dev : true;
-    if (cidHere !== t.here || !same) {
+    // and what the library hashed there is that version: an edit it hashed whose stillness the
+    // index still waits for (local.ts STABLE_MS, up to MAX_STABLE_MS) is in no index entry yet,
+    // and was replaced by the older version coming, kept only in the trash
+    const hashed = st ? (lib.stat(t.name)?.cid ?? '') : t.here;
+    if (cidHere !== t.here || !same || hashed !== t.here) {
       throw new SwarmError(ERROR_CODES.FILE_CHANGED, `${t.name} changed here while another version was being fetched: it was left as it is, and what to do is decided again`);
     }
   }

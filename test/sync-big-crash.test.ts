@@ -1,0 +1,86 @@
+/**
+ * kill -9 of a member while a big file (more than one chunk) lands: after the version here was
+ * kept (trash or conflict copy, get's beforeReplace) and before the new one took its name, or
+ * right after. Restarted, the members must end alike: the winner at the name, the loser of a
+ * conflict as its copy, the replaced version in the trash, no part file left. In-process peer h,
+ * the killed member a in a child process (test/helpers/crash-sync-child.ts), all on 127.0.0.1.
+ */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { tempDir } from './helpers/tmp.js';
+import { prng, randomBytes } from './helpers/prng.js';
+import { syncPeer as peer, connect, converge, stopPeer } from './helpers/sync-peers.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 12);
+const BIG = 3 * 1024 * 1024 + 17;
+const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'crash-sync-child.js');
+
+function put(dir: string, name: string, bytes: Buffer, ago: number): void {
+  writeFileSync(path.join(dir, name), bytes);
+  const then = Math.floor(Date.now() / 1000) - ago;
+  utimesSync(path.join(dir, name), then, then);
+}
+
+/** name -> short sha of every file in dir (the trash as trash/…, .swarm's other files left out). */
+function listing(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of readdirSync(dir)) if (f !== '.swarm') out[f] = sha(readFileSync(path.join(dir, f)));
+  const trash = path.join(dir, '.swarm', 'trash');
+  if (existsSync(trash)) for (const f of readdirSync(trash)) out[`trash/${f.slice(16)}`] = sha(readFileSync(path.join(trash, f)));
+  return out;
+}
+
+function runChild(dir: string, port: number, step: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [child, dir, String(port), step], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('error', reject);
+    p.on('exit', (code, sig) => {
+      clearTimeout(timer);
+      resolve(`${sig ?? code} ${out.trim()}`);
+    });
+  });
+}
+
+for (const conflict of [true, false]) {
+  for (const step of ['replaced', 'renamed']) {
+    t.test(`${conflict ? 'a conflict' : 'an update'}: killed when ${step}, restarted: both versions kept, the members alike`, async (t) => {
+      const [dh, da] = [tempDir(t, 'h61-h-'), tempDir(t, 'h61-a-')];
+      const v0 = randomBytes(prng(1), BIG);
+      put(dh, 'big.bin', v0, 300);
+      const h = await peer(t, dh);
+      let a = await peer(t, da);
+      connect([h, a]);
+      await converge([h, a], 2);
+      t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v0), 'a has the common version');
+      await stopPeer(a);
+      const vA = randomBytes(prng(2), BIG);
+      if (conflict) put(da, 'big.bin', vA, 200); // a's edit, made while a was stopped (older)
+      const vH = randomBytes(prng(3), BIG);
+      put(dh, 'big.bin', vH, 100); // h's edit (newer: it wins)
+      await h.node.library.refresh();
+      const how = await runChild(da, h.node.port, step);
+      t.match(how, /^SIGKILL/, `the member was killed (${how})`);
+      t.comment('after the kill:', JSON.stringify(listing(da)));
+      a = await peer(t, da);
+      connect([h, a]);
+      await converge([h, a], 5);
+      const la = listing(da);
+      const lh = listing(dh);
+      t.comment('a:', JSON.stringify(la), 'index:', JSON.stringify(a.sync.index.get('big.bin')));
+      t.comment('h:', JSON.stringify(lh), 'index:', JSON.stringify(h.sync.index.get('big.bin')));
+      for (const [who, l] of [['a', la], ['h', lh]] as const) {
+        t.equal(l['big.bin'], sha(vH), `${who}: the winner at the name`);
+        if (conflict) t.ok(Object.entries(l).some(([n, s]) => n.startsWith('big.sync-conflict-') && s === sha(vA)), `${who}: a's edit kept as its conflict copy`);
+        t.notOk(Object.keys(l).some((n) => /\.swarm-(part|ticket)/.test(n)), `${who}: no part file left`);
+      }
+      if (!conflict) t.ok(Object.entries(la).some(([n, s]) => n.startsWith('trash/') && s === sha(v0)), 'a: the replaced version in the trash');
+    });
+  }
+}
