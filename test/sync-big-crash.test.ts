@@ -7,23 +7,18 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from './helpers/tmp.js';
 import { prng, randomBytes } from './helpers/prng.js';
-import { syncPeer as peer, connect, converge, stopPeer } from './helpers/sync-peers.js';
+import { syncPeer as peer, connect, converge, stopPeer, editAgo } from './helpers/sync-peers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 12);
 const BIG = 3 * 1024 * 1024 + 17;
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'crash-sync-child.js');
 
-function put(dir: string, name: string, bytes: Buffer, ago: number): void {
-  writeFileSync(path.join(dir, name), bytes);
-  const then = Math.floor(Date.now() / 1000) - ago;
-  utimesSync(path.join(dir, name), then, then);
-}
 
 /** name -> short sha of every file in dir (the trash as trash/…, .swarm's other files left out). */
 function listing(dir: string): Record<string, string> {
@@ -53,7 +48,7 @@ for (const conflict of [true, false]) {
     t.test(`${conflict ? 'a conflict' : 'an update'}: killed when ${step}, restarted: both versions kept, the members alike`, async (t) => {
       const [dh, da] = [tempDir(t, 'h61-h-'), tempDir(t, 'h61-a-')];
       const v0 = randomBytes(prng(1), BIG);
-      put(dh, 'big.bin', v0, 300);
+      editAgo(dh, 'big.bin', v0, 300);
       const h = await peer(t, dh);
       let a = await peer(t, da);
       connect([h, a]);
@@ -61,9 +56,9 @@ for (const conflict of [true, false]) {
       t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v0), 'a has the common version');
       await stopPeer(a);
       const vA = randomBytes(prng(2), BIG);
-      if (conflict) put(da, 'big.bin', vA, 200); // a's edit, made while a was stopped (older)
+      if (conflict) editAgo(da, 'big.bin', vA, 200); // a's edit, made while a was stopped (older)
       const vH = randomBytes(prng(3), BIG);
-      put(dh, 'big.bin', vH, 100); // h's edit (newer: it wins)
+      editAgo(dh, 'big.bin', vH, 100); // h's edit (newer: it wins)
       await h.node.library.refresh();
       const how = await runChild(da, h.node.port, step);
       t.match(how, /^SIGKILL/, `the member was killed (${how})`);

@@ -4,33 +4,28 @@
  * the older version coming (ticket-run.ts stillHere). In-process sync peers on 127.0.0.1.
  */
 import t from 'tap';
-import { existsSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { tempDir } from './helpers/tmp.js';
 import { prng, randomBytes } from './helpers/prng.js';
-import { syncPeer as peer, connect, converge } from './helpers/sync-peers.js';
+import { syncPeer as peer, connect, converge, editAgo } from './helpers/sync-peers.js';
 import { Coordinator } from '../lib/download/coordinator.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 12);
 const BIG = 3 * 1024 * 1024 + 17;
 
-function put(dir: string, name: string, bytes: Buffer, ago: number): void {
-  writeFileSync(path.join(dir, name), bytes);
-  const then = Math.floor(Date.now() / 1000) - ago;
-  utimesSync(path.join(dir, name), then, then);
-}
 
 t.test('an edit the library saw but the index did not take yet is not replaced by the older version coming', async (t) => {
   const [dh, da] = [tempDir(t, 'h61-h-'), tempDir(t, 'h61-a-')];
   const v0 = randomBytes(prng(21), BIG);
-  put(dh, 'big.bin', v0, 300);
+  editAgo(dh, 'big.bin', v0, 300);
   const h = await peer(t, dh);
   const a = await peer(t, da);
   connect([h, a]);
   await converge([h, a], 2);
   const vH = randomBytes(prng(22), BIG);
-  put(dh, 'big.bin', vH, 100);
+  editAgo(dh, 'big.bin', vH, 100);
   await h.node.library.refresh();
   // the user at a saves an edit as a's download of h's older edit ends; the library (its watch) hashes it
   const vA = randomBytes(prng(23), BIG);

@@ -6,27 +6,21 @@
  * the old version live there (hostile review 52, minor). In-process sync peers on 127.0.0.1.
  */
 import t from 'tap';
-import { existsSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { tempDir } from './helpers/tmp.js';
 import { prng, randomBytes } from './helpers/prng.js';
-import { syncPeer as peer, connect, converge, stopPeer } from './helpers/sync-peers.js';
+import { syncPeer as peer, connect, converge, stopPeer, editAgo } from './helpers/sync-peers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const BIG = 8 * 1024 * 1024 + 17; // nine chunks: the chunked get, not a small-file pipe
 
-/** `bytes` at `name` in `dir`, modified `ago` seconds ago (held still: announced at the next look). */
-function put(dir: string, name: string, bytes: Buffer, ago: number): void {
-  writeFileSync(path.join(dir, name), bytes);
-  const then = Math.floor(Date.now() / 1000) - ago;
-  utimesSync(path.join(dir, name), then, then);
-}
 
 t.test('a big fetch that does not complete (its holder left, then sync stopped) leaves the version here at its name', async (t) => {
   const [dh, da] = [tempDir(t), tempDir(t)];
   const v0 = randomBytes(prng(5), BIG);
-  put(dh, 'big.bin', v0, 120);
+  editAgo(dh, 'big.bin', v0, 120);
   const h = await peer(t, dh);
   const a = await peer(t, da);
   connect([h, a]);
@@ -36,7 +30,7 @@ t.test('a big fetch that does not complete (its holder left, then sync stopped) 
 
   // h makes a newer version and announces it, and stops as soon as a starts fetching it
   const v1 = randomBytes(prng(6), BIG);
-  put(dh, 'big.bin', v1, 60);
+  editAgo(dh, 'big.bin', v1, 60);
   await h.node.library.refresh();
   t.not(h.sync.index.get('big.bin')?.cid, cid0, 'h announces the newer version');
   let stopping: Promise<void> | null = null;
@@ -62,13 +56,13 @@ t.test('a big fetch that does not complete (its holder left, then sync stopped) 
 t.test('a big fetch that completes still keeps the version it replaces (the trash)', async (t) => {
   const [dh, da] = [tempDir(t), tempDir(t)];
   const v0 = randomBytes(prng(7), BIG);
-  put(dh, 'big.bin', v0, 120);
+  editAgo(dh, 'big.bin', v0, 120);
   const h = await peer(t, dh);
   const a = await peer(t, da);
   connect([h, a]);
   await converge([h, a], 2);
   const v1 = randomBytes(prng(8), BIG);
-  put(dh, 'big.bin', v1, 60);
+  editAgo(dh, 'big.bin', v1, 60);
   const replaced: string[] = [];
   a.sync.on('fetched', (e) => e.replaced && replaced.push(e.name));
   await converge([h, a], 2);
@@ -82,7 +76,7 @@ t.test('a big fetch that completes still keeps the version it replaces (the tras
 t.test('an edit made here while a big file comes is not replaced by the older version coming (nor trashed as replaced)', async (t) => {
   const [dh, da] = [tempDir(t), tempDir(t)];
   const v0 = randomBytes(prng(9), BIG);
-  put(dh, 'big.bin', v0, 120);
+  editAgo(dh, 'big.bin', v0, 120);
   // h sends at 4 MiB/s: a's download of h's edit takes ~2 s
   const h = await peer(t, dh, { maxUploadBytesPerSec: 4 << 20 });
   const a = await peer(t, da);
@@ -90,7 +84,7 @@ t.test('an edit made here while a big file comes is not replaced by the older ve
   await converge([h, a], 2);
   t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v0), 'a has the common version');
   const v1 = randomBytes(prng(10), BIG);
-  put(dh, 'big.bin', v1, 60);
+  editAgo(dh, 'big.bin', v1, 60);
   await h.node.library.refresh();
   // the user at a edits big.bin (now) while h's older edit is coming
   const v2 = randomBytes(prng(11), BIG);

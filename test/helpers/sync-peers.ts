@@ -74,7 +74,7 @@ export function stillFile(dir: string, name: string, text = name): void {
 }
 
 /** `name` in `dir` with `text`, modified `ago` whole seconds ago (held still: announced at the next look); its mtime (seconds). */
-export function editAgo(dir: string, name: string, text: string, ago: number): number {
+export function editAgo(dir: string, name: string, text: string | Uint8Array, ago: number): number {
   writeFileSync(path.join(dir, name), text);
   const then = Math.floor(Date.now() / 1000) - ago;
   utimesSync(path.join(dir, name), then, then);
