@@ -187,7 +187,7 @@ t.test('every command with --json follows the one schema', async (t) => {
   // the one-document commands, all at once (each is a process of its own)
   const plain = tempDir(t);
   writeFileSync(path.join(plain, 'unhashed.txt'), 'x');
-  const [[local], [shared], , [dir], , , , , [known]] = await Promise.all([
+  const [[local], [shared], , [dir], , , , , [known], [named]] = await Promise.all([
     run(t, ['ls', plain], false),
     run(t, ['ls', share], false),
     run(t, ['ls', '--peer', peer], false),
@@ -206,6 +206,9 @@ t.test('every command with --json follows the one schema', async (t) => {
   t.ok((shared as unknown as { name: string; cid: unknown }[]).filter((f) => f.name !== 'added.txt').every((f) => typeof f.cid === 'string'), 'ls DIR of a served folder: the cids of what it hashed');
   t.ok((dir as unknown as unknown[]).length >= 3, 'ls --tracker: the files');
   t.match(known, [{ ip: '127.0.0.1', port: serving.port }], 'peers: {ip, port}');
+  // a peer only the tracker listed was never seen by us (newcomer 60: "0 s ago"); one that answered was
+  t.equal((known as unknown as { lastSeen: unknown }[])[0]?.lastSeen, null, 'peers --tracker: lastSeen null for a peer only listed');
+  t.type((named as unknown as { lastSeen: unknown }[])[0]?.lastSeen, 'number', 'peers --neighbor: lastSeen once it answered');
 
   // get: a fresh download, the same again (up to date), a missing name, a seeding run
   const out = tempDir(t);

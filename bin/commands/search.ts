@@ -11,6 +11,7 @@ import { count, humanBytes, humanTime, printTable, printable } from '../format.j
 import { addressOption, MAX_TTL, ttlOption, waitOption } from '../options.js';
 import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } from './discovery-options.js';
 import { addressText } from '../../lib/types.js';
+import { seenAt } from '../../lib/discovery/peer-book.js';
 
 const addr = addressText;
 const peerJson = (h: { ip: string; port: number }) => ({ ip: h.ip, port: h.port });
@@ -114,7 +115,7 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
           if (!elsewhere && peers.length === 0) throw new SwarmError(ERROR_CODES.TRACKER_UNREACHABLE, trackerError);
           if (!elsewhere || trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined)) process.stderr.write(`warning: ${printable(trackerError)}\n`);
         }
-        if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, id: p.peer ?? null, sources: p.sources, lastSeen: p.lastSeen ? Math.floor(p.lastSeen / 1000) : null }))) + '\n');
+        if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, id: p.peer ?? null, sources: p.sources, lastSeen: seenAt(p) ? Math.floor(seenAt(p) / 1000) : null }))) + '\n');
         // the (empty) result on stdout, as `ls` says "no files"
         if (peers.length === 0) {
           // (say what was not tried: --lan with nobody on the LAN was told to try --lan)
@@ -125,7 +126,7 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         const now = Date.now();
         printTable(
           ['ADDRESS', 'PEER ID', 'FROM', 'LAST SEEN'],
-          peers.map((p) => [addr(p), p.peer ?? '-', p.sources.join(','), p.lastSeen ? `${Math.max(0, Math.round((now - p.lastSeen) / 1000))} s ago` : 'never (no answer)']),
+          peers.map((p) => [addr(p), p.peer ?? '-', p.sources.join(','), seenAt(p) ? `${Math.max(0, Math.round((now - seenAt(p)) / 1000))} s ago` : 'never (no answer)']),
         );
       } finally {
         await node.close({ graceful: false });

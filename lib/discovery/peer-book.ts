@@ -10,6 +10,16 @@ import type { PeerAddress } from '../types.js';
 /** inbound: a peer that connected to us and takes part in the overlay (links are two-way). */
 export type PeerSourceKind = 'neighbor' | 'lan' | 'inbound' | 'tracker' | 'discover';
 
+/**
+ * When `k` was last seen itself, for people and scripts (`swarm peers`, the shell's `peers`): 0
+ * (never) for a peer only listed, by a tracker or by the user, that never answered us. The
+ * book's own `lastSeen` counts a tracker's listing as a sighting (it orders eviction).
+ */
+export function seenAt(k: { peer?: string; sources: PeerSourceKind[]; lastSeen: number }): number {
+  const listedOnly = k.peer === undefined && k.sources.every((s) => s === 'tracker' || s === 'neighbor');
+  return listedOnly ? 0 : k.lastSeen;
+}
+
 /** Order of preference when choosing neighbours. */
 const RANK: Record<PeerSourceKind, number> = { neighbor: 0, lan: 1, discover: 2, inbound: 3, tracker: 4 };
 /** Which peers make room first when the book is full (lowest first); named ones never do. */

@@ -20,6 +20,7 @@ import type { ProgressEvent } from '../download/events.js';
 import { chunksOf } from '../manifest.js';
 import { kindOf } from '../share/kinds.js';
 import { addressText } from '../types.js';
+import { seenAt } from '../discovery/peer-book.js';
 import { COMMANDS, complete, findCommand, parseLine, usage } from './commands.js';
 
 export interface ShellOptions {
@@ -156,7 +157,7 @@ export class Shell {
         const list = n.discovery.peers();
         if (list.length === 0) return void this.say('no peers known');
         const now = Date.now();
-        for (const k of list) this.say(`${addr(k)}  ${k.peer ?? '-'}  ${k.sources.join(',')}  ${k.lastSeen ? `${Math.max(0, Math.round((now - k.lastSeen) / 1000))} s ago` : 'never seen'}`);
+        for (const k of list) this.say(`${addr(k)}  ${k.peer ?? '-'}  ${k.sources.join(',')}  ${seenAt(k) ? `${Math.max(0, Math.round((now - seenAt(k)) / 1000))} s ago` : 'never seen'}`);
         return;
       }
       case 'GET':
