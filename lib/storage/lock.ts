@@ -183,6 +183,13 @@ async function removeIfSame(file: string, seen: Seen | null, text?: string): Pro
   if (same(seen, await look(file))) await unlink(file).catch(() => {});
 }
 
+/** What this process writes into a lock (or a takeover mutex) it takes: who, since when, a token. */
+function ownInfo(): LockInfo {
+  const b = boot();
+  const since = processStart(process.pid);
+  return { pid: process.pid, host: hostname(), started: new Date().toISOString(), ...(b ? { boot: b } : {}), ...(since ? { since } : {}), token: randomBytes(8).toString('hex') };
+}
+
 /**
  * The lock at `lockFile` removed if its holder is gone (the same takeover as a contender's): a
  * sweep of what a killed process left. True when no lock is there any more.
@@ -191,8 +198,7 @@ export async function removeLockIfStale(lockFile: string): Promise<boolean> {
   const seen = await look(lockFile).catch(() => null);
   if (!seen) return true;
   if (!stale(seen)) return false;
-  const me: LockInfo = { pid: process.pid, host: hostname(), started: new Date().toISOString(), token: randomBytes(8).toString('hex') };
-  await removeStale(lockFile, seen, JSON.stringify(me));
+  await removeStale(lockFile, seen, JSON.stringify(ownInfo()));
   return (await look(lockFile).catch(() => seen)) === null;
 }
 
@@ -208,9 +214,7 @@ export class TargetLock {
   /** Take the lock of `finalPath` or throw LOCKED saying who holds it. */
   static async acquire(finalPath: string, signal?: AbortSignal): Promise<TargetLock> {
     const file = TargetLock.pathFor(finalPath);
-    const b = boot();
-    const since = processStart(process.pid);
-    const me: LockInfo = { pid: process.pid, host: hostname(), started: new Date().toISOString(), ...(b ? { boot: b } : {}), ...(since ? { since } : {}), token: randomBytes(8).toString('hex') };
+    const me = ownInfo();
     const text = JSON.stringify(me);
     try {
       for (let attempt = 0; attempt < ATTEMPTS; attempt++) {

@@ -92,9 +92,7 @@ export class TicketQueue {
    */
   withdraw(name: string): void {
     const old = this.tickets.get(name);
-    if (!old || old.started) return;
-    this.tickets.delete(name);
-    this.bytes -= weight(old.remote);
+    if (old && !old.started) this.done(old);
   }
 
   /**
