@@ -11,9 +11,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { tempDir } from './helpers/tmp.js';
 import { prng, randomBytes } from './helpers/prng.js';
-import { syncPeer as peer, connect, converge, stopPeer, editAgo } from './helpers/sync-peers.js';
+import { syncPeer as peer, connect, converge, stopPeer, editAgo, agreedPair } from './helpers/sync-peers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 12);
 const BIG = 3 * 1024 * 1024 + 17;
@@ -46,13 +45,10 @@ function runChild(dir: string, port: number, step: string): Promise<string> {
 for (const conflict of [true, false]) {
   for (const step of ['replaced', 'renamed']) {
     t.test(`${conflict ? 'a conflict' : 'an update'}: killed when ${step}, restarted: both versions kept, the members alike`, async (t) => {
-      const [dh, da] = [tempDir(t, 'h61-h-'), tempDir(t, 'h61-a-')];
       const v0 = randomBytes(prng(1), BIG);
-      editAgo(dh, 'big.bin', v0, 300);
-      const h = await peer(t, dh);
-      let a = await peer(t, da);
-      connect([h, a]);
-      await converge([h, a], 2);
+      const pair = await agreedPair(t, 'big.bin', v0, 300);
+      const { dh, da, h } = pair;
+      let a = pair.a;
       t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v0), 'a has the common version');
       await stopPeer(a);
       const vA = randomBytes(prng(2), BIG);

@@ -7,9 +7,8 @@ import t from 'tap';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { tempDir } from './helpers/tmp.js';
 import { prng, randomBytes } from './helpers/prng.js';
-import { syncPeer as peer, connect, converge, editAgo } from './helpers/sync-peers.js';
+import { converge, editAgo, agreedPair } from './helpers/sync-peers.js';
 import { Coordinator } from '../lib/download/coordinator.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 12);
@@ -17,13 +16,8 @@ const BIG = 3 * 1024 * 1024 + 17;
 
 
 t.test('an edit the library saw but the index did not take yet is not replaced by the older version coming', async (t) => {
-  const [dh, da] = [tempDir(t, 'h61-h-'), tempDir(t, 'h61-a-')];
   const v0 = randomBytes(prng(21), BIG);
-  editAgo(dh, 'big.bin', v0, 300);
-  const h = await peer(t, dh);
-  const a = await peer(t, da);
-  connect([h, a]);
-  await converge([h, a], 2);
+  const { dh, da, h, a } = await agreedPair(t, 'big.bin', v0, 300);
   const vH = randomBytes(prng(22), BIG);
   editAgo(dh, 'big.bin', vH, 100);
   await h.node.library.refresh();

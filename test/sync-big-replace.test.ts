@@ -9,22 +9,16 @@ import t from 'tap';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { tempDir } from './helpers/tmp.js';
 import { prng, randomBytes } from './helpers/prng.js';
-import { syncPeer as peer, connect, converge, stopPeer, editAgo } from './helpers/sync-peers.js';
+import { converge, stopPeer, editAgo, agreedPair } from './helpers/sync-peers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const BIG = 8 * 1024 * 1024 + 17; // nine chunks: the chunked get, not a small-file pipe
 
 
 t.test('a big fetch that does not complete (its holder left, then sync stopped) leaves the version here at its name', async (t) => {
-  const [dh, da] = [tempDir(t), tempDir(t)];
   const v0 = randomBytes(prng(5), BIG);
-  editAgo(dh, 'big.bin', v0, 120);
-  const h = await peer(t, dh);
-  const a = await peer(t, da);
-  connect([h, a]);
-  await converge([h, a], 2);
+  const { dh, da, h, a } = await agreedPair(t, 'big.bin', v0, 120);
   t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v0), 'a has the first version');
   const cid0 = a.sync.index.get('big.bin')?.cid;
 
@@ -54,13 +48,8 @@ t.test('a big fetch that does not complete (its holder left, then sync stopped) 
 });
 
 t.test('a big fetch that completes still keeps the version it replaces (the trash)', async (t) => {
-  const [dh, da] = [tempDir(t), tempDir(t)];
   const v0 = randomBytes(prng(7), BIG);
-  editAgo(dh, 'big.bin', v0, 120);
-  const h = await peer(t, dh);
-  const a = await peer(t, da);
-  connect([h, a]);
-  await converge([h, a], 2);
+  const { dh, da, h, a } = await agreedPair(t, 'big.bin', v0, 120);
   const v1 = randomBytes(prng(8), BIG);
   editAgo(dh, 'big.bin', v1, 60);
   const replaced: string[] = [];
@@ -74,14 +63,9 @@ t.test('a big fetch that completes still keeps the version it replaces (the tras
 });
 
 t.test('an edit made here while a big file comes is not replaced by the older version coming (nor trashed as replaced)', async (t) => {
-  const [dh, da] = [tempDir(t), tempDir(t)];
   const v0 = randomBytes(prng(9), BIG);
-  editAgo(dh, 'big.bin', v0, 120);
   // h sends at 4 MiB/s: a's download of h's edit takes ~2 s
-  const h = await peer(t, dh, { maxUploadBytesPerSec: 4 << 20 });
-  const a = await peer(t, da);
-  connect([h, a]);
-  await converge([h, a], 2);
+  const { dh, da, h, a } = await agreedPair(t, 'big.bin', v0, 120, { maxUploadBytesPerSec: 4 << 20 });
   t.equal(sha(readFileSync(path.join(da, 'big.bin'))), sha(v0), 'a has the common version');
   const v1 = randomBytes(prng(10), BIG);
   editAgo(dh, 'big.bin', v1, 60);

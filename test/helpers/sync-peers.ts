@@ -110,3 +110,17 @@ export async function bAwayAEdits(t: T & { ok(v: unknown, m: string): unknown },
   await converge([a, c], 2);
   return { a, b, c, aEdit };
 }
+
+/**
+ * Two members that agree on `name`: h holds `bytes` (written `ago` seconds ago), a fetched them.
+ * `hOpts` for h (e.g. an upload cap). The big-file tests start from here.
+ */
+export async function agreedPair(t: T, name: string, bytes: Uint8Array, ago: number, hOpts: Parameters<typeof syncPeer>[2] = {}): Promise<{ dh: string; da: string; h: SyncPeer; a: SyncPeer }> {
+  const [dh, da] = [tempDir(t), tempDir(t)];
+  editAgo(dh, name, bytes, ago);
+  const h = await syncPeer(t, dh, hOpts);
+  const a = await syncPeer(t, da);
+  connect([h, a]);
+  await converge([h, a], 2);
+  return { dh, da, h, a };
+}
