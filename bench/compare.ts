@@ -27,11 +27,14 @@ import { measureFloors, type Floors } from './lib/floors.js';
 import { availableParallelism } from 'node:os';
 
 export const ARIA2_ARGS = ['-s16', '-x4', '-k1M', '--file-allocation=none', '-q', '--allow-overwrite=true', '--auto-file-renaming=false'];
-export const H2H_TOOLS = ['swarm', 'aria2c', 'aria2c-sha256', 'curl', 'cp', 'transport'] as const;
+export const H2H_TOOLS = ['swarm', 'swarm-copy', 'aria2c', 'aria2c-sha256', 'curl', 'cp', 'transport'] as const;
 export type H2HTool = (typeof H2H_TOOLS)[number];
 const TRANSPORT = 'transport';
 /** The name in tables. */
-export const toolLabel = (t: H2HTool): string => (t === TRANSPORT ? 'swarm transport only' : t === 'aria2c-sha256' ? 'aria2c + SHA-256 check' : t);
+/** swarm-copy: the same get from seeders that copy through memory (SWARM_NO_SENDFILE=1), for the kernel path's share */
+const COPY = 'swarm-copy';
+export const toolLabel = (t: H2HTool): string =>
+  t === TRANSPORT ? 'swarm transport only' : t === 'aria2c-sha256' ? 'aria2c + SHA-256 check' : t === COPY ? 'swarm, seeders copy (no sendfile)' : t;
 const RAW_RECEIVE = path.join(path.dirname(SWARM_BIN), '../bench/lib/raw-receive.js');
 
 export interface ToolResult {
@@ -81,6 +84,15 @@ export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: s
     const source = await SourceHash.of(file);
     let peers: string[] = [];
     let seeders: number[] = [];
+    let copyPeers: string[] = [];
+    let copySeeders: number[] = [];
+    if (tools.includes(COPY)) {
+      // first, so that their manifest cache is the one the others find (the same file either way)
+      const started = [];
+      for (let i = 0; i < 4; i++) started.push(await startServe(procs, src, ['--port', '0', '--threads', i === 0 ? '2' : '1'], ['env', 'SWARM_NO_SENDFILE=1']));
+      copyPeers = started.map((s) => `127.0.0.1:${s.port}`);
+      copySeeders = started.map((s) => s.proc.pid);
+    }
     if (tools.includes('swarm') || tools.includes(TRANSPORT)) {
       // the first seeder hashes; the others then find its manifest cache
       const first = await startServe(procs, src, ['--port', '0', '--threads', '2']);
@@ -93,6 +105,7 @@ export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: s
     const urls = nginx?.urls('big.bin') ?? [];
     const argv: Record<H2HTool, () => string[]> = {
       swarm: () => [process.execPath, SWARM_BIN, 'get', 'big.bin', ...peers.flatMap((p) => ['--peer', p]), '-o', path.dirname(dest), '-q'],
+      [COPY]: () => [process.execPath, SWARM_BIN, 'get', 'big.bin', ...copyPeers.flatMap((p) => ['--peer', p]), '-o', path.dirname(dest), '-q'],
       aria2c: () => ['aria2c', ...ARIA2_ARGS, '-d', path.dirname(dest), '-o', 'big.bin', ...urls],
       // aria2c checks the whole file against the digest once it has it (its way of verifying)
       'aria2c-sha256': () => ['aria2c', ...ARIA2_ARGS, `--checksum=sha-256=${source.sha256}`, '-d', path.dirname(dest), '-o', 'big.bin', ...urls],
@@ -108,7 +121,7 @@ export async function headToHead(procs: Procs, signal: AbortSignal, o: { root: s
         rmSync(dest, { force: true });
         rmSync(dest + '.aria2', { force: true });
         spawnSync('sync');
-        const servers = res.tool === 'swarm' || res.tool === TRANSPORT ? seeders : res.tool === 'cp' || !nginx ? [] : withChildren(nginx.proc.pid);
+        const servers = res.tool === 'swarm' || res.tool === TRANSPORT ? seeders : res.tool === COPY ? copySeeders : res.tool === 'cp' || !nginx ? [] : withChildren(nginx.proc.pid);
         const before = cpuOf(servers);
         const t = await timed(procs, argv[res.tool](), signal);
         const seederCpu = servers.length ? cpuOf(servers) - before : null;

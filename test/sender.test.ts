@@ -5,16 +5,15 @@
  * source's bytes — for sources whose vectored read is short, that have none, and that shrink.
  */
 import t, { type Test } from 'tap';
-import net from 'node:net';
 import { once } from 'node:events';
 import { RangeSender, type SenderHooks } from '../lib/peer/sender.js';
 import type { ChunkSource, SourceReader } from '../lib/peer/source.js';
 import type { Manifest } from '../lib/manifest.js';
-import { decodePacketHeader, packetChecksumOk, packetHeaderSum, PACKET_HEADER_BYTES, FLAG_LAST_IN_CHUNK } from '../lib/protocol/packet.js';
 import { sum16 } from '../lib/protocol/checksum.js';
-import { FRAME_PREFIX_BYTES, PACKET_PAYLOAD_BYTES } from '../lib/constants.js';
+import { PACKET_PAYLOAD_BYTES } from '../lib/constants.js';
 import { ERROR_CODES, SwarmError } from '../lib/errors.js';
 import { prng, randomBytes } from './helpers/prng.js';
+import { parseWire, socketPair } from './helpers/wire.js';
 
 const MiB = 1 << 20;
 
@@ -51,46 +50,10 @@ function reader(data: Buffer, o: { cap: number; vectored: boolean; shrinkAt?: nu
   return r;
 }
 
-/** Parse data packets out of `wire`: header checks, checksums, and the payloads placed by offset. */
-function parse(wire: Buffer, size: number, chunkBytes: number): { out: Buffer; packets: number; bad: number; lastFlags: number[]; payloadBytes: number } {
-  const out = Buffer.alloc(size);
-  let payloadBytes = 0;
-  let at = 0;
-  let packets = 0;
-  let bad = 0;
-  const lastFlags: number[] = [];
-  while (at < wire.length) {
-    if (wire.readUInt32BE(at) !== 0) bad++; // a data packet has frame header length 0
-    const body = wire.readUInt32BE(at + 4);
-    const head = wire.subarray(at + FRAME_PREFIX_BYTES, at + FRAME_PREFIX_BYTES + PACKET_HEADER_BYTES);
-    const h = decodePacketHeader(head);
-    const payload = wire.subarray(at + FRAME_PREFIX_BYTES + PACKET_HEADER_BYTES, at + FRAME_PREFIX_BYTES + body);
-    if (body !== PACKET_HEADER_BYTES + h.length || !packetChecksumOk(h, packetHeaderSum(head), sum16(payload))) bad++;
-    payload.copy(out, h.offset);
-    payloadBytes += payload.length;
-    if (h.flags & FLAG_LAST_IN_CHUNK) {
-      lastFlags.push(h.chunk);
-      if (h.offset + h.length !== Math.min(size, (h.chunk + 1) * chunkBytes)) bad++;
-    }
-    packets++;
-    at += FRAME_PREFIX_BYTES + body;
-  }
-  return { out, packets, bad, lastFlags, payloadBytes };
-}
-
-async function socketPair(t: Test): Promise<{ a: net.Socket; b: net.Socket }> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => server.close());
-  const accepted = once(server, 'connection');
-  const b = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  const [a] = (await accepted) as [net.Socket];
-  t.teardown(() => {
-    a.destroy();
-    b.destroy();
-  });
-  return { a, b };
+/** Packets parsed out of `wire` (helpers/wire.ts); a control frame among them counts as bad here. */
+function parse(wire: Buffer, size: number, chunkBytes: number) {
+  const p = parseWire(wire, size, chunkBytes);
+  return { ...p, bad: p.bad + p.messages.length };
 }
 
 const hooks = (): SenderHooks => ({

@@ -8,6 +8,11 @@
  *   its frame prefix + packet header written into the gap ─► the piece goes to the socket as ONE
  *   contiguous write; the next read overlaps the send; waits on 'drain'
  *
+ * A complete file whose packet sums were taken at hashing, asked for 256 KiB or more, goes out by
+ * the kernel instead where the native helper is built (kernel-send.ts: sendfile, no copy through
+ * our memory; 0.49 -> 0.30 CPU s/GiB for a bare sender on loopback). Everything else takes the
+ * path above.
+ *
  * Before each chunk the server's upload policy (scheduling/upload-slots.ts) is asked for a slot;
  * a request that has to wait is told so once (`busy`), so its requester does not take the wait for
  * a stall. Memory is bounded: READ_BUFFERS read buffers, each released when the socket has taken
@@ -22,6 +27,9 @@ import { SendBufferPool, type SendBuffer } from './send-buffers.js';
 import { sum16 } from '../protocol/checksum.js';
 import type { TokenBucket } from '../scheduling/token-bucket.js';
 import type { ChunkSource, SourceReader } from './source.js';
+import { kernelSend, type SendPiece } from '../native/sendfile.js';
+import { KERNEL_MIN_BYTES, KERNEL_PIECE_BYTES, sendKernelPiece, socketFd, type KernelLink } from './kernel-send.js';
+import { WriteGate } from './write-gate.js';
 
 const READ_BYTES = 1 << 20;
 /**
@@ -99,16 +107,26 @@ export class RangeSender {
   private buffersOut = 0;
   private bufferWaiters: (() => void)[] = [];
   bytesSent = 0;
+  /** The session's frames go through here, so none lands inside a piece the kernel sends. */
+  readonly gate: WriteGate;
+  /** The heads of a piece the kernel sends (kernel-send.ts). */
+  private heads: Buffer | null = null;
 
   constructor(
     private readonly socket: Socket,
     private readonly upload: TokenBucket | null,
     private readonly hooks: SenderHooks,
-  ) {}
+  ) {
+    this.gate = new WriteGate(socket);
+  }
 
   async send(req: RangeRequest, f: SourceReader): Promise<void> {
     const m = req.source.manifest;
     await f.checkUnchanged();
+    const bytes = Math.min(m.size, req.to * m.chunkBytes) - req.from * m.chunkBytes;
+    const viaKernel = bytes >= KERNEL_MIN_BYTES && f.lend && req.source.packetSums?.(req.from) ? kernelSend() : null;
+    const fd = viaKernel ? socketFd(this.socket) : -1;
+    if (viaKernel && fd >= 0) return this.sendByKernel(req, f, viaKernel, fd);
     // pieces of at most READ_BYTES (smaller while warming up), never straddling a chunk boundary,
     // made one at a time as they are sent: planned all at once, a `get` for the whole of a big file
     // (65,536 chunks of up to 16 MiB: a million pieces) cost 6-170 ms of CPU even when cancelled
@@ -184,6 +202,66 @@ export class RangeSender {
       // a read still under way when we stopped early (a wait or a read failed): its buffer goes
       // back once that read is over, never while the file system may still write into it
       if (next) next.then((b) => this.releaseBuffer(b), () => {});
+    }
+  }
+
+  /**
+   * Request `req` sent by the kernel from the file's descriptor (kernel-send.ts): a complete file
+   * whose packet sums were taken at hashing, so no byte of it passes through our memory. Pieces of
+   * 1 MiB from the start (nothing of ours is pinned by a peer that does not read).
+   */
+  private async sendByKernel(req: RangeRequest, f: SourceReader, sendPiece: SendPiece, fd: number): Promise<void> {
+    const m = req.source.manifest;
+    const lent = f.lend!();
+    if (!lent) throw new SwarmError(ERROR_CODES.FILE_CHANGED, 'the file is no longer open');
+    const link: KernelLink = {
+      socket: this.socket,
+      socketFd: fd,
+      sendPiece,
+      gate: this.gate,
+      blocked: (at) => this.hooks.blocked(at),
+      closed: () => this.hooks.closed(),
+    };
+    this.heads ??= Buffer.allocUnsafe((KERNEL_PIECE_BYTES / PACKET_PAYLOAD_BYTES) * PACKET_HEAD_BYTES);
+    let open = -1;
+    try {
+      for (const p of planPieces(req.from, req.to, m.size, m.chunkBytes, WARMUP_BYTES)) {
+        if (p.offset === p.chunk * m.chunkBytes) {
+          await this.hooks.slot(req.id, m.cid, p.chunk);
+          open = p.chunk;
+        }
+        if (req.cancelled || this.hooks.closed()) return;
+        const sums = req.source.packetSums?.(p.chunk);
+        if (!sums) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `content ${m.cid.slice(0, 16)}… changed while being served`);
+        if (this.upload) {
+          const wait = this.upload.delayFor(p.length, Date.now());
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        const before = f.checkUnchanged();
+        if (before) await before;
+        const first = (p.offset - p.chunk * m.chunkBytes) / PACKET_PAYLOAD_BYTES;
+        await sendKernelPiece(link, this.heads, lent, {
+          requestId: req.id,
+          chunk: p.chunk,
+          offset: p.offset,
+          length: p.length,
+          last: p.last,
+          sums: sums.subarray(first, first + Math.ceil(p.length / PACKET_PAYLOAD_BYTES)),
+        });
+        this.bytesSent += p.length;
+        this.hooks.active();
+        // changed while the kernel sent: those bytes fail the receiver's sums or chunk hash;
+        // nothing more of this file goes out (and the chunk is not counted as sent)
+        const after = f.checkUnchanged();
+        if (after) await after;
+        if (p.last) {
+          open = -1;
+          this.hooks.sent(m.cid, p.chunk);
+        }
+      }
+    } finally {
+      lent.release();
+      if (open >= 0) this.hooks.abandoned(m.cid, open);
     }
   }
 

@@ -101,7 +101,7 @@ export class PeerSession implements GuardedConnection {
     this.sender = new RangeSender(socket, ctx.upload, {
       closed: () => this.closed,
       blocked: (at) => {
-        this.blockedSince ||= at;
+        this.blockedSince = at === 0 ? 0 : this.blockedSince || at;
       },
       active: () => {
         this.lastActivityAt = Date.now();
@@ -161,7 +161,7 @@ export class PeerSession implements GuardedConnection {
 
   /** Reply and data bytes written but not yet taken by the kernel (the reply window, or a piece). */
   get unsentReplyBytes(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.sender.gate.heldBytes;
   }
 
   overdue(now: number, limits: ServerLimits): string | null {
@@ -238,13 +238,13 @@ export class PeerSession implements GuardedConnection {
 
   private send(h: Header, body?: Uint8Array): void {
     if (this.closed) return;
-    for (const b of encodeFrame(h, body)) this.socket.write(b);
+    this.sender.gate.write(encodeFrame(h, body));
     this.checkWindow();
   }
 
   /** Replies are piling up unread: stop decoding and reading until the socket drains. */
   private checkWindow(): void {
-    if (this.pausedForReplies || this.socket.writableLength <= REPLY_WINDOW_BYTES) return;
+    if (this.pausedForReplies || this.unsentReplyBytes <= REPLY_WINDOW_BYTES) return;
     this.pausedForReplies = true;
     this.blockedSince ||= Date.now();
     this.partialSince = 0;

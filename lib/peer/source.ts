@@ -18,6 +18,12 @@ export interface SourceReader {
   /** Throws (or rejects) SWARM_ERR_FILE_CHANGED if the file no longer matches what was verified; a promise only when it had to wait. */
   checkUnchanged(): void | Promise<void>;
   close(): Promise<void>;
+  /**
+   * The open descriptor, for the kernel to send from (sender.ts, sendfile), kept open until
+   * `release`; null when closed. Only readers of complete files whose packet sums were taken at
+   * hashing offer it: the bytes go out without passing through our memory.
+   */
+  lend?(): LentFile | null;
 }
 
 export interface ChunkSource {
@@ -36,6 +42,12 @@ export interface ChunkSource {
    * or null: the sender then sums each payload as it goes.
    */
   packetSums?(chunk: number): Uint16Array | null;
+}
+
+/** A reader's descriptor lent to the kernel path (sender.ts). */
+export interface LentFile {
+  fd: number;
+  release(): void;
 }
 
 /** Listeners for changes of a source's chunks (partial holders announce `have`). */

@@ -30,7 +30,7 @@ import { ERROR_CODES, SwarmError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import { chunksOf } from '../manifest.js';
 import { packetsPerChunk } from '../chunk-tasks.js';
-import type { ChunkSource, SourceReader } from '../peer/source.js';
+import type { ChunkSource, LentFile, SourceReader } from '../peer/source.js';
 import type { FileStat } from './scanner.js';
 import { folderPathInShareSync, isInside, resolveInShare, resolveInShareSync } from './names.js';
 import { shareSyncGate } from './sync-gate.js';
@@ -183,6 +183,20 @@ export class FileReader implements SourceReader {
         reject(err);
       }
     });
+  }
+
+  lend(): LentFile | null {
+    if (this.closed) return null;
+    this.reading++; // as for a read in the pool: the descriptor outlives close() until it is back
+    let back = false;
+    return {
+      fd: this.fd,
+      release: () => {
+        if (back) return;
+        back = true;
+        if (--this.reading === 0 && this.closed) closeFd(this.fd);
+      },
+    };
   }
 
   checkUnchanged(): void | Promise<void> {

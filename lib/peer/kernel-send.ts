@@ -1,0 +1,149 @@
+/**
+ * A piece of a complete shared file sent by the kernel (the native helper's sendfile(2), see
+ * lib/native/sendfile.c) instead of being read into our memory and written from there: the
+ * bytes cross from the page cache to the socket without the two copies through user space.
+ *
+ *   heads of the piece's packets written here (their payload sums were taken when the file was
+ *   hashed: nothing reads the payload) ─► frames of the session held (write-gate.ts) ─► any
+ *   write still in Node's stream waits to be flushed ─► the helper sends heads and payloads on
+ *   the thread pool until the piece is out or the socket is full ─► full: the piece's next byte
+ *   goes through Node's stream, whose callback says the socket takes bytes again ─► again
+ *
+ * Node has no "socket writable" event without a write, so that one byte is the wait: a few
+ * hundred to a few thousand per GiB on loopback (more when the receiver is the slower side). The helper works on duplicates of both descriptors, so a socket
+ * or file closed meanwhile can never make it send to or from anything else.
+ *
+ * The file's change check (file-source.ts) runs before each piece and after it. A change made
+ * while the kernel was sending can no longer be kept off the wire, but those bytes fail the
+ * packet sums (taken from the hashed content) or the chunk's hash at the receiver; the request
+ * then ends with FILE_CHANGED as on the other path.
+ */
+import type { Socket } from 'node:net';
+import { read } from 'node:fs';
+import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
+import { PACKET_PAYLOAD_BYTES } from '../constants.js';
+import { FLAG_LAST_IN_CHUNK, PACKET_HEAD_BYTES, writePacketHeadAt } from '../protocol/packet.js';
+import type { SendPiece } from '../native/sendfile.js';
+import type { LentFile } from './source.js';
+import type { WriteGate } from './write-gate.js';
+
+/** Requests of fewer bytes are served on the other path (a small file's read is one call either way). */
+export const KERNEL_MIN_BYTES = 256 << 10;
+/** Largest piece: the helper takes at most 4096 bytes of heads (64 of 36). */
+export const KERNEL_PIECE_BYTES = 1 << 20;
+
+export interface KernelPiece {
+  requestId: number;
+  chunk: number;
+  /** File offset of the piece's first byte. */
+  offset: number;
+  length: number;
+  /** The piece ends its chunk (its last packet is flagged so). */
+  last: boolean;
+  /** Payload sums of the piece's packets, in order. */
+  sums: Uint16Array;
+}
+
+export interface KernelLink {
+  socket: Socket;
+  socketFd: number;
+  sendPiece: SendPiece;
+  gate: WriteGate;
+  /** The socket holds our bytes unread since `at`, or took them again (0). */
+  blocked(at: number): void;
+  closed(): boolean;
+}
+
+/** Pieces this thread sent by the kernel, and the waits for a full socket among them (tests, --profile). */
+export const kernelStats = { pieces: 0, waits: 0 };
+
+/** The descriptor Node's socket reads and writes, or -1 where it does not say. */
+export function socketFd(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/** Wire bytes of a piece: a head before every packet's payload. */
+function wireBytes(length: number): number {
+  return Math.ceil(length / PACKET_PAYLOAD_BYTES) * PACKET_HEAD_BYTES + length;
+}
+
+/** Write the piece's packet heads into `heads`, one after another. */
+export function writeHeads(heads: Buffer, p: KernelPiece): void {
+  for (let at = 0, k = 0; at < p.length; at += PACKET_PAYLOAD_BYTES, k++) {
+    const n = Math.min(PACKET_PAYLOAD_BYTES, p.length - at);
+    const final = at + n >= p.length;
+    writePacketHeadAt(heads, k * PACKET_HEAD_BYTES, { flags: final && p.last ? FLAG_LAST_IN_CHUNK : 0, requestId: p.requestId, chunk: p.chunk, offset: p.offset + at }, n, p.sums[k]!);
+  }
+}
+
+/** Send piece `p` from descriptor `fd`; resolves once the socket took all of it. */
+export function sendKernelPiece(link: KernelLink, heads: Buffer, file: LentFile, p: KernelPiece): Promise<void> {
+  const fd = file.fd;
+  writeHeads(heads, p);
+  const total = wireBytes(p.length);
+  const { socket, gate } = link;
+  gate.hold();
+  return new Promise<void>((resolve, reject) => {
+    let done = 0;
+    let ended = false;
+    const finish = (err?: unknown) => {
+      if (ended) return;
+      ended = true;
+      gate.release();
+      if (err) reject(err);
+      else resolve();
+    };
+    const closedError = () => new SwarmError(ERROR_CODES.PEER_CLOSED, 'connection closed');
+    const step = () => {
+      if (link.closed()) return finish(closedError());
+      try {
+        link.sendPiece(link.socketFd, fd, heads, PACKET_HEAD_BYTES, p.offset, p.length, PACKET_PAYLOAD_BYTES, done, sent);
+      } catch (err) {
+        finish(asSwarmError(err));
+      }
+    };
+    const sent = (err: string | null, now: number) => {
+      if (err) {
+        if (err === 'ENODATA') return finish(new SwarmError(ERROR_CODES.FILE_CHANGED, 'the file shrank while being served'));
+        return finish(link.closed() ? closedError() : new SwarmError(ERROR_CODES.PEER_CLOSED, `sending failed: ${err}`));
+      }
+      done = now;
+      if (done >= total) {
+        kernelStats.pieces++;
+        return finish();
+      }
+      kernelStats.waits++;
+      // the socket is full: its next byte through Node's stream, whose callback is our "writable"
+      link.blocked(Date.now());
+      nextByte(heads, fd, p, done, (rerr, byte) => {
+        if (rerr) return finish(rerr);
+        if (link.closed()) return finish(closedError());
+        done++;
+        socket.write(byte!, (werr) => {
+          if (werr || link.closed()) return finish(closedError());
+          link.blocked(0);
+          if (done >= total) finish();
+          else step();
+        });
+      });
+    };
+    // anything Node's stream still holds (a reply, the previous request's done) goes first
+    if (socket.writableLength === 0) step();
+    else socket.write(Buffer.alloc(0), (werr) => (werr ? finish(closedError()) : step()));
+  });
+}
+
+/** Byte `at` of the piece's wire stream: from a head, or read from the file (one byte, in the pool). */
+function nextByte(heads: Buffer, fd: number, p: KernelPiece, at: number, cb: (err: unknown, b?: Buffer) => void): void {
+  const slot = PACKET_HEAD_BYTES + PACKET_PAYLOAD_BYTES;
+  const k = Math.floor(at / slot);
+  const inside = at - k * slot;
+  if (inside < PACKET_HEAD_BYTES) return cb(null, Buffer.from([heads[k * PACKET_HEAD_BYTES + inside]!]));
+  const b = Buffer.allocUnsafe(1);
+  read(fd, b, 0, 1, p.offset + k * PACKET_PAYLOAD_BYTES + (inside - PACKET_HEAD_BYTES), (err, n) => {
+    if (err) return cb(asSwarmError(err));
+    if (n !== 1) return cb(new SwarmError(ERROR_CODES.FILE_CHANGED, 'the file shrank while being served'));
+    cb(null, b);
+  });
+}
