@@ -1,8 +1,12 @@
 /**
  * kill -9 of a member while a big file (more than one chunk) lands: after the version here was
  * kept (trash or conflict copy, get's beforeReplace) and before the new one took its name, or
- * right after. Restarted, the members must end alike: the winner at the name, the loser of a
- * conflict as its copy, the replaced version in the trash, no part file left. In-process peer h,
+ * right after (before the index was told, or before it was saved). Restarted, the members must end
+ * alike: the winner at the name, the loser of a conflict as its copy, the replaced version in the
+ * trash, no part file left; and the restarted member's index takes the file as the version it
+ * fetched (its maker and lineage as the holder gave them), not as an edit made here (before: the
+ * kill after the rename left this folder as the maker of h's version, with a's own edit in its
+ * lineage; sync-landing.json in index-store.ts). In-process peer h,
  * the killed member a in a child process (test/helpers/crash-sync-child.ts), all on 127.0.0.1.
  */
 import t from 'tap';
@@ -43,7 +47,7 @@ function runChild(dir: string, port: number, step: string): Promise<string> {
 }
 
 for (const conflict of [true, false]) {
-  for (const step of ['replaced', 'renamed']) {
+  for (const step of ['replaced', 'renamed', 'indexed']) {
     t.test(`${conflict ? 'a conflict' : 'an update'}: killed when ${step}, restarted: both versions kept, the members alike`, async (t) => {
       const v0 = randomBytes(prng(1), BIG);
       const pair = await agreedPair(t, 'big.bin', v0, 300);
@@ -71,6 +75,12 @@ for (const conflict of [true, false]) {
         if (conflict) t.ok(Object.entries(l).some(([n, s]) => n.startsWith('big.sync-conflict-') && s === sha(vA)), `${who}: a's edit kept as its conflict copy`);
         t.notOk(Object.keys(l).some((n) => /\.swarm-(part|ticket)/.test(n)), `${who}: no part file left`);
       }
+      const [ea, eh] = [a.sync.index.get('big.bin'), h.sync.index.get('big.bin')];
+      t.equal(ea?.maker, h.sync.deviceId, "a's index: h made the version at the name (fails before after 'renamed' or 'indexed': a)");
+      t.equal(eh?.maker, h.sync.deviceId, "h's index: h made it");
+      t.same(ea?.prev, eh?.prev, "a's index: the lineage h gave it (fails before after 'renamed' or 'indexed': a's own edit in it)");
+      await a.sync.index.save();
+      t.notOk(existsSync(path.join(da, '.swarm', 'sync-landing.json')), 'no landing record left once the index is saved');
       if (!conflict) t.ok(Object.entries(la).some(([n, s]) => n.startsWith('trash/') && s === sha(v0)), 'a: the replaced version in the trash');
     });
   }

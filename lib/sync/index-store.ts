@@ -10,9 +10,16 @@
  * Every change gets a sequence number (`version`, per process): a watcher that read the index up to
  * version V asks for what changed since V (`page(after, since)`), not the whole index again. The
  * names in order are kept sorted between changes, so a page costs its size, not a sort of every name.
+ *
+ * A big file sync fetched takes its name by a rename (get's part file), and the index is told after
+ * it and saved up to SAVE_DELAY_MS later. Killed in between, the restarted index saw a file it did
+ * not know and took it for an edit made here: this folder its maker, the version it replaced in its
+ * lineage. So what the index will record is written first (`willLand`, DIR/.swarm/sync-landing.json,
+ * a few entries) and kept until an index save holds it: a file found at that name with that content
+ * and mtime is taken as fetched (`take`).
  */
 import { statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.js';
 import { STATE_DIR_NAME } from '../constants.js';
@@ -21,6 +28,8 @@ import { boundLineage, isLineage, type SyncEntry } from './plan.js';
 import { isDeviceId } from './device-id.js';
 
 const FILE = 'sync-index.json';
+/** The big files about to take their name (see above). */
+const LANDING_FILE = 'sync-landing.json';
 const FORMAT = 1;
 /** Entries per page when a peer asks for the index. */
 export const SYNC_PAGE_ENTRIES = 1000;
@@ -90,6 +99,11 @@ export class SyncIndex {
   private readonly devices = new Map<string, number>();
   /** This folder's device id (device-id.ts; set at start): the `maker` of the versions made here. */
   deviceId = '';
+  /** Fetched versions about to take their name, or that took it since the last index save (see above). */
+  private readonly landing = new Map<string, SyncEntry>();
+  private landingWrites: Promise<void> = Promise.resolve();
+  /** What LANDING_FILE holds now: nothing (no file), or some entries. */
+  private landingOnDisk = true;
 
   constructor(
     readonly root: string,
@@ -101,6 +115,7 @@ export class SyncIndex {
   }
 
   async load(): Promise<void> {
+    await this.loadLanding();
     let raw: unknown;
     try {
       raw = JSON.parse(await readFile(this.file, 'utf8'));
@@ -121,6 +136,51 @@ export class SyncIndex {
       if (e.maker !== undefined && !isDeviceId(e.maker)) delete e.maker;
       this.entries.set(e.name, e);
     }
+  }
+
+  private async loadLanding(): Promise<void> {
+    let raw: { format?: number; entries?: unknown };
+    try {
+      raw = JSON.parse(await readFile(path.join(this.root, STATE_DIR_NAME, LANDING_FILE), 'utf8'));
+    } catch {
+      this.landingOnDisk = false;
+      return;
+    }
+    if (raw?.format !== FORMAT || !Array.isArray(raw.entries)) return;
+    for (const e of raw.entries as SyncEntry[]) {
+      if (!e || typeof e.name !== 'string' || typeof e.cid !== 'string' || typeof e.mtime !== 'number' || typeof e.size !== 'number' || e.deleted !== undefined) continue;
+      if (e.prev !== undefined && !isLineage(e.prev)) delete e.prev;
+      if (e.maker !== undefined && !isDeviceId(e.maker)) delete e.maker;
+      this.landing.set(e.name, e);
+    }
+  }
+
+  /**
+   * A version sync fetched is about to take its name (before the rename): what `fetched` will
+   * record, on disk before this resolves, so a kill before the index is saved leaves it known.
+   */
+  async willLand(e: SyncEntry): Promise<void> {
+    this.landing.set(e.name, e);
+    await this.writeLanding();
+  }
+
+  /** LANDING_FILE as `landing` is now (one write at a time, each of the latest state; none left when empty). */
+  private writeLanding(): Promise<void> {
+    const run = this.landingWrites.then(async () => {
+      const file = path.join(this.root, STATE_DIR_NAME, LANDING_FILE);
+      const entries = [...this.landing.values()];
+      if (entries.length) {
+        await writeFileAtomic(file, JSON.stringify({ format: FORMAT, entries }), false);
+        this.landingOnDisk = true;
+      } else if (this.landingOnDisk) {
+        await unlink(file).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+        this.landingOnDisk = false;
+      }
+    });
+    this.landingWrites = run.catch(() => {});
+    return run;
   }
 
   /**
@@ -215,6 +275,13 @@ export class SyncIndex {
   private take(f: FileInfo): void {
     const e = this.entries.get(f.name);
     if (e && e.deleted === undefined && e.cid === f.cid && e.mtime === f.mtime) return;
+    // the version sync fetched, which took its name before the index was told or saved (a kill
+    // between: see above): fetched, not made here
+    const l = this.landing.get(f.name);
+    if (l && l.cid === f.cid && l.mtime === f.mtime) {
+      this.fetched(f.name, f.cid, f.mtime, f.size, l.prev, l.maker);
+      return;
+    }
     // a local edit of a live file: the version it replaced joins the lineage (plan.ts), so a peer
     // holding it can tell that this one was made from it
     const prev = e && e.deleted === undefined ? (e.cid === f.cid ? (e.prev ?? []) : boundLineage([e.cid, ...(e.prev ?? [])], f.cid)) : [];
@@ -297,12 +364,26 @@ export class SyncIndex {
   save(): Promise<void> {
     if (this.saveTimer) clearTimeout(this.saveTimer);
     this.saveTimer = null;
-    if (!this.dirty) return this.saving;
+    // a landing record is needed no more once a save holds what its fetch recorded, or once its
+    // fetch ended without landing (its name no longer busy: no rename is coming)
+    const ended = [...this.landing].filter(([name]) => !this.busy.has(name));
+    const forget = (): Promise<void> | undefined => {
+      if (ended.length === 0) return;
+      for (const [name, e] of ended) if (this.landing.get(name) === e) this.landing.delete(name);
+      return this.writeLanding();
+    };
+    if (!this.dirty) {
+      if (ended.length) this.saving = this.saving.then(forget).catch(() => {});
+      return this.saving;
+    }
     this.dirty = false;
     // (the devices of live files only: a name deleted or forgotten since needs none)
     for (const name of this.devices.keys()) if (this.entries.get(name)?.deleted !== undefined || !this.entries.has(name)) this.devices.delete(name);
     const data = JSON.stringify({ format: FORMAT, entries: this.all(), ...(this.devices.size ? { devices: [...this.devices] } : {}) });
-    this.saving = this.saving.then(() => writeFileAtomic(this.file, data, false)).catch(() => {});
+    this.saving = this.saving
+      .then(() => writeFileAtomic(this.file, data, false))
+      .then(forget)
+      .catch(() => {});
     return this.saving;
   }
 }
