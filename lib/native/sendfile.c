@@ -11,8 +11,10 @@
  *   bytes of that wire stream (heads and payloads) went out before. The work runs on libuv's
  *   thread pool (a file page not in memory is read from disk there, never on the event loop),
  *   and stops when the piece is out, or the socket is full (EAGAIN: the caller waits until it
- *   is writable and calls again with the new `done`), or on an error. callback(err, done):
- *   err is null or an errno name ('EPIPE', 'ENODATA' when the file ended early).
+ *   is writable and calls again with the new `done`), or on an error. callback(err, done, next):
+ *   err is null or an errno name ('EPIPE', 'ENODATA' when the file ended early); next, when the
+ *   socket was full, is the wire byte at `done` (read here: the caller writes it through Node's
+ *   stream, whose callback is the "writable again" Node gives no other way), else -1.
  *
  * Both descriptors are dup()ed before the work is queued and closed after it: the JS side may
  * close the socket or the file at any moment, and a descriptor number freed then could be
@@ -45,6 +47,8 @@ typedef struct {
   int64_t packet_bytes;
   int64_t done;
   int err;
+  /* stopped at a full socket: the wire byte at `done` (0-255), for the caller's one-byte write; else -1 */
+  int next;
 } piece_t;
 
 static int64_t packets_of(int64_t length, int64_t packet_bytes) {
@@ -84,7 +88,25 @@ static void send_loop(piece_t *p, const unsigned char *heads) {
 static void execute(napi_env env, void *data) {
   (void)env;
   piece_t *p = (piece_t *)data;
+  p->next = -1;
   send_loop(p, p->heads);
+  const int64_t total = packets_of(p->length, p->packet_bytes) * p->head_bytes + p->length;
+  if (p->err || p->done >= total) return;
+  // the socket is full: the byte the caller writes through Node's stream to learn when it is
+  // writable again, read here so that no other thread-pool trip is needed for it
+  const int64_t slot = p->head_bytes + p->packet_bytes;
+  const int64_t k = p->done / slot;
+  const int64_t in = p->done - k * slot;
+  if (in < p->head_bytes) {
+    p->next = p->heads[k * p->head_bytes + in];
+    return;
+  }
+  unsigned char b;
+  ssize_t n;
+  do n = pread(p->file, &b, 1, (off_t)(p->position + k * p->packet_bytes + (in - p->head_bytes)));
+  while (n < 0 && errno == EINTR);
+  if (n == 1) p->next = b;
+  else p->err = n == 0 ? ENODATA : errno;
 }
 
 static const char *errno_name(int e) {
@@ -106,17 +128,18 @@ static void complete(napi_env env, napi_status status, void *data) {
   piece_t *p = (piece_t *)data;
   close(p->sock);
   close(p->file);
-  napi_value cb, undefined, argv[2];
+  napi_value cb, undefined, argv[3];
   napi_get_reference_value(env, p->callback, &cb);
   napi_get_undefined(env, &undefined);
   if (status != napi_ok) p->err = EIO;
   if (p->err) napi_create_string_utf8(env, errno_name(p->err), NAPI_AUTO_LENGTH, &argv[0]);
   else napi_get_null(env, &argv[0]);
   napi_create_int64(env, p->done, &argv[1]);
+  napi_create_int32(env, p->err ? -1 : p->next, &argv[2]);
   napi_delete_reference(env, p->callback);
   napi_delete_async_work(env, p->work);
   free(p);
-  napi_call_function(env, undefined, cb, 2, argv, NULL);
+  napi_call_function(env, undefined, cb, 3, argv, NULL);
 }
 
 

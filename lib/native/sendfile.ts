@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { nativeAddonUrl } from '../paths.js';
 
-/** `err` is null or an errno name; `done` the wire bytes of the piece sent so far. */
-export type SendPieceCallback = (err: string | null, done: number) => void;
+/** `err` is null or an errno name; `done` the wire bytes of the piece sent so far; `next` the byte at `done` when the socket was full, else -1. */
+export type SendPieceCallback = (err: string | null, done: number, next: number) => void;
 
 /** See sendfile.c: send a piece's packets (heads from `heads`, payloads from `fileFd`). */
 export type SendPiece = (

@@ -19,7 +19,6 @@
  * then ends with FILE_CHANGED as on the other path.
  */
 import type { Socket } from 'node:net';
-import { read } from 'node:fs';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { PACKET_PAYLOAD_BYTES } from '../constants.js';
 import { FLAG_LAST_IN_CHUNK, PACKET_HEAD_BYTES, writePacketHeadAt } from '../protocol/packet.js';
@@ -103,7 +102,7 @@ export function sendKernelPiece(link: KernelLink, heads: Buffer, file: LentFile,
         finish(asSwarmError(err));
       }
     };
-    const sent = (err: string | null, now: number) => {
+    const sent = (err: string | null, now: number, next: number) => {
       if (err) {
         if (err === 'ENODATA') return finish(new SwarmError(ERROR_CODES.FILE_CHANGED, 'the file shrank while being served'));
         return finish(link.closed() ? closedError() : new SwarmError(ERROR_CODES.PEER_CLOSED, `sending failed: ${err}`));
@@ -113,37 +112,21 @@ export function sendKernelPiece(link: KernelLink, heads: Buffer, file: LentFile,
         kernelStats.pieces++;
         return finish();
       }
+      // the socket is full: its next byte (the helper read it) through Node's stream, whose
+      // callback is our "writable"
+      if (next < 0 || next > 255) return finish(new SwarmError(ERROR_CODES.INTERNAL, 'the sendfile helper stopped without the next byte'));
       kernelStats.waits++;
-      // the socket is full: its next byte through Node's stream, whose callback is our "writable"
       link.blocked(Date.now());
-      nextByte(heads, fd, p, done, (rerr, byte) => {
-        if (rerr) return finish(rerr);
-        if (link.closed()) return finish(closedError());
-        done++;
-        socket.write(byte!, (werr) => {
-          if (werr || link.closed()) return finish(closedError());
-          link.blocked(0);
-          if (done >= total) finish();
-          else step();
-        });
+      done++;
+      socket.write(Buffer.of(next), (werr) => {
+        if (werr || link.closed()) return finish(closedError());
+        link.blocked(0);
+        if (done >= total) finish();
+        else step();
       });
     };
     // anything Node's stream still holds (a reply, the previous request's done) goes first
     if (socket.writableLength === 0) step();
     else socket.write(Buffer.alloc(0), (werr) => (werr ? finish(closedError()) : step()));
-  });
-}
-
-/** Byte `at` of the piece's wire stream: from a head, or read from the file (one byte, in the pool). */
-function nextByte(heads: Buffer, fd: number, p: KernelPiece, at: number, cb: (err: unknown, b?: Buffer) => void): void {
-  const slot = PACKET_HEAD_BYTES + PACKET_PAYLOAD_BYTES;
-  const k = Math.floor(at / slot);
-  const inside = at - k * slot;
-  if (inside < PACKET_HEAD_BYTES) return cb(null, Buffer.from([heads[k * PACKET_HEAD_BYTES + inside]!]));
-  const b = Buffer.allocUnsafe(1);
-  read(fd, b, 0, 1, p.offset + k * PACKET_PAYLOAD_BYTES + (inside - PACKET_HEAD_BYTES), (err, n) => {
-    if (err) return cb(asSwarmError(err));
-    if (n !== 1) return cb(new SwarmError(ERROR_CODES.FILE_CHANGED, 'the file shrank while being served'));
-    cb(null, b);
   });
 }
