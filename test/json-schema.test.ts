@@ -223,7 +223,8 @@ t.test('every command with --json follows the one schema', async (t) => {
   const again = await run(t, ['get', 'big.iso', '--tracker', tracker, '-o', out], true);
   t.same(again.map((e) => e.event), ['start', 'done'], 'up to date: a start too');
   t.equal(again[1]!.upToDate, true);
-  t.same(seeded.map((e) => e.event), ['start', 'done', 'seeding', 'stopped'], 'get --seed: seeding and stopped');
+  // (a progress line comes too when the machine is slow enough that the small get outlasts a bar tick)
+  t.same(seeded.map((e) => e.event).filter((e) => e !== 'progress'), ['start', 'done', 'seeding', 'stopped'], 'get --seed: seeding and stopped');
 
   // sync: one that keeps a folder (until Ctrl-C), and one --once into an empty folder that fetches from it
   const synced = tempDir(t);
