@@ -19,6 +19,7 @@ import { PACKET_PAYLOAD_BYTES } from '../lib/constants.js';
 import { ERROR_CODES, SwarmError } from '../lib/errors.js';
 import { kernelSend, setKernelSend } from '../lib/native/sendfile.js';
 import { kernelStats } from '../lib/peer/kernel-send.js';
+import { TokenBucket } from '../lib/scheduling/token-bucket.js';
 import { serve } from '../lib/serve.js';
 import { get } from '../lib/download/get.js';
 import { InlineChunkPool } from '../lib/pool.js';
@@ -218,6 +219,28 @@ function run(t: Test): void {
     t.equal(fx.counts.lent, 0, 'the file descriptor was given back');
     for (let i = 0; i < 50 && fds() > open - 1; i++) await new Promise((r) => setTimeout(r, 10));
     t.ok(fds() <= open - 1, `the socket's descriptor and the helper's duplicates are closed (${open} -> ${fds()})`);
+  });
+
+  t.test('under an upload limit the bytes flow in small pieces, never a second of silence', async (t) => {
+    const size = 3 * MiB;
+    const fx = fileFixture(t, size, 18);
+    const { a, b } = await socketPair(t);
+    const RATE = 768 << 10; // a 1 MiB piece waited 1.3 s for its tokens before any of it went out
+    const sender = new RangeSender(a, new TokenBucket(RATE, Date.now()), hooks());
+    let last = Date.now();
+    let gap = 0;
+    const got: Buffer[] = [];
+    b.on('data', (d: Buffer) => {
+      const now = Date.now();
+      gap = Math.max(gap, now - last);
+      last = now;
+      got.push(d);
+    });
+    await sender.send({ id: 3, source: fx.source, from: 0, to: 3, cancelled: false }, fx.reader({ checkSize: true }));
+    a.end();
+    await once(b, 'end');
+    t.ok(parseWire(Buffer.concat(got), size, MiB).out.equals(fx.data), 'every byte');
+    t.ok(gap < 700, `the longest silence ${gap} ms (1 MiB pieces: ~1,300 ms, taken for a stall by a client)`);
   });
 
   t.test('turned off, the same reader is served by copying (the path without the helper)', async (t) => {

@@ -1,5 +1,5 @@
 /**
- * kill -9 of a member while a big file (more than one chunk) lands: after the version here was
+ * kill -9 of a member while a big file (more than one chunk) lands, or a batch of small ones: after the version here was
  * kept (trash or conflict copy, get's beforeReplace) and before the new one took its name, or
  * right after (before the index was told, or before it was saved). Restarted, the members must end
  * alike: the winner at the name, the loser of a conflict as its copy, the replaced version in the
@@ -46,9 +46,17 @@ function runChild(dir: string, port: number, step: string): Promise<string> {
   });
 }
 
-for (const conflict of [true, false]) {
-  for (const step of ['replaced', 'renamed', 'indexed']) {
-    t.test(`${conflict ? 'a conflict' : 'an update'}: killed when ${step}, restarted: both versions kept, the members alike`, async (t) => {
+/** A small file lands in a batch (no part file): only the step after the index was told applies. */
+const SMALL = 20_000;
+const cases = [
+  ...[true, false].flatMap((conflict) => ['replaced', 'renamed', 'indexed'].map((step) => ({ conflict, step, size: BIG }))),
+  ...[true, false].map((conflict) => ({ conflict, step: 'indexed', size: SMALL })),
+];
+for (const { conflict, step, size } of cases) {
+  {
+    const what = `${size === SMALL ? 'a small file, ' : ''}${conflict ? 'a conflict' : 'an update'}`;
+    t.test(`${what}: killed when ${step}, restarted: both versions kept, the members alike`, async (t) => {
+      const BIG = size;
       const v0 = randomBytes(prng(1), BIG);
       const pair = await agreedPair(t, 'big.bin', v0, 300);
       const { dh, da, h } = pair;
@@ -76,7 +84,7 @@ for (const conflict of [true, false]) {
         t.notOk(Object.keys(l).some((n) => /\.swarm-(part|ticket)/.test(n)), `${who}: no part file left`);
       }
       const [ea, eh] = [a.sync.index.get('big.bin'), h.sync.index.get('big.bin')];
-      t.equal(ea?.maker, h.sync.deviceId, "a's index: h made the version at the name (fails before after 'renamed' or 'indexed': a)");
+      t.equal(ea?.maker, h.sync.deviceId, "a's index: h made the version at the name (fails before after 'renamed' or 'indexed', small files too: a)");
       t.equal(eh?.maker, h.sync.deviceId, "h's index: h made it");
       t.same(ea?.prev, eh?.prev, "a's index: the lineage h gave it (fails before after 'renamed' or 'indexed': a's own edit in it)");
       await a.sync.index.save();

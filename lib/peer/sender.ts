@@ -131,7 +131,7 @@ export class RangeSender {
     // made one at a time as they are sent: planned all at once, a `get` for the whole of a big file
     // (65,536 chunks of up to 16 MiB: a million pieces) cost 6-170 ms of CPU even when cancelled
     // at once, for ~140 bytes from the client (hostile review)
-    const pieces = planPieces(req.from, req.to, m.size, m.chunkBytes, this.bytesSent);
+    const pieces = planPieces(req.from, req.to, m.size, m.chunkBytes, this.bytesSent, pieceCap(this.upload));
     const read = async (p: Piece) => {
       const buf = await this.acquireBuffer(Math.ceil(p.length / PACKET_PAYLOAD_BYTES) * SLOT);
       try {
@@ -225,7 +225,7 @@ export class RangeSender {
     this.heads ??= Buffer.allocUnsafe((KERNEL_PIECE_BYTES / PACKET_PAYLOAD_BYTES) * PACKET_HEAD_BYTES);
     let open = -1;
     try {
-      for (const p of planPieces(req.from, req.to, m.size, m.chunkBytes, WARMUP_BYTES)) {
+      for (const p of planPieces(req.from, req.to, m.size, m.chunkBytes, WARMUP_BYTES, pieceCap(this.upload))) {
         if (p.offset === p.chunk * m.chunkBytes) {
           await this.hooks.slot(req.id, m.cid, p.chunk);
           open = p.chunk;
@@ -318,17 +318,28 @@ export class RangeSender {
 }
 
 /**
+ * The largest piece under an upload limit: an eighth of a second's worth (whole packets, one at
+ * least). A piece waits for its tokens before any of it goes out, so a 1 MiB piece at 768 KiB/s
+ * was 1.3 s of silence, long enough for a client to take the peer for stalled.
+ */
+function pieceCap(upload: TokenBucket | null): number {
+  if (!upload) return READ_BYTES;
+  return Math.min(READ_BYTES, Math.max(PACKET_PAYLOAD_BYTES, Math.floor(upload.bytesPerSec / 8 / PACKET_PAYLOAD_BYTES) * PACKET_PAYLOAD_BYTES));
+}
+
+/**
  * The pieces of chunks [from, to) of a content of `size` bytes, in order: at most READ_BYTES each
  * (WARMUP_READ_BYTES while fewer than WARMUP_BYTES went out on the connection, counting from
- * `sentBefore`), never straddling a chunk boundary. Lazy: a range is as long as a client asks.
+ * `sentBefore`), never straddling a chunk boundary, and at most `maxBytes`. Lazy: a range is as
+ * long as a client asks.
  */
-function* planPieces(from: number, to: number, size: number, chunkBytes: number, sentBefore: number): Generator<Piece, void, void> {
+function* planPieces(from: number, to: number, size: number, chunkBytes: number, sentBefore: number, maxBytes = READ_BYTES): Generator<Piece, void, void> {
   let planned = sentBefore;
   for (let c = from; c < to; c++) {
     const start = c * chunkBytes;
     const end = Math.min(size, start + chunkBytes);
     for (let at = start; at < end; ) {
-      const length = Math.min(planned < WARMUP_BYTES ? WARMUP_READ_BYTES : READ_BYTES, end - at);
+      const length = Math.min(planned < WARMUP_BYTES ? WARMUP_READ_BYTES : READ_BYTES, maxBytes, end - at);
       yield { chunk: c, offset: at, length, last: at + length === end };
       at += length;
       planned += length;

@@ -11,8 +11,8 @@
  * version V asks for what changed since V (`page(after, since)`), not the whole index again. The
  * names in order are kept sorted between changes, so a page costs its size, not a sort of every name.
  *
- * A big file sync fetched takes its name by a rename (get's part file), and the index is told after
- * it and saved up to SAVE_DELAY_MS later. Killed in between, the restarted index saw a file it did
+ * A file sync fetched takes its name by a rename (a big file's part file, or a batch of small ones),
+ * and the index is told after it and saved up to SAVE_DELAY_MS later. Killed in between, the restarted index saw a file it did
  * not know and took it for an edit made here: this folder its maker, the version it replaced in its
  * lineage. So what the index will record is written first (`willLand`, DIR/.swarm/sync-landing.json,
  * a few entries) and kept until an index save holds it: a file found at that name with that content
@@ -24,11 +24,12 @@ import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.js';
 import { STATE_DIR_NAME } from '../constants.js';
 import type { FileInfo } from '../types.js';
-import { boundLineage, isLineage, type SyncEntry } from './plan.js';
+import { boundLineage, isLineage, lineage, type SyncEntry } from './plan.js';
+import { isLegacyCid } from '../protocol/entries.js';
 import { isDeviceId } from './device-id.js';
 
 const FILE = 'sync-index.json';
-/** The big files about to take their name (see above). */
+/** The fetched files about to take their names (see above). */
 const LANDING_FILE = 'sync-landing.json';
 const FORMAT = 1;
 /** Entries per page when a peer asks for the index. */
@@ -71,6 +72,13 @@ function reallyGone(file: string): boolean {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' || code === 'ENOTDIR';
   }
+}
+
+/** What `willLand` keeps for `name` fetched as `remote` (a stock peer's version has no lineage to keep: none). */
+export function landingEntry(name: string, remote: SyncEntry): SyncEntry[] {
+  if (isLegacyCid(remote.cid)) return [];
+  const prev = boundLineage(lineage(remote), remote.cid);
+  return [{ name, cid: remote.cid, mtime: remote.mtime, size: remote.size, ...(prev.length ? { prev } : {}), ...(remote.maker ? { maker: remote.maker } : {}) }];
 }
 
 export class SyncIndex {
@@ -156,11 +164,13 @@ export class SyncIndex {
   }
 
   /**
-   * A version sync fetched is about to take its name (before the rename): what `fetched` will
-   * record, on disk before this resolves, so a kill before the index is saved leaves it known.
+   * Versions sync fetched are about to take their names (a big file before its rename, a batch of
+   * small ones before its renames): what `fetched` will record, on disk before this resolves, so
+   * a kill before the index is saved leaves them known. One small write per big file or batch.
    */
-  async willLand(e: SyncEntry): Promise<void> {
-    this.landing.set(e.name, e);
+  async willLand(es: SyncEntry[]): Promise<void> {
+    if (es.length === 0) return;
+    for (const e of es) this.landing.set(e.name, e);
     await this.writeLanding();
   }
 

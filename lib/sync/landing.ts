@@ -16,7 +16,7 @@ import path from 'node:path';
 import { STATE_DIR_NAME } from '../constants.js';
 import { ERROR_CODES, fromWire } from '../errors.js';
 import type { Library } from '../share/library.js';
-import type { SyncIndex } from './index-store.js';
+import { landingEntry, type SyncIndex } from './index-store.js';
 import { keepAsCopy } from './conflict-copy.js';
 import { lineage, type SyncEntry } from './plan.js';
 import { Lander, type Staged } from './lander.js';
@@ -301,6 +301,9 @@ export class Landing {
     this.landing = this.landing.then(async () => {
       const lib = this.host.library;
       try {
+        // what the index will record, kept until it is saved (a kill -9 right after the renames:
+        // the files are taken at restart as fetched, not as edits made here; index-store.ts)
+        await this.host.index.willLand(batch.flatMap((l) => landingEntry(l.name, tickets.get(l.name)!.remote)));
         const { landed, failed } = await this.lander.commit(batch, (l) => lib.landing(l.name, l.st));
         for (const l of landed) {
           const r = tickets.get(l.name)!.remote;

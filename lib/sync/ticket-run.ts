@@ -18,7 +18,8 @@ import { isLegacyCid } from '../protocol/entries.js';
 import { notSharedName } from '../share/names.js';
 import type { PeerAddress } from '../types.js';
 import { Landing, type LandingHost } from './landing.js';
-import { boundLineage, lineage } from './plan.js';
+import { lineage } from './plan.js';
+import { landingEntry } from './index-store.js';
 import type { Pipe } from './small.js';
 import type { Ticket } from './tickets.js';
 
@@ -116,10 +117,7 @@ export class TicketRunner {
           this.stillHere(t);
           // what the index will record, kept until it is saved: a kill -9 after the rename leaves
           // the file taken as fetched at restart, not as an edit made here (index-store.ts)
-          if (!isLegacyCid(t.remote.cid)) {
-            const prev = boundLineage(lineage(t.remote), t.remote.cid);
-            await index.willLand({ name: t.name, cid: t.remote.cid, mtime: t.remote.mtime, size: t.remote.size, ...(prev.length ? { prev } : {}), ...(t.remote.maker ? { maker: t.remote.maker } : {}) });
-          }
+          await index.willLand(landingEntry(t.name, t.remote));
           await landing.replacing(t);
         },
         peerThreads: 0,
