@@ -98,26 +98,32 @@ interface ShellRun {
   /** Resolves when a line matching `re` has been printed. */
   waitFor(re: RegExp, ms?: number): Promise<string>;
   exit: Promise<number | null>;
+  /** The lines of those that came on stderr. */
+  errLines: string[];
 }
 
-/** `swarm shell ARGS` with commands written to its stdin. */
+/** `swarm shell ARGS` with commands written to its stdin (`out`: stdout and stderr, in arrival order). */
 function shell(t: T, args: string[]): ShellRun {
   const child = spawn(process.execPath, [SWARM_BIN, 'shell', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   const out: string[] = [];
+  const errLines: string[] = [];
   const waiters: { re: RegExp; resolve: (s: string) => void }[] = [];
-  let buf = '';
-  const onText = (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      out.push(line);
-      for (const w of [...waiters]) if (w.re.test(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line));
-    }
+  const onText = (stream: 'out' | 'err') => {
+    let buf = '';
+    return (d: Buffer) => {
+      buf += d.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        out.push(line);
+        if (stream === 'err') errLines.push(line);
+        for (const w of [...waiters]) if (w.re.test(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line));
+      }
+    };
   };
-  child.stdout.on('data', onText);
-  child.stderr.on('data', onText);
+  child.stdout.on('data', onText('out'));
+  child.stderr.on('data', onText('err'));
   const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -125,6 +131,7 @@ function shell(t: T, args: string[]): ShellRun {
   });
   return {
     out,
+    errLines,
     write: (line) => child.stdin.write(line + '\n'),
     end: () => child.stdin.end(),
     waitFor(re, ms = 20_000) {
@@ -187,6 +194,8 @@ t.test('every seed command through stdin, against a tracker and a seed', async (
   await sh.waitFor(/^error: usage: LISTR ip,port$/);
   sh.write('frobnicate');
   await sh.waitFor(/^error: unknown command "frobnicate"/);
+  t.ok(sh.errLines.some((l) => /^error: unknown command "frobnicate"/.test(l)) && sh.errLines.some((l) => /^error: usage: LISTR/.test(l)), 'a scripted shell says its errors on stderr');
+  t.notOk(sh.errLines.some((l) => /^document\t|^rescanned:/.test(l)), 'and its answers on stdout');
   sh.write('help search');
   await sh.waitFor(/^SEARCH pattern\[,ttl\]: find files/);
   sh.write('QUIT');

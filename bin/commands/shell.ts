@@ -49,6 +49,9 @@ come from a pipe: printf 'LISTL\\nQUIT\\n' | swarm shell ./share`,
           rl.prompt(true);
         } else process.stdout.write(line + '\n');
       };
+      // at a terminal everything shares the screen (and the prompt); from a script, errors,
+      // warnings and failed downloads go to stderr, so the output stays the commands' answers
+      const complain = tty ? say : (line: string) => void process.stderr.write(line + '\n');
       const node = await SwarmNode.start({
         ...(dir !== undefined ? { share: dir } : {}),
         ...peerNodeOptions(o),
@@ -56,9 +59,9 @@ come from a pipe: printf 'LISTL\\nQUIT\\n' | swarm shell ./share`,
         threads: o.threads ?? 0,
         ...(fileLog ? { log: fileLog.log, ignore: [o.log!] } : {}),
         ...discovery,
-        onWarning: (m) => say(`warning: ${printable(m)}`),
+        onWarning: (m) => complain(`warning: ${printable(m)}`),
       });
-      const shell = new Shell(node, say, { ...(o.output ? { outDir: o.output } : {}), printable });
+      const shell = new Shell(node, say, { ...(o.output ? { outDir: o.output } : {}), printable, complain });
       const files = node.library?.files() ?? [];
       say(
         `swarm shell: ${dir !== undefined ? `sharing ${files.length} file${files.length === 1 ? '' : 's'} (${humanBytes(files.reduce((a, f) => a + f.size, 0))}) from ${node.library!.root}` : 'sharing what it downloads'} on ${node.host}:${node.port}; ` +

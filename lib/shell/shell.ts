@@ -30,6 +30,8 @@ export interface ShellOptions {
   peerThreads?: number;
   /** Names that came from the network are made safe for a terminal by this. */
   printable?: (s: string) => string;
+  /** Where errors, warnings and failed downloads are said (default: with everything else). A scripted shell gives stderr. */
+  complain?: (line: string) => void;
 }
 
 interface Job {
@@ -55,6 +57,7 @@ export class Shell {
   /** Names seen (local, searches, directories) for completion. */
   readonly names = new Set<string>();
   private readonly p: (s: string) => string;
+  private readonly complain: (line: string) => void;
   quitting = false;
   private forced = false;
   /** The first download that failed (not cut by FORCEQUIT): a scripted shell exits with its code. */
@@ -66,6 +69,7 @@ export class Shell {
     private readonly o: ShellOptions = {},
   ) {
     this.p = o.printable ?? ((s) => s);
+    this.complain = o.complain ?? say;
     for (const f of node.library?.files() ?? []) this.names.add(f.name);
   }
 
@@ -94,13 +98,13 @@ export class Shell {
    */
   async run(line: string): Promise<'quit' | 'forcequit' | void> {
     const parsed = parseLine(line);
-    if (!parsed.ok) return void this.say(`error: ${parsed.message}`);
+    if (!parsed.ok) return void this.complain(`error: ${parsed.message}`);
     if (!parsed.cmd) return;
     try {
       return await this.exec(parsed.cmd.name, parsed.args);
     } catch (err) {
       const e = asSwarmError(err);
-      this.say(`error: ${this.p(e.message)} [${e.code}]`);
+      this.complain(`error: ${this.p(e.message)} [${e.code}]`);
     }
   }
 
@@ -132,9 +136,9 @@ export class Shell {
       }
       case 'SEARCH': {
         const ttl = a[1] !== undefined ? Number(a[1]) : DEFAULT_SEARCH_TTL;
-        if (ttl < 1 || ttl > MAX_TTL) return void this.say(`error: ttl must be 1 to ${MAX_TTL}`);
+        if (ttl < 1 || ttl > MAX_TTL) return void this.complain(`error: ttl must be 1 to ${MAX_TTL}`);
         const { results, asked, warnings } = await n.discovery.search(a[0]!, { ttl, quietTracker: true });
-        for (const w of warnings) this.say(`warning: ${this.p(w)}`);
+        for (const w of warnings) this.complain(`warning: ${this.p(w)}`);
         if (results.length === 0) return void this.say(`nothing matches ${this.p(a[0]!)} (asked ${asked.join(', ')})`);
         for (const r of results) {
           this.names.add(r.name);
@@ -144,7 +148,7 @@ export class Shell {
       }
       case 'DISCOVER': {
         const ttl = a[0] !== undefined ? Number(a[0]) : 2;
-        if (ttl < 1 || ttl > MAX_TTL) return void this.say(`error: ttl must be 1 to ${MAX_TTL}`);
+        if (ttl < 1 || ttl > MAX_TTL) return void this.complain(`error: ttl must be 1 to ${MAX_TTL}`);
         if (n.book.size === 0 && !n.lan) return void this.say('no neighbours to ask (start the shell with --neighbor host:port or --lan)');
         const pongs = await n.discovery.discoverPeers(ttl);
         this.say(`${pongs.length} peer${pongs.length === 1 ? '' : 's'} answered within ${ttl} hop${ttl === 1 ? '' : 's'}; ${n.book.size} known`);
@@ -245,7 +249,7 @@ export class Shell {
 
   /** Start a download in the background; its end is said when it comes. */
   private download(typed: string, peers?: string[]): void {
-    if (this.quitting) return void this.say('error: quitting; no new downloads');
+    if (this.quitting) return void this.complain('error: quitting; no new downloads');
     // `./name` (what tab completion gives) is the name
     const name = normalizeUserName(typed);
     for (const j of this.jobs) if (j.name === name) return void this.say(`${this.p(name)} is already downloading (status shows how far)`);
@@ -267,7 +271,7 @@ export class Shell {
         const e = asSwarmError(err);
         // get's advice names its own options; the shell has neither --overwrite nor a later -o
         const advice = e.code === ERROR_CODES.EXISTS && /--overwrite/.test(e.message) ? ` (in the shell: move that file away and ask again, or start the shell with -o DIR)` : '';
-        this.say(`${this.p(name)}: failed: ${this.p(e.message)}${advice} [${e.code}]`);
+        this.complain(`${this.p(name)}: failed: ${this.p(e.message)}${advice} [${e.code}]`);
         if (!this.forced) this.firstFailure ??= e;
       },
     ).finally(() => {
