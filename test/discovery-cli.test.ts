@@ -95,6 +95,12 @@ t.test('links are two-way: in a star where everyone names one hub, a search thro
   t.same(names, ['photos-cat.jpg', 'song.mp3'], 'both leaves found through the hub that never named them');
   const glob = swarm(t, ['search', 'PHOTOS*', '--no-tracker', '--neighbor', `127.0.0.1:${hub.port}`, '--json']);
   t.equal((await ended(glob)).code, 0, 'a glob without / matches the file name');
+  // a second neighbour that is not there: found things still come, and its warning is JSON on stderr
+  const warned = swarm(t, ['search', '*', '--no-tracker', '--neighbor', `127.0.0.1:${hub.port}`, '--neighbor', '127.0.0.1:1', '--json', '--wait', '1']);
+  t.equal((await ended(warned)).code, 0, warned.stderr());
+  t.equal(warned.lines.length, 1, '--json: stdout is the one document');
+  const errs = warned.stderr().split('\n').filter(Boolean);
+  t.ok(errs.length > 0 && errs.every((l) => (JSON.parse(l) as { event?: string }).event === 'warning'), `the warnings are NDJSON on stderr: ${errs.join(' | ')}`);
 });
 
 t.test('a neighbour that does not answer is said, and is "no peers" (exit 4), not "not found"', async (t) => {

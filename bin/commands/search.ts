@@ -13,6 +13,14 @@ import { addDiscoveryOptions, discoveryNodeOptions, type DiscoveryCliOptions } f
 import { addressText } from '../../lib/types.js';
 import { seenAt } from '../../lib/discovery/peer-book.js';
 
+/**
+ * A warning on stderr: text, or with --json one NDJSON line ({"event":"warning","message"}) as
+ * the other commands' warnings, so stdout stays the one JSON document and stderr stays parseable.
+ */
+function warn(message: string, json: boolean | undefined): void {
+  process.stderr.write(json ? JSON.stringify({ event: 'warning', message }) + '\n' : `warning: ${printable(message)}\n`);
+}
+
 const addr = addressText;
 const peerJson = (h: { ip: string; port: number }) => ({ ip: h.ip, port: h.port });
 
@@ -53,7 +61,7 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
       try {
         const named = trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined);
         const { results, asked, warnings } = await node.discovery.search(pattern, { ttl: o.ttl, waitMs: (o.wait ?? 2) * 1000, quietTracker: !named });
-        for (const w of warnings) process.stderr.write(`warning: ${printable(w)}\n`);
+        for (const w of warnings) warn(w, o.json);
         const from = asked.join(' and ');
         // nothing: one error (exit 3) and, with --json, that error as the one document
         if (results.length === 0) throw new SwarmError(ERROR_CODES.NOT_FOUND, `nothing matches ${pattern} (asked ${from})`);
@@ -113,7 +121,7 @@ Exit code 3 when nothing matches; a source that cannot be reached is a warning.`
         if (trackerError !== null) {
           // the tracker was the only place to look, and it did not answer: exit 4, as search does
           if (!elsewhere && peers.length === 0) throw new SwarmError(ERROR_CODES.TRACKER_UNREACHABLE, trackerError);
-          if (!elsewhere || trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined)) process.stderr.write(`warning: ${printable(trackerError)}\n`);
+          if (!elsewhere || trackerNamed(typeof o.tracker === 'string' ? o.tracker : undefined)) warn(trackerError, o.json);
         }
         if (o.json) return void process.stdout.write(JSON.stringify(peers.map((p) => ({ ip: p.ip, port: p.port, id: p.peer ?? null, sources: p.sources, lastSeen: seenAt(p) ? Math.floor(seenAt(p) / 1000) : null }))) + '\n');
         // the (empty) result on stdout, as `ls` says "no files"
