@@ -170,6 +170,9 @@ t.test('LAN: serve --lan peers are found by peers, search and get --lan (loopbac
   const s = swarm(t, ['search', 'iso', '--no-tracker', ...lan, '--json']);
   t.equal((await ended(s)).code, 0);
   t.match(JSON.parse(s.lines[0]!), [{ name: 'lan-file.iso', holders: [{ port: s1.port }] }], 'search through LAN neighbours');
+  const said = swarm(t, ['search', 'iso', '--no-tracker', ...lan]);
+  t.equal((await ended(said)).code, 0);
+  t.match(said.lines.join('\n') + said.stderr(), /\[2 of 2 neighbours/, 'both LAN peers asked, not only the first heard');
 
   const out = tempDir(t);
   const g = swarm(t, ['get', 'lan-file.iso', '--no-tracker', ...lan, '-o', out, '--threads', '0', '--peer-threads', '0', '--json']);

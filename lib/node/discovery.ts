@@ -55,6 +55,8 @@ export interface DiscoveryHost {
 const STOP_PROBE_MS = 1_500;
 /** With --lan and no peer known yet, how long `get` and `search` wait to hear the LAN first. */
 export const LAN_FIRST_WAIT_MS = 1_500;
+/** After the first LAN peer is heard, how long the others answering the same question get too. */
+export const LAN_SETTLE_MS = 200;
 
 /** `host:port` strings as addresses, names looked up (a neighbour is kept by IP). */
 export async function resolveAddresses(list: string[]): Promise<PeerAddress[]> {
@@ -155,18 +157,25 @@ export class NodeDiscovery {
     });
   }
 
-  /** With the LAN on and no peer known, wait a moment for the first announcement. */
+  /** With the LAN on and no peer known, wait a moment for the first announcement (and the others right behind it). */
   private async lanFirst(signal?: AbortSignal): Promise<void> {
     if (!this.node.lan || this.node.book.size > 0) return;
     await new Promise<void>((resolve) => {
+      let settle: NodeJS.Timeout | undefined;
       const done = () => {
         clearTimeout(t);
+        clearTimeout(settle);
         signal?.removeEventListener('abort', done);
         resolve();
       };
       const t = setTimeout(done, LAN_FIRST_WAIT_MS);
       signal?.addEventListener('abort', done, { once: true });
-      this.lanHeard.push(done);
+      // the LAN's peers answer our question within moments of each other: asking as soon as the
+      // first was heard asked it alone ("1 of 1 neighbour" with two peers there)
+      this.lanHeard.push(() => {
+        clearTimeout(t);
+        settle ??= setTimeout(done, LAN_SETTLE_MS);
+      });
     });
   }
 
