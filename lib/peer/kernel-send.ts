@@ -89,13 +89,20 @@ export function sendKernelPiece(link: KernelLink, heads: Buffer, file: LentFile,
     const finish = (err?: unknown) => {
       if (ended) return;
       ended = true;
+      // part of the piece is on the wire: a frame written after it would be read as the rest of
+      // a packet (and every reply after it); the stream cannot go on, the connection ends
+      if (err && done > 0 && done < total) socket.destroy();
       gate.release();
       if (err) reject(err);
       else resolve();
     };
     const closedError = () => new SwarmError(ERROR_CODES.PEER_CLOSED, 'connection closed');
+    // Node closes the socket's descriptor when it destroys the socket, and says 'close' (which
+    // the session's closed() hears) only later in the loop: a number taken meanwhile by another
+    // connection or file must never be handed to the helper, so the socket itself is asked
+    const gone = () => link.closed() || socket.destroyed || socket.writableEnded || socketFd(socket) !== link.socketFd;
     const step = () => {
-      if (link.closed()) return finish(closedError());
+      if (gone()) return finish(closedError());
       try {
         link.sendPiece(link.socketFd, fd, heads, PACKET_HEAD_BYTES, p.offset, p.length, PACKET_PAYLOAD_BYTES, done, sent);
       } catch (err) {
@@ -105,7 +112,7 @@ export function sendKernelPiece(link: KernelLink, heads: Buffer, file: LentFile,
     const sent = (err: string | null, now: number, next: number) => {
       if (err) {
         if (err === 'ENODATA') return finish(new SwarmError(ERROR_CODES.FILE_CHANGED, 'the file shrank while being served'));
-        return finish(link.closed() ? closedError() : new SwarmError(ERROR_CODES.PEER_CLOSED, `sending failed: ${err}`));
+        return finish(gone() ? closedError() : new SwarmError(ERROR_CODES.PEER_CLOSED, `sending failed: ${err}`));
       }
       done = now;
       if (done >= total) {
@@ -118,8 +125,9 @@ export function sendKernelPiece(link: KernelLink, heads: Buffer, file: LentFile,
       kernelStats.waits++;
       link.blocked(Date.now());
       done++;
+      if (gone()) return finish(closedError());
       socket.write(Buffer.of(next), (werr) => {
-        if (werr || link.closed()) return finish(closedError());
+        if (werr || gone()) return finish(closedError());
         link.blocked(0);
         if (done >= total) finish();
         else step();

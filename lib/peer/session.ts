@@ -113,6 +113,10 @@ export class PeerSession implements GuardedConnection {
       },
       abandoned: (cid, chunk) => this.ctx.slots?.acked(this.ctx.id, UploadSlots.key(cid, chunk), Date.now()),
     });
+    this.sender.gate.released = () => {
+      // the frames the gate held are out (or queued below the window): a 'drain' may never come
+      if (this.pausedForReplies && this.unsentReplyBytes <= REPLY_WINDOW_BYTES) this.resumeReading();
+    };
     this.gets = new GetQueue(ctx.sources, {
       closed: () => this.closed,
       taken: (req) => this.waits.taken(req.id, req.source.manifest.cid, req.from, req.to),
@@ -132,7 +136,8 @@ export class PeerSession implements GuardedConnection {
     // half-open sockets (server.ts): a plain-name client may shut its sending side once the name
     // is out and still read the file (legacy.ts answers it); a framed peer's end is our end too
     socket.on('end', () => {
-      if (this.mode !== 'legacy') socket.end();
+      // (after a piece the kernel is sending: ended now, the peer would get a cut packet)
+      if (this.mode !== 'legacy') this.sender.gate.end();
     });
   }
 
@@ -255,7 +260,11 @@ export class PeerSession implements GuardedConnection {
   private onDrain(): void {
     this.blockedSince = 0;
     this.lastActivityAt = Date.now();
-    if (!this.pausedForReplies) return;
+    this.resumeReading();
+  }
+
+  private resumeReading(): void {
+    if (!this.pausedForReplies || this.closed) return;
     this.pausedForReplies = false;
     this.socket.resume();
     try {

@@ -12,6 +12,12 @@ export class WriteGate {
   private held: Uint8Array[] | null = null;
   /** Bytes of the frames waiting for the gate. */
   heldBytes = 0;
+  /**
+   * Called after each release: held frames may have paused the session's reading (they count in
+   * its reply window), and written here one by one, each below the stream's high-water mark and
+   * taken by the socket at once, they never make Node say 'drain' (session.ts resumes here).
+   */
+  released: (() => void) | null = null;
 
   constructor(private readonly socket: Socket) {}
 
@@ -31,6 +37,14 @@ export class WriteGate {
     for (const b of bufs) this.socket.write(b);
   }
 
+  /** End the socket's sending side after the frames (and the piece) under way, never inside a piece. */
+  end(): void {
+    if (this.held) this.ending = true;
+    else this.socket.end();
+  }
+
+  private ending = false;
+
   hold(): void {
     this.held ??= [];
   }
@@ -42,5 +56,11 @@ export class WriteGate {
     this.heldBytes = 0;
     if (!held || this.socket.destroyed || this.socket.writableEnded) return;
     for (const b of held) this.socket.write(b);
+    if (this.ending) {
+      this.ending = false;
+      this.socket.end();
+      return;
+    }
+    this.released?.();
   }
 }
