@@ -6,7 +6,7 @@
  * trash, no part file left; and the restarted member's index takes the file as the version it
  * fetched (its maker and lineage as the holder gave them), not as an edit made here (before: the
  * kill after the rename left this folder as the maker of h's version, with a's own edit in its
- * lineage; sync-landing.json in index-store.ts). In-process peer h,
+ * lineage; sync-landing.ndjson in index-store.ts). In-process peer h,
  * the killed member a in a child process (test/helpers/crash-sync-child.ts), all on 127.0.0.1.
  */
 import t from 'tap';
@@ -88,7 +88,7 @@ for (const { conflict, step, size } of cases) {
       t.equal(eh?.maker, h.sync.deviceId, "h's index: h made it");
       t.same(ea?.prev, eh?.prev, "a's index: the lineage h gave it (fails before after 'renamed' or 'indexed': a's own edit in it)");
       await a.sync.index.save();
-      t.notOk(existsSync(path.join(da, '.swarm', 'sync-landing.json')), 'no landing record left once the index is saved');
+      t.notOk(existsSync(path.join(da, '.swarm', 'sync-landing.ndjson')), 'no landing record left once the index is saved');
       if (!conflict) t.ok(Object.entries(la).some(([n, s]) => n.startsWith('trash/') && s === sha(v0)), 'a: the replaced version in the trash');
     });
   }

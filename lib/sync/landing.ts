@@ -303,7 +303,7 @@ export class Landing {
       try {
         // what the index will record, kept until it is saved (a kill -9 right after the renames:
         // the files are taken at restart as fetched, not as edits made here; index-store.ts)
-        await this.host.index.willLand(batch.flatMap((l) => landingEntry(l.name, tickets.get(l.name)!.remote)));
+        this.host.index.willLand(batch.flatMap((l) => landingEntry(l.name, tickets.get(l.name)!.remote)));
         const { landed, failed } = await this.lander.commit(batch, (l) => lib.landing(l.name, l.st));
         for (const l of landed) {
           const r = tickets.get(l.name)!.remote;

@@ -117,7 +117,7 @@ export class TicketRunner {
           this.stillHere(t);
           // what the index will record, kept until it is saved: a kill -9 after the rename leaves
           // the file taken as fetched at restart, not as an edit made here (index-store.ts)
-          await index.willLand(landingEntry(t.name, t.remote));
+          index.willLand(landingEntry(t.name, t.remote));
           await landing.replacing(t);
         },
         peerThreads: 0,
