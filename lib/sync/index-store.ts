@@ -11,26 +11,21 @@
  * version V asks for what changed since V (`page(after, since)`), not the whole index again. The
  * names in order are kept sorted between changes, so a page costs its size, not a sort of every name.
  *
- * A file sync fetched takes its name by a rename (a big file's part file, or a batch of small
- * ones), and the index is told after it and saved up to SAVE_DELAY_MS later. Killed in between,
- * the restarted index saw a file it did not know and took it for an edit made here: this folder
- * its maker, the version it replaced in its lineage. So what the index will record is appended
- * first (`willLand`, DIR/.swarm/sync-landing.ndjson, a line per file) and kept until an index save
- * holds it: a file found at that name with that content and mtime is taken as fetched (`take`).
+ * A fetched file noted in the landing record (landing-record.ts) before it took its name is taken,
+ * when found at start with that content and mtime, as fetched, not as an edit made here (`take`).
  */
-import { closeSync, ftruncateSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomic.js';
 import { STATE_DIR_NAME } from '../constants.js';
 import type { FileInfo } from '../types.js';
-import { boundLineage, isLineage, lineage, type SyncEntry } from './plan.js';
-import { isLegacyCid } from '../protocol/entries.js';
+import { boundLineage, isLineage, type SyncEntry } from './plan.js';
+import { LandingRecord } from './landing-record.js';
 import { isDeviceId } from './device-id.js';
 
 const FILE = 'sync-index.json';
 /** The fetched files about to take their names (see above). */
-const LANDING_FILE = 'sync-landing.ndjson';
 const FORMAT = 1;
 /** Entries per page when a peer asks for the index. */
 export const SYNC_PAGE_ENTRIES = 1000;
@@ -74,13 +69,6 @@ function reallyGone(file: string): boolean {
   }
 }
 
-/** What `willLand` keeps for `name` fetched as `remote` (a stock peer's version has no lineage to keep: none). */
-export function landingEntry(name: string, remote: SyncEntry): SyncEntry[] {
-  if (isLegacyCid(remote.cid)) return [];
-  const prev = boundLineage(lineage(remote), remote.cid);
-  return [{ name, cid: remote.cid, mtime: remote.mtime, size: remote.size, ...(prev.length ? { prev } : {}), ...(remote.maker ? { maker: remote.maker } : {}) }];
-}
-
 export class SyncIndex {
   private readonly entries = new Map<string, SyncEntry>();
   /**
@@ -108,21 +96,21 @@ export class SyncIndex {
   /** This folder's device id (device-id.ts; set at start): the `maker` of the versions made here. */
   deviceId = '';
   /** Fetched versions about to take their name, or that took it since the last index save (see above). */
-  private readonly landing = new Map<string, SyncEntry>();
-  /** LANDING_FILE, open for appending while it exists. */
-  private landingFd: number | null = null;
+  private readonly landing: LandingRecord;
 
   constructor(
     readonly root: string,
     private readonly keepDeletedDays = 30,
-  ) {}
+  ) {
+    this.landing = new LandingRecord(root);
+  }
 
   get file(): string {
     return path.join(this.root, STATE_DIR_NAME, FILE);
   }
 
   async load(): Promise<void> {
-    await this.loadLanding();
+    await this.landing.load();
     let raw: unknown;
     try {
       raw = JSON.parse(await readFile(this.file, 'utf8'));
@@ -145,61 +133,13 @@ export class SyncIndex {
     }
   }
 
-  private async loadLanding(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.landingFile, 'utf8');
-    } catch {
-      return;
-    }
-    // one entry a line, appended; a line cut by a kill while it was written is left out
-    for (const line of text.split('\n')) {
-      let e: SyncEntry;
-      try {
-        e = JSON.parse(line) as SyncEntry;
-      } catch {
-        continue;
-      }
-      if (!e || typeof e.name !== 'string' || typeof e.cid !== 'string' || typeof e.mtime !== 'number' || typeof e.size !== 'number' || e.deleted !== undefined) continue;
-      if (e.prev !== undefined && !isLineage(e.prev)) delete e.prev;
-      if (e.maker !== undefined && !isDeviceId(e.maker)) delete e.maker;
-      this.landing.set(e.name, e);
-    }
-  }
-
-  private get landingFile(): string {
-    return path.join(this.root, STATE_DIR_NAME, LANDING_FILE);
-  }
-
   /**
    * Versions sync fetched are about to take their names (a big file before its rename, a batch of
-   * small ones before its renames): what `fetched` will record, on disk before this resolves, so
-   * a kill before the index is saved leaves them known. One small write per big file or batch.
+   * small ones before its renames): what `fetched` will record, on disk before this returns, so
+   * a kill before the index is saved leaves them known (landing-record.ts).
    */
   willLand(es: SyncEntry[]): void {
-    if (es.length === 0) return;
-    for (const e of es) this.landing.set(e.name, e);
-    // appended on this thread, one write a batch (tens of microseconds): through the thread pool
-    // it queued behind the batch's own file writes and fsyncs, ~14 ms a batch, and held the batch
-    this.landingFd ??= openSync(this.landingFile, 'a');
-    writeSync(this.landingFd, es.map((e) => JSON.stringify(e) + '\n').join(''));
-  }
-
-  /** After a save let some go: the file holds what is left, or is removed when nothing is. */
-  private rewriteLanding(): void {
-    try {
-      if (this.landing.size === 0) {
-        if (this.landingFd !== null) closeSync(this.landingFd);
-        this.landingFd = null;
-        rmSync(this.landingFile, { force: true });
-        return;
-      }
-      this.landingFd ??= openSync(this.landingFile, 'a');
-      ftruncateSync(this.landingFd, 0);
-      writeSync(this.landingFd, [...this.landing.values()].map((e) => JSON.stringify(e) + '\n').join(''));
-    } catch {
-      // kept in memory; the next save tries again
-    }
+    this.landing.add(es);
   }
 
   /**
@@ -385,12 +325,8 @@ export class SyncIndex {
     this.saveTimer = null;
     // a landing record is needed no more once a save holds what its fetch recorded, or once its
     // fetch ended without landing (its name no longer busy: no rename is coming)
-    const ended = [...this.landing].filter(([name]) => !this.busy.has(name));
-    const forget = (): void => {
-      if (ended.length === 0) return;
-      for (const [name, e] of ended) if (this.landing.get(name) === e) this.landing.delete(name);
-      return this.rewriteLanding();
-    };
+    const ended = this.landing.entries().filter(([name]) => !this.busy.has(name));
+    const forget = (): void => this.landing.forget(ended);
     if (!this.dirty) {
       if (ended.length) this.saving = this.saving.then(forget).catch(() => {});
       return this.saving;

@@ -19,7 +19,7 @@ import { notSharedName } from '../share/names.js';
 import type { PeerAddress } from '../types.js';
 import { Landing, type LandingHost } from './landing.js';
 import { lineage } from './plan.js';
-import { landingEntry } from './index-store.js';
+import { landingEntry } from './landing-record.js';
 import type { Pipe } from './small.js';
 import type { Ticket } from './tickets.js';
 
