@@ -89,15 +89,20 @@ async function cidOf(t: Test, port: number, name: string): Promise<string> {
   return String(c.got.messages.find((m) => m.t === 'entry')!.cid);
 }
 
+/** A client that asked for all of a `mib` MiB file (request `id`) and reads nothing: the kernel waits on the full socket. */
+async function blockedGet(t: Test, mib: number, seed: number, id: number) {
+  const s = await served(t, mib * MiB, seed);
+  const cid = await cidOf(t, s.port, 'big.bin');
+  const c = await client(t, s.port);
+  const waits = kernelStats.waits;
+  c.send({ t: 'get', id, cid, from: 0, to: mib });
+  t.ok(await until(() => kernelStats.waits > waits, 10_000), 'the kernel waits on the full socket, mid-piece');
+  return { s, c };
+}
+
 t.test('kernel path review', { skip }, async (t) => {
   t.test('the file shrinks under a piece held on a full socket: no frame is cut into the packet, the connection ends', async (t) => {
-    const size = 64 * MiB;
-    const s = await served(t, size, 31);
-    const cid = await cidOf(t, s.port, 'big.bin');
-    const c = await client(t, s.port);
-    const waits = kernelStats.waits;
-    c.send({ t: 'get', id: 7, cid, from: 0, to: 64 });
-    t.ok(await until(() => kernelStats.waits > waits, 10_000), 'the kernel waits on the full socket, mid-piece');
+    const { s, c } = await blockedGet(t, 64, 31, 7);
     truncateSync(s.file, 0);
     c.socket.resume();
     await sleep(500);
@@ -109,13 +114,7 @@ t.test('kernel path review', { skip }, async (t) => {
   });
 
   t.test('replies held by the gate beyond the reply window: reading resumes once they are out', async (t) => {
-    const size = 32 * MiB;
-    const s = await served(t, size, 32);
-    const cid = await cidOf(t, s.port, 'big.bin');
-    const c = await client(t, s.port);
-    const waits = kernelStats.waits;
-    c.send({ t: 'get', id: 1, cid, from: 0, to: 32 });
-    t.ok(await until(() => kernelStats.waits > waits, 10_000), 'the kernel waits on the full socket');
+    const { c } = await blockedGet(t, 32, 32, 1);
     // ~300 KiB of small replies, all held by the gate: the session stops reading requests
     const stats: Header[] = [];
     for (let i = 0; i < 2_000; i++) stats.push({ t: 'stat', id: 100 + i, name: 'big.bin' });

@@ -55,19 +55,31 @@ static int64_t packets_of(int64_t length, int64_t packet_bytes) {
   return length == 0 ? 0 : (length + packet_bytes - 1) / packet_bytes;
 }
 
-/* The piece's wire stream from byte p->done on, until it is out, the socket is full or an error. */
-static void send_loop(piece_t *p, const unsigned char *heads) {
+/* Where wire byte p->done is: packet k, `in` bytes into its head + payload; and the stream's length. */
+static int64_t locate(const piece_t *p, int64_t *k, int64_t *in) {
   const int64_t slot = p->head_bytes + p->packet_bytes;
-  const int64_t total = packets_of(p->length, p->packet_bytes) * p->head_bytes + p->length;
-  while (p->done < total) {
-    const int64_t k = p->done / slot;
-    const int64_t in = p->done - k * slot;
+  *k = p->done / slot;
+  *in = p->done - *k * slot;
+  return packets_of(p->length, p->packet_bytes) * p->head_bytes + p->length;
+}
+
+/* The piece's wire stream from byte p->done on, until it is out, the socket is full or an error;
+   stopped at a full socket, p->next is the byte at p->done (read here, so that the caller's
+   one-byte write needs no other thread-pool trip). */
+static void execute(napi_env env, void *data) {
+  (void)env;
+  piece_t *p = (piece_t *)data;
+  p->next = -1;
+  int64_t k, in;
+  for (;;) {
+    const int64_t total = locate(p, &k, &in);
+    if (p->done >= total) return;
     int64_t plen = p->length - k * p->packet_bytes;
     if (plen > p->packet_bytes) plen = p->packet_bytes;
     ssize_t n;
     if (in < p->head_bytes) {
       // MSG_MORE: the head waits for its payload, one segment, even with Nagle off
-      n = send(p->sock, heads + k * p->head_bytes + in, (size_t)(p->head_bytes - in), MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+      n = send(p->sock, p->heads + k * p->head_bytes + in, (size_t)(p->head_bytes - in), MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
     } else {
       off_t at = (off_t)(p->position + k * p->packet_bytes + (in - p->head_bytes));
       n = sendfile(p->sock, p->file, &at, (size_t)(plen - (in - p->head_bytes)));
@@ -76,27 +88,16 @@ static void send_loop(piece_t *p, const unsigned char *heads) {
         return;
       }
     }
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) p->err = errno;
-      return;
+    if (n >= 0) {
+      p->done += n;
+      continue;
     }
-    p->done += n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    p->err = errno;
+    return;
   }
-}
-
-static void execute(napi_env env, void *data) {
-  (void)env;
-  piece_t *p = (piece_t *)data;
-  p->next = -1;
-  send_loop(p, p->heads);
-  const int64_t total = packets_of(p->length, p->packet_bytes) * p->head_bytes + p->length;
-  if (p->err || p->done >= total) return;
-  // the socket is full: the byte the caller writes through Node's stream to learn when it is
-  // writable again, read here so that no other thread-pool trip is needed for it
-  const int64_t slot = p->head_bytes + p->packet_bytes;
-  const int64_t k = p->done / slot;
-  const int64_t in = p->done - k * slot;
+  // the socket is full (k, in: where p->done is)
   if (in < p->head_bytes) {
     p->next = p->heads[k * p->head_bytes + in];
     return;

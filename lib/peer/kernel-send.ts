@@ -10,8 +10,10 @@
  *   goes through Node's stream, whose callback says the socket takes bytes again ─► again
  *
  * Node has no "socket writable" event without a write, so that one byte is the wait: a few
- * hundred to a few thousand per GiB on loopback (more when the receiver is the slower side). The helper works on duplicates of both descriptors, so a socket
- * or file closed meanwhile can never make it send to or from anything else.
+ * hundred to a few thousand per GiB on loopback (more when the receiver is the slower side). The
+ * helper works on duplicates of both descriptors, so a socket or file closed meanwhile can never
+ * make it send to or from anything else; the helper takes at most 4096 bytes of heads (a 1 MiB
+ * piece has 16 of 36).
  *
  * The file's change check (file-source.ts) runs before each piece and after it. A change made
  * while the kernel was sending can no longer be kept off the wire, but those bytes fail the
@@ -21,15 +23,13 @@
 import type { Socket } from 'node:net';
 import { ERROR_CODES, SwarmError, asSwarmError } from '../errors.js';
 import { PACKET_PAYLOAD_BYTES } from '../constants.js';
-import { FLAG_LAST_IN_CHUNK, PACKET_HEAD_BYTES, writePacketHeadAt } from '../protocol/packet.js';
+import { PACKET_HEAD_BYTES, writePieceHeads } from '../protocol/packet.js';
 import type { SendPiece } from '../native/sendfile.js';
 import type { LentFile } from './source.js';
 import type { WriteGate } from './write-gate.js';
 
 /** Requests of fewer bytes are served on the other path (a small file's read is one call either way). */
 export const KERNEL_MIN_BYTES = 256 << 10;
-/** Largest piece: the helper takes at most 4096 bytes of heads (64 of 36). */
-export const KERNEL_PIECE_BYTES = 1 << 20;
 
 export interface KernelPiece {
   requestId: number;
@@ -67,19 +67,10 @@ function wireBytes(length: number): number {
   return Math.ceil(length / PACKET_PAYLOAD_BYTES) * PACKET_HEAD_BYTES + length;
 }
 
-/** Write the piece's packet heads into `heads`, one after another. */
-export function writeHeads(heads: Buffer, p: KernelPiece): void {
-  for (let at = 0, k = 0; at < p.length; at += PACKET_PAYLOAD_BYTES, k++) {
-    const n = Math.min(PACKET_PAYLOAD_BYTES, p.length - at);
-    const final = at + n >= p.length;
-    writePacketHeadAt(heads, k * PACKET_HEAD_BYTES, { flags: final && p.last ? FLAG_LAST_IN_CHUNK : 0, requestId: p.requestId, chunk: p.chunk, offset: p.offset + at }, n, p.sums[k]!);
-  }
-}
-
 /** Send piece `p` from descriptor `fd`; resolves once the socket took all of it. */
 export function sendKernelPiece(link: KernelLink, heads: Buffer, file: LentFile, p: KernelPiece): Promise<void> {
   const fd = file.fd;
-  writeHeads(heads, p);
+  writePieceHeads(heads, PACKET_HEAD_BYTES, p, (k) => p.sums[k]!);
   const total = wireBytes(p.length);
   const { socket, gate } = link;
   gate.hold();

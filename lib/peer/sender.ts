@@ -10,8 +10,8 @@
  *
  * A complete file whose packet sums were taken at hashing, asked for 256 KiB or more, goes out by
  * the kernel instead where the native helper is built (kernel-send.ts: sendfile, no copy through
- * our memory; 0.49 -> 0.30 CPU s/GiB for a bare sender on loopback). Everything else takes the
- * path above.
+ * our memory; 4 seeders in bench:compare 0.86-0.96 -> 0.68-0.70 CPU s/GiB). Everything else
+ * takes the path above.
  *
  * Before each chunk the server's upload policy (scheduling/upload-slots.ts) is asked for a slot;
  * a request that has to wait is told so once (`busy`), so its requester does not take the wait for
@@ -22,13 +22,13 @@
 import type { Socket } from 'node:net';
 import { ERROR_CODES, SwarmError } from '../errors.js';
 import { PACKET_PAYLOAD_BYTES } from '../constants.js';
-import { FLAG_LAST_IN_CHUNK, PACKET_HEAD_BYTES, writePacketHeadAt } from '../protocol/packet.js';
+import { PACKET_HEAD_BYTES, writePieceHeads } from '../protocol/packet.js';
 import { SendBufferPool, type SendBuffer } from './send-buffers.js';
 import { sum16 } from '../protocol/checksum.js';
 import type { TokenBucket } from '../scheduling/token-bucket.js';
 import type { ChunkSource, SourceReader } from './source.js';
 import { kernelSend, type SendPiece } from '../native/sendfile.js';
-import { KERNEL_MIN_BYTES, KERNEL_PIECE_BYTES, sendKernelPiece, socketFd, type KernelLink } from './kernel-send.js';
+import { KERNEL_MIN_BYTES, sendKernelPiece, socketFd, type KernelLink } from './kernel-send.js';
 import { WriteGate } from './write-gate.js';
 
 const READ_BYTES = 1 << 20;
@@ -169,10 +169,7 @@ export class RangeSender {
           next = read(after);
           next.catch(() => {}); // awaited next iteration; don't let it be unhandled meanwhile
         }
-        if (this.upload) {
-          const wait = this.upload.delayFor(p.length, Date.now());
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        }
+        await this.paced(p.length);
         if (!after) {
           // the request's last piece: its `done` (get-queue.ts, written as this returns, in the
           // same turn) goes out in the same write. Nagle is off: a small file was two system
@@ -222,7 +219,7 @@ export class RangeSender {
       blocked: (at) => this.hooks.blocked(at),
       closed: () => this.hooks.closed(),
     };
-    this.heads ??= Buffer.allocUnsafe((KERNEL_PIECE_BYTES / PACKET_PAYLOAD_BYTES) * PACKET_HEAD_BYTES);
+    this.heads ??= Buffer.allocUnsafe((READ_BYTES / PACKET_PAYLOAD_BYTES) * PACKET_HEAD_BYTES); // (pieces are at most READ_BYTES)
     let open = -1;
     try {
       for (const p of planPieces(req.from, req.to, m.size, m.chunkBytes, WARMUP_BYTES, pieceCap(this.upload))) {
@@ -233,10 +230,7 @@ export class RangeSender {
         if (req.cancelled || this.hooks.closed()) return;
         const sums = req.source.packetSums?.(p.chunk);
         if (!sums) throw new SwarmError(ERROR_CODES.FILE_CHANGED, `content ${m.cid.slice(0, 16)}… changed while being served`);
-        if (this.upload) {
-          const wait = this.upload.delayFor(p.length, Date.now());
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        }
+        await this.paced(p.length);
         const before = f.checkUnchanged();
         if (before) await before;
         const first = (p.offset - p.chunk * m.chunkBytes) / PACKET_PAYLOAD_BYTES;
@@ -265,20 +259,21 @@ export class RangeSender {
     }
   }
 
+  /** Under --max-upload, wait until `bytes` may go out. */
+  private async paced(bytes: number): Promise<void> {
+    const wait = this.upload?.delayFor(bytes, Date.now()) ?? 0;
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+
   /** `sums`: the chunk's packet payload sums taken when it was hashed, or null (summed here). */
   private sendPiece(requestId: number, p: Piece, sb: SendBuffer, sums: Uint16Array | null, chunkBytes: number): boolean {
     const buf = sb.bytes;
-    let end = 0;
     const first = (p.offset - p.chunk * chunkBytes) / PACKET_PAYLOAD_BYTES;
-    for (let at = 0, k = 0; at < p.length; at += PACKET_PAYLOAD_BYTES, k++) {
-      const n = Math.min(PACKET_PAYLOAD_BYTES, p.length - at);
-      const head = k * SLOT;
-      const payload = buf.subarray(head + PACKET_HEAD_BYTES, head + PACKET_HEAD_BYTES + n);
-      const payloadSum = sums ? sums[first + k]! : sb.arena ? sb.arena.sum16(payload) : sum16(payload);
-      const final = at + n >= p.length;
-      writePacketHeadAt(buf, head, { flags: final && p.last ? FLAG_LAST_IN_CHUNK : 0, requestId, chunk: p.chunk, offset: p.offset + at }, n, payloadSum);
-      end = head + PACKET_HEAD_BYTES + n;
-    }
+    const summed = (k: number, n: number) => {
+      const payload = buf.subarray(k * SLOT + PACKET_HEAD_BYTES, k * SLOT + PACKET_HEAD_BYTES + n);
+      return sb.arena ? sb.arena.sum16(payload) : sum16(payload);
+    };
+    const end = writePieceHeads(buf, SLOT, { requestId, ...p }, sums ? (k) => sums[first + k]! : summed);
     this.bytesSent += p.length;
     // given back once the socket took the bytes (or dropped them, closed): nothing touches them after
     return this.socket.write(buf.subarray(0, end), () => this.releaseBuffer(sb));

@@ -18,6 +18,8 @@ export class WriteGate {
    * taken by the socket at once, they never make Node say 'drain' (session.ts resumes here).
    */
   released: (() => void) | null = null;
+  /** The session ended its side while a piece was under way: the socket ends after it. */
+  private ending = false;
 
   constructor(private readonly socket: Socket) {}
 
@@ -42,8 +44,6 @@ export class WriteGate {
     if (this.held) this.ending = true;
     else this.socket.end();
   }
-
-  private ending = false;
 
   hold(): void {
     this.held ??= [];

@@ -15,7 +15,7 @@
  * after it unchanged (writev), never copied to prepend a header.
  */
 import { ERROR_CODES, SwarmError } from '../errors.js';
-import { FRAME_PREFIX_BYTES, MAX_PACKET_PAYLOAD_BYTES } from '../constants.js';
+import { FRAME_PREFIX_BYTES, MAX_PACKET_PAYLOAD_BYTES, PACKET_PAYLOAD_BYTES } from '../constants.js';
 import { add16, complement16, sum16 } from './checksum.js';
 
 
@@ -87,6 +87,30 @@ export function writePacketHeadAt(
   writeHeader(buf, at2, { flags: h.flags, requestId: h.requestId, chunk: h.chunk, offset: h.offset, length }, 0);
   const headerSum = sum16(buf.subarray(at2, at2 + PACKET_HEADER_BYTES));
   buf.writeUInt16BE(complement16(add16(headerSum, payloadSum)), at2 + 24);
+}
+
+/**
+ * The heads of the packets that carry a piece (`length` payload bytes from file offset `offset`
+ * of chunk `chunk`, a packet per PACKET_PAYLOAD_BYTES), written into `buf` one every `stride`
+ * bytes: `stride` PACKET_HEAD_BYTES puts them side by side (a sender whose payloads go out
+ * otherwise), PACKET_HEAD_BYTES + PACKET_PAYLOAD_BYTES leaves each payload's room after its head.
+ * Packet k's payload of n bytes sums to `sumOf(k, n)`; the piece's last packet is flagged last in
+ * its chunk when `last`. Returns where the last packet's payload ends in a buffer laid out so.
+ */
+export function writePieceHeads(
+  buf: Buffer,
+  stride: number,
+  piece: { requestId: number; chunk: number; offset: number; length: number; last: boolean },
+  sumOf: (k: number, n: number) => number,
+): number {
+  let end = 0;
+  for (let at = 0, k = 0; at < piece.length; at += PACKET_PAYLOAD_BYTES, k++) {
+    const n = Math.min(PACKET_PAYLOAD_BYTES, piece.length - at);
+    const flags = at + n >= piece.length && piece.last ? FLAG_LAST_IN_CHUNK : 0;
+    writePacketHeadAt(buf, k * stride, { flags, requestId: piece.requestId, chunk: piece.chunk, offset: piece.offset + at }, n, sumOf(k, n));
+    end = k * stride + PACKET_HEAD_BYTES + n;
+  }
+  return end;
 }
 
 /** Whole packet (header + payload) as one buffer: for tests and tools, not the hot path. */

@@ -25,7 +25,6 @@ import { LandingRecord } from './landing-record.js';
 import { isDeviceId } from './device-id.js';
 
 const FILE = 'sync-index.json';
-/** The fetched files about to take their names (see above). */
 const FORMAT = 1;
 /** Entries per page when a peer asks for the index. */
 export const SYNC_PAGE_ENTRIES = 1000;
